@@ -1,0 +1,142 @@
+// The typed cache: Cache<T, Codec> over any Backend. A Codec turns a T into bytes and back,
+// the C++ form of the Python package's _serialize/_deserialize.
+#pragma once
+
+#include <chrono>
+#include <concepts>
+#include <cstddef>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "dynamodb_cache/backend.h"
+#include "dynamodb_cache/errors.h"
+
+namespace dynamodb_cache {
+
+// What a codec must provide. encode/decode may throw anything; the cache reports it as
+// CodecError. Codecs are used concurrently: keep them stateless or thread-safe.
+template <class C, class T>
+concept CodecFor = requires(const C& c, const T& value, std::string_view bytes) {
+  { c.encode(value) } -> std::convertible_to<std::string>;
+  { c.decode(bytes) } -> std::convertible_to<T>;
+};
+
+// std::string values stored as they are (text or binary alike).
+struct StringCodec {
+  std::string encode(const std::string& v) const { return v; }
+  std::string decode(std::string_view b) const { return std::string(b); }
+};
+
+// Raw bytes.
+struct BytesCodec {
+  std::string encode(const std::vector<std::byte>& v) const {
+    return std::string(reinterpret_cast<const char*>(v.data()), v.size());
+  }
+  std::vector<std::byte> decode(std::string_view b) const {
+    const auto* p = reinterpret_cast<const std::byte*>(b.data());
+    return std::vector<std::byte>(p, p + b.size());
+  }
+};
+
+// The codec used when none is named. Specialise it for your types, or pass a codec.
+template <class T>
+struct DefaultCodec;
+template <>
+struct DefaultCodec<std::string> : StringCodec {};
+template <>
+struct DefaultCodec<std::vector<std::byte>> : BytesCodec {};
+
+// Thread-safety: as safe as its backend and codec (all built-in ones are thread-safe).
+template <class T, class Codec = DefaultCodec<T>>
+  requires CodecFor<Codec, T>
+class Cache {
+ public:
+  explicit Cache(std::shared_ptr<Backend> backend, Codec codec = Codec())
+      : backend_(std::move(backend)), codec_(std::move(codec)) {
+    if (!backend_) throw InvalidArgumentError("Cache needs a backend");
+  }
+
+  // The value, or std::nullopt on a miss or an expired entry.
+  std::optional<T> get(std::string_view key) {
+    auto bytes = backend_->get(key);
+    if (!bytes) return std::nullopt;
+    return decode(key, *bytes);
+  }
+
+  // Stores `value`; ttl zero (the default) means it never expires.
+  template <class Rep = int64_t, class Period = std::ratio<1>>
+  void set(std::string_view key, const T& value,
+           std::chrono::duration<Rep, Period> ttl = std::chrono::seconds(0)) {
+    backend_->set(key, encode(key, value), to_ttl(ttl));
+  }
+
+  void erase(std::string_view key) { backend_->erase(key); }
+  void clear() { backend_->clear(); }
+
+  // The cached value, or load()'s result, which is then cached for `ttl`.
+  template <class Load, class Rep = int64_t, class Period = std::ratio<1>>
+  T get_or_set(std::string_view key, Load&& load,
+               std::chrono::duration<Rep, Period> ttl = std::chrono::seconds(0)) {
+    if (auto v = get(key)) return std::move(*v);
+    T value = std::forward<Load>(load)();
+    set(key, value, ttl);
+    return value;
+  }
+
+  // Result i answers keys[i].
+  std::vector<std::optional<T>> get_many(const std::vector<std::string>& keys) {
+    auto hits = backend_->get_many(keys);
+    std::vector<std::optional<T>> out;
+    out.reserve(hits.size());
+    for (size_t i = 0; i < hits.size(); ++i)
+      out.push_back(hits[i] ? std::optional<T>(decode(keys[i], hits[i]->value)) : std::nullopt);
+    return out;
+  }
+
+  template <class Rep = int64_t, class Period = std::ratio<1>>
+  void set_many(const std::vector<std::pair<std::string, T>>& entries,
+                std::chrono::duration<Rep, Period> ttl = std::chrono::seconds(0)) {
+    std::vector<std::pair<std::string, std::string>> bytes;
+    bytes.reserve(entries.size());
+    for (const auto& [k, v] : entries) bytes.emplace_back(k, encode(k, v));
+    backend_->set_many(bytes, to_ttl(ttl));
+  }
+
+  Backend& backend() { return *backend_; }
+
+ private:
+  template <class Rep, class Period>
+  static Ttl to_ttl(std::chrono::duration<Rep, Period> ttl) {
+    if (ttl.count() < 0) throw InvalidArgumentError("ttl must not be negative");
+    return std::chrono::ceil<Ttl>(ttl);
+  }
+
+  std::string encode(std::string_view key, const T& value) const {
+    try {
+      return codec_.encode(value);
+    } catch (const Error&) {
+      throw;
+    } catch (const std::exception& e) {
+      throw CodecError("cannot encode the value for key '" + std::string(key) + "': " + e.what());
+    }
+  }
+
+  T decode(std::string_view key, std::string_view bytes) const {
+    try {
+      return codec_.decode(bytes);
+    } catch (const Error&) {
+      throw;
+    } catch (const std::exception& e) {
+      throw CodecError("cannot decode the value of key '" + std::string(key) + "': " + e.what());
+    }
+  }
+
+  std::shared_ptr<Backend> backend_;
+  Codec codec_;
+};
+
+}  // namespace dynamodb_cache

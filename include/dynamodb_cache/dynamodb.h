@@ -1,0 +1,348 @@
+// A small, hand-written DynamoDB client: one typed call per operation a cache needs, a retry
+// loop around each (exponential backoff with full jitter, a retry quota), SigV4 on every
+// attempt, CRC32 checks of every response.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "dynamodb_cache/aws.h"
+#include "dynamodb_cache/http.h"
+
+namespace dynamodb_cache::dynamodb {
+
+// ---- AttributeValue ----
+
+enum class AttrType { kNull, kS, kN, kB, kBool, kM, kL, kSS, kNS, kBS };
+
+// One DynamoDB attribute value. Binary data (B, BS) is held as raw bytes; base64 exists only
+// on the wire. Numbers (N, NS) are kept as their decimal text, exactly as DynamoDB sends them.
+struct AttributeValue {
+  using Map = std::map<std::string, AttributeValue>;
+  using List = std::vector<AttributeValue>;
+
+  AttrType type = AttrType::kNull;
+  std::string scalar;             // S text, N decimal text, B raw bytes
+  bool boolean = false;           // BOOL
+  std::vector<std::string> set;   // SS, NS (decimal text), BS (raw bytes)
+  List list;                      // L
+  Map map;                        // M
+
+  static AttributeValue S(std::string v) { return scalar_of(AttrType::kS, std::move(v)); }
+  static AttributeValue N(std::string decimal) { return scalar_of(AttrType::kN, std::move(decimal)); }
+  static AttributeValue N(int64_t v) { return scalar_of(AttrType::kN, std::to_string(v)); }
+  static AttributeValue B(std::string bytes) { return scalar_of(AttrType::kB, std::move(bytes)); }
+  static AttributeValue Bool(bool v) {
+    AttributeValue a;
+    a.type = AttrType::kBool;
+    a.boolean = v;
+    return a;
+  }
+  static AttributeValue Null() { return AttributeValue{}; }
+  static AttributeValue M(Map m) {
+    AttributeValue a;
+    a.type = AttrType::kM;
+    a.map = std::move(m);
+    return a;
+  }
+  static AttributeValue L(List l) {
+    AttributeValue a;
+    a.type = AttrType::kL;
+    a.list = std::move(l);
+    return a;
+  }
+  static AttributeValue SS(std::vector<std::string> s) { return set_of(AttrType::kSS, std::move(s)); }
+  static AttributeValue NS(std::vector<std::string> s) { return set_of(AttrType::kNS, std::move(s)); }
+  static AttributeValue BS(std::vector<std::string> s) { return set_of(AttrType::kBS, std::move(s)); }
+
+  bool operator==(const AttributeValue&) const = default;
+
+ private:
+  static AttributeValue scalar_of(AttrType t, std::string v) {
+    AttributeValue a;
+    a.type = t;
+    a.scalar = std::move(v);
+    return a;
+  }
+  static AttributeValue set_of(AttrType t, std::vector<std::string> s) {
+    AttributeValue a;
+    a.type = t;
+    a.set = std::move(s);
+    return a;
+  }
+};
+
+using Item = std::map<std::string, AttributeValue>;
+using Names = std::map<std::string, std::string>;   // "#k" -> "key"
+using Values = std::map<std::string, AttributeValue>;  // ":v" -> value
+
+// ---- requests and results ----
+
+enum class ReturnConsumedCapacity { kNone, kTotal, kIndexes };
+enum class ReturnValues { kNone, kAllOld, kUpdatedOld, kAllNew, kUpdatedNew };
+
+struct ConsumedCapacity {
+  std::string table_name;
+  double capacity_units = 0;
+  double read_capacity_units = 0;
+  double write_capacity_units = 0;
+};
+
+struct GetItemRequest {
+  std::string table_name;
+  Item key;
+  bool consistent_read = false;
+  std::string projection_expression;
+  Names names;
+  ReturnConsumedCapacity return_consumed_capacity = ReturnConsumedCapacity::kNone;
+};
+struct GetItemResult {
+  std::optional<Item> item;  // nullopt: no such item
+  std::optional<ConsumedCapacity> consumed;
+};
+
+struct PutItemRequest {
+  std::string table_name;
+  Item item;
+  std::string condition_expression;
+  Names names;
+  Values values;
+  ReturnValues return_values = ReturnValues::kNone;  // kNone or kAllOld
+  ReturnConsumedCapacity return_consumed_capacity = ReturnConsumedCapacity::kNone;
+};
+struct WriteResult {
+  std::optional<Item> attributes;  // old or new image, as asked by return_values
+  std::optional<ConsumedCapacity> consumed;
+};
+
+struct DeleteItemRequest {
+  std::string table_name;
+  Item key;
+  std::string condition_expression;
+  Names names;
+  Values values;
+  ReturnValues return_values = ReturnValues::kNone;  // kNone or kAllOld
+  ReturnConsumedCapacity return_consumed_capacity = ReturnConsumedCapacity::kNone;
+};
+
+struct UpdateItemRequest {
+  std::string table_name;
+  Item key;
+  std::string update_expression;
+  std::string condition_expression;
+  Names names;
+  Values values;
+  ReturnValues return_values = ReturnValues::kNone;
+  ReturnConsumedCapacity return_consumed_capacity = ReturnConsumedCapacity::kNone;
+};
+
+struct KeysAndAttributes {
+  std::vector<Item> keys;
+  bool consistent_read = false;
+  std::string projection_expression;
+  Names names;
+};
+struct BatchGetItemRequest {
+  std::map<std::string, KeysAndAttributes> request_items;  // table -> keys (<= 100 in all)
+  ReturnConsumedCapacity return_consumed_capacity = ReturnConsumedCapacity::kNone;
+};
+struct BatchGetItemResult {
+  std::map<std::string, std::vector<Item>> responses;
+  std::map<std::string, KeysAndAttributes> unprocessed_keys;
+  std::vector<ConsumedCapacity> consumed;
+};
+
+struct WriteRequest {
+  std::optional<Item> put_item;    // exactly one of put_item / delete_key
+  std::optional<Item> delete_key;
+};
+struct BatchWriteItemRequest {
+  std::map<std::string, std::vector<WriteRequest>> request_items;  // <= 25 in all
+  ReturnConsumedCapacity return_consumed_capacity = ReturnConsumedCapacity::kNone;
+};
+struct BatchWriteItemResult {
+  std::map<std::string, std::vector<WriteRequest>> unprocessed_items;
+  std::vector<ConsumedCapacity> consumed;
+};
+
+struct QueryRequest {
+  std::string table_name;
+  std::string index_name;
+  std::string key_condition_expression;
+  std::string filter_expression;
+  std::string projection_expression;
+  Names names;
+  Values values;
+  std::optional<int> limit;
+  std::optional<Item> exclusive_start_key;
+  bool consistent_read = false;
+  bool scan_index_forward = true;
+  ReturnConsumedCapacity return_consumed_capacity = ReturnConsumedCapacity::kNone;
+};
+struct ScanRequest {
+  std::string table_name;
+  std::string index_name;
+  std::string filter_expression;
+  std::string projection_expression;
+  Names names;
+  Values values;
+  std::optional<int> limit;
+  std::optional<Item> exclusive_start_key;
+  bool consistent_read = false;
+  std::optional<int> segment;         // parallel scan: this worker's segment
+  std::optional<int> total_segments;  // and the number of segments
+  ReturnConsumedCapacity return_consumed_capacity = ReturnConsumedCapacity::kNone;
+};
+struct PageResult {  // Query and Scan
+  std::vector<Item> items;
+  int64_t count = 0;
+  int64_t scanned_count = 0;
+  std::optional<Item> last_evaluated_key;  // nullopt: last page
+  std::optional<ConsumedCapacity> consumed;
+};
+
+enum class BillingMode { kPayPerRequest, kProvisioned };
+enum class KeyType { kHash, kRange };
+struct AttributeDefinition {
+  std::string name;
+  std::string type;  // "S", "N" or "B"
+};
+struct KeySchemaElement {
+  std::string name;
+  KeyType key_type = KeyType::kHash;
+};
+struct CreateTableRequest {
+  std::string table_name;
+  std::vector<AttributeDefinition> attribute_definitions;
+  std::vector<KeySchemaElement> key_schema;
+  BillingMode billing_mode = BillingMode::kPayPerRequest;
+  int64_t read_capacity_units = 0;   // provisioned only
+  int64_t write_capacity_units = 0;  // provisioned only
+};
+struct TableDescription {
+  std::string table_name;
+  std::string table_status;  // CREATING, ACTIVE, DELETING, UPDATING
+  std::vector<AttributeDefinition> attribute_definitions;
+  std::vector<KeySchemaElement> key_schema;
+  BillingMode billing_mode = BillingMode::kProvisioned;
+  int64_t read_capacity_units = 0;
+  int64_t write_capacity_units = 0;
+  int64_t item_count = 0;
+  int64_t table_size_bytes = 0;
+};
+
+struct TimeToLiveDescription {
+  std::string status;          // ENABLED, DISABLED, ENABLING, DISABLING
+  std::string attribute_name;  // empty when disabled
+};
+
+// ---- retries ----
+
+// Time and sleep, injectable so backoff is tested without sleeping. Thread-safe.
+class Sleeper {
+ public:
+  virtual ~Sleeper() = default;
+  virtual void sleep(std::chrono::microseconds d) = 0;
+};
+std::shared_ptr<Sleeper> real_sleeper();
+
+struct RetryOptions {
+  // Attempts per call, the first included. Default 10: with 30% of requests failing
+  // transiently, the chance that one call fails all 10 is 0.3^10 = 6e-6.
+  int max_attempts = 10;
+  // Backoff before retry n (n = 1, 2, ...): uniform in [0, min(max_delay, base * 2^(n-1))]
+  // (full jitter). Throttling uses its own, larger base, since retrying a throttled
+  // partition quickly only adds load. Defaults 25 ms and 100 ms; max_delay 20 s.
+  std::chrono::milliseconds base_delay{25};
+  std::chrono::milliseconds throttling_base_delay{100};
+  std::chrono::milliseconds max_delay{20000};
+  // Retry quota (token bucket, as the AWS SDKs' "standard" mode): each retry takes
+  // retry_cost tokens (timeout_retry_cost after a timeout); a call that succeeds on its first
+  // attempt returns 1 token, one that succeeds after retries returns what it took. When the
+  // bucket is empty, calls fail at once instead of retrying: a failing service is not
+  // stormed. Default 500 tokens, costs 5 and 10.
+  int quota_capacity = 500;
+  int retry_cost = 5;
+  int timeout_retry_cost = 10;
+  // Randomness for the jitter; default seeded from std::random_device.
+  std::optional<uint64_t> jitter_seed;
+  std::shared_ptr<Sleeper> sleeper;  // default real_sleeper()
+};
+
+// Counters since the client was made. Thread-safe (relaxed atomics).
+struct ClientStats {
+  std::atomic<uint64_t> calls{0};
+  std::atomic<uint64_t> attempts{0};
+  std::atomic<uint64_t> retries{0};
+  std::atomic<uint64_t> quota_exhausted{0};
+  std::atomic<uint64_t> failures{0};  // calls that threw
+};
+
+struct ClientOptions {
+  std::string region;    // empty: resolved from the environment (aws::resolve_region)
+  std::string endpoint;  // empty: resolved (aws::resolve_dynamodb_endpoint)
+  aws::ProfileOptions profile;
+  std::shared_ptr<aws::CredentialsProvider> credentials;  // default: aws::make_default_chain
+  std::shared_ptr<http::Transport> transport;             // default: curl, CurlOptions{}
+  RetryOptions retry;
+  // Clock for X-Amz-Date; default system_clock.
+  std::function<aws::SystemClock::time_point()> now;
+};
+
+// Thread-safety: a Client is safe to use from any number of threads at once; share one.
+class Client {
+ public:
+  // Resolves region, endpoint and credentials now; throws ConfigError if none can be found.
+  explicit Client(ClientOptions options = {});
+  ~Client();
+  Client(const Client&) = delete;
+  Client& operator=(const Client&) = delete;
+
+  GetItemResult get_item(const GetItemRequest& r);
+  WriteResult put_item(const PutItemRequest& r);
+  WriteResult delete_item(const DeleteItemRequest& r);
+  WriteResult update_item(const UpdateItemRequest& r);
+  // One BatchGetItem call; leftovers are returned in unprocessed_keys.
+  BatchGetItemResult batch_get_item(const BatchGetItemRequest& r);
+  // One BatchWriteItem call; leftovers are returned in unprocessed_items.
+  BatchWriteItemResult batch_write_item(const BatchWriteItemRequest& r);
+  // BatchGetItem of any number of keys of one table: splits into calls of <= 100 keys and
+  // retries UnprocessedKeys with backoff until all are read. Throws if it cannot finish
+  // within the retry budget (nothing is dropped silently). Items come in no set order.
+  std::vector<Item> batch_get_all(const std::string& table, std::vector<Item> keys,
+                                  bool consistent_read = false,
+                                  std::vector<ConsumedCapacity>* consumed = nullptr);
+  // BatchWriteItem of any number of writes to one table: calls of <= 25, UnprocessedItems
+  // retried with backoff until done; throws otherwise.
+  void batch_write_all(const std::string& table, std::vector<WriteRequest> writes,
+                       std::vector<ConsumedCapacity>* consumed = nullptr);
+  PageResult query(const QueryRequest& r);
+  PageResult scan(const ScanRequest& r);
+  // Scans every page, calling on_page for each; on_page returns false to stop early.
+  void scan_all(ScanRequest r, const std::function<bool(PageResult&)>& on_page);
+
+  TableDescription create_table(const CreateTableRequest& r);
+  TableDescription describe_table(const std::string& table);
+  TableDescription delete_table(const std::string& table);
+  TimeToLiveDescription update_time_to_live(const std::string& table, const std::string& attribute,
+                                            bool enabled);
+  TimeToLiveDescription describe_time_to_live(const std::string& table);
+
+  const std::string& region() const;
+  const std::string& endpoint() const;
+  const ClientStats& stats() const;
+
+  struct Impl;
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace dynamodb_cache::dynamodb

@@ -1,0 +1,109 @@
+// Error types of dynamodb_cache.
+//
+// Every failure is thrown as a subclass of dynamodb_cache::Error. A cache miss is never an
+// error: it is std::nullopt. Each error says whether retrying the same call could help
+// (retryable()); the DynamoDB client has already retried those it could before throwing.
+// Messages never contain secret keys or session tokens.
+//
+// Thread-safety: error objects are immutable values.
+#pragma once
+
+#include <stdexcept>
+#include <string>
+
+namespace dynamodb_cache {
+
+enum class ErrorKind {
+  kInvalidArgument,  // caller's input: empty/oversized key, oversized value, bad option
+  kCodec,            // a codec failed to encode or decode a value
+  kConfig,           // configuration: no region, bad endpoint, unknown profile
+  kCredentials,      // no credentials could be found, or a provider failed
+  kTransport,        // connection refused/reset, DNS, truncated body (transient)
+  kTimeout,          // connect or request timeout (transient)
+  kThrottling,       // DynamoDB throttled the request (transient)
+  kServiceTransient, // DynamoDB 5xx, InternalServerError, ServiceUnavailable (transient)
+  kService,          // any other DynamoDB error: final
+  kConditionFailed,  // ConditionalCheckFailedException: an answer, not a fault
+  kResourceNotFound, // the table (or index) does not exist
+  kProtocol,         // malformed response; a CRC32 mismatch is kProtocol but retryable
+};
+
+// Returns a stable lower-case name for kind ("throttling", "transport", ...).
+const char* to_string(ErrorKind kind) noexcept;
+
+class Error : public std::runtime_error {
+ public:
+  Error(ErrorKind kind, const std::string& message, bool retryable);
+  ErrorKind kind() const noexcept { return kind_; }
+  // True when the same call may succeed if tried again later.
+  bool retryable() const noexcept { return retryable_; }
+
+ private:
+  ErrorKind kind_;
+  bool retryable_;
+};
+
+class InvalidArgumentError : public Error {
+ public:
+  explicit InvalidArgumentError(const std::string& message)
+      : Error(ErrorKind::kInvalidArgument, message, false) {}
+};
+
+class CodecError : public Error {
+ public:
+  explicit CodecError(const std::string& message) : Error(ErrorKind::kCodec, message, false) {}
+};
+
+class ConfigError : public Error {
+ public:
+  explicit ConfigError(const std::string& message) : Error(ErrorKind::kConfig, message, false) {}
+};
+
+class CredentialsError : public Error {
+ public:
+  explicit CredentialsError(const std::string& message, bool retryable = false)
+      : Error(ErrorKind::kCredentials, message, retryable) {}
+};
+
+// A failure below HTTP: the request may or may not have reached the service.
+class TransportError : public Error {
+ public:
+  explicit TransportError(const std::string& message)
+      : Error(ErrorKind::kTransport, message, true) {}
+
+ protected:
+  TransportError(ErrorKind kind, const std::string& message) : Error(kind, message, true) {}
+};
+
+class TimeoutError : public TransportError {
+ public:
+  explicit TimeoutError(const std::string& message)
+      : TransportError(ErrorKind::kTimeout, message) {}
+};
+
+// The response could not be understood (bad JSON, missing fields, CRC32 mismatch).
+class ProtocolError : public Error {
+ public:
+  ProtocolError(const std::string& message, bool retryable)
+      : Error(ErrorKind::kProtocol, message, retryable) {}
+};
+
+// An error answer from DynamoDB (or an endpoint speaking its protocol).
+class ServiceError : public Error {
+ public:
+  // name: the part of "__type" after '#', e.g. "ValidationException".
+  ServiceError(ErrorKind kind, int http_status, std::string name, std::string service_message,
+               std::string request_id);
+  int http_status() const noexcept { return http_status_; }
+  const std::string& name() const noexcept { return name_; }
+  const std::string& service_message() const noexcept { return service_message_; }
+  const std::string& request_id() const noexcept { return request_id_; }
+
+ private:
+  int http_status_;
+  std::string name_;
+  std::string service_message_;
+  std::string request_id_;
+};
+
+}  // namespace dynamodb_cache

@@ -1,0 +1,239 @@
+// SigV4 (AWS4-HMAC-SHA256) request signing, header variant.
+#include <algorithm>
+#include <array>
+#include <cstring>
+
+#include "dynamodb_cache/aws.h"
+#include "dynamodb_cache/errors.h"
+#include "util/crypto.h"
+#include "util/time.h"
+
+namespace dynamodb_cache::aws {
+
+namespace {
+
+bool unreserved(unsigned char c) {
+  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+         c == '_' || c == '.' || c == '~';
+}
+
+void uri_encode(std::string& out, std::string_view s, bool keep_slash) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  for (unsigned char c : s) {
+    if (unreserved(c) || (keep_slash && c == '/')) {
+      out.push_back(static_cast<char>(c));
+    } else {
+      out.push_back('%');
+      out.push_back(kHex[c >> 4]);
+      out.push_back(kHex[c & 15]);
+    }
+  }
+}
+
+std::string percent_decode(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  auto val = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+  };
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '%' && i + 2 < s.size() && val(s[i + 1]) >= 0 && val(s[i + 2]) >= 0) {
+      out.push_back(static_cast<char>(val(s[i + 1]) * 16 + val(s[i + 2])));
+      i += 2;
+    } else {
+      out.push_back(s[i]);
+    }
+  }
+  return out;
+}
+
+// RFC 3986 dot-segment removal plus collapsing of empty segments.
+std::string normalize(std::string_view path) {
+  std::vector<std::string_view> segs;
+  size_t i = 0;
+  while (i <= path.size()) {
+    size_t j = path.find('/', i);
+    if (j == std::string_view::npos) j = path.size();
+    auto seg = path.substr(i, j - i);
+    if (seg == "..") {
+      if (!segs.empty()) segs.pop_back();
+    } else if (!seg.empty() && seg != ".") {
+      segs.push_back(seg);
+    }
+    i = j + 1;
+  }
+  std::string out = "/";
+  for (size_t k = 0; k < segs.size(); ++k) {
+    if (k) out.push_back('/');
+    out.append(segs[k]);
+  }
+  bool trailing = path.size() > 1 && path.back() == '/';
+  if (trailing && out.size() > 1) out.push_back('/');
+  return out;
+}
+
+std::string canonical_query(std::string_view query) {
+  if (query.empty()) return {};
+  std::vector<std::pair<std::string, std::string>> params;
+  size_t i = 0;
+  while (i <= query.size()) {
+    size_t j = query.find('&', i);
+    if (j == std::string_view::npos) j = query.size();
+    auto kv = query.substr(i, j - i);
+    if (!kv.empty()) {
+      auto eq = kv.find('=');
+      std::string k, v;
+      uri_encode(k, percent_decode(kv.substr(0, eq)), false);
+      if (eq != std::string_view::npos) uri_encode(v, percent_decode(kv.substr(eq + 1)), false);
+      params.emplace_back(std::move(k), std::move(v));
+    }
+    i = j + 1;
+  }
+  std::sort(params.begin(), params.end());
+  std::string out;
+  for (size_t k = 0; k < params.size(); ++k) {
+    if (k) out.push_back('&');
+    out.append(params[k].first).push_back('=');
+    out.append(params[k].second);
+  }
+  return out;
+}
+
+// Trims, and turns every run of whitespace (folded lines included) into one space.
+std::string canonical_value(std::string_view v) {
+  std::string out;
+  out.reserve(v.size());
+  bool space = false;
+  for (char c : v) {
+    if (c == ' ' || c == '\t' || c == '\n' || c == '\r') {
+      space = !out.empty();
+    } else {
+      if (space) out.push_back(' ');
+      space = false;
+      out.push_back(c);
+    }
+  }
+  return out;
+}
+
+// Headers a proxy or the transport may change in flight are never signed.
+bool skipped_header(std::string_view lower) {
+  return lower == "authorization" || lower == "user-agent" || lower == "expect" ||
+         lower == "x-amzn-trace-id" || lower == "connection";
+}
+
+struct KeyCacheEntry {
+  std::string secret, date, region, service;
+  util::Sha256 key{};
+};
+
+// Derived keys change once a day per scope: memoise a few per thread, no locks.
+const util::Sha256& signing_key(std::string_view secret, std::string_view date,
+                                std::string_view region, std::string_view service) {
+  thread_local std::array<KeyCacheEntry, 4> cache;
+  thread_local size_t next = 0;
+  for (auto& e : cache)
+    if (e.date == date && e.region == region && e.service == service && e.secret == secret)
+      return e.key;
+  auto& e = cache[next];
+  next = (next + 1) % cache.size();
+  std::string k = "AWS4";
+  k.append(secret);
+  auto kdate = util::hmac_sha256(k, date);
+  auto kregion = util::hmac_sha256(util::view(kdate), region);
+  auto kservice = util::hmac_sha256(util::view(kregion), service);
+  e.key = util::hmac_sha256(util::view(kservice), "aws4_request");
+  e.secret.assign(secret);
+  e.date.assign(date);
+  e.region.assign(region);
+  e.service.assign(service);
+  std::fill(k.begin(), k.end(), '\0');
+  return e.key;
+}
+
+}  // namespace
+
+SigningResult sign_v4(const SigningParams& p) {
+  if (p.credentials == nullptr || p.credentials->access_key_id.empty() ||
+      p.credentials->secret_access_key.empty())
+    throw CredentialsError("cannot sign: credentials are empty");
+  SigningResult r;
+  const std::string amz = util::amz_date(p.time);
+  const std::string_view date = std::string_view(amz).substr(0, 8);
+
+  std::string payload_hash = util::hex(util::sha256(p.body));
+  r.added_headers.push_back({"X-Amz-Date", amz});
+  const bool token = !p.credentials->session_token.empty();
+  if (token && !p.omit_session_token)
+    r.added_headers.push_back({"X-Amz-Security-Token", p.credentials->session_token});
+  if (p.sign_body) r.added_headers.push_back({"x-amz-content-sha256", payload_hash});
+
+  // Lower-cased names with canonical values; repeated names joined with ','.
+  std::vector<std::pair<std::string, std::string>> hs;
+  auto add = [&](std::string_view name, std::string_view value) {
+    std::string lower(name);
+    for (auto& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    if (skipped_header(lower)) return;
+    hs.emplace_back(std::move(lower), canonical_value(value));
+  };
+  if (p.headers)
+    for (const auto& h : *p.headers) add(h.name, h.value);
+  for (const auto& h : r.added_headers) add(h.name, h.value);
+  std::stable_sort(hs.begin(), hs.end(),
+                   [](const auto& a, const auto& b) { return a.first < b.first; });
+
+  std::string& c = r.canonical_request;
+  c.reserve(256 + p.path.size() + p.query.size());
+  c.append(p.method).push_back('\n');
+  if (p.normalize_path)
+    uri_encode(c, normalize(p.path.empty() ? "/" : p.path), true);
+  else
+    uri_encode(c, p.path.empty() ? "/" : p.path, true);
+  c.push_back('\n');
+  c.append(canonical_query(p.query)).push_back('\n');
+  std::string signed_headers;
+  for (size_t i = 0; i < hs.size(); ++i) {
+    if (i > 0 && hs[i].first == hs[i - 1].first) {
+      c.pop_back();  // '\n'
+      c.push_back(',');
+      c.append(hs[i].second).push_back('\n');
+      continue;
+    }
+    c.append(hs[i].first).push_back(':');
+    c.append(hs[i].second).push_back('\n');
+    if (!signed_headers.empty()) signed_headers.push_back(';');
+    signed_headers.append(hs[i].first);
+  }
+  c.push_back('\n');
+  c.append(signed_headers).push_back('\n');
+  c.append(payload_hash);
+
+  std::string scope;
+  scope.reserve(64);
+  scope.append(date).append("/").append(p.region).append("/").append(p.service).append(
+      "/aws4_request");
+  r.string_to_sign.reserve(128);
+  r.string_to_sign.append("AWS4-HMAC-SHA256\n").append(amz).append("\n").append(scope).append(
+      "\n");
+  r.string_to_sign.append(util::hex(util::sha256(c)));
+
+  const auto& key = signing_key(p.credentials->secret_access_key, date, p.region, p.service);
+  r.signature = util::hex(util::hmac_sha256(util::view(key), r.string_to_sign));
+  r.authorization.reserve(200);
+  r.authorization.append("AWS4-HMAC-SHA256 Credential=")
+      .append(p.credentials->access_key_id)
+      .append("/")
+      .append(scope)
+      .append(", SignedHeaders=")
+      .append(signed_headers)
+      .append(", Signature=")
+      .append(r.signature);
+  if (token && p.omit_session_token)
+    r.added_headers.push_back({"X-Amz-Security-Token", p.credentials->session_token});
+  return r;
+}
+
+}  // namespace dynamodb_cache::aws

@@ -1,0 +1,71 @@
+#include "dynamodb_cache/backend.h"
+#include "dynamodb_cache/errors.h"
+
+namespace dynamodb_cache {
+
+namespace {
+// Back-fill TTL: the remaining lifetime, never "zero" (which would mean forever).
+Ttl refill_ttl(const Hit& h) {
+  if (!h.ttl_left) return Ttl::zero();
+  return std::max(*h.ttl_left, Ttl(1));
+}
+}  // namespace
+
+LayeredBackend::LayeredBackend(std::vector<std::shared_ptr<Backend>> layers) : layers_(std::move(layers)) {
+  if (layers_.empty()) throw InvalidArgumentError("LayeredBackend needs at least one layer");
+  for (const auto& l : layers_)
+    if (!l) throw InvalidArgumentError("LayeredBackend: a layer is null");
+}
+
+std::optional<Hit> LayeredBackend::get_entry(std::string_view key) {
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    auto h = layers_[i]->get_entry(key);
+    if (!h) continue;
+    if (h->ttl_left && h->ttl_left->count() <= 0) return std::nullopt;  // expired in transit
+    for (size_t j = 0; j < i; ++j) layers_[j]->set(key, h->value, refill_ttl(*h));
+    return h;
+  }
+  return std::nullopt;
+}
+
+void LayeredBackend::set(std::string_view key, std::string_view value, Ttl ttl) {
+  for (auto it = layers_.rbegin(); it != layers_.rend(); ++it) (*it)->set(key, value, ttl);
+}
+
+void LayeredBackend::erase(std::string_view key) {
+  for (auto it = layers_.rbegin(); it != layers_.rend(); ++it) (*it)->erase(key);
+}
+
+void LayeredBackend::clear(const std::function<void(uint64_t)>& progress) {
+  for (auto it = layers_.rbegin(); it != layers_.rend(); ++it) (*it)->clear(progress);
+}
+
+std::vector<std::optional<Hit>> LayeredBackend::get_many(const std::vector<std::string>& keys) {
+  std::vector<std::optional<Hit>> out(keys.size());
+  std::vector<size_t> missing(keys.size());
+  for (size_t i = 0; i < keys.size(); ++i) missing[i] = i;
+  for (size_t layer = 0; layer < layers_.size() && !missing.empty(); ++layer) {
+    std::vector<std::string> ask;
+    ask.reserve(missing.size());
+    for (size_t i : missing) ask.push_back(keys[i]);
+    auto got = layers_[layer]->get_many(ask);
+    std::vector<size_t> still;
+    for (size_t k = 0; k < missing.size(); ++k) {
+      auto& h = got[k];
+      if (!h || (h->ttl_left && h->ttl_left->count() <= 0)) {
+        still.push_back(missing[k]);
+        continue;
+      }
+      for (size_t j = 0; j < layer; ++j) layers_[j]->set(keys[missing[k]], h->value, refill_ttl(*h));
+      out[missing[k]] = std::move(h);
+    }
+    missing = std::move(still);
+  }
+  return out;
+}
+
+void LayeredBackend::set_many(const std::vector<std::pair<std::string, std::string>>& entries, Ttl ttl) {
+  for (auto it = layers_.rbegin(); it != layers_.rend(); ++it) (*it)->set_many(entries, ttl);
+}
+
+}  // namespace dynamodb_cache

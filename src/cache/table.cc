@@ -1,0 +1,116 @@
+#include "dynamodb_cache/table.h"
+
+#include <iostream>
+#include <thread>
+
+#include "dynamodb_cache/backend.h"
+#include "dynamodb_cache/errors.h"
+
+namespace dynamodb_cache {
+
+namespace ddb = dynamodb;
+
+Table::Table(std::shared_ptr<ddb::Client> client, TableOptions options)
+    : client_(std::move(client)), options_(std::move(options)) {
+  if (!client_) throw InvalidArgumentError("Table needs a client");
+  if (options_.name.size() < 3 || options_.name.size() > 255)
+    throw InvalidArgumentError("table name must be 3 to 255 characters: '" + options_.name + "'");
+  if (!options_.warn)
+    options_.warn = [](const std::string& m) { std::cerr << "warning: " << m << "\n"; };
+}
+
+ddb::TableDescription Table::describe() { return client_->describe_table(options_.name); }
+
+bool Table::exists() {
+  try {
+    describe();
+    return true;
+  } catch (const ServiceError& e) {
+    if (e.kind() == ErrorKind::kResourceNotFound) return false;
+    throw;
+  }
+}
+
+void Table::check_schema(const ddb::TableDescription& d) const {
+  bool ok = d.key_schema.size() == 1 && d.key_schema[0].name == attr::kKey &&
+            d.key_schema[0].key_type == ddb::KeyType::kHash;
+  for (const auto& a : d.attribute_definitions)
+    if (a.name == attr::kKey && a.type != "S") ok = false;
+  if (ok) return;
+  std::string got;
+  for (const auto& k : d.key_schema)
+    got += (got.empty() ? "" : ", ") + k.name + (k.key_type == ddb::KeyType::kHash ? " (HASH)" : " (RANGE)");
+  throw ConfigError("table '" + options_.name + "' exists with key schema [" + got +
+                    "], not the cache layout's single hash key `key` (S)");
+}
+
+void Table::create(bool wait) {
+  ddb::CreateTableRequest r;
+  r.table_name = options_.name;
+  r.attribute_definitions = {{attr::kKey, "S"}};
+  r.key_schema = {{attr::kKey, ddb::KeyType::kHash}};
+  r.billing_mode = options_.billing_mode;
+  r.read_capacity_units = options_.read_capacity_units;
+  r.write_capacity_units = options_.write_capacity_units;
+  try {
+    client_->create_table(r);
+  } catch (const ServiceError& e) {
+    if (e.name() != "ResourceInUseException") throw;
+    check_schema(describe());  // already there (or being made): fine if it is ours
+  }
+  if (!wait) return;
+  wait_active();
+  if (options_.enable_ttl) enable_ttl();
+}
+
+void Table::wait_active() {
+  auto deadline = std::chrono::steady_clock::now() + options_.wait_timeout;
+  for (;;) {
+    auto d = describe();
+    if (d.table_status == "ACTIVE") {
+      check_schema(d);
+      return;
+    }
+    if (std::chrono::steady_clock::now() >= deadline)
+      throw TimeoutError("table '" + options_.name + "' is still " + d.table_status + " after " +
+                         std::to_string(options_.wait_timeout.count()) + " ms");
+    std::this_thread::sleep_for(options_.poll_interval);
+  }
+}
+
+void Table::enable_ttl() {
+  try {
+    auto ttl = client_->describe_time_to_live(options_.name);
+    if ((ttl.status == "ENABLED" || ttl.status == "ENABLING")) {
+      if (ttl.attribute_name != attr::kExpireAt)
+        options_.warn("table '" + options_.name + "' already uses native TTL on `" + ttl.attribute_name +
+                      "`; expired cache items are filtered on read but not deleted by DynamoDB");
+      return;
+    }
+    client_->update_time_to_live(options_.name, attr::kExpireAt, true);
+  } catch (const ServiceError& e) {
+    if (e.retryable()) throw;
+    // dynalite and some other local servers do not implement the TTL operations.
+    options_.warn("could not enable native TTL on table '" + options_.name + "' (" + e.name() +
+                  "); expired items are still filtered on read, but DynamoDB will not delete them");
+  }
+}
+
+void Table::drop(bool wait) {
+  try {
+    client_->delete_table(options_.name);
+  } catch (const ServiceError& e) {
+    if (e.kind() == ErrorKind::kResourceNotFound) return;
+    throw;
+  }
+  if (!wait) return;
+  auto deadline = std::chrono::steady_clock::now() + options_.wait_timeout;
+  while (exists()) {
+    if (std::chrono::steady_clock::now() >= deadline)
+      throw TimeoutError("table '" + options_.name + "' is still being deleted after " +
+                         std::to_string(options_.wait_timeout.count()) + " ms");
+    std::this_thread::sleep_for(options_.poll_interval);
+  }
+}
+
+}  // namespace dynamodb_cache

@@ -1,0 +1,283 @@
+#include "dynamodb_cache/dynamodb.h"
+
+#include <algorithm>
+#include <charconv>
+
+#include "dynamodb/retry.h"
+#include "dynamodb/wire.h"
+#include "dynamodb_cache/errors.h"
+#include "util/crypto.h"
+
+namespace dynamodb_cache::dynamodb {
+
+namespace {
+
+bool is_throttling(std::string_view name) {
+  return name == "ProvisionedThroughputExceededException" || name == "ThrottlingException" ||
+         name == "RequestLimitExceeded" || name == "Throttling" || name == "LimitExceededException" ||
+         name == "TooManyRequestsException" || name == "TransactionInProgressException";
+}
+
+ErrorKind classify(int status, std::string_view name) {
+  if (is_throttling(name) || status == 429) return ErrorKind::kThrottling;
+  if (name == "ConditionalCheckFailedException") return ErrorKind::kConditionFailed;
+  if (name == "ResourceNotFoundException") return ErrorKind::kResourceNotFound;
+  if (name == "InternalServerError" || name == "ServiceUnavailable" || status >= 500)
+    return ErrorKind::kServiceTransient;
+  return ErrorKind::kService;
+}
+
+// "host[:port]" of an endpoint URL, as the Host header and the signature need it.
+std::string host_of(const std::string& endpoint) {
+  auto start = endpoint.find("://") + 3;
+  auto end = endpoint.find_first_of("/?", start);
+  std::string host = endpoint.substr(start, end == std::string::npos ? std::string::npos : end - start);
+  // Drop a default port: signers on the other side see the Host header without it.
+  bool https = endpoint.rfind("https://", 0) == 0;
+  std::string_view def = https ? ":443" : ":80";
+  if (host.size() > def.size() && host.compare(host.size() - def.size(), def.size(), def) == 0)
+    host.resize(host.size() - def.size());
+  return host;
+}
+
+}  // namespace
+
+struct Client::Impl {
+  ClientOptions options;
+  std::string region;
+  std::string endpoint;
+  std::string url;
+  std::string host;
+  std::shared_ptr<aws::CredentialsProvider> credentials;
+  std::shared_ptr<http::Transport> transport;
+  std::shared_ptr<Sleeper> sleeper;
+  detail::RetryQuota quota;
+  detail::Backoff backoff;
+  ClientStats stats;
+
+  explicit Impl(ClientOptions o)
+      : options(std::move(o)), quota(options.retry.quota_capacity), backoff(options.retry) {
+    if (options.retry.max_attempts < 1) throw InvalidArgumentError("retry.max_attempts must be >= 1");
+    region = aws::resolve_region(options.region, options.profile);
+    endpoint = aws::resolve_dynamodb_endpoint(region, options.endpoint);
+    url = endpoint + "/";
+    host = host_of(endpoint);
+    credentials = options.credentials ? options.credentials : aws::make_default_chain(options.profile);
+    transport = options.transport ? options.transport : http::make_curl_transport();
+    sleeper = options.retry.sleeper ? options.retry.sleeper : real_sleeper();
+    if (!options.now) options.now = [] { return aws::SystemClock::now(); };
+  }
+
+  static constexpr size_t kTargetPrefix = sizeof("DynamoDB_20120810.") - 1;
+
+  // One attempt: sign, send, check. Returns the body of a 200 answer; throws Error otherwise.
+  // `body` is lent to the request for the send and handed back, also when send() throws.
+  std::string attempt(const char* target, std::string& body) {
+    aws::Credentials creds = credentials->get();
+    http::Request req;
+    req.url = url;
+    req.headers.reserve(7);
+    req.headers.push_back({"Host", host});
+    req.headers.push_back({"Content-Type", "application/x-amz-json-1.0"});
+    req.headers.push_back({"X-Amz-Target", target});
+    aws::SigningParams p;
+    p.method = "POST";
+    p.path = "/";
+    p.headers = &req.headers;
+    p.body = body;
+    p.credentials = &creds;
+    p.region = region;
+    p.service = "dynamodb";
+    p.time = options.now();
+    auto signed_ = aws::sign_v4(p);
+    for (auto& h : signed_.added_headers) req.headers.push_back(std::move(h));
+    req.headers.push_back({"Authorization", std::move(signed_.authorization)});
+    req.body = std::move(body);
+    struct GiveBack {
+      std::string& to;
+      std::string& from;
+      ~GiveBack() { to = std::move(from); }
+    } give_back{body, req.body};
+    http::Response resp = transport->send(req);
+
+    if (const std::string* crc = resp.header("x-amz-crc32")) {
+      uint32_t want = 0;
+      auto [ptr, ec] = std::from_chars(crc->data(), crc->data() + crc->size(), want);
+      if (ec != std::errc() || ptr != crc->data() + crc->size() || want != util::crc32(resp.body))
+        throw ProtocolError(std::string(target + kTargetPrefix) + ": response failed its x-amz-crc32 check (" +
+                                std::to_string(resp.body.size()) + " bytes)",
+                            true);
+    }
+    if (resp.status == 200) return std::move(resp.body);
+
+    auto err = wire::decode_error(resp.body);
+    const std::string* rid = resp.header("x-amzn-requestid");
+    const ErrorKind kind = classify(resp.status, err.name);  // before err.name is moved from
+    throw ServiceError(kind, resp.status, std::move(err.name),
+                       std::move(err.message), rid ? *rid : std::string());
+  }
+
+  // The retry loop around attempt().
+  std::string call(const char* target, std::string body) {
+    stats.calls.fetch_add(1, std::memory_order_relaxed);
+    int spent = 0;  // quota tokens taken by this call's retries
+    for (int n = 1;; ++n) {
+      stats.attempts.fetch_add(1, std::memory_order_relaxed);
+      try {
+        std::string out = attempt(target, body);
+        quota.release(n == 1 ? 1 : spent);
+        return out;
+      } catch (const Error& e) {
+        if (!e.retryable() || n >= options.retry.max_attempts) {
+          stats.failures.fetch_add(1, std::memory_order_relaxed);
+          throw;
+        }
+        int cost = e.kind() == ErrorKind::kTimeout ? options.retry.timeout_retry_cost
+                                                   : options.retry.retry_cost;
+        if (!quota.acquire(cost)) {
+          stats.quota_exhausted.fetch_add(1, std::memory_order_relaxed);
+          stats.failures.fetch_add(1, std::memory_order_relaxed);
+          throw;
+        }
+        spent += cost;
+        stats.retries.fetch_add(1, std::memory_order_relaxed);
+        sleeper->sleep(backoff.delay(n, e.kind() == ErrorKind::kThrottling));
+      }
+    }
+  }
+};
+
+Client::Client(ClientOptions options) : impl_(std::make_unique<Impl>(std::move(options))) {}
+Client::~Client() = default;
+
+const std::string& Client::region() const { return impl_->region; }
+const std::string& Client::endpoint() const { return impl_->endpoint; }
+const ClientStats& Client::stats() const { return impl_->stats; }
+
+#define DDB_TARGET(op) "DynamoDB_20120810." op
+
+GetItemResult Client::get_item(const GetItemRequest& r) {
+  return wire::decode_get_item(impl_->call(DDB_TARGET("GetItem"), wire::encode(r)));
+}
+WriteResult Client::put_item(const PutItemRequest& r) {
+  return wire::decode_write(impl_->call(DDB_TARGET("PutItem"), wire::encode(r)));
+}
+WriteResult Client::delete_item(const DeleteItemRequest& r) {
+  return wire::decode_write(impl_->call(DDB_TARGET("DeleteItem"), wire::encode(r)));
+}
+WriteResult Client::update_item(const UpdateItemRequest& r) {
+  return wire::decode_write(impl_->call(DDB_TARGET("UpdateItem"), wire::encode(r)));
+}
+BatchGetItemResult Client::batch_get_item(const BatchGetItemRequest& r) {
+  return wire::decode_batch_get(impl_->call(DDB_TARGET("BatchGetItem"), wire::encode(r)));
+}
+BatchWriteItemResult Client::batch_write_item(const BatchWriteItemRequest& r) {
+  return wire::decode_batch_write(impl_->call(DDB_TARGET("BatchWriteItem"), wire::encode(r)));
+}
+PageResult Client::query(const QueryRequest& r) {
+  return wire::decode_page(impl_->call(DDB_TARGET("Query"), wire::encode(r)));
+}
+PageResult Client::scan(const ScanRequest& r) {
+  return wire::decode_page(impl_->call(DDB_TARGET("Scan"), wire::encode(r)));
+}
+TableDescription Client::create_table(const CreateTableRequest& r) {
+  return wire::decode_table(impl_->call(DDB_TARGET("CreateTable"), wire::encode(r)), "TableDescription");
+}
+TableDescription Client::describe_table(const std::string& t) {
+  return wire::decode_table(impl_->call(DDB_TARGET("DescribeTable"), wire::encode_table_name(t)), "Table");
+}
+TableDescription Client::delete_table(const std::string& t) {
+  return wire::decode_table(impl_->call(DDB_TARGET("DeleteTable"), wire::encode_table_name(t)),
+                            "TableDescription");
+}
+TimeToLiveDescription Client::update_time_to_live(const std::string& t, const std::string& attr, bool on) {
+  return wire::decode_ttl(impl_->call(DDB_TARGET("UpdateTimeToLive"), wire::encode_update_ttl(t, attr, on)),
+                          true);
+}
+TimeToLiveDescription Client::describe_time_to_live(const std::string& t) {
+  return wire::decode_ttl(impl_->call(DDB_TARGET("DescribeTimeToLive"), wire::encode_table_name(t)), false);
+}
+
+namespace {
+
+// Sends `work` in calls of at most `per_call` entries; `send` performs one call and returns
+// the entries it left unprocessed, which go first into the next call. Every call that comes
+// back with leftovers is followed by a backoff; only calls that make no progress at all count
+// against max_attempts, so a slow but moving batch always finishes. What is still left after
+// that is reported, never dropped.
+template <class T, class Send>
+void drain(std::vector<T> work, size_t per_call, const char* what, const RetryOptions& retry,
+           detail::Backoff& backoff, Sleeper& sleeper, ClientStats& stats, Send send) {
+  const size_t total = work.size();
+  std::vector<T> pending;
+  size_t next = 0;
+  int stalled = 0, backoff_round = 0;
+  while (next < work.size() || !pending.empty()) {
+    std::vector<T> batch = std::move(pending);
+    pending.clear();
+    while (batch.size() < per_call && next < work.size()) batch.push_back(std::move(work[next++]));
+    const size_t sent = batch.size();
+    pending = send(std::move(batch));
+    if (pending.empty()) {
+      stalled = backoff_round = 0;
+      continue;
+    }
+    stalled = pending.size() < sent ? 0 : stalled + 1;
+    if (stalled >= retry.max_attempts)
+      throw ServiceError(ErrorKind::kThrottling, 200, std::string("Unprocessed") + what,
+                         std::to_string(pending.size() + (work.size() - next)) + " of " +
+                             std::to_string(total) + " requests still unprocessed after " +
+                             std::to_string(stalled) + " calls without progress",
+                         "");
+    stats.retries.fetch_add(1, std::memory_order_relaxed);
+    sleeper.sleep(backoff.delay(++backoff_round, true));
+  }
+}
+
+}  // namespace
+
+std::vector<Item> Client::batch_get_all(const std::string& table, std::vector<Item> keys,
+                                        bool consistent_read, std::vector<ConsumedCapacity>* consumed) {
+  std::vector<Item> out;
+  out.reserve(keys.size());
+  drain(std::move(keys), 100 /* BatchGetItem limit */, "Keys", impl_->options.retry, impl_->backoff,
+        *impl_->sleeper, impl_->stats, [&](std::vector<Item> batch) {
+          BatchGetItemRequest req;
+          if (consumed) req.return_consumed_capacity = ReturnConsumedCapacity::kTotal;
+          auto& ka = req.request_items[table];
+          ka.consistent_read = consistent_read;
+          ka.keys = std::move(batch);
+          auto res = batch_get_item(req);
+          for (auto& [t, items] : res.responses)
+            for (auto& i : items) out.push_back(std::move(i));
+          if (consumed) consumed->insert(consumed->end(), res.consumed.begin(), res.consumed.end());
+          auto it = res.unprocessed_keys.find(table);
+          return it == res.unprocessed_keys.end() ? std::vector<Item>{} : std::move(it->second.keys);
+        });
+  return out;
+}
+
+void Client::batch_write_all(const std::string& table, std::vector<WriteRequest> writes,
+                             std::vector<ConsumedCapacity>* consumed) {
+  drain(std::move(writes), 25 /* BatchWriteItem limit */, "Items", impl_->options.retry, impl_->backoff,
+        *impl_->sleeper, impl_->stats, [&](std::vector<WriteRequest> batch) {
+          BatchWriteItemRequest req;
+          if (consumed) req.return_consumed_capacity = ReturnConsumedCapacity::kTotal;
+          req.request_items[table] = std::move(batch);
+          auto res = batch_write_item(req);
+          if (consumed) consumed->insert(consumed->end(), res.consumed.begin(), res.consumed.end());
+          auto it = res.unprocessed_items.find(table);
+          return it == res.unprocessed_items.end() ? std::vector<WriteRequest>{} : std::move(it->second);
+        });
+}
+
+void Client::scan_all(ScanRequest r, const std::function<bool(PageResult&)>& on_page) {
+  for (;;) {
+    auto page = scan(r);
+    auto last = page.last_evaluated_key;
+    if (!on_page(page) || !last) return;
+    r.exclusive_start_key = std::move(last);
+  }
+}
+
+}  // namespace dynamodb_cache::dynamodb

@@ -1,0 +1,55 @@
+#include "util/time.h"
+
+#include <cstdio>
+#include <ctime>
+
+namespace dynamodb_cache::util {
+
+std::string amz_date(SysTime t) {
+  std::time_t secs = std::chrono::system_clock::to_time_t(t);
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  std::string out(16, '0');
+  auto put = [&](size_t at, int v, int width) {
+    for (int i = width - 1; i >= 0; --i, v /= 10) out[at + static_cast<size_t>(i)] = static_cast<char>('0' + v % 10);
+  };
+  put(0, tm.tm_year + 1900, 4);
+  put(4, tm.tm_mon + 1, 2);
+  put(6, tm.tm_mday, 2);
+  out[8] = 'T';
+  put(9, tm.tm_hour, 2);
+  put(11, tm.tm_min, 2);
+  put(13, tm.tm_sec, 2);
+  out[15] = 'Z';
+  return out;
+}
+
+std::optional<SysTime> parse_iso8601(std::string_view s) {
+  int y, mo, d, h, mi, sec;
+  std::string str(s);
+  int consumed = 0;
+  if (std::sscanf(str.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &sec, &consumed) != 6)
+    return std::nullopt;
+  std::string_view rest = s.substr(static_cast<size_t>(consumed));
+  if (!rest.empty() && rest.front() == '.') {
+    rest.remove_prefix(1);
+    while (!rest.empty() && rest.front() >= '0' && rest.front() <= '9') rest.remove_prefix(1);
+  }
+  long offset = 0;
+  if (rest == "Z" || rest == "z" || rest.empty()) {
+  } else if ((rest.size() == 6 && (rest[0] == '+' || rest[0] == '-') && rest[3] == ':')) {
+    int oh = (rest[1] - '0') * 10 + (rest[2] - '0'), om = (rest[4] - '0') * 10 + (rest[5] - '0');
+    offset = (oh * 3600L + om * 60L) * (rest[0] == '+' ? 1 : -1);
+  } else {
+    return std::nullopt;
+  }
+  if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60) return std::nullopt;
+  std::chrono::year_month_day ymd{std::chrono::year(y), std::chrono::month(static_cast<unsigned>(mo)),
+                                  std::chrono::day(static_cast<unsigned>(d))};
+  if (!ymd.ok()) return std::nullopt;
+  auto tp = std::chrono::sys_days(ymd) + std::chrono::hours(h) + std::chrono::minutes(mi) +
+            std::chrono::seconds(sec) - std::chrono::seconds(offset);
+  return std::chrono::time_point_cast<std::chrono::system_clock::duration>(tp);
+}
+
+}  // namespace dynamodb_cache::util

@@ -1,0 +1,18 @@
+// Time formatting and parsing in UTC. Thread-safe.
+#pragma once
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace dynamodb_cache::util {
+
+using SysTime = std::chrono::system_clock::time_point;
+
+// "20150830T123600Z"
+std::string amz_date(SysTime t);
+// "2015-08-30T12:36:00Z" and variants with fractional seconds or a +00:00 offset.
+std::optional<SysTime> parse_iso8601(std::string_view text);
+
+}  // namespace dynamodb_cache::util

@@ -1,0 +1,66 @@
+#include <gtest/gtest.h>
+
+#include "util/crypto.h"
+#include "util/json_writer.h"
+#include "util/time.h"
+
+using namespace dynamodb_cache::util;
+
+TEST(Crypto, Sha256KnownAnswers) {
+  EXPECT_EQ(hex(sha256("")), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+  EXPECT_EQ(hex(sha256("abc")), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+}
+
+TEST(Crypto, HmacRfc4231) {
+  // RFC 4231 test case 2 and 6 (key longer than the block).
+  EXPECT_EQ(hex(hmac_sha256("Jefe", "what do ya want for nothing?")),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+  EXPECT_EQ(hex(hmac_sha256(std::string(131, '\xaa'), "Test Using Larger Than Block-Size Key - Hash Key First")),
+            "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54");
+}
+
+TEST(Crypto, Base64RoundTripAndStrictness) {
+  for (std::string s : std::vector<std::string>{"", "f", "fo", "foo", "foob", "fooba", "foobar", std::string("\0\xff\x10", 3)}) {
+    auto enc = base64_encode(s);
+    auto dec = base64_decode(enc);
+    ASSERT_TRUE(dec) << enc;
+    EXPECT_EQ(*dec, s);
+  }
+  EXPECT_EQ(base64_encode("foobar"), "Zm9vYmFy");
+  EXPECT_FALSE(base64_decode("Zm9"));        // length not a multiple of 4
+  EXPECT_FALSE(base64_decode("Zm9v!mFy"));   // not in the alphabet
+  EXPECT_FALSE(base64_decode(" Zm9vYmF"));   // whitespace
+  EXPECT_FALSE(base64_decode("{\"a\": 1}")); // JSON is not base64
+  EXPECT_FALSE(base64_decode("Zm=vYmFy"));   // padding in the middle
+}
+
+TEST(Crypto, Crc32MatchesZlib) {
+  EXPECT_EQ(crc32("123456789"), 0xCBF43926u);
+  EXPECT_EQ(crc32(""), 0u);
+}
+
+TEST(JsonWriter, EscapesEverythingJsonRequires) {
+  std::string out;
+  JsonWriter w(out);
+  w.begin_object();
+  w.field("k", std::string("a\"b\\c\n\t\x01", 8));
+  w.key("n");
+  w.raw("12");
+  w.key("l");
+  w.begin_array();
+  w.boolean(true);
+  w.string("x");
+  w.end_array();
+  w.end_object();
+  EXPECT_EQ(out, R"({"k":"a\"b\\c\n\t\u0001","n":12,"l":[true,"x"]})");
+}
+
+TEST(Time, AmzDateAndIso8601) {
+  auto t = parse_iso8601("2015-08-30T12:36:00Z");
+  ASSERT_TRUE(t);
+  EXPECT_EQ(amz_date(*t), "20150830T123600Z");
+  EXPECT_EQ(amz_date(*parse_iso8601("2024-02-29T23:59:59.123Z")), "20240229T235959Z");
+  EXPECT_EQ(amz_date(*parse_iso8601("2024-01-01T02:00:00+02:00")), "20240101T000000Z");
+  EXPECT_FALSE(parse_iso8601("yesterday"));
+  EXPECT_FALSE(parse_iso8601("2024-02-30T00:00:00Z"));
+}
