@@ -97,14 +97,20 @@ void Table::enable_ttl() {
 }
 
 void Table::drop(bool wait) {
-  try {
-    client_->delete_table(options_.name);
-  } catch (const ServiceError& e) {
-    if (e.kind() == ErrorKind::kResourceNotFound) return;
-    throw;
+  auto deadline = std::chrono::steady_clock::now() + options_.wait_timeout;
+  for (;;) {
+    try {
+      client_->delete_table(options_.name);
+      break;
+    } catch (const ServiceError& e) {
+      if (e.kind() == ErrorKind::kResourceNotFound) return;
+      // Still being created or updated: it can be deleted once that settles.
+      if (e.name() != "ResourceInUseException" || !wait || std::chrono::steady_clock::now() >= deadline)
+        throw;
+      std::this_thread::sleep_for(options_.poll_interval);
+    }
   }
   if (!wait) return;
-  auto deadline = std::chrono::steady_clock::now() + options_.wait_timeout;
   while (exists()) {
     if (std::chrono::steady_clock::now() >= deadline)
       throw TimeoutError("table '" + options_.name + "' is still being deleted after " +

@@ -1,1 +1,221 @@
-int main(){return 0;}
+// dynamodb-cache: the command-line face of the library.
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <iostream>
+#include <sstream>
+
+#include "cli/common.h"
+
+namespace dynamodb_cache::cli {
+
+std::shared_ptr<dynamodb::Client> make_client(const GlobalOptions& g) {
+  dynamodb::ClientOptions o;
+  o.region = g.region;
+  o.endpoint = g.endpoint;
+  o.profile.profile = g.profile;
+  o.retry.max_attempts = g.max_attempts;
+  return std::make_shared<dynamodb::Client>(o);
+}
+
+DynamodbOptions backend_options(const GlobalOptions& g) {
+  DynamodbOptions o;
+  o.table = g.table;
+  o.consistent_read = g.consistent_read;
+  o.python_compat = g.python_compat;
+  return o;
+}
+
+namespace {
+
+int exit_code(const Error& e) {
+  switch (e.kind()) {
+    case ErrorKind::kInvalidArgument: return kUsage;
+    case ErrorKind::kConfig:
+    case ErrorKind::kCredentials: return kConfig;
+    case ErrorKind::kTransport:
+    case ErrorKind::kTimeout: return kNetwork;
+    case ErrorKind::kCodec:
+    case ErrorKind::kProtocol: return kData;
+    default: return kService;
+  }
+}
+
+// One line, whatever the message holds.
+std::string one_line(std::string s) {
+  for (auto& c : s)
+    if (c == '\n' || c == '\r') c = ' ';
+  return s;
+}
+
+std::string read_stdin() {
+  std::string data;
+  char buf[65536];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, stdin)) > 0) data.append(buf, n);
+  if (std::ferror(stdin)) throw InvalidArgumentError("cannot read the value from standard input");
+  return data;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"dynamodb-cache: use an Amazon DynamoDB table as a cache.\n"
+               "Credentials, region and endpoint come from the usual AWS environment variables,\n"
+               "profiles and instance roles unless given here.",
+               "dynamodb-cache"};
+  app.require_subcommand(1);
+  GlobalOptions g;
+  const char* env_table = std::getenv("DYNAMODB_CACHE_TABLE");
+  g.table = env_table && *env_table ? env_table : "dynamodb-cache";
+  app.add_option("--table", g.table, "Table name (default $DYNAMODB_CACHE_TABLE, else dynamodb-cache)")
+      ->capture_default_str();
+  app.add_option("--region", g.region, "AWS region (default: AWS_REGION, AWS_DEFAULT_REGION, profile)");
+  app.add_option("--endpoint", g.endpoint,
+                 "DynamoDB endpoint URL (default: AWS_ENDPOINT_URL_DYNAMODB, AWS_ENDPOINT_URL, AWS)");
+  app.add_option("--profile", g.profile, "Profile in the AWS shared config files");
+  app.add_flag("--consistent-read", g.consistent_read, "Strongly consistent reads");
+  app.add_flag("--python-compat", g.python_compat,
+               "Write values the way the Python dynamodb_cache package stores them (base64 text)");
+
+  app.add_option("--max-attempts", g.max_attempts, "Attempts per DynamoDB call, retries included")
+      ->check(CLI::Range(1, 100))
+      ->capture_default_str();
+
+  std::function<int()> run;
+
+  auto* create = app.add_subcommand("create-table", "Create the cache table (hash key `key`, S)");
+  std::string billing = "on-demand";
+  int64_t rcu = 5, wcu = 5;
+  bool no_wait = false;
+  create->add_option("--billing-mode", billing, "on-demand or provisioned")
+      ->check(CLI::IsMember({"on-demand", "provisioned"}))
+      ->capture_default_str();
+  create->add_option("--rcu", rcu, "Read capacity units (provisioned)")->check(CLI::PositiveNumber)->capture_default_str();
+  create->add_option("--wcu", wcu, "Write capacity units (provisioned)")->check(CLI::PositiveNumber)->capture_default_str();
+  create->add_flag("--no-wait", no_wait, "Return without waiting for the table to become ACTIVE");
+  create->callback([&] {
+    run = [&] {
+      TableOptions t;
+      t.name = g.table;
+      t.billing_mode = billing == "provisioned" ? dynamodb::BillingMode::kProvisioned
+                                                : dynamodb::BillingMode::kPayPerRequest;
+      t.read_capacity_units = rcu;
+      t.write_capacity_units = wcu;
+      Table(make_client(g), t).create(!no_wait);
+      std::cerr << "table '" << g.table << "' " << (no_wait ? "is being created" : "is ready") << "\n";
+      return kOk;
+    };
+  });
+
+  auto* drop = app.add_subcommand("delete-table", "Delete the cache table and everything in it");
+  bool drop_no_wait = false;
+  drop->add_flag("--no-wait", drop_no_wait, "Return without waiting for the deletion to finish");
+  drop->callback([&] {
+    run = [&] {
+      TableOptions t;
+      t.name = g.table;
+      Table(make_client(g), t).drop(!drop_no_wait);
+      std::cerr << "table '" << g.table << "' deleted\n";
+      return kOk;
+    };
+  });
+
+  auto* set = app.add_subcommand("set", "Store a value (from VALUE, or the bytes of standard input)");
+  std::string set_key, set_value;
+  int64_t ttl = 0;
+  set->add_option("KEY", set_key, "Cache key (1-2048 bytes of UTF-8)")->required();
+  auto* value_opt = set->add_option("VALUE", set_value, "The value; omitted: read standard input");
+  set->add_option("--ttl", ttl, "Seconds to live; 0 = never expires")->check(CLI::NonNegativeNumber)->capture_default_str();
+  set->callback([&] {
+    run = [&] {
+      std::string value = value_opt->count() ? set_value : read_stdin();
+      DynamodbBackend(make_client(g), backend_options(g)).set(set_key, value, std::chrono::seconds(ttl));
+      return kOk;
+    };
+  });
+
+  auto* get = app.add_subcommand("get", "Print a value's bytes; exit 1 (printing nothing) on a miss");
+  std::string get_key;
+  get->add_option("KEY", get_key, "Cache key")->required();
+  get->callback([&] {
+    run = [&] {
+      auto v = DynamodbBackend(make_client(g), backend_options(g)).get(get_key);
+      if (!v) return kMiss;
+      std::fwrite(v->data(), 1, v->size(), stdout);
+      std::fflush(stdout);
+      return kOk;
+    };
+  });
+
+  auto* del = app.add_subcommand("delete", "Remove a key (absent keys are fine)");
+  std::string del_key;
+  del->add_option("KEY", del_key, "Cache key")->required();
+  del->callback([&] {
+    run = [&] {
+      DynamodbBackend(make_client(g), backend_options(g)).erase(del_key);
+      return kOk;
+    };
+  });
+
+  auto* clear = app.add_subcommand("clear", "Delete every item in the table (needs --yes)");
+  bool yes = false;
+  clear->add_flag("--yes", yes, "Confirm: really delete everything");
+  clear->callback([&] {
+    run = [&] {
+      if (!yes) {
+        std::cerr << "error: clear deletes every item in table '" << g.table << "'; pass --yes to confirm\n";
+        return kUsage;
+      }
+      bool tty = isatty(STDERR_FILENO);
+      uint64_t total = 0;
+      DynamodbBackend(make_client(g), backend_options(g)).clear([&](uint64_t n) {
+        total = n;
+        if (tty) std::cerr << "\rdeleted " << n << " items" << std::flush;
+      });
+      if (tty) std::cerr << "\r";
+      std::cerr << "deleted " << total << " items from '" << g.table << "'\n";
+      return kOk;
+    };
+  });
+
+  add_bench_command(app, g, run);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp&) {
+    std::cout << app.help();
+    return kOk;
+  } catch (const CLI::CallForAllHelp&) {
+    std::cout << app.help("", CLI::AppFormatMode::All);
+    return kOk;
+  } catch (const CLI::ParseError& e) {
+    // Subcommand --help arrives here as CallForHelp from the subcommand's parse.
+    if (e.get_exit_code() == 0) {
+      std::cout << app.help();
+      return kOk;
+    }
+    std::cerr << "error: " << one_line(e.what()) << " (see --help)\n";
+    return kUsage;
+  }
+  try {
+    return run ? run() : kUsage;
+  } catch (const ServiceError& e) {
+    std::string hint;
+    if (e.kind() == ErrorKind::kResourceNotFound)
+      hint = " [table '" + g.table + "': create it with `dynamodb-cache create-table`]";
+    std::cerr << "error: " << one_line(e.what()) << hint << "\n";
+    return exit_code(e);
+  } catch (const Error& e) {
+    std::cerr << "error: " << to_string(e.kind()) << ": " << one_line(e.what()) << "\n";
+    return exit_code(e);
+  } catch (const std::exception& e) {
+    std::cerr << "error: " << one_line(e.what()) << "\n";
+    return kData;
+  }
+}
+
+}  // namespace dynamodb_cache::cli
+
+int main(int argc, char** argv) { return dynamodb_cache::cli::main(argc, argv); }

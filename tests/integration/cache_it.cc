@@ -1,1 +1,193 @@
+// The cache backends and the table helper against dynalite.
+#include <thread>
 
+#include "dynamodb_cache/json_codec.h"
+#include "it_env.h"
+#include "util_clock.h"
+
+using namespace dynamodb_cache;
+using namespace std::chrono_literals;
+namespace ddb = dynamodb_cache::dynamodb;
+
+namespace {
+struct CacheTable {
+  std::shared_ptr<ddb::Client> c = it::client();
+  std::string name = it::unique_table("it-cache");
+  Table table = it::make_cache_table(c, name);
+  ~CacheTable() { table.drop(false); }
+  DynamodbOptions opts(std::function<SystemClock::time_point()> now = nullptr) {
+    DynamodbOptions o;
+    o.table = name;
+    o.now = std::move(now);
+    return o;
+  }
+};
+}  // namespace
+
+TEST(CacheIT, TableCreateIsIdempotentAndChecksTheSchema) {
+  CacheTable t;
+  EXPECT_TRUE(t.table.exists());
+  EXPECT_NO_THROW(t.table.create(true));
+  auto d = t.table.describe();
+  EXPECT_EQ(d.key_schema[0].name, "key");
+  EXPECT_EQ(d.billing_mode, ddb::BillingMode::kPayPerRequest);
+
+  // A table of the same name but another key: a clear error.
+  std::string other = it::unique_table("it-other");
+  ddb::CreateTableRequest r;
+  r.table_name = other;
+  r.attribute_definitions = {{"id", "S"}};
+  r.key_schema = {{"id", ddb::KeyType::kHash}};
+  t.c->create_table(r);
+  TableOptions o;
+  o.name = other;
+  o.poll_interval = 20ms;
+  try {
+    Table(t.c, o).create(true);
+    ADD_FAILURE();
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("id (HASH)"), std::string::npos) << e.what();
+  }
+  Table(t.c, o).drop(true);
+  EXPECT_FALSE(Table(t.c, o).exists());
+}
+
+TEST(CacheIT, ProvisionedTable) {
+  auto c = it::client();
+  TableOptions o;
+  o.name = it::unique_table("it-prov");
+  o.billing_mode = ddb::BillingMode::kProvisioned;
+  o.read_capacity_units = 3;
+  o.write_capacity_units = 2;
+  o.poll_interval = 20ms;
+  std::vector<std::string> warnings;
+  o.warn = [&](const std::string& w) { warnings.push_back(w); };
+  Table t(c, o);
+  t.create(true);
+  auto d = t.describe();
+  EXPECT_EQ(d.billing_mode, ddb::BillingMode::kProvisioned);
+  EXPECT_EQ(d.read_capacity_units, 3);
+  EXPECT_EQ(d.write_capacity_units, 2);
+  ASSERT_EQ(warnings.size(), 1u);  // dynalite has no UpdateTimeToLive: warned, not failed
+  EXPECT_NE(warnings[0].find("TTL"), std::string::npos);
+  t.drop(true);
+}
+
+TEST(CacheIT, SetGetEraseBinarySafe) {
+  CacheTable t;
+  auto b = std::make_shared<DynamodbBackend>(t.c, t.opts());
+  std::string bin;
+  for (int i = 0; i < 256; ++i) bin.push_back(static_cast<char>(i));
+  b->set("bin", bin, 0s);
+  EXPECT_EQ(*b->get("bin"), bin);
+  b->set("ключ 😀", "unicode key", 60s);
+  EXPECT_EQ(*b->get("ключ 😀"), "unicode key");
+  b->set("empty", "", 0s);
+  EXPECT_EQ(*b->get("empty"), "");
+  b->erase("bin");
+  EXPECT_FALSE(b->get("bin"));
+  EXPECT_FALSE(b->get("never-set"));
+}
+
+TEST(CacheIT, ExpiredItemsAreMissesThoughDynamoDbStillHasThem) {
+  CacheTable t;
+  test_clock::FakeWallClock clock;
+  DynamodbBackend b(t.c, t.opts(clock.fn()));
+  b.set("k", "v", 10s);
+  clock.advance(9s);
+  auto h = b.get_entry("k");
+  ASSERT_TRUE(h);
+  EXPECT_LE(h->ttl_left->count(), 1000);
+  clock.advance(1s);
+  EXPECT_FALSE(b.get("k"));
+  ddb::GetItemRequest raw;
+  raw.table_name = t.name;
+  raw.key = {{"key", ddb::AttributeValue::S("k")}};
+  EXPECT_TRUE(t.c->get_item(raw).item);  // still stored; DynamoDB's TTL sweep is lazy
+}
+
+TEST(CacheIT, LargeValuesCompressedAndRawAndTooLarge) {
+  CacheTable t;
+  DynamodbBackend b(t.c, t.opts());
+  std::string doc;
+  while (doc.size() < 350 * 1024) doc += "{\"user\":\"alice\",\"roles\":[\"admin\",\"dev\"],\"n\":" + std::to_string(doc.size()) + "},";
+  b.set("doc", doc, 0s);
+  EXPECT_EQ(*b.get("doc"), doc);
+  auto random_bytes = [](size_t n) {
+    std::string s(n, '\0');
+    uint64_t x = 88172645463325252ull;
+    for (auto& ch : s) { x ^= x << 13; x ^= x >> 7; x ^= x << 17; ch = static_cast<char>(x >> 32); }
+    return s;
+  };
+  std::string noise = random_bytes(390 * 1024);  // incompressible: stored raw
+  b.set("noise", noise, 0s);
+  EXPECT_EQ(*b.get("noise"), noise);
+  EXPECT_THROW(b.set("noise2", random_bytes(401 * 1024), 0s), InvalidArgumentError);
+}
+
+TEST(CacheIT, ManyKeysBatchedAndClear) {
+  CacheTable t;
+  auto b = std::make_shared<DynamodbBackend>(t.c, t.opts());
+  std::vector<std::pair<std::string, std::string>> entries;
+  std::vector<std::string> keys;
+  for (int i = 0; i < 260; ++i) {
+    entries.emplace_back("k" + std::to_string(i), "v" + std::to_string(i));
+    keys.push_back("k" + std::to_string(i));
+  }
+  entries.emplace_back("k0", "last wins");
+  b->set_many(entries, 0s);
+  keys.push_back("missing");
+  keys.push_back("k1");  // asked twice
+  auto hits = b->get_many(keys);
+  ASSERT_EQ(hits.size(), keys.size());
+  EXPECT_EQ(hits[0]->value, "last wins");
+  EXPECT_EQ(hits[259]->value, "v259");
+  EXPECT_FALSE(hits[260]);
+  EXPECT_EQ(hits[261]->value, "v1");
+  uint64_t last = 0;
+  b->clear([&](uint64_t n) { last = n; });
+  EXPECT_EQ(last, 260u);
+  EXPECT_FALSE(b->get("k5"));
+}
+
+TEST(CacheIT, LayeredMemoryOverDynamoDbBackFillsWithRemainingTtl) {
+  CacheTable t;
+  test_clock::FakeWallClock wall;
+  auto ddb_layer = std::make_shared<DynamodbBackend>(t.c, t.opts(wall.fn()));
+  auto l1 = std::make_shared<MemoryBackend>();
+  LayeredBackend layered({l1, ddb_layer});
+  ddb_layer->set("k", "from dynamodb", 100s);
+  wall.advance(40s);
+  EXPECT_EQ(*layered.get("k"), "from dynamodb");
+  auto up = l1->get_entry("k");
+  ASSERT_TRUE(up);
+  EXPECT_LE(up->ttl_left->count(), 60000);
+  EXPECT_GE(up->ttl_left->count(), 59000);
+  layered.erase("k");
+  EXPECT_FALSE(ddb_layer->get("k"));
+  EXPECT_FALSE(l1->get("k"));
+}
+
+TEST(CacheIT, TypedJsonCacheOverDynamoDb) {
+  CacheTable t;
+  JsonCache c(std::make_shared<DynamodbBackend>(t.c, t.opts()));
+  c.set("dict", {{"a", 1}, {"b", "two"}}, 1h);
+  EXPECT_EQ((*c.get("dict"))["b"], "two");
+}
+
+TEST(CacheIT, ConcurrentClientsShareOneBackend) {
+  CacheTable t;
+  auto b = std::make_shared<DynamodbBackend>(t.c, t.opts());
+  std::vector<std::thread> threads;
+  std::atomic<int> wrong{0};
+  for (int th = 0; th < 6; ++th)
+    threads.emplace_back([&, th] {
+      for (int i = 0; i < 30; ++i) {
+        std::string k = "t" + std::to_string(th) + "-" + std::to_string(i);
+        b->set(k, k, 0s);
+        if (auto v = b->get(k); !v || *v != k) ++wrong;
+      }
+    });
+  for (auto& x : threads) x.join();
+  EXPECT_EQ(wrong.load(), 0);
+}

@@ -1,0 +1,36 @@
+// Shared pieces of the dynamodb-cache command line (private).
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <memory>
+#include <string>
+
+#include "dynamodb_cache/dynamodb_cache.h"
+
+namespace dynamodb_cache::cli {
+
+struct GlobalOptions {
+  std::string table;
+  std::string region;
+  std::string endpoint;
+  std::string profile;
+  bool consistent_read = false;
+  bool python_compat = false;
+  // Attempts per DynamoDB call. The library's default (10) suits a long-running service;
+  // a command line answers sooner.
+  int max_attempts = 5;
+};
+
+// Exit codes: 0 success, 1 a miss (get), 2 usage or invalid input, 3 configuration or
+// credentials, 4 a DynamoDB error answer, 5 network (transport, timeout), 6 a value or
+// response that cannot be decoded.
+enum Exit : int { kOk = 0, kMiss = 1, kUsage = 2, kConfig = 3, kService = 4, kNetwork = 5, kData = 6 };
+
+std::shared_ptr<dynamodb::Client> make_client(const GlobalOptions& g);
+DynamodbOptions backend_options(const GlobalOptions& g);
+
+// Registers the `bench` subcommand (bench.cc). `run` is set to the function to call when
+// the subcommand was chosen.
+void add_bench_command(CLI::App& app, GlobalOptions& g, std::function<int()>& run);
+
+}  // namespace dynamodb_cache::cli

@@ -1,0 +1,154 @@
+"""The dynamodb-cache command-line contract, against dynalite (and a few hostile endpoints)."""
+import os
+import socket
+import sys
+import threading
+import time
+import zlib
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+sys.path.insert(0, os.path.dirname(__file__))
+from common import Failures, ddb, run  # noqa: E402
+
+cli = sys.argv[1]
+f = Failures()
+SECRET = "VERY-SECRET-KEY-do-not-print"
+TOKEN = "SESSION-TOKEN-do-not-print"
+base_env = {"AWS_SECRET_ACCESS_KEY": SECRET, "AWS_SESSION_TOKEN": TOKEN}
+
+
+def cli_run(*args, **kw):
+    env = dict(base_env)
+    env.update(kw.pop("env", {}))
+    rc, out, err = run(cli, *args, env=env, **kw)
+    f.check(SECRET not in err and TOKEN not in err and SECRET.encode() not in out,
+            f"no secret in the output of {args}")
+    return rc, out, err
+
+
+def is_error_line(err):
+    lines = [l for l in err.splitlines() if l.strip()]
+    return len(lines) == 1 and lines[0].startswith("error:")
+
+
+# --help everywhere, exit 0.
+for cmd in ([], ["create-table"], ["delete-table"], ["set"], ["get"], ["delete"], ["clear"], ["bench"]):
+    rc, out, _ = cli_run(*cmd, "--help")
+    f.check(rc == 0 and b"Usage" in out, f"{cmd} --help")
+
+# Usage errors: one line, exit 2.
+for args in (["get"], ["frobnicate"], ["set", "k", "v", "--ttl", "-3"], ["create-table", "--billing-mode", "free"]):
+    rc, _, err = cli_run(*args)
+    f.check(rc == 2 and is_error_line(err), f"usage error {args}: rc={rc} err={err!r}")
+
+# A missing table: the DynamoDB error name, exit >= 2.
+rc, out, err = cli_run("--table", "absent-table", "get", "k")
+f.check(rc >= 2 and is_error_line(err) and "ResourceNotFoundException" in err and out == b"",
+        f"missing table: rc={rc} err={err!r}")
+
+# Table lifecycle; DYNAMODB_CACHE_TABLE picks the table.
+env = {"DYNAMODB_CACHE_TABLE": "cli-table"}
+rc, _, err = cli_run("create-table", env=env)
+f.check(rc == 0, f"create-table: {err}")
+f.check("warning:" in err and "TTL" in err, "dynalite's missing UpdateTimeToLive is a warning")
+rc, _, err = cli_run("create-table", env=env)
+f.check(rc == 0, "create-table twice is fine")
+c = ddb()
+f.check(c.describe_table(TableName="cli-table")["Table"]["KeySchema"][0]["AttributeName"] == "key", "hash key `key`")
+
+# set / get / delete, binary-safe through stdin and stdout.
+rc, _, _ = cli_run("set", "greeting", "hello world", env=env)
+rc, out, _ = cli_run("get", "greeting", env=env)
+f.check(rc == 0 and out == b"hello world", f"get: {out!r}")
+blob = os.urandom(70000) + b"\x00\n\r\xff"
+rc, _, err = cli_run("set", "blob", stdin=blob, env=env)
+f.check(rc == 0, f"set from stdin: {err}")
+rc, out, _ = cli_run("get", "blob", env=env)
+f.check(rc == 0 and out == blob, "binary value round trip through stdin/stdout")
+rc, out, err = cli_run("get", "nope", env=env)
+f.check(rc == 1 and out == b"" and err == "", f"miss: rc={rc} out={out!r} err={err!r}")
+rc, _, _ = cli_run("delete", "greeting", env=env)
+rc2, _, _ = cli_run("get", "greeting", env=env)
+f.check(rc == 0 and rc2 == 1, "delete then get is a miss")
+rc, _, _ = cli_run("delete", "never-existed", env=env)
+f.check(rc == 0, "deleting an absent key is fine")
+
+# TTL.
+cli_run("set", "short", "v", "--ttl", "1", env=env)
+rc, _, _ = cli_run("get", "short", env=env)
+f.check(rc == 0, "live before its TTL")
+time.sleep(2.1)
+rc, _, _ = cli_run("get", "short", env=env)
+f.check(rc == 1, "a miss after its TTL")
+
+# Bad input.
+for args, what in ((["set", "", "v"], "empty key"), (["set", "k" * 2049, "v"], "2049-byte key"),
+                   (["get", "\udcff"], "invalid UTF-8 key")):
+    rc, _, err = cli_run(*args, env=env)  # "\udcff" reaches the process as the byte 0xff
+    f.check(rc == 2 and is_error_line(err), f"{what}: rc={rc} err={err!r}")
+rc, _, err = cli_run("set", "big", stdin=os.urandom(401 * 1024), env=env)
+f.check(rc == 2 and is_error_line(err) and "409600" in err, f"oversized value: {err!r}")
+
+# clear asks for --yes.
+rc, _, err = cli_run("clear", env=env)
+f.check(rc == 2 and "--yes" in err, "clear without --yes refuses")
+rc, out, _ = cli_run("get", "blob", env=env)
+f.check(rc == 0, "nothing deleted without --yes")
+for i in range(30):
+    cli_run("set", f"k{i}", str(i), env=env)
+rc, _, err = cli_run("clear", "--yes", env=env)
+# 30 keys + blob + the expired "short", which DynamoDB keeps until its TTL sweep.
+f.check(rc == 0 and "deleted 32 items" in err, f"clear --yes: {err!r}")
+f.check(c.scan(TableName="cli-table")["Count"] == 0, "table empty")
+
+# A table with another schema is a clear error.
+c.create_table(TableName="wrong-schema", AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+               KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}], BillingMode="PAY_PER_REQUEST")
+rc, _, err = cli_run("--table", "wrong-schema", "create-table")
+f.check(rc >= 2 and is_error_line(err) and "key schema" in err, f"wrong schema: {err!r}")
+
+# Provisioned billing.
+rc, _, err = cli_run("--table", "prov", "create-table", "--billing-mode", "provisioned", "--rcu", "7", "--wcu", "3")
+pt = c.describe_table(TableName="prov")["Table"]["ProvisionedThroughput"]
+f.check(rc == 0 and pt["ReadCapacityUnits"] == 7 and pt["WriteCapacityUnits"] == 3, f"provisioned: {pt}")
+rc, _, _ = cli_run("--table", "prov", "delete-table")
+f.check(rc == 0 and "prov" not in c.list_tables()["TableNames"], "delete-table")
+
+# An unreachable endpoint: a one-line error, bounded in time.
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+dead = f"http://127.0.0.1:{s.getsockname()[1]}"
+s.close()
+t0 = time.time()
+rc, _, err = cli_run("--endpoint", dead, "get", "k")
+f.check(rc == 5 and is_error_line(err) and time.time() - t0 < 10, f"unreachable: rc={rc} err={err!r}")
+
+
+# Malformed and corrupted answers from a hostile endpoint.
+class Hostile(BaseHTTPRequestHandler):
+    mode = "garbage"
+
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        body = {"garbage": b"<html>surprise</html>", "badjson": b'{"Item": {"value": ',
+                "crc": b'{"Item":{}}'}[Hostile.mode]
+        crc = zlib.crc32(body) ^ (1 if Hostile.mode == "crc" else 0)
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("x-amz-crc32", str(crc))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *a):
+        pass
+
+
+srv = ThreadingHTTPServer(("127.0.0.1", 0), Hostile)
+threading.Thread(target=srv.serve_forever, daemon=True).start()
+hostile = f"http://127.0.0.1:{srv.server_address[1]}"
+for mode in ("garbage", "badjson", "crc"):
+    Hostile.mode = mode
+    rc, out, err = cli_run("--endpoint", hostile, "get", "k")
+    f.check(rc == 6 and is_error_line(err) and out == b"", f"{mode} response: rc={rc} err={err!r}")
+srv.shutdown()
+f.finish()
