@@ -290,7 +290,7 @@ struct ClientOptions {
   std::string endpoint;  // empty: resolved (aws::resolve_dynamodb_endpoint)
   aws::ProfileOptions profile;
   std::shared_ptr<aws::CredentialsProvider> credentials;  // default: aws::make_default_chain
-  std::shared_ptr<http::Transport> transport;             // default: curl, CurlOptions{}
+  std::shared_ptr<http::Transport> transport;             // default: http::make_default_transport()
   RetryOptions retry;
   // Clock for X-Amz-Date; default system_clock.
   std::function<aws::SystemClock::time_point()> now;

@@ -81,7 +81,7 @@ class ProfileProvider final : public CredentialsProvider {
 
 std::shared_ptr<http::Transport> metadata_transport(const HttpProviderOptions& o) {
   if (o.transport) return o.transport;
-  http::CurlOptions c;
+  http::HttpOptions c;
   c.connect_timeout = std::chrono::milliseconds(1000);
   c.request_timeout = std::chrono::milliseconds(2000);
   c.max_idle_connections = 2;

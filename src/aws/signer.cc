@@ -161,6 +161,7 @@ SigningResult sign_v4(const SigningParams& p) {
       p.credentials->secret_access_key.empty())
     throw CredentialsError("cannot sign: credentials are empty");
   SigningResult r;
+  r.added_headers.reserve(3);
   const std::string amz = util::amz_date(p.time);
   const std::string_view date = std::string_view(amz).substr(0, 8);
 
@@ -173,6 +174,7 @@ SigningResult sign_v4(const SigningParams& p) {
 
   // Lower-cased names with canonical values; repeated names joined with ','.
   std::vector<std::pair<std::string, std::string>> hs;
+  hs.reserve((p.headers ? p.headers->size() : 0) + r.added_headers.size());
   auto add = [&](std::string_view name, std::string_view value) {
     std::string lower(name);
     for (auto& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
@@ -182,8 +184,10 @@ SigningResult sign_v4(const SigningParams& p) {
   if (p.headers)
     for (const auto& h : *p.headers) add(h.name, h.value);
   for (const auto& h : r.added_headers) add(h.name, h.value);
-  std::stable_sort(hs.begin(), hs.end(),
-                   [](const auto& a, const auto& b) { return a.first < b.first; });
+  // Insertion sort: stable (repeated names keep their order) and allocation-free for the
+  // handful of headers a request signs.
+  for (size_t i = 1; i < hs.size(); ++i)
+    for (size_t j = i; j > 0 && hs[j].first < hs[j - 1].first; --j) std::swap(hs[j], hs[j - 1]);
 
   std::string& c = r.canonical_request;
   c.reserve(256 + p.path.size() + p.query.size());

@@ -63,7 +63,7 @@ struct Client::Impl {
     url = endpoint + "/";
     host = host_of(endpoint);
     credentials = options.credentials ? options.credentials : aws::make_default_chain(options.profile);
-    transport = options.transport ? options.transport : http::make_curl_transport();
+    transport = options.transport ? options.transport : http::make_default_transport();
     sleeper = options.retry.sleeper ? options.retry.sleeper : real_sleeper();
     if (!options.now) options.now = [] { return aws::SystemClock::now(); };
   }

@@ -48,7 +48,7 @@ size_t on_header(char* data, size_t size, size_t n, void* user) {
 
 class CurlTransport final : public Transport {
  public:
-  explicit CurlTransport(CurlOptions options) : options_(std::move(options)) {
+  explicit CurlTransport(HttpOptions options) : options_(std::move(options)) {
     static GlobalInit init;
   }
   ~CurlTransport() override {
@@ -160,14 +160,14 @@ class CurlTransport final : public Transport {
     curl_easy_cleanup(h);
   }
 
-  const CurlOptions options_;
+  const HttpOptions options_;
   std::mutex mu_;
   std::vector<CURL*> idle_;  // guarded by mu_; LIFO so the warmest connection is reused first
 };
 
 }  // namespace
 
-std::shared_ptr<Transport> make_curl_transport(const CurlOptions& options) {
+std::shared_ptr<Transport> make_curl_transport(const HttpOptions& options) {
   return std::make_shared<CurlTransport>(options);
 }
 

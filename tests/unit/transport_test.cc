@@ -1,4 +1,5 @@
-// The libcurl transport against loopback servers: reuse, concurrency, and failures below HTTP.
+// Both transports (libcurl, and the lean plain-http client) against loopback servers: reuse,
+// concurrency, and failures below HTTP.
 #include <gtest/gtest.h>
 
 #include <thread>
@@ -20,16 +21,29 @@ http::Request post(const std::string& url, std::string body) {
   r.body = std::move(body);
   return r;
 }
+
+using Factory = std::shared_ptr<http::Transport> (*)(const http::HttpOptions&);
+struct Kind {
+  const char* name;
+  Factory make;
+};
+std::shared_ptr<http::Transport> plain(const http::HttpOptions& o) { return http::make_default_transport(o); }
+std::shared_ptr<http::Transport> curl(const http::HttpOptions& o) { return http::make_curl_transport(o); }
+
+class Transport : public ::testing::TestWithParam<Kind> {
+ protected:
+  std::shared_ptr<http::Transport> make(const http::HttpOptions& o = {}) { return GetParam().make(o); }
+};
 }  // namespace
 
-TEST(CurlTransport, ReusesOneConnectionForSequentialCalls) {
+TEST_P(Transport, ReusesOneConnectionForSequentialCalls) {
   TestServer server([](const TestRequest& r) {
     TestResponse resp;
     resp.headers = {{"X-Amzn-RequestId", "RID"}};
     resp.body = "echo:" + r.body;
     return resp;
   });
-  auto t = http::make_curl_transport();
+  auto t = make();
   for (int i = 0; i < 20; ++i) {
     auto resp = t->send(post(server.url(), "b" + std::to_string(i)));
     EXPECT_EQ(resp.status, 200);
@@ -40,13 +54,13 @@ TEST(CurlTransport, ReusesOneConnectionForSequentialCalls) {
   EXPECT_EQ(server.connections(), 1);
 }
 
-TEST(CurlTransport, PoolsConnectionsAcrossThreads) {
+TEST_P(Transport, PoolsConnectionsAcrossThreads) {
   TestServer server([](const TestRequest&) {
     TestResponse resp;
     resp.body = "{}";
     return resp;
   });
-  auto t = http::make_curl_transport();
+  auto t = make();
   std::vector<std::thread> threads;
   for (int i = 0; i < 4; ++i)
     threads.emplace_back([&] {
@@ -57,40 +71,40 @@ TEST(CurlTransport, PoolsConnectionsAcrossThreads) {
   EXPECT_LE(server.connections(), 4);
 }
 
-TEST(CurlTransport, StatusesAreNotErrors) {
+TEST_P(Transport, StatusesAreNotErrors) {
   TestServer server([](const TestRequest&) {
     TestResponse resp;
     resp.status = 503;
     resp.body = "{\"__type\":\"x#ServiceUnavailable\"}";
     return resp;
   });
-  auto resp = http::make_curl_transport()->send(post(server.url(), "{}"));
+  auto resp = make()->send(post(server.url(), "{}"));
   EXPECT_EQ(resp.status, 503);
   EXPECT_NE(resp.body.find("ServiceUnavailable"), std::string::npos);
 }
 
-TEST(CurlTransport, TimeoutIsATimeoutError) {
+TEST_P(Transport, TimeoutIsATimeoutError) {
   TestServer server([](const TestRequest&) {
     TestResponse resp;
     resp.delay = std::chrono::milliseconds(1500);
     return resp;
   });
-  http::CurlOptions o;
+  http::HttpOptions o;
   o.request_timeout = std::chrono::milliseconds(300);
-  auto t = http::make_curl_transport(o);
+  auto t = make(o);
   auto start = std::chrono::steady_clock::now();
   EXPECT_THROW(t->send(post(server.url(), "{}")), TimeoutError);
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(1400));
 }
 
-TEST(CurlTransport, TruncatedBodyAndDroppedConnectionAreTransportErrors) {
+TEST_P(Transport, TruncatedBodyAndDroppedConnectionAreTransportErrors) {
   TestServer server([](const TestRequest& r) {
     TestResponse resp;
     if (r.body == "truncate") resp.raw = "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{\"Item\":";
     else resp.raw = "";  // close without a word
     return resp;
   });
-  auto t = http::make_curl_transport();
+  auto t = make();
   try {
     t->send(post(server.url(), "truncate"));
     ADD_FAILURE();
@@ -101,7 +115,7 @@ TEST(CurlTransport, TruncatedBodyAndDroppedConnectionAreTransportErrors) {
   EXPECT_THROW(t->send(post(server.url(), "drop")), TransportError);
 }
 
-TEST(CurlTransport, ConnectionRefusedIsATransportErrorWithoutPathOrQuery) {
+TEST_P(Transport, ConnectionRefusedIsATransportErrorWithoutPathOrQuery) {
   int port;
   {
     TestServer s([](const TestRequest&) { return TestResponse{}; });
@@ -110,14 +124,14 @@ TEST(CurlTransport, ConnectionRefusedIsATransportErrorWithoutPathOrQuery) {
   http::Request r = post("http://127.0.0.1:" + std::to_string(port), "{}");
   r.url += "?X-Amz-Security-Token=SECRET";
   try {
-    http::make_curl_transport()->send(r);
+    make()->send(r);
     ADD_FAILURE();
   } catch (const TransportError& e) {
     EXPECT_EQ(std::string(e.what()).find("SECRET"), std::string::npos) << e.what();
   }
 }
 
-TEST(CurlTransport, LargeBodiesBothWays) {
+TEST_P(Transport, LargeBodiesBothWays) {
   TestServer server([](const TestRequest& r) {
     TestResponse resp;
     resp.body = std::string(r.body.rbegin(), r.body.rend());
@@ -125,7 +139,29 @@ TEST(CurlTransport, LargeBodiesBothWays) {
   });
   std::string big(400 * 1024, 'x');
   big[0] = 'a';
-  auto resp = http::make_curl_transport()->send(post(server.url(), big));
+  auto resp = make()->send(post(server.url(), big));
   EXPECT_EQ(resp.body.size(), big.size());
   EXPECT_EQ(resp.body.back(), 'a');
+}
+
+INSTANTIATE_TEST_SUITE_P(Both, Transport, ::testing::Values(Kind{"curl", curl}, Kind{"plain", plain}),
+                         [](const auto& info) { return std::string(info.param.name); });
+
+TEST(PlainTransport, ChunkedBodiesAndServerClosedIdleConnections) {
+  std::atomic<int> n{0};
+  TestServer server([&](const TestRequest&) {
+    TestResponse resp;
+    if (n++ % 2 == 0) {
+      resp.raw = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+                 "5\r\nhello\r\n7\r\n, world\r\n0\r\n\r\n";
+    } else {
+      resp.body = "second";
+      resp.close = true;  // the server drops the connection after answering
+    }
+    return resp;
+  });
+  auto t = http::make_default_transport();
+  EXPECT_EQ(t->send(post(server.url(), "{}")).body, "hello, world");
+  EXPECT_EQ(t->send(post(server.url(), "{}")).body, "second");
+  EXPECT_EQ(t->send(post(server.url(), "{}")).body, "hello, world");  // a new connection, no error
 }
