@@ -177,7 +177,8 @@ SigningResult sign_v4(const SigningParams& p) {
   hs.reserve((p.headers ? p.headers->size() : 0) + r.added_headers.size());
   auto add = [&](std::string_view name, std::string_view value) {
     std::string lower(name);
-    for (auto& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    for (auto& c : lower)
+      if (c >= 'A' && c <= 'Z') c = static_cast<char>(c + ('a' - 'A'));
     if (skipped_header(lower)) return;
     hs.emplace_back(std::move(lower), canonical_value(value));
   };

@@ -231,8 +231,15 @@ class PlainTransport final : public Transport {
 
     // Receive: headers, then Content-Length bytes or a chunked body.
     Response resp;
-    std::string buf;
-    buf.resize(16384);
+    resp.headers.reserve(8);
+    // The receive buffer is per thread and keeps its size: no allocation or zero-fill per
+    // request. It only grows (for large answers).
+    thread_local std::string buf;
+    if (buf.size() > 256 * 1024) {  // a large answer grew it last time: give the memory back
+      buf.resize(16384);
+      buf.shrink_to_fit();
+    }
+    if (buf.size() < 16384) buf.resize(16384);
     size_t have = 0, header_end = std::string::npos;
     auto read_more = [&](bool first_read) {
       if (buf.size() - have < 4096) buf.resize(buf.size() * 2);
@@ -277,7 +284,8 @@ class PlainTransport final : public Transport {
       size_t colon = line.find(':');
       if (colon == std::string_view::npos) continue;
       std::string name(line.substr(0, colon));
-      for (auto& ch : name) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+      for (auto& ch : name)
+        if (ch >= 'A' && ch <= 'Z') ch = static_cast<char>(ch + ('a' - 'A'));
       std::string_view value = line.substr(colon + 1);
       while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
       while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) value.remove_suffix(1);
