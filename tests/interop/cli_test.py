@@ -101,6 +101,23 @@ rc, _, err = cli_run("clear", "--yes", env=env)
 f.check(rc == 0 and "deleted 32 items" in err, f"clear --yes: {err!r}")
 f.check(c.scan(TableName="cli-table")["Count"] == 0, "table empty")
 
+# The load generator: a short run, its JSON contract (not its speed).
+import json  # noqa: E402
+for op in ("get", "set", "mixed"):
+    rc, out, err = cli_run("bench", "--op", op, "--ops", "60", "--concurrency", "3", "--keys", "10", "--prepare",
+                           "--warmup", "5", "--json", env=env)
+    try:
+        d = json.loads(out)
+    except ValueError:
+        d = {}
+    need = ("ops", "ops_per_sec", "p50_us", "p99_us", "errors", "cpu_us_per_op", "peak_rss_mb", "retries")
+    f.check(rc == 0 and all(k in d for k in need) and d.get("ops") == 60 and d.get("errors") == 0,
+            f"bench --op {op} --json: rc={rc} {out!r} {err!r}")
+    f.check(op == "set" or d.get("misses") == 0, f"bench --op {op}: --prepare makes gets hit")
+rc, out, _ = cli_run("bench", "--ops", "20", "--keys", "5", "--prepare", env=env)
+f.check(rc == 0 and b"throughput" in out and b"p99.9" in out, f"bench report: {out!r}")
+cli_run("clear", "--yes", env=env)
+
 # A table with another schema is a clear error.
 c.create_table(TableName="wrong-schema", AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
                KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}], BillingMode="PAY_PER_REQUEST")
