@@ -56,16 +56,16 @@ class ProfileProvider final : public CredentialsProvider {
   explicit ProfileProvider(ProfileOptions o) : o_(std::move(o)) {}
   Credentials get() override {
     auto p = detail::resolve_profile(o_);
-    for (auto* which : {"credentials", "config"}) {
-      auto sec = std::string(which) == "credentials" ? detail::credentials_section(p)
-                                                     : detail::config_section(p);
+    // The credentials file wins over the config file, as in the AWS CLI.
+    const std::pair<std::optional<detail::IniSection>, const std::string*> sources[] = {
+        {detail::credentials_section(p), &p.credentials_file}, {detail::config_section(p), &p.config_file}};
+    for (const auto& [sec, file] : sources) {
       if (!sec) continue;
       auto id = sec->find("aws_access_key_id");
       auto secret = sec->find("aws_secret_access_key");
       if (id == sec->end() && secret == sec->end()) continue;
-      const auto& file = std::string(which) == "credentials" ? p.credentials_file : p.config_file;
       if (id == sec->end() || secret == sec->end() || id->second.empty() || secret->second.empty())
-        throw CredentialsError("profile '" + p.name + "' in " + file +
+        throw CredentialsError("profile '" + p.name + "' in " + *file +
                                " has only one of aws_access_key_id / aws_secret_access_key");
       auto tok = sec->find("aws_session_token");
       return Credentials{id->second, secret->second, tok == sec->end() ? "" : tok->second,

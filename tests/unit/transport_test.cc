@@ -2,6 +2,8 @@
 // concurrency, and failures below HTTP.
 #include <gtest/gtest.h>
 
+#include <mutex>
+#include <random>
 #include <thread>
 
 #include "dynamodb_cache/errors.h"
@@ -164,4 +166,50 @@ TEST(PlainTransport, ChunkedBodiesAndServerClosedIdleConnections) {
   EXPECT_EQ(t->send(post(server.url(), "{}")).body, "hello, world");
   EXPECT_EQ(t->send(post(server.url(), "{}")).body, "second");
   EXPECT_EQ(t->send(post(server.url(), "{}")).body, "hello, world");  // a new connection, no error
+}
+
+// Bounded mutation fuzzing of the response parser: garbled status lines, headers, lengths and
+// chunking give an answer or a TransportError, never a crash or a hang.
+TEST(PlainTransport, MutatedResponsesNeverCrashOrHang) {
+  const std::vector<std::string> seeds = {
+      "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nx-amz-crc32: 1\r\n\r\nhello",
+      "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+      "HTTP/1.0 400 Bad\r\nConnection: close\r\n\r\n{\"__type\":\"x#y\"}"};
+  std::mt19937 rng(7);
+  std::mutex mu;
+  std::string next;
+  TestServer server([&](const TestRequest&) {
+    TestResponse r;
+    std::lock_guard lock(mu);
+    r.raw = next;
+    return r;
+  });
+  http::HttpOptions o;
+  o.request_timeout = std::chrono::milliseconds(2000);
+  auto t = http::make_default_transport(o);
+  int answered = 0, failed = 0;
+  for (int i = 0; i < 300; ++i) {
+    std::string s = seeds[rng() % seeds.size()];
+    for (int e = 0; e < 3; ++e) {
+      size_t at = rng() % s.size();
+      switch (rng() % 3) {
+        case 0: s[at] = "0123456789:\r\n -fx"[rng() % 18]; break;
+        case 1: s.erase(at, 1 + rng() % 4); break;
+        default: s.insert(at, "\r\n"); break;
+      }
+      if (s.empty()) s = "x";
+    }
+    {
+      std::lock_guard lock(mu);
+      next = s;
+    }
+    try {
+      t->send(post(server.url(), "{}"));
+      ++answered;
+    } catch (const TransportError&) {
+      ++failed;
+    }
+  }
+  EXPECT_EQ(answered + failed, 300);
+  EXPECT_GT(failed, 0);
 }
