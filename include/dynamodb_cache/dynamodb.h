@@ -108,39 +108,32 @@ struct GetItemResult {
   std::optional<ConsumedCapacity> consumed;
 };
 
-struct PutItemRequest {
-  std::string table_name;
-  Item item;
-  std::string condition_expression;
+// What PutItem, DeleteItem and UpdateItem share: an optional condition, the names and
+// values its expressions use, and what to return.
+struct ConditionalWrite {
+  std::string condition_expression;  // empty: unconditional
   Names names;
   Values values;
-  ReturnValues return_values = ReturnValues::kNone;  // kNone or kAllOld
+  ReturnValues return_values = ReturnValues::kNone;  // Put/Delete: kNone or kAllOld
   ReturnConsumedCapacity return_consumed_capacity = ReturnConsumedCapacity::kNone;
+};
+
+struct PutItemRequest : ConditionalWrite {
+  std::string table_name;
+  Item item;
+};
+struct DeleteItemRequest : ConditionalWrite {
+  std::string table_name;
+  Item key;
+};
+struct UpdateItemRequest : ConditionalWrite {
+  std::string table_name;
+  Item key;
+  std::string update_expression;
 };
 struct WriteResult {
   std::optional<Item> attributes;  // old or new image, as asked by return_values
   std::optional<ConsumedCapacity> consumed;
-};
-
-struct DeleteItemRequest {
-  std::string table_name;
-  Item key;
-  std::string condition_expression;
-  Names names;
-  Values values;
-  ReturnValues return_values = ReturnValues::kNone;  // kNone or kAllOld
-  ReturnConsumedCapacity return_consumed_capacity = ReturnConsumedCapacity::kNone;
-};
-
-struct UpdateItemRequest {
-  std::string table_name;
-  Item key;
-  std::string update_expression;
-  std::string condition_expression;
-  Names names;
-  Values values;
-  ReturnValues return_values = ReturnValues::kNone;
-  ReturnConsumedCapacity return_consumed_capacity = ReturnConsumedCapacity::kNone;
 };
 
 struct KeysAndAttributes {

@@ -88,6 +88,21 @@ std::shared_ptr<http::Transport> metadata_transport(const HttpProviderOptions& o
   return http::make_curl_transport(c);
 }
 
+// The metadata transport, made on first use: most processes never need one. Thread-safe.
+class LazyTransport {
+ public:
+  explicit LazyTransport(HttpProviderOptions o) : o_(std::move(o)) {}
+  http::Transport& get() {
+    std::call_once(once_, [&] { t_ = metadata_transport(o_); });
+    return *t_;
+  }
+
+ private:
+  HttpProviderOptions o_;
+  std::once_flag once_;
+  std::shared_ptr<http::Transport> t_;
+};
+
 std::function<std::optional<std::string>(const char*)> getenv_of(const HttpProviderOptions& o) {
   if (o.getenv) return o.getenv;
   return [](const char* n) { return env(n); };
@@ -143,7 +158,7 @@ bool loopback_or_container_host(const std::string& url) {
 
 class ContainerProvider final : public CredentialsProvider {
  public:
-  explicit ContainerProvider(HttpProviderOptions o) : getenv_(getenv_of(o)), o_(std::move(o)) {}
+  explicit ContainerProvider(HttpProviderOptions o) : getenv_(getenv_of(o)), transport_(std::move(o)) {}
   Credentials get() override {
     std::string url;
     if (auto rel = getenv_("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI")) {
@@ -177,8 +192,7 @@ class ContainerProvider final : public CredentialsProvider {
       req.headers.push_back({"Authorization", *token});
     }
     req.headers.push_back({"Accept", "application/json"});
-    auto transport = this->transport();
-    auto resp = fetch(*transport, req, "container");
+    auto resp = fetch(transport_.get(), req, "container");
     if (resp.status != 200)
       throw CredentialsError("container: credentials endpoint answered HTTP " + std::to_string(resp.status),
                              resp.status >= 500 || resp.status == 429);
@@ -186,21 +200,15 @@ class ContainerProvider final : public CredentialsProvider {
   }
 
  private:
-  std::shared_ptr<http::Transport> transport() {
-    std::call_once(once_, [&] { transport_ = metadata_transport(o_); });
-    return transport_;
-  }
   std::function<std::optional<std::string>(const char*)> getenv_;
-  HttpProviderOptions o_;
-  std::once_flag once_;
-  std::shared_ptr<http::Transport> transport_;
+  LazyTransport transport_;
 };
 
 class ImdsProvider final : public CredentialsProvider {
  public:
   static constexpr int kTokenTtlSeconds = 21600;
 
-  explicit ImdsProvider(HttpProviderOptions o) : getenv_(getenv_of(o)), o_(std::move(o)) {}
+  explicit ImdsProvider(HttpProviderOptions o) : getenv_(getenv_of(o)), transport_(std::move(o)) {}
 
   Credentials get() override {
     auto disabled = getenv_("AWS_EC2_METADATA_DISABLED");
@@ -228,11 +236,6 @@ class ImdsProvider final : public CredentialsProvider {
   }
 
  private:
-  std::shared_ptr<http::Transport> transport() {
-    std::call_once(once_, [&] { transport_ = metadata_transport(o_); });
-    return transport_;
-  }
-
   std::string token(const std::string& endpoint, bool force) {
     std::lock_guard lock(mu_);
     auto now = std::chrono::steady_clock::now();
@@ -241,7 +244,7 @@ class ImdsProvider final : public CredentialsProvider {
     req.method = "PUT";
     req.url = endpoint + "/latest/api/token";
     req.headers.push_back({"x-aws-ec2-metadata-token-ttl-seconds", std::to_string(kTokenTtlSeconds)});
-    auto resp = fetch(*transport(), req, "imds");
+    auto resp = fetch(transport_.get(), req, "imds");
     if (resp.status != 200 || resp.body.empty())
       throw CredentialsError("imds: token request answered HTTP " + std::to_string(resp.status),
                              resp.status >= 500);
@@ -257,16 +260,14 @@ class ImdsProvider final : public CredentialsProvider {
       req.method = "GET";
       req.url = endpoint + path;
       req.headers.push_back({"x-aws-ec2-metadata-token", token(endpoint, attempt > 0)});
-      auto resp = fetch(*transport(), req, "imds");
+      auto resp = fetch(transport_.get(), req, "imds");
       if (resp.status == 401 && attempt == 0) continue;  // token expired or revoked: renew once
       return resp;
     }
   }
 
   std::function<std::optional<std::string>(const char*)> getenv_;
-  HttpProviderOptions o_;
-  std::once_flag once_;
-  std::shared_ptr<http::Transport> transport_;
+  LazyTransport transport_;
   std::mutex mu_;
   std::string token_;  // guarded by mu_
   std::chrono::steady_clock::time_point token_expiry_{};

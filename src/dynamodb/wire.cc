@@ -112,54 +112,33 @@ std::string encode(const GetItemRequest& r) {
   return out;
 }
 
-std::string encode(const PutItemRequest& r) {
+namespace {
+// One of PutItem/DeleteItem/UpdateItem: the table, the item or key (`what`), the update
+// expression if any, then the shared conditional-write fields.
+std::string encode_write(const std::string& table, const char* what, const Item& item,
+                         const std::string& update_expression, const ConditionalWrite& c) {
   std::string out;
-  out.reserve(128 + r.table_name.size() + item_size_hint(r.item));
+  out.reserve(128 + table.size() + item_size_hint(item));
   JsonWriter w(out);
   w.begin_object();
-  w.field("TableName", r.table_name);
-  w.key("Item");
-  write_item(w, r.item);
-  write_opt(w, "ConditionExpression", r.condition_expression);
-  write_names(w, r.names);
-  write_values(w, r.values);
-  write_return_values(w, r.return_values);
-  write_rcc(w, r.return_consumed_capacity);
+  w.field("TableName", table);
+  w.key(what);
+  write_item(w, item);
+  write_opt(w, "UpdateExpression", update_expression);
+  write_opt(w, "ConditionExpression", c.condition_expression);
+  write_names(w, c.names);
+  write_values(w, c.values);
+  write_return_values(w, c.return_values);
+  write_rcc(w, c.return_consumed_capacity);
   w.end_object();
   return out;
 }
+}  // namespace
 
-std::string encode(const DeleteItemRequest& r) {
-  std::string out;
-  JsonWriter w(out);
-  w.begin_object();
-  w.field("TableName", r.table_name);
-  w.key("Key");
-  write_item(w, r.key);
-  write_opt(w, "ConditionExpression", r.condition_expression);
-  write_names(w, r.names);
-  write_values(w, r.values);
-  write_return_values(w, r.return_values);
-  write_rcc(w, r.return_consumed_capacity);
-  w.end_object();
-  return out;
-}
-
+std::string encode(const PutItemRequest& r) { return encode_write(r.table_name, "Item", r.item, {}, r); }
+std::string encode(const DeleteItemRequest& r) { return encode_write(r.table_name, "Key", r.key, {}, r); }
 std::string encode(const UpdateItemRequest& r) {
-  std::string out;
-  JsonWriter w(out);
-  w.begin_object();
-  w.field("TableName", r.table_name);
-  w.key("Key");
-  write_item(w, r.key);
-  write_opt(w, "UpdateExpression", r.update_expression);
-  write_opt(w, "ConditionExpression", r.condition_expression);
-  write_names(w, r.names);
-  write_values(w, r.values);
-  write_return_values(w, r.return_values);
-  write_rcc(w, r.return_consumed_capacity);
-  w.end_object();
-  return out;
+  return encode_write(r.table_name, "Key", r.key, r.update_expression, r);
 }
 
 std::string encode(const BatchGetItemRequest& r) {

@@ -84,17 +84,23 @@ const char* reason(int status) {
 void TestServer::serve(int fd) {
   std::string buf;
   char chunk[16384];
+  // Appends what arrives to buf; false when the peer closed or the server stops.
+  auto read_some = [&] {
+    for (;;) {
+      pollfd p{fd, POLLIN, 0};
+      if (stop_) return false;
+      if (::poll(&p, 1, 50) <= 0) continue;
+      ssize_t n = ::recv(fd, chunk, sizeof chunk, 0);
+      if (n <= 0) return false;
+      buf.append(chunk, static_cast<size_t>(n));
+      return true;
+    }
+  };
   for (;;) {
     // Read one request: headers, then Content-Length bytes of body.
     size_t header_end;
-    while ((header_end = buf.find("\r\n\r\n")) == std::string::npos) {
-      pollfd p{fd, POLLIN, 0};
-      if (stop_) goto done;
-      if (::poll(&p, 1, 50) <= 0) continue;
-      ssize_t n = ::recv(fd, chunk, sizeof chunk, 0);
-      if (n <= 0) goto done;
-      buf.append(chunk, static_cast<size_t>(n));
-    }
+    while ((header_end = buf.find("\r\n\r\n")) == std::string::npos)
+      if (!read_some()) goto done;
     {
       TestRequest req;
       std::string head = buf.substr(0, header_end);
@@ -120,14 +126,8 @@ void TestServer::serve(int fd) {
         req.headers.push_back({name, value});
       }
       buf.erase(0, header_end + 4);
-      while (buf.size() < content_length) {
-        pollfd p{fd, POLLIN, 0};
-        if (stop_) goto done;
-        if (::poll(&p, 1, 50) <= 0) continue;
-        ssize_t n = ::recv(fd, chunk, sizeof chunk, 0);
-        if (n <= 0) goto done;
-        buf.append(chunk, static_cast<size_t>(n));
-      }
+      while (buf.size() < content_length)
+        if (!read_some()) goto done;
       req.body = buf.substr(0, content_length);
       buf.erase(0, content_length);
       requests_++;
