@@ -165,33 +165,26 @@ struct BatchWriteItemResult {
   std::vector<ConsumedCapacity> consumed;
 };
 
-struct QueryRequest {
+// What Query and Scan share.
+struct PageRequest {
   std::string table_name;
-  std::string index_name;
-  std::string key_condition_expression;
+  std::string index_name;            // empty: the table itself
   std::string filter_expression;
   std::string projection_expression;
   Names names;
   Values values;
-  std::optional<int> limit;
-  std::optional<Item> exclusive_start_key;
+  std::optional<int> limit;          // items evaluated per page
+  std::optional<Item> exclusive_start_key;  // the previous page's last_evaluated_key
   bool consistent_read = false;
-  bool scan_index_forward = true;
   ReturnConsumedCapacity return_consumed_capacity = ReturnConsumedCapacity::kNone;
 };
-struct ScanRequest {
-  std::string table_name;
-  std::string index_name;
-  std::string filter_expression;
-  std::string projection_expression;
-  Names names;
-  Values values;
-  std::optional<int> limit;
-  std::optional<Item> exclusive_start_key;
-  bool consistent_read = false;
+struct QueryRequest : PageRequest {
+  std::string key_condition_expression;
+  bool scan_index_forward = true;
+};
+struct ScanRequest : PageRequest {
   std::optional<int> segment;         // parallel scan: this worker's segment
   std::optional<int> total_segments;  // and the number of segments
-  ReturnConsumedCapacity return_consumed_capacity = ReturnConsumedCapacity::kNone;
 };
 struct PageResult {  // Query and Scan
   std::vector<Item> items;

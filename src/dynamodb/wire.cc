@@ -202,8 +202,7 @@ std::string encode(const BatchWriteItemRequest& r) {
 }
 
 namespace {
-template <class R>
-void write_page_common(JsonWriter& w, const R& r) {
+void write_page_common(JsonWriter& w, const PageRequest& r) {
   w.field("TableName", r.table_name);
   write_opt(w, "IndexName", r.index_name);
   write_opt(w, "FilterExpression", r.filter_expression);
