@@ -33,6 +33,9 @@ class CredentialsProvider {
   // variables, no profile) throws CredentialsError with retryable() == false; the chain then
   // moves on to the next provider.
   virtual Credentials get() = 0;
+  // The service rejected what get() returned as expired: forget cached credentials so the
+  // next get() fetches new ones. Default: nothing is cached, nothing to do.
+  virtual void invalidate() {}
 };
 
 // Fixed credentials given by the caller.

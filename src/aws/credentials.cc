@@ -276,6 +276,9 @@ class ImdsProvider final : public CredentialsProvider {
 class ChainProvider final : public CredentialsProvider {
  public:
   explicit ChainProvider(std::vector<std::shared_ptr<CredentialsProvider>> ps) : ps_(std::move(ps)) {}
+  void invalidate() override {
+    for (auto& p : ps_) p->invalidate();
+  }
   Credentials get() override {
     int last = last_.load(std::memory_order_relaxed);
     if (last >= 0) {
@@ -310,6 +313,13 @@ class CachingProvider final : public CredentialsProvider {
                   std::function<SystemClock::time_point()> now)
       : inner_(std::move(inner)), before_(before), now_(std::move(now)) {
     if (!now_) now_ = [] { return SystemClock::now(); };
+  }
+
+  void invalidate() override {
+    std::lock_guard lock(mu_);
+    cached_.reset();
+    last_attempt_ = {};
+    inner_->invalidate();
   }
 
   Credentials get() override {

@@ -121,29 +121,46 @@ struct Client::Impl {
   std::string call(const char* target, std::string body) {
     stats.calls.fetch_add(1, std::memory_order_relaxed);
     int spent = 0;  // quota tokens taken by this call's retries
+    bool refreshed_credentials = false;
     for (int n = 1;; ++n) {
       stats.attempts.fetch_add(1, std::memory_order_relaxed);
       try {
         std::string out = attempt(target, body);
         quota.release(n == 1 ? 1 : spent);
         return out;
+      } catch (const ServiceError& e) {
+        // Temporary credentials the service already considers expired (clock skew against
+        // their issuer, or a revoked session): fetch new ones and try once more.
+        if (e.name() == "ExpiredTokenException" && !refreshed_credentials && n < options.retry.max_attempts) {
+          refreshed_credentials = true;
+          credentials->invalidate();
+          stats.retries.fetch_add(1, std::memory_order_relaxed);
+          continue;
+        }
+        if (!on_failure(e, n, spent)) throw;
       } catch (const Error& e) {
-        if (!e.retryable() || n >= options.retry.max_attempts) {
-          stats.failures.fetch_add(1, std::memory_order_relaxed);
-          throw;
-        }
-        int cost = e.kind() == ErrorKind::kTimeout ? options.retry.timeout_retry_cost
-                                                   : options.retry.retry_cost;
-        if (!quota.acquire(cost)) {
-          stats.quota_exhausted.fetch_add(1, std::memory_order_relaxed);
-          stats.failures.fetch_add(1, std::memory_order_relaxed);
-          throw;
-        }
-        spent += cost;
-        stats.retries.fetch_add(1, std::memory_order_relaxed);
-        sleeper->sleep(backoff.delay(n, e.kind() == ErrorKind::kThrottling));
+        if (!on_failure(e, n, spent)) throw;
       }
     }
+  }
+
+  // Decides what follows a failed attempt: false to give up (the caller rethrows), true
+  // after sleeping the backoff. Takes quota tokens for the retry.
+  bool on_failure(const Error& e, int n, int& spent) {
+    if (!e.retryable() || n >= options.retry.max_attempts) {
+      stats.failures.fetch_add(1, std::memory_order_relaxed);
+      return false;
+    }
+    int cost = e.kind() == ErrorKind::kTimeout ? options.retry.timeout_retry_cost : options.retry.retry_cost;
+    if (!quota.acquire(cost)) {
+      stats.quota_exhausted.fetch_add(1, std::memory_order_relaxed);
+      stats.failures.fetch_add(1, std::memory_order_relaxed);
+      return false;
+    }
+    spent += cost;
+    stats.retries.fetch_add(1, std::memory_order_relaxed);
+    sleeper->sleep(backoff.delay(n, e.kind() == ErrorKind::kThrottling));
+    return true;
   }
 };
 

@@ -342,3 +342,44 @@ TEST(Client, ConfigurationErrorsAreTyped) {
   o.region = "bad region!";
   EXPECT_THROW(Client{o}, ConfigError);
 }
+
+TEST(Client, ExpiredTokenRefreshesCredentialsOnce) {
+  struct Rotating : aws::CredentialsProvider {
+    std::atomic<int> fetches{0};
+    aws::Credentials get() override {
+      return {"ASIA" + std::to_string(fetches.load()), "s", "t", std::nullopt, "rotating"};
+    }
+    void invalidate() override { ++fetches; }
+  };
+  auto rotating = std::make_shared<Rotating>();
+  auto cached = aws::make_caching_provider(rotating);
+  auto transport = std::make_shared<FakeTransport>([](const http::Request& r, int) {
+    for (auto& h : r.headers)
+      if (h.name == "Authorization" && h.value.find("Credential=ASIA0/") != std::string::npos)
+        return ddb_error(400, "ExpiredTokenException", "The security token included in the request is expired");
+    return ddb_response(200, kGetOk);
+  });
+  ClientOptions o;
+  o.region = "us-east-1";
+  o.endpoint = "http://127.0.0.1:9";
+  o.credentials = cached;
+  o.transport = transport;
+  o.retry.sleeper = std::make_shared<RecordingSleeper>();
+  Client c(o);
+  GetItemRequest g;
+  g.table_name = "t";
+  g.key = {{"key", AttributeValue::S("k")}};
+  EXPECT_TRUE(c.get_item(g).item);
+  EXPECT_EQ(transport->calls(), 2);
+  EXPECT_EQ(rotating->fetches.load(), 1);  // the cache passed the invalidation on
+  EXPECT_TRUE(c.get_item(g).item);         // the new credentials stay cached
+  EXPECT_EQ(transport->calls(), 3);
+
+  // Still expired after the refresh: reported, not retried forever.
+  auto always = std::make_shared<FakeTransport>(
+      [](const http::Request&, int) { return ddb_error(400, "ExpiredTokenException"); });
+  o.transport = always;
+  Client d(o);
+  EXPECT_THROW(d.get_item(g), ServiceError);
+  EXPECT_EQ(always->calls(), 2);
+}
