@@ -231,7 +231,7 @@ struct TimeToLiveDescription {
 
 // ---- retries ----
 
-// Time and sleep, injectable so backoff is tested without sleeping. Thread-safe.
+// Sleeping between retries, injectable so backoff is tested without sleeping. Thread-safe.
 class Sleeper {
  public:
   virtual ~Sleeper() = default;

@@ -46,7 +46,9 @@ class Transport {
 struct HttpOptions {
   // Time allowed to establish a TCP (+TLS) connection. Default 2 s.
   std::chrono::milliseconds connect_timeout{2000};
-  // Time allowed for one whole request, connect included. Default 10 s.
+  // Time allowed for one whole request, connect included. Default 10 s. (The plain-http
+  // client bounds each read by it and checks the total between reads, so a server that
+  // trickles bytes is cut off within twice this at worst.)
   std::chrono::milliseconds request_timeout{10000};
   // Idle connections kept for reuse (one per pooled handle). Default 64.
   std::size_t max_idle_connections = 64;
