@@ -143,46 +143,4 @@ uint64_t MemoryBackend::evictions() const {
   return n;
 }
 
-// ---- shared by every backend ----
-
-void validate_key(std::string_view key) {
-  if (key.empty()) throw InvalidArgumentError("cache key is empty");
-  if (key.size() > 2048)
-    throw InvalidArgumentError("cache key is " + std::to_string(key.size()) +
-                               " bytes; DynamoDB allows at most 2048");
-  // UTF-8 well-formedness (RFC 3629): DynamoDB rejects anything else in a string key.
-  const auto* p = reinterpret_cast<const unsigned char*>(key.data());
-  const auto* end = p + key.size();
-  while (p < end) {
-    unsigned char c = *p;
-    if (c < 0x80) { ++p; continue; }
-    int n;
-    uint32_t cp;
-    if ((c & 0xE0) == 0xC0) { n = 1; cp = c & 0x1F; }
-    else if ((c & 0xF0) == 0xE0) { n = 2; cp = c & 0x0F; }
-    else if ((c & 0xF8) == 0xF0) { n = 3; cp = c & 0x07; }
-    else throw InvalidArgumentError("cache key is not valid UTF-8");
-    if (end - p <= n) throw InvalidArgumentError("cache key is not valid UTF-8");
-    for (int i = 1; i <= n; ++i) {
-      if ((p[i] & 0xC0) != 0x80) throw InvalidArgumentError("cache key is not valid UTF-8");
-      cp = (cp << 6) | (p[i] & 0x3F);
-    }
-    static constexpr uint32_t kMin[] = {0, 0x80, 0x800, 0x10000};
-    if (cp < kMin[n] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-      throw InvalidArgumentError("cache key is not valid UTF-8");
-    p += n + 1;
-  }
-}
-
-std::vector<std::optional<Hit>> Backend::get_many(const std::vector<std::string>& keys) {
-  std::vector<std::optional<Hit>> out;
-  out.reserve(keys.size());
-  for (const auto& k : keys) out.push_back(get_entry(k));
-  return out;
-}
-
-void Backend::set_many(const std::vector<std::pair<std::string, std::string>>& entries, Ttl ttl) {
-  for (const auto& [k, v] : entries) set(k, v, ttl);
-}
-
 }  // namespace dynamodb_cache

@@ -124,15 +124,9 @@ int run_bench(const GlobalOptions& g, const BenchOptions& o) {
   if (o.keys < 1) throw InvalidArgumentError("--keys must be at least 1");
   const uint64_t total_ops = o.ops ? o.ops : (o.duration > 0 ? 0 : 10000);
 
-  dynamodb::ClientOptions co;
-  co.region = g.region;
-  co.endpoint = g.endpoint;
-  co.profile.profile = g.profile;
-  co.retry.max_attempts = g.max_attempts;
-  http::HttpOptions curl;
-  curl.max_idle_connections = static_cast<size_t>(o.concurrency) + 4;
-  co.transport = http::make_default_transport(curl);
-  auto client = std::make_shared<dynamodb::Client>(co);
+  http::HttpOptions http_options;
+  http_options.max_idle_connections = static_cast<size_t>(o.concurrency) + 4;  // one per worker
+  auto client = make_client(g, http::make_default_transport(http_options));
   DynamodbBackend backend(client, backend_options(g));
   const std::string value = make_value(o.value_size, 42);
   const auto ttl = std::chrono::seconds(o.ttl);

@@ -26,7 +26,9 @@ struct GlobalOptions {
 // response that cannot be decoded.
 enum Exit : int { kOk = 0, kMiss = 1, kUsage = 2, kConfig = 3, kService = 4, kNetwork = 5, kData = 6 };
 
-std::shared_ptr<dynamodb::Client> make_client(const GlobalOptions& g);
+// A client from the global options; `transport` null: the library's default.
+std::shared_ptr<dynamodb::Client> make_client(const GlobalOptions& g,
+                                              std::shared_ptr<http::Transport> transport = nullptr);
 DynamodbOptions backend_options(const GlobalOptions& g);
 
 // Registers the `bench` subcommand (bench.cc). `run` is set to the function to call when

@@ -10,8 +10,9 @@
 
 namespace dynamodb_cache::cli {
 
-std::shared_ptr<dynamodb::Client> make_client(const GlobalOptions& g) {
+std::shared_ptr<dynamodb::Client> make_client(const GlobalOptions& g, std::shared_ptr<http::Transport> transport) {
   dynamodb::ClientOptions o;
+  o.transport = std::move(transport);
   o.region = g.region;
   o.endpoint = g.endpoint;
   o.profile.profile = g.profile;
