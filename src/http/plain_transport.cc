@@ -298,7 +298,9 @@ class PlainTransport final : public Transport {
       resp.headers.push_back({std::move(name), std::string(value)});
     }
     size_t body_start = header_end + 4;
-    if (chunked) {
+    if (resp.status == 204 || resp.status == 304 || (resp.status >= 100 && resp.status < 200)) {
+      if (have > body_start) keep = false;  // no body by definition; anything more is unexpected
+    } else if (chunked) {
       resp.body = read_chunked(buf, have, body_start, read_more, where);
     } else if (content_length) {
       if (*content_length > (256u << 20)) throw TransportError("HTTP " + where + ": response body too large");
@@ -319,9 +321,13 @@ class PlainTransport final : public Transport {
         if (n == 0) break;
         if (n < 0) {
           if (errno == EINTR) continue;
+          if (errno == EAGAIN || errno == EWOULDBLOCK)
+            throw TimeoutError("HTTP " + where + ": request timed out after " +
+                               std::to_string(options_.request_timeout.count()) + " ms");
           throw TransportError("HTTP " + where + ": receive failed: " + std::strerror(errno));
         }
         have += static_cast<size_t>(n);
+        check_deadline();
       }
       resp.body.assign(buf.data() + body_start, have - body_start);
     }
