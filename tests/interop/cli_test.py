@@ -74,10 +74,12 @@ rc, _, _ = cli_run("delete", "never-existed", env=env)
 f.check(rc == 0, "deleting an absent key is fine")
 
 # TTL.
-cli_run("set", "short", "v", "--ttl", "1", env=env)
+# update_ts is whole seconds (the Python layout), so a TTL of N s lives between N-1 and N s:
+# 3 s leaves room for a slow (sanitized) process start between set and get.
+cli_run("set", "short", "v", "--ttl", "3", env=env)
 rc, _, _ = cli_run("get", "short", env=env)
 f.check(rc == 0, "live before its TTL")
-time.sleep(2.1)
+time.sleep(3.1)
 rc, _, _ = cli_run("get", "short", env=env)
 f.check(rc == 1, "a miss after its TTL")
 
