@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "cli/common.h"
+#include "dynamodb_cache/version.h"
 
 namespace dynamodb_cache::cli {
 
@@ -67,6 +68,7 @@ int main(int argc, char** argv) {
                "profiles and instance roles unless given here.",
                "dynamodb-cache"};
   app.require_subcommand(1);
+  app.set_version_flag("--version", "dynamodb-cache " DYNAMODB_CACHE_VERSION);
   GlobalOptions g;
   const char* env_table = std::getenv("DYNAMODB_CACHE_TABLE");
   g.table = env_table && *env_table ? env_table : "dynamodb-cache";
@@ -190,6 +192,9 @@ int main(int argc, char** argv) {
     return kOk;
   } catch (const CLI::CallForAllHelp&) {
     std::cout << app.help("", CLI::AppFormatMode::All);
+    return kOk;
+  } catch (const CLI::CallForVersion& e) {
+    std::cout << e.what() << "\n";
     return kOk;
   } catch (const CLI::ParseError& e) {
     // Subcommand --help arrives here as CallForHelp from the subcommand's parse.
