@@ -73,6 +73,29 @@ TEST(CacheIT, ProvisionedTable) {
   t.drop(true);
 }
 
+// A server without UpdateTimeToLive (dynalite) is reported once, by the create() that made
+// the table; creating the existing table again (every program start) says nothing new.
+TEST(CacheIT, MissingNativeTtlIsReportedByTheCreateThatMadeTheTable) {
+  auto c = it::client();
+  TableOptions o;
+  o.name = it::unique_table("it-ttl-warn");
+  o.poll_interval = 20ms;
+  std::vector<std::string> warnings;
+  o.warn = [&](const std::string& w) { warnings.push_back(w); };
+  Table(c, o).create(true);
+  if (warnings.empty()) {
+    Table(c, o).drop(true);
+    GTEST_SKIP() << "this server has native TTL";
+  }
+  ASSERT_EQ(warnings.size(), 1u);
+  EXPECT_NE(warnings[0].find("no native TTL"), std::string::npos) << warnings[0];
+  EXPECT_NE(warnings[0].find(c->endpoint()), std::string::npos) << warnings[0];
+  Table(c, o).create(true);
+  Table(c, o).create(true);
+  EXPECT_EQ(warnings.size(), 1u);
+  Table(c, o).drop(true);
+}
+
 TEST(CacheIT, SetGetEraseBinarySafe) {
   CacheTable t;
   auto b = std::make_shared<DynamodbBackend>(t.c, t.opts());
