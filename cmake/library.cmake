@@ -38,7 +38,10 @@ if(CMAKE_CXX_COMPILER_ID MATCHES "GNU|Clang")
   endforeach()
   string(APPEND _dc_api_text "#pragma GCC visibility pop\n")
   file(CONFIGURE OUTPUT ${_dc_api} CONTENT "${_dc_api_text}")
-  set_target_properties(dynamodb_cache PROPERTIES CXX_VISIBILITY_PRESET hidden)
+  # Inline functions of the headers are compiled into each user anyway: not exported either
+  # (the public headers have no function-local statics, which this would duplicate).
+  set_target_properties(dynamodb_cache PROPERTIES CXX_VISIBILITY_PRESET hidden
+                                                  VISIBILITY_INLINES_HIDDEN ON)
   target_compile_options(dynamodb_cache PRIVATE -include ${_dc_api})
 elseif(WIN32)
   set_target_properties(dynamodb_cache PROPERTIES WINDOWS_EXPORT_ALL_SYMBOLS ON)
@@ -48,7 +51,7 @@ endif()
 # the private headers under src/ (unit tests, fuzzers, micro-benchmarks). When the library is
 # static it is the library itself.
 if(BUILD_SHARED_LIBS)
-  add_library(dynamodb_cache_internal STATIC $<TARGET_OBJECTS:dynamodb_cache>)
+  add_library(dynamodb_cache_internal STATIC EXCLUDE_FROM_ALL $<TARGET_OBJECTS:dynamodb_cache>)
   target_include_directories(dynamodb_cache_internal PUBLIC
     ${PROJECT_SOURCE_DIR}/include ${PROJECT_BINARY_DIR}/include)
   target_compile_features(dynamodb_cache_internal PUBLIC cxx_std_20)
