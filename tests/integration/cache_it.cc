@@ -154,8 +154,8 @@ TEST(CacheIT, ManyKeysBatchedAndClear) {
   std::vector<std::pair<std::string, std::string>> entries;
   std::vector<std::string> keys;
   for (int i = 0; i < 260; ++i) {
-    entries.emplace_back("k" + std::to_string(i), "v" + std::to_string(i));
-    keys.push_back("k" + std::to_string(i));
+    entries.emplace_back(std::string("k").append(std::to_string(i)), std::string("v").append(std::to_string(i)));
+    keys.push_back(std::string("k").append(std::to_string(i)));
   }
   entries.emplace_back("k0", "last wins");
   b->set_many(entries, 0s);
@@ -206,7 +206,7 @@ TEST(CacheIT, ConcurrentClientsShareOneBackend) {
   for (int th = 0; th < 6; ++th)
     threads.emplace_back([&, th] {
       for (int i = 0; i < 30; ++i) {
-        std::string k = "t" + std::to_string(th) + "-" + std::to_string(i);
+        std::string k = std::string("t").append(std::to_string(th)).append("-").append(std::to_string(i));
         b->set(k, k, 0s);
         if (auto v = b->get(k); !v || *v != k) ++wrong;
       }

@@ -327,7 +327,7 @@ TEST(Client, BatchWriteAllSplitsIntoTwentyFives) {
     return ddb_response(200, "{}");
   });
   std::vector<WriteRequest> writes(60);
-  for (int i = 0; i < 60; ++i) writes[i].put_item = Item{{"key", AttributeValue::S("k" + std::to_string(i))}};
+  for (int i = 0; i < 60; ++i) writes[i].put_item = Item{{"key", AttributeValue::S(std::string("k").append(std::to_string(i)))}};
   h.client->batch_write_all("t", writes);
   EXPECT_EQ(sizes, (std::vector<size_t>{25, 25, 10}));
 }
