@@ -464,7 +464,7 @@ class CachingProvider final : public CredentialsProvider {
     for (;;) {
       now = now_();
       bool usable = cached_ && (!usable_until_ || now < *usable_until_);
-      bool fresh = usable && !stale_ && (!usable_until_ || now < *usable_until_ - before_);
+      bool fresh = usable && !stale_ && !extended_ && (!usable_until_ || now < *usable_until_ - before_);
       if (fresh) return *cached_;
       if (usable && !stale_ && refreshing_) return *cached_;  // one thread refreshes, the rest go on
       if (!refreshing_) {
