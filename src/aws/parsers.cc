@@ -2,6 +2,7 @@
 
 #include <simdjson.h>
 
+#include <algorithm>
 #include <cctype>
 #include <charconv>
 
@@ -261,8 +262,10 @@ Credentials parse_sso_role_credentials(std::string_view json, const std::string&
                 provider};
   require_keys(c, provider, "accessKeyId/secretAccessKey");
   int64_t ms = 0;
-  if (rc["expiration"].get(ms) != simdjson::SUCCESS || ms <= 0 || ms > 253402300799000)  // <= year 9999
+  if (rc["expiration"].get(ms) != simdjson::SUCCESS || ms <= 0)
     throw CredentialsError(provider + ": GetRoleCredentials answer lacks a valid expiration", true);
+  // system_clock counts nanoseconds in 64 bits (up to 2262): later times are clamped to 2255.
+  ms = std::min<int64_t>(ms, 9'000'000'000'000);
   c.expiration = SystemClock::time_point(std::chrono::duration_cast<SystemClock::duration>(std::chrono::milliseconds(ms)));
   return c;
 }

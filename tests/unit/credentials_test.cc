@@ -482,6 +482,15 @@ TEST(CredentialProcess, JsonVersion1WithExpiration) {
                   ->get();
   EXPECT_EQ(nexp.access_key_id, "AKIDP2");
   EXPECT_FALSE(nexp.expiration);
+  // A "never" far beyond what system_clock holds is clamped, not overflowed (a fuzz finding).
+  auto far = aws::make_process_provider(
+                 R"(echo '{"Version":1,"AccessKeyId":"A","SecretAccessKey":"s","Expiration":"9999-12-31T23:59:59Z"}')")
+                 ->get();
+  ASSERT_TRUE(far.expiration);
+  EXPECT_GT(*far.expiration, std::chrono::system_clock::now() + std::chrono::hours(24 * 365 * 200));
+  auto sso = aws::detail::parse_sso_role_credentials(
+      R"({"roleCredentials":{"accessKeyId":"A","secretAccessKey":"s","expiration":253402300799000}})", "sso");
+  EXPECT_GT(*sso.expiration, std::chrono::system_clock::now() + std::chrono::hours(24 * 365 * 200));
 }
 
 TEST(CredentialProcess, FailuresAreClearAndQuoteNothing) {
