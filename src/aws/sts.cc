@@ -189,7 +189,13 @@ class AssumeRoleProvider final : public CredentialsProvider {
       if (!o_.transport) o_.transport = service_transport(o_.profile);
       target_ = sts_target(o_.region, o_.endpoint, o_.profile);
     });
-    Credentials source = o_.source->get();
+    Credentials source;
+    try {
+      source = o_.source->get();
+    } catch (const NotConfigured& e) {
+      // The profile asked for this source: its absence is an error, not "nothing here".
+      throw CredentialsError(name_ + ": no source credentials: " + e.what());
+    }
     std::string form = "Action=AssumeRole&Version=2011-06-15&RoleArn=" + form_encode(o_.role_arn) +
                        "&RoleSessionName=" + form_encode(o_.role_session_name);
     if (!o_.external_id.empty()) form += "&ExternalId=" + form_encode(o_.external_id);

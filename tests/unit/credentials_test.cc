@@ -624,6 +624,10 @@ TEST(AssumeRole, LoopsMfaAndBadConfigurationAreClearErrors) {
   EXPECT_NE(credential_scope(sts.request(0)).find("AKIDSELF/"), std::string::npos);
   // credential_source = Environment.
   EXPECT_NE(err("envsrc").find("AWS_ACCESS_KEY_ID"), std::string::npos) << err("envsrc");
+  // Through the chain too: a missing source is an error, not a reason to try the next provider.
+  auto chain_err = error_of([] { aws::make_default_chain({"envsrc", "", ""})->get(); });
+  EXPECT_NE(chain_err.find("no source credentials"), std::string::npos) << chain_err;
+  EXPECT_EQ(chain_err.find("no AWS credentials found"), std::string::npos) << chain_err;
   ScopedEnv keys{{"AWS_ACCESS_KEY_ID", "AKIDFROMENV"}, {"AWS_SECRET_ACCESS_KEY", "source-secret"}};
   EXPECT_EQ(aws::make_profile_provider({"envsrc", "", ""})->get().access_key_id, "ASIASTS2");
   EXPECT_NE(credential_scope(sts.request(1)).find("AKIDFROMENV/"), std::string::npos);
