@@ -10,6 +10,7 @@
 #include "aws/parsers.h"
 
 #include "dynamodb_cache/aws.h"
+#include "dynamodb_cache/dynamodb.h"
 #include "dynamodb_cache/errors.h"
 #include "test_server.h"
 
@@ -900,4 +901,34 @@ TEST(Credentials, ImdsTokenWithLineBreakAndHostileRoleNameAreRefused) {
     EXPECT_NE(err.find("not a valid IAM role name"), std::string::npos) << role << ": " << err;
     EXPECT_EQ(imds.server.requests(), 2);  // token and role list only
   }
+}
+
+TEST(Config, ClientSendsTheAppIdAndUsesTheProfileEndpoint) {
+  auto env = clean_env();
+  std::mutex mu;
+  std::vector<std::string> agents;
+  TestServer server([&](const TestRequest& r) {
+    std::lock_guard lock(mu);
+    const std::string* ua = r.header("user-agent");
+    agents.push_back(ua ? *ua : "");
+    TestResponse resp;
+    resp.body = "{}";
+    return resp;
+  });
+  auto config = temp_file("config-client", "[profile svc]\nendpoint_url = " + server.url() +
+                                               "\nsdk_ua_app_id = billing-7\nregion = eu-north-1\n");
+  ScopedEnv f{{"AWS_CONFIG_FILE", config.c_str()}};
+  dynamodb::ClientOptions o;
+  o.profile.profile = "svc";
+  o.credentials = aws::make_static_provider({"AKID", "s", "", std::nullopt, "test"});
+  dynamodb::Client client(o);
+  EXPECT_EQ(client.endpoint(), server.url());
+  EXPECT_EQ(client.region(), "eu-north-1");
+  dynamodb::GetItemRequest g;
+  g.table_name = "t";
+  g.key = {{"key", dynamodb::AttributeValue::S("k")}};
+  EXPECT_FALSE(client.get_item(g).item);
+  std::lock_guard lock(mu);
+  ASSERT_EQ(agents.size(), 1u);
+  EXPECT_NE(agents[0].find(" app/billing-7"), std::string::npos) << agents[0];
 }
