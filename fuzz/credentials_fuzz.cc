@@ -29,7 +29,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size == 0) return 0;
   const std::string_view in(reinterpret_cast<const char*>(data) + 1, size - 1);
   try {
-    switch (data[0] % 7) {
+    switch (data[0] % 9) {
       case 0: {
         auto ini = detail::parse_ini(in);
         for (const auto& [name, section] : ini)
@@ -49,13 +49,27 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         break;
       }
       case 4: (void)detail::parse_sts_error(in); break;
-      case 5: check(!detail::parse_sso_token(in).access_token.empty()); break;
+      case 5: {
+        auto t = detail::parse_sso_token(in);
+        check(!t.access_token.empty());
+        // What is written back parses to the same token.
+        auto again = detail::parse_sso_token(detail::sso_token_json(t));
+        check(again.access_token == t.access_token && again.refresh_token == t.refresh_token &&
+              again.client_secret == t.client_secret);
+        break;
+      }
       case 6: {
         auto c = detail::parse_sso_role_credentials(in, "sso");
         check_credentials(c);
         check(c.expiration.has_value());
         break;
       }
+      case 7: {
+        auto r = detail::parse_sso_oidc_token(in);
+        check(!r.access_token.empty() && r.expires_in.count() > 0);
+        break;
+      }
+      case 8: (void)detail::parse_ini(in).size(); break;
     }
   } catch (const CredentialsError&) {
   } catch (const ConfigError&) {

@@ -65,7 +65,9 @@ struct HttpProviderOptions {
 //    role_session_name, duration_seconds. mfa_serial is refused (it needs a typed code).
 //  - role_arn with web_identity_token_file: STS AssumeRoleWithWebIdentity.
 //  - sso_session (with its [sso-session NAME]) or sso_start_url: the token cached by
-//    `aws sso login`, then SSO GetRoleCredentials for sso_account_id / sso_role_name.
+//    `aws sso login`, then SSO GetRoleCredentials for sso_account_id / sso_role_name. An
+//    sso-session token is refreshed (SSO OIDC CreateToken, written back to the cache) in
+//    its last 15 minutes, as the AWS CLI does.
 //  - credential_process: the command's JSON output (Version 1).
 //  - aws_access_key_id / aws_secret_access_key / aws_session_token.
 // STS is called at https://sts.REGION.amazonaws.com (REGION as resolve_region finds it;

@@ -5,8 +5,10 @@
 #include <algorithm>
 #include <cctype>
 #include <charconv>
+#include <ctime>
 
 #include "dynamodb_cache/errors.h"
+#include "util/json_writer.h"
 #include "util/time.h"
 
 namespace dynamodb_cache::aws::detail {
@@ -249,7 +251,50 @@ SsoToken parse_sso_token(std::string_view json) {
   auto at = util::parse_iso8601(exp);
   if (!at) throw CredentialsError(what + "has no valid expiresAt");
   t.expires_at = *at;
+  t.start_url = doc.str("startUrl");
+  t.region = doc.str("region");
+  t.client_id = doc.str("clientId");
+  t.client_secret = doc.str("clientSecret");
+  t.refresh_token = doc.str("refreshToken");
+  if (auto reg = util::parse_iso8601(doc.str("registrationExpiresAt"))) t.registration_expires_at = *reg;
   return t;
+}
+
+std::string sso_token_json(const SsoToken& t) {
+  std::string out;
+  util::JsonWriter w(out);
+  w.begin_object();
+  auto time = [](SystemClock::time_point at) {
+    std::time_t secs = SystemClock::to_time_t(at);
+    std::tm tm{};
+    gmtime_r(&secs, &tm);
+    char buf[32];
+    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    return std::string(buf);
+  };
+  if (!t.start_url.empty()) w.field("startUrl", t.start_url);
+  if (!t.region.empty()) w.field("region", t.region);
+  w.field("accessToken", t.access_token);
+  w.field("expiresAt", time(t.expires_at));
+  if (!t.client_id.empty()) w.field("clientId", t.client_id);
+  if (!t.client_secret.empty()) w.field("clientSecret", t.client_secret);
+  if (t.registration_expires_at) w.field("registrationExpiresAt", time(*t.registration_expires_at));
+  if (!t.refresh_token.empty()) w.field("refreshToken", t.refresh_token);
+  w.end_object();
+  return out;
+}
+
+SsoRefreshed parse_sso_oidc_token(std::string_view json) {
+  JsonObject doc(json, "sso: the CreateToken answer is not a JSON object");
+  SsoRefreshed r;
+  r.access_token = doc.str("accessToken");
+  int64_t secs = 0;
+  if (r.access_token.empty() || doc.element()["expiresIn"].get(secs) != simdjson::SUCCESS || secs <= 0 ||
+      secs > 366 * 86400)
+    throw CredentialsError("sso: the CreateToken answer lacks accessToken or a valid expiresIn", true);
+  r.expires_in = std::chrono::seconds(secs);
+  r.refresh_token = doc.str("refreshToken");
+  return r;
 }
 
 Credentials parse_sso_role_credentials(std::string_view json, const std::string& provider) {

@@ -58,13 +58,30 @@ struct StsError {
 };
 StsError parse_sts_error(std::string_view xml);
 
-// The token `aws sso login` caches in ~/.aws/sso/cache/<sha1>.json.
+// The token `aws sso login` caches in ~/.aws/sso/cache/<sha1>.json. The sso-session format
+// adds what refreshing it takes (SSO OIDC CreateToken): empty / nullopt when absent.
 struct SsoToken {
   std::string access_token;  // secret
   SystemClock::time_point expires_at;
+  std::string start_url;
+  std::string region;
+  std::string client_id;
+  std::string client_secret;  // secret
+  std::string refresh_token;  // secret
+  std::optional<SystemClock::time_point> registration_expires_at;
 };
 // Throws CredentialsError when accessToken or expiresAt is missing or malformed.
 SsoToken parse_sso_token(std::string_view json);
+// The cache file's JSON for `t` (what the AWS CLI writes back after a refresh).
+std::string sso_token_json(const SsoToken& t);
+
+// The answer of SSO OIDC CreateToken (grant type refresh_token).
+struct SsoRefreshed {
+  std::string access_token;   // secret
+  std::chrono::seconds expires_in{0};
+  std::string refresh_token;  // secret; empty: keep the old one
+};
+SsoRefreshed parse_sso_oidc_token(std::string_view json);
 
 // The answer of SSO GetRoleCredentials: {"roleCredentials": {accessKeyId, secretAccessKey,
 // sessionToken, expiration (epoch milliseconds)}}.

@@ -1,11 +1,14 @@
 // SSO (IAM Identity Center): the token `aws sso login` caches, then GetRoleCredentials.
+#include <fcntl.h>
 #include <openssl/evp.h>
+#include <unistd.h>
 
 #include <mutex>
 
 #include "aws/parsers.h"
 #include "aws/providers.h"
 #include "util/crypto.h"
+#include "util/json_writer.h"
 
 namespace dynamodb_cache::aws::detail {
 namespace {
@@ -35,13 +38,15 @@ class SsoProvider final : public CredentialsProvider {
     auto text = read_small_file(path, kMaxCredentialsAnswerBytes, name_ + ": the token cache");
     if (!text) throw CredentialsError(name_ + ": no cached SSO token in " + path + login);
     SsoToken token = parse_sso_token(*text);
-    if (token.expires_at <= SystemClock::now())
-      throw CredentialsError(name_ + ": the cached SSO token in " + path + " has expired" + login);
-
     std::call_once(once_, [&] {
       if (!transport_) transport_ = service_transport(c_.profile);
       endpoint_ = resolve_service_endpoint("SSO", "portal.sso", c_.region, {}, c_.profile);
     });
+    std::string refresh_failure;
+    if (!c_.session_name.empty() && token.expires_at - SystemClock::now() < kRefreshWindow)
+      refresh_failure = refresh(token, path);
+    if (token.expires_at <= SystemClock::now())
+      throw CredentialsError(name_ + ": the cached SSO token in " + path + " has expired" + refresh_failure + login);
     http::Request req;
     req.method = "GET";
     req.url = endpoint_ + "/federation/credentials?account_id=" + form_encode(c_.account_id) +
@@ -56,6 +61,55 @@ class SsoProvider final : public CredentialsProvider {
   }
 
  private:
+  // The AWS CLI and SDKs refresh an sso-session token 15 minutes before it expires.
+  static constexpr std::chrono::minutes kRefreshWindow{15};
+
+  // Refreshes `token` with SSO OIDC CreateToken and writes it back to `path`, as the AWS CLI
+  // does. Returns "" on success (token updated), else why not, for the message when the old
+  // token has expired too (a still-valid old token is simply used).
+  std::string refresh(SsoToken& token, const std::string& path) {
+    auto now = SystemClock::now();
+    if (token.refresh_token.empty() || token.client_id.empty() || token.client_secret.empty())
+      return " (it holds no refresh token)";
+    if (token.registration_expires_at && *token.registration_expires_at <= now)
+      return " (its client registration has expired)";
+    try {
+      std::string endpoint = resolve_service_endpoint("SSO OIDC", "oidc", c_.region, {}, c_.profile);
+      http::Request req;
+      req.method = "POST";
+      req.url = endpoint + "/token";
+      req.headers.push_back({"Content-Type", "application/json"});
+      util::JsonWriter w(req.body);
+      w.begin_object();
+      w.field("grantType", "refresh_token");
+      w.field("clientId", token.client_id);
+      w.field("clientSecret", token.client_secret);
+      w.field("refreshToken", token.refresh_token);
+      w.end_object();
+      auto resp = fetch(*transport_, req, name_ + ": token refresh");
+      if (resp.status != 200) return " (the token refresh answered HTTP " + std::to_string(resp.status) + ")";
+      auto fresh = parse_sso_oidc_token(resp.body);
+      token.access_token = std::move(fresh.access_token);
+      token.expires_at = now + fresh.expires_in;
+      if (!fresh.refresh_token.empty()) token.refresh_token = std::move(fresh.refresh_token);
+    } catch (const Error& e) {
+      return std::string(" (the token refresh failed: ") + e.what() + ")";
+    }
+    write_cache(path, sso_token_json(token));
+    return {};
+  }
+
+  // Replaces the cache file atomically, readable by its owner only. A failure to write is
+  // not an error: the refreshed token is used all the same (and refreshed again next time).
+  static void write_cache(const std::string& path, const std::string& json) {
+    std::string tmp = path + ".tmp" + std::to_string(::getpid());
+    int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) return;
+    bool ok = ::write(fd, json.data(), json.size()) == static_cast<ssize_t>(json.size());
+    ok = ::close(fd) == 0 && ok;
+    if (!ok || ::rename(tmp.c_str(), path.c_str()) != 0) ::unlink(tmp.c_str());
+  }
+
   SsoConfig c_;
   std::string name_;
   std::once_flag once_;

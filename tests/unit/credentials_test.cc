@@ -360,7 +360,8 @@ std::string iso8601_in(std::chrono::seconds from_now) {
 // Every error a provider throws is checked for these: no secret may ever appear in one.
 void expect_no_secret(const std::string& message) {
   for (const char* secret : {"SECRET-", "TOKEN-", "web-identity-token-value", "sso-access-token-value",
-                             "source-secret", "process-secret"})
+                             "source-secret", "process-secret", "refresh-token-value", "client-secret-value",
+                             "old-access-token"})
     EXPECT_EQ(message.find(secret), std::string::npos) << message;
 }
 
@@ -703,6 +704,18 @@ struct FakeSso {
     std::lock_guard lock(mu);
     requests.push_back(r);
     TestResponse resp;
+    if (r.method == "POST" && r.target == "/token") {  // SSO OIDC CreateToken
+      if (r.body.find(R"("grantType":"refresh_token")") == std::string::npos ||
+          r.body.find(R"("refreshToken":"refresh-token-value")") == std::string::npos ||
+          r.body.find(R"("clientSecret":"client-secret-value")") == std::string::npos) {
+        resp.status = 400;
+        resp.body = R"({"error":"invalid_grant"})";
+        return resp;
+      }
+      resp.body = R"({"accessToken":"sso-access-token-value","expiresIn":3600,"refreshToken":"refresh-token-2",)"
+                  R"("tokenType":"Bearer"})";
+      return resp;
+    }
     const std::string* tok = r.header("x-amz-sso_bearer_token");
     if (!tok || *tok != "sso-access-token-value") {
       resp.status = 401;
@@ -931,4 +944,49 @@ TEST(Config, ClientSendsTheAppIdAndUsesTheProfileEndpoint) {
   std::lock_guard lock(mu);
   ASSERT_EQ(agents.size(), 1u);
   EXPECT_NE(agents[0].find(" app/billing-7"), std::string::npos) << agents[0];
+}
+
+TEST(Sso, SessionTokenRefreshedWithSsoOidcAndWrittenBack) {
+  auto env = clean_env();
+  FakeSso sso;
+  auto home = std::filesystem::temp_directory_path() / ("ddbc-sso-refresh-" + std::to_string(getpid()));
+  std::filesystem::create_directories(home / ".aws/sso/cache");
+  auto cache = home / ".aws/sso/cache/0ad374308c5a4e22f723adf10145eafad7c4031c.json";  // sha1("my-sso")
+  auto write = [&](const std::string& expires_in, bool with_refresh) {
+    std::ofstream(cache) << R"({"startUrl":"https://x/start","region":"eu-west-1","accessToken":"old-access-token",)"
+                         << R"("expiresAt":")" << expires_in << "\""
+                         << (with_refresh ? R"(,"clientId":"cid","clientSecret":"client-secret-value",)"
+                                            R"("registrationExpiresAt":"2099-01-01T00:00:00Z",)"
+                                            R"("refreshToken":"refresh-token-value")"
+                                          : "")
+                         << "}";
+  };
+  auto config = temp_file("config-sso-refresh",
+                          "[profile p]\nsso_session = my-sso\nsso_account_id = 1\nsso_role_name = Dev\n"
+                          "[sso-session my-sso]\nsso_start_url = https://x/start\nsso_region = eu-west-1\n");
+  std::string url = sso.server.url(), home_s = home.string();
+  ScopedEnv e{{"AWS_CONFIG_FILE", config.c_str()}, {"AWS_ENDPOINT_URL_SSO", url.c_str()},
+              {"AWS_ENDPOINT_URL_SSO_OIDC", url.c_str()}, {"HOME", home_s.c_str()}};
+  // Ten minutes left: inside the 15-minute window, so refreshed first (the old token would
+  // be refused by this portal).
+  write(iso8601_in(std::chrono::minutes(10)), true);
+  EXPECT_EQ(aws::make_profile_provider({"p", "", ""})->get().access_key_id, "ASIASSO");
+  ASSERT_EQ(sso.requests.size(), 2u);
+  EXPECT_EQ(sso.requests[0].target, "/token");
+  std::ifstream in(cache);
+  std::string saved((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  auto t = aws::detail::parse_sso_token(saved);
+  EXPECT_EQ(t.access_token, "sso-access-token-value");
+  EXPECT_EQ(t.refresh_token, "refresh-token-2");
+  EXPECT_EQ(t.client_secret, "client-secret-value");
+  EXPECT_GT(t.expires_at, std::chrono::system_clock::now() + std::chrono::minutes(59));
+  EXPECT_EQ(std::filesystem::status(cache).permissions() & std::filesystem::perms::all,
+            std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+  // Expired without a refresh token: the fix is named, nothing is called.
+  write(iso8601_in(-std::chrono::minutes(1)), false);
+  auto err = error_of([] { aws::make_profile_provider({"p", "", ""})->get(); });
+  EXPECT_NE(err.find("no refresh token"), std::string::npos) << err;
+  EXPECT_NE(err.find("aws sso login --profile p"), std::string::npos) << err;
+  EXPECT_EQ(sso.requests.size(), 2u);
+  std::filesystem::remove_all(home);
 }
