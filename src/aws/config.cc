@@ -99,34 +99,25 @@ std::optional<IniSection> SharedConfig::config_only(const std::string& kind, con
   return it->second;
 }
 
-std::optional<IniSection> credentials_section(const ResolvedProfile& p) {
-  auto ini = read_ini(p.credentials_file);
-  auto it = ini.find(p.name);
-  if (it == ini.end()) return std::nullopt;
-  return it->second;
-}
-
 std::optional<IniSection> config_section(const ResolvedProfile& p) {
   return SharedConfig{{}, read_ini(p.config_file)}.profile(p.name);
 }
 
 std::optional<std::string> configured_endpoint(const std::string& service_id, const ProfileOptions& options) {
   auto p = resolve_profile(options);
-  auto sec = config_section(p).value_or(IniSection{});
-  if (auto v = env("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS"); v ? truthy(*v) : truthy(get(sec, "ignore_configured_endpoint_urls").value_or("")))
-    return std::nullopt;
+  const SharedConfig cfg{{}, read_ini(p.config_file)};
+  auto sec = cfg.profile(p.name).value_or(IniSection{});
+  auto ignore = env("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS");  // the variable outranks the profile
+  if (truthy(ignore ? *ignore : get(sec, "ignore_configured_endpoint_urls").value_or(""))) return std::nullopt;
   std::string env_name = "AWS_ENDPOINT_URL_", key;
   for (char c : service_id) {
     env_name += c == ' ' ? '_' : static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
     key += c == ' ' ? '_' : static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   }
   if (auto e = env(env_name.c_str())) return e;
-  if (auto services = get(sec, "services")) {
-    auto ini = read_ini(p.config_file);
-    auto it = ini.find("services " + *services);
-    if (it != ini.end())
-      if (auto e = get(it->second, key + ".endpoint_url")) return e;
-  }
+  if (auto services = get(sec, "services"))
+    if (auto s = cfg.config_only("services", *services))
+      if (auto e = get(*s, key + ".endpoint_url")) return e;
   if (auto e = env("AWS_ENDPOINT_URL")) return e;
   return get(sec, "endpoint_url");
 }

@@ -31,9 +31,7 @@ struct ResolvedProfile {
 };
 ResolvedProfile resolve_profile(const ProfileOptions& options);
 
-// The section for `profile` in the credentials file ([name]) or config file
-// ([profile name], or [default]).
-std::optional<IniSection> credentials_section(const ResolvedProfile& p);
+// The profile's section of the config file ([profile name], or [default]).
 std::optional<IniSection> config_section(const ResolvedProfile& p);
 
 // Both files read once: what the credential providers resolve a profile (and its
