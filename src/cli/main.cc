@@ -78,6 +78,11 @@ int main(int argc, char** argv) {
   app.add_option("--endpoint", g.endpoint,
                  "DynamoDB endpoint URL (default: AWS_ENDPOINT_URL_DYNAMODB, AWS_ENDPOINT_URL, AWS)");
   app.add_option("--profile", g.profile, "Profile in the AWS shared config files");
+  // As in the AWS CLI, it outranks AWS_CA_BUNDLE and ca_bundle, and holds for every call made
+  // (DynamoDB, STS, SSO): setting the variable reaches them all.
+  app.add_option("--ca-bundle", "CA certificates (PEM) to verify TLS peers with "
+                                "(default: AWS_CA_BUNDLE, the profile's ca_bundle, the system's)")
+      ->each([](const std::string& v) { setenv("AWS_CA_BUNDLE", v.c_str(), 1); });
   app.add_flag("--consistent-read", g.consistent_read, "Strongly consistent reads");
   app.add_flag("--python-compat", g.python_compat,
                "Write values the way the Python dynamodb_cache package stores them (base64 text)");

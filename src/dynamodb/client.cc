@@ -59,11 +59,12 @@ struct Client::Impl {
       : options(std::move(o)), quota(options.retry.quota_capacity), backoff(options.retry) {
     if (options.retry.max_attempts < 1) throw InvalidArgumentError("retry.max_attempts must be >= 1");
     region = aws::resolve_region(options.region, options.profile);
-    endpoint = aws::resolve_dynamodb_endpoint(region, options.endpoint);
+    endpoint = aws::resolve_dynamodb_endpoint(region, options.endpoint, options.profile);
     url = endpoint + "/";
     host = host_of(endpoint);
     credentials = options.credentials ? options.credentials : aws::make_default_chain(options.profile);
-    transport = options.transport ? options.transport : http::make_default_transport();
+    transport = options.transport ? options.transport
+                                  : http::make_default_transport(aws::resolve_http_options(options.profile));
     sleeper = options.retry.sleeper ? options.retry.sleeper : real_sleeper();
     if (!options.now) options.now = [] { return aws::SystemClock::now(); };
   }

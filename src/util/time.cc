@@ -49,6 +49,13 @@ std::optional<SysTime> parse_iso8601(std::string_view s) {
   if (!ymd.ok()) return std::nullopt;
   auto tp = std::chrono::sys_days(ymd) + std::chrono::hours(h) + std::chrono::minutes(mi) +
             std::chrono::seconds(sec) - std::chrono::seconds(offset);
+  // system_clock counts nanoseconds in 64 bits: it spans 1677..2262. Times outside (a
+  // "never expires" 9999-12-31 from a credential_process) are clamped to 1970 / 2262 rather
+  // than overflowed (found by fuzz/credentials_fuzz.cc).
+  using namespace std::chrono;
+  constexpr auto lo = sys_days(year(1970) / 1 / 1), hi = sys_days(year(2262) / 1 / 1);
+  if (tp < lo) return SysTime(time_point_cast<system_clock::duration>(lo));
+  if (tp > hi) return SysTime(time_point_cast<system_clock::duration>(hi));
   return std::chrono::time_point_cast<std::chrono::system_clock::duration>(tp);
 }
 

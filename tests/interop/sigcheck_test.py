@@ -225,6 +225,10 @@ case("container", {"AWS_CONTAINER_CREDENTIALS_FULL_URI": meta_url + "/container-
                    "AWS_CONTAINER_AUTHORIZATION_TOKEN": "container-auth"}, akid="ASIACONTAINER")
 case("imds", {"AWS_EC2_METADATA_DISABLED": None, "AWS_EC2_METADATA_SERVICE_ENDPOINT": meta_url}, akid="ASIAIMDS")
 
+# 5. Issue 7's credential sources, each alone, with a local STS stand-in (sts_standin.py).
+from sts_standin import run_cases  # noqa: E402
+run_cases(f, case, KEYS, tmp, proxy)
+
 meta.shutdown()
 srv.shutdown()
 f.finish()
