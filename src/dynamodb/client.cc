@@ -90,7 +90,9 @@ struct Client::Impl {
     url = endpoint + "/";
     host = host_of(endpoint);
     credentials = options.credentials ? options.credentials : aws::make_default_chain(options.profile);
-    transport = options.transport ? options.transport : http::make_default_transport();
+    http::HttpOptions http_options;  // no attempt outlives the operation deadline
+    http_options.request_timeout = std::min(http_options.request_timeout, options.operation_timeout);
+    transport = options.transport ? options.transport : http::make_default_transport(http_options);
     sleeper = options.retry.sleeper ? options.retry.sleeper : real_sleeper();
     if (!options.now) options.now = [] { return aws::SystemClock::now(); };
   }

@@ -746,3 +746,32 @@ TEST(ClientRateLimiter, AdaptiveClientWaitsAfterThrottling) {
   EXPECT_EQ(h.transport->calls(), 40);
   EXPECT_GT(slept, std::chrono::milliseconds(0));
 }
+
+// Without a transport of its own, the client's default transport never waits longer per
+// attempt than the whole operation may take: a server that answers after 2 s is given up on
+// by a 300 ms operation, though the transport's default request timeout is 10 s.
+TEST(Client, DefaultTransportTimeoutIsClampedToTheOperationDeadline) {
+  testing_support::TestServer server([](const testing_support::TestRequest&) {
+    testing_support::TestResponse r;
+    r.delay = std::chrono::milliseconds(2000);
+    r.body = "{}";
+    return r;
+  });
+  ClientOptions o;
+  o.region = "us-east-1";
+  o.endpoint = server.url();
+  o.credentials = aws::make_static_provider({"AKIDTEST", "SECRETKEYVALUE", "", std::nullopt, ""});
+  o.retry.max_attempts = 3;
+  o.operation_timeout = std::chrono::milliseconds(300);
+  Client c(o);
+  GetItemRequest g;
+  g.table_name = "t";
+  g.key = {{"key", AttributeValue::S("k")}};
+  try {
+    c.get_item(g);
+    ADD_FAILURE() << "answered";
+  } catch (const TimeoutError& e) {
+    EXPECT_NE(std::string(e.what()).find("operation deadline of 300 ms"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(server.requests(), 1);
+}
