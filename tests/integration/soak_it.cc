@@ -156,7 +156,7 @@ TEST(Soak, SixteenThreadsThroughAFaultyProxyWithRotatingCredentials) {
     }
     if (roll < 75) {
       stats.reset_before++;
-      out.raw = "";  // the connection closes, nothing forwarded
+      out.raw.emplace();  // the connection closes, nothing forwarded
       return out;
     }
     http::Request fwd;
@@ -178,13 +178,13 @@ TEST(Soak, SixteenThreadsThroughAFaultyProxyWithRotatingCredentials) {
     out.body = std::move(resp.body);
     if (roll < 80) {  // the write happened, its answer is lost
       stats.reset_after++;
-      out.raw = "";
+      out.raw.emplace();
     } else if (roll < 85 && out.body.size() > 1) {
       stats.truncated++;
       std::string raw = "HTTP/1.1 " + std::to_string(out.status) + " OK\r\n";
       for (auto& h : out.headers) raw += h.name + ": " + h.value + "\r\n";
       raw += "Content-Length: " + std::to_string(out.body.size()) + "\r\n\r\n" + out.body.substr(0, out.body.size() / 2);
-      out.raw = std::move(raw);
+      out.raw.emplace(std::move(raw));
     } else if (roll < 105 && !out.body.empty()) {
       stats.bad_crc++;
       out.body[out.body.size() / 2] ^= 0x01;  // x-amz-crc32 left as it was
