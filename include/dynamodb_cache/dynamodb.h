@@ -272,7 +272,8 @@ struct RetryOptions {
   // retry_cost tokens (timeout_retry_cost after a timeout); a call that succeeds on its first
   // attempt returns 1 token, one that succeeds after retries returns what it took. When the
   // bucket is empty, calls fail at once instead of retrying: a failing service is not
-  // stormed. Default 500 tokens, costs 5 and 10.
+  // stormed. Default 500 tokens, costs 5 and 10 (the SDKs' standard values); legacy mode
+  // has no quota.
   int quota_capacity = 500;
   int retry_cost = 5;
   int timeout_retry_cost = 10;
