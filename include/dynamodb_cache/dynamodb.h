@@ -301,7 +301,9 @@ struct ClientOptions {
   // Deadline of one operation (one get_item, put_item, ...): every attempt and every backoff
   // together. Backoff never sleeps past it; a retry that cannot start before it is not made,
   // and the TimeoutError says this deadline, not the per-attempt transport timeout
-  // (http::HttpOptions::request_timeout), expired. Default 30 s.
+  // (http::HttpOptions::request_timeout), expired. An attempt already under way is bounded by
+  // the transport's own timeout, which the default transport clamps to this deadline; so a
+  // call ends within about this deadline plus one request timeout. Default 30 s.
   std::chrono::milliseconds operation_timeout{30000};
   // Clock for X-Amz-Date; default system_clock. When DynamoDB rejects a signature as too
   // old or too new (clock skew), the client learns the offset from the answer's Date header,
