@@ -181,6 +181,29 @@ err = case("env-wrong-token", {"AWS_ACCESS_KEY_ID": "ASIASESSION1", "AWS_SECRET_
                                "AWS_SESSION_TOKEN": "expired-token"}, expect_ok=False)
 f.check("UnrecognizedClientException" in err, f"wrong token named: {err!r}")
 
+# 1b. Clock skew: the CLI with its clock 15 minutes fast or slow (faketime) is told
+# "Signature expired" / "not yet current" once per process, learns the service's clock from
+# the answer's Date header, signs again, and keeps the offset for the calls that follow.
+import shutil  # noqa: E402
+
+faketime = shutil.which("faketime")
+f.check(faketime is not None, "faketime is installed (scripts/setup installs it)")
+if faketime:
+    # libfaketime is preloaded: an ASan build of the CLI must not insist on coming first.
+    asan = ":".join(filter(None, (os.environ.get("ASAN_OPTIONS"), "verify_asan_link_order=0")))
+    long_term = dict(CLEAN, AWS_ACCESS_KEY_ID="AKIDLONGTERM", AWS_SECRET_ACCESS_KEY=KEYS["AKIDLONGTERM"][0],
+                     ASAN_OPTIONS=asan)
+    for shift in ("+15m", "-15m"):
+        table = "sig-skew" + shift[0].replace("+", "fast").replace("-", "slow")
+        for args in (("create-table",), ("set", "k", shift), ("get", "k")):
+            before = len(skewed)
+            rc, out, err = run(faketime, "-f", shift, cli, "--table", table, *args, env=long_term)
+            f.check(rc == 0, f"clock {shift}: {args[0]} succeeds: {rc} {err}")
+            f.check(len(skewed) - before == 1, f"clock {shift}: {args[0]} rejected once for skew, then corrected "
+                                               f"({len(skewed) - before} rejections)")
+        f.check(out == shift.encode(), f"clock {shift}: the value reads back: {out!r}")
+
+
 # 2. Shared files: credentials file, config file, --profile and AWS_PROFILE.
 creds_file = os.path.join(tmp, "credentials")
 config_file = os.path.join(tmp, "config")
@@ -237,28 +260,6 @@ meta_url = f"http://127.0.0.1:{meta.server_address[1]}"
 case("container", {"AWS_CONTAINER_CREDENTIALS_FULL_URI": meta_url + "/container-creds",
                    "AWS_CONTAINER_AUTHORIZATION_TOKEN": "container-auth"}, akid="ASIACONTAINER")
 case("imds", {"AWS_EC2_METADATA_DISABLED": None, "AWS_EC2_METADATA_SERVICE_ENDPOINT": meta_url}, akid="ASIAIMDS")
-
-# 5. Clock skew: the CLI with its clock 15 minutes fast or slow (faketime) is told
-# "Signature expired" / "not yet current" once per process, learns the service's clock from
-# the answer's Date header, signs again, and keeps the offset for the calls that follow.
-import shutil  # noqa: E402
-
-faketime = shutil.which("faketime")
-f.check(faketime is not None, "faketime is installed (scripts/setup installs it)")
-if faketime:
-    # libfaketime is preloaded: an ASan build of the CLI must not insist on coming first.
-    asan = ":".join(filter(None, (os.environ.get("ASAN_OPTIONS"), "verify_asan_link_order=0")))
-    long_term = dict(CLEAN, AWS_ACCESS_KEY_ID="AKIDLONGTERM", AWS_SECRET_ACCESS_KEY=KEYS["AKIDLONGTERM"][0],
-                     ASAN_OPTIONS=asan)
-    for shift in ("+15m", "-15m"):
-        table = "sig-skew" + shift[0].replace("+", "fast").replace("-", "slow")
-        for args in (("create-table",), ("set", "k", shift), ("get", "k")):
-            before = len(skewed)
-            rc, out, err = run(faketime, "-f", shift, cli, "--table", table, *args, env=long_term)
-            f.check(rc == 0, f"clock {shift}: {args[0]} succeeds: {rc} {err}")
-            f.check(len(skewed) - before == 1, f"clock {shift}: {args[0]} rejected once for skew, then corrected "
-                                               f"({len(skewed) - before} rejections)")
-        f.check(out == shift.encode(), f"clock {shift}: the value reads back: {out!r}")
 
 meta.shutdown()
 srv.shutdown()
