@@ -13,17 +13,21 @@ namespace dynamodb_cache::dynamodb {
 
 namespace {
 
+// The throttling and transient error codes of the AWS SDKs' standard retry mode.
 bool is_throttling(std::string_view name) {
   return name == "ProvisionedThroughputExceededException" || name == "ThrottlingException" ||
          name == "RequestLimitExceeded" || name == "Throttling" || name == "LimitExceededException" ||
-         name == "TooManyRequestsException" || name == "TransactionInProgressException";
+         name == "TooManyRequestsException" || name == "TransactionInProgressException" ||
+         name == "ThrottledException" || name == "RequestThrottledException" || name == "RequestThrottled" ||
+         name == "BandwidthLimitExceeded" || name == "SlowDown" || name == "EC2ThrottledException";
 }
 
 ErrorKind classify(int status, std::string_view name) {
   if (is_throttling(name) || status == 429) return ErrorKind::kThrottling;
   if (name == "ConditionalCheckFailedException") return ErrorKind::kConditionFailed;
   if (name == "ResourceNotFoundException") return ErrorKind::kResourceNotFound;
-  if (name == "InternalServerError" || name == "ServiceUnavailable" || status >= 500)
+  if (name == "InternalServerError" || name == "ServiceUnavailable" || name == "RequestTimeout" ||
+      name == "RequestTimeoutException" || name == "PriorRequestNotComplete" || status >= 500)
     return ErrorKind::kServiceTransient;
   return ErrorKind::kService;
 }

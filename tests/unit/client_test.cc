@@ -99,6 +99,9 @@ TEST(Client, ErrorNamesMapToTypedErrors) {
                                   {400, "ProvisionedThroughputExceededException", ErrorKind::kThrottling, true},
                                   {400, "ThrottlingException", ErrorKind::kThrottling, true},
                                   {400, "RequestLimitExceeded", ErrorKind::kThrottling, true},
+                                  {400, "RequestThrottledException", ErrorKind::kThrottling, true},
+                                  {400, "RequestTimeoutException", ErrorKind::kServiceTransient, true},
+                                  {400, "PriorRequestNotComplete", ErrorKind::kServiceTransient, true},
                                   {500, "InternalServerError", ErrorKind::kServiceTransient, true},
                                   {503, "ServiceUnavailable", ErrorKind::kServiceTransient, true},
                                   {502, "", ErrorKind::kServiceTransient, true}}) {
