@@ -18,6 +18,8 @@ std::shared_ptr<dynamodb::Client> make_client(const GlobalOptions& g, std::share
   o.endpoint = g.endpoint;
   o.profile.profile = g.profile;
   o.retry.max_attempts = g.max_attempts;
+  o.retry.default_max_attempts = 5;
+  o.operation_timeout = std::chrono::milliseconds(static_cast<int64_t>(g.timeout_s * 1000));
   return std::make_shared<dynamodb::Client>(o);
 }
 
@@ -87,8 +89,12 @@ int main(int argc, char** argv) {
   app.add_flag("--python-compat", g.python_compat,
                "Write values the way the Python dynamodb_cache package stores them (base64 text)");
 
-  app.add_option("--max-attempts", g.max_attempts, "Attempts per DynamoDB call, retries included")
-      ->check(CLI::Range(1, 100))
+  app.add_option("--max-attempts", g.max_attempts,
+                 "Attempts per DynamoDB call, retries included (default: AWS_MAX_ATTEMPTS, the profile's "
+                 "max_attempts, else 5)")
+      ->check(CLI::Range(1, 100));
+  app.add_option("--timeout", g.timeout_s, "Seconds one DynamoDB call may take, retries and backoff included")
+      ->check(CLI::Range(0.001, 86400.0))
       ->capture_default_str();
 
   std::function<int()> run;
