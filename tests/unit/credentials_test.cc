@@ -990,3 +990,18 @@ TEST(Sso, SessionTokenRefreshedWithSsoOidcAndWrittenBack) {
   EXPECT_EQ(sso.requests.size(), 2u);
   std::filesystem::remove_all(home);
 }
+
+TEST(WebIdentity, AnOversizedStsAnswerIsRefused) {
+  auto env = clean_env();
+  TestServer sts([](const TestRequest&) {
+    TestResponse resp;
+    resp.body = "<AssumeRoleWithWebIdentityResponse>" + std::string(2 << 20, ' ');
+    return resp;
+  });
+  auto token = temp_file("web-token3", "web-identity-token-value");
+  std::string url = sts.url();
+  ScopedEnv e{{"AWS_ENDPOINT_URL_STS", url.c_str()}, {"AWS_WEB_IDENTITY_TOKEN_FILE", token.c_str()},
+              {"AWS_ROLE_ARN", "arn:aws:iam::1:role/r"}};
+  auto err = error_of([] { aws::make_web_identity_provider()->get(); });
+  EXPECT_NE(err.find("too large"), std::string::npos) << err;
+}
