@@ -79,9 +79,10 @@ struct HttpProviderOptions {
 std::shared_ptr<CredentialsProvider> make_profile_provider(ProfileOptions options = {});
 
 // credential_process: runs `command` through /bin/sh -c (as the Go and Rust SDKs do on
-// Unix), with the caller's environment and standard error, and parses its standard output
-// (JSON, "Version": 1; at most 1 MiB). Killed after `timeout`. `name` names it in messages
-// (the command line is never quoted: it may hold secrets).
+// Unix) with the caller's environment, and parses its standard output (JSON, "Version": 1;
+// at most 1 MiB). Its standard error is ours when that is a terminal, else dropped (it may
+// hold secrets and would land in a log). Killed after `timeout`. `name` names it in
+// messages (the command line and its output are never quoted: they may hold secrets).
 std::shared_ptr<CredentialsProvider> make_process_provider(
     std::string command, std::string name = "credential_process",
     std::chrono::milliseconds timeout = std::chrono::seconds(60));

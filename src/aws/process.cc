@@ -45,6 +45,10 @@ class ProcessProvider final : public CredentialsProvider {
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_adddup2(&fa, write_end.fd, STDOUT_FILENO);  // dup2 clears CLOEXEC
+    // Its standard error reaches a person at a terminal (the AWS CLI shows it too); anywhere
+    // else (a service's log) it is dropped, since we cannot know it holds no secret.
+    const bool to_terminal = ::isatty(STDERR_FILENO) == 1;
+    if (!to_terminal) posix_spawn_file_actions_addopen(&fa, STDERR_FILENO, "/dev/null", O_WRONLY, 0);
     const char* argv[] = {"/bin/sh", "-c", command_.c_str(), nullptr};
     pid_t pid = -1;
     int rc = ::posix_spawn(&pid, "/bin/sh", &fa, nullptr, const_cast<char* const*>(argv), environ);
@@ -97,12 +101,14 @@ class ProcessProvider final : public CredentialsProvider {
                                       : std::string()),
                              true);
     }
-    // Its standard error went to ours; the output may hold secrets, so it is never quoted.
+    // The output may hold secrets, so it is never quoted.
+    const std::string hint = to_terminal ? "" : " (its standard error was dropped: run it by hand to see why)";
     if (WIFSIGNALED(status))
-      throw CredentialsError(name_ + ": the command was killed by signal " + std::to_string(WTERMSIG(status)), true);
+      throw CredentialsError(name_ + ": the command was killed by signal " + std::to_string(WTERMSIG(status)) + hint,
+                             true);
     if (WEXITSTATUS(status) != 0)
-      throw CredentialsError(name_ + ": the command exited with status " + std::to_string(WEXITSTATUS(status)),
-                             false);
+      throw CredentialsError(
+          name_ + ": the command exited with status " + std::to_string(WEXITSTATUS(status)) + hint, false);
     return out;
   }
 
