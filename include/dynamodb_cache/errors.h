@@ -73,6 +73,16 @@ class TransportError : public Error {
 
  protected:
   TransportError(ErrorKind kind, const std::string& message) : Error(kind, message, true) {}
+  TransportError(ErrorKind kind, const std::string& message, bool retryable) : Error(kind, message, retryable) {}
+};
+
+// The TLS peer's certificate could not be verified (untrusted or self-signed CA, wrong host
+// name, expired): final, never retried. The message says how to trust a private CA
+// (AWS_CA_BUNDLE, the profile's ca_bundle, --ca-bundle).
+class CertificateError : public TransportError {
+ public:
+  explicit CertificateError(const std::string& message)
+      : TransportError(ErrorKind::kTransport, message, false) {}
 };
 
 class TimeoutError : public TransportError {

@@ -2,10 +2,14 @@
 //
 // A Transport sends one request and returns the response, whatever its status: mapping
 // statuses to errors belongs to the DynamoDB layer. A Transport throws only for failures
-// below HTTP: TransportError (connect, reset, truncated body) or TimeoutError.
+// below HTTP: TransportError (connect, reset, truncated body), TimeoutError, CertificateError
+// (the TLS peer could not be verified: never retried), or ProtocolError (not retryable: a
+// malformed or badly framed answer, or one larger than HttpOptions::max_response_bytes; the
+// connection is closed, never reused).
 #pragma once
 
 #include <chrono>
+#include <cstddef>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -42,6 +46,10 @@ class Transport {
   virtual Response send(const Request& request) = 0;
 };
 
+// DynamoDB's largest answer is a 16 MB BatchGetItem (item sizes); base64 of binary values
+// and the JSON around them add up to a third: 32 MiB leaves room for that and no more.
+inline constexpr std::size_t kDefaultMaxResponseBytes = std::size_t{32} << 20;
+
 // Options of both transports below.
 struct HttpOptions {
   // Time allowed to establish a TCP (+TLS) connection. Default 2 s.
@@ -56,10 +64,29 @@ struct HttpOptions {
   bool verify_tls = true;
   // CA bundle file; empty = libcurl's default.
   std::string ca_file;
+  // The largest response body accepted, in bytes (after de-chunking); a larger one is a
+  // ProtocolError, not retryable, and its connection is closed. Whatever the framing (length,
+  // chunks, or to the end of the connection), memory stays bounded by about this. Header
+  // sections are bounded separately (64 KiB, 128 fields). Default kDefaultMaxResponseBytes,
+  // for DynamoDB; credential endpoints answer a few KB and should use a small cap.
+  std::size_t max_response_bytes = kDefaultMaxResponseBytes;
   // Proxies: libcurl honours http_proxy, https_proxy, all_proxy and no_proxy from the
   // environment; nothing needs setting here.
   std::string user_agent = "dynamodb-cache-cpp/0.1";
 };
+
+// An absolute http(s) URL taken apart. Userinfo ("user:pw@") is rejected, so it never reaches
+// a message; so are ports outside 1-65535, empty hosts, fragments and other schemes.
+struct Url {
+  bool https = false;
+  std::string host;  // without brackets for IPv6 literals
+  int port = 0;      // explicit, or the scheme's default (80, 443)
+  std::string path;  // request target: path plus query, "/" when the URL has none
+  // "scheme://host[:port]" (IPv6 bracketed, port only when explicit): for messages.
+  std::string origin;
+};
+// Throws ConfigError (message naming `what`, e.g. "endpoint", and never the userinfo).
+Url parse_url(const std::string& url, const char* what = "URL");
 
 // The transport the DynamoDB client uses unless given one: https:// and proxied requests go
 // through libcurl (below); plain http:// requests without a proxy (a local DynamoDB, a

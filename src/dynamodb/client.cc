@@ -47,6 +47,7 @@ struct Client::Impl {
   std::string region;
   std::string endpoint;
   std::string url;
+  std::string path;
   std::string host;
   std::shared_ptr<aws::CredentialsProvider> credentials;
   std::shared_ptr<http::Transport> transport;
@@ -61,6 +62,7 @@ struct Client::Impl {
     region = aws::resolve_region(options.region, options.profile);
     endpoint = aws::resolve_dynamodb_endpoint(region, options.endpoint);
     url = endpoint + "/";
+    path = http::parse_url(url, "endpoint").path;  // ConfigError for a malformed endpoint; signed below
     host = host_of(endpoint);
     credentials = options.credentials ? options.credentials : aws::make_default_chain(options.profile);
     transport = options.transport ? options.transport : http::make_default_transport();
@@ -82,7 +84,7 @@ struct Client::Impl {
     req.headers.push_back({"X-Amz-Target", target});
     aws::SigningParams p;
     p.method = "POST";
-    p.path = "/";
+    p.path = path;
     p.headers = &req.headers;
     p.body = body;
     p.credentials = &creds;
