@@ -73,22 +73,21 @@ class TransportError : public Error {
 
  protected:
   TransportError(ErrorKind kind, const std::string& message) : Error(kind, message, true) {}
-  TransportError(ErrorKind kind, const std::string& message, bool retryable) : Error(kind, message, retryable) {}
-};
-
-// The TLS peer's certificate could not be verified (untrusted or self-signed CA, wrong host
-// name, expired): final, never retried. The message says how to trust a private CA
-// (AWS_CA_BUNDLE, the profile's ca_bundle, --ca-bundle).
-class CertificateError : public TransportError {
- public:
-  explicit CertificateError(const std::string& message)
-      : TransportError(ErrorKind::kTransport, message, false) {}
 };
 
 class TimeoutError : public TransportError {
  public:
   explicit TimeoutError(const std::string& message)
       : TransportError(ErrorKind::kTimeout, message) {}
+};
+
+// The TLS peer's certificate could not be verified (untrusted or self-signed CA, wrong host
+// name, expired): kind kTransport but final, never retried, and not a TransportError (which
+// is transient). The message says how to trust a private CA (AWS_CA_BUNDLE, the profile's
+// ca_bundle, --ca-bundle).
+class CertificateError : public Error {
+ public:
+  explicit CertificateError(const std::string& message) : Error(ErrorKind::kTransport, message, false) {}
 };
 
 // The response could not be understood (bad JSON, missing fields, CRC32 mismatch).

@@ -6,6 +6,8 @@
 #include <random>
 #include <thread>
 
+#include "dynamodb_cache/aws.h"
+#include "dynamodb_cache/dynamodb.h"
 #include "dynamodb_cache/errors.h"
 #include "dynamodb_cache/http.h"
 #include "http/response_parser.h"
@@ -382,5 +384,66 @@ TEST(Url, MalformedUrlsAreConfigErrorsWithoutUserInfo) {
   } catch (const ConfigError& e) {
     EXPECT_EQ(std::string(e.what()).find("s3cret"), std::string::npos) << e.what();
     EXPECT_NE(std::string(e.what()).find("user information"), std::string::npos) << e.what();
+  }
+}
+
+// An endpoint with a path: the client posts to that path and signs that same path (issue 8
+// item 10), so a service behind a path-routing proxy can check the signature.
+TEST(Url, AnEndpointWithAPathIsSignedWithIt) {
+  std::mutex mu;
+  TestRequest seen;
+  TestServer server([&](const TestRequest& r) {
+    std::lock_guard lock(mu);
+    seen = r;
+    TestResponse resp;
+    resp.body = "{}";
+    return resp;
+  });
+  const auto fixed = aws::SystemClock::time_point(std::chrono::seconds(1700000000));
+  aws::Credentials creds;
+  creds.access_key_id = "AKIDPATHTEST";
+  creds.secret_access_key = "path-test-secret";
+  dynamodb::ClientOptions o;
+  o.region = "us-east-1";
+  o.endpoint = server.url() + "/prefix";
+  o.credentials = aws::make_static_provider(creds);
+  o.now = [&] { return fixed; };
+  dynamodb::Client client(o);
+  dynamodb::GetItemRequest g;
+  g.table_name = "t";
+  g.key.emplace("key", dynamodb::AttributeValue::S("k"));
+  EXPECT_FALSE(client.get_item(g).item.has_value());
+
+  std::lock_guard lock(mu);
+  EXPECT_EQ(seen.target, "/prefix/");
+  // Re-sign what arrived, with the path it arrived on: the signatures must agree.
+  std::vector<http::Header> signed_headers;
+  for (const auto& h : seen.headers)
+    if (h.name == "host" || h.name == "content-type" || h.name == "x-amz-target") signed_headers.push_back(h);
+  aws::SigningParams p;
+  p.method = "POST";
+  p.path = seen.target;
+  p.headers = &signed_headers;
+  p.body = seen.body;
+  p.credentials = &creds;
+  p.region = "us-east-1";
+  p.service = "dynamodb";
+  p.time = fixed;
+  ASSERT_NE(seen.header("authorization"), nullptr);
+  EXPECT_EQ(*seen.header("authorization"), aws::sign_v4(p).authorization);
+}
+
+TEST(Url, AMalformedEndpointIsAConfigErrorBeforeAnyRequest) {
+  dynamodb::ClientOptions o;
+  o.region = "us-east-1";
+  o.credentials = aws::make_static_provider(aws::Credentials{"AKID", "secret", "", std::nullopt, "test"});
+  for (const char* bad : {"http://127.0.0.1:99999", "https://user:pw@dynamodb.example", "http://h/a b"}) {
+    o.endpoint = bad;
+    try {
+      dynamodb::Client c(o);
+      ADD_FAILURE() << bad;
+    } catch (const ConfigError& e) {
+      EXPECT_EQ(std::string(e.what()).find("pw@"), std::string::npos) << e.what();
+    }
   }
 }
