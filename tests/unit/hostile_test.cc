@@ -42,7 +42,11 @@ namespace {
 
 struct TestPki {
   std::filesystem::path dir;
-  std::string ca, cert, key;  // file paths
+  std::string ca, cert, key;  // file paths: the test CA, a server certificate it signed for 127.0.0.1
+  // Certificates that must not verify against `ca` (each with the same key as `cert`):
+  std::string expired;       // signed by the CA, valid in 2020 only
+  std::string self_signed;   // for 127.0.0.1, signed by itself
+  std::string other_ca;      // for 127.0.0.1, signed by another CA
 };
 
 const TestPki& pki() {
@@ -62,8 +66,25 @@ const TestPki& pki() {
         " && openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout server.key -out server.csr"
         " -subj /CN=127.0.0.1 2>/dev/null"
         " && openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem -days 2"
+        " -extfile ext.cnf 2>/dev/null"
+        // expired: `openssl ca` takes explicit dates
+        " && : > index.txt && echo 1000 > serial"
+        " && printf '[ca]\\ndefault_ca=d\\n[d]\\ndatabase=index.txt\\nnew_certs_dir=.\\nserial=serial\\n"
+        "default_md=sha256\\npolicy=p\\n[p]\\ncommonName=supplied\\n' > ca.cnf"
+        " && openssl ca -batch -config ca.cnf -cert ca.pem -keyfile ca.key -in server.csr -out expired.pem -notext"
+        " -startdate 20200101000000Z -enddate 20200102000000Z -extfile ext.cnf 2>/dev/null"
+        // self-signed, same key
+        " && openssl x509 -req -in server.csr -signkey server.key -out self_signed.pem -days 2 -extfile ext.cnf"
+        " 2>/dev/null"
+        // another CA
+        " && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca2.key -out ca2.pem"
+        " -subj /CN=other-test-ca -days 2 -addext basicConstraints=critical,CA:TRUE 2>/dev/null"
+        " && openssl x509 -req -in server.csr -CA ca2.pem -CAkey ca2.key -CAcreateserial -out other_ca.pem -days 2"
         " -extfile ext.cnf 2>/dev/null";
     if (std::system(cmd.c_str()) != 0) throw std::runtime_error("openssl could not make the test CA");
+    t.expired = (t.dir / "expired.pem").string();
+    t.self_signed = (t.dir / "self_signed.pem").string();
+    t.other_ca = (t.dir / "other_ca.pem").string();
     return t;
   }();
   return p;
@@ -86,16 +107,18 @@ class Peer {
 // another request.
 using Script = std::function<bool(Peer&, int n)>;
 
-enum class Mode { kPlain, kCurlProxy, kCurlTls };
+enum class Mode { kPlain, kTls, kCurlProxy, kCurlTls };
+bool is_tls(Mode m) { return m == Mode::kTls || m == Mode::kCurlTls; }
 
 class HostileServer {
  public:
-  HostileServer(Script script, bool tls) : script_(std::move(script)) {
+  // tls: serve TLS with `cert` (default: the test CA's good certificate for 127.0.0.1).
+  HostileServer(Script script, bool tls, std::string cert = {}) : script_(std::move(script)) {
     // OpenSSL writes with write(): a client that hung up must not kill the test with SIGPIPE.
     std::signal(SIGPIPE, SIG_IGN);
     if (tls) {
       ctx_ = SSL_CTX_new(TLS_server_method());
-      if (SSL_CTX_use_certificate_chain_file(ctx_, pki().cert.c_str()) != 1 ||
+      if (SSL_CTX_use_certificate_chain_file(ctx_, (cert.empty() ? pki().cert : cert).c_str()) != 1 ||
           SSL_CTX_use_PrivateKey_file(ctx_, pki().key.c_str(), SSL_FILETYPE_PEM) != 1)
         throw std::runtime_error("test TLS server: cannot load its certificate");
     }
@@ -124,6 +147,7 @@ class HostileServer {
   }
   int port() const { return port_; }
   int connections() const { return connections_; }
+  int requests() const { return requests_; }
 
  private:
   class SocketPeer : public Peer {
@@ -209,7 +233,7 @@ class HostileServer {
     }
     SocketPeer peer(c, ssl);
     peer.stop_ = &stop_;
-    for (int n = 0; peer.read_request(); ++n)
+    for (int n = 0; peer.read_request(); ++n, ++requests_)
       if (!script_(peer, n) || peer.reset_) break;
     if (ssl) {
       if (!peer.reset_) SSL_shutdown(ssl);
@@ -230,6 +254,7 @@ class HostileServer {
   int port_ = 0;
   std::atomic<bool> stop_{false};
   std::atomic<int> connections_{0};
+  std::atomic<int> requests_{0};
   std::thread acceptor_;
   std::mutex mu_;
   std::vector<std::thread> workers_;
@@ -299,6 +324,11 @@ struct Target {
         transport = http::make_plain_transport(o);
         url = "http://127.0.0.1:" + port + "/";
         break;
+      case Mode::kTls:
+        o.ca_file = pki().ca;
+        transport = http::make_plain_transport(o);
+        url = "https://127.0.0.1:" + port + "/";
+        break;
       case Mode::kCurlProxy:
         // The hostile peer is the proxy: libcurl parses the proxy's answer with its HTTP code.
         // The target host is never resolved or contacted (an HTTP proxy gets the absolute URL).
@@ -330,6 +360,7 @@ struct Target {
 const char* mode_name(Mode m) {
   switch (m) {
     case Mode::kPlain: return "plain";
+    case Mode::kTls: return "tls";
     case Mode::kCurlProxy: return "curl_proxy";
     default: return "curl_tls";
   }
@@ -430,7 +461,7 @@ TEST_P(Hostile, EndsWithTheTypedErrorInBoundedTimeAndMemory) {
   const auto [mode, index] = GetParam();
   const Case c = cases()[index];
   // The "silent" peer never ends on its own: it stops when the server does.
-  HostileServer server(c.script, mode == Mode::kCurlTls);
+  HostileServer server(c.script, is_tls(mode));
   Target target(mode, server);
   PeakRss rss;
   ASSERT_TRUE(rss.reset_ok()) << "/proc/self/clear_refs did not reset VmHWM";
@@ -476,7 +507,7 @@ std::vector<size_t> all_cases() {
 }
 
 INSTANTIATE_TEST_SUITE_P(All, Hostile,
-                         ::testing::Combine(::testing::Values(Mode::kPlain, Mode::kCurlProxy, Mode::kCurlTls),
+                         ::testing::Combine(::testing::Values(Mode::kPlain, Mode::kTls, Mode::kCurlProxy, Mode::kCurlTls),
                                             ::testing::ValuesIn(all_cases())),
                          [](const auto& info) {
                            return std::string(mode_name(std::get<0>(info.param))) + "_" +
@@ -500,7 +531,7 @@ TEST_P(EachTransport, InterimAnswersAreSkippedAndTheConnectionStaysInStep) {
         return p.write("HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(5 + std::to_string(n + 1).size()) +
                        "\r\n\r\nvalue" + std::to_string(n + 1));
       },
-      GetParam() == Mode::kCurlTls);
+      is_tls(GetParam()));
   Target target(GetParam(), server);
   auto r1 = target.send();
   EXPECT_EQ(r1.status, 200);
@@ -520,7 +551,7 @@ TEST_P(EachTransport, AResponseCapPerTransport) {
         return p.write("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nfa0\r\n" + std::string(4000, 'a') +
                        "\r\n0\r\n\r\n");
       },
-      GetParam() == Mode::kCurlTls);
+      is_tls(GetParam()));
   http::HttpOptions o = test_options();
   o.max_response_bytes = 3000;
   Target target(GetParam(), server, o);
@@ -538,40 +569,134 @@ TEST_P(EachTransport, AResponseCapPerTransport) {
   EXPECT_EQ(roomy.send().body.size(), 4000u);
 }
 
-INSTANTIATE_TEST_SUITE_P(All, EachTransport, ::testing::Values(Mode::kPlain, Mode::kCurlProxy, Mode::kCurlTls),
+// The ordinary work, on every transport (TLS included): a pool shared by threads, large
+// bodies both ways.
+TEST_P(EachTransport, ThreadsShareAPoolAndLargeBodiesPass) {
+  const std::string big(1 << 20, 'b');
+  HostileServer server(
+      [&](Peer& p, int) {
+        return p.write("HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(big.size()) + "\r\n\r\n" + big);
+      },
+      is_tls(GetParam()));
+  Target target(GetParam(), server);
+  std::vector<std::thread> threads;
+  std::atomic<int> ok{0};
+  for (int i = 0; i < 4; ++i)
+    threads.emplace_back([&] {
+      for (int j = 0; j < 10; ++j)
+        if (target.send(std::string(400 * 1024, 'q')).body == big) ++ok;
+    });
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(ok.load(), 40);
+  EXPECT_EQ(server.requests(), 40);
+  EXPECT_LE(server.connections(), 4);
+}
+
+// A server that closes a kept-alive connection while it idles: the next request goes out on
+// a new connection, without an error.
+TEST_P(EachTransport, AConnectionClosedWhileIdleIsReplaced) {
+  HostileServer server(
+      [](Peer& p, int) {
+        p.write("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}");
+        return false;  // closes without a word
+      },
+      is_tls(GetParam()));
+  Target target(GetParam(), server);
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(target.send().body, "{}");
+    std::this_thread::sleep_for(50ms);  // the close reaches the client's socket
+  }
+  EXPECT_EQ(server.connections(), 3);
+}
+
+INSTANTIATE_TEST_SUITE_P(All, EachTransport, ::testing::Values(Mode::kPlain, Mode::kTls, Mode::kCurlProxy, Mode::kCurlTls),
                          [](const auto& info) { return std::string(mode_name(info.param)); });
 
-// Certificates that do not verify: a distinct, final error that says what to set.
-TEST(Certificates, AnUntrustedCaOrAWrongHostIsACertificateErrorNeverRetried) {
-  HostileServer server([](Peer& p, int) { return p.write("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}"); }, true);
-  const std::string port = std::to_string(server.port());
+// Certificates that do not verify: a distinct, final error that says what to set, and not a
+// byte of the request sent. Both TLS transports.
+class Certificates : public ::testing::TestWithParam<Mode> {};
+
+TEST_P(Certificates, FailClosedNeverRetriedAndNothingSent) {
   struct Try {
-    std::string url;
-    std::string ca;
+    const char* what;
+    std::string cert;   // the server's
+    std::string ca;     // the client's trust ("": the system store)
+    const char* host;   // in the URL
   };
-  // The system trust store does not know the test CA; "localhost" is not the certificate's
-  // name (it names 127.0.0.1 only).
-  for (const Try& t : {Try{"https://127.0.0.1:" + port + "/", ""}, Try{"https://localhost:" + port + "/", pki().ca}}) {
+  const Try tries[] = {
+      {"a CA the system does not know", pki().cert, "", "127.0.0.1"},
+      {"a wrong host name", pki().cert, pki().ca, "localhost"},
+      {"an expired certificate", pki().expired, pki().ca, "127.0.0.1"},
+      {"a self-signed certificate", pki().self_signed, pki().ca, "127.0.0.1"},
+      {"an untrusted CA", pki().other_ca, pki().ca, "127.0.0.1"},
+  };
+  for (const Try& t : tries) {
+    HostileServer server([](Peer& p, int) { return p.write("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}"); },
+                         true, t.cert);
     http::HttpOptions o = test_options();
     o.ca_file = t.ca;
+    auto transport = GetParam() == Mode::kTls ? http::make_plain_transport(o) : http::make_curl_transport(o);
     http::Request r;
-    r.url = t.url;
+    r.url = std::string("https://") + t.host + ":" + std::to_string(server.port()) + "/";
     r.body = "{}";
     try {
-      http::make_curl_transport(o)->send(r);
-      ADD_FAILURE() << t.url << ": no error";
+      transport->send(r);
+      ADD_FAILURE() << t.what << ": no error";
     } catch (const CertificateError& e) {
-      EXPECT_FALSE(e.retryable());
+      EXPECT_FALSE(e.retryable()) << t.what;
+      EXPECT_EQ(e.kind(), ErrorKind::kTransport) << t.what;
       EXPECT_NE(std::string(e.what()).find("AWS_CA_BUNDLE"), std::string::npos) << e.what();
+    } catch (const std::exception& e) {
+      ADD_FAILURE() << t.what << ": " << e.what();
     }
+    EXPECT_EQ(server.requests(), 0) << t.what;
   }
-  // And with the CA trusted, the same server answers.
+  // And with the CA trusted and the right name, the same kind of server answers.
+  HostileServer server([](Peer& p, int) { return p.write("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}"); },
+                       true);
   http::HttpOptions o = test_options();
   o.ca_file = pki().ca;
+  auto transport = GetParam() == Mode::kTls ? http::make_plain_transport(o) : http::make_curl_transport(o);
   http::Request r;
-  r.url = "https://127.0.0.1:" + port + "/";
+  r.url = "https://127.0.0.1:" + std::to_string(server.port()) + "/";
   r.body = "{}";
-  EXPECT_EQ(http::make_curl_transport(o)->send(r).body, "{}");
+  EXPECT_EQ(transport->send(r).body, "{}");
+}
+
+INSTANTIATE_TEST_SUITE_P(Both, Certificates, ::testing::Values(Mode::kTls, Mode::kCurlTls),
+                         [](const auto& info) { return std::string(mode_name(info.param)); });
+
+// One full handshake per connection, then resumption: a new connection to the same origin
+// resumes the session (TLS 1.3 tickets), so reconnects cost no certificate verification.
+TEST(LeanTls, ReconnectsResumeTheSession) {
+  HostileServer server([](Peer& p, int) { return p.write("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}"); },
+                       true);
+  http::HttpOptions o = test_options();
+  o.ca_file = pki().ca;
+  o.max_idle_connections = 0;  // every request on a new connection
+  auto t = http::make_plain_transport(o);
+  http::Request r;
+  r.url = "https://127.0.0.1:" + std::to_string(server.port()) + "/";
+  r.body = "{}";
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(t->send(r).body, "{}");
+  auto s = t->stats();
+  EXPECT_EQ(s.connections, 3u);
+  EXPECT_EQ(s.tls_handshakes, 3u);
+  EXPECT_EQ(s.tls_resumptions, 2u);
+  // And kept alive, one connection serves many requests.
+  o.max_idle_connections = 4;
+  auto pooled = http::make_plain_transport(o);
+  for (int i = 0; i < 5; ++i) EXPECT_EQ(pooled->send(r).body, "{}");
+  EXPECT_EQ(pooled->stats().connections, 1u);
+  EXPECT_EQ(pooled->stats().tls_handshakes, 1u);
+}
+
+TEST(LeanTls, AnUnreadableCaBundleIsAConfigError) {
+  http::HttpOptions o = test_options();
+  o.ca_file = "/nonexistent/ca.pem";
+  http::Request r;
+  r.url = "https://127.0.0.1:9/";
+  EXPECT_THROW(http::make_plain_transport(o)->send(r), ConfigError);
 }
 
 }  // namespace
