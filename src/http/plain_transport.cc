@@ -322,7 +322,7 @@ class PlainTransport final : public Transport {
       if (iequals(hd.name, "host")) has_host = true;
       h.append(hd.name).append(": ").append(hd.value).append("\r\n");
     }
-    if (!has_host) h.append("Host: ").append(url.origin, 7).append("\r\n");
+    if (!has_host) h.append("Host: ").append(url.origin, url.origin.find("://") + 3).append("\r\n");
     h.append("User-Agent: ").append(options_.user_agent).append("\r\n");
     if (r.method != "GET" || !r.body.empty()) h.append("Content-Length: ").append(std::to_string(r.body.size())).append("\r\n");
     h.append("\r\n");
@@ -445,7 +445,7 @@ class PlainTransport final : public Transport {
 
     // Receive until the parser has the final answer (interim 1xx answers are skipped).
     thread_local std::unique_ptr<char[]> buf;
-    if (!buf) buf = std::make_unique<char[]>(kReceiveBuffer);
+    if (!buf) buf.reset(new char[kReceiveBuffer]);  // not zero-filled: only pages a read reaches are touched
     Response resp;
     resp.headers.reserve(8);
     ResponseParser parser(limits_);

@@ -101,6 +101,7 @@ class Peer {
   virtual void reset() = 0;
   bool stopping() const { return stop_ != nullptr && stop_->load(); }
   const std::atomic<bool>* stop_ = nullptr;
+  std::string head;  // the request line and headers of the request being answered
 };
 
 // Answers request number n (from 0, per connection); returns true to keep the connection for
@@ -180,6 +181,7 @@ class HostileServer {
           if (auto at = head.find("content-length:"); at != std::string::npos)
             cl = std::strtoul(head.c_str() + at + 15, nullptr, 10);
           if (buf_.size() >= end + 4 + cl) {
+            this->head = buf_.substr(0, end + 2);
             buf_.erase(0, end + 4 + cl);
             return true;
           }
@@ -607,6 +609,27 @@ TEST_P(EachTransport, AConnectionClosedWhileIdleIsReplaced) {
     std::this_thread::sleep_for(50ms);  // the close reaches the client's socket
   }
   EXPECT_EQ(server.connections(), 3);
+}
+
+// Without a Host header from the caller, the transport sends the URL's host and port.
+TEST_P(EachTransport, AHostHeaderIsAlwaysSent) {
+  std::mutex mu;
+  std::string head;
+  HostileServer server(
+      [&](Peer& p, int) {
+        {
+          std::lock_guard lock(mu);
+          head = p.head;
+        }
+        return p.write("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}");
+      },
+      is_tls(GetParam()));
+  Target target(GetParam(), server);
+  EXPECT_EQ(target.send().body, "{}");
+  std::lock_guard lock(mu);
+  const std::string want = GetParam() == Mode::kCurlProxy ? "dynamodb.hostile.invalid"
+                                                          : "127.0.0.1:" + std::to_string(server.port());
+  EXPECT_NE(head.find("\r\nHost: " + want + "\r\n"), std::string::npos) << head;
 }
 
 INSTANTIATE_TEST_SUITE_P(All, EachTransport, ::testing::Values(Mode::kPlain, Mode::kTls, Mode::kCurlProxy, Mode::kCurlTls),
