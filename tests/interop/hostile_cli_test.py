@@ -4,9 +4,9 @@ Each peer misbehaves in one way (a body without length, chunks without end, an e
 chunk-size line, lying chunk sizes, a trickle, bad framing, a 100 Continue before the answer).
 The CLI must end within 40 s, peak RSS below 100 MB (wait4's ru_maxrss), with exactly one
 `error:` line on stderr and exit 5 (network) or 6 (undecodable answer); and a 100 Continue
-before a good answer gives the right value. Transports: the plain-http client, libcurl
-through an HTTP proxy (the hostile peer is the proxy), and libcurl over TLS with a CA made
-here (only when the CLI can be told to trust it: AWS_CA_BUNDLE).
+before a good answer gives the right value. Transports: the built-in client over http,
+libcurl through an HTTP proxy (the hostile peer is the proxy), and https with a CA made here
+(the built-in client's TLS; only when the CLI can be told to trust it: AWS_CA_BUNDLE).
 
 usage: hostile_cli_test.py path/to/dynamodb-cache
 """
@@ -209,7 +209,7 @@ def transports(script, tls_ctx, ca):
     proxy.close()
     if ca:
         tls = Peer(script, tls_ctx)
-        yield "curl over TLS", f"https://127.0.0.1:{tls.port}", {"AWS_CA_BUNDLE": ca}
+        yield "https", f"https://127.0.0.1:{tls.port}", {"AWS_CA_BUNDLE": ca}
         tls.close()
 
 
