@@ -245,6 +245,16 @@ def main():
             check(out == b"", f"{label}: stdout {out!r}")
             check("hostile-secret-key" not in err, f"{label}: secret in the message")
 
+    # The judgement itself, with the CLI's default flags: a trickle ends within 40 s (the
+    # default per-call deadline), where 5 attempts of 10 s each took 50 s.
+    if "--timeout" in HELP:
+        peer = Peer(trickle)
+        code, out, err, seconds, rss = run_cli(f"http://127.0.0.1:{peer.port}", {}, ["get", "key1"])
+        peer.close()
+        print(f"plain, trickle, default flags: exit {code} in {seconds:.1f} s: {err.strip()[:150]}", flush=True)
+        check(code == 5 and seconds < 40 and len(err.splitlines()) == 1,
+              f"trickle with default flags: exit {code} in {seconds:.1f} s, {err!r}")
+
     print(f"{len(failures)} failed", flush=True)
     sys.exit(1 if failures else 0)
 

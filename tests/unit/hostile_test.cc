@@ -235,8 +235,10 @@ class HostileServer {
     }
     SocketPeer peer(c, ssl);
     peer.stop_ = &stop_;
-    for (int n = 0; peer.read_request(); ++n, ++requests_)
+    for (int n = 0; peer.read_request(); ++n) {
+      ++requests_;  // before the answer: a client that has it sees the count
       if (!script_(peer, n) || peer.reset_) break;
+    }
     if (ssl) {
       if (!peer.reset_) SSL_shutdown(ssl);
       SSL_free(ssl);
