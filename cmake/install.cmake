@@ -33,7 +33,7 @@ install(FILES ${PROJECT_BINARY_DIR}/dynamodb_cacheConfig.cmake
 
 # pkg-config. The prefix is found from the .pc file's own place (${pcfiledir}), so the file
 # is right wherever the tree is installed (cmake --install --prefix, DESTDIR, a .deb).
-# Linking a static library needs its private dependencies (libcurl, libcrypto, zlib, zstd,
+# Linking a static library needs its private dependencies (libcurl, libssl, libcrypto, zlib, zstd,
 # simdjson) on the consumer's link line: they are in Requires then. A shared library carries
 # them itself, and its headers include none of them, so its file requires nothing.
 set(_dc_pcdir ${CMAKE_INSTALL_LIBDIR}/pkgconfig)
@@ -55,7 +55,7 @@ else()
   set(DYNAMODB_CACHE_PC_INCLUDEDIR "\${prefix}/${CMAKE_INSTALL_INCLUDEDIR}")
 endif()
 if(DYNAMODB_CACHE_STATIC)
-  set(DYNAMODB_CACHE_PC_REQUIRES "libcurl libcrypto zlib libzstd simdjson")
+  set(DYNAMODB_CACHE_PC_REQUIRES "libcurl libssl libcrypto zlib libzstd simdjson")
 else()
   set(DYNAMODB_CACHE_PC_REQUIRES "")
 endif()

@@ -83,6 +83,15 @@ class TimeoutError : public TransportError {
       : TransportError(ErrorKind::kTimeout, message) {}
 };
 
+// The TLS peer's certificate could not be verified (untrusted or self-signed CA, wrong host
+// name, expired): kind kTransport but final, never retried, and not a TransportError (which
+// is transient). The message says how to trust a private CA (AWS_CA_BUNDLE, the profile's
+// ca_bundle, --ca-bundle).
+class CertificateError : public Error {
+ public:
+  explicit CertificateError(const std::string& message) : Error(ErrorKind::kTransport, message, false) {}
+};
+
 // The response could not be understood (bad JSON, missing fields, CRC32 mismatch).
 class ProtocolError : public Error {
  public:

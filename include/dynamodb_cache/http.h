@@ -2,10 +2,15 @@
 //
 // A Transport sends one request and returns the response, whatever its status: mapping
 // statuses to errors belongs to the DynamoDB layer. A Transport throws only for failures
-// below HTTP: TransportError (connect, reset, truncated body) or TimeoutError.
+// below HTTP: TransportError (connect, reset, truncated body), TimeoutError, CertificateError
+// (the TLS peer could not be verified: never retried), or ProtocolError (not retryable: a
+// malformed or badly framed answer, or one larger than HttpOptions::max_response_bytes; the
+// connection is closed, never reused).
 #pragma once
 
 #include <chrono>
+#include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -35,12 +40,26 @@ struct Response {
 };
 
 // Thread-safety: implementations must allow concurrent send() from any number of threads.
+// Counters of a transport's connections, for benchmarks and tests. The built-in HTTP/1.1
+// client counts; other transports report zeros.
+struct TransportStats {
+  std::uint64_t connections = 0;      // TCP connections opened
+  std::uint64_t tls_handshakes = 0;   // TLS handshakes completed (full or resumed)
+  std::uint64_t tls_resumptions = 0;  // of which resumed a previous session
+};
+
 class Transport {
  public:
   virtual ~Transport() = default;
   // Sends `request` and returns the response. Throws TransportError / TimeoutError.
   virtual Response send(const Request& request) = 0;
+  // Thread-safe; a snapshot.
+  virtual TransportStats stats() const { return {}; }
 };
+
+// DynamoDB's largest answer is a 16 MB BatchGetItem (item sizes); base64 of binary values
+// and the JSON around them add up to a third: 32 MiB leaves room for that and no more.
+inline constexpr std::size_t kDefaultMaxResponseBytes = std::size_t{32} << 20;
 
 // Options of both transports below.
 struct HttpOptions {
@@ -54,17 +73,37 @@ struct HttpOptions {
   std::size_t max_idle_connections = 64;
   // Verify the TLS peer and host name. Default true; turn off only for tests.
   bool verify_tls = true;
-  // CA bundle file; empty = libcurl's default.
+  // CA bundle file (PEM) trusted instead of the system's store; empty = the system's.
   std::string ca_file;
+  // The largest response body accepted, in bytes (after de-chunking); a larger one is a
+  // ProtocolError, not retryable, and its connection is closed. Whatever the framing (length,
+  // chunks, or to the end of the connection), memory stays bounded by about this. Header
+  // sections are bounded separately (64 KiB, 128 fields). Default kDefaultMaxResponseBytes,
+  // for DynamoDB; credential endpoints answer a few KB and should use a small cap.
+  std::size_t max_response_bytes = kDefaultMaxResponseBytes;
   // Proxies: libcurl honours http_proxy, https_proxy, all_proxy and no_proxy from the
   // environment; nothing needs setting here.
   std::string user_agent = "dynamodb-cache-cpp/0.1";
 };
 
-// The transport the DynamoDB client uses unless given one: https:// and proxied requests go
-// through libcurl (below); plain http:// requests without a proxy (a local DynamoDB, a
-// sidecar) through a lean built-in HTTP/1.1 client with the same pooling and timeouts,
-// which costs a fraction of libcurl's CPU per request. Thread-safe.
+// An absolute http(s) URL taken apart. Userinfo ("user:pw@") is rejected, so it never reaches
+// a message; so are ports outside 1-65535, empty hosts, fragments and other schemes.
+struct Url {
+  bool https = false;
+  std::string host;  // without brackets for IPv6 literals
+  int port = 0;      // explicit, or the scheme's default (80, 443)
+  std::string path;  // request target: path plus query, "/" when the URL has none
+  // "scheme://host[:port]" (IPv6 bracketed, port only when explicit): for messages.
+  std::string origin;
+};
+// Throws ConfigError (message naming `what`, e.g. "endpoint", and never the userinfo).
+Url parse_url(const std::string& url, const char* what = "URL");
+
+// The transport the DynamoDB client uses unless given one: a lean built-in HTTP/1.1 client
+// (keep-alive pool, TLS through OpenSSL for https://: peer and host name always verified
+// unless verify_tls is false, SNI, TLS 1.2 minimum, sessions resumed across reconnects),
+// which costs a fraction of libcurl's CPU per request; requests for which a proxy is
+// configured (http_proxy / https_proxy / all_proxy) go through libcurl (below). Thread-safe.
 std::shared_ptr<Transport> make_default_transport(const HttpOptions& options = {});
 
 // A libcurl transport keeping a pool of easy handles; each handle keeps its connection alive,

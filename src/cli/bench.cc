@@ -126,7 +126,9 @@ int run_bench(const GlobalOptions& g, const BenchOptions& o) {
 
   http::HttpOptions http_options;
   http_options.max_idle_connections = static_cast<size_t>(o.concurrency) + 4;  // one per worker
-  auto client = make_client(g, http::make_default_transport(http_options));
+  if (const char* ca = std::getenv("AWS_CA_BUNDLE"); ca && *ca) http_options.ca_file = ca;
+  auto transport = http::make_default_transport(http_options);
+  auto client = make_client(g, transport);
   DynamodbBackend backend(client, backend_options(g));
   const std::string value = make_value(o.value_size, 42);
   const auto ttl = std::chrono::seconds(o.ttl);
@@ -253,8 +255,10 @@ int run_bench(const GlobalOptions& g, const BenchOptions& o) {
       std::printf("%s\"%s\":%" PRIu64, first ? "" : ",", k.c_str(), n);
       first = false;
     }
-    std::printf("},\"misses\":%" PRIu64 ",\"retries\":%" PRIu64 ",\"cpu_us_per_op\":%.2f,\"peak_rss_mb\":%.2f}\n", misses,
-                retries, cpu_us_per_op, peak_rss_mb());
+    const http::TransportStats ts = transport->stats();
+    std::printf("},\"misses\":%" PRIu64 ",\"retries\":%" PRIu64 ",\"cpu_us_per_op\":%.2f,\"peak_rss_mb\":%.2f,"
+                "\"connections\":%" PRIu64 ",\"tls_handshakes\":%" PRIu64 ",\"tls_resumptions\":%" PRIu64 "}\n",
+                misses, retries, cpu_us_per_op, peak_rss_mb(), ts.connections, ts.tls_handshakes, ts.tls_resumptions);
   } else {
     std::printf("op=%s concurrency=%d value_size=%zu endpoint=%s\n", o.op.c_str(), o.concurrency, o.value_size,
                 client->endpoint().c_str());
@@ -267,6 +271,9 @@ int run_bench(const GlobalOptions& g, const BenchOptions& o) {
     std::printf("\nretries        %" PRIu64 "\n", retries);
     std::printf("client cpu     %.1f us/op\n", cpu_us_per_op);
     std::printf("peak memory    %.1f MB\n", peak_rss_mb());
+    const http::TransportStats ts = transport->stats();
+    std::printf("connections    %" PRIu64 " (TLS handshakes %" PRIu64 ", of which resumed %" PRIu64 ")\n",
+                ts.connections, ts.tls_handshakes, ts.tls_resumptions);
     if (!first_error.empty()) std::printf("first error    %s\n", first_error.c_str());
   }
   return error_total ? kService : kOk;

@@ -69,6 +69,7 @@ struct Client::Impl {
   std::string region;
   std::string endpoint;
   std::string url;
+  std::string path;
   std::string host;
   std::shared_ptr<aws::CredentialsProvider> credentials;
   std::shared_ptr<http::Transport> transport;
@@ -92,6 +93,7 @@ struct Client::Impl {
     region = aws::resolve_region(options.region, options.profile);
     endpoint = aws::resolve_dynamodb_endpoint(region, options.endpoint, options.profile);
     url = endpoint + "/";
+    path = http::parse_url(url, "endpoint").path;  // ConfigError for a malformed endpoint; signed below
     host = host_of(endpoint);
     credentials = options.credentials ? options.credentials : aws::make_default_chain(options.profile);
     // no attempt outlives the operation deadline
@@ -118,7 +120,7 @@ struct Client::Impl {
     req.headers.push_back({"X-Amz-Target", target});
     aws::SigningParams p;
     p.method = "POST";
-    p.path = "/";
+    p.path = path;
     p.headers = &req.headers;
     p.body = body;
     p.credentials = &creds;

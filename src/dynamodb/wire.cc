@@ -309,13 +309,35 @@ namespace {
   throw ProtocolError("malformed DynamoDB response: " + what, false);
 }
 
-dom::element parse(const std::string& body) {
+// One simdjson parser per thread. It keeps the capacity of the largest document it parsed, so
+// after a large answer (up to HttpOptions::max_response_bytes) a fresh one replaces it once
+// that document is decoded: a thread does not keep ~10x a past answer's size for good.
+dom::parser& thread_parser() {
   thread_local dom::parser parser;
+  return parser;
+}
+void shrink_thread_parser() {
+  constexpr size_t kKeep = 1 << 20;  // bytes of document capacity kept between answers
+  if (thread_parser().capacity() > kKeep) thread_parser() = dom::parser();
+}
+
+// A parsed document; valid until it goes out of scope, then gives back an oversized parser.
+struct Doc : dom::element {
+  ~Doc() { shrink_thread_parser(); }
+};
+
+Doc parse(const std::string& body) {
   dom::element doc;
-  auto err = parser.parse(body).get(doc);
-  if (err) malformed(std::string("invalid JSON (") + simdjson::error_message(err) + ")");
-  if (!doc.is_object()) malformed("top level is not an object");
-  return doc;
+  auto err = thread_parser().parse(body).get(doc);
+  if (err) {
+    shrink_thread_parser();
+    malformed(std::string("invalid JSON (") + simdjson::error_message(err) + ")");
+  }
+  if (!doc.is_object()) {
+    shrink_thread_parser();
+    malformed("top level is not an object");
+  }
+  return Doc{doc};  // guaranteed elision: no copy whose destructor would shrink the parser
 }
 
 std::string_view str(dom::element e, const char* what) {
@@ -574,9 +596,10 @@ TimeToLiveDescription decode_ttl(const std::string& body, bool update) {
 
 ErrorBody decode_error(const std::string& body) {
   ErrorBody e;
-  thread_local dom::parser parser;
-  dom::element doc;
-  if (parser.parse(body).get(doc) != simdjson::SUCCESS || !doc.is_object()) return e;
+  dom::element parsed;
+  auto err = thread_parser().parse(body).get(parsed);
+  Doc doc{parsed};
+  if (err != simdjson::SUCCESS || !doc.is_object()) return e;
   std::string_view s;
   if (doc["__type"].get(s) == simdjson::SUCCESS) {
     auto hash = s.rfind('#');

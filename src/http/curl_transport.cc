@@ -3,10 +3,13 @@
 #include <algorithm>
 #include <cctype>
 #include <mutex>
+#include <optional>
+#include <string_view>
 #include <vector>
 
 #include "dynamodb_cache/errors.h"
 #include "dynamodb_cache/http.h"
+#include "http/response_parser.h"
 
 namespace dynamodb_cache::http {
 
@@ -22,16 +25,47 @@ struct GlobalInit {
   GlobalInit() { curl_global_init(CURL_GLOBAL_DEFAULT); }
 };
 
+// What one transfer collects; the callbacks stop it (return 0: CURLE_WRITE_ERROR) past the
+// bounds, so a peer cannot make it hold more than about max_body + kMaxHeaderBytes.
+// Framing is checked as strictly as the plain transport does (response_parser.h): libcurl
+// lets a few things through (conflicting Content-Length values, unknown transfer codings).
+struct Sink {
+  Response* resp = nullptr;
+  size_t max_body = 0;
+  size_t header_bytes = 0;  // all header sections of the transfer: 1xx, CONNECT, final
+  size_t header_count = 0;
+  std::optional<uint64_t> content_length;  // of the current header section
+  const char* failure = nullptr;           // why a callback stopped the transfer, or null
+};
+constexpr size_t kMaxHeaderBytes = 64 * 1024;
+constexpr size_t kMaxHeaderCount = 128;
+
 size_t on_body(char* data, size_t size, size_t n, void* user) {
-  static_cast<std::string*>(user)->append(data, size * n);
+  auto* sink = static_cast<Sink*>(user);
+  if (!append_bounded(sink->resp->body, data, size * n, sink->max_body)) {
+    sink->failure = "body";
+    return 0;
+  }
   return size * n;
 }
 
 size_t on_header(char* data, size_t size, size_t n, void* user) {
-  auto* resp = static_cast<Response*>(user);
+  auto* sink = static_cast<Sink*>(user);
+  sink->header_bytes += size * n;
+  if (sink->header_bytes > kMaxHeaderBytes || ++sink->header_count > kMaxHeaderCount) {
+    sink->failure = "response headers too large";
+    return 0;
+  }
+  Response* resp = sink->resp;
   std::string_view line(data, size * n);
+  while (!line.empty() && (line.back() == '\r' || line.back() == '\n')) line.remove_suffix(1);
   if (line.starts_with("HTTP/")) {  // a new status line (e.g. after 100-continue): start over
+    if (line.starts_with("HTTP/1.") && parse_status_line(line) < 0) {
+      sink->failure = "malformed status line";
+      return 0;
+    }
     resp->headers.clear();
+    sink->content_length.reset();
     return size * n;
   }
   auto colon = line.find(':');
@@ -40,8 +74,18 @@ size_t on_header(char* data, size_t size, size_t n, void* user) {
   for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   auto value = line.substr(colon + 1);
   while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
-  while (!value.empty() && (value.back() == '\r' || value.back() == '\n' || value.back() == ' '))
-    value.remove_suffix(1);
+  while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) value.remove_suffix(1);
+  if (name == "content-length") {
+    auto v = parse_content_length(value);
+    if (!v || (sink->content_length && *sink->content_length != *v)) {
+      sink->failure = v ? "conflicting Content-Length values" : "malformed Content-Length";
+      return 0;
+    }
+    sink->content_length = v;
+  } else if (name == "transfer-encoding" && !is_chunked_only(value)) {
+    sink->failure = "unsupported Transfer-Encoding";
+    return 0;
+  }
   resp->headers.push_back({std::move(name), std::string(value)});
   return size * n;
 }
@@ -56,6 +100,7 @@ class CurlTransport final : public Transport {
   }
 
   Response send(const Request& request) override {
+    const Url url = parse_url(request.url);  // ConfigError for a malformed URL; origin for messages
     CURL* h = acquire();
     struct Release {
       CurlTransport* self;
@@ -91,8 +136,11 @@ class CurlTransport final : public Transport {
       curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST,
                        request.method == "POST" ? nullptr : request.method.c_str());
     }
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, &resp.body);
-    curl_easy_setopt(h, CURLOPT_HEADERDATA, &resp);
+    Sink sink;
+    sink.resp = &resp;
+    sink.max_body = options_.max_response_bytes;
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, &sink);
+    curl_easy_setopt(h, CURLOPT_HEADERDATA, &sink);
 
     char errbuf[CURL_ERROR_SIZE] = {0};
     curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
@@ -101,10 +149,9 @@ class CurlTransport final : public Transport {
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, nullptr);
     if (rc != CURLE_OK) {
       release.keep = false;  // the connection state is unknown: do not reuse the handle
-      std::string what = std::string("HTTP ") + request.method + " " + host_of(request.url) + ": " +
-                         (errbuf[0] ? errbuf : curl_easy_strerror(rc));
-      if (rc == CURLE_OPERATION_TIMEDOUT) throw TimeoutError(what);
-      throw TransportError(what);
+      const std::string where = "HTTP " + request.method + " " + url.origin + ": ";
+      const std::string detail = errbuf[0] ? errbuf : curl_easy_strerror(rc);
+      throw_error(rc, where, detail, sink);
     }
     long status = 0;
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
@@ -113,12 +160,43 @@ class CurlTransport final : public Transport {
   }
 
  private:
-  // Only scheme://host:port goes into messages: paths and queries could carry tokens.
-  static std::string host_of(const std::string& url) {
-    auto start = url.find("://");
-    start = start == std::string::npos ? 0 : start + 3;
-    auto end = url.find_first_of("/?", start);
-    return url.substr(0, end);
+  // Maps a failed transfer to the error types of http.h. Only scheme://host:port goes into
+  // messages (`where`): paths and queries could carry tokens.
+  [[noreturn]] void throw_error(CURLcode rc, const std::string& where, const std::string& detail,
+                                const Sink& sink) const {
+    if (rc == CURLE_FILESIZE_EXCEEDED || (sink.failure && std::string_view(sink.failure) == "body"))
+      throw ProtocolError(where + "response too large (over the limit of " +
+                              std::to_string(options_.max_response_bytes) + " bytes)",
+                          false);
+    if (sink.failure) {
+      std::string what = sink.failure;
+      if (what == "response headers too large")
+        what += " (more than " + std::to_string(kMaxHeaderBytes) + " bytes or " + std::to_string(kMaxHeaderCount) +
+                " fields)";
+      throw ProtocolError(where + what, false);
+    }
+    switch (rc) {
+      case CURLE_OPERATION_TIMEDOUT: throw TimeoutError(where + detail);
+      case CURLE_PEER_FAILED_VERIFICATION:
+#if LIBCURL_VERSION_NUM >= 0x074400  // 7.68.0
+      case CURLE_SSL_ISSUER_ERROR:
+#endif
+        throw CertificateError(where + "TLS certificate verification failed (" + detail +
+                               "); to trust a private CA, name its PEM bundle in AWS_CA_BUNDLE, the profile's "
+                               "ca_bundle or --ca-bundle (HttpOptions::ca_file)");
+      case CURLE_SSL_CACERT_BADFILE:
+        throw ConfigError(where + "cannot use the CA bundle (" + detail +
+                          "): check AWS_CA_BUNDLE, the profile's ca_bundle or --ca-bundle");
+      case CURLE_WEIRD_SERVER_REPLY:
+      case CURLE_BAD_CONTENT_ENCODING:
+      case CURLE_UNSUPPORTED_PROTOCOL:
+        throw ProtocolError(where + detail, false);
+      default: break;
+    }
+    // libcurl reports a malformed chunked body as a receive error; it would recur.
+    if (rc == CURLE_RECV_ERROR && detail.find("chunked-encoding") != std::string::npos)
+      throw ProtocolError(where + detail, false);
+    throw TransportError(where + detail);
   }
 
   CURL* acquire() {
@@ -146,6 +224,8 @@ class CurlTransport final : public Transport {
     curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
     curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(h, CURLOPT_ACCEPT_ENCODING, nullptr);
+    // A declared Content-Length over the cap fails before any body byte; on_body catches the rest.
+    curl_easy_setopt(h, CURLOPT_MAXFILESIZE_LARGE, static_cast<curl_off_t>(options_.max_response_bytes));
     return h;
   }
 

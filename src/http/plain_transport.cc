@@ -1,8 +1,10 @@
-// A lean HTTP/1.1 client for plain-http endpoints (a local DynamoDB, a sidecar proxy):
-// keep-alive connections in a pool, one writev() per request, blocking reads with a socket
-// timeout. It exists because libcurl's per-request cost (connection-cache checks, three
-// poll() calls, header bookkeeping: ~20 us of CPU per request measured here) dominated a
-// cache get; see bench/README.md. HTTPS and proxied requests always go through libcurl.
+// A lean HTTP/1.1 client for http:// and https:// endpoints: keep-alive connections in a
+// pool, one write per request, blocking reads with a socket timeout; TLS through OpenSSL
+// directly (verification always on unless HttpOptions::verify_tls is false, SNI, host name
+// checks, TLS 1.2 minimum, sessions resumed across reconnects). It exists because libcurl's
+// per-request cost (connection-cache checks, three poll() calls, header bookkeeping: ~20 us
+// of CPU per request measured here, ~75 us over TLS) dominated a cache get; see
+// bench/README.md. Proxied requests go through libcurl.
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netdb.h>
@@ -18,106 +20,317 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
-#include <optional>
+#include <memory>
 #include <mutex>
 #include <vector>
 
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
+#include <atomic>
+#include <map>
+
 #include "dynamodb_cache/errors.h"
+#include "http/response_parser.h"
 #include "http/transports.h"
 
 namespace dynamodb_cache::http {
 
 namespace {
 
-struct Endpoint {
-  std::string host;  // as in the URL, for messages
-  std::string port;
-  std::string path;  // request target
-};
-
-// REQUIRES: url starts with "http://".
-Endpoint parse_url(const std::string& url) {
-  Endpoint e;
-  size_t start = 7;
-  size_t slash = url.find_first_of("/?", start);
-  std::string authority = url.substr(start, slash == std::string::npos ? std::string::npos : slash - start);
-  e.path = slash == std::string::npos ? "/" : url.substr(slash);
-  if (e.path[0] == '?') e.path = "/" + e.path;
-  if (!authority.empty() && authority[0] == '[') {  // [v6]:port
-    auto close = authority.find(']');
-    e.host = authority.substr(1, close - 1);
-    e.port = close + 1 < authority.size() && authority[close + 1] == ':' ? authority.substr(close + 2) : "80";
-  } else {
-    auto colon = authority.rfind(':');
-    e.host = authority.substr(0, colon);
-    e.port = colon == std::string::npos ? "80" : authority.substr(colon + 1);
-  }
-  return e;
-}
-
 bool iequals(std::string_view a, std::string_view b) {
   return a.size() == b.size() && strncasecmp(a.data(), b.data(), a.size()) == 0;
 }
 
+// The byte stream under the HTTP/1.1 exchange. A TCP socket here; a TLS session over the same
+// socket (an OpenSSL SSL*) can implement the same two calls without touching the HTTP code.
+// Reads and writes block, each bounded by the socket's SO_RCVTIMEO / SO_SNDTIMEO.
+class Stream {
+ public:
+  explicit Stream(int fd) : fd_(fd) {}
+  virtual ~Stream() { ::close(fd_); }
+  Stream(const Stream&) = delete;
+  Stream& operator=(const Stream&) = delete;
+  // Like recv(): > 0 bytes read, 0 at the end of the stream, < 0 with errno set (EAGAIN:
+  // the read timed out).
+  virtual ssize_t read(char* buf, size_t n) { return ::recv(fd_, buf, n, 0); }
+  // Like sendmsg(): bytes written from iov, < 0 with errno set.
+  virtual ssize_t write(iovec* iov, size_t iovcnt) {
+    msghdr msg{};
+    msg.msg_iov = iov;
+    msg.msg_iovlen = iovcnt;
+    return ::sendmsg(fd_, &msg, MSG_NOSIGNAL);
+  }
+  int fd() const { return fd_; }
+
+ private:
+  int fd_;
+};
+
+// ---------------- TLS ----------------
+
+class TlsContext;
+
+// TLS over a connected socket. Reads and writes keep the socket's timeouts: a timed-out
+// read returns -1 with errno EAGAIN, as recv() does.
+class TlsStream final : public Stream {
+ public:
+  TlsStream(int fd, TlsContext* ctx, std::string key) : Stream(fd), ctx_(ctx), key_(std::move(key)) {}
+  ~TlsStream() override {
+    if (!ssl_) return;
+    // No close_notify is sent (the peer sees the TCP close, as with libcurl), but OpenSSL is
+    // told the connection ended cleanly: otherwise SSL_free marks the session not resumable.
+    SSL_set_shutdown(ssl_, SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
+    SSL_free(ssl_);
+  }
+  ssize_t read(char* buf, size_t n) override {
+    ERR_clear_error();
+    size_t got = 0;
+    if (SSL_read_ex(ssl_, buf, n, &got) == 1) return static_cast<ssize_t>(got);
+    return failed(0);
+  }
+  ssize_t write(iovec* iov, size_t iovcnt) override {
+    // Head and body in one SSL_write: one record sequence, one send().
+    thread_local std::string scratch;
+    const char* data = static_cast<const char*>(iov[0].iov_base);
+    size_t len = iov[0].iov_len;
+    if (iovcnt > 1) {
+      scratch.clear();
+      for (size_t i = 0; i < iovcnt; ++i) scratch.append(static_cast<const char*>(iov[i].iov_base), iov[i].iov_len);
+      data = scratch.data();
+      len = scratch.size();
+    }
+    ERR_clear_error();
+    size_t written = 0;
+    int ok = SSL_write_ex(ssl_, data, len, &written);
+    if (scratch.capacity() > (1u << 20)) std::string().swap(scratch);  // keep no large buffer per thread
+    if (ok == 1) return static_cast<ssize_t>(written);
+    return failed(-1);
+  }
+
+  SSL* ssl_ = nullptr;
+  TlsContext* ctx_;
+  const std::string key_;  // the session cache's key (origin)
+  int last_errno_ = 0;     // the socket's errno of the last failed I/O (see the BIO below)
+
+ private:
+  // Maps an OpenSSL failure to the recv()/send() convention.
+  ssize_t failed(ssize_t eof) {
+    const int e = SSL_get_error(ssl_, 0);
+    if (e == SSL_ERROR_ZERO_RETURN) return eof;
+    if (e == SSL_ERROR_SYSCALL) {
+      if (last_errno_ == 0) return eof;  // the peer closed without close_notify
+      errno = last_errno_;
+      return -1;
+    }
+    errno = EPROTO;
+    return -1;
+  }
+};
+
+// OpenSSL's socket BIO writes with write(): a peer that hung up would raise SIGPIPE in the
+// caller's process. This one sends with MSG_NOSIGNAL and records errno for TlsStream.
+BIO_METHOD* socket_bio_method() {
+  static BIO_METHOD* method = [] {
+    BIO_METHOD* m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "dynamodb-cache socket");
+    BIO_meth_set_write(m, [](BIO* b, const char* data, int n) -> int {
+      auto* s = static_cast<TlsStream*>(BIO_get_data(b));
+      for (;;) {
+        ssize_t r = ::send(s->fd(), data, static_cast<size_t>(n), MSG_NOSIGNAL);
+        if (r < 0 && errno == EINTR) continue;
+        s->last_errno_ = r < 0 ? errno : 0;
+        return static_cast<int>(r);
+      }
+    });
+    BIO_meth_set_read(m, [](BIO* b, char* data, int n) -> int {
+      auto* s = static_cast<TlsStream*>(BIO_get_data(b));
+      for (;;) {
+        ssize_t r = ::recv(s->fd(), data, static_cast<size_t>(n), 0);
+        if (r < 0 && errno == EINTR) continue;
+        s->last_errno_ = r < 0 ? errno : 0;
+        return static_cast<int>(r);
+      }
+    });
+    BIO_meth_set_ctrl(m, [](BIO*, int cmd, long, void*) -> long { return cmd == BIO_CTRL_FLUSH ? 1 : 0; });
+    BIO_meth_set_create(m, [](BIO* b) -> int {
+      BIO_set_init(b, 1);
+      return 1;
+    });
+    return m;
+  }();
+  return method;
+}
+
+int stream_index() {
+  static int index = SSL_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
+  return index;
+}
+
+// One SSL_CTX per transport (trust store, protocol floor) and the last session per origin.
+// Thread-safe.
+class TlsContext {
+ public:
+  explicit TlsContext(const HttpOptions& o) : ctx_(SSL_CTX_new(TLS_client_method())), verify_(o.verify_tls) {
+    if (!ctx_) throw TransportError("TLS: cannot create an OpenSSL context");
+    SSL_CTX_set_min_proto_version(ctx_, TLS1_2_VERSION);
+    SSL_CTX_set_options(ctx_, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION | SSL_OP_IGNORE_UNEXPECTED_EOF);
+    SSL_CTX_set_verify(ctx_, verify_ ? SSL_VERIFY_PEER : SSL_VERIFY_NONE, nullptr);
+    if (!o.ca_file.empty()) {
+      if (SSL_CTX_load_verify_locations(ctx_, o.ca_file.c_str(), nullptr) != 1) {
+        SSL_CTX_free(ctx_);
+        throw ConfigError("cannot read the CA bundle '" + o.ca_file +
+                          "' (AWS_CA_BUNDLE, the profile's ca_bundle or --ca-bundle)");
+      }
+    } else {
+      SSL_CTX_set_default_verify_paths(ctx_);
+    }
+    // Sessions are kept here, per origin, not in OpenSSL's internal cache: TLS 1.3 tickets
+    // arrive after the handshake and reach new_session().
+    SSL_CTX_set_session_cache_mode(ctx_, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
+    SSL_CTX_sess_set_new_cb(ctx_, [](SSL* ssl, SSL_SESSION* session) -> int {
+      auto* s = static_cast<TlsStream*>(SSL_get_ex_data(ssl, stream_index()));
+      if (!s) return 0;
+      s->ctx_->keep(s->key_, session);
+      return 1;  // ownership taken
+    });
+  }
+  ~TlsContext() {
+    for (auto& [k, s] : sessions_) SSL_SESSION_free(s);
+    SSL_CTX_free(ctx_);
+  }
+
+  // Handshakes over `fd` (connected, blocking, with timeouts); the returned stream owns fd.
+  // Throws CertificateError (nothing was sent), TimeoutError or TransportError.
+  std::unique_ptr<Stream> handshake(int fd, const Url& url, const std::string& where, TransportStats& stats,
+                                    std::mutex& stats_mu) {
+    auto stream = std::make_unique<TlsStream>(fd, this, url.origin);
+    SSL* ssl = SSL_new(ctx_);
+    if (!ssl) throw TransportError(where + ": TLS: cannot create a session");
+    stream->ssl_ = ssl;
+    BIO* bio = BIO_new(socket_bio_method());
+    BIO_set_data(bio, stream.get());
+    SSL_set_bio(ssl, bio, bio);
+    SSL_set_ex_data(ssl, stream_index(), stream.get());
+    if (verify_) {
+      X509_VERIFY_PARAM* param = SSL_get0_param(ssl);
+      X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+      // An IP address is checked against the certificate's IP addresses; a name against
+      // its DNS names.
+      if (X509_VERIFY_PARAM_set1_ip_asc(param, url.host.c_str()) != 1 &&
+          X509_VERIFY_PARAM_set1_host(param, url.host.c_str(), 0) != 1)
+        throw TransportError(where + ": TLS: cannot set the expected host name");
+    }
+    bool is_ip = url.host.find_first_not_of("0123456789.") == std::string::npos || url.host.find(':') != std::string::npos;
+    if (!is_ip) SSL_set_tlsext_host_name(ssl, url.host.c_str());  // SNI: names only (RFC 6066)
+    {
+      std::lock_guard lock(mu_);
+      if (auto it = sessions_.find(url.origin); it != sessions_.end()) SSL_set_session(ssl, it->second);
+    }
+    ERR_clear_error();
+    if (SSL_connect(ssl) != 1) {
+      const long verify = SSL_get_verify_result(ssl);
+      if (verify_ && verify != X509_V_OK)
+        throw CertificateError(where + ": TLS certificate verification failed (" +
+                               X509_verify_cert_error_string(verify) +
+                               "); to trust a private CA, name its PEM bundle in AWS_CA_BUNDLE, the profile's "
+                               "ca_bundle or --ca-bundle (HttpOptions::ca_file)");
+      const int e = SSL_get_error(ssl, 0);
+      if (e == SSL_ERROR_SYSCALL && (stream->last_errno_ == EAGAIN || stream->last_errno_ == EWOULDBLOCK))
+        throw TimeoutError(where + ": TLS handshake timed out");
+      unsigned long code = ERR_peek_last_error();
+      std::string why = code ? ERR_reason_error_string(code) ? ERR_reason_error_string(code) : "error"
+                             : stream->last_errno_ ? std::strerror(stream->last_errno_) : "connection closed";
+      throw TransportError(where + ": TLS handshake failed: " + why);
+    }
+    std::lock_guard lock(stats_mu);
+    ++stats.tls_handshakes;
+    if (SSL_session_reused(ssl)) ++stats.tls_resumptions;
+    return stream;
+  }
+
+  void keep(const std::string& key, SSL_SESSION* session) {
+    std::lock_guard lock(mu_);
+    auto [it, added] = sessions_.emplace(key, session);
+    if (!added) {
+      SSL_SESSION_free(it->second);
+      it->second = session;
+    }
+  }
+
+ private:
+  SSL_CTX* ctx_;
+  const bool verify_;
+  std::mutex mu_;
+  std::map<std::string, SSL_SESSION*> sessions_;  // guarded by mu_; one (the newest) per origin
+};
+
 struct Conn {
-  int fd = -1;
+  std::unique_ptr<Stream> stream;
   std::string key;  // host:port it is connected to
 };
 
+// Per thread, fixed size: the parser copies what it needs out of it, so it never grows, and
+// nothing is kept per thread after a large answer.
+constexpr size_t kReceiveBuffer = 64 * 1024;
+
 class PlainTransport final : public Transport {
  public:
-  explicit PlainTransport(HttpOptions o) : options_(std::move(o)) {}
-  ~PlainTransport() override {
-    for (auto& c : idle_) ::close(c.fd);
+  explicit PlainTransport(HttpOptions o) : options_(std::move(o)) {
+    limits_.max_body_bytes = options_.max_response_bytes;
+  }
+
+  TransportStats stats() const override {
+    std::lock_guard lock(stats_mu_);
+    return stats_;
   }
 
   Response send(const Request& request) override {
-    Endpoint ep = parse_url(request.url);
-    std::string key = ep.host + ":" + ep.port;
-    std::string head = build_head(request, ep);
+    const Url url = parse_url(request.url);
+    const std::string where = "HTTP " + request.method + " " + url.origin;
+    const std::string key = url.origin;
+    std::string head = build_head(request, url);
     auto deadline = std::chrono::steady_clock::now() + options_.request_timeout;
     // A pooled connection may have been closed by the server while idle; if it fails before
     // any byte of an answer arrived, the request never reached the server: try a new one.
     for (int attempt = 0;; ++attempt) {
       bool reused = false;
-      Conn c = acquire(key, ep, deadline, reused);
+      Conn c = acquire(key, url, where, deadline, reused);
       try {
         bool keep = true;
-        Response r = exchange(c, head, request.body, deadline, keep);
+        Response r = exchange(*c.stream, head, request.body, where, deadline, keep);
         release(std::move(c), keep);
         return r;
       } catch (const StaleConnection&) {
-        ::close(c.fd);
-        if (!reused || attempt > 0)
-          throw TransportError("HTTP " + request.method + " http://" + key + ": connection closed by the server");
-      } catch (...) {
-        ::close(c.fd);
-        throw;
+        if (!reused || attempt > 0) throw TransportError(where + ": connection closed by the server");
+      } catch (const ProtocolError& e) {
+        throw ProtocolError(where + ": " + e.what(), e.retryable());
       }
+      // Any other exception: `c` goes out of scope and its connection is closed.
     }
   }
 
  private:
   struct StaleConnection {};
 
-  std::string build_head(const Request& r, const Endpoint& ep) const {
+  std::string build_head(const Request& r, const Url& url) const {
     std::string h;
     h.reserve(256 + r.headers.size() * 64);
-    h.append(r.method).append(" ").append(ep.path).append(" HTTP/1.1\r\n");
+    h.append(r.method).append(" ").append(url.path).append(" HTTP/1.1\r\n");
     bool has_host = false;
     for (const auto& hd : r.headers) {
       if (iequals(hd.name, "host")) has_host = true;
       h.append(hd.name).append(": ").append(hd.value).append("\r\n");
     }
-    if (!has_host) h.append("Host: ").append(ep.host).append(":").append(ep.port).append("\r\n");
+    if (!has_host) h.append("Host: ").append(url.origin, url.origin.find("://") + 3).append("\r\n");
     h.append("User-Agent: ").append(options_.user_agent).append("\r\n");
     if (r.method != "GET" || !r.body.empty()) h.append("Content-Length: ").append(std::to_string(r.body.size())).append("\r\n");
     h.append("\r\n");
     return h;
   }
 
-  Conn acquire(const std::string& key, const Endpoint& ep, std::chrono::steady_clock::time_point deadline,
-               bool& reused) {
+  Conn acquire(const std::string& key, const Url& url, const std::string& where,
+               std::chrono::steady_clock::time_point deadline, bool& reused) {
     {
       std::lock_guard lock(mu_);
       for (size_t i = idle_.size(); i-- > 0;) {
@@ -129,28 +342,32 @@ class PlainTransport final : public Transport {
         }
       }
     }
-    return Conn{connect_to(ep, deadline), key};
+    // A bad CA bundle is a ConfigError before any connection.
+    if (url.https) std::call_once(tls_once_, [&] { tls_ = std::make_unique<TlsContext>(options_); });
+    int fd = connect_to(url, where, deadline);
+    {
+      std::lock_guard lock(stats_mu_);
+      ++stats_.connections;
+    }
+    if (!url.https) return Conn{std::make_unique<Stream>(fd), key};
+    return Conn{tls_->handshake(fd, url, where, stats_, stats_mu_), key};
   }
 
   void release(Conn c, bool keep) {
     if (keep) {
       std::lock_guard lock(mu_);
-      if (idle_.size() < options_.max_idle_connections) {
-        idle_.push_back(std::move(c));
-        return;
-      }
+      if (idle_.size() < options_.max_idle_connections) idle_.push_back(std::move(c));
     }
-    ::close(c.fd);
   }
 
-  int connect_to(const Endpoint& ep, std::chrono::steady_clock::time_point deadline) {
-    const std::string where = "http://" + ep.host + ":" + ep.port;
+  int connect_to(const Url& url, const std::string& where, std::chrono::steady_clock::time_point deadline) {
     addrinfo hints{};
     hints.ai_socktype = SOCK_STREAM;
     hints.ai_flags = AI_NUMERICSERV;
     addrinfo* res = nullptr;
-    if (int rc = getaddrinfo(ep.host.c_str(), ep.port.c_str(), &hints, &res); rc != 0)
-      throw TransportError("HTTP " + where + ": cannot resolve host: " + gai_strerror(rc));
+    const std::string port = std::to_string(url.port);
+    if (int rc = getaddrinfo(url.host.c_str(), port.c_str(), &hints, &res); rc != 0)
+      throw TransportError(where + ": cannot resolve host: " + gai_strerror(rc));
     std::string last = "no address";
     for (addrinfo* a = res; a; a = a->ai_next) {
       int fd = ::socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, a->ai_protocol);
@@ -164,8 +381,8 @@ class PlainTransport final : public Transport {
         if (rc == 0) {
           ::close(fd);
           freeaddrinfo(res);
-          throw TimeoutError("HTTP " + where + ": connect timed out after " +
-                             std::to_string(options_.connect_timeout.count()) + " ms");
+          throw TimeoutError(where + ": connect timed out after " + std::to_string(options_.connect_timeout.count()) +
+                             " ms");
         }
         int err = 0;
         socklen_t len = sizeof err;
@@ -180,7 +397,7 @@ class PlainTransport final : public Transport {
       }
       // Back to blocking. Each send and receive is bounded by request_timeout (set once per
       // connection: a syscall per request would cost more than it is worth); exchange()
-      // checks the whole-request deadline between reads, so a trickling server is cut off
+      // checks the whole-request deadline after every read, so a trickling server is cut off
       // within two request_timeouts at worst.
       ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) & ~O_NONBLOCK);
       auto us = std::chrono::duration_cast<std::chrono::microseconds>(options_.request_timeout).count();
@@ -194,31 +411,28 @@ class PlainTransport final : public Transport {
       return fd;
     }
     freeaddrinfo(res);
-    throw TransportError("HTTP " + where + ": cannot connect: " + last);
+    throw TransportError(where + ": cannot connect: " + last);
   }
 
-  Response exchange(Conn& c, const std::string& head, const std::string& body,
+  // One request and its final answer. `keep` comes back false when the connection must not
+  // be reused: the answer said so, ran to the end of the connection, or bytes followed it.
+  Response exchange(Stream& s, const std::string& head, const std::string& body, const std::string& where,
                     std::chrono::steady_clock::time_point deadline, bool& keep) {
-    const std::string where = "http://" + c.key;
-    auto check_deadline = [&] {
-      if (std::chrono::steady_clock::now() > deadline)
-        throw TimeoutError("HTTP " + where + ": request timed out after " +
-                           std::to_string(options_.request_timeout.count()) + " ms");
+    auto timed_out = [&] {
+      return TimeoutError(where + ": request timed out after " + std::to_string(options_.request_timeout.count()) +
+                          " ms");
     };
     // Send: header and body in one writev, continuing after partial writes.
     iovec iov[2] = {{const_cast<char*>(head.data()), head.size()}, {const_cast<char*>(body.data()), body.size()}};
     size_t total = head.size() + body.size(), sent = 0;
-    int first = 0;
+    size_t first = 0;
     while (sent < total) {
-      msghdr msg{};
-      msg.msg_iov = iov + first;
-      msg.msg_iovlen = static_cast<size_t>(2 - first);
-      ssize_t n = ::sendmsg(c.fd, &msg, MSG_NOSIGNAL);
+      ssize_t n = s.write(iov + first, 2 - first);
       if (n < 0) {
         if (errno == EINTR) continue;
-        if (errno == EAGAIN || errno == EWOULDBLOCK) throw TimeoutError("HTTP " + where + ": request timed out while sending");
+        if (errno == EAGAIN || errno == EWOULDBLOCK) throw TimeoutError(where + ": request timed out while sending");
         if (sent == 0 && (errno == EPIPE || errno == ECONNRESET)) throw StaleConnection{};
-        throw TransportError("HTTP " + where + ": send failed: " + std::strerror(errno));
+        throw TransportError(where + ": send failed: " + std::strerror(errno));
       }
       sent += static_cast<size_t>(n);
       size_t left = static_cast<size_t>(n);
@@ -229,163 +443,77 @@ class PlainTransport final : public Transport {
       }
     }
 
-    // Receive: headers, then Content-Length bytes or a chunked body.
+    // Receive until the parser has the final answer (interim 1xx answers are skipped).
+    thread_local std::unique_ptr<char[]> buf;
+    if (!buf) buf.reset(new char[kReceiveBuffer]);  // not zero-filled: only pages a read reaches are touched
     Response resp;
     resp.headers.reserve(8);
-    // The receive buffer is per thread and keeps its size: no allocation or zero-fill per
-    // request. It only grows (for large answers).
-    thread_local std::string buf;
-    if (buf.size() > 256 * 1024) {  // a large answer grew it last time: give the memory back
-      buf.resize(16384);
-      buf.shrink_to_fit();
-    }
-    if (buf.size() < 16384) buf.resize(16384);
-    size_t have = 0, header_end = std::string::npos;
-    auto read_more = [&](bool first_read) {
-      if (buf.size() - have < 4096) buf.resize(buf.size() * 2);
-      for (;;) {
-        ssize_t n = ::recv(c.fd, buf.data() + have, buf.size() - have, 0);
-        if (n > 0) {
-          have += static_cast<size_t>(n);
-          if (!first_read) check_deadline();
-          return;
-        }
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-          throw TimeoutError("HTTP " + where + ": request timed out after " +
-                             std::to_string(options_.request_timeout.count()) + " ms");
-        if (first_read && (n == 0 || errno == ECONNRESET)) throw StaleConnection{};
-        throw TransportError("HTTP " + where + (n == 0 ? ": connection closed before the whole response arrived"
-                                                       : std::string(": receive failed: ") + std::strerror(errno)));
-      }
-    };
-    bool first_read = true;
-    while ((header_end = std::string_view(buf.data(), have).find("\r\n\r\n")) == std::string::npos) {
-      if (have > 64 * 1024) throw TransportError("HTTP " + where + ": response headers too large");
-      read_more(first_read);
-      first_read = false;
-    }
-    std::string_view hv(buf.data(), header_end);
-    size_t eol = hv.find("\r\n");
-    std::string_view status_line = hv.substr(0, eol);
-    if (status_line.size() < 12 || status_line.substr(0, 5) != "HTTP/")
-      throw TransportError("HTTP " + where + ": malformed status line");
-    resp.status = std::atoi(std::string(status_line.substr(9, 3)).c_str());
-    bool http10 = status_line.substr(5, 3) == "1.0";
-    keep = !http10;
-    std::optional<size_t> content_length;
-    bool chunked = false;
-    size_t pos = eol == std::string_view::npos ? hv.size() : eol + 2;
-    while (pos < hv.size()) {
-      size_t e = hv.find("\r\n", pos);
-      if (e == std::string_view::npos) e = hv.size();
-      std::string_view line = hv.substr(pos, e - pos);
-      pos = e + 2;
-      size_t colon = line.find(':');
-      if (colon == std::string_view::npos) continue;
-      std::string name(line.substr(0, colon));
-      for (auto& ch : name)
-        if (ch >= 'A' && ch <= 'Z') ch = static_cast<char>(ch + ('a' - 'A'));
-      std::string_view value = line.substr(colon + 1);
-      while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
-      while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) value.remove_suffix(1);
-      if (name == "content-length") content_length = std::strtoull(std::string(value).c_str(), nullptr, 10);
-      else if (name == "transfer-encoding" && value.find("chunked") != std::string_view::npos) chunked = true;
-      else if (name == "connection") {
-        if (iequals(value, "close")) keep = false;
-        if (iequals(value, "keep-alive")) keep = true;
-      }
-      resp.headers.push_back({std::move(name), std::string(value)});
-    }
-    size_t body_start = header_end + 4;
-    if (resp.status == 204 || resp.status == 304 || (resp.status >= 100 && resp.status < 200)) {
-      if (have > body_start) keep = false;  // no body by definition; anything more is unexpected
-    } else if (chunked) {
-      resp.body = read_chunked(buf, have, body_start, read_more, where);
-    } else if (content_length) {
-      if (*content_length > (256u << 20)) throw TransportError("HTTP " + where + ": response body too large");
-      while (have - body_start < *content_length) {
-        if (buf.size() < body_start + *content_length) buf.resize(body_start + *content_length + 64);
-        read_more(false);
-      }
-      if (have - body_start > *content_length) keep = false;  // unexpected extra bytes: do not reuse
-      // Spare capacity after the body lets the JSON parser skip a copy.
-      resp.body.reserve(*content_length + 64);
-      resp.body.assign(buf.data() + body_start, *content_length);
-    } else {
-      // No length: the body runs to the end of the connection.
-      keep = false;
-      for (;;) {
-        if (buf.size() - have < 4096) buf.resize(buf.size() * 2);
-        ssize_t n = ::recv(c.fd, buf.data() + have, buf.size() - have, 0);
-        if (n == 0) break;
-        if (n < 0) {
-          if (errno == EINTR) continue;
-          if (errno == EAGAIN || errno == EWOULDBLOCK)
-            throw TimeoutError("HTTP " + where + ": request timed out after " +
-                               std::to_string(options_.request_timeout.count()) + " ms");
-          throw TransportError("HTTP " + where + ": receive failed: " + std::strerror(errno));
-        }
-        have += static_cast<size_t>(n);
-        check_deadline();
-      }
-      resp.body.assign(buf.data() + body_start, have - body_start);
-    }
-    return resp;
-  }
-
-  template <class ReadMore>
-  static std::string read_chunked(std::string& buf, size_t& have, size_t pos, ReadMore& read_more,
-                                  const std::string& where) {
-    std::string out;
+    ResponseParser parser(limits_);
+    parser.reset(&resp);
     for (;;) {
-      size_t eol;
-      while ((eol = std::string_view(buf.data(), have).find("\r\n", pos)) == std::string::npos) read_more(false);
-      size_t size = std::strtoull(std::string(buf.data() + pos, eol - pos).c_str(), nullptr, 16);
-      pos = eol + 2;
-      if (size == 0) {
-        while (std::string_view(buf.data(), have).find("\r\n", pos) == std::string::npos) read_more(false);
-        return out;
+      ssize_t n = s.read(buf.get(), kReceiveBuffer);
+      if (n > 0) {
+        size_t used = parser.feed(buf.get(), static_cast<size_t>(n));
+        if (parser.done()) {
+          keep = parser.keep_alive() && used == static_cast<size_t>(n);  // bytes after the answer: unexpected
+          return resp;
+        }
+        if (std::chrono::steady_clock::now() > deadline) throw timed_out();
+        continue;
       }
-      if (size > (256u << 20)) throw TransportError("HTTP " + where + ": chunk too large");
-      while (have < pos + size + 2) {
-        if (buf.size() < pos + size + 2) buf.resize(pos + size + 2 + 4096);
-        read_more(false);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) throw timed_out();
+      if (n == 0 && parser.on_eof()) {
+        keep = false;
+        return resp;
       }
-      out.append(buf.data() + pos, size);
-      pos += size + 2;
+      if (!parser.started() && (n == 0 || errno == ECONNRESET)) throw StaleConnection{};
+      throw TransportError(where + (n == 0 ? ": connection closed before the whole response arrived"
+                                           : std::string(": receive failed: ") + std::strerror(errno)));
     }
   }
 
   const HttpOptions options_;
+  ResponseLimits limits_;
+  std::once_flag tls_once_;
+  std::unique_ptr<TlsContext> tls_;  // made on the first https request; outlives idle_
   std::mutex mu_;
   std::vector<Conn> idle_;  // guarded by mu_; LIFO
+  mutable std::mutex stats_mu_;
+  TransportStats stats_;  // guarded by stats_mu_
 };
 
-// A proxy for http:// URLs is configured: leave the request to libcurl, which applies
-// no_proxy and the proxy protocols.
-bool proxy_configured() {
-  for (const char* v : {"http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"}) {
+// A proxy is configured for the scheme: leave such requests to libcurl, which applies
+// no_proxy and the proxy protocols (CONNECT tunnels for https).
+bool proxy_configured(bool https) {
+  for (const char* v : {https ? "https_proxy" : "http_proxy", https ? "HTTPS_PROXY" : "HTTP_PROXY", "all_proxy",
+                        "ALL_PROXY"}) {
     const char* p = std::getenv(v);
     if (p && *p) return true;
   }
   return false;
 }
 
-// http:// without a proxy: the lean client; anything else: libcurl.
+// Without a proxy: the lean client, http and https; with one: libcurl.
 class DefaultTransport final : public Transport {
  public:
   // The proxy environment is read once, here.
   explicit DefaultTransport(const HttpOptions& o)
-      : plain_(proxy_configured() ? nullptr : make_plain_transport(o)), options_(o) {}
+      : lean_(make_plain_transport(o)),
+        http_direct_(!proxy_configured(false)),
+        https_direct_(!proxy_configured(true)),
+        options_(o) {}
   Response send(const Request& r) override {
-    if (plain_ && r.url.rfind("http://", 0) == 0) return plain_->send(r);
+    if ((http_direct_ && r.url.rfind("http://", 0) == 0) || (https_direct_ && r.url.rfind("https://", 0) == 0))
+      return lean_->send(r);
     std::call_once(curl_once_, [&] { curl_ = make_curl_transport(options_); });
     return curl_->send(r);
   }
+  TransportStats stats() const override { return lean_->stats(); }
 
  private:
-  std::shared_ptr<Transport> plain_;
+  std::shared_ptr<Transport> lean_;
+  const bool http_direct_, https_direct_;
   HttpOptions options_;
   std::once_flag curl_once_;
   std::shared_ptr<Transport> curl_;

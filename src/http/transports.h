@@ -5,7 +5,7 @@
 
 namespace dynamodb_cache::http {
 
-// Plain-http (no TLS, no proxy) HTTP/1.1 client. REQUIRES: request URLs start with http://.
+// The built-in HTTP/1.1 client, http:// and https:// (OpenSSL), no proxy.
 std::shared_ptr<Transport> make_plain_transport(const HttpOptions& options);
 
 }  // namespace dynamodb_cache::http

@@ -6,8 +6,11 @@
 #include <random>
 #include <thread>
 
+#include "dynamodb_cache/aws.h"
+#include "dynamodb_cache/dynamodb.h"
 #include "dynamodb_cache/errors.h"
 #include "dynamodb_cache/http.h"
+#include "http/response_parser.h"
 #include "test_server.h"
 
 using namespace dynamodb_cache;
@@ -169,7 +172,8 @@ TEST(PlainTransport, ChunkedBodiesAndServerClosedIdleConnections) {
 }
 
 // Bounded mutation fuzzing of the response parser: garbled status lines, headers, lengths and
-// chunking give an answer or a TransportError, never a crash or a hang.
+// chunking give an answer, a TransportError, or a ProtocolError (bad framing, not retryable),
+// never a crash or a hang.
 TEST(PlainTransport, MutatedResponsesNeverCrashOrHang) {
   const std::vector<std::string> seeds = {
       "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nx-amz-crc32: 1\r\n\r\nhello",
@@ -208,8 +212,238 @@ TEST(PlainTransport, MutatedResponsesNeverCrashOrHang) {
       ++answered;
     } catch (const TransportError&) {
       ++failed;
+    } catch (const ProtocolError& e) {
+      EXPECT_FALSE(e.retryable());
+      ++failed;
     }
   }
   EXPECT_EQ(answered + failed, 300);
   EXPECT_GT(failed, 0);
+}
+
+// ---------- the response parser (src/http/response_parser.h), fed byte by byte and whole ----------
+
+namespace {
+struct Parsed {
+  http::Response resp;
+  bool keep = false;
+  size_t used = 0;
+};
+// Feeds `bytes` in pieces of `step` bytes (0: whole); end of connection after the last byte.
+Parsed parse(const std::string& bytes, size_t step = 0, http::ResponseLimits limits = {}) {
+  Parsed out;
+  http::ResponseParser p(limits);
+  p.reset(&out.resp);
+  size_t at = 0;
+  while (at < bytes.size() && !p.done()) {
+    size_t n = step == 0 ? bytes.size() - at : std::min(step, bytes.size() - at);
+    size_t used = p.feed(bytes.data() + at, n);
+    at += used;
+    if (used < n) break;
+  }
+  out.used = at;
+  if (!p.done() && !p.on_eof()) throw TransportError("truncated");
+  out.keep = p.keep_alive();
+  return out;
+}
+}  // namespace
+
+TEST(ResponseParser, SameAnswerWhateverTheReadSizes) {
+  const std::string chunked =
+      "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-Amz-Crc32: 7\r\n\r\n5;x=y\r\nhello\r\n7\r\n, world\r\n"
+      "0\r\nTrailer-Field: 1\r\n\r\n";
+  for (size_t step : {0, 1, 2, 3, 7}) {
+    auto p = parse(chunked, step);
+    EXPECT_EQ(p.resp.status, 200);
+    EXPECT_EQ(p.resp.body, "hello, world");
+    ASSERT_NE(p.resp.header("x-amz-crc32"), nullptr);
+    EXPECT_EQ(p.resp.header("trailer-field"), nullptr);  // trailers are not kept
+    EXPECT_TRUE(p.keep);
+    EXPECT_EQ(p.used, chunked.size());
+  }
+}
+
+TEST(ResponseParser, InterimAnswersAreSkipped) {
+  const std::string s = "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n"
+                        "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}NEXT";
+  for (size_t step : {0, 1, 5}) {
+    auto p = parse(s, step);
+    EXPECT_EQ(p.resp.status, 200);
+    EXPECT_EQ(p.resp.body, "{}");
+    EXPECT_EQ(p.resp.header("link"), nullptr);
+    EXPECT_EQ(p.used, s.size() - 4);  // "NEXT" is not this answer's: the caller closes
+  }
+}
+
+TEST(ResponseParser, KeepAliveOnlyWhenTheAnswerSaysSo) {
+  EXPECT_TRUE(parse("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n").keep);
+  EXPECT_FALSE(parse("HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n").keep);
+  EXPECT_FALSE(parse("HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n").keep);
+  EXPECT_TRUE(parse("HTTP/1.0 200 OK\r\nConnection: Keep-Alive\r\nContent-Length: 0\r\n\r\n").keep);
+  auto eof = parse("HTTP/1.1 200 OK\r\n\r\nto the end");
+  EXPECT_EQ(eof.resp.body, "to the end");
+  EXPECT_FALSE(eof.keep);
+  EXPECT_EQ(parse("HTTP/1.1 200 OK\r\nContent-Length: 2, 2\r\nContent-Length: 2\r\n\r\n{}").resp.body, "{}");
+  EXPECT_EQ(parse("HTTP/1.1 204 No Content\r\n\r\n").resp.status, 204);
+  EXPECT_EQ(parse("HTTP/1.1 200\r\nContent-Length: 0\r\n\r\n").resp.status, 200);  // empty reason
+}
+
+TEST(ResponseParser, BadFramingIsAProtocolErrorNotRetryable) {
+  const char* bad[] = {
+      "HTTP/1.1 abc OK\r\n\r\n",
+      "HTTP/1.1 20 OK\r\n\r\n",
+      "HTTP/2.0 200 OK\r\n\r\n",
+      "ICY 200 OK\r\n\r\n",
+      "HTTP/1.1 101 Switching Protocols\r\n\r\n",
+      "HTTP/1.1 200 OK\nContent-Length: 0\n\n",
+      "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 5\r\n\r\nhello",
+      "HTTP/1.1 200 OK\r\nContent-Length: 2, 5\r\n\r\nhello",
+      "HTTP/1.1 200 OK\r\nContent-Length: abc\r\n\r\nhello",
+      "HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\nhello",
+      "HTTP/1.1 200 OK\r\nContent-Length: 99999999999999999999999\r\n\r\n",
+      "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\nhello",
+      "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n",
+      "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n",
+      "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n\r\n",
+      "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello, world\r\n0\r\n\r\n",
+      "HTTP/1.1 200 OK\r\nBad Name: x\r\n\r\n",
+      "HTTP/1.1 200 OK\r\n folded: x\r\n\r\n",
+      "HTTP/1.1 200 OK\r\nNoColon\r\n\r\n",
+  };
+  for (const char* s : bad) {
+    for (size_t step : {0, 1}) {
+      try {
+        parse(s, step);
+        ADD_FAILURE() << s;
+      } catch (const ProtocolError& e) {
+        EXPECT_FALSE(e.retryable()) << s;
+      }
+    }
+  }
+}
+
+TEST(ResponseParser, EverythingIsBounded) {
+  http::ResponseLimits l;
+  l.max_body_bytes = 100;
+  l.max_header_bytes = 200;
+  l.max_header_count = 5;
+  l.max_chunk_line = 16;
+  auto too_large = [&](const std::string& s) {
+    try {
+      parse(s, 0, l);
+      ADD_FAILURE() << s;
+    } catch (const ProtocolError& e) {
+      EXPECT_FALSE(e.retryable());
+      EXPECT_NE(std::string(e.what()).find("too "), std::string::npos) << e.what();  // too large, long, many
+    }
+  };
+  too_large("HTTP/1.1 200 OK\r\nContent-Length: 101\r\n\r\n");
+  too_large("HTTP/1.1 200 OK\r\n\r\n" + std::string(101, 'x'));
+  too_large("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n32\r\n" + std::string(50, 'x') + "\r\n33\r\n");
+  too_large("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + std::string(30, '0'));
+  too_large("HTTP/1.1 200 OK\r\nX: " + std::string(300, 'a'));
+  too_large(std::string(300, 'H'));
+  too_large("HTTP/1.1 200 OK\r\nA: 1\r\nB: 1\r\nC: 1\r\nD: 1\r\nE: 1\r\nF: 1\r\n\r\n");
+  std::string interims;
+  for (int i = 0; i < 20; ++i) interims += "HTTP/1.1 100 Continue\r\n\r\n";
+  too_large(interims);
+  EXPECT_EQ(parse("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n" + std::string(100, 'x'), 0, l).resp.body.size(),
+            100u);
+}
+
+TEST(ResponseParser, TruncatedIsNotAnAnswer) {
+  EXPECT_THROW(parse("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc"), TransportError);
+  EXPECT_THROW(parse("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhel"), TransportError);
+  EXPECT_THROW(parse("HTTP/1.1 200 OK\r\nContent-Len"), TransportError);
+}
+
+// ---------- URLs ----------
+
+TEST(Url, MalformedUrlsAreConfigErrorsWithoutUserInfo) {
+  auto u = http::parse_url("http://127.0.0.1:8000/prefix/?a=b");
+  EXPECT_EQ(u.host, "127.0.0.1");
+  EXPECT_EQ(u.port, 8000);
+  EXPECT_EQ(u.path, "/prefix/?a=b");
+  EXPECT_EQ(u.origin, "http://127.0.0.1:8000");
+  EXPECT_EQ(http::parse_url("https://[::1]/").port, 443);
+  EXPECT_EQ(http::parse_url("https://[::1]/").host, "::1");
+  EXPECT_EQ(http::parse_url("http://h?x=1").path, "/?x=1");
+  for (const char* bad : {"http://127.0.0.1:99999", "http://127.0.0.1:0", "http://127.0.0.1:-1", "http://h:80x",
+                          "http://:80", "http://", "ftp://h", "http://h:", "http://h /", "http://h/a b",
+                          "http://h/a\r\nX: y", "http://[::1", "http://h#frag", "localhost:8000"}) {
+    try {
+      http::parse_url(bad, "endpoint");
+      ADD_FAILURE() << bad;
+    } catch (const ConfigError& e) {
+      EXPECT_NE(std::string(e.what()).find("endpoint"), std::string::npos) << e.what();
+    }
+  }
+  try {
+    http::parse_url("https://user:s3cret@dynamodb.example:8000/", "endpoint");
+    ADD_FAILURE();
+  } catch (const ConfigError& e) {
+    EXPECT_EQ(std::string(e.what()).find("s3cret"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("user information"), std::string::npos) << e.what();
+  }
+}
+
+// An endpoint with a path: the client posts to that path and signs that same path (issue 8
+// item 10), so a service behind a path-routing proxy can check the signature.
+TEST(Url, AnEndpointWithAPathIsSignedWithIt) {
+  std::mutex mu;
+  TestRequest seen;
+  TestServer server([&](const TestRequest& r) {
+    std::lock_guard lock(mu);
+    seen = r;
+    TestResponse resp;
+    resp.body = "{}";
+    return resp;
+  });
+  const auto fixed = aws::SystemClock::time_point(std::chrono::seconds(1700000000));
+  aws::Credentials creds;
+  creds.access_key_id = "AKIDPATHTEST";
+  creds.secret_access_key = "path-test-secret";
+  dynamodb::ClientOptions o;
+  o.region = "us-east-1";
+  o.endpoint = server.url() + "/prefix";
+  o.credentials = aws::make_static_provider(creds);
+  o.now = [&] { return fixed; };
+  dynamodb::Client client(o);
+  dynamodb::GetItemRequest g;
+  g.table_name = "t";
+  g.key.emplace("key", dynamodb::AttributeValue::S("k"));
+  EXPECT_FALSE(client.get_item(g).item.has_value());
+
+  std::lock_guard lock(mu);
+  EXPECT_EQ(seen.target, "/prefix/");
+  // Re-sign what arrived, with the path it arrived on: the signatures must agree.
+  std::vector<http::Header> signed_headers;
+  for (const auto& h : seen.headers)
+    if (h.name == "host" || h.name == "content-type" || h.name == "x-amz-target") signed_headers.push_back(h);
+  aws::SigningParams p;
+  p.method = "POST";
+  p.path = seen.target;
+  p.headers = &signed_headers;
+  p.body = seen.body;
+  p.credentials = &creds;
+  p.region = "us-east-1";
+  p.service = "dynamodb";
+  p.time = fixed;
+  ASSERT_NE(seen.header("authorization"), nullptr);
+  EXPECT_EQ(*seen.header("authorization"), aws::sign_v4(p).authorization);
+}
+
+TEST(Url, AMalformedEndpointIsAConfigErrorBeforeAnyRequest) {
+  dynamodb::ClientOptions o;
+  o.region = "us-east-1";
+  o.credentials = aws::make_static_provider(aws::Credentials{"AKID", "secret", "", std::nullopt, "test"});
+  for (const char* bad : {"http://127.0.0.1:99999", "https://user:pw@dynamodb.example", "http://h/a b"}) {
+    o.endpoint = bad;
+    try {
+      dynamodb::Client c(o);
+      ADD_FAILURE() << bad;
+    } catch (const ConfigError& e) {
+      EXPECT_EQ(std::string(e.what()).find("pw@"), std::string::npos) << e.what();
+    }
+  }
 }
