@@ -3,6 +3,7 @@
 #pragma once
 
 #include <chrono>
+#include <cmath>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -20,7 +21,8 @@ using SystemClock = std::chrono::system_clock;
 // Time-to-live of an entry; zero means "never expires".
 using Ttl = std::chrono::milliseconds;
 
-// A cache hit: the stored bytes and how long they have left to live.
+// A cache hit: the stored bytes and how long they have left to live. A counter
+// (increment()) reads as its decimal text, e.g. "42".
 struct Hit {
   std::string value;
   std::optional<Ttl> ttl_left;  // nullopt: never expires
@@ -29,6 +31,32 @@ struct Hit {
 // Keys: 1 to 2048 bytes of valid UTF-8 (DynamoDB's limits for a string hash key).
 // Throws InvalidArgumentError otherwise.
 void validate_key(std::string_view key);
+
+// Throws the InvalidArgumentError of an out-of-range ttl (to_ttl below).
+[[noreturn]] void throw_bad_ttl(double seconds);
+
+// The longest TTL a write accepts: 10,000 years (zero means "never expires"). Longer TTLs
+// are rejected, never wrapped or clamped on write. An entry stored with a longer TTL (the
+// Python package can write an `expire` of 1e16, 1e300 or inf) reads back as live, its
+// ttl_left clamped to kMaxTtl.
+inline constexpr Ttl kMaxTtl = std::chrono::duration_cast<Ttl>(std::chrono::years(10000));
+
+// Throws InvalidArgumentError unless 0 <= ttl <= kMaxTtl.
+void validate_ttl(Ttl ttl);
+
+// Any std::chrono duration as a Ttl, rounded up to whole milliseconds (so a short TTL never
+// becomes zero, "never"). Throws InvalidArgumentError for a negative, NaN or too long
+// duration instead of overflowing in the conversion.
+template <class Rep, class Period>
+Ttl to_ttl(std::chrono::duration<Rep, Period> ttl) {
+  const double seconds = std::chrono::duration<double>(ttl).count();
+  if (!(seconds >= 0)) throw_bad_ttl(seconds);
+  if (seconds > std::chrono::duration<double>(kMaxTtl).count()) throw_bad_ttl(seconds);
+  if constexpr (std::chrono::treat_as_floating_point_v<Rep>)
+    return Ttl(static_cast<Ttl::rep>(std::ceil(seconds * 1000)));
+  else
+    return std::chrono::ceil<Ttl>(ttl);
+}
 
 // The contract every backend keeps. Thread-safety: every implementation here may be used
 // from any number of threads at once.
@@ -49,6 +77,30 @@ class Backend {
   virtual std::vector<std::optional<Hit>> get_many(const std::vector<std::string>& keys);
   // Stores all pairs with one ttl. The default calls set per pair; DynamoDB batches.
   virtual void set_many(const std::vector<std::pair<std::string, std::string>>& entries, Ttl ttl);
+  // Removes every key listed (absent ones are fine). The default calls erase per key;
+  // DynamoDB sends BatchWriteItem deletes of 25, retrying leftovers.
+  virtual void erase_many(const std::vector<std::string>& keys);
+  // True when `key` has a live entry. The default is get_entry; DynamoDB reads the item
+  // without its value.
+  virtual bool contains(std::string_view key);
+
+  // Atomic operations. Atomic per key within a process for MemoryBackend, across processes
+  // and machines for DynamodbBackend (one conditional request each in the common case).
+  //
+  // Gives a live entry a new TTL counted from now (zero = never) without rewriting its
+  // value. Returns false, changing nothing, if `key` has no live entry.
+  virtual bool touch(std::string_view key, Ttl ttl) = 0;
+  // Stores `value` only if `key` has no live entry (absent or expired). Returns whether it
+  // wrote; of many concurrent add()s of one absent key exactly one returns true.
+  virtual bool add(std::string_view key, std::string_view value, Ttl ttl) = 0;
+  // Adds `delta` to the counter under `key` and returns the new value. A missing or expired
+  // key starts at 0 and lives for `ttl` (zero = never); a live counter keeps its expiry (as
+  // Redis INCR). Throws WrongTypeError if `key` holds a value written by set()/add() (the
+  // value is left alone), InvalidArgumentError if the result would leave int64_t (nothing
+  // is changed).
+  virtual int64_t increment(std::string_view key, int64_t delta, Ttl ttl) = 0;
+  // increment(key, -delta, ttl). delta == INT64_MIN: InvalidArgumentError.
+  int64_t decrement(std::string_view key, int64_t delta, Ttl ttl);
 
   std::optional<std::string> get(std::string_view key) {
     auto h = get_entry(key);
@@ -80,6 +132,10 @@ class MemoryBackend final : public Backend {
   void set(std::string_view key, std::string_view value, Ttl ttl) override;
   void erase(std::string_view key) override;
   void clear(const std::function<void(uint64_t)>& progress = nullptr) override;
+  bool contains(std::string_view key) override;
+  bool touch(std::string_view key, Ttl ttl) override;
+  bool add(std::string_view key, std::string_view value, Ttl ttl) override;
+  int64_t increment(std::string_view key, int64_t delta, Ttl ttl) override;
 
   std::size_t size() const;        // live and not-yet-evicted expired entries
   std::size_t bytes() const;       // keys plus values held
@@ -98,7 +154,11 @@ class MemoryBackend final : public Backend {
 // Reads layers in order (fastest first); a hit in a lower layer is written back into the
 // layers above it with the remaining TTL. Writes and erases go to every layer, lowest
 // (most durable) first, so a failure there leaves the upper layers untouched.
-// Thread-safe if its layers are.
+// Atomic operations are decided by the lowest layer alone (the one shared between
+// processes): add() then writes the value into the layers above; touch() re-times the
+// layers above, or erases the key from them when the lowest layer had no live entry;
+// increment() erases the key from the layers above, which never cache a counter that other
+// processes may change. Thread-safe if its layers are.
 class LayeredBackend final : public Backend {
  public:
   // REQUIRES: at least one layer, none null.
@@ -109,8 +169,14 @@ class LayeredBackend final : public Backend {
   void clear(const std::function<void(uint64_t)>& progress = nullptr) override;
   std::vector<std::optional<Hit>> get_many(const std::vector<std::string>& keys) override;
   void set_many(const std::vector<std::pair<std::string, std::string>>& entries, Ttl ttl) override;
+  void erase_many(const std::vector<std::string>& keys) override;
+  bool contains(std::string_view key) override;
+  bool touch(std::string_view key, Ttl ttl) override;
+  bool add(std::string_view key, std::string_view value, Ttl ttl) override;
+  int64_t increment(std::string_view key, int64_t delta, Ttl ttl) override;
 
  private:
+  Backend& lowest() { return *layers_.back(); }
   std::vector<std::shared_ptr<Backend>> layers_;
 };
 
@@ -123,6 +189,8 @@ class LayeredBackend final : public Backend {
 //   fmt (N) marking how `value` holds the bytes: 1 = raw, 2 = zstd-compressed.
 // An item without `fmt` was written the Python package's way: PynamoDB 5 stores `value` as
 // the base64 text of the bytes, so it is decoded once more.
+// A counter (increment()) is an item with `counter` (N) in place of `value` and `fmt`, and
+// the same key/expire/update_ts/expire_at; the Python package cannot read counters.
 // Live while expire == 0 or now - update_ts < expire (the Python rule); DynamoDB returns
 // expired items until its lazy TTL sweep, so they are filtered here.
 struct DynamodbOptions {
@@ -147,6 +215,7 @@ inline constexpr const char* kExpire = "expire";
 inline constexpr const char* kUpdateTs = "update_ts";
 inline constexpr const char* kExpireAt = "expire_at";
 inline constexpr const char* kFormat = "fmt";
+inline constexpr const char* kCounter = "counter";
 }  // namespace attr
 
 // Thread-safe (the client is).
@@ -159,6 +228,11 @@ class DynamodbBackend final : public Backend {
   void clear(const std::function<void(uint64_t)>& progress = nullptr) override;
   std::vector<std::optional<Hit>> get_many(const std::vector<std::string>& keys) override;
   void set_many(const std::vector<std::pair<std::string, std::string>>& entries, Ttl ttl) override;
+  void erase_many(const std::vector<std::string>& keys) override;
+  bool contains(std::string_view key) override;
+  bool touch(std::string_view key, Ttl ttl) override;
+  bool add(std::string_view key, std::string_view value, Ttl ttl) override;
+  int64_t increment(std::string_view key, int64_t delta, Ttl ttl) override;
 
   // The item `set` would write (exposed for tests and capacity estimates).
   dynamodb::Item make_item(std::string_view key, std::string_view value, Ttl ttl) const;
@@ -170,6 +244,13 @@ class DynamodbBackend final : public Backend {
   dynamodb::Client& client() { return *client_; }
 
  private:
+  // The one mapping from a user key to the `key` attribute its item is stored under.
+  // Validates `key`.
+  std::string stored_key(std::string_view key) const;
+  // key, expire, update_ts and (with a TTL, if `expire_at`) expire_at: what every item has.
+  dynamodb::Item item_head(std::string stored, Ttl ttl, bool expire_at) const;
+  std::optional<dynamodb::Item> read_consistent(const std::string& stored) const;
+
   std::shared_ptr<dynamodb::Client> client_;
   DynamodbOptions options_;
 };

@@ -2,7 +2,10 @@
 
 #include <charconv>
 #include <cmath>
+#include <cstdio>
+#include <limits>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "dynamodb_cache/backend.h"
 #include "dynamodb_cache/errors.h"
@@ -65,10 +68,135 @@ double number(const ddb::Item& item, const char* name, double fallback) {
   return d;
 }
 
-ddb::Item key_item(std::string_view key) {
+// An integer attribute (fmt, counter): exactly an int64_t in decimal, nothing else ("1.9",
+// "1e0" and out-of-range values are refused, not truncated).
+int64_t integer(const ddb::AttributeValue& v, const char* name, std::string_view key) {
+  const std::string& s = v.scalar;
+  int64_t i = 0;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), i);
+  if (v.type != ddb::AttrType::kN || ec != std::errc() || p != s.data() + s.size())
+    throw CodecError("item '" + std::string(key.substr(0, 64)) + "': attribute '" + name + "' is " +
+                     s.substr(0, 40) + ", not an integer");
+  return i;
+}
+
+ddb::Item key_item(std::string key) {
   ddb::Item k;
-  k.emplace(attr::kKey, ddb::AttributeValue::S(std::string(key)));
+  k.emplace(attr::kKey, ddb::AttributeValue::S(std::move(key)));
   return k;
+}
+
+double seconds_of(SystemClock::time_point t) { return std::chrono::duration<double>(t.time_since_epoch()).count(); }
+int64_t whole_seconds_of(SystemClock::time_point t) {
+  return std::chrono::duration_cast<std::chrono::seconds>(t.time_since_epoch()).count();
+}
+
+// A decimal DynamoDB accepts for a time in seconds (millisecond precision).
+std::string decimal(double seconds) {
+  char buf[64];
+  int n = std::snprintf(buf, sizeof buf, "%.3f", seconds);
+  return std::string(buf, static_cast<size_t>(n));
+}
+
+// The liveness of an item under the Python rule, expire == 0 or now - update_ts < expire.
+struct Liveness {
+  bool live = false;
+  std::optional<Ttl> left;  // nullopt: never expires
+  // The item's `expire` text when it has a TTL but no expire_at (written by the Python
+  // package, or with python_compat): LiveRule then needs it (see there).
+  std::optional<std::string> python_expire;
+};
+
+Liveness liveness(const ddb::Item& item, double now) {
+  Liveness l;
+  double expire = number(item, attr::kExpire, 0);
+  double update_ts = number(item, attr::kUpdateTs, 0);
+  if (expire != 0 && item.find(attr::kExpireAt) == item.end()) l.python_expire = item.at(attr::kExpire).scalar;
+  if (expire == 0) {
+    l.live = true;
+    return l;
+  }
+  double remaining = update_ts + expire - now;  // > 0 exactly when now - update_ts < expire
+  if (!(remaining > 0)) return l;               // NaN included
+  l.live = true;
+  // Clamped before the conversion: an expire of 1e16, 1e300 or inf (the Python package can
+  // store any of them) would overflow int64_t milliseconds, which is undefined behaviour.
+  constexpr double kMaxS = static_cast<double>(kMaxTtl.count()) / 1000;
+  l.left = remaining >= kMaxS ? kMaxTtl : Ttl(static_cast<int64_t>(std::ceil(remaining * 1000)));
+  return l;
+}
+
+// The Python liveness rule as DynamoDB condition expressions. Expressions have no
+// arithmetic, so `now - update_ts < expire` cannot be written for an unknown expire. Our
+// items carry expire_at = update_ts + expire, and for them the rule is `expire_at > now`.
+// For an item without expire_at (the Python package's, or python_compat), the rule is
+// written for the expire value an earlier read saw, E: `expire = E AND update_ts > now - E`;
+// a write conditioned on it cannot act on a different item than the one that was read.
+struct LiveRule {
+  double now;
+  std::optional<std::string> python_expire;  // E, as stored
+
+  std::string live() const {
+    std::string e = "attribute_exists(#k) AND (#x = :z OR #t > :now";
+    if (python_expire) e += " OR (attribute_not_exists(#t) AND #x = :pe AND #u > :cut)";
+    return e + ")";
+  }
+  std::string not_live() const {
+    std::string e = "attribute_not_exists(#k) OR (#x <> :z AND #t <= :now)";
+    if (python_expire) e += " OR (attribute_not_exists(#t) AND #x = :pe AND #u <= :cut)";
+    return e;
+  }
+  void add_values(ddb::Values& v) const {
+    v[":z"] = ddb::AttributeValue::N(0);
+    v[":now"] = ddb::AttributeValue::N(decimal(now));
+    if (python_expire) {
+      v[":pe"] = ddb::AttributeValue::N(*python_expire);
+      double e = 0;
+      std::from_chars(python_expire->data(), python_expire->data() + python_expire->size(), e);
+      // Far past any update_ts when E exceeds now (1e16, 1e125): and in DynamoDB's range.
+      double cut = now - e;
+      v[":cut"] = ddb::AttributeValue::N(cut < 0 ? std::string("-1") : decimal(cut));
+    }
+  }
+};
+
+// Sets the ExpressionAttributeNames a request's expressions use (DynamoDB refuses unused
+// ones). Placeholders are #k key, #x expire, #u update_ts, #t expire_at, #c counter.
+void bind_names(ddb::ConditionalWrite& w, std::string_view expressions) {
+  static constexpr std::pair<const char*, const char*> kNames[] = {
+      {"#k", attr::kKey}, {"#x", attr::kExpire}, {"#u", attr::kUpdateTs}, {"#t", attr::kExpireAt},
+      {"#c", attr::kCounter}};
+  for (const auto& [ph, name] : kNames)
+    if (expressions.find(ph) != std::string_view::npos) w.names[ph] = name;
+}
+
+// Runs one conditional write: true if it was made, false if its condition failed.
+template <class F>
+bool conditional(F&& write) {
+  try {
+    write();
+    return true;
+  } catch (const ServiceError& e) {
+    if (e.kind() == ErrorKind::kConditionFailed) return false;
+    throw;
+  }
+}
+
+// Rounds of condition-failed-then-read an atomic operation makes before it gives up. Each
+// round that fails saw another writer change the item between two requests, so 16 in a
+// row means a key rewritten continuously.
+constexpr int kMaxRounds = 16;
+
+[[noreturn]] void contention(const char* op, std::string_view key) {
+  throw Error(ErrorKind::kConditionFailed,
+              std::string(op) + " of key '" + std::string(key.substr(0, 64)) + "' gave up: the item changed under " +
+                  std::to_string(kMaxRounds) + " conditional writes in a row",
+              true);
+}
+
+std::string counter_message(std::string_view key, int64_t current, int64_t delta) {
+  return "counter '" + std::string(key.substr(0, 64)) + "' at " + std::to_string(current) + " + " +
+         std::to_string(delta) + " would overflow int64";
 }
 
 }  // namespace
@@ -80,16 +208,27 @@ DynamodbBackend::DynamodbBackend(std::shared_ptr<ddb::Client> client, DynamodbOp
   if (!options_.now) options_.now = [] { return SystemClock::now(); };
 }
 
-ddb::Item DynamodbBackend::make_item(std::string_view key, std::string_view value, Ttl ttl) const {
+std::string DynamodbBackend::stored_key(std::string_view key) const {
   validate_key(key);
-  if (ttl.count() < 0) throw InvalidArgumentError("ttl must not be negative");
-  // Whole seconds, rounded up: the layout stores seconds, and a short TTL must not become 0
-  // ("never").
-  int64_t ttl_s = (ttl.count() + 999) / 1000;
-  int64_t now_s = std::chrono::duration_cast<std::chrono::seconds>(options_.now().time_since_epoch()).count();
+  return std::string(key);
+}
 
+ddb::Item DynamodbBackend::item_head(std::string stored, Ttl ttl, bool expire_at) const {
+  validate_ttl(ttl);
+  // Whole seconds, rounded up: the layout stores seconds, and a short TTL must not become 0
+  // ("never"). At most kMaxTtl, so now_s + ttl_s cannot overflow.
+  int64_t ttl_s = (ttl.count() + 999) / 1000;
+  int64_t now_s = whole_seconds_of(options_.now());
   ddb::Item item;
-  item.emplace(attr::kKey, ddb::AttributeValue::S(std::string(key)));
+  item.emplace(attr::kKey, ddb::AttributeValue::S(std::move(stored)));
+  item.emplace(attr::kExpire, ddb::AttributeValue::N(ttl_s));
+  item.emplace(attr::kUpdateTs, ddb::AttributeValue::N(now_s));
+  if (ttl_s > 0 && expire_at) item.emplace(attr::kExpireAt, ddb::AttributeValue::N(now_s + ttl_s));
+  return item;
+}
+
+ddb::Item DynamodbBackend::make_item(std::string_view key, std::string_view value, Ttl ttl) const {
+  ddb::Item item = item_head(stored_key(key), ttl, !options_.python_compat);
   if (options_.python_compat) {
     item.emplace(attr::kValue, ddb::AttributeValue::B(util::base64_encode(value)));
   } else if (options_.compress_min_bytes > 0 && value.size() >= options_.compress_min_bytes) {
@@ -101,10 +240,6 @@ ddb::Item DynamodbBackend::make_item(std::string_view key, std::string_view valu
     item.emplace(attr::kValue, ddb::AttributeValue::B(std::string(value)));
     item.emplace(attr::kFormat, ddb::AttributeValue::N(kRaw));
   }
-  item.emplace(attr::kExpire, ddb::AttributeValue::N(ttl_s));
-  item.emplace(attr::kUpdateTs, ddb::AttributeValue::N(now_s));
-  if (ttl_s > 0 && !options_.python_compat)
-    item.emplace(attr::kExpireAt, ddb::AttributeValue::N(now_s + ttl_s));
 
   std::size_t size = 0;
   for (const auto& [n, v] : item) size += attr_size(n, v);
@@ -118,15 +253,10 @@ ddb::Item DynamodbBackend::make_item(std::string_view key, std::string_view valu
 std::optional<Hit> DynamodbBackend::read_item(const ddb::Item& item) const {
   auto key_it = item.find(attr::kKey);
   std::string_view key = key_it == item.end() ? std::string_view("?") : std::string_view(key_it->second.scalar);
-  double expire = number(item, attr::kExpire, 0);
-  double update_ts = number(item, attr::kUpdateTs, 0);
-  double now = std::chrono::duration<double>(options_.now().time_since_epoch()).count();
-  std::optional<Ttl> left;
-  if (expire != 0) {
-    double remaining = update_ts + expire - now;  // > 0 exactly when now - update_ts < expire
-    if (!(remaining > 0)) return std::nullopt;
-    left = Ttl(static_cast<int64_t>(std::ceil(remaining * 1000)));
-  }
+  Liveness l = liveness(item, seconds_of(options_.now()));
+  if (!l.live) return std::nullopt;
+  if (auto c = item.find(attr::kCounter); c != item.end() && item.find(attr::kValue) == item.end())
+    return Hit{std::to_string(integer(c->second, attr::kCounter, key)), l.left};
   auto v = item.find(attr::kValue);
   if (v == item.end() || v->second.type != ddb::AttrType::kB)
     throw CodecError("item '" + std::string(key) + "' has no binary `value` attribute");
@@ -137,24 +267,42 @@ std::optional<Hit> DynamodbBackend::read_item(const ddb::Item& item) const {
     if (!decoded)
       throw CodecError("item '" + std::string(key) +
                        "' has no `fmt` marker and its value is not base64 (not a dynamodb_cache item)");
-    return Hit{std::move(*decoded), left};
+    return Hit{std::move(*decoded), l.left};
   }
-  int f = static_cast<int>(number(item, attr::kFormat, 0));
-  if (f == kRaw) return Hit{v->second.scalar, left};
-  if (f == kZstd) return Hit{decompress(v->second.scalar, key), left};
+  int64_t f = integer(fmt->second, attr::kFormat, key);
+  if (f == kRaw) return Hit{v->second.scalar, l.left};
+  if (f == kZstd) return Hit{decompress(v->second.scalar, key), l.left};
   throw CodecError("item '" + std::string(key) + "' has value format " + fmt->second.scalar +
                    ", unknown to this version");
 }
 
-std::optional<Hit> DynamodbBackend::get_entry(std::string_view key) {
-  validate_key(key);
+std::optional<ddb::Item> DynamodbBackend::read_consistent(const std::string& stored) const {
   ddb::GetItemRequest r;
   r.table_name = options_.table;
-  r.key = key_item(key);
+  r.key = key_item(stored);
+  r.consistent_read = true;
+  return client_->get_item(r).item;
+}
+
+std::optional<Hit> DynamodbBackend::get_entry(std::string_view key) {
+  ddb::GetItemRequest r;
+  r.table_name = options_.table;
+  r.key = key_item(stored_key(key));
   r.consistent_read = options_.consistent_read;
   auto res = client_->get_item(r);
   if (!res.item) return std::nullopt;
   return read_item(*res.item);
+}
+
+bool DynamodbBackend::contains(std::string_view key) {
+  ddb::GetItemRequest r;
+  r.table_name = options_.table;
+  r.key = key_item(stored_key(key));
+  r.consistent_read = options_.consistent_read;
+  r.projection_expression = "#k, #x, #u, #t";  // no value bytes on the wire
+  r.names = {{"#k", attr::kKey}, {"#x", attr::kExpire}, {"#u", attr::kUpdateTs}, {"#t", attr::kExpireAt}};
+  auto res = client_->get_item(r);
+  return res.item && liveness(*res.item, seconds_of(options_.now())).live;
 }
 
 void DynamodbBackend::set(std::string_view key, std::string_view value, Ttl ttl) {
@@ -165,19 +313,131 @@ void DynamodbBackend::set(std::string_view key, std::string_view value, Ttl ttl)
 }
 
 void DynamodbBackend::erase(std::string_view key) {
-  validate_key(key);
   ddb::DeleteItemRequest r;
   r.table_name = options_.table;
-  r.key = key_item(key);
+  r.key = key_item(stored_key(key));
   client_->delete_item(r);
+}
+
+// One conditional PutItem: written unless the item is live. A failed condition is checked
+// with a consistent read, which tells a live item (false) from one that changed meanwhile or
+// that only the read's expire value lets the condition judge (LiveRule): then again.
+bool DynamodbBackend::add(std::string_view key, std::string_view value, Ttl ttl) {
+  ddb::PutItemRequest r;
+  r.table_name = options_.table;
+  r.item = make_item(key, value, ttl);
+  const std::string stored = r.item.at(attr::kKey).scalar;
+  std::optional<std::string> python_expire;
+  for (int round = 0; round < kMaxRounds; ++round) {
+    LiveRule rule{seconds_of(options_.now()), python_expire};
+    r.condition_expression = rule.not_live();
+    r.values.clear();
+    rule.add_values(r.values);
+    bind_names(r, r.condition_expression);
+    if (conditional([&] { client_->put_item(r); })) return true;
+    auto item = read_consistent(stored);
+    if (!item) continue;  // erased meanwhile
+    Liveness l = liveness(*item, seconds_of(options_.now()));
+    if (l.live) return false;
+    python_expire = l.python_expire;
+  }
+  contention("add", key);
+}
+
+// One conditional UpdateItem of expire, update_ts and expire_at: made only while the item is
+// live (LiveRule, with a read when the first condition fails, as add()).
+bool DynamodbBackend::touch(std::string_view key, Ttl ttl) {
+  const bool with_expire_at = !options_.python_compat;
+  ddb::Item head = item_head(stored_key(key), ttl, with_expire_at);
+  const std::string stored = head.at(attr::kKey).scalar;
+  ddb::UpdateItemRequest r;
+  r.table_name = options_.table;
+  r.key = key_item(stored);
+  r.update_expression = head.count(attr::kExpireAt) ? "SET #x = :e, #u = :u, #t = :t" : "SET #x = :e, #u = :u REMOVE #t";
+  std::optional<std::string> python_expire;
+  for (int round = 0; round < kMaxRounds; ++round) {
+    LiveRule rule{seconds_of(options_.now()), python_expire};
+    r.condition_expression = rule.live();
+    r.values = {{":e", head.at(attr::kExpire)}, {":u", head.at(attr::kUpdateTs)}};
+    if (auto t = head.find(attr::kExpireAt); t != head.end()) r.values[":t"] = t->second;
+    rule.add_values(r.values);
+    bind_names(r, r.update_expression + " " + r.condition_expression);
+    if (conditional([&] { client_->update_item(r); })) return true;
+    auto item = read_consistent(stored);
+    if (!item) return false;
+    Liveness l = liveness(*item, seconds_of(options_.now()));
+    if (!l.live) return false;
+    python_expire = l.python_expire;  // nullopt: it became live meanwhile; try again
+  }
+  contention("touch", key);
+}
+
+// Three requests at most per round, one in the common case:
+//   1. UpdateItem SET counter = counter + delta, if the item is a live counter and the sum
+//      stays within int64_t;
+//   2. else PutItem of a new counter at delta, if nothing live is there;
+//   3. else a consistent read says why both failed: a value (WrongTypeError), an overflow
+//      (InvalidArgumentError), or a change by another writer between 1 and 2 (again).
+// Concurrent increments never lose an update: 1 is atomic on the item, and 2 only writes
+// where no live item exists, so at most one creator wins and the rest add to its counter.
+int64_t DynamodbBackend::increment(std::string_view key, int64_t delta, Ttl ttl) {
+  // Counters carry expire_at even with python_compat: the Python package cannot read them.
+  ddb::Item created = item_head(stored_key(key), ttl, true);
+  created.emplace(attr::kCounter, ddb::AttributeValue::N(delta));
+  const std::string stored = created.at(attr::kKey).scalar;
+  const int64_t limit = delta >= 0 ? std::numeric_limits<int64_t>::max() - delta
+                                   : std::numeric_limits<int64_t>::min() - delta;
+  std::optional<std::string> python_expire;
+  for (int round = 0; round < kMaxRounds; ++round) {
+    LiveRule rule{seconds_of(options_.now()), python_expire};
+
+    ddb::UpdateItemRequest u;
+    u.table_name = options_.table;
+    u.key = key_item(stored);
+    u.update_expression = "SET #c = #c + :d";
+    u.condition_expression = "(" + rule.live() + ") AND attribute_exists(#c) AND #c " + (delta >= 0 ? "<=" : ">=") + " :lim";
+    u.values = {{":d", ddb::AttributeValue::N(delta)}, {":lim", ddb::AttributeValue::N(limit)}};
+    rule.add_values(u.values);
+    bind_names(u, u.update_expression + " " + u.condition_expression);
+    u.return_values = ddb::ReturnValues::kUpdatedNew;
+    std::optional<ddb::Item> updated;
+    if (conditional([&] { updated = client_->update_item(u).attributes; })) {
+      if (!updated || !updated->count(attr::kCounter))
+        throw ProtocolError("UpdateItem returned no `counter` for key '" + std::string(key.substr(0, 64)) + "'", false);
+      return integer(updated->at(attr::kCounter), attr::kCounter, key);
+    }
+
+    ddb::PutItemRequest p;
+    p.table_name = options_.table;
+    p.item = created;
+    p.condition_expression = rule.not_live();
+    rule.add_values(p.values);
+    bind_names(p, p.condition_expression);
+    if (conditional([&] { client_->put_item(p); })) return delta;
+
+    auto item = read_consistent(stored);
+    if (!item) continue;
+    Liveness l = liveness(*item, seconds_of(options_.now()));
+    python_expire = l.python_expire;
+    if (!l.live) continue;
+    auto c = item->find(attr::kCounter);
+    if (c == item->end())
+      throw WrongTypeError("key '" + std::string(key.substr(0, 64)) +
+                           "' holds a value, not a counter; erase it or use another key");
+    int64_t current = integer(c->second, attr::kCounter, key);
+    if (delta >= 0 ? current > limit : current < limit) throw InvalidArgumentError(counter_message(key, current, delta));
+  }
+  contention("increment", key);
 }
 
 std::vector<std::optional<Hit>> DynamodbBackend::get_many(const std::vector<std::string>& keys) {
   std::vector<ddb::Item> ask;
-  std::unordered_map<std::string_view, std::optional<Hit>> found;
+  std::vector<std::string> stored;
+  stored.reserve(keys.size());
+  std::unordered_map<std::string, std::optional<Hit>> found;
   for (const auto& k : keys) {
-    validate_key(k);
-    if (found.emplace(k, std::nullopt).second) ask.push_back(key_item(k));
+    stored.push_back(stored_key(k));
+    if (found.emplace(stored.back(), std::nullopt).second) ask.push_back(key_item(stored.back()));
   }
   auto items = client_->batch_get_all(options_.table, std::move(ask), options_.consistent_read);
   for (const auto& item : items) {
@@ -188,7 +448,7 @@ std::vector<std::optional<Hit>> DynamodbBackend::get_many(const std::vector<std:
   }
   std::vector<std::optional<Hit>> out;
   out.reserve(keys.size());
-  for (const auto& k : keys) out.push_back(found[k]);
+  for (const auto& s : stored) out.push_back(found[s]);
   return out;
 }
 
@@ -205,6 +465,19 @@ void DynamodbBackend::set_many(const std::vector<std::pair<std::string, std::str
     writes.push_back(std::move(w));
   }
   client_->batch_write_all(options_.table, std::move(writes));
+}
+
+void DynamodbBackend::erase_many(const std::vector<std::string>& keys) {
+  std::unordered_set<std::string> seen;  // one batch may not name a key twice
+  std::vector<ddb::WriteRequest> deletes;
+  for (const auto& k : keys) {
+    std::string s = stored_key(k);
+    if (!seen.insert(s).second) continue;
+    ddb::WriteRequest w;
+    w.delete_key = key_item(std::move(s));
+    deletes.push_back(std::move(w));
+  }
+  client_->batch_write_all(options_.table, std::move(deletes));
 }
 
 void DynamodbBackend::clear(const std::function<void(uint64_t)>& progress) {

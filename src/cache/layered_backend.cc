@@ -68,4 +68,37 @@ void LayeredBackend::set_many(const std::vector<std::pair<std::string, std::stri
   for (auto it = layers_.rbegin(); it != layers_.rend(); ++it) (*it)->set_many(entries, ttl);
 }
 
+void LayeredBackend::erase_many(const std::vector<std::string>& keys) {
+  for (auto it = layers_.rbegin(); it != layers_.rend(); ++it) (*it)->erase_many(keys);
+}
+
+bool LayeredBackend::contains(std::string_view key) {
+  for (auto& l : layers_)
+    if (l->contains(key)) return true;
+  return false;
+}
+
+bool LayeredBackend::touch(std::string_view key, Ttl ttl) {
+  bool touched = lowest().touch(key, ttl);
+  for (size_t j = 0; j + 1 < layers_.size(); ++j) {
+    if (touched)
+      layers_[j]->touch(key, ttl);  // false when this layer has no copy: nothing to re-time
+    else
+      layers_[j]->erase(key);       // whatever copy it has outlived the shared entry
+  }
+  return touched;
+}
+
+bool LayeredBackend::add(std::string_view key, std::string_view value, Ttl ttl) {
+  if (!lowest().add(key, value, ttl)) return false;
+  for (size_t j = 0; j + 1 < layers_.size(); ++j) layers_[j]->set(key, value, ttl);
+  return true;
+}
+
+int64_t LayeredBackend::increment(std::string_view key, int64_t delta, Ttl ttl) {
+  int64_t v = lowest().increment(key, delta, ttl);
+  for (size_t j = 0; j + 1 < layers_.size(); ++j) layers_[j]->erase(key);
+  return v;
+}
+
 }  // namespace dynamodb_cache

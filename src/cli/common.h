@@ -31,6 +31,14 @@ std::shared_ptr<dynamodb::Client> make_client(const GlobalOptions& g,
                                               std::shared_ptr<http::Transport> transport = nullptr);
 DynamodbOptions backend_options(const GlobalOptions& g);
 
+// Adds `--ttl SECONDS` to `cmd`: whole seconds, 0 (never expires) to the library's kMaxTtl.
+// Anything else ("abc", "1.5", "-3", 18446744073709552) is a one-line usage error before
+// any conversion, so no value wraps around.
+CLI::Option* add_ttl_option(CLI::App* cmd, int64_t& ttl_seconds, const std::string& what);
+
+// Registers add, incr, decr, touch, mget and mset (cache_commands.cc). `run` as below.
+void add_cache_commands(CLI::App& app, GlobalOptions& g, std::function<int()>& run);
+
 // Registers the `bench` subcommand (bench.cc). `run` is set to the function to call when
 // the subcommand was chosen.
 void add_bench_command(CLI::App& app, GlobalOptions& g, std::function<int()>& run);

@@ -38,6 +38,7 @@ int exit_code(const Error& e) {
     case ErrorKind::kTransport:
     case ErrorKind::kTimeout: return kNetwork;
     case ErrorKind::kCodec:
+    case ErrorKind::kWrongType:
     case ErrorKind::kProtocol: return kData;
     default: return kService;
   }
@@ -128,7 +129,7 @@ int main(int argc, char** argv) {
   int64_t ttl = 0;
   set->add_option("KEY", set_key, "Cache key (1-2048 bytes of UTF-8)")->required();
   auto* value_opt = set->add_option("VALUE", set_value, "The value; omitted: read standard input");
-  set->add_option("--ttl", ttl, "Seconds to live; 0 = never expires")->check(CLI::NonNegativeNumber)->capture_default_str();
+  add_ttl_option(set, ttl, "Seconds to live; 0 = never expires");
   set->callback([&] {
     run = [&] {
       std::string value = value_opt->count() ? set_value : read_stdin();
@@ -182,6 +183,7 @@ int main(int argc, char** argv) {
   });
 
   add_bench_command(app, g, run);
+  add_cache_commands(app, g, run);
 
   try {
     app.parse(argc, argv);
