@@ -28,9 +28,9 @@ struct Hit {
   std::optional<Ttl> ttl_left;  // nullopt: never expires
 };
 
-// Keys: 1 to 2048 bytes of valid UTF-8 (DynamoDB's limits for a string hash key).
-// Throws InvalidArgumentError otherwise.
-void validate_key(std::string_view key);
+// Keys: 1 to max_bytes (default 2048, DynamoDB's limit for a string hash key) bytes of valid
+// UTF-8. Throws InvalidArgumentError otherwise.
+void validate_key(std::string_view key, std::size_t max_bytes = 2048);
 
 // Throws the InvalidArgumentError of an out-of-range ttl (to_ttl below).
 [[noreturn]] void throw_bad_ttl(double seconds);
@@ -70,7 +70,8 @@ class Backend {
   // Removes `key` if present; absent keys are not an error.
   virtual void erase(std::string_view key) = 0;
   // Removes every entry. `progress`, if given, is called with the running count of erased
-  // entries (DynamoDB: after each batch).
+  // entries (DynamoDB: after each batch, from the scanning threads, one call at a time;
+  // a namespace clear erases nothing itself and does not call it).
   virtual void clear(const std::function<void(uint64_t)>& progress = nullptr) = 0;
 
   // Result i answers keys[i]. The default calls get_entry per key; DynamoDB batches.
@@ -205,7 +206,36 @@ struct DynamodbOptions {
   int compress_level = 3;
   // Wall clock for update_ts and liveness; default system_clock.
   std::function<SystemClock::time_point()> now;
+
+  // Namespace: empty (the default) for none. A name of 1-64 characters [A-Za-z0-9_.-].
+  // Items are then stored under "NS:GEN:key" (readable in the table), and clear() clears
+  // only this namespace with one UpdateItem that increments GEN, kept in the item
+  // "NS:generation" (attribute `generation`, N); no Scan, whatever the namespace holds.
+  // Items of older generations are never read again and age out through native TTL
+  // (items written with TTL zero stay until a full clear() without namespace).
+  std::string key_namespace;
+  // How long a process uses the generation it last read before reading it again (one
+  // consistent GetItem). A clear() made by this backend is seen at once; one made by
+  // another process is seen within this time, during which this process still reads and
+  // writes the old generation. Zero: read it before every operation (a second request per
+  // operation, clears seen at once everywhere). Default 1 s.
+  std::chrono::milliseconds namespace_refresh{1000};
+
+  // Keys longer than DynamoDB's 2048 bytes (counting the namespace prefix), up to
+  // kMaxLongKeyBytes. Off (the default): such keys are an InvalidArgumentError. On: they
+  // are stored under "[NS:GEN:]#sha256:" + the hex SHA-256 of the key, with the whole key in
+  // the attribute `full_key` (S), which every read compares with the key asked for (a
+  // mismatch is a miss). Keys that begin with "#sha256:" are stored that way at any
+  // length, so no short key can take a digest's place.
+  bool long_keys = false;
+
+  // Segments of the parallel Scan a full clear() (no namespace) runs, one thread each:
+  // 1 to 64. Default 4; 1 scans sequentially.
+  int clear_segments = 4;
 };
+
+// The longest key long_keys accepts: 64 KiB (the item holds it in full_key).
+inline constexpr std::size_t kMaxLongKeyBytes = 64 * 1024;
 
 // Attribute names of the layout above.
 namespace attr {
@@ -216,6 +246,8 @@ inline constexpr const char* kUpdateTs = "update_ts";
 inline constexpr const char* kExpireAt = "expire_at";
 inline constexpr const char* kFormat = "fmt";
 inline constexpr const char* kCounter = "counter";
+inline constexpr const char* kFullKey = "full_key";
+inline constexpr const char* kGeneration = "generation";
 }  // namespace attr
 
 // Thread-safe (the client is).
@@ -243,16 +275,35 @@ class DynamodbBackend final : public Backend {
   const DynamodbOptions& options() const { return options_; }
   dynamodb::Client& client() { return *client_; }
 
- private:
-  // The one mapping from a user key to the `key` attribute its item is stored under.
-  // Validates `key`.
-  std::string stored_key(std::string_view key) const;
-  // key, expire, update_ts and (with a TTL, if `expire_at`) expire_at: what every item has.
-  dynamodb::Item item_head(std::string stored, Ttl ttl, bool expire_at) const;
-  std::optional<dynamodb::Item> read_consistent(const std::string& stored) const;
+  // The one mapping from a user key to the `key` attribute its item is stored under:
+  //   prefix + key                           usually;
+  //   prefix + "#sha256:" + hex(SHA-256(key)) with long_keys, for a key too long for
+  //                                          DynamoDB or beginning with "#sha256:".
+  // `prefix` is key_prefix(): "NS:GEN:" in a namespace, else empty. Validates `key`.
+  // Items derived from a key (chunks) take their keys from this result.
+  std::string stored_key(std::string_view key, std::string_view prefix) const;
+  std::string stored_key(std::string_view key) const { return stored_key(key, key_prefix()); }
+  // "NS:GEN:" for the namespace's current generation (as namespace_refresh allows), or "".
+  std::string key_prefix() const;
+  // True when stored_key(key, prefix) gave a digest (the item then holds full_key).
+  bool is_digest(std::string_view key, std::string_view prefix) const;
 
+ private:
+  // key, expire, update_ts, (with a TTL, if `expire_at`) expire_at and (for a digest) the
+  // user's key in full_key: what every item has.
+  dynamodb::Item item_head(std::string_view key, std::string_view prefix, Ttl ttl, bool expire_at) const;
+  // make_item with the prefix resolved once per operation.
+  dynamodb::Item build_item(std::string_view key, std::string_view prefix, std::string_view value, Ttl ttl) const;
+  std::optional<dynamodb::Item> read_consistent(const std::string& stored) const;
+  // The namespace's generation item key, "NS:generation".
+  std::string generation_key() const;
+  void clear_namespace();
+  void clear_table(const std::function<void(uint64_t)>& progress);
+
+  struct Generation;
   std::shared_ptr<dynamodb::Client> client_;
   DynamodbOptions options_;
+  std::shared_ptr<Generation> generation_;
 };
 
 }  // namespace dynamodb_cache

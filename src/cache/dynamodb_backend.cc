@@ -2,7 +2,11 @@
 
 #include <charconv>
 #include <cmath>
+#include <atomic>
 #include <cstdio>
+#include <exception>
+#include <mutex>
+#include <thread>
 #include <limits>
 #include <unordered_map>
 #include <unordered_set>
@@ -161,11 +165,12 @@ struct LiveRule {
 };
 
 // Sets the ExpressionAttributeNames a request's expressions use (DynamoDB refuses unused
-// ones). Placeholders are #k key, #x expire, #u update_ts, #t expire_at, #c counter.
+// ones). Placeholders are #k key, #x expire, #u update_ts, #t expire_at, #c counter,
+// #g generation.
 void bind_names(ddb::ConditionalWrite& w, std::string_view expressions) {
   static constexpr std::pair<const char*, const char*> kNames[] = {
       {"#k", attr::kKey}, {"#x", attr::kExpire}, {"#u", attr::kUpdateTs}, {"#t", attr::kExpireAt},
-      {"#c", attr::kCounter}};
+      {"#c", attr::kCounter}, {"#g", attr::kGeneration}};
   for (const auto& [ph, name] : kNames)
     if (expressions.find(ph) != std::string_view::npos) w.names[ph] = name;
 }
@@ -199,22 +204,90 @@ std::string counter_message(std::string_view key, int64_t current, int64_t delta
          std::to_string(delta) + " would overflow int64";
 }
 
+// A hit for `key` only if the item is the key's: an item stored under a digest holds the
+// whole key in full_key (a SHA-256 collision, or a tampered item, reads as a miss).
+bool holds_key(const ddb::Item& item, std::string_view key) {
+  auto fk = item.find(attr::kFullKey);
+  return fk == item.end() || fk->second.scalar == key;
+}
+
+constexpr std::string_view kDigestMark = "#sha256:";
+
 }  // namespace
 
+// The namespace's generation as this process last read it. Thread-safe (mu).
+struct DynamodbBackend::Generation {
+  std::mutex mu;
+  int64_t value = 0;
+  bool known = false;
+  std::chrono::steady_clock::time_point read_at;
+};
+
 DynamodbBackend::DynamodbBackend(std::shared_ptr<ddb::Client> client, DynamodbOptions options)
-    : client_(std::move(client)), options_(std::move(options)) {
+    : client_(std::move(client)), options_(std::move(options)), generation_(std::make_shared<Generation>()) {
   if (!client_) throw InvalidArgumentError("DynamodbBackend needs a client");
   if (options_.table.empty()) throw InvalidArgumentError("DynamodbBackend needs a table name");
   if (!options_.now) options_.now = [] { return SystemClock::now(); };
+  const std::string& ns = options_.key_namespace;
+  if (ns.size() > 64 || ns.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-") !=
+                            std::string::npos)
+    throw InvalidArgumentError("namespace '" + ns.substr(0, 64) + "' must be 1-64 characters of A-Z a-z 0-9 _ . -");
+  if (options_.namespace_refresh.count() < 0) throw InvalidArgumentError("namespace_refresh must not be negative");
+  if (options_.clear_segments < 1 || options_.clear_segments > 64)
+    throw InvalidArgumentError("clear_segments must be 1 to 64 (one thread each)");
 }
 
-std::string DynamodbBackend::stored_key(std::string_view key) const {
-  validate_key(key);
-  return std::string(key);
+std::string DynamodbBackend::generation_key() const { return options_.key_namespace + ":generation"; }
+
+std::string DynamodbBackend::key_prefix() const {
+  if (options_.key_namespace.empty()) return {};
+  auto prefix = [this](int64_t gen) { return options_.key_namespace + ":" + std::to_string(gen) + ":"; };
+  Generation& g = *generation_;
+  const auto now = std::chrono::steady_clock::now();
+  {
+    std::lock_guard lock(g.mu);
+    if (g.known && now - g.read_at < options_.namespace_refresh) return prefix(g.value);
+  }
+  // Read without the lock: threads arriving together may read it more than once, harmlessly.
+  ddb::GetItemRequest r;
+  r.table_name = options_.table;
+  r.key = key_item(generation_key());
+  r.consistent_read = true;
+  r.projection_expression = "#g";
+  r.names = {{"#g", attr::kGeneration}};
+  auto res = client_->get_item(r);
+  int64_t read = 0;  // no item: nothing cleared yet
+  if (res.item)
+    if (auto it = res.item->find(attr::kGeneration); it != res.item->end())
+      read = integer(it->second, attr::kGeneration, generation_key());
+  std::lock_guard lock(g.mu);
+  g.value = std::max(g.value, read);  // generations only grow; a full clear keeps their items
+  g.known = true;
+  g.read_at = now;
+  return prefix(g.value);
 }
 
-ddb::Item DynamodbBackend::item_head(std::string stored, Ttl ttl, bool expire_at) const {
+std::string DynamodbBackend::stored_key(std::string_view key, std::string_view prefix) const {
+  validate_key(key, options_.long_keys ? kMaxLongKeyBytes : 2048);
+  if (is_digest(key, prefix)) {
+    std::string s(prefix);
+    s += kDigestMark;
+    s += util::hex(util::sha256(key));
+    return s;
+  }
+  if (prefix.size() + key.size() > 2048)
+    throw InvalidArgumentError("cache key is " + std::to_string(key.size()) + " bytes; with the namespace prefix '" +
+                               std::string(prefix) + "' it exceeds DynamoDB's 2048 (the long_keys option stores it)");
+  return std::string(prefix) + std::string(key);
+}
+
+bool DynamodbBackend::is_digest(std::string_view key, std::string_view prefix) const {
+  return options_.long_keys && (prefix.size() + key.size() > 2048 || key.starts_with(kDigestMark));
+}
+
+ddb::Item DynamodbBackend::item_head(std::string_view key, std::string_view prefix, Ttl ttl, bool expire_at) const {
   validate_ttl(ttl);
+  std::string stored = stored_key(key, prefix);
   // Whole seconds, rounded up: the layout stores seconds, and a short TTL must not become 0
   // ("never"). At most kMaxTtl, so now_s + ttl_s cannot overflow.
   int64_t ttl_s = (ttl.count() + 999) / 1000;
@@ -224,11 +297,17 @@ ddb::Item DynamodbBackend::item_head(std::string stored, Ttl ttl, bool expire_at
   item.emplace(attr::kExpire, ddb::AttributeValue::N(ttl_s));
   item.emplace(attr::kUpdateTs, ddb::AttributeValue::N(now_s));
   if (ttl_s > 0 && expire_at) item.emplace(attr::kExpireAt, ddb::AttributeValue::N(now_s + ttl_s));
+  if (is_digest(key, prefix)) item.emplace(attr::kFullKey, ddb::AttributeValue::S(std::string(key)));
   return item;
 }
 
 ddb::Item DynamodbBackend::make_item(std::string_view key, std::string_view value, Ttl ttl) const {
-  ddb::Item item = item_head(stored_key(key), ttl, !options_.python_compat);
+  return build_item(key, key_prefix(), value, ttl);
+}
+
+ddb::Item DynamodbBackend::build_item(std::string_view key, std::string_view prefix, std::string_view value,
+                                      Ttl ttl) const {
+  ddb::Item item = item_head(key, prefix, ttl, !options_.python_compat);
   if (options_.python_compat) {
     item.emplace(attr::kValue, ddb::AttributeValue::B(util::base64_encode(value)));
   } else if (options_.compress_min_bytes > 0 && value.size() >= options_.compress_min_bytes) {
@@ -290,7 +369,7 @@ std::optional<Hit> DynamodbBackend::get_entry(std::string_view key) {
   r.key = key_item(stored_key(key));
   r.consistent_read = options_.consistent_read;
   auto res = client_->get_item(r);
-  if (!res.item) return std::nullopt;
+  if (!res.item || !holds_key(*res.item, key)) return std::nullopt;
   return read_item(*res.item);
 }
 
@@ -299,10 +378,11 @@ bool DynamodbBackend::contains(std::string_view key) {
   r.table_name = options_.table;
   r.key = key_item(stored_key(key));
   r.consistent_read = options_.consistent_read;
-  r.projection_expression = "#k, #x, #u, #t";  // no value bytes on the wire
-  r.names = {{"#k", attr::kKey}, {"#x", attr::kExpire}, {"#u", attr::kUpdateTs}, {"#t", attr::kExpireAt}};
+  r.projection_expression = "#k, #x, #u, #t, #f";  // no value bytes on the wire
+  r.names = {{"#k", attr::kKey}, {"#x", attr::kExpire}, {"#u", attr::kUpdateTs}, {"#t", attr::kExpireAt},
+             {"#f", attr::kFullKey}};
   auto res = client_->get_item(r);
-  return res.item && liveness(*res.item, seconds_of(options_.now())).live;
+  return res.item && holds_key(*res.item, key) && liveness(*res.item, seconds_of(options_.now())).live;
 }
 
 void DynamodbBackend::set(std::string_view key, std::string_view value, Ttl ttl) {
@@ -348,7 +428,7 @@ bool DynamodbBackend::add(std::string_view key, std::string_view value, Ttl ttl)
 // live (LiveRule, with a read when the first condition fails, as add()).
 bool DynamodbBackend::touch(std::string_view key, Ttl ttl) {
   const bool with_expire_at = !options_.python_compat;
-  ddb::Item head = item_head(stored_key(key), ttl, with_expire_at);
+  ddb::Item head = item_head(key, key_prefix(), ttl, with_expire_at);
   const std::string stored = head.at(attr::kKey).scalar;
   ddb::UpdateItemRequest r;
   r.table_name = options_.table;
@@ -382,7 +462,7 @@ bool DynamodbBackend::touch(std::string_view key, Ttl ttl) {
 // where no live item exists, so at most one creator wins and the rest add to its counter.
 int64_t DynamodbBackend::increment(std::string_view key, int64_t delta, Ttl ttl) {
   // Counters carry expire_at even with python_compat: the Python package cannot read them.
-  ddb::Item created = item_head(stored_key(key), ttl, true);
+  ddb::Item created = item_head(key, key_prefix(), ttl, true);
   created.emplace(attr::kCounter, ddb::AttributeValue::N(delta));
   const std::string stored = created.at(attr::kKey).scalar;
   const int64_t limit = delta >= 0 ? std::numeric_limits<int64_t>::max() - delta
@@ -431,29 +511,35 @@ int64_t DynamodbBackend::increment(std::string_view key, int64_t delta, Ttl ttl)
 }
 
 std::vector<std::optional<Hit>> DynamodbBackend::get_many(const std::vector<std::string>& keys) {
+  const std::string prefix = key_prefix();
   std::vector<ddb::Item> ask;
   std::vector<std::string> stored;
   stored.reserve(keys.size());
-  std::unordered_map<std::string, std::optional<Hit>> found;
+  struct Slot {
+    std::string_view key;
+    std::optional<Hit> hit;
+  };
+  std::unordered_map<std::string, Slot> found;
   for (const auto& k : keys) {
-    stored.push_back(stored_key(k));
-    if (found.emplace(stored.back(), std::nullopt).second) ask.push_back(key_item(stored.back()));
+    stored.push_back(stored_key(k, prefix));
+    if (found.emplace(stored.back(), Slot{k, std::nullopt}).second) ask.push_back(key_item(stored.back()));
   }
   auto items = client_->batch_get_all(options_.table, std::move(ask), options_.consistent_read);
   for (const auto& item : items) {
     auto k = item.find(attr::kKey);
     if (k == item.end()) continue;
     auto slot = found.find(k->second.scalar);
-    if (slot != found.end()) slot->second = read_item(item);
+    if (slot != found.end() && holds_key(item, slot->second.key)) slot->second.hit = read_item(item);
   }
   std::vector<std::optional<Hit>> out;
   out.reserve(keys.size());
-  for (const auto& s : stored) out.push_back(found[s]);
+  for (const auto& s : stored) out.push_back(found[s].hit);
   return out;
 }
 
 void DynamodbBackend::set_many(const std::vector<std::pair<std::string, std::string>>& entries, Ttl ttl) {
   // One batch may not name a key twice: the last value for a key wins, as with set().
+  const std::string prefix = key_prefix();
   std::unordered_map<std::string_view, size_t> last;
   for (size_t i = 0; i < entries.size(); ++i) last[entries[i].first] = i;
   std::vector<ddb::WriteRequest> writes;
@@ -461,17 +547,18 @@ void DynamodbBackend::set_many(const std::vector<std::pair<std::string, std::str
   for (size_t i = 0; i < entries.size(); ++i) {
     if (last[entries[i].first] != i) continue;
     ddb::WriteRequest w;
-    w.put_item = make_item(entries[i].first, entries[i].second, ttl);
+    w.put_item = build_item(entries[i].first, prefix, entries[i].second, ttl);
     writes.push_back(std::move(w));
   }
   client_->batch_write_all(options_.table, std::move(writes));
 }
 
 void DynamodbBackend::erase_many(const std::vector<std::string>& keys) {
+  const std::string prefix = key_prefix();
   std::unordered_set<std::string> seen;  // one batch may not name a key twice
   std::vector<ddb::WriteRequest> deletes;
   for (const auto& k : keys) {
-    std::string s = stored_key(k);
+    std::string s = stored_key(k, prefix);
     if (!seen.insert(s).second) continue;
     ddb::WriteRequest w;
     w.delete_key = key_item(std::move(s));
@@ -481,26 +568,90 @@ void DynamodbBackend::erase_many(const std::vector<std::string>& keys) {
 }
 
 void DynamodbBackend::clear(const std::function<void(uint64_t)>& progress) {
-  ddb::ScanRequest scan;
-  scan.table_name = options_.table;
-  scan.projection_expression = "#k";
-  scan.names = {{"#k", attr::kKey}};
-  uint64_t erased = 0;
-  client_->scan_all(scan, [&](ddb::PageResult& page) {
-    std::vector<ddb::WriteRequest> deletes;
-    deletes.reserve(page.items.size());
-    for (auto& item : page.items) {
-      auto k = item.find(attr::kKey);
-      if (k == item.end()) continue;
-      ddb::WriteRequest w;
-      w.delete_key = key_item(k->second.scalar);
-      deletes.push_back(std::move(w));
+  if (options_.key_namespace.empty())
+    clear_table(progress);
+  else
+    clear_namespace();
+}
+
+// One UpdateItem: the next generation. Every key of the namespace maps to new items from
+// now on; this process sees it at once, others within namespace_refresh.
+void DynamodbBackend::clear_namespace() {
+  ddb::UpdateItemRequest r;
+  r.table_name = options_.table;
+  r.key = key_item(generation_key());
+  r.update_expression = "ADD #g :one";
+  r.values = {{":one", ddb::AttributeValue::N(1)}};
+  bind_names(r, r.update_expression);
+  r.return_values = ddb::ReturnValues::kUpdatedNew;
+  auto res = client_->update_item(r);
+  if (!res.attributes || !res.attributes->count(attr::kGeneration))
+    throw ProtocolError("UpdateItem returned no `generation` for namespace '" + options_.key_namespace + "'", false);
+  int64_t gen = integer(res.attributes->at(attr::kGeneration), attr::kGeneration, generation_key());
+  Generation& g = *generation_;
+  std::lock_guard lock(g.mu);
+  g.value = std::max(g.value, gen);
+  g.known = true;
+  g.read_at = std::chrono::steady_clock::now();
+}
+
+// A parallel Scan (clear_segments segments, one thread each) of keys only, each page
+// deleted with BatchWriteItem before the next is read. Namespace generation items are kept
+// (a FilterExpression): generations must never go back, or a process still holding the
+// old number would write where a cleared namespace's new items go. The first error stops
+// every segment after its current page and is rethrown.
+void DynamodbBackend::clear_table(const std::function<void(uint64_t)>& progress) {
+  const int segments = options_.clear_segments;
+  std::atomic<uint64_t> erased{0};
+  std::atomic<bool> failed{false};
+  std::mutex report_mu;  // progress: one call at a time, counts increasing
+  std::exception_ptr error;
+  auto scan_segment = [&](int segment) {
+    try {
+      ddb::ScanRequest scan;
+      scan.table_name = options_.table;
+      scan.projection_expression = "#k";
+      scan.filter_expression = "attribute_not_exists(#g)";
+      scan.names = {{"#k", attr::kKey}, {"#g", attr::kGeneration}};
+      if (segments > 1) {
+        scan.segment = segment;
+        scan.total_segments = segments;
+      }
+      client_->scan_all(scan, [&](ddb::PageResult& page) {
+        std::vector<ddb::WriteRequest> deletes;
+        deletes.reserve(page.items.size());
+        for (auto& item : page.items) {
+          auto k = item.find(attr::kKey);
+          if (k == item.end()) continue;
+          ddb::WriteRequest w;
+          w.delete_key = key_item(k->second.scalar);
+          deletes.push_back(std::move(w));
+        }
+        const size_t n = deletes.size();
+        if (n) client_->batch_write_all(options_.table, std::move(deletes));
+        if (n && progress) {
+          std::lock_guard lock(report_mu);
+          progress(erased += n);
+        } else {
+          erased += n;
+        }
+        return !failed.load();
+      });
+    } catch (...) {
+      std::lock_guard lock(report_mu);
+      if (!error) error = std::current_exception();
+      failed = true;
     }
-    erased += deletes.size();
-    client_->batch_write_all(options_.table, std::move(deletes));
-    if (progress) progress(erased);
-    return true;
-  });
+  };
+  if (segments == 1) {
+    scan_segment(0);
+  } else {
+    std::vector<std::thread> threads;
+    threads.reserve(static_cast<size_t>(segments));
+    for (int i = 0; i < segments; ++i) threads.emplace_back(scan_segment, i);
+    for (auto& t : threads) t.join();
+  }
+  if (error) std::rethrow_exception(error);
 }
 
 }  // namespace dynamodb_cache

@@ -19,6 +19,8 @@ struct GlobalOptions {
   // Attempts per DynamoDB call. The library's default (10) suits a long-running service;
   // a command line answers sooner.
   int max_attempts = 5;
+  // --namespace: DynamodbOptions::key_namespace (empty: none).
+  std::string key_namespace;
 };
 
 // Exit codes: 0 success, 1 a miss (get), 2 usage or invalid input, 3 configuration or

@@ -25,6 +25,7 @@ DynamodbOptions backend_options(const GlobalOptions& g) {
   o.table = g.table;
   o.consistent_read = g.consistent_read;
   o.python_compat = g.python_compat;
+  o.key_namespace = g.key_namespace;
   return o;
 }
 
@@ -84,6 +85,8 @@ int main(int argc, char** argv) {
   app.add_option("--max-attempts", g.max_attempts, "Attempts per DynamoDB call, retries included")
       ->check(CLI::Range(1, 100))
       ->capture_default_str();
+  app.add_option("--namespace", g.key_namespace,
+                 "Keys live in this namespace (stored as NS:GEN:KEY); `clear --yes` clears only it, in one request");
 
   std::function<int()> run;
 
@@ -161,7 +164,8 @@ int main(int argc, char** argv) {
     };
   });
 
-  auto* clear = app.add_subcommand("clear", "Delete every item in the table (needs --yes)");
+  auto* clear = app.add_subcommand(
+      "clear", "Delete every item in the table, or with --namespace only that namespace's (needs --yes)");
   bool yes = false;
   clear->add_flag("--yes", yes, "Confirm: really delete everything");
   clear->callback([&] {
@@ -169,6 +173,11 @@ int main(int argc, char** argv) {
       if (!yes) {
         std::cerr << "error: clear deletes every item in table '" << g.table << "'; pass --yes to confirm\n";
         return kUsage;
+      }
+      if (!g.key_namespace.empty()) {
+        DynamodbBackend(make_client(g), backend_options(g)).clear();
+        std::cerr << "cleared namespace '" << g.key_namespace << "' of '" << g.table << "'\n";
+        return kOk;
       }
       bool tty = isatty(STDERR_FILENO);
       uint64_t total = 0;

@@ -140,4 +140,27 @@ for t in threads:
 for t in threads:
     t.join()
 f.check(sorted(results) == [0] + [1] * 11, f"concurrent add: {sorted(results)}")
+
+# --namespace: keys stored as NS:GEN:KEY; `clear --yes` clears only the namespace, no Scan.
+cli_run("--namespace", "team-a", "set", "k", "in a")
+cli_run("--namespace", "team-b", "set", "k", "in b")
+cli_run("set", "k", "plain")
+rc, out, _ = cli_run("--namespace", "team-a", "get", "k")
+f.check(out == b"in a", f"namespaced get: {out!r}")
+rc, out, _ = cli_run("--namespace", "team-a", "incr", "n", "3")
+f.check(out == b"3\n", f"namespaced incr: {out!r}")
+keys = {i["key"]["S"] for i in ddb().scan(TableName="cli-ops")["Items"]}
+f.check({"team-a:0:k", "team-b:0:k", "team-a:0:n", "k"} <= keys, f"readable prefixed keys: {sorted(keys)[:10]}")
+rc, _, err = cli_run("--namespace", "team-a", "clear", "--yes")
+f.check(rc == 0 and "cleared namespace 'team-a'" in err, f"namespace clear: {err!r}")
+rc, out, _ = cli_run("--namespace", "team-a", "get", "k")
+f.check(rc == 1, "the namespace is empty after its clear")
+rc, out, _ = cli_run("--namespace", "team-a", "incr", "n")
+f.check(out == b"1\n", f"a cleared counter starts again: {out!r}")
+rc, out, _ = cli_run("--namespace", "team-b", "get", "k")
+f.check(out == b"in b", "other namespaces are untouched")
+rc, out, _ = cli_run("get", "k")
+f.check(out == b"plain", "keys outside namespaces are untouched")
+rc, _, err = cli_run("--namespace", "bad:name", "get", "k")
+f.check(rc == 2 and is_error_line(err), f"bad namespace name: {err!r}")
 f.finish()
