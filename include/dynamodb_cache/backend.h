@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "dynamodb_cache/dynamodb.h"
+#include "dynamodb_cache/stats.h"
 
 namespace dynamodb_cache {
 
@@ -108,6 +109,13 @@ class Backend {
     if (!h) return std::nullopt;
     return std::move(h->value);
   }
+
+  // This backend's statistics (stats.h). DynamodbBackend counts everything there;
+  // MemoryBackend and LayeredBackend count hits, misses, sets and erases.
+  CacheStats& stats() const { return *stats_; }
+
+ protected:
+  std::shared_ptr<CacheStats> stats_ = std::make_shared<CacheStats>();
 };
 
 // ---- memory ----
@@ -229,6 +237,20 @@ struct DynamodbOptions {
   // length, so no short key can take a digest's place.
   bool long_keys = false;
 
+  // Fail open: a read that fails (any error but InvalidArgumentError) is a miss, and a
+  // failed set()/set_many() is dropped, each counted in stats().fail_open and reported to
+  // `log` at warning level, instead of throwing. add/touch/increment, erases and clears still
+  // throw: no made-up answer would be safe there. Default false.
+  bool fail_open = false;
+  // The logging hook (stats.h): fail-open events (warning), clears (info). Default none.
+  LogHook log;
+  // Ask DynamoDB for the capacity each request consumed (ReturnConsumedCapacity TOTAL),
+  // summed into stats(). Default true.
+  bool track_capacity = true;
+  // Where to count; null (the default): a CacheStats of this backend's own. Sharing one
+  // between backends sums them.
+  std::shared_ptr<CacheStats> stats;
+
   // Segments of the parallel Scan a full clear() (no namespace) runs, one thread each:
   // 1 to 64. Default 4; 1 scans sequentially.
   int clear_segments = 4;
@@ -299,6 +321,10 @@ class DynamodbBackend final : public Backend {
   std::string generation_key() const;
   void clear_namespace();
   void clear_table(const std::function<void(uint64_t)>& progress);
+
+  // The client, each call asking for (track_capacity) and counting consumed capacity.
+  struct Metered;
+  Metered wire() const;
 
   struct Generation;
   std::shared_ptr<dynamodb::Client> client_;

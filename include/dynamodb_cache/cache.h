@@ -139,6 +139,8 @@ class Cache {
   }
 
   Backend& backend() { return *backend_; }
+  // The backend's statistics (stats.h); print them with stats().to_json().
+  CacheStats& stats() { return backend_->stats(); }
 
  private:
   std::string encode(std::string_view key, const T& value) const {

@@ -213,7 +213,99 @@ bool holds_key(const ddb::Item& item, std::string_view key) {
 
 constexpr std::string_view kDigestMark = "#sha256:";
 
+// Runs one public operation, timing it into stats.latency and counting the kind of an
+// error it throws.
+template <class F>
+auto measured(CacheStats& stats, Op op, F&& f) -> decltype(f()) {
+  struct Timer {
+    LatencyHistogram& h;
+    std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now();
+    ~Timer() { h.record(std::chrono::steady_clock::now() - start); }
+  } timer{stats.latency[static_cast<size_t>(op)]};
+  try {
+    return f();
+  } catch (const Error& e) {
+    stats.count_error(e.kind());
+    throw;
+  }
+}
+
+void emit(const LogHook& log, LogLevel level, const std::string& message) {
+  if (!log) return;
+  try {
+    log(level, message);
+  } catch (...) {  // a logging failure must not become a cache failure
+  }
+}
+
+// Runs a read or a set under DynamodbOptions::fail_open: when it is on, an error (but a
+// caller's InvalidArgumentError) is counted, logged and turned into `miss`.
+template <class T, class F>
+T failing_open(const DynamodbOptions& o, CacheStats& stats, const char* op, std::string_view key, T miss, F&& f) {
+  if (!o.fail_open) return f();
+  try {
+    return f();
+  } catch (const Error& e) {
+    if (e.kind() == ErrorKind::kInvalidArgument) throw;
+    stats.fail_open.fetch_add(1, std::memory_order_relaxed);
+    stats.count_error(e.kind());
+    emit(o.log, LogLevel::kWarning,
+         std::string("fail-open: ") + op + " of key '" + std::string(key.substr(0, 64)) + "' failed (" +
+             to_string(e.kind()) + ": " + e.what() + "); answered as a miss");
+    return miss;
+  }
+}
+
+void add_units(std::atomic<double>& to, const std::optional<ddb::ConsumedCapacity>& c) {
+  if (c) to.fetch_add(c->capacity_units, std::memory_order_relaxed);
+}
+
 }  // namespace
+
+struct DynamodbBackend::Metered {
+  ddb::Client& c;
+  CacheStats& s;
+  bool track;
+  ddb::ReturnConsumedCapacity rcc() const {
+    return track ? ddb::ReturnConsumedCapacity::kTotal : ddb::ReturnConsumedCapacity::kNone;
+  }
+  ddb::GetItemResult get_item(ddb::GetItemRequest r) {
+    r.return_consumed_capacity = rcc();
+    auto res = c.get_item(r);
+    add_units(s.read_capacity_units, res.consumed);
+    return res;
+  }
+  template <class Req, class Call>
+  ddb::WriteResult write(Req r, Call call) {
+    r.return_consumed_capacity = rcc();
+    auto res = (c.*call)(r);
+    add_units(s.write_capacity_units, res.consumed);
+    return res;
+  }
+  ddb::WriteResult put_item(const ddb::PutItemRequest& r) { return write(r, &ddb::Client::put_item); }
+  ddb::WriteResult update_item(const ddb::UpdateItemRequest& r) { return write(r, &ddb::Client::update_item); }
+  ddb::WriteResult delete_item(const ddb::DeleteItemRequest& r) { return write(r, &ddb::Client::delete_item); }
+  std::vector<ddb::Item> batch_get_all(const std::string& table, std::vector<ddb::Item> keys, bool consistent) {
+    std::vector<ddb::ConsumedCapacity> cc;
+    auto items = c.batch_get_all(table, std::move(keys), consistent, track ? &cc : nullptr);
+    for (auto& x : cc) add_units(s.read_capacity_units, x);
+    return items;
+  }
+  void batch_write_all(const std::string& table, std::vector<ddb::WriteRequest> writes) {
+    std::vector<ddb::ConsumedCapacity> cc;
+    c.batch_write_all(table, std::move(writes), track ? &cc : nullptr);
+    for (auto& x : cc) add_units(s.write_capacity_units, x);
+  }
+  void scan_all(ddb::ScanRequest r, const std::function<bool(ddb::PageResult&)>& on_page) {
+    r.return_consumed_capacity = rcc();
+    c.scan_all(std::move(r), [&](ddb::PageResult& p) {
+      add_units(s.read_capacity_units, p.consumed);
+      return on_page(p);
+    });
+  }
+};
+
+DynamodbBackend::Metered DynamodbBackend::wire() const { return Metered{*client_, *stats_, options_.track_capacity}; }
 
 // The namespace's generation as this process last read it. Thread-safe (mu).
 struct DynamodbBackend::Generation {
@@ -228,6 +320,7 @@ DynamodbBackend::DynamodbBackend(std::shared_ptr<ddb::Client> client, DynamodbOp
   if (!client_) throw InvalidArgumentError("DynamodbBackend needs a client");
   if (options_.table.empty()) throw InvalidArgumentError("DynamodbBackend needs a table name");
   if (!options_.now) options_.now = [] { return SystemClock::now(); };
+  if (options_.stats) stats_ = options_.stats;
   const std::string& ns = options_.key_namespace;
   if (ns.size() > 64 || ns.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-") !=
                             std::string::npos)
@@ -255,7 +348,7 @@ std::string DynamodbBackend::key_prefix() const {
   r.consistent_read = true;
   r.projection_expression = "#g";
   r.names = {{"#g", attr::kGeneration}};
-  auto res = client_->get_item(r);
+  auto res = wire().get_item(r);
   int64_t read = 0;  // no item: nothing cleared yet
   if (res.item)
     if (auto it = res.item->find(attr::kGeneration); it != res.item->end())
@@ -360,96 +453,126 @@ std::optional<ddb::Item> DynamodbBackend::read_consistent(const std::string& sto
   r.table_name = options_.table;
   r.key = key_item(stored);
   r.consistent_read = true;
-  return client_->get_item(r).item;
+  return wire().get_item(r).item;
 }
 
 std::optional<Hit> DynamodbBackend::get_entry(std::string_view key) {
-  ddb::GetItemRequest r;
-  r.table_name = options_.table;
-  r.key = key_item(stored_key(key));
-  r.consistent_read = options_.consistent_read;
-  auto res = client_->get_item(r);
-  if (!res.item || !holds_key(*res.item, key)) return std::nullopt;
-  return read_item(*res.item);
+  return measured(*stats_, Op::kGet, [&]() -> std::optional<Hit> {
+    auto hit = failing_open(options_, *stats_, "get", key, std::optional<Hit>(), [&]() -> std::optional<Hit> {
+      ddb::GetItemRequest r;
+      r.table_name = options_.table;
+      r.key = key_item(stored_key(key));
+      r.consistent_read = options_.consistent_read;
+      auto res = wire().get_item(r);
+      if (!res.item || !holds_key(*res.item, key)) return std::nullopt;
+      return read_item(*res.item);
+    });
+    (hit ? stats_->hits : stats_->misses).fetch_add(1, std::memory_order_relaxed);
+    if (hit) stats_->bytes_read.fetch_add(hit->value.size(), std::memory_order_relaxed);
+    return hit;
+  });
 }
 
 bool DynamodbBackend::contains(std::string_view key) {
-  ddb::GetItemRequest r;
-  r.table_name = options_.table;
-  r.key = key_item(stored_key(key));
-  r.consistent_read = options_.consistent_read;
-  r.projection_expression = "#k, #x, #u, #t, #f";  // no value bytes on the wire
-  r.names = {{"#k", attr::kKey}, {"#x", attr::kExpire}, {"#u", attr::kUpdateTs}, {"#t", attr::kExpireAt},
-             {"#f", attr::kFullKey}};
-  auto res = client_->get_item(r);
-  return res.item && holds_key(*res.item, key) && liveness(*res.item, seconds_of(options_.now())).live;
+  return measured(*stats_, Op::kContains, [&]() -> bool {
+    return failing_open(options_, *stats_, "contains", key, false, [&]() -> bool {
+      ddb::GetItemRequest r;
+      r.table_name = options_.table;
+      r.key = key_item(stored_key(key));
+      r.consistent_read = options_.consistent_read;
+      r.projection_expression = "#k, #x, #u, #t, #f";  // no value bytes on the wire
+      r.names = {{"#k", attr::kKey}, {"#x", attr::kExpire}, {"#u", attr::kUpdateTs}, {"#t", attr::kExpireAt},
+                 {"#f", attr::kFullKey}};
+      auto res = wire().get_item(r);
+      return res.item && holds_key(*res.item, key) && liveness(*res.item, seconds_of(options_.now())).live;
+    });
+  });
 }
 
 void DynamodbBackend::set(std::string_view key, std::string_view value, Ttl ttl) {
-  ddb::PutItemRequest r;
-  r.table_name = options_.table;
-  r.item = make_item(key, value, ttl);
-  client_->put_item(r);
+  return measured(*stats_, Op::kSet, [&]() -> void {
+    ddb::PutItemRequest r;
+    r.table_name = options_.table;
+    r.item = make_item(key, value, ttl);  // outside failing_open: a bad key or value throws
+    bool written = failing_open(options_, *stats_, "set", key, false, [&] {
+      wire().put_item(r);
+      return true;
+    });
+    if (!written) return;
+    stats_->sets.fetch_add(1, std::memory_order_relaxed);
+    stats_->bytes_written.fetch_add(value.size(), std::memory_order_relaxed);
+  });
 }
 
 void DynamodbBackend::erase(std::string_view key) {
-  ddb::DeleteItemRequest r;
-  r.table_name = options_.table;
-  r.key = key_item(stored_key(key));
-  client_->delete_item(r);
+  return measured(*stats_, Op::kErase, [&]() -> void {
+    ddb::DeleteItemRequest r;
+    r.table_name = options_.table;
+    r.key = key_item(stored_key(key));
+    wire().delete_item(r);
+    stats_->erases.fetch_add(1, std::memory_order_relaxed);
+  });
 }
 
 // One conditional PutItem: written unless the item is live. A failed condition is checked
 // with a consistent read, which tells a live item (false) from one that changed meanwhile or
 // that only the read's expire value lets the condition judge (LiveRule): then again.
 bool DynamodbBackend::add(std::string_view key, std::string_view value, Ttl ttl) {
-  ddb::PutItemRequest r;
-  r.table_name = options_.table;
-  r.item = make_item(key, value, ttl);
-  const std::string stored = r.item.at(attr::kKey).scalar;
-  std::optional<std::string> python_expire;
-  for (int round = 0; round < kMaxRounds; ++round) {
-    LiveRule rule{seconds_of(options_.now()), python_expire};
-    r.condition_expression = rule.not_live();
-    r.values.clear();
-    rule.add_values(r.values);
-    bind_names(r, r.condition_expression);
-    if (conditional([&] { client_->put_item(r); })) return true;
-    auto item = read_consistent(stored);
-    if (!item) continue;  // erased meanwhile
-    Liveness l = liveness(*item, seconds_of(options_.now()));
-    if (l.live) return false;
-    python_expire = l.python_expire;
-  }
-  contention("add", key);
+  return measured(*stats_, Op::kAdd, [&]() -> bool {
+    ddb::PutItemRequest r;
+    r.table_name = options_.table;
+    r.item = make_item(key, value, ttl);
+    const std::string stored = r.item.at(attr::kKey).scalar;
+    std::optional<std::string> python_expire;
+    for (int round = 0; round < kMaxRounds; ++round) {
+      LiveRule rule{seconds_of(options_.now()), python_expire};
+      r.condition_expression = rule.not_live();
+      r.values.clear();
+      rule.add_values(r.values);
+      bind_names(r, r.condition_expression);
+      if (conditional([&] { wire().put_item(r); })) {
+        stats_->sets.fetch_add(1, std::memory_order_relaxed);
+        stats_->bytes_written.fetch_add(value.size(), std::memory_order_relaxed);
+        return true;
+      }
+      auto item = read_consistent(stored);
+      if (!item) continue;  // erased meanwhile
+      Liveness l = liveness(*item, seconds_of(options_.now()));
+      if (l.live) return false;
+      python_expire = l.python_expire;
+    }
+    contention("add", key);
+  });
 }
 
 // One conditional UpdateItem of expire, update_ts and expire_at: made only while the item is
 // live (LiveRule, with a read when the first condition fails, as add()).
 bool DynamodbBackend::touch(std::string_view key, Ttl ttl) {
-  const bool with_expire_at = !options_.python_compat;
-  ddb::Item head = item_head(key, key_prefix(), ttl, with_expire_at);
-  const std::string stored = head.at(attr::kKey).scalar;
-  ddb::UpdateItemRequest r;
-  r.table_name = options_.table;
-  r.key = key_item(stored);
-  r.update_expression = head.count(attr::kExpireAt) ? "SET #x = :e, #u = :u, #t = :t" : "SET #x = :e, #u = :u REMOVE #t";
-  std::optional<std::string> python_expire;
-  for (int round = 0; round < kMaxRounds; ++round) {
-    LiveRule rule{seconds_of(options_.now()), python_expire};
-    r.condition_expression = rule.live();
-    r.values = {{":e", head.at(attr::kExpire)}, {":u", head.at(attr::kUpdateTs)}};
-    if (auto t = head.find(attr::kExpireAt); t != head.end()) r.values[":t"] = t->second;
-    rule.add_values(r.values);
-    bind_names(r, r.update_expression + " " + r.condition_expression);
-    if (conditional([&] { client_->update_item(r); })) return true;
-    auto item = read_consistent(stored);
-    if (!item) return false;
-    Liveness l = liveness(*item, seconds_of(options_.now()));
-    if (!l.live) return false;
-    python_expire = l.python_expire;  // nullopt: it became live meanwhile; try again
-  }
-  contention("touch", key);
+  return measured(*stats_, Op::kTouch, [&]() -> bool {
+    const bool with_expire_at = !options_.python_compat;
+    ddb::Item head = item_head(key, key_prefix(), ttl, with_expire_at);
+    const std::string stored = head.at(attr::kKey).scalar;
+    ddb::UpdateItemRequest r;
+    r.table_name = options_.table;
+    r.key = key_item(stored);
+    r.update_expression = head.count(attr::kExpireAt) ? "SET #x = :e, #u = :u, #t = :t" : "SET #x = :e, #u = :u REMOVE #t";
+    std::optional<std::string> python_expire;
+    for (int round = 0; round < kMaxRounds; ++round) {
+      LiveRule rule{seconds_of(options_.now()), python_expire};
+      r.condition_expression = rule.live();
+      r.values = {{":e", head.at(attr::kExpire)}, {":u", head.at(attr::kUpdateTs)}};
+      if (auto t = head.find(attr::kExpireAt); t != head.end()) r.values[":t"] = t->second;
+      rule.add_values(r.values);
+      bind_names(r, r.update_expression + " " + r.condition_expression);
+      if (conditional([&] { wire().update_item(r); })) return true;
+      auto item = read_consistent(stored);
+      if (!item) return false;
+      Liveness l = liveness(*item, seconds_of(options_.now()));
+      if (!l.live) return false;
+      python_expire = l.python_expire;  // nullopt: it became live meanwhile; try again
+    }
+    contention("touch", key);
+  });
 }
 
 // Three requests at most per round, one in the common case:
@@ -461,117 +584,143 @@ bool DynamodbBackend::touch(std::string_view key, Ttl ttl) {
 // Concurrent increments never lose an update: 1 is atomic on the item, and 2 only writes
 // where no live item exists, so at most one creator wins and the rest add to its counter.
 int64_t DynamodbBackend::increment(std::string_view key, int64_t delta, Ttl ttl) {
-  // Counters carry expire_at even with python_compat: the Python package cannot read them.
-  ddb::Item created = item_head(key, key_prefix(), ttl, true);
-  created.emplace(attr::kCounter, ddb::AttributeValue::N(delta));
-  const std::string stored = created.at(attr::kKey).scalar;
-  const int64_t limit = delta >= 0 ? std::numeric_limits<int64_t>::max() - delta
-                                   : std::numeric_limits<int64_t>::min() - delta;
-  std::optional<std::string> python_expire;
-  for (int round = 0; round < kMaxRounds; ++round) {
-    LiveRule rule{seconds_of(options_.now()), python_expire};
+  return measured(*stats_, Op::kIncrement, [&]() -> int64_t {
+    // Counters carry expire_at even with python_compat: the Python package cannot read them.
+    ddb::Item created = item_head(key, key_prefix(), ttl, true);
+    created.emplace(attr::kCounter, ddb::AttributeValue::N(delta));
+    const std::string stored = created.at(attr::kKey).scalar;
+    const int64_t limit = delta >= 0 ? std::numeric_limits<int64_t>::max() - delta
+                                     : std::numeric_limits<int64_t>::min() - delta;
+    std::optional<std::string> python_expire;
+    for (int round = 0; round < kMaxRounds; ++round) {
+      LiveRule rule{seconds_of(options_.now()), python_expire};
 
-    ddb::UpdateItemRequest u;
-    u.table_name = options_.table;
-    u.key = key_item(stored);
-    u.update_expression = "SET #c = #c + :d";
-    u.condition_expression = "(" + rule.live() + ") AND attribute_exists(#c) AND #c " + (delta >= 0 ? "<=" : ">=") + " :lim";
-    u.values = {{":d", ddb::AttributeValue::N(delta)}, {":lim", ddb::AttributeValue::N(limit)}};
-    rule.add_values(u.values);
-    bind_names(u, u.update_expression + " " + u.condition_expression);
-    u.return_values = ddb::ReturnValues::kUpdatedNew;
-    std::optional<ddb::Item> updated;
-    if (conditional([&] { updated = client_->update_item(u).attributes; })) {
-      if (!updated || !updated->count(attr::kCounter))
-        throw ProtocolError("UpdateItem returned no `counter` for key '" + std::string(key.substr(0, 64)) + "'", false);
-      return integer(updated->at(attr::kCounter), attr::kCounter, key);
+      ddb::UpdateItemRequest u;
+      u.table_name = options_.table;
+      u.key = key_item(stored);
+      u.update_expression = "SET #c = #c + :d";
+      u.condition_expression = "(" + rule.live() + ") AND attribute_exists(#c) AND #c " + (delta >= 0 ? "<=" : ">=") + " :lim";
+      u.values = {{":d", ddb::AttributeValue::N(delta)}, {":lim", ddb::AttributeValue::N(limit)}};
+      rule.add_values(u.values);
+      bind_names(u, u.update_expression + " " + u.condition_expression);
+      u.return_values = ddb::ReturnValues::kUpdatedNew;
+      std::optional<ddb::Item> updated;
+      if (conditional([&] { updated = wire().update_item(u).attributes; })) {
+        if (!updated || !updated->count(attr::kCounter))
+          throw ProtocolError("UpdateItem returned no `counter` for key '" + std::string(key.substr(0, 64)) + "'", false);
+        return integer(updated->at(attr::kCounter), attr::kCounter, key);
+      }
+
+      ddb::PutItemRequest p;
+      p.table_name = options_.table;
+      p.item = created;
+      p.condition_expression = rule.not_live();
+      rule.add_values(p.values);
+      bind_names(p, p.condition_expression);
+      if (conditional([&] { wire().put_item(p); })) return delta;
+
+      auto item = read_consistent(stored);
+      if (!item) continue;
+      Liveness l = liveness(*item, seconds_of(options_.now()));
+      python_expire = l.python_expire;
+      if (!l.live) continue;
+      auto c = item->find(attr::kCounter);
+      if (c == item->end())
+        throw WrongTypeError("key '" + std::string(key.substr(0, 64)) +
+                             "' holds a value, not a counter; erase it or use another key");
+      int64_t current = integer(c->second, attr::kCounter, key);
+      if (delta >= 0 ? current > limit : current < limit) throw InvalidArgumentError(counter_message(key, current, delta));
     }
-
-    ddb::PutItemRequest p;
-    p.table_name = options_.table;
-    p.item = created;
-    p.condition_expression = rule.not_live();
-    rule.add_values(p.values);
-    bind_names(p, p.condition_expression);
-    if (conditional([&] { client_->put_item(p); })) return delta;
-
-    auto item = read_consistent(stored);
-    if (!item) continue;
-    Liveness l = liveness(*item, seconds_of(options_.now()));
-    python_expire = l.python_expire;
-    if (!l.live) continue;
-    auto c = item->find(attr::kCounter);
-    if (c == item->end())
-      throw WrongTypeError("key '" + std::string(key.substr(0, 64)) +
-                           "' holds a value, not a counter; erase it or use another key");
-    int64_t current = integer(c->second, attr::kCounter, key);
-    if (delta >= 0 ? current > limit : current < limit) throw InvalidArgumentError(counter_message(key, current, delta));
-  }
-  contention("increment", key);
+    contention("increment", key);
+  });
 }
 
 std::vector<std::optional<Hit>> DynamodbBackend::get_many(const std::vector<std::string>& keys) {
-  const std::string prefix = key_prefix();
-  std::vector<ddb::Item> ask;
-  std::vector<std::string> stored;
-  stored.reserve(keys.size());
-  struct Slot {
-    std::string_view key;
-    std::optional<Hit> hit;
-  };
-  std::unordered_map<std::string, Slot> found;
-  for (const auto& k : keys) {
-    stored.push_back(stored_key(k, prefix));
-    if (found.emplace(stored.back(), Slot{k, std::nullopt}).second) ask.push_back(key_item(stored.back()));
-  }
-  auto items = client_->batch_get_all(options_.table, std::move(ask), options_.consistent_read);
-  for (const auto& item : items) {
-    auto k = item.find(attr::kKey);
-    if (k == item.end()) continue;
-    auto slot = found.find(k->second.scalar);
-    if (slot != found.end() && holds_key(item, slot->second.key)) slot->second.hit = read_item(item);
-  }
-  std::vector<std::optional<Hit>> out;
-  out.reserve(keys.size());
-  for (const auto& s : stored) out.push_back(found[s].hit);
-  return out;
+  return measured(*stats_, Op::kGetMany, [&]() -> std::vector<std::optional<Hit>> {
+    const std::string prefix = key_prefix();
+    std::vector<ddb::Item> ask;
+    std::vector<std::string> stored;
+    stored.reserve(keys.size());
+    struct Slot {
+      std::string_view key;
+      std::optional<Hit> hit;
+    };
+    std::unordered_map<std::string, Slot> found;
+    for (const auto& k : keys) {
+      stored.push_back(stored_key(k, prefix));
+      if (found.emplace(stored.back(), Slot{k, std::nullopt}).second) ask.push_back(key_item(stored.back()));
+    }
+    auto items = failing_open(options_, *stats_, "get_many", keys.empty() ? "" : keys.front(), std::vector<ddb::Item>(),
+                              [&] { return wire().batch_get_all(options_.table, std::move(ask), options_.consistent_read); });
+    for (const auto& item : items) {
+      auto k = item.find(attr::kKey);
+      if (k == item.end()) continue;
+      auto slot = found.find(k->second.scalar);
+      if (slot != found.end() && holds_key(item, slot->second.key)) slot->second.hit = read_item(item);
+    }
+    std::vector<std::optional<Hit>> out;
+    out.reserve(keys.size());
+    for (const auto& s : stored) {
+      out.push_back(found[s].hit);
+      (out.back() ? stats_->hits : stats_->misses).fetch_add(1, std::memory_order_relaxed);
+      if (out.back()) stats_->bytes_read.fetch_add(out.back()->value.size(), std::memory_order_relaxed);
+    }
+    return out;
+  });
 }
 
 void DynamodbBackend::set_many(const std::vector<std::pair<std::string, std::string>>& entries, Ttl ttl) {
-  // One batch may not name a key twice: the last value for a key wins, as with set().
-  const std::string prefix = key_prefix();
-  std::unordered_map<std::string_view, size_t> last;
-  for (size_t i = 0; i < entries.size(); ++i) last[entries[i].first] = i;
-  std::vector<ddb::WriteRequest> writes;
-  writes.reserve(last.size());
-  for (size_t i = 0; i < entries.size(); ++i) {
-    if (last[entries[i].first] != i) continue;
-    ddb::WriteRequest w;
-    w.put_item = build_item(entries[i].first, prefix, entries[i].second, ttl);
-    writes.push_back(std::move(w));
-  }
-  client_->batch_write_all(options_.table, std::move(writes));
+  return measured(*stats_, Op::kSetMany, [&]() -> void {
+    // One batch may not name a key twice: the last value for a key wins, as with set().
+    const std::string prefix = key_prefix();
+    std::unordered_map<std::string_view, size_t> last;
+    for (size_t i = 0; i < entries.size(); ++i) last[entries[i].first] = i;
+    std::vector<ddb::WriteRequest> writes;
+    writes.reserve(last.size());
+    uint64_t bytes = 0;
+    for (size_t i = 0; i < entries.size(); ++i) {
+      if (last[entries[i].first] != i) continue;
+      ddb::WriteRequest w;
+      w.put_item = build_item(entries[i].first, prefix, entries[i].second, ttl);
+      writes.push_back(std::move(w));
+      bytes += entries[i].second.size();
+    }
+    const uint64_t n = writes.size();
+    bool written = failing_open(options_, *stats_, "set_many", entries.empty() ? "" : entries.front().first, false, [&] {
+      wire().batch_write_all(options_.table, std::move(writes));
+      return true;
+    });
+    if (!written) return;
+    stats_->sets.fetch_add(n, std::memory_order_relaxed);
+    stats_->bytes_written.fetch_add(bytes, std::memory_order_relaxed);
+  });
 }
 
 void DynamodbBackend::erase_many(const std::vector<std::string>& keys) {
-  const std::string prefix = key_prefix();
-  std::unordered_set<std::string> seen;  // one batch may not name a key twice
-  std::vector<ddb::WriteRequest> deletes;
-  for (const auto& k : keys) {
-    std::string s = stored_key(k, prefix);
-    if (!seen.insert(s).second) continue;
-    ddb::WriteRequest w;
-    w.delete_key = key_item(std::move(s));
-    deletes.push_back(std::move(w));
-  }
-  client_->batch_write_all(options_.table, std::move(deletes));
+  return measured(*stats_, Op::kEraseMany, [&]() -> void {
+    const std::string prefix = key_prefix();
+    std::unordered_set<std::string> seen;  // one batch may not name a key twice
+    std::vector<ddb::WriteRequest> deletes;
+    for (const auto& k : keys) {
+      std::string s = stored_key(k, prefix);
+      if (!seen.insert(s).second) continue;
+      ddb::WriteRequest w;
+      w.delete_key = key_item(std::move(s));
+      deletes.push_back(std::move(w));
+    }
+    const uint64_t n = deletes.size();
+    wire().batch_write_all(options_.table, std::move(deletes));
+    stats_->erases.fetch_add(n, std::memory_order_relaxed);
+  });
 }
 
 void DynamodbBackend::clear(const std::function<void(uint64_t)>& progress) {
-  if (options_.key_namespace.empty())
-    clear_table(progress);
-  else
-    clear_namespace();
+  return measured(*stats_, Op::kClear, [&]() -> void {
+    if (options_.key_namespace.empty())
+      clear_table(progress);
+    else
+      clear_namespace();
+  });
 }
 
 // One UpdateItem: the next generation. Every key of the namespace maps to new items from
@@ -584,7 +733,7 @@ void DynamodbBackend::clear_namespace() {
   r.values = {{":one", ddb::AttributeValue::N(1)}};
   bind_names(r, r.update_expression);
   r.return_values = ddb::ReturnValues::kUpdatedNew;
-  auto res = client_->update_item(r);
+  auto res = wire().update_item(r);
   if (!res.attributes || !res.attributes->count(attr::kGeneration))
     throw ProtocolError("UpdateItem returned no `generation` for namespace '" + options_.key_namespace + "'", false);
   int64_t gen = integer(res.attributes->at(attr::kGeneration), attr::kGeneration, generation_key());
@@ -593,6 +742,8 @@ void DynamodbBackend::clear_namespace() {
   g.value = std::max(g.value, gen);
   g.known = true;
   g.read_at = std::chrono::steady_clock::now();
+  emit(options_.log, LogLevel::kInfo,
+       "namespace '" + options_.key_namespace + "' cleared: generation " + std::to_string(gen));
 }
 
 // A parallel Scan (clear_segments segments, one thread each) of keys only, each page
@@ -617,7 +768,7 @@ void DynamodbBackend::clear_table(const std::function<void(uint64_t)>& progress)
         scan.segment = segment;
         scan.total_segments = segments;
       }
-      client_->scan_all(scan, [&](ddb::PageResult& page) {
+      wire().scan_all(scan, [&](ddb::PageResult& page) {
         std::vector<ddb::WriteRequest> deletes;
         deletes.reserve(page.items.size());
         for (auto& item : page.items) {
@@ -628,7 +779,7 @@ void DynamodbBackend::clear_table(const std::function<void(uint64_t)>& progress)
           deletes.push_back(std::move(w));
         }
         const size_t n = deletes.size();
-        if (n) client_->batch_write_all(options_.table, std::move(deletes));
+        if (n) wire().batch_write_all(options_.table, std::move(deletes));
         if (n && progress) {
           std::lock_guard lock(report_mu);
           progress(erased += n);
@@ -652,6 +803,9 @@ void DynamodbBackend::clear_table(const std::function<void(uint64_t)>& progress)
     for (auto& t : threads) t.join();
   }
   if (error) std::rethrow_exception(error);
+  stats_->erases.fetch_add(erased.load(), std::memory_order_relaxed);
+  emit(options_.log, LogLevel::kInfo,
+       "table '" + options_.table + "' cleared: " + std::to_string(erased.load()) + " items deleted");
 }
 
 }  // namespace dynamodb_cache

@@ -23,17 +23,21 @@ std::optional<Hit> LayeredBackend::get_entry(std::string_view key) {
     if (!h) continue;
     if (h->ttl_left && h->ttl_left->count() <= 0) return std::nullopt;  // expired in transit
     for (size_t j = 0; j < i; ++j) layers_[j]->set(key, h->value, refill_ttl(*h));
+    stats_->hits.fetch_add(1, std::memory_order_relaxed);
     return h;
   }
+  stats_->misses.fetch_add(1, std::memory_order_relaxed);
   return std::nullopt;
 }
 
 void LayeredBackend::set(std::string_view key, std::string_view value, Ttl ttl) {
   for (auto it = layers_.rbegin(); it != layers_.rend(); ++it) (*it)->set(key, value, ttl);
+  stats_->sets.fetch_add(1, std::memory_order_relaxed);
 }
 
 void LayeredBackend::erase(std::string_view key) {
   for (auto it = layers_.rbegin(); it != layers_.rend(); ++it) (*it)->erase(key);
+  stats_->erases.fetch_add(1, std::memory_order_relaxed);
 }
 
 void LayeredBackend::clear(const std::function<void(uint64_t)>& progress) {

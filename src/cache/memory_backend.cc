@@ -110,6 +110,7 @@ std::optional<Hit> MemoryBackend::get_entry(std::string_view key) {
   auto now = options_.now();
   std::lock_guard lock(s.mu);
   Entry* e = s.live(key, now);
+  (e ? stats_->hits : stats_->misses).fetch_add(1, std::memory_order_relaxed);
   if (!e) return std::nullopt;
   return Hit{e->value, ttl_left(*e, now)};
 }
@@ -120,6 +121,7 @@ void MemoryBackend::set(std::string_view key, std::string_view value, Ttl ttl) {
   Shard& s = shard_for(key);
   std::lock_guard lock(s.mu);
   s.put(Entry{std::string(key), std::string(value), expires});
+  stats_->sets.fetch_add(1, std::memory_order_relaxed);
 }
 
 bool MemoryBackend::contains(std::string_view key) {
@@ -182,6 +184,7 @@ void MemoryBackend::erase(std::string_view key) {
   Shard& s = shard_for(key);
   std::lock_guard lock(s.mu);
   if (auto it = s.index.find(key); it != s.index.end()) s.drop(it->second);
+  stats_->erases.fetch_add(1, std::memory_order_relaxed);
 }
 
 void MemoryBackend::clear(const std::function<void(uint64_t)>& progress) {

@@ -21,6 +21,11 @@ struct GlobalOptions {
   int max_attempts = 5;
   // --namespace: DynamodbOptions::key_namespace (empty: none).
   std::string key_namespace;
+  // --stats: the command's stats as JSON on stderr afterwards; every backend counts here.
+  bool print_stats = false;
+  std::shared_ptr<CacheStats> stats = std::make_shared<CacheStats>();
+  // The clients make_client made for this command: --stats reports their retries.
+  mutable std::vector<std::shared_ptr<dynamodb::Client>> clients;
 };
 
 // Exit codes: 0 success, 1 a miss (get), 2 usage or invalid input, 3 configuration or

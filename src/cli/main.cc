@@ -17,7 +17,9 @@ std::shared_ptr<dynamodb::Client> make_client(const GlobalOptions& g, std::share
   o.endpoint = g.endpoint;
   o.profile.profile = g.profile;
   o.retry.max_attempts = g.max_attempts;
-  return std::make_shared<dynamodb::Client>(o);
+  auto client = std::make_shared<dynamodb::Client>(o);
+  g.clients.push_back(client);
+  return client;
 }
 
 DynamodbOptions backend_options(const GlobalOptions& g) {
@@ -26,6 +28,7 @@ DynamodbOptions backend_options(const GlobalOptions& g) {
   o.consistent_read = g.consistent_read;
   o.python_compat = g.python_compat;
   o.key_namespace = g.key_namespace;
+  o.stats = g.stats;
   return o;
 }
 
@@ -87,6 +90,7 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--namespace", g.key_namespace,
                  "Keys live in this namespace (stored as NS:GEN:KEY); `clear --yes` clears only it, in one request");
+  app.add_flag("--stats", g.print_stats, "After the command, print its statistics as one JSON line on stderr");
 
   std::function<int()> run;
 
@@ -211,6 +215,16 @@ int main(int argc, char** argv) {
     std::cerr << "error: " << one_line(e.what()) << " (see --help)\n";
     return kUsage;
   }
+  // --stats: the counters after the command, whatever its outcome.
+  struct PrintStats {
+    const GlobalOptions& g;
+    ~PrintStats() {
+      if (!g.print_stats) return;
+      uint64_t retries = 0;
+      for (const auto& c : g.clients) retries += c->stats().retries.load();
+      std::cerr << g.stats->to_json(&retries) << "\n";
+    }
+  } print_stats{g};
   try {
     return run ? run() : kUsage;
   } catch (const ServiceError& e) {

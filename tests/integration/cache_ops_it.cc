@@ -236,3 +236,28 @@ TEST(CacheOpsIT, LayeredMemoryOverDynamoDb) {
   EXPECT_FALSE(shared->contains("k"));
   EXPECT_FALSE(layered.contains("n"));
 }
+
+TEST(CacheOpsIT, StatsCountHitsBytesCapacityAndLatency) {
+  OpsTable t;
+  DynamodbBackend b(t.c, t.opts());
+  b.set("k", std::string(3000, 'x'), 0s);  // compressed on the wire, 3000 bytes counted
+  b.get("k");
+  b.get("absent");
+  b.get_many({"k", "absent"});
+  b.increment("n", 1, 0s);
+  b.erase("k");
+  auto& s = b.stats();
+  EXPECT_EQ(s.hits.load(), 2u);
+  EXPECT_EQ(s.misses.load(), 2u);
+  EXPECT_EQ(s.sets.load(), 1u);
+  EXPECT_EQ(s.erases.load(), 1u);
+  EXPECT_EQ(s.bytes_written.load(), 3000u);
+  EXPECT_EQ(s.bytes_read.load(), 6000u);
+  EXPECT_GT(s.read_capacity_units.load(), 0);   // ReturnConsumedCapacity TOTAL
+  EXPECT_GT(s.write_capacity_units.load(), 0);
+  EXPECT_EQ(s.latency[static_cast<size_t>(Op::kGet)].count(), 2u);
+  EXPECT_EQ(s.latency[static_cast<size_t>(Op::kIncrement)].count(), 1u);
+  EXPECT_GT(s.latency[static_cast<size_t>(Op::kGet)].percentile_us(50), 0);
+  EXPECT_THROW(b.increment("n", INT64_MAX, 0s), InvalidArgumentError);
+  EXPECT_EQ(s.errors[static_cast<size_t>(ErrorKind::kInvalidArgument)].load(), 1u);
+}

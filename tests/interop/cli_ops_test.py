@@ -161,6 +161,29 @@ rc, out, _ = cli_run("--namespace", "team-b", "get", "k")
 f.check(out == b"in b", "other namespaces are untouched")
 rc, out, _ = cli_run("get", "k")
 f.check(out == b"plain", "keys outside namespaces are untouched")
+# --stats: the command's statistics as one JSON line on stderr.
+import json  # noqa: E402
+cli_run("set", "s", "x" * 100)
+rc, out, err = cli_run("--stats", "get", "s")
+try:
+    st = json.loads(err.strip().splitlines()[-1])
+except (ValueError, IndexError):
+    st = {}
+f.check(rc == 0 and out == b"x" * 100 and st.get("hits") == 1 and st.get("misses") == 0
+        and st.get("bytes_read") == 100 and st.get("read_capacity_units", 0) > 0
+        and st.get("latency_us", {}).get("get", {}).get("count") == 1 and "retries" in st,
+        f"--stats get: {err!r}")
+rc, _, err = cli_run("--stats", "mget", "s", "nope", "s")
+st = json.loads(err.strip().splitlines()[-1])
+f.check(st["hits"] == 2 and st["misses"] == 1 and st["latency_us"]["get_many"]["count"] == 1, f"--stats mget: {st}")
+rc, _, err = cli_run("--stats", "incr", "s")
+lines = err.strip().splitlines()
+f.check(rc == 6 and lines[0].startswith("error:") and json.loads(lines[-1])["errors"] == {"wrong_type": 1},
+        f"--stats after an error: {err!r}")
+rc, _, err = cli_run("--stats", "--namespace", "team-b", "clear", "--yes")
+st = json.loads(err.strip().splitlines()[-1])
+f.check(rc == 0 and st["latency_us"]["clear"]["count"] == 1, f"--stats clear: {st}")
+
 rc, _, err = cli_run("--namespace", "bad:name", "get", "k")
 f.check(rc == 2 and is_error_line(err), f"bad namespace name: {err!r}")
 f.finish()
