@@ -154,6 +154,10 @@ class MemoryBackend final : public Backend {
 
  private:
   Shard& shard_for(std::string_view key) const;
+  // Runs f(shard, live entry or nullptr, expiry for ttl) under the key's shard lock: the
+  // frame of touch, add and increment.
+  template <class F>
+  auto locked(std::string_view key, Ttl ttl, F&& f);
   MemoryOptions options_;
   std::vector<std::unique_ptr<Shard>> shards_;
 };

@@ -15,7 +15,19 @@
 namespace dynamodb_cache {
 
 // The operations timed separately.
-enum class Op { kGet, kGetMany, kContains, kSet, kSetMany, kAdd, kTouch, kIncrement, kErase, kEraseMany, kClear };
+enum class Op {
+  kGet,
+  kGetMany,
+  kContains,
+  kSet,
+  kSetMany,
+  kAdd,
+  kTouch,
+  kIncrement,
+  kErase,
+  kEraseMany,
+  kClear
+};
 inline constexpr std::size_t kOpCount = 11;
 const char* to_string(Op op) noexcept;
 
@@ -39,11 +51,11 @@ inline constexpr std::size_t kErrorKindCount = static_cast<std::size_t>(ErrorKin
 // Counters since the backend was made; all relaxed atomics, incremented by the backend
 // (and by get_or_set for loads and lease waits). Thread-safe.
 struct CacheStats {
-  std::atomic<uint64_t> hits{0}, misses{0};       // entries found / not found by reads
-  std::atomic<uint64_t> sets{0}, erases{0};       // entries written / erased
+  std::atomic<uint64_t> hits{0}, misses{0};                         // entries found / not found by reads
+  std::atomic<uint64_t> sets{0}, erases{0};                         // entries written / erased
   std::atomic<uint64_t> loads{0}, load_time_us{0}, lease_waits{0};  // get_or_set
-  std::atomic<uint64_t> fail_open{0};              // errors turned into misses or dropped writes
-  std::atomic<uint64_t> throttles{0};              // throttling errors that reached the cache
+  std::atomic<uint64_t> fail_open{0};                     // errors turned into misses or dropped writes
+  std::atomic<uint64_t> throttles{0};                     // throttling errors that reached the cache
   std::atomic<uint64_t> bytes_read{0}, bytes_written{0};  // value bytes (before compression)
   std::atomic<double> read_capacity_units{0}, write_capacity_units{0};  // ReturnConsumedCapacity
   std::array<std::atomic<uint64_t>, kErrorKindCount> errors{};          // by ErrorKind

@@ -1,13 +1,13 @@
 #include <zstd.h>
 
+#include <atomic>
 #include <charconv>
 #include <cmath>
-#include <atomic>
 #include <cstdio>
 #include <exception>
+#include <limits>
 #include <mutex>
 #include <thread>
-#include <limits>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -21,7 +21,7 @@ namespace ddb = dynamodb;
 
 namespace {
 
-constexpr std::size_t kMaxItemBytes = 400 * 1024;  // DynamoDB's item size limit
+constexpr std::size_t kMaxItemBytes = 400 * 1024;    // DynamoDB's item size limit
 constexpr std::size_t kMaxDecompressed = 64u << 20;  // refuse absurd frame sizes from the table
 enum Format : int { kRaw = 1, kZstd = 2 };
 
@@ -90,7 +90,9 @@ ddb::Item key_item(std::string key) {
   return k;
 }
 
-double seconds_of(SystemClock::time_point t) { return std::chrono::duration<double>(t.time_since_epoch()).count(); }
+double seconds_of(SystemClock::time_point t) {
+  return std::chrono::duration<double>(t.time_since_epoch()).count();
+}
 int64_t whole_seconds_of(SystemClock::time_point t) {
   return std::chrono::duration_cast<std::chrono::seconds>(t.time_since_epoch()).count();
 }
@@ -115,7 +117,8 @@ Liveness liveness(const ddb::Item& item, double now) {
   Liveness l;
   double expire = number(item, attr::kExpire, 0);
   double update_ts = number(item, attr::kUpdateTs, 0);
-  if (expire != 0 && item.find(attr::kExpireAt) == item.end()) l.python_expire = item.at(attr::kExpire).scalar;
+  if (expire != 0 && item.find(attr::kExpireAt) == item.end())
+    l.python_expire = item.at(attr::kExpire).scalar;
   if (expire == 0) {
     l.live = true;
     return l;
@@ -169,8 +172,8 @@ struct LiveRule {
 // #g generation.
 void bind_names(ddb::ConditionalWrite& w, std::string_view expressions) {
   static constexpr std::pair<const char*, const char*> kNames[] = {
-      {"#k", attr::kKey}, {"#x", attr::kExpire}, {"#u", attr::kUpdateTs}, {"#t", attr::kExpireAt},
-      {"#c", attr::kCounter}, {"#g", attr::kGeneration}};
+      {"#k", attr::kKey},      {"#x", attr::kExpire},  {"#u", attr::kUpdateTs},
+      {"#t", attr::kExpireAt}, {"#c", attr::kCounter}, {"#g", attr::kGeneration}};
   for (const auto& [ph, name] : kNames)
     if (expressions.find(ph) != std::string_view::npos) w.names[ph] = name;
 }
@@ -194,8 +197,9 @@ constexpr int kMaxRounds = 16;
 
 [[noreturn]] void contention(const char* op, std::string_view key) {
   throw Error(ErrorKind::kConditionFailed,
-              std::string(op) + " of key '" + std::string(key.substr(0, 64)) + "' gave up: the item changed under " +
-                  std::to_string(kMaxRounds) + " conditional writes in a row",
+              std::string(op) + " of key '" + std::string(key.substr(0, 64)) +
+                  "' gave up: the item changed under " + std::to_string(kMaxRounds) +
+                  " conditional writes in a row",
               true);
 }
 
@@ -241,7 +245,8 @@ void emit(const LogHook& log, LogLevel level, const std::string& message) {
 // Runs a read or a set under DynamodbOptions::fail_open: when it is on, an error (but a
 // caller's InvalidArgumentError) is counted, logged and turned into `miss`.
 template <class T, class F>
-T failing_open(const DynamodbOptions& o, CacheStats& stats, const char* op, std::string_view key, T miss, F&& f) {
+T failing_open(const DynamodbOptions& o, CacheStats& stats, const char* op, std::string_view key, T miss,
+               F&& f) {
   if (!o.fail_open) return f();
   try {
     return f();
@@ -283,9 +288,14 @@ struct DynamodbBackend::Metered {
     return res;
   }
   ddb::WriteResult put_item(const ddb::PutItemRequest& r) { return write(r, &ddb::Client::put_item); }
-  ddb::WriteResult update_item(const ddb::UpdateItemRequest& r) { return write(r, &ddb::Client::update_item); }
-  ddb::WriteResult delete_item(const ddb::DeleteItemRequest& r) { return write(r, &ddb::Client::delete_item); }
-  std::vector<ddb::Item> batch_get_all(const std::string& table, std::vector<ddb::Item> keys, bool consistent) {
+  ddb::WriteResult update_item(const ddb::UpdateItemRequest& r) {
+    return write(r, &ddb::Client::update_item);
+  }
+  ddb::WriteResult delete_item(const ddb::DeleteItemRequest& r) {
+    return write(r, &ddb::Client::delete_item);
+  }
+  std::vector<ddb::Item> batch_get_all(const std::string& table, std::vector<ddb::Item> keys,
+                                       bool consistent) {
     std::vector<ddb::ConsumedCapacity> cc;
     auto items = c.batch_get_all(table, std::move(keys), consistent, track ? &cc : nullptr);
     for (auto& x : cc) add_units(s.read_capacity_units, x);
@@ -305,7 +315,9 @@ struct DynamodbBackend::Metered {
   }
 };
 
-DynamodbBackend::Metered DynamodbBackend::wire() const { return Metered{*client_, *stats_, options_.track_capacity}; }
+DynamodbBackend::Metered DynamodbBackend::wire() const {
+  return Metered{*client_, *stats_, options_.track_capacity};
+}
 
 // The namespace's generation as this process last read it. Thread-safe (mu).
 struct DynamodbBackend::Generation {
@@ -322,10 +334,13 @@ DynamodbBackend::DynamodbBackend(std::shared_ptr<ddb::Client> client, DynamodbOp
   if (!options_.now) options_.now = [] { return SystemClock::now(); };
   if (options_.stats) stats_ = options_.stats;
   const std::string& ns = options_.key_namespace;
-  if (ns.size() > 64 || ns.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-") !=
-                            std::string::npos)
-    throw InvalidArgumentError("namespace '" + ns.substr(0, 64) + "' must be 1-64 characters of A-Z a-z 0-9 _ . -");
-  if (options_.namespace_refresh.count() < 0) throw InvalidArgumentError("namespace_refresh must not be negative");
+  if (ns.size() > 64 ||
+      ns.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-") !=
+          std::string::npos)
+    throw InvalidArgumentError("namespace '" + ns.substr(0, 64) +
+                               "' must be 1-64 characters of A-Z a-z 0-9 _ . -");
+  if (options_.namespace_refresh.count() < 0)
+    throw InvalidArgumentError("namespace_refresh must not be negative");
   if (options_.clear_segments < 1 || options_.clear_segments > 64)
     throw InvalidArgumentError("clear_segments must be 1 to 64 (one thread each)");
 }
@@ -369,8 +384,9 @@ std::string DynamodbBackend::stored_key(std::string_view key, std::string_view p
     return s;
   }
   if (prefix.size() + key.size() > 2048)
-    throw InvalidArgumentError("cache key is " + std::to_string(key.size()) + " bytes; with the namespace prefix '" +
-                               std::string(prefix) + "' it exceeds DynamoDB's 2048 (the long_keys option stores it)");
+    throw InvalidArgumentError("cache key is " + std::to_string(key.size()) +
+                               " bytes; with the namespace prefix '" + std::string(prefix) +
+                               "' it exceeds DynamoDB's 2048 (the long_keys option stores it)");
   return std::string(prefix) + std::string(key);
 }
 
@@ -378,7 +394,8 @@ bool DynamodbBackend::is_digest(std::string_view key, std::string_view prefix) c
   return options_.long_keys && (prefix.size() + key.size() > 2048 || key.starts_with(kDigestMark));
 }
 
-ddb::Item DynamodbBackend::item_head(std::string_view key, std::string_view prefix, Ttl ttl, bool expire_at) const {
+ddb::Item DynamodbBackend::item_head(std::string_view key, std::string_view prefix, Ttl ttl,
+                                     bool expire_at) const {
   validate_ttl(ttl);
   std::string stored = stored_key(key, prefix);
   // Whole seconds, rounded up: the layout stores seconds, and a short TTL must not become 0
@@ -424,7 +441,8 @@ ddb::Item DynamodbBackend::build_item(std::string_view key, std::string_view pre
 
 std::optional<Hit> DynamodbBackend::read_item(const ddb::Item& item) const {
   auto key_it = item.find(attr::kKey);
-  std::string_view key = key_it == item.end() ? std::string_view("?") : std::string_view(key_it->second.scalar);
+  std::string_view key =
+      key_it == item.end() ? std::string_view("?") : std::string_view(key_it->second.scalar);
   Liveness l = liveness(item, seconds_of(options_.now()));
   if (!l.live) return std::nullopt;
   if (auto c = item.find(attr::kCounter); c != item.end() && item.find(attr::kValue) == item.end())
@@ -481,7 +499,10 @@ bool DynamodbBackend::contains(std::string_view key) {
       r.key = key_item(stored_key(key));
       r.consistent_read = options_.consistent_read;
       r.projection_expression = "#k, #x, #u, #t, #f";  // no value bytes on the wire
-      r.names = {{"#k", attr::kKey}, {"#x", attr::kExpire}, {"#u", attr::kUpdateTs}, {"#t", attr::kExpireAt},
+      r.names = {{"#k", attr::kKey},
+                 {"#x", attr::kExpire},
+                 {"#u", attr::kUpdateTs},
+                 {"#t", attr::kExpireAt},
                  {"#f", attr::kFullKey}};
       auto res = wire().get_item(r);
       return res.item && holds_key(*res.item, key) && liveness(*res.item, seconds_of(options_.now())).live;
@@ -555,7 +576,8 @@ bool DynamodbBackend::touch(std::string_view key, Ttl ttl) {
     ddb::UpdateItemRequest r;
     r.table_name = options_.table;
     r.key = key_item(stored);
-    r.update_expression = head.count(attr::kExpireAt) ? "SET #x = :e, #u = :u, #t = :t" : "SET #x = :e, #u = :u REMOVE #t";
+    r.update_expression =
+        head.count(attr::kExpireAt) ? "SET #x = :e, #u = :u, #t = :t" : "SET #x = :e, #u = :u REMOVE #t";
     std::optional<std::string> python_expire;
     for (int round = 0; round < kMaxRounds; ++round) {
       LiveRule rule{seconds_of(options_.now()), python_expire};
@@ -599,7 +621,8 @@ int64_t DynamodbBackend::increment(std::string_view key, int64_t delta, Ttl ttl)
       u.table_name = options_.table;
       u.key = key_item(stored);
       u.update_expression = "SET #c = #c + :d";
-      u.condition_expression = "(" + rule.live() + ") AND attribute_exists(#c) AND #c " + (delta >= 0 ? "<=" : ">=") + " :lim";
+      u.condition_expression =
+          "(" + rule.live() + ") AND attribute_exists(#c) AND #c " + (delta >= 0 ? "<=" : ">=") + " :lim";
       u.values = {{":d", ddb::AttributeValue::N(delta)}, {":lim", ddb::AttributeValue::N(limit)}};
       rule.add_values(u.values);
       bind_names(u, u.update_expression + " " + u.condition_expression);
@@ -607,7 +630,8 @@ int64_t DynamodbBackend::increment(std::string_view key, int64_t delta, Ttl ttl)
       std::optional<ddb::Item> updated;
       if (conditional([&] { updated = wire().update_item(u).attributes; })) {
         if (!updated || !updated->count(attr::kCounter))
-          throw ProtocolError("UpdateItem returned no `counter` for key '" + std::string(key.substr(0, 64)) + "'", false);
+          throw ProtocolError(
+              "UpdateItem returned no `counter` for key '" + std::string(key.substr(0, 64)) + "'", false);
         return integer(updated->at(attr::kCounter), attr::kCounter, key);
       }
 
@@ -629,7 +653,8 @@ int64_t DynamodbBackend::increment(std::string_view key, int64_t delta, Ttl ttl)
         throw WrongTypeError("key '" + std::string(key.substr(0, 64)) +
                              "' holds a value, not a counter; erase it or use another key");
       int64_t current = integer(c->second, attr::kCounter, key);
-      if (delta >= 0 ? current > limit : current < limit) throw InvalidArgumentError(counter_message(key, current, delta));
+      if (delta >= 0 ? current > limit : current < limit)
+        throw InvalidArgumentError(counter_message(key, current, delta));
     }
     contention("increment", key);
   });
@@ -650,8 +675,9 @@ std::vector<std::optional<Hit>> DynamodbBackend::get_many(const std::vector<std:
       stored.push_back(stored_key(k, prefix));
       if (found.emplace(stored.back(), Slot{k, std::nullopt}).second) ask.push_back(key_item(stored.back()));
     }
-    auto items = failing_open(options_, *stats_, "get_many", keys.empty() ? "" : keys.front(), std::vector<ddb::Item>(),
-                              [&] { return wire().batch_get_all(options_.table, std::move(ask), options_.consistent_read); });
+    auto items = failing_open(
+        options_, *stats_, "get_many", keys.empty() ? "" : keys.front(), std::vector<ddb::Item>(),
+        [&] { return wire().batch_get_all(options_.table, std::move(ask), options_.consistent_read); });
     for (const auto& item : items) {
       auto k = item.find(attr::kKey);
       if (k == item.end()) continue;
@@ -686,10 +712,11 @@ void DynamodbBackend::set_many(const std::vector<std::pair<std::string, std::str
       bytes += entries[i].second.size();
     }
     const uint64_t n = writes.size();
-    bool written = failing_open(options_, *stats_, "set_many", entries.empty() ? "" : entries.front().first, false, [&] {
-      wire().batch_write_all(options_.table, std::move(writes));
-      return true;
-    });
+    bool written =
+        failing_open(options_, *stats_, "set_many", entries.empty() ? "" : entries.front().first, false, [&] {
+          wire().batch_write_all(options_.table, std::move(writes));
+          return true;
+        });
     if (!written) return;
     stats_->sets.fetch_add(n, std::memory_order_relaxed);
     stats_->bytes_written.fetch_add(bytes, std::memory_order_relaxed);
@@ -735,7 +762,8 @@ void DynamodbBackend::clear_namespace() {
   r.return_values = ddb::ReturnValues::kUpdatedNew;
   auto res = wire().update_item(r);
   if (!res.attributes || !res.attributes->count(attr::kGeneration))
-    throw ProtocolError("UpdateItem returned no `generation` for namespace '" + options_.key_namespace + "'", false);
+    throw ProtocolError("UpdateItem returned no `generation` for namespace '" + options_.key_namespace + "'",
+                        false);
   int64_t gen = integer(res.attributes->at(attr::kGeneration), attr::kGeneration, generation_key());
   Generation& g = *generation_;
   std::lock_guard lock(g.mu);

@@ -88,7 +88,7 @@ bool LayeredBackend::touch(std::string_view key, Ttl ttl) {
     if (touched)
       layers_[j]->touch(key, ttl);  // false when this layer has no copy: nothing to re-time
     else
-      layers_[j]->erase(key);       // whatever copy it has outlived the shared entry
+      layers_[j]->erase(key);  // whatever copy it has outlived the shared entry
   }
   return touched;
 }

@@ -132,51 +132,51 @@ bool MemoryBackend::contains(std::string_view key) {
   return s.live(key, now) != nullptr;
 }
 
-bool MemoryBackend::touch(std::string_view key, Ttl ttl) {
+template <class F>
+auto MemoryBackend::locked(std::string_view key, Ttl ttl, F&& f) {
   validate_key(key);
   auto now = options_.now();
   auto expires = expiry(now, ttl);
   Shard& s = shard_for(key);
   std::lock_guard lock(s.mu);
-  Entry* e = s.live(key, now);
-  if (!e) return false;
-  e->expires = expires;
-  return true;
+  return f(s, s.live(key, now), expires);
+}
+
+bool MemoryBackend::touch(std::string_view key, Ttl ttl) {
+  return locked(key, ttl, [](Shard&, Entry* e, Steady::time_point expires) {
+    if (!e) return false;
+    e->expires = expires;
+    return true;
+  });
 }
 
 bool MemoryBackend::add(std::string_view key, std::string_view value, Ttl ttl) {
-  validate_key(key);
-  auto now = options_.now();
-  auto expires = expiry(now, ttl);
-  Shard& s = shard_for(key);
-  std::lock_guard lock(s.mu);
-  if (s.live(key, now)) return false;
-  s.put(Entry{std::string(key), std::string(value), expires});
-  return true;
+  return locked(key, ttl, [&](Shard& s, Entry* e, Steady::time_point expires) {
+    if (e) return false;
+    s.put(Entry{std::string(key), std::string(value), expires});
+    return true;
+  });
 }
 
 int64_t MemoryBackend::increment(std::string_view key, int64_t delta, Ttl ttl) {
-  validate_key(key);
-  auto now = options_.now();
-  auto expires = expiry(now, ttl);
-  Shard& s = shard_for(key);
-  std::lock_guard lock(s.mu);
-  Entry* e = s.live(key, now);
-  if (e && !e->counter)
-    throw WrongTypeError("key '" + std::string(key.substr(0, 64)) + "' holds a value, not a counter");
-  int64_t current = e ? std::stoll(e->value) : 0;  // our own decimal text
-  int64_t next;
-  if (__builtin_add_overflow(current, delta, &next))
-    throw InvalidArgumentError("counter '" + std::string(key.substr(0, 64)) + "' at " + std::to_string(current) +
-                               " + " + std::to_string(delta) + " would overflow int64");
-  if (e) {
-    s.bytes = s.bytes - e->value.size();
-    e->value = std::to_string(next);
-    s.bytes += e->value.size();
-  } else {
-    s.put(Entry{std::string(key), std::to_string(next), expires, true});
-  }
-  return next;
+  return locked(key, ttl, [&](Shard& s, Entry* e, Steady::time_point expires) {
+    if (e && !e->counter)
+      throw WrongTypeError("key '" + std::string(key.substr(0, 64)) + "' holds a value, not a counter");
+    int64_t current = e ? std::stoll(e->value) : 0;  // our own decimal text
+    int64_t next;
+    if (__builtin_add_overflow(current, delta, &next))
+      throw InvalidArgumentError("counter '" + std::string(key.substr(0, 64)) + "' at " +
+                                 std::to_string(current) + " + " + std::to_string(delta) +
+                                 " would overflow int64");
+    if (e) {
+      s.bytes = s.bytes - e->value.size();
+      e->value = std::to_string(next);
+      s.bytes += e->value.size();
+    } else {
+      s.put(Entry{std::string(key), std::to_string(next), expires, true});
+    }
+    return next;
+  });
 }
 
 void MemoryBackend::erase(std::string_view key) {

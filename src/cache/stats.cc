@@ -9,18 +9,23 @@
 namespace dynamodb_cache {
 
 const char* to_string(Op op) noexcept {
-  static constexpr const char* kNames[kOpCount] = {"get",   "get_many", "contains", "set",   "set_many",  "add",
-                                                   "touch", "increment", "erase",    "erase_many", "clear"};
+  static constexpr const char* kNames[kOpCount] = {"get",      "get_many",   "contains", "set",
+                                                   "set_many", "add",        "touch",    "increment",
+                                                   "erase",    "erase_many", "clear"};
   auto i = static_cast<std::size_t>(op);
   return i < kOpCount ? kNames[i] : "unknown";
 }
 
 const char* to_string(LogLevel level) noexcept {
   switch (level) {
-    case LogLevel::kDebug: return "debug";
-    case LogLevel::kInfo: return "info";
-    case LogLevel::kWarning: return "warning";
-    case LogLevel::kError: return "error";
+    case LogLevel::kDebug:
+      return "debug";
+    case LogLevel::kInfo:
+      return "info";
+    case LogLevel::kWarning:
+      return "warning";
+    case LogLevel::kError:
+      return "error";
   }
   return "unknown";
 }
@@ -30,7 +35,8 @@ namespace {
 int bucket_of(uint64_t us) {
   if (us == 0) return 0;
   int octave = std::bit_width(us) - 1;  // 2^octave <= us < 2^(octave+1)
-  int sub = octave >= 2 ? static_cast<int>((us >> (octave - 2)) & 3) : static_cast<int>((us << (2 - octave)) & 3);
+  int sub =
+      octave >= 2 ? static_cast<int>((us >> (octave - 2)) & 3) : static_cast<int>((us << (2 - octave)) & 3);
   int b = 1 + octave * 4 + sub;
   return std::min(b, LatencyHistogram::kBuckets - 1);
 }
@@ -56,7 +62,8 @@ uint64_t LatencyHistogram::count() const noexcept {
 double LatencyHistogram::percentile_us(double p) const noexcept {
   std::array<uint64_t, kBuckets> snap;
   uint64_t total = 0;
-  for (int i = 0; i < kBuckets; ++i) total += snap[static_cast<size_t>(i)] = buckets_[static_cast<size_t>(i)].load(std::memory_order_relaxed);
+  for (int i = 0; i < kBuckets; ++i)
+    total += snap[static_cast<size_t>(i)] = buckets_[static_cast<size_t>(i)].load(std::memory_order_relaxed);
   if (total == 0) return 0;
   auto rank = static_cast<uint64_t>(std::ceil(p / 100.0 * static_cast<double>(total)));
   if (rank == 0) rank = 1;

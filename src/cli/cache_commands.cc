@@ -10,24 +10,18 @@ namespace dynamodb_cache::cli {
 
 namespace {
 
-std::string read_all_stdin() {
-  std::string data;
-  char buf[65536];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, stdin)) > 0) data.append(buf, n);
-  if (std::ferror(stdin)) throw InvalidArgumentError("cannot read standard input");
-  return data;
-}
-
 // mget/mset print and read one `KEY<TAB>BASE64` line per key: keys holding a tab or a line
 // break could not be told apart, so they are refused.
 void check_line_key(const std::string& key) {
   if (key.find_first_of("\t\r\n") != std::string::npos)
-    throw InvalidArgumentError("key '" + util::base64_encode(key.substr(0, 64)) +
-                               "' (base64) holds a tab or line break, which the KEY<TAB>VALUE lines cannot carry");
+    throw InvalidArgumentError(
+        "key '" + util::base64_encode(key.substr(0, 64)) +
+        "' (base64) holds a tab or line break, which the KEY<TAB>VALUE lines cannot carry");
 }
 
-DynamodbBackend backend(const GlobalOptions& g) { return DynamodbBackend(make_client(g), backend_options(g)); }
+DynamodbBackend backend(const GlobalOptions& g) {
+  return DynamodbBackend(make_client(g), backend_options(g));
+}
 
 }  // namespace
 
@@ -38,10 +32,12 @@ CLI::Option* add_ttl_option(CLI::App* cmd, int64_t& ttl_seconds, const std::stri
         int64_t v = 0;
         auto [p, ec] = std::from_chars(in.data(), in.data() + in.size(), v);
         bool digits = !in.empty() && in.find_first_not_of("0123456789") == std::string::npos;
-        if (!digits || (ec != std::errc() && ec != std::errc::result_out_of_range) || p != in.data() + in.size())
+        if (!digits || (ec != std::errc() && ec != std::errc::result_out_of_range) ||
+            p != in.data() + in.size())
           return "'" + in.substr(0, 40) + "' is not a whole number of seconds";
         if (ec == std::errc::result_out_of_range || v > max_s)
-          return in.substr(0, 40) + " is more than the maximum, " + std::to_string(max_s) + " s (10,000 years)";
+          return in.substr(0, 40) + " is more than the maximum, " + std::to_string(max_s) +
+                 " s (10,000 years)";
         return {};
       },
       "SECONDS");
@@ -65,16 +61,15 @@ void add_cache_commands(CLI::App& app, GlobalOptions& g, std::function<int()>& r
   add_ttl_option(add, st->ttl, "Seconds to live; 0 = never expires");
   add->callback([&g, &run, st, add_value] {
     run = [&g, st, add_value] {
-      std::string value = add_value->count() ? st->value : read_all_stdin();
+      std::string value = add_value->count() ? st->value : read_stdin();
       return backend(g).add(st->key, value, std::chrono::seconds(st->ttl)) ? kOk : kMiss;
     };
   });
 
   for (bool up : {true, false}) {
     auto* cmd = app.add_subcommand(
-        up ? "incr" : "decr",
-        std::string("Atomically ") + (up ? "add DELTA to" : "subtract DELTA from") +
-            " a counter and print its new value; a missing or expired key starts at 0");
+        up ? "incr" : "decr", std::string("Atomically ") + (up ? "add DELTA to" : "subtract DELTA from") +
+                                  " a counter and print its new value; a missing or expired key starts at 0");
     cmd->add_option("KEY", st->key, "Counter key")->required();
     cmd->add_option("DELTA", st->delta, "Amount (default 1)")->capture_default_str();
     add_ttl_option(cmd, st->ttl, "Seconds to live when the counter is created; 0 = never expires");
@@ -116,12 +111,13 @@ void add_cache_commands(CLI::App& app, GlobalOptions& g, std::function<int()>& r
     };
   });
 
-  auto* mset = app.add_subcommand(
-      "mset", "Store the KEY<TAB>BASE64VALUE lines of standard input (batched writes); every line is checked before any write");
+  auto* mset = app.add_subcommand("mset",
+                                  "Store the KEY<TAB>BASE64VALUE lines of standard input (batched writes); "
+                                  "every line is checked before any write");
   add_ttl_option(mset, st->ttl, "Seconds to live; 0 = never expires");
   mset->callback([&g, &run, st] {
     run = [&g, st] {
-      std::string in = read_all_stdin();
+      std::string in = read_stdin();
       std::vector<std::pair<std::string, std::string>> entries;
       size_t line_no = 0;
       for (size_t pos = 0; pos < in.size();) {

@@ -38,6 +38,9 @@ std::shared_ptr<dynamodb::Client> make_client(const GlobalOptions& g,
                                               std::shared_ptr<http::Transport> transport = nullptr);
 DynamodbOptions backend_options(const GlobalOptions& g);
 
+// All of standard input (binary-safe); InvalidArgumentError if it cannot be read.
+std::string read_stdin();
+
 // Adds `--ttl SECONDS` to `cmd`: whole seconds, 0 (never expires) to the library's kMaxTtl.
 // Anything else ("abc", "1.5", "-3", 18446744073709552) is a one-line usage error before
 // any conversion, so no value wraps around.

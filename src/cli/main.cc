@@ -55,6 +55,8 @@ std::string one_line(std::string s) {
   return s;
 }
 
+}  // namespace
+
 std::string read_stdin() {
   std::string data;
   char buf[65536];
@@ -63,8 +65,6 @@ std::string read_stdin() {
   if (std::ferror(stdin)) throw InvalidArgumentError("cannot read the value from standard input");
   return data;
 }
-
-}  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"dynamodb-cache: use an Amazon DynamoDB table as a cache.\n"

@@ -147,7 +147,7 @@ TEST(CacheOpsIT, CountersAreOneUpdateItemAndStartAtZero) {
   EXPECT_EQ(item.at("counter").scalar, "40");
   EXPECT_EQ(item.count("value"), 0u);
   EXPECT_EQ(item.at("expire").scalar, "10");  // kept from creation
-  t.clock.advance(10s);  // expired, though DynamoDB still holds it
+  t.clock.advance(10s);                       // expired, though DynamoDB still holds it
   EXPECT_FALSE(b.get("n"));
   EXPECT_EQ(b.increment("n", 5, 0s), 5);
   EXPECT_EQ(b.decrement("fresh", 3, 0s), -3);
@@ -253,7 +253,7 @@ TEST(CacheOpsIT, StatsCountHitsBytesCapacityAndLatency) {
   EXPECT_EQ(s.erases.load(), 1u);
   EXPECT_EQ(s.bytes_written.load(), 3000u);
   EXPECT_EQ(s.bytes_read.load(), 6000u);
-  EXPECT_GT(s.read_capacity_units.load(), 0);   // ReturnConsumedCapacity TOTAL
+  EXPECT_GT(s.read_capacity_units.load(), 0);  // ReturnConsumedCapacity TOTAL
   EXPECT_GT(s.write_capacity_units.load(), 0);
   EXPECT_EQ(s.latency[static_cast<size_t>(Op::kGet)].count(), 2u);
   EXPECT_EQ(s.latency[static_cast<size_t>(Op::kIncrement)].count(), 1u);

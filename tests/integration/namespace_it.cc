@@ -84,14 +84,14 @@ TEST(NamespaceIT, ClearIsOneUpdateItemAndNoScan) {
 TEST(NamespaceIT, OtherProcessesSeeAClearWithinTheRefreshTime) {
   NsTable t;
   DynamodbBackend writer(t.c, t.opts("shared"));
-  DynamodbBackend strict(it::client(), t.opts("shared", 0ms));   // reads the generation every op
-  DynamodbBackend lazy(it::client(), t.opts("shared", 3600s));   // trusts it for an hour
+  DynamodbBackend strict(it::client(), t.opts("shared", 0ms));  // reads the generation every op
+  DynamodbBackend lazy(it::client(), t.opts("shared", 3600s));  // trusts it for an hour
   writer.set("k", "before", 0s);
   EXPECT_EQ(*strict.get("k"), "before");
   EXPECT_EQ(*lazy.get("k"), "before");
   writer.clear();
-  EXPECT_FALSE(writer.get("k"));  // its own clear: at once
-  EXPECT_FALSE(strict.get("k"));  // refresh 0: at once
+  EXPECT_FALSE(writer.get("k"));        // its own clear: at once
+  EXPECT_FALSE(strict.get("k"));        // refresh 0: at once
   EXPECT_EQ(*lazy.get("k"), "before");  // the documented window: the old generation
   DynamodbBackend fresh(it::client(), t.opts("shared", 3600s));
   EXPECT_FALSE(fresh.get("k"));  // a new process reads the current generation
@@ -192,11 +192,17 @@ TEST(FullClearIT, ParallelSegmentsDeleteEverythingAndReportProgress) {
   ASSERT_FALSE(reports.empty());
   EXPECT_EQ(reports.back(), 302u);  // 300 + ns's two generations of x; the generation item is kept
   EXPECT_TRUE(std::is_sorted(reports.begin(), reports.end()));
-  EXPECT_GE(t.wire->count("Scan"), 4);  // one per segment at least
+  EXPECT_GE(t.wire->count("Scan"), 4);             // one per segment at least
   EXPECT_GE(t.wire->count("BatchWriteItem"), 13);  // 302 deletes in batches of at most 25
   EXPECT_EQ(t.stored_keys(), std::vector<std::string>{"keepgen:generation"});
   ns.set("y", "v", 0s);
   EXPECT_EQ(t.stored_keys()[1], "keepgen:generation");
   EXPECT_EQ(t.stored_keys()[0], "keepgen:1:y");  // generations never go back
-  EXPECT_THROW(DynamodbBackend(t.c, [&] { auto x = t.opts(); x.clear_segments = 0; return x; }()), InvalidArgumentError);
+  EXPECT_THROW(DynamodbBackend(t.c,
+                               [&] {
+                                 auto x = t.opts();
+                                 x.clear_segments = 0;
+                                 return x;
+                               }()),
+               InvalidArgumentError);
 }

@@ -13,7 +13,8 @@ namespace testing_support {
 
 class CountingTransport : public dynamodb_cache::http::Transport {
  public:
-  explicit CountingTransport(std::shared_ptr<dynamodb_cache::http::Transport> inner = dynamodb_cache::http::make_default_transport())
+  explicit CountingTransport(
+      std::shared_ptr<dynamodb_cache::http::Transport> inner = dynamodb_cache::http::make_default_transport())
       : inner_(std::move(inner)) {}
   dynamodb_cache::http::Response send(const dynamodb_cache::http::Request& r) override {
     for (const auto& h : r.headers)

@@ -30,12 +30,13 @@ struct FakeSteady {
 // A DynamodbBackend whose every GetItem answers with `item`.
 struct ScriptedTable {
   dynamodb::Item item;
-  std::shared_ptr<FakeTransport> transport = std::make_shared<FakeTransport>([this](const http::Request&, int) {
-    dynamodb::PutItemRequest p;
-    p.item = item;
-    std::string put = dynamodb::wire::encode(p);
-    return ddb_response(200, "{\"Item\":" + put.substr(put.find("\"Item\":") + 7));
-  });
+  std::shared_ptr<FakeTransport> transport =
+      std::make_shared<FakeTransport>([this](const http::Request&, int) {
+        dynamodb::PutItemRequest p;
+        p.item = item;
+        std::string put = dynamodb::wire::encode(p);
+        return ddb_response(200, "{\"Item\":" + put.substr(put.find("\"Item\":") + 7));
+      });
   std::shared_ptr<DynamodbBackend> backend() {
     dynamodb::ClientOptions o;
     o.region = "us-east-1";
@@ -47,7 +48,8 @@ struct ScriptedTable {
 };
 
 dynamodb::Item python_item(const std::string& expire) {
-  int64_t now = std::chrono::duration_cast<std::chrono::seconds>(SystemClock::now().time_since_epoch()).count();
+  int64_t now =
+      std::chrono::duration_cast<std::chrono::seconds>(SystemClock::now().time_since_epoch()).count();
   return {{"key", dynamodb::AttributeValue::S("k")},
           {"value", dynamodb::AttributeValue::B("dmFsdWU=")},  // base64 of "value", as PynamoDB stores it
           {"expire", dynamodb::AttributeValue::N(expire)},

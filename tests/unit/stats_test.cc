@@ -1,7 +1,7 @@
 // CacheStats, the latency histogram, fail-open and the logging hook.
 #include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 
+#include <nlohmann/json.hpp>
 #include <thread>
 
 #include "dynamodb_cache/backend.h"
@@ -20,7 +20,8 @@ std::shared_ptr<dynamodb::Client> failing_client(std::shared_ptr<FakeTransport> 
   dynamodb::ClientOptions o;
   o.region = "us-east-1";
   o.endpoint = "http://127.0.0.1:9";
-  o.credentials = aws::make_static_provider({"AKIDEXAMPLE", kSecret, "TOKEN-must-never-be-logged", std::nullopt, ""});
+  o.credentials =
+      aws::make_static_provider({"AKIDEXAMPLE", kSecret, "TOKEN-must-never-be-logged", std::nullopt, ""});
   o.transport = std::move(t);
   o.retry.max_attempts = 1;
   return std::make_shared<dynamodb::Client>(o);
@@ -69,9 +70,9 @@ TEST(CacheStats, JsonHasEveryCounterAndTheOperationsUsed) {
   s.read_capacity_units = 1.5;
   uint64_t retries = 7;
   auto j = nlohmann::json::parse(s.to_json(&retries));
-  for (const char* k : {"hits", "misses", "sets", "erases", "loads", "load_time_us", "lease_waits", "fail_open",
-                        "throttles", "retries", "bytes_read", "bytes_written", "read_capacity_units",
-                        "write_capacity_units", "errors", "latency_us"})
+  for (const char* k : {"hits", "misses", "sets", "erases", "loads", "load_time_us", "lease_waits",
+                        "fail_open", "throttles", "retries", "bytes_read", "bytes_written",
+                        "read_capacity_units", "write_capacity_units", "errors", "latency_us"})
     EXPECT_TRUE(j.contains(k)) << k;
   EXPECT_EQ(j["errors"]["throttling"], 1);
   EXPECT_EQ(j["throttles"], 1);
@@ -120,9 +121,8 @@ TEST(FailOpen, BackendErrorsBecomeMissesCountedAndLogged) {
 }
 
 TEST(FailOpen, OffByDefaultAndAThrowingHookIsHarmless) {
-  auto t = std::make_shared<FakeTransport>([](const http::Request&, int) {
-    return ddb_error(400, "ResourceNotFoundException", "no table");
-  });
+  auto t = std::make_shared<FakeTransport>(
+      [](const http::Request&, int) { return ddb_error(400, "ResourceNotFoundException", "no table"); });
   DynamodbBackend strict(failing_client(t));
   EXPECT_THROW(strict.get("k"), ServiceError);
   EXPECT_EQ(strict.stats().errors[static_cast<size_t>(ErrorKind::kResourceNotFound)].load(), 1u);
@@ -137,7 +137,8 @@ TEST(FailOpen, OffByDefaultAndAThrowingHookIsHarmless) {
 
 TEST(CacheStats, SharedBetweenBackendsSumsThem) {
   auto shared = std::make_shared<CacheStats>();
-  auto t = std::make_shared<FakeTransport>([](const http::Request&, int) { return testing_support::ddb_response(200, "{}"); });
+  auto t = std::make_shared<FakeTransport>(
+      [](const http::Request&, int) { return testing_support::ddb_response(200, "{}"); });
   DynamodbOptions o;
   o.stats = shared;
   DynamodbBackend a(failing_client(t), o), b(failing_client(t), o);
