@@ -27,6 +27,7 @@ using Ttl = std::chrono::milliseconds;
 struct Hit {
   std::string value;
   std::optional<Ttl> ttl_left;  // nullopt: never expires
+  bool counter = false;         // a counter's decimal text (LayeredBackend does not copy it up)
 };
 
 // Keys: 1 to max_bytes (default 2048, DynamoDB's limit for a string hash key) bytes of valid
@@ -170,8 +171,9 @@ class MemoryBackend final : public Backend {
 // Atomic operations are decided by the lowest layer alone (the one shared between
 // processes): add() then writes the value into the layers above; touch() re-times the
 // layers above, or erases the key from them when the lowest layer had no live entry;
-// increment() erases the key from the layers above, which never cache a counter that other
-// processes may change. Thread-safe if its layers are.
+// increment() erases the key from the layers above. A counter read from a lower layer is
+// not copied up either: upper layers never hold a counter that other processes may
+// change. Thread-safe if its layers are.
 class LayeredBackend final : public Backend {
  public:
   // REQUIRES: at least one layer, none null.

@@ -446,7 +446,7 @@ std::optional<Hit> DynamodbBackend::read_item(const ddb::Item& item) const {
   Liveness l = liveness(item, seconds_of(options_.now()));
   if (!l.live) return std::nullopt;
   if (auto c = item.find(attr::kCounter); c != item.end() && item.find(attr::kValue) == item.end())
-    return Hit{std::to_string(integer(c->second, attr::kCounter, key)), l.left};
+    return Hit{std::to_string(integer(c->second, attr::kCounter, key)), l.left, true};
   auto v = item.find(attr::kValue);
   if (v == item.end() || v->second.type != ddb::AttrType::kB)
     throw CodecError("item '" + std::string(key) + "' has no binary `value` attribute");
@@ -512,10 +512,10 @@ bool DynamodbBackend::contains(std::string_view key) {
 
 void DynamodbBackend::set(std::string_view key, std::string_view value, Ttl ttl) {
   return measured(*stats_, Op::kSet, [&]() -> void {
-    ddb::PutItemRequest r;
-    r.table_name = options_.table;
-    r.item = make_item(key, value, ttl);  // outside failing_open: a bad key or value throws
     bool written = failing_open(options_, *stats_, "set", key, false, [&] {
+      ddb::PutItemRequest r;
+      r.table_name = options_.table;
+      r.item = make_item(key, value, ttl);
       wire().put_item(r);
       return true;
     });
@@ -662,34 +662,39 @@ int64_t DynamodbBackend::increment(std::string_view key, int64_t delta, Ttl ttl)
 
 std::vector<std::optional<Hit>> DynamodbBackend::get_many(const std::vector<std::string>& keys) {
   return measured(*stats_, Op::kGetMany, [&]() -> std::vector<std::optional<Hit>> {
-    const std::string prefix = key_prefix();
-    std::vector<ddb::Item> ask;
-    std::vector<std::string> stored;
-    stored.reserve(keys.size());
-    struct Slot {
-      std::string_view key;
-      std::optional<Hit> hit;
-    };
-    std::unordered_map<std::string, Slot> found;
-    for (const auto& k : keys) {
-      stored.push_back(stored_key(k, prefix));
-      if (found.emplace(stored.back(), Slot{k, std::nullopt}).second) ask.push_back(key_item(stored.back()));
-    }
-    auto items = failing_open(
-        options_, *stats_, "get_many", keys.empty() ? "" : keys.front(), std::vector<ddb::Item>(),
-        [&] { return wire().batch_get_all(options_.table, std::move(ask), options_.consistent_read); });
-    for (const auto& item : items) {
-      auto k = item.find(attr::kKey);
-      if (k == item.end()) continue;
-      auto slot = found.find(k->second.scalar);
-      if (slot != found.end() && holds_key(item, slot->second.key)) slot->second.hit = read_item(item);
-    }
-    std::vector<std::optional<Hit>> out;
-    out.reserve(keys.size());
-    for (const auto& s : stored) {
-      out.push_back(found[s].hit);
-      (out.back() ? stats_->hits : stats_->misses).fetch_add(1, std::memory_order_relaxed);
-      if (out.back()) stats_->bytes_read.fetch_add(out.back()->value.size(), std::memory_order_relaxed);
+    auto out = failing_open(options_, *stats_, "get_many", keys.empty() ? "" : keys.front(),
+                            std::vector<std::optional<Hit>>(keys.size()), [&] {
+                              const std::string prefix = key_prefix();
+                              std::vector<ddb::Item> ask;
+                              std::vector<std::string> stored;
+                              stored.reserve(keys.size());
+                              struct Slot {
+                                std::string_view key;
+                                std::optional<Hit> hit;
+                              };
+                              std::unordered_map<std::string, Slot> found;
+                              for (const auto& k : keys) {
+                                stored.push_back(stored_key(k, prefix));
+                                if (found.emplace(stored.back(), Slot{k, std::nullopt}).second)
+                                  ask.push_back(key_item(stored.back()));
+                              }
+                              auto items = wire().batch_get_all(options_.table, std::move(ask),
+                                                                options_.consistent_read);
+                              for (const auto& item : items) {
+                                auto k = item.find(attr::kKey);
+                                if (k == item.end()) continue;
+                                auto slot = found.find(k->second.scalar);
+                                if (slot != found.end() && holds_key(item, slot->second.key))
+                                  slot->second.hit = read_item(item);
+                              }
+                              std::vector<std::optional<Hit>> hits;
+                              hits.reserve(keys.size());
+                              for (const auto& s : stored) hits.push_back(found[s].hit);
+                              return hits;
+                            });
+    for (const auto& h : out) {
+      (h ? stats_->hits : stats_->misses).fetch_add(1, std::memory_order_relaxed);
+      if (h) stats_->bytes_read.fetch_add(h->value.size(), std::memory_order_relaxed);
     }
     return out;
   });
@@ -697,23 +702,23 @@ std::vector<std::optional<Hit>> DynamodbBackend::get_many(const std::vector<std:
 
 void DynamodbBackend::set_many(const std::vector<std::pair<std::string, std::string>>& entries, Ttl ttl) {
   return measured(*stats_, Op::kSetMany, [&]() -> void {
-    // One batch may not name a key twice: the last value for a key wins, as with set().
-    const std::string prefix = key_prefix();
-    std::unordered_map<std::string_view, size_t> last;
-    for (size_t i = 0; i < entries.size(); ++i) last[entries[i].first] = i;
-    std::vector<ddb::WriteRequest> writes;
-    writes.reserve(last.size());
-    uint64_t bytes = 0;
-    for (size_t i = 0; i < entries.size(); ++i) {
-      if (last[entries[i].first] != i) continue;
-      ddb::WriteRequest w;
-      w.put_item = build_item(entries[i].first, prefix, entries[i].second, ttl);
-      writes.push_back(std::move(w));
-      bytes += entries[i].second.size();
-    }
-    const uint64_t n = writes.size();
+    uint64_t n = 0, bytes = 0;
     bool written =
         failing_open(options_, *stats_, "set_many", entries.empty() ? "" : entries.front().first, false, [&] {
+          // One batch may not name a key twice: the last value for a key wins, as with set().
+          const std::string prefix = key_prefix();
+          std::unordered_map<std::string_view, size_t> last;
+          for (size_t i = 0; i < entries.size(); ++i) last[entries[i].first] = i;
+          std::vector<ddb::WriteRequest> writes;
+          writes.reserve(last.size());
+          for (size_t i = 0; i < entries.size(); ++i) {
+            if (last[entries[i].first] != i) continue;
+            ddb::WriteRequest w;
+            w.put_item = build_item(entries[i].first, prefix, entries[i].second, ttl);
+            writes.push_back(std::move(w));
+            bytes += entries[i].second.size();
+          }
+          n = writes.size();
           wire().batch_write_all(options_.table, std::move(writes));
           return true;
         });

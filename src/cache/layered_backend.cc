@@ -22,7 +22,8 @@ std::optional<Hit> LayeredBackend::get_entry(std::string_view key) {
     auto h = layers_[i]->get_entry(key);
     if (!h) continue;
     if (h->ttl_left && h->ttl_left->count() <= 0) return std::nullopt;  // expired in transit
-    for (size_t j = 0; j < i; ++j) layers_[j]->set(key, h->value, refill_ttl(*h));
+    if (!h->counter)
+      for (size_t j = 0; j < i; ++j) layers_[j]->set(key, h->value, refill_ttl(*h));
     stats_->hits.fetch_add(1, std::memory_order_relaxed);
     return h;
   }
@@ -60,7 +61,8 @@ std::vector<std::optional<Hit>> LayeredBackend::get_many(const std::vector<std::
         still.push_back(missing[k]);
         continue;
       }
-      for (size_t j = 0; j < layer; ++j) layers_[j]->set(keys[missing[k]], h->value, refill_ttl(*h));
+      if (!h->counter)
+        for (size_t j = 0; j < layer; ++j) layers_[j]->set(keys[missing[k]], h->value, refill_ttl(*h));
       out[missing[k]] = std::move(h);
     }
     missing = std::move(still);

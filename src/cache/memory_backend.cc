@@ -112,7 +112,7 @@ std::optional<Hit> MemoryBackend::get_entry(std::string_view key) {
   Entry* e = s.live(key, now);
   (e ? stats_->hits : stats_->misses).fetch_add(1, std::memory_order_relaxed);
   if (!e) return std::nullopt;
-  return Hit{e->value, ttl_left(*e, now)};
+  return Hit{e->value, ttl_left(*e, now), e->counter};
 }
 
 void MemoryBackend::set(std::string_view key, std::string_view value, Ttl ttl) {

@@ -230,6 +230,9 @@ TEST(CacheOpsIT, LayeredMemoryOverDynamoDb) {
   EXPECT_EQ(layered.increment("n", 2, 0s), 2);
   EXPECT_EQ(shared->increment("n", 3, 0s), 5);  // another process
   EXPECT_EQ(layered.increment("n", 1, 0s), 6);
+  EXPECT_EQ(*layered.get("n"), "6");
+  EXPECT_EQ(shared->increment("n", 1, 0s), 7);  // another process again
+  EXPECT_EQ(*layered.get("n"), "7");            // not served stale from memory
   EXPECT_TRUE(layered.touch("k", 600s));
   EXPECT_GT(l1->get_entry("k")->ttl_left->count(), 60000);
   layered.erase_many({"k", "n"});

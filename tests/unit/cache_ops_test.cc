@@ -150,6 +150,9 @@ TEST(LayeredBackendOps, AtomicOpsAreDecidedByTheLowestLayer) {
   EXPECT_EQ(both.increment("n", 3, 0s), 3);
   EXPECT_FALSE(l1->contains("n"));  // counters are never cached above
   EXPECT_EQ(*both.get("n"), "3");
+  EXPECT_FALSE(l1->contains("n"));  // nor copied up by a read
+  EXPECT_EQ(both.get_many({"n"})[0]->value, "3");
+  EXPECT_FALSE(l1->contains("n"));
   both.erase_many({"stale", "n"});
   EXPECT_FALSE(l1->contains("stale"));
   EXPECT_FALSE(l2->contains("n"));

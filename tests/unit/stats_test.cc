@@ -135,6 +135,21 @@ TEST(FailOpen, OffByDefaultAndAThrowingHookIsHarmless) {
   EXPECT_FALSE(open.get("k"));
 }
 
+TEST(FailOpen, AFailedNamespaceGenerationReadIsAMissToo) {
+  auto t = std::make_shared<FakeTransport>(
+      [](const http::Request&, int) -> http::Response { throw TransportError("connection reset"); });
+  DynamodbOptions o;
+  o.fail_open = true;
+  o.key_namespace = "ns";
+  DynamodbBackend b(failing_client(t), o);
+  EXPECT_FALSE(b.get("k"));
+  EXPECT_FALSE(b.get_many({"a", "b"})[1]);
+  EXPECT_NO_THROW(b.set("k", "v", 0s));
+  EXPECT_NO_THROW(b.set_many({{"a", "1"}}, 0s));
+  EXPECT_EQ(b.stats().fail_open.load(), 4u);
+  EXPECT_THROW(b.clear(), TransportError);
+}
+
 TEST(CacheStats, SharedBetweenBackendsSumsThem) {
   auto shared = std::make_shared<CacheStats>();
   auto t = std::make_shared<FakeTransport>(
