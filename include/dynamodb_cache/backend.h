@@ -113,7 +113,7 @@ class Backend {
 
   // This backend's statistics (stats.h). DynamodbBackend counts everything there;
   // MemoryBackend and LayeredBackend count hits, misses, sets and erases.
-  CacheStats& stats() const { return *stats_; }
+  virtual CacheStats& stats() const { return *stats_; }
 
  protected:
   std::shared_ptr<CacheStats> stats_ = std::make_shared<CacheStats>();
@@ -146,6 +146,10 @@ class MemoryBackend final : public Backend {
   bool touch(std::string_view key, Ttl ttl) override;
   bool add(std::string_view key, std::string_view value, Ttl ttl) override;
   int64_t increment(std::string_view key, int64_t delta, Ttl ttl) override;
+
+  // Hits, misses, sets and erases are counted per shard under its lock (no shared counter
+  // on the hot path) and summed into the CacheStats on each call.
+  CacheStats& stats() const override;
 
   std::size_t size() const;        // live and not-yet-evicted expired entries
   std::size_t bytes() const;       // keys plus values held

@@ -41,6 +41,7 @@ struct MemoryBackend::Shard {
   std::unordered_map<std::string_view, std::list<Entry>::iterator> index;
   std::size_t bytes = 0;
   uint64_t evictions = 0;
+  uint64_t hits = 0, misses = 0, sets = 0, erases = 0;  // for stats()
   std::size_t max_entries = 0;
   std::size_t max_bytes = 0;
 
@@ -110,7 +111,7 @@ std::optional<Hit> MemoryBackend::get_entry(std::string_view key) {
   auto now = options_.now();
   std::lock_guard lock(s.mu);
   Entry* e = s.live(key, now);
-  (e ? stats_->hits : stats_->misses).fetch_add(1, std::memory_order_relaxed);
+  ++(e ? s.hits : s.misses);
   if (!e) return std::nullopt;
   return Hit{e->value, ttl_left(*e, now), e->counter};
 }
@@ -121,7 +122,7 @@ void MemoryBackend::set(std::string_view key, std::string_view value, Ttl ttl) {
   Shard& s = shard_for(key);
   std::lock_guard lock(s.mu);
   s.put(Entry{std::string(key), std::string(value), expires});
-  stats_->sets.fetch_add(1, std::memory_order_relaxed);
+  ++s.sets;
 }
 
 bool MemoryBackend::contains(std::string_view key) {
@@ -154,6 +155,7 @@ bool MemoryBackend::add(std::string_view key, std::string_view value, Ttl ttl) {
   return locked(key, ttl, [&](Shard& s, Entry* e, Steady::time_point expires) {
     if (e) return false;
     s.put(Entry{std::string(key), std::string(value), expires});
+    ++s.sets;
     return true;
   });
 }
@@ -184,7 +186,7 @@ void MemoryBackend::erase(std::string_view key) {
   Shard& s = shard_for(key);
   std::lock_guard lock(s.mu);
   if (auto it = s.index.find(key); it != s.index.end()) s.drop(it->second);
-  stats_->erases.fetch_add(1, std::memory_order_relaxed);
+  ++s.erases;
 }
 
 void MemoryBackend::clear(const std::function<void(uint64_t)>& progress) {
@@ -215,6 +217,22 @@ std::size_t MemoryBackend::bytes() const {
     n += s->bytes;
   }
   return n;
+}
+
+CacheStats& MemoryBackend::stats() const {
+  uint64_t hits = 0, misses = 0, sets = 0, erases = 0;
+  for (auto& s : shards_) {
+    std::lock_guard lock(s->mu);
+    hits += s->hits;
+    misses += s->misses;
+    sets += s->sets;
+    erases += s->erases;
+  }
+  stats_->hits = hits;
+  stats_->misses = misses;
+  stats_->sets = sets;
+  stats_->erases = erases;
+  return *stats_;
 }
 
 uint64_t MemoryBackend::evictions() const {

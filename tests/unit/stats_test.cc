@@ -65,6 +65,9 @@ TEST(CacheStats, JsonHasEveryCounterAndTheOperationsUsed) {
   EXPECT_EQ(s.misses.load(), 1u);
   EXPECT_EQ(s.sets.load(), 1u);
   EXPECT_EQ(s.erases.load(), 1u);
+  m.add("c", "1", 0s);
+  m.add("c", "2", 0s);
+  EXPECT_EQ(m.stats().sets.load(), 2u);  // re-summed from the shards on each call
   s.latency[static_cast<size_t>(Op::kGet)].record(250us);
   s.count_error(ErrorKind::kThrottling);
   s.read_capacity_units = 1.5;
