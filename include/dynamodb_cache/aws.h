@@ -49,16 +49,63 @@ struct ProfileOptions {
   std::string credentials_file;  // empty: AWS_SHARED_CREDENTIALS_FILE, else ~/.aws/credentials
   std::string config_file;       // empty: AWS_CONFIG_FILE, else ~/.aws/config
 };
-// aws_access_key_id / aws_secret_access_key / aws_session_token from [NAME] in the
-// credentials file, else [profile NAME] (or [default]) in the config file.
-std::shared_ptr<CredentialsProvider> make_profile_provider(ProfileOptions options = {});
-
 struct HttpProviderOptions {
   // Transport for the metadata calls; default: curl with 1 s connect, 2 s total timeouts.
   std::shared_ptr<http::Transport> transport;
   // Environment lookup; default: getenv. Tests inject their own.
   std::function<std::optional<std::string>(const char*)> getenv;
 };
+
+// The credentials a profile names, resolved as the AWS SDKs do. A profile's properties are
+// its [profile NAME] (or [default]) section of the config file overlaid key by key by its
+// [NAME] section of the credentials file. In order:
+//  - role_arn with source_profile (the source resolved the same way, chains followed, loops
+//    rejected; a profile that is its own source uses its static keys) or credential_source
+//    (Environment, Ec2InstanceMetadata, EcsContainer): STS AssumeRole with external_id,
+//    role_session_name, duration_seconds. mfa_serial is refused (it needs a typed code).
+//  - role_arn with web_identity_token_file: STS AssumeRoleWithWebIdentity.
+//  - sso_session (with its [sso-session NAME]) or sso_start_url: the token cached by
+//    `aws sso login`, then SSO GetRoleCredentials for sso_account_id / sso_role_name. An
+//    sso-session token is refreshed (SSO OIDC CreateToken, written back to the cache) in
+//    its last 15 minutes, as the AWS CLI does.
+//  - credential_process: the command's JSON output (Version 1).
+//  - aws_access_key_id / aws_secret_access_key / aws_session_token.
+// STS is called at https://sts.REGION.amazonaws.com (REGION as resolve_region finds it;
+// without one, https://sts.amazonaws.com in us-east-1), SSO at
+// https://portal.sso.SSO_REGION.amazonaws.com, unless an endpoint is configured for "STS" or
+// "SSO" (AWS_ENDPOINT_URL_STS, ...; see resolve_service_endpoint). Temporary credentials of
+// each step are cached (make_caching_provider). Files are read at the first get(); a
+// profile without any of these is "not configured" for the chain.
+std::shared_ptr<CredentialsProvider> make_profile_provider(ProfileOptions options = {});
+
+// credential_process: runs `command` through /bin/sh -c (as the Go and Rust SDKs do on
+// Unix), with the caller's environment and standard error, and parses its standard output
+// (JSON, "Version": 1; at most 1 MiB). Killed after `timeout`. `name` names it in messages
+// (the command line is never quoted: it may hold secrets).
+std::shared_ptr<CredentialsProvider> make_process_provider(
+    std::string command, std::string name = "credential_process",
+    std::chrono::milliseconds timeout = std::chrono::seconds(60));
+
+struct AssumeRoleOptions {
+  std::string role_arn;
+  std::string role_session_name;  // empty: "dynamodb-cache-<epoch seconds>"
+  std::string external_id;        // optional
+  std::chrono::seconds duration{0};  // 0: STS's default (1 h); else 900..43200
+  std::shared_ptr<CredentialsProvider> source;  // signs the AssumeRole call
+  std::string region;                           // empty: resolve_region, else us-east-1
+  std::string endpoint;                         // empty: resolve_service_endpoint("STS", ...)
+  ProfileOptions profile;                       // for region, endpoint, CA bundle
+  std::shared_ptr<http::Transport> transport;   // default: make_default_transport
+};
+// STS AssumeRole, signed with SigV4 (service "sts") by `source`'s credentials. Not cached:
+// wrap in make_caching_provider.
+std::shared_ptr<CredentialsProvider> make_assume_role_provider(AssumeRoleOptions options);
+
+// Web identity from the environment (how EKS pods get credentials):
+// AWS_WEB_IDENTITY_TOKEN_FILE, AWS_ROLE_ARN and optional AWS_ROLE_SESSION_NAME, through STS
+// AssumeRoleWithWebIdentity (unsigned). The token file is read at each get() (it rotates).
+// Not configured when either variable is unset. Not cached: wrap in make_caching_provider.
+std::shared_ptr<CredentialsProvider> make_web_identity_provider(HttpProviderOptions options = {});
 
 // ECS/EKS container credentials: AWS_CONTAINER_CREDENTIALS_RELATIVE_URI (on 169.254.170.2) or
 // AWS_CONTAINER_CREDENTIALS_FULL_URI (loopback, the ECS/EKS addresses, or https), with
@@ -80,12 +127,19 @@ std::shared_ptr<CredentialsProvider> make_chain_provider(
 // ahead of it by exactly one thread; other threads keep using the still-valid cached ones
 // and wait only once they have expired. A failed refresh while the old ones are still valid
 // keeps the old ones.
+// `inner` is asked at most once per backoff interval while it fails or returns expired
+// credentials: 10 s while usable credentials are held, else 1, 2, 4, 8, then 10 s; calls in
+// between fail fast with the last error. For static stability, as the AWS SDKs do, credentials
+// that come back already expired, or that expire while a refresh fails, are used for 5-10
+// more minutes (one warning on standard error per process), then dropped.
 std::shared_ptr<CredentialsProvider> make_caching_provider(
     std::shared_ptr<CredentialsProvider> inner,
     std::chrono::seconds refresh_before = std::chrono::minutes(5),
     std::function<SystemClock::time_point()> now = nullptr);
 
-// The AWS SDK order: environment, profile files, container, IMDSv2; wrapped in a cache.
+// The AWS SDK order: environment (skipped when `profile.profile` is given, as the AWS CLI's
+// --profile does), the profile (make_profile_provider), web identity from the environment,
+// container, IMDSv2; wrapped in a cache.
 std::shared_ptr<CredentialsProvider> make_default_chain(const ProfileOptions& profile = {});
 
 // ---- SigV4 ----
@@ -126,9 +180,25 @@ SigningResult sign_v4(const SigningParams& params);
 std::string resolve_region(const std::string& explicit_region = {},
                            const ProfileOptions& profile = {});
 
-// Endpoint: explicit, AWS_ENDPOINT_URL_DYNAMODB, AWS_ENDPOINT_URL, else
-// https://dynamodb.REGION.amazonaws.com (amazonaws.com.cn for cn- regions).
+// Endpoint of the service whose AWS SDK service id is `service_id` ("DynamoDB", "STS",
+// "SSO"): explicit, else the configured endpoint as the AWS CLI finds it:
+// AWS_ENDPOINT_URL_<ID> (upper case, spaces as '_'), the profile's `services` section
+// (`<id> =` then an indented `endpoint_url = ...`), AWS_ENDPOINT_URL, the profile's
+// `endpoint_url` (all skipped when AWS_IGNORE_CONFIGURED_ENDPOINT_URLS or the profile's
+// ignore_configured_endpoint_urls is true); else https://PREFIX.REGION.amazonaws.com
+// (amazonaws.com.cn for cn- regions). Throws ConfigError for a URL that is not http(s).
+std::string resolve_service_endpoint(const std::string& service_id, const std::string& hostname_prefix,
+                                     const std::string& region, const std::string& explicit_endpoint = {},
+                                     const ProfileOptions& profile = {});
+
+// resolve_service_endpoint("DynamoDB", "dynamodb", ...).
 std::string resolve_dynamodb_endpoint(const std::string& region,
-                                      const std::string& explicit_endpoint = {});
+                                      const std::string& explicit_endpoint = {},
+                                      const ProfileOptions& profile = {});
+
+// HTTP options as the AWS CLI configures them, over `base`: ca_file (when base has none)
+// from AWS_CA_BUNDLE, else the profile's ca_bundle (ConfigError if unreadable); the
+// User-Agent gets " app/ID" from AWS_SDK_UA_APP_ID, else the profile's sdk_ua_app_id.
+http::HttpOptions resolve_http_options(const ProfileOptions& profile = {}, http::HttpOptions base = {});
 
 }  // namespace dynamodb_cache::aws

@@ -231,21 +231,40 @@ struct TimeToLiveDescription {
 
 // ---- retries ----
 
-// Sleeping between retries, injectable so backoff is tested without sleeping. Thread-safe.
+// Sleeping between retries, and the monotonic clock the operation deadline is measured on;
+// injectable so backoff and deadlines are tested without sleeping. Thread-safe.
 class Sleeper {
  public:
   virtual ~Sleeper() = default;
   virtual void sleep(std::chrono::microseconds d) = 0;
+  virtual std::chrono::steady_clock::time_point now() { return std::chrono::steady_clock::now(); }
 };
 std::shared_ptr<Sleeper> real_sleeper();
 
+// The AWS retry modes (AWS_RETRY_MODE, profile `retry_mode`), as the AWS SDKs and CLI run them:
+// - kLegacy: botocore's legacy policy for DynamoDB: 10 attempts, 50 ms * 2^(n-1) without
+//   jitter, no retry quota.
+// - kStandard: 3 attempts, full jitter rand * min(20 s, 1 s * 2^(n-1)), the retry quota.
+// - kAdaptive: kStandard plus a client-side rate limiter (a CUBIC token bucket) that slows
+//   this client's sending after throttling answers and speeds it up again as calls succeed.
+// - kUnset: the environment and profile decide; when neither sets a mode, this library's
+//   own policy (unchanged from before the modes existed): the standard algorithm with the
+//   delays below and default_max_attempts.
+enum class RetryMode { kUnset, kLegacy, kStandard, kAdaptive };
+
 struct RetryOptions {
-  // Attempts per call, the first included. Default 10: with 30% of requests failing
+  // Attempts per call, the first included. An explicit value (> 0) wins over everything;
+  // 0 (default): AWS_MAX_ATTEMPTS, else the profile's max_attempts, else the mode's default
+  // (3 in standard and adaptive, 10 in legacy), else default_max_attempts.
+  int max_attempts = 0;
+  // Attempts when nothing above sets them. Default 10: with 30% of requests failing
   // transiently, the chance that one call fails all 10 is 0.3^10 = 6e-6.
-  int max_attempts = 10;
+  int default_max_attempts = 10;
+  RetryMode mode = RetryMode::kUnset;
   // Backoff before retry n (n = 1, 2, ...): uniform in [0, min(max_delay, base * 2^(n-1))]
   // (full jitter). Throttling uses its own, larger base, since retrying a throttled
-  // partition quickly only adds load. Defaults 25 ms and 100 ms; max_delay 20 s.
+  // partition quickly only adds load. Defaults 25 ms and 100 ms; max_delay 20 s. The legacy,
+  // standard and adaptive modes use the SDKs' delays instead (above).
   std::chrono::milliseconds base_delay{25};
   std::chrono::milliseconds throttling_base_delay{100};
   std::chrono::milliseconds max_delay{20000};
@@ -253,7 +272,8 @@ struct RetryOptions {
   // retry_cost tokens (timeout_retry_cost after a timeout); a call that succeeds on its first
   // attempt returns 1 token, one that succeeds after retries returns what it took. When the
   // bucket is empty, calls fail at once instead of retrying: a failing service is not
-  // stormed. Default 500 tokens, costs 5 and 10.
+  // stormed. Default 500 tokens, costs 5 and 10 (the SDKs' standard values); legacy mode
+  // has no quota.
   int quota_capacity = 500;
   int retry_cost = 5;
   int timeout_retry_cost = 10;
@@ -278,7 +298,16 @@ struct ClientOptions {
   std::shared_ptr<aws::CredentialsProvider> credentials;  // default: aws::make_default_chain
   std::shared_ptr<http::Transport> transport;             // default: http::make_default_transport()
   RetryOptions retry;
-  // Clock for X-Amz-Date; default system_clock.
+  // Deadline of one operation (one get_item, put_item, ...): every attempt and every backoff
+  // together. Backoff never sleeps past it; a retry that cannot start before it is not made,
+  // and the TimeoutError says this deadline, not the per-attempt transport timeout
+  // (http::HttpOptions::request_timeout), expired. An attempt already under way is bounded by
+  // the transport's own timeout, which the default transport clamps to this deadline; so a
+  // call ends within about this deadline plus one request timeout. Default 30 s.
+  std::chrono::milliseconds operation_timeout{30000};
+  // Clock for X-Amz-Date; default system_clock. When DynamoDB rejects a signature as too
+  // old or too new (clock skew), the client learns the offset from the answer's Date header,
+  // adds it to this clock from then on (per client), and sends the request again.
   std::function<aws::SystemClock::time_point()> now;
 };
 

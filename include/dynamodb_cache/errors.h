@@ -77,8 +77,10 @@ class WrongTypeError : public Error {
 // A failure below HTTP: the request may or may not have reached the service.
 class TransportError : public Error {
  public:
-  explicit TransportError(const std::string& message)
-      : Error(ErrorKind::kTransport, message, true) {}
+  // retryable false: a failure that will recur (an answer too large, a malformed status
+  // line, bad framing, a certificate the peer cannot be trusted with).
+  explicit TransportError(const std::string& message, bool retryable = true)
+      : Error(ErrorKind::kTransport, message, retryable) {}
 
  protected:
   TransportError(ErrorKind kind, const std::string& message) : Error(kind, message, true) {}

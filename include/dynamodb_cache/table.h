@@ -22,7 +22,7 @@ struct TableOptions {
   std::chrono::milliseconds wait_timeout{std::chrono::minutes(5)};
   std::chrono::milliseconds poll_interval{200};
   // Where non-fatal problems go (e.g. a service without UpdateTimeToLive).
-  // Default: one line on stderr starting "warning: ".
+  // Default: one line on stderr starting "warning: ", once per process for each message.
   std::function<void(const std::string&)> warn;
 };
 
@@ -34,7 +34,8 @@ class Table {
   // Creates the table with hash key `key` (S). An existing table with that key schema is
   // fine; one with another schema throws ConfigError. With wait, returns once the table is
   // ACTIVE (TimeoutError after wait_timeout), then enables native TTL if asked; a service
-  // that refuses UpdateTimeToLive gets a warning, not a failure.
+  // that refuses UpdateTimeToLive gets a warning, not a failure. A server that lacks the
+  // operation (UnknownOperationException) is warned about only when this call made the table.
   void create(bool wait = true);
   bool exists();
   // Deletes the table; a missing table is not an error. With wait, returns once it is gone.
@@ -47,7 +48,7 @@ class Table {
 
  private:
   void check_schema(const dynamodb::TableDescription& d) const;
-  void enable_ttl();
+  void enable_ttl(bool created);
   std::shared_ptr<dynamodb::Client> client_;
   TableOptions options_;
 };

@@ -14,47 +14,56 @@ std::optional<std::string> env(const char* name) {
   return std::string(v);
 }
 
-namespace {
-std::string trim(const std::string& s) {
-  auto b = s.find_first_not_of(" \t\r\n");
-  if (b == std::string::npos) return {};
-  auto e = s.find_last_not_of(" \t\r\n");
-  return s.substr(b, e - b + 1);
+std::optional<std::string> get(const IniSection& s, const std::string& name) {
+  auto it = s.find(name);
+  if (it == s.end() || it->second.empty()) return std::nullopt;
+  return it->second;
 }
+
+bool truthy(const std::string& v) {
+  std::string l = v;
+  for (auto& c : l) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return l == "true" || l == "1";
+}
+
+namespace {
 std::string home_file(const char* rel) {
   auto home = env("HOME");
   return home ? *home + "/" + rel : std::string();
 }
+
+// Reads at most `max_bytes` + 1 bytes; nullopt when the file cannot be opened.
+std::optional<std::string> read_bounded(const std::string& path, std::size_t max_bytes, bool& too_large) {
+  too_large = false;
+  if (path.empty()) return std::nullopt;
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return std::nullopt;
+  std::string out;
+  char buf[16384];
+  while (in.read(buf, sizeof buf) || in.gcount() > 0) {
+    out.append(buf, static_cast<size_t>(in.gcount()));
+    if (out.size() > max_bytes) {
+      too_large = true;
+      return std::nullopt;
+    }
+  }
+  return out;
+}
 }  // namespace
 
 IniFile read_ini(const std::string& path) {
-  IniFile out;
-  if (path.empty()) return out;
-  std::ifstream in(path);
-  if (!in) return out;
-  std::string line, section;
-  bool have_section = false;
-  while (std::getline(in, line)) {
-    if (!line.empty() && (line[0] == ' ' || line[0] == '\t')) continue;  // sub-property
-    std::string t = trim(line);
-    if (t.empty() || t[0] == '#' || t[0] == ';') continue;
-    if (t.front() == '[') {
-      auto close = t.find(']');
-      if (close == std::string::npos) { have_section = false; continue; }
-      section = trim(t.substr(1, close - 1));
-      have_section = true;
-      out[section];
-      continue;
-    }
-    if (!have_section) continue;
-    auto eq = t.find('=');
-    if (eq == std::string::npos) continue;
-    std::string k = trim(t.substr(0, eq));
-    for (auto& c : k) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    std::string v = trim(t.substr(eq + 1));
-    out[section][k] = v;
-  }
-  return out;
+  bool too_large = false;
+  auto text = read_bounded(path, kMaxConfigFileBytes, too_large);
+  if (too_large)
+    throw ConfigError(path + " is larger than " + std::to_string(kMaxConfigFileBytes >> 20) + " MiB");
+  return text ? parse_ini(*text) : IniFile{};
+}
+
+std::optional<std::string> read_small_file(const std::string& path, std::size_t max_bytes, const std::string& what) {
+  bool too_large = false;
+  auto text = read_bounded(path, max_bytes, too_large);
+  if (too_large) throw CredentialsError(what + " " + path + " is larger than " + std::to_string(max_bytes) + " bytes");
+  return text;
 }
 
 ResolvedProfile resolve_profile(const ProfileOptions& o) {
@@ -68,19 +77,49 @@ ResolvedProfile resolve_profile(const ProfileOptions& o) {
   return p;
 }
 
-std::optional<IniSection> credentials_section(const ResolvedProfile& p) {
-  auto ini = read_ini(p.credentials_file);
-  auto it = ini.find(p.name);
-  if (it == ini.end()) return std::nullopt;
+SharedConfig SharedConfig::load(const ResolvedProfile& p) {
+  return SharedConfig{read_ini(p.credentials_file), read_ini(p.config_file)};
+}
+
+std::optional<IniSection> SharedConfig::profile(const std::string& name) const {
+  std::optional<IniSection> out;
+  auto it = config.find("profile " + name);
+  if (it == config.end() && name == "default") it = config.find("default");
+  if (it != config.end()) out = it->second;
+  if (auto c = credentials.find(name); c != credentials.end()) {
+    if (!out) out.emplace();
+    for (auto& [k, v] : c->second) (*out)[k] = v;
+  }
+  return out;
+}
+
+std::optional<IniSection> SharedConfig::config_only(const std::string& kind, const std::string& name) const {
+  auto it = config.find(kind + " " + name);
+  if (it == config.end()) return std::nullopt;
   return it->second;
 }
 
 std::optional<IniSection> config_section(const ResolvedProfile& p) {
-  auto ini = read_ini(p.config_file);
-  auto it = ini.find("profile " + p.name);
-  if (it == ini.end() && p.name == "default") it = ini.find("default");
-  if (it == ini.end()) return std::nullopt;
-  return it->second;
+  return SharedConfig{{}, read_ini(p.config_file)}.profile(p.name);
+}
+
+std::optional<std::string> configured_endpoint(const std::string& service_id, const ProfileOptions& options) {
+  auto p = resolve_profile(options);
+  const SharedConfig cfg{{}, read_ini(p.config_file)};
+  auto sec = cfg.profile(p.name).value_or(IniSection{});
+  auto ignore = env("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS");  // the variable outranks the profile
+  if (truthy(ignore ? *ignore : get(sec, "ignore_configured_endpoint_urls").value_or(""))) return std::nullopt;
+  std::string env_name = "AWS_ENDPOINT_URL_", key;
+  for (char c : service_id) {
+    env_name += c == ' ' ? '_' : static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    key += c == ' ' ? '_' : static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  }
+  if (auto e = env(env_name.c_str())) return e;
+  if (auto services = get(sec, "services"))
+    if (auto s = cfg.config_only("services", *services))
+      if (auto e = get(*s, key + ".endpoint_url")) return e;
+  if (auto e = env("AWS_ENDPOINT_URL")) return e;
+  return get(sec, "endpoint_url");
 }
 
 }  // namespace detail
@@ -90,30 +129,64 @@ std::string resolve_region(const std::string& explicit_region, const ProfileOpti
   if (auto r = detail::env("AWS_REGION")) return *r;
   if (auto r = detail::env("AWS_DEFAULT_REGION")) return *r;
   auto p = detail::resolve_profile(profile);
-  if (auto sec = detail::config_section(p)) {
-    auto it = sec->find("region");
-    if (it != sec->end() && !it->second.empty()) return it->second;
-  }
+  if (auto sec = detail::config_section(p))
+    if (auto r = detail::get(*sec, "region")) return *r;
   throw ConfigError(
       "no AWS region: pass one, or set AWS_REGION, AWS_DEFAULT_REGION or `region` in profile '" +
       p.name + "' of " + (p.config_file.empty() ? "the config file" : p.config_file));
 }
 
-std::string resolve_dynamodb_endpoint(const std::string& region, const std::string& explicit_endpoint) {
+std::string resolve_service_endpoint(const std::string& service_id, const std::string& hostname_prefix,
+                                     const std::string& region, const std::string& explicit_endpoint,
+                                     const ProfileOptions& profile) {
   std::string e = explicit_endpoint;
-  if (e.empty()) e = detail::env("AWS_ENDPOINT_URL_DYNAMODB").value_or("");
-  if (e.empty()) e = detail::env("AWS_ENDPOINT_URL").value_or("");
+  if (e.empty()) e = detail::configured_endpoint(service_id, profile).value_or("");
   if (e.empty()) {
-    if (region.empty()) throw ConfigError("no AWS region to build the DynamoDB endpoint from");
+    if (region.empty()) throw ConfigError("no AWS region to build the " + service_id + " endpoint from");
     for (char c : region)
       if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-'))
         throw ConfigError("invalid AWS region '" + region + "'");
-    e = "https://dynamodb." + region + (region.rfind("cn-", 0) == 0 ? ".amazonaws.com.cn" : ".amazonaws.com");
+    e = "https://" + hostname_prefix + "." + region +
+        (region.rfind("cn-", 0) == 0 ? ".amazonaws.com.cn" : ".amazonaws.com");
   }
   if (e.rfind("http://", 0) != 0 && e.rfind("https://", 0) != 0)
     throw ConfigError("endpoint '" + e + "' must start with http:// or https://");
   while (e.size() > 8 && e.back() == '/') e.pop_back();
   return e;
+}
+
+std::string resolve_dynamodb_endpoint(const std::string& region, const std::string& explicit_endpoint,
+                                      const ProfileOptions& profile) {
+  return resolve_service_endpoint("DynamoDB", "dynamodb", region, explicit_endpoint, profile);
+}
+
+http::HttpOptions resolve_http_options(const ProfileOptions& profile, http::HttpOptions base) {
+  auto p = detail::resolve_profile(profile);
+  auto sec = detail::config_section(p).value_or(detail::IniSection{});
+  if (base.ca_file.empty()) {
+    std::string from = "AWS_CA_BUNDLE";
+    auto ca = detail::env("AWS_CA_BUNDLE");
+    if (!ca) {
+      ca = detail::get(sec, "ca_bundle");
+      from = "ca_bundle of profile '" + p.name + "'";
+    }
+    if (ca) {
+      if (!std::ifstream(*ca)) throw ConfigError(from + ": cannot read the CA bundle " + *ca);
+      base.ca_file = *ca;
+    }
+  }
+  auto app = detail::env("AWS_SDK_UA_APP_ID");
+  if (!app) app = detail::get(sec, "sdk_ua_app_id");
+  if (app) {
+    // The SDKs' rule: at most 50 characters, each outside the User-Agent token alphabet
+    // replaced by '-'.
+    std::string id = app->substr(0, 50);
+    for (auto& c : id)
+      if (!std::isalnum(static_cast<unsigned char>(c)) && std::string_view("!#$%&'*+-.^_`|~").find(c) == std::string_view::npos)
+        c = '-';
+    base.user_agent += " app/" + id;
+  }
+  return base;
 }
 
 }  // namespace dynamodb_cache::aws

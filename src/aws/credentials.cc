@@ -1,11 +1,14 @@
-#include <simdjson.h>
-
+#include <algorithm>
 #include <atomic>
+#include <charconv>
 #include <condition_variable>
-#include <fstream>
-#include <sstream>
+#include <cstdio>
+#include <mutex>
+#include <random>
 
 #include "aws/config.h"
+#include "aws/parsers.h"
+#include "aws/providers.h"
 #include "dynamodb_cache/aws.h"
 #include "dynamodb_cache/errors.h"
 #include "util/time.h"
@@ -15,11 +18,8 @@ namespace dynamodb_cache::aws {
 namespace {
 
 using detail::env;
-
-// "Nothing configured here": the chain moves on silently.
-struct NotConfigured : CredentialsError {
-  explicit NotConfigured(const std::string& m) : CredentialsError(m, false) {}
-};
+using detail::fetch;
+using detail::NotConfigured;
 
 class StaticProvider final : public CredentialsProvider {
  public:
@@ -51,32 +51,173 @@ class EnvironmentProvider final : public CredentialsProvider {
   }
 };
 
+// Builds the provider a profile names (see make_profile_provider in aws.h). Everything is
+// read from one snapshot of the two files.
+class ProfileResolver {
+ public:
+  ProfileResolver(ProfileOptions o, detail::ResolvedProfile p)
+      : o_(std::move(o)), p_(std::move(p)), cfg_(detail::SharedConfig::load(p_)) {}
+
+  std::shared_ptr<CredentialsProvider> resolve() {
+    auto sec = cfg_.profile(p_.name);
+    if (!sec)
+      throw NotConfigured("profile '" + p_.name + "': not in " + p_.credentials_file + " or " + p_.config_file);
+    std::vector<std::string> visited;
+    return build(p_.name, *sec, visited, false);
+  }
+
+ private:
+  using Section = detail::IniSection;
+
+  std::string where(const std::string& name) const { return "profile '" + name + "'"; }
+
+  // Static keys of a section; nullopt when it has neither key.
+  std::optional<Credentials> static_keys(const std::string& name, const Section& sec) const {
+    auto id = detail::get(sec, "aws_access_key_id");
+    auto secret = detail::get(sec, "aws_secret_access_key");
+    if (!id && !secret) return std::nullopt;
+    if (!id || !secret)
+      throw CredentialsError(where(name) + " in " + p_.credentials_file + " / " + p_.config_file +
+                             " has only one of aws_access_key_id / aws_secret_access_key");
+    return Credentials{*id, *secret, detail::get(sec, "aws_session_token").value_or(""), std::nullopt,
+                       where(name)};
+  }
+
+  ProfileOptions options_for(const std::string& name) const {
+    ProfileOptions o = o_;
+    o.profile = name;
+    o.credentials_file = p_.credentials_file;
+    o.config_file = p_.config_file;
+    return o;
+  }
+
+  // `visited`: the profiles whose source_profile led here, to report loops.
+  std::shared_ptr<CredentialsProvider> build(const std::string& name, const Section& sec,
+                                             std::vector<std::string>& visited, bool as_source) {
+    // A source profile with static keys is used for them, whatever else it says (as the
+    // AWS CLI and SDKs do).
+    if (as_source)
+      if (auto keys = static_keys(name, sec)) return make_static_provider(*keys);
+    auto role_arn = detail::get(sec, "role_arn");
+    auto source_profile = detail::get(sec, "source_profile");
+    auto credential_source = detail::get(sec, "credential_source");
+    if (role_arn && (source_profile || credential_source)) {
+      if (source_profile && credential_source)
+        throw CredentialsError(where(name) + " has both source_profile and credential_source");
+      if (detail::get(sec, "mfa_serial"))
+        throw CredentialsError(where(name) +
+                               " has mfa_serial: roles that need an MFA code are not supported (no one can "
+                               "type it); use credentials from `aws sts assume-role` or a credential_process");
+      AssumeRoleOptions ar;
+      ar.role_arn = *role_arn;
+      ar.role_session_name = detail::get(sec, "role_session_name").value_or("");
+      ar.external_id = detail::get(sec, "external_id").value_or("");
+      if (auto d = detail::get(sec, "duration_seconds")) {
+        long long v = 0;
+        auto [ptr, ec] = std::from_chars(d->data(), d->data() + d->size(), v);
+        if (ec != std::errc() || ptr != d->data() + d->size() || v < 900 || v > 43200)
+          throw CredentialsError(where(name) + ": duration_seconds must be a number of seconds, 900..43200");
+        ar.duration = std::chrono::seconds(v);
+      }
+      ar.profile = options_for(p_.name);  // STS region, endpoint and CA bundle: the profile in use
+      ar.source = source_profile ? source_of(name, sec, *source_profile, visited)
+                                 : named_source(name, *credential_source);
+      return make_caching_provider(make_assume_role_provider(std::move(ar)));
+    }
+    if (role_arn) {
+      if (auto token_file = detail::get(sec, "web_identity_token_file"))
+        return make_caching_provider(detail::make_web_identity_file_provider(
+            {*token_file, *role_arn, detail::get(sec, "role_session_name").value_or(""),
+             "web identity (" + where(name) + ")", options_for(p_.name)},
+            nullptr));
+    }
+    auto sso_session = detail::get(sec, "sso_session");
+    if (sso_session || detail::get(sec, "sso_start_url")) {
+      detail::SsoConfig sso;
+      sso.profile_name = name;
+      sso.profile = options_for(p_.name);
+      sso.account_id = detail::get(sec, "sso_account_id").value_or("");
+      sso.role_name = detail::get(sec, "sso_role_name").value_or("");
+      if (sso_session) {
+        auto s = cfg_.config_only("sso-session", *sso_session);
+        if (!s)
+          throw CredentialsError(where(name) + ": sso_session '" + *sso_session + "' has no [sso-session " +
+                                 *sso_session + "] section in " + p_.config_file);
+        sso.session_name = *sso_session;
+        sso.start_url = detail::get(*s, "sso_start_url").value_or("");
+        sso.region = detail::get(*s, "sso_region").value_or("");
+      } else {
+        sso.start_url = detail::get(sec, "sso_start_url").value_or("");
+        sso.region = detail::get(sec, "sso_region").value_or("");
+      }
+      return make_caching_provider(detail::make_sso_provider(std::move(sso), nullptr));
+    }
+    if (auto process = detail::get(sec, "credential_process"))
+      return make_caching_provider(make_process_provider(*process, "credential_process of " + where(name)));
+    if (auto keys = static_keys(name, sec)) return make_static_provider(*keys);
+    if (role_arn)
+      throw CredentialsError(where(name) +
+                             " has role_arn but no source_profile, credential_source or web_identity_token_file");
+    std::string what = where(name) + ": no credentials (keys, role, SSO or credential_process) in " +
+                       p_.credentials_file + " or " + p_.config_file;
+    if (as_source) throw CredentialsError(what);
+    throw NotConfigured(what);
+  }
+
+  std::shared_ptr<CredentialsProvider> source_of(const std::string& name, const Section& sec,
+                                                 const std::string& source, std::vector<std::string>& visited) {
+    if (source == name) {
+      // A profile that is its own source: its static keys assume its role.
+      if (auto keys = static_keys(name, sec)) return make_static_provider(*keys);
+      throw CredentialsError(where(name) + " is its own source_profile but has no static keys");
+    }
+    visited.push_back(name);
+    if (std::find(visited.begin(), visited.end(), source) != visited.end()) {
+      std::string loop;
+      for (auto& v : visited) loop += v + " -> ";
+      throw CredentialsError("source_profile loop: " + loop + source);
+    }
+    auto ssec = cfg_.profile(source);
+    if (!ssec) throw CredentialsError(where(name) + ": source_profile '" + source + "' does not exist");
+    return build(source, *ssec, visited, true);
+  }
+
+  std::shared_ptr<CredentialsProvider> named_source(const std::string& name, const std::string& source) {
+    if (source == "Environment") return make_environment_provider();
+    if (source == "Ec2InstanceMetadata") return make_caching_provider(make_imds_provider());
+    if (source == "EcsContainer") return make_caching_provider(make_container_provider());
+    throw CredentialsError(where(name) + ": credential_source must be Environment, Ec2InstanceMetadata or "
+                           "EcsContainer, not '" + source + "'");
+  }
+
+  ProfileOptions o_;
+  detail::ResolvedProfile p_;
+  detail::SharedConfig cfg_;
+};
+
 class ProfileProvider final : public CredentialsProvider {
  public:
   explicit ProfileProvider(ProfileOptions o) : o_(std::move(o)) {}
+  void invalidate() override {
+    std::lock_guard lock(mu_);
+    if (resolved_) resolved_->invalidate();
+  }
   Credentials get() override {
-    auto p = detail::resolve_profile(o_);
-    // The credentials file wins over the config file, as in the AWS CLI.
-    const std::pair<std::optional<detail::IniSection>, const std::string*> sources[] = {
-        {detail::credentials_section(p), &p.credentials_file}, {detail::config_section(p), &p.config_file}};
-    for (const auto& [sec, file] : sources) {
-      if (!sec) continue;
-      auto id = sec->find("aws_access_key_id");
-      auto secret = sec->find("aws_secret_access_key");
-      if (id == sec->end() && secret == sec->end()) continue;
-      if (id == sec->end() || secret == sec->end() || id->second.empty() || secret->second.empty())
-        throw CredentialsError("profile '" + p.name + "' in " + *file +
-                               " has only one of aws_access_key_id / aws_secret_access_key");
-      auto tok = sec->find("aws_session_token");
-      return Credentials{id->second, secret->second, tok == sec->end() ? "" : tok->second,
-                         std::nullopt, "profile " + p.name};
+    std::shared_ptr<CredentialsProvider> p;
+    {
+      std::lock_guard lock(mu_);
+      // Resolved once: the providers it builds keep their caches. A profile with nothing
+      // configured is looked up again next time (the files may have been written since).
+      if (!resolved_) resolved_ = ProfileResolver(o_, detail::resolve_profile(o_)).resolve();
+      p = resolved_;
     }
-    throw NotConfigured("profile '" + p.name + "': no keys in " + p.credentials_file + " or " +
-                        p.config_file);
+    return p->get();
   }
 
  private:
   ProfileOptions o_;
+  std::mutex mu_;
+  std::shared_ptr<CredentialsProvider> resolved_;  // guarded by mu_
 };
 
 std::shared_ptr<http::Transport> metadata_transport(const HttpProviderOptions& o) {
@@ -108,38 +249,21 @@ std::function<std::optional<std::string>(const char*)> getenv_of(const HttpProvi
   return [](const char* n) { return env(n); };
 }
 
-// Parses the JSON both the container endpoint and IMDS return.
-Credentials parse_credentials_json(const std::string& body, const std::string& provider) {
-  simdjson::dom::parser parser;
-  simdjson::dom::element doc;
-  if (parser.parse(body).get(doc) != simdjson::SUCCESS || !doc.is_object())
-    throw CredentialsError(provider + ": credentials response is not a JSON object", true);
-  auto str = [&](const char* k) -> std::string {
-    std::string_view v;
-    if (doc[k].get(v) != simdjson::SUCCESS) return {};
-    return std::string(v);
-  };
-  std::string code = str("Code");
-  if (!code.empty() && code != "Success")
-    throw CredentialsError(provider + ": credentials response Code is " + code, true);
-  Credentials c{str("AccessKeyId"), str("SecretAccessKey"), str("Token"), std::nullopt, provider};
-  if (c.access_key_id.empty() || c.secret_access_key.empty())
-    throw CredentialsError(provider + ": credentials response lacks AccessKeyId/SecretAccessKey", true);
-  std::string exp = str("Expiration");
-  if (!exp.empty()) {
-    auto t = util::parse_iso8601(exp);
-    if (!t) throw CredentialsError(provider + ": bad Expiration '" + exp + "'", true);
-    c.expiration = *t;
-  }
-  return c;
+// A header value as RFC 9110 allows it: no CR, LF, NUL or other control character but tab.
+// Tokens from files, the environment or a metadata server are checked before they are sent,
+// so none can inject a header or split a request.
+bool valid_header_value(std::string_view v) {
+  for (unsigned char c : v)
+    if ((c < 0x20 && c != '\t') || c == 0x7f) return false;
+  return true;
 }
 
-http::Response fetch(http::Transport& t, const http::Request& req, const std::string& provider) {
-  try {
-    return t.send(req);
-  } catch (const Error& e) {
-    throw CredentialsError(provider + ": " + e.what(), true);
-  }
+bool valid_role_name(std::string_view r) {
+  if (r.empty() || r.size() > 64 || r == "." || r == "..") return false;
+  for (unsigned char c : r)
+    if (!std::isalnum(c) && std::string_view("+=,.@_-").find(static_cast<char>(c)) == std::string_view::npos)
+      return false;
+  return true;
 }
 
 bool loopback_or_container_host(const std::string& url) {
@@ -177,18 +301,15 @@ class ContainerProvider final : public CredentialsProvider {
     req.url = url;
     std::optional<std::string> token;
     if (auto file = getenv_("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE")) {
-      std::ifstream in(*file);
-      if (!in) throw CredentialsError("container: cannot read AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE " + *file);
-      std::stringstream ss;
-      ss << in.rdbuf();
-      token = ss.str();
+      token = detail::read_small_file(*file, 16 * 1024, "container: AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE");
+      if (!token) throw CredentialsError("container: cannot read AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE " + *file);
       while (!token->empty() && (token->back() == '\n' || token->back() == '\r')) token->pop_back();
     } else {
       token = getenv_("AWS_CONTAINER_AUTHORIZATION_TOKEN");
     }
     if (token) {
-      if (token->find_first_of("\r\n") != std::string::npos)
-        throw CredentialsError("container: authorization token contains a line break");
+      if (!valid_header_value(*token))
+        throw CredentialsError("container: authorization token contains a line break or control character");
       req.headers.push_back({"Authorization", *token});
     }
     req.headers.push_back({"Accept", "application/json"});
@@ -196,7 +317,7 @@ class ContainerProvider final : public CredentialsProvider {
     if (resp.status != 200)
       throw CredentialsError("container: credentials endpoint answered HTTP " + std::to_string(resp.status),
                              resp.status >= 500 || resp.status == 429);
-    return parse_credentials_json(resp.body, "container");
+    return detail::parse_metadata_credentials(resp.body, "container");
   }
 
  private:
@@ -227,12 +348,15 @@ class ImdsProvider final : public CredentialsProvider {
                              role_resp.status >= 500);
     std::string role = role_resp.body.substr(0, role_resp.body.find_first_of("\r\n"));
     if (role.empty()) throw CredentialsError("imds: empty role name");
+    // It becomes a path segment: only what IAM allows in a role name, never "." or "..".
+    if (!valid_role_name(role))
+      throw CredentialsError("imds: the role name IMDS gave is not a valid IAM role name (1-64 of A-Z a-z 0-9 +=,.@_-)");
     auto creds = authed_get(endpoint, "/latest/meta-data/iam/security-credentials/" + role);
     if (creds.status != 200)
       throw CredentialsError("imds: credentials for role '" + role + "' answered HTTP " +
                                  std::to_string(creds.status),
                              creds.status >= 500 || creds.status == 404);
-    return parse_credentials_json(creds.body, "imds");
+    return detail::parse_metadata_credentials(creds.body, "imds");
   }
 
  private:
@@ -248,6 +372,10 @@ class ImdsProvider final : public CredentialsProvider {
     if (resp.status != 200 || resp.body.empty())
       throw CredentialsError("imds: token request answered HTTP " + std::to_string(resp.status),
                              resp.status >= 500);
+    // The token is sent back as a header value: one with CR/LF or another control character
+    // would inject headers. Real tokens are about 60 characters.
+    if (resp.body.size() > 4096 || !valid_header_value(resp.body))
+      throw CredentialsError("imds: the session token IMDS gave is not a valid header value", false);
     token_ = resp.body;
     // Renew a minute early so a token never expires between our check and IMDS's.
     token_expiry_ = now + std::chrono::seconds(kTokenTtlSeconds - 60);
@@ -309,6 +437,13 @@ class ChainProvider final : public CredentialsProvider {
 
 class CachingProvider final : public CredentialsProvider {
  public:
+  // Between refresh attempts while usable credentials are held (inside the refresh window,
+  // or extended for static stability).
+  static constexpr std::chrono::seconds kRetryWhileUsable{10};
+  // Between attempts while none are usable: 1, 2, 4, 8, then 10 s.
+  static constexpr std::chrono::seconds kFirstBackoff{1};
+  static constexpr std::chrono::seconds kMaxBackoff{10};
+
   CachingProvider(std::shared_ptr<CredentialsProvider> inner, std::chrono::seconds before,
                   std::function<SystemClock::time_point()> now)
       : inner_(std::move(inner)), before_(before), now_(std::move(now)) {
@@ -317,53 +452,105 @@ class CachingProvider final : public CredentialsProvider {
 
   void invalidate() override {
     std::lock_guard lock(mu_);
-    cached_.reset();
-    last_attempt_ = {};
+    // The service refused them: fetch again at the next get(), unless a fetch failed (or
+    // gave expired credentials) so recently that its backoff still runs.
+    stale_ = true;
     inner_->invalidate();
   }
 
   Credentials get() override {
     std::unique_lock lock(mu_);
+    SystemClock::time_point now;
     for (;;) {
-      auto now = now_();
-      if (cached_) {
-        bool valid = !cached_->expiration || now < *cached_->expiration;
-        bool fresh = !cached_->expiration || now < *cached_->expiration - before_;
-        // Inside the refresh window, retry a failed refresh at most every 10 s.
-        bool recently_tried = now - last_attempt_ < std::chrono::seconds(10);
-        if (fresh || (valid && (refreshing_ || recently_tried))) return *cached_;
+      now = now_();
+      bool usable = cached_ && (!usable_until_ || now < *usable_until_);
+      bool fresh = usable && !stale_ && !extended_ && (!usable_until_ || now < *usable_until_ - before_);
+      if (fresh) return *cached_;
+      if (usable && !stale_ && refreshing_) return *cached_;  // one thread refreshes, the rest go on
+      if (!refreshing_) {
+        if (now < next_attempt_ && (usable || last_error_)) {  // backing off
+          if (usable) return *cached_;
+          std::rethrow_exception(last_error_);
+        }
+        break;
       }
-      if (!refreshing_) break;
-      cv_.wait(lock);  // expired (or never fetched) and another thread is fetching
+      cv_.wait(lock);  // nothing usable and another thread is fetching
     }
     refreshing_ = true;
-    last_attempt_ = now_();
     lock.unlock();
+    std::optional<Credentials> got;
+    std::exception_ptr error;
     try {
-      Credentials c = inner_->get();
-      lock.lock();
-      cached_ = c;
-      refreshing_ = false;
-      cv_.notify_all();
-      return c;
+      got = inner_->get();
     } catch (...) {
-      lock.lock();
-      refreshing_ = false;
-      cv_.notify_all();
-      if (cached_ && (!cached_->expiration || now_() < *cached_->expiration)) return *cached_;
-      throw;
+      error = std::current_exception();
     }
+    lock.lock();
+    refreshing_ = false;
+    cv_.notify_all();
+    now = now_();
+    if (got) {
+      failures_ = 0;
+      last_error_ = nullptr;
+      stale_ = false;
+      cached_ = std::move(*got);
+      usable_until_ = cached_->expiration;
+      extended_ = false;
+      if (usable_until_ && *usable_until_ <= now) {
+        // Already expired when they came: use them a while rather than fetch on every call.
+        extend(now, "came back already expired");
+        next_attempt_ = now + kRetryWhileUsable;
+      } else if (usable_until_ && now >= *usable_until_ - before_) {
+        next_attempt_ = now + kRetryWhileUsable;  // inside the refresh window already
+      } else {
+        next_attempt_ = {};
+      }
+      return *cached_;
+    }
+    last_error_ = error;
+    ++failures_;
+    if (cached_ && usable_until_ && now >= *usable_until_ && !extended_) extend(now, "could not be refreshed");
+    bool usable = cached_ && (!usable_until_ || now < *usable_until_);
+    next_attempt_ = now + (usable ? kRetryWhileUsable : backoff());
+    if (usable) return *cached_;
+    std::rethrow_exception(error);
   }
 
  private:
+  std::chrono::seconds backoff() const {
+    auto b = kFirstBackoff * (1 << std::min(failures_ - 1, 4));
+    return std::min<std::chrono::seconds>(b, kMaxBackoff);
+  }
+
+  // Static stability: keeps expired credentials usable for 5-10 minutes (jittered, so a
+  // fleet does not come back at once). Called with mu_ held.
+  void extend(SystemClock::time_point now, const char* why) {
+    static thread_local std::minstd_rand rng{std::random_device{}()};
+    auto extra = std::chrono::seconds(300 + static_cast<int>(rng() % 301));
+    usable_until_ = now + extra;
+    extended_ = true;
+    static std::atomic<bool> warned{false};
+    if (!warned.exchange(true))
+      std::fprintf(stderr,
+                   "warning: credentials from %s %s; using them %lld more seconds and trying again "
+                   "meanwhile\n",
+                   cached_->provider.c_str(), why, static_cast<long long>(extra.count()));
+  }
+
   std::shared_ptr<CredentialsProvider> inner_;
   std::chrono::seconds before_;
   std::function<SystemClock::time_point()> now_;
   std::mutex mu_;
   std::condition_variable cv_;
-  std::optional<Credentials> cached_;  // guarded by mu_
-  bool refreshing_ = false;            // guarded by mu_
-  SystemClock::time_point last_attempt_{};
+  // All guarded by mu_.
+  std::optional<Credentials> cached_;
+  std::optional<SystemClock::time_point> usable_until_;  // expiration, or the extension
+  bool extended_ = false;            // usable_until_ is an extension (granted once per set)
+  bool stale_ = false;               // invalidated: fetch again when the backoff allows
+  bool refreshing_ = false;          // a thread is calling inner_
+  int failures_ = 0;                 // consecutive failed fetches
+  SystemClock::time_point next_attempt_{};
+  std::exception_ptr last_error_;
 };
 
 }  // namespace
@@ -396,6 +583,7 @@ std::shared_ptr<CredentialsProvider> make_default_chain(const ProfileOptions& pr
   // An explicit profile outranks the environment's keys, as in the AWS CLI's --profile.
   if (profile.profile.empty()) chain.push_back(make_environment_provider());
   chain.push_back(make_profile_provider(profile));
+  chain.push_back(make_web_identity_provider());
   chain.push_back(make_container_provider());
   chain.push_back(make_imds_provider());
   return make_caching_provider(make_chain_provider(std::move(chain)));

@@ -1,10 +1,10 @@
 #include "dynamodb_cache/table.h"
 
-#include <iostream>
 #include <thread>
 
 #include "dynamodb_cache/backend.h"
 #include "dynamodb_cache/errors.h"
+#include "util/warn.h"
 
 namespace dynamodb_cache {
 
@@ -15,8 +15,7 @@ Table::Table(std::shared_ptr<ddb::Client> client, TableOptions options)
   if (!client_) throw InvalidArgumentError("Table needs a client");
   if (options_.name.size() < 3 || options_.name.size() > 255)
     throw InvalidArgumentError("table name must be 3 to 255 characters: '" + options_.name + "'");
-  if (!options_.warn)
-    options_.warn = [](const std::string& m) { std::cerr << "warning: " << m << "\n"; };
+  if (!options_.warn) options_.warn = [](const std::string& m) { util::warn_once(m); };
 }
 
 ddb::TableDescription Table::describe() { return client_->describe_table(options_.name); }
@@ -52,15 +51,17 @@ void Table::create(bool wait) {
   r.billing_mode = options_.billing_mode;
   r.read_capacity_units = options_.read_capacity_units;
   r.write_capacity_units = options_.write_capacity_units;
+  bool created = true;
   try {
     client_->create_table(r);
   } catch (const ServiceError& e) {
     if (e.name() != "ResourceInUseException") throw;
     check_schema(describe());  // already there (or being made): fine if it is ours
+    created = false;
   }
   if (!wait) return;
   wait_active();
-  if (options_.enable_ttl) enable_ttl();
+  if (options_.enable_ttl) enable_ttl(created);
 }
 
 void Table::wait_active() {
@@ -78,7 +79,7 @@ void Table::wait_active() {
   }
 }
 
-void Table::enable_ttl() {
+void Table::enable_ttl(bool created) {
   try {
     auto ttl = client_->describe_time_to_live(options_.name);
     if ((ttl.status == "ENABLED" || ttl.status == "ENABLING")) {
@@ -90,7 +91,17 @@ void Table::enable_ttl() {
     client_->update_time_to_live(options_.name, attr::kExpireAt, true);
   } catch (const ServiceError& e) {
     if (e.retryable()) throw;
-    // dynalite and some other local servers do not implement the TTL operations.
+    if (e.name() == "UnknownOperationException") {
+      // dynalite and some other local servers do not implement UpdateTimeToLive. That is a
+      // fact about the server, said when the table is made; every later create() of the
+      // same table would only repeat it.
+      if (created)
+        options_.warn("the DynamoDB server at " + client_->endpoint() +
+                      " has no native TTL (UpdateTimeToLive: UnknownOperationException; local servers "
+                      "such as dynalite lack it): expired items are still filtered on read, but "
+                      "nothing deletes them");
+      return;
+    }
     options_.warn("could not enable native TTL on table '" + options_.name + "' (" + e.name() +
                   "); expired items are still filtered on read, but DynamoDB will not delete them");
   }

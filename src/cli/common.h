@@ -16,9 +16,12 @@ struct GlobalOptions {
   std::string profile;
   bool consistent_read = false;
   bool python_compat = false;
-  // Attempts per DynamoDB call. The library's default (10) suits a long-running service;
-  // a command line answers sooner.
-  int max_attempts = 5;
+  // Attempts per DynamoDB call; 0: AWS_MAX_ATTEMPTS, profile max_attempts, the retry mode's,
+  // else 5. The library's default (10) suits a long-running service; a command line answers
+  // sooner.
+  int max_attempts = 0;
+  // Deadline of each DynamoDB call, retries and backoff included; seconds.
+  double timeout_s = 30;
   // --namespace: DynamodbOptions::key_namespace (empty: none).
   std::string key_namespace;
   // --stats: the command's stats as JSON on stderr afterwards; every backend counts here.

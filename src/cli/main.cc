@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "cli/common.h"
+#include "dynamodb_cache/version.h"
 
 namespace dynamodb_cache::cli {
 
@@ -17,6 +18,8 @@ std::shared_ptr<dynamodb::Client> make_client(const GlobalOptions& g, std::share
   o.endpoint = g.endpoint;
   o.profile.profile = g.profile;
   o.retry.max_attempts = g.max_attempts;
+  o.retry.default_max_attempts = 5;
+  o.operation_timeout = std::chrono::milliseconds(static_cast<int64_t>(g.timeout_s * 1000));
   auto client = std::make_shared<dynamodb::Client>(o);
   g.clients.push_back(client);
   return client;
@@ -72,6 +75,7 @@ int main(int argc, char** argv) {
                "profiles and instance roles unless given here.",
                "dynamodb-cache"};
   app.require_subcommand(1);
+  app.set_version_flag("--version", "dynamodb-cache " DYNAMODB_CACHE_VERSION);
   GlobalOptions g;
   const char* env_table = std::getenv("DYNAMODB_CACHE_TABLE");
   g.table = env_table && *env_table ? env_table : "dynamodb-cache";
@@ -81,12 +85,21 @@ int main(int argc, char** argv) {
   app.add_option("--endpoint", g.endpoint,
                  "DynamoDB endpoint URL (default: AWS_ENDPOINT_URL_DYNAMODB, AWS_ENDPOINT_URL, AWS)");
   app.add_option("--profile", g.profile, "Profile in the AWS shared config files");
+  // As in the AWS CLI, it outranks AWS_CA_BUNDLE and ca_bundle, and holds for every call made
+  // (DynamoDB, STS, SSO): setting the variable reaches them all.
+  app.add_option("--ca-bundle", "CA certificates (PEM) to verify TLS peers with "
+                                "(default: AWS_CA_BUNDLE, the profile's ca_bundle, the system's)")
+      ->each([](const std::string& v) { setenv("AWS_CA_BUNDLE", v.c_str(), 1); });
   app.add_flag("--consistent-read", g.consistent_read, "Strongly consistent reads");
   app.add_flag("--python-compat", g.python_compat,
                "Write values the way the Python dynamodb_cache package stores them (base64 text)");
 
-  app.add_option("--max-attempts", g.max_attempts, "Attempts per DynamoDB call, retries included")
-      ->check(CLI::Range(1, 100))
+  app.add_option("--max-attempts", g.max_attempts,
+                 "Attempts per DynamoDB call, retries included (default: AWS_MAX_ATTEMPTS, the profile's "
+                 "max_attempts, else 5)")
+      ->check(CLI::Range(1, 100));
+  app.add_option("--timeout", g.timeout_s, "Seconds one DynamoDB call may take, retries and backoff included")
+      ->check(CLI::Range(0.001, 86400.0))
       ->capture_default_str();
   app.add_option("--namespace", g.key_namespace,
                  "Keys live in this namespace (stored as NS:GEN:KEY); `clear --yes` clears only it, in one request");
@@ -205,6 +218,9 @@ int main(int argc, char** argv) {
     return kOk;
   } catch (const CLI::CallForAllHelp&) {
     std::cout << app.help("", CLI::AppFormatMode::All);
+    return kOk;
+  } catch (const CLI::CallForVersion& e) {
+    std::cout << e.what() << "\n";
     return kOk;
   } catch (const CLI::ParseError& e) {
     // Subcommand --help arrives here as CallForHelp from the subcommand's parse.

@@ -7,22 +7,27 @@
 #include "dynamodb/wire.h"
 #include "dynamodb_cache/errors.h"
 #include "util/crypto.h"
+#include "util/time.h"
 
 namespace dynamodb_cache::dynamodb {
 
 namespace {
 
+// The throttling and transient error codes of the AWS SDKs' standard retry mode.
 bool is_throttling(std::string_view name) {
   return name == "ProvisionedThroughputExceededException" || name == "ThrottlingException" ||
          name == "RequestLimitExceeded" || name == "Throttling" || name == "LimitExceededException" ||
-         name == "TooManyRequestsException" || name == "TransactionInProgressException";
+         name == "TooManyRequestsException" || name == "TransactionInProgressException" ||
+         name == "ThrottledException" || name == "RequestThrottledException" || name == "RequestThrottled" ||
+         name == "BandwidthLimitExceeded" || name == "SlowDown" || name == "EC2ThrottledException";
 }
 
 ErrorKind classify(int status, std::string_view name) {
   if (is_throttling(name) || status == 429) return ErrorKind::kThrottling;
   if (name == "ConditionalCheckFailedException") return ErrorKind::kConditionFailed;
   if (name == "ResourceNotFoundException") return ErrorKind::kResourceNotFound;
-  if (name == "InternalServerError" || name == "ServiceUnavailable" || status >= 500)
+  if (name == "InternalServerError" || name == "ServiceUnavailable" || name == "RequestTimeout" ||
+      name == "RequestTimeoutException" || name == "PriorRequestNotComplete" || status >= 500)
     return ErrorKind::kServiceTransient;
   return ErrorKind::kService;
 }
@@ -40,6 +45,23 @@ std::string host_of(const std::string& endpoint) {
   return host;
 }
 
+// Errors with which services reject a request signed too far from their clock (the set the
+// AWS SDKs treat as possible clock skew). InvalidSignatureException is also a wrong secret:
+// only the Date header of the answer tells the two apart.
+bool is_clock_skew_error(std::string_view name) {
+  return name == "RequestTimeTooSkewed" || name == "RequestExpired" || name == "InvalidSignatureException" ||
+         name == "SignatureDoesNotMatch" || name == "AuthFailure" || name == "RequestInTheFuture";
+}
+
+// "30 s", "1500 ms".
+std::string duration_text(std::chrono::milliseconds d) {
+  return d.count() % 1000 == 0 ? std::to_string(d.count() / 1000) + " s" : std::to_string(d.count()) + " ms";
+}
+
+double seconds_of(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double>(t.time_since_epoch()).count();
+}
+
 }  // namespace
 
 struct Client::Impl {
@@ -53,17 +75,29 @@ struct Client::Impl {
   std::shared_ptr<Sleeper> sleeper;
   detail::RetryQuota quota;
   detail::Backoff backoff;
+  detail::ClientRateLimiter limiter;  // used in adaptive mode only
+  // Server clock minus ours, learnt from clock-skew errors; added to options.now() when
+  // signing. Milliseconds.
+  std::atomic<int64_t> clock_offset_ms{0};
   ClientStats stats;
 
+  static ClientOptions with_resolved_retry(ClientOptions o) {
+    o.retry = detail::resolve_retry(std::move(o.retry), o.profile);
+    return o;
+  }
+
   explicit Impl(ClientOptions o)
-      : options(std::move(o)), quota(options.retry.quota_capacity), backoff(options.retry) {
-    if (options.retry.max_attempts < 1) throw InvalidArgumentError("retry.max_attempts must be >= 1");
+      : options(with_resolved_retry(std::move(o))), quota(options.retry.quota_capacity), backoff(options.retry) {
+    if (options.operation_timeout.count() <= 0) throw InvalidArgumentError("operation_timeout must be > 0");
     region = aws::resolve_region(options.region, options.profile);
-    endpoint = aws::resolve_dynamodb_endpoint(region, options.endpoint);
+    endpoint = aws::resolve_dynamodb_endpoint(region, options.endpoint, options.profile);
     url = endpoint + "/";
     host = host_of(endpoint);
     credentials = options.credentials ? options.credentials : aws::make_default_chain(options.profile);
-    transport = options.transport ? options.transport : http::make_default_transport();
+    // no attempt outlives the operation deadline
+    http::HttpOptions http_options = aws::resolve_http_options(options.profile);
+    http_options.request_timeout = std::min(http_options.request_timeout, options.operation_timeout);
+    transport = options.transport ? options.transport : http::make_default_transport(http_options);
     sleeper = options.retry.sleeper ? options.retry.sleeper : real_sleeper();
     if (!options.now) options.now = [] { return aws::SystemClock::now(); };
   }
@@ -72,7 +106,9 @@ struct Client::Impl {
 
   // One attempt: sign, send, check. Returns the body of a 200 answer; throws Error otherwise.
   // `body` is lent to the request for the send and handed back, also when send() throws.
-  std::string attempt(const char* target, std::string& body) {
+  // Sets `skew_corrected` when the answer was a clock-skew error and the clock offset was
+  // corrected from its Date header (sending again may then succeed).
+  std::string attempt(const char* target, std::string& body, bool& skew_corrected) {
     aws::Credentials creds = credentials->get();
     http::Request req;
     req.url = url;
@@ -88,7 +124,7 @@ struct Client::Impl {
     p.credentials = &creds;
     p.region = region;
     p.service = "dynamodb";
-    p.time = options.now();
+    p.time = options.now() + std::chrono::milliseconds(clock_offset_ms.load(std::memory_order_relaxed));
     auto signed_ = aws::sign_v4(p);
     for (auto& h : signed_.added_headers) req.headers.push_back(std::move(h));
     req.headers.push_back({"Authorization", std::move(signed_.authorization)});
@@ -113,53 +149,114 @@ struct Client::Impl {
     auto err = wire::decode_error(resp.body);
     const std::string* rid = resp.header("x-amzn-requestid");
     const ErrorKind kind = classify(resp.status, err.name);  // before err.name is moved from
+    if (is_clock_skew_error(err.name)) skew_corrected = learn_clock_offset(resp, p.time);
     throw ServiceError(kind, resp.status, std::move(err.name),
                        std::move(err.message), rid ? *rid : std::string());
   }
 
-  // The retry loop around attempt().
+  // Corrects the clock offset when the answer's Date is more than 4 minutes (the AWS SDKs'
+  // threshold; services allow 5) from the time the request was signed with. Returns whether
+  // it did.
+  bool learn_clock_offset(const http::Response& resp, aws::SystemClock::time_point signed_at) {
+    const std::string* date = resp.header("date");
+    auto server = date ? util::parse_http_date(*date) : std::nullopt;
+    if (!server) return false;
+    using std::chrono::milliseconds;
+    if (std::chrono::abs(*server - signed_at) <= std::chrono::minutes(4)) return false;
+    clock_offset_ms.store(std::chrono::duration_cast<milliseconds>(*server - options.now()).count(),
+                          std::memory_order_relaxed);
+    return true;
+  }
+
+  // Thrown when the operation deadline ends the retries.
+  [[noreturn]] void deadline_expired(const char* target, int attempts, const std::string& last) {
+    stats.failures.fetch_add(1, std::memory_order_relaxed);
+    throw TimeoutError(std::string(target + kTargetPrefix) + ": operation deadline of " +
+                       duration_text(options.operation_timeout) + " (ClientOptions::operation_timeout) expired after " +
+                       std::to_string(attempts) + (attempts == 1 ? " attempt" : " attempts") +
+                       (last.empty() ? std::string() : "; last error: " + last));
+  }
+
+  // The retry loop around attempt(), within the operation deadline.
   std::string call(const char* target, std::string body) {
     stats.calls.fetch_add(1, std::memory_order_relaxed);
+    const auto deadline = sleeper->now() + options.operation_timeout;
+    const bool adaptive = options.retry.mode == RetryMode::kAdaptive;
     int spent = 0;  // quota tokens taken by this call's retries
-    bool refreshed_credentials = false;
+    bool refreshed_credentials = false, corrected_skew = false;
+    std::string last_error;
     for (int n = 1;; ++n) {
+      if (adaptive) {
+        auto wait = limiter.acquire(seconds_of(sleeper->now()));
+        if (wait.count() > 0) {
+          if (sleeper->now() + wait >= deadline) deadline_expired(target, n - 1, last_error);
+          sleeper->sleep(wait);
+        }
+      }
       stats.attempts.fetch_add(1, std::memory_order_relaxed);
+      bool skew_corrected = false;
       try {
-        std::string out = attempt(target, body);
+        std::string out = attempt(target, body, skew_corrected);
+        if (adaptive) limiter.update(false, seconds_of(sleeper->now()));
         quota.release(n == 1 ? 1 : spent);
         return out;
-      } catch (const ServiceError& e) {
+      } catch (const Error& e) {
+        if (adaptive) limiter.update(e.kind() == ErrorKind::kThrottling, seconds_of(sleeper->now()));
+        last_error = e.what();
+        auto* se = dynamic_cast<const ServiceError*>(&e);
+        // A request signed with a clock too far from the service's: the offset is corrected
+        // now, so sending again once (beyond max_attempts: this one never reached the
+        // operation) can succeed.
+        if (skew_corrected && !corrected_skew) {
+          corrected_skew = true;
+          if (sleeper->now() >= deadline) deadline_expired(target, n, last_error);
+          stats.retries.fetch_add(1, std::memory_order_relaxed);
+          --n;
+          continue;
+        }
         // Temporary credentials the service already considers expired (clock skew against
         // their issuer, or a revoked session): fetch new ones and try once more.
-        if (e.name() == "ExpiredTokenException" && !refreshed_credentials && n < options.retry.max_attempts) {
+        if (se && se->name() == "ExpiredTokenException" && !refreshed_credentials &&
+            n < options.retry.max_attempts) {
           refreshed_credentials = true;
+          if (sleeper->now() >= deadline) deadline_expired(target, n, last_error);
           credentials->invalidate();
           stats.retries.fetch_add(1, std::memory_order_relaxed);
           continue;
         }
-        if (!on_failure(e, n, spent)) throw;
-      } catch (const Error& e) {
-        if (!on_failure(e, n, spent)) throw;
+        if (!on_failure(e, n, spent, target, deadline)) {
+          if (e.kind() == ErrorKind::kTimeout)  // say which timeout it was
+            throw TimeoutError(std::string(target + kTargetPrefix) + ": " + e.what() +
+                               " (the per-attempt transport timeout; attempt " + std::to_string(n) + " of " +
+                               std::to_string(options.retry.max_attempts) + ")");
+          throw;
+        }
       }
     }
   }
 
   // Decides what follows a failed attempt: false to give up (the caller rethrows), true
-  // after sleeping the backoff. Takes quota tokens for the retry.
-  bool on_failure(const Error& e, int n, int& spent) {
+  // after sleeping the backoff. Takes quota tokens for the retry. Throws the deadline error
+  // when the backoff would end at or past the deadline.
+  bool on_failure(const Error& e, int n, int& spent, const char* target,
+                  std::chrono::steady_clock::time_point deadline) {
     if (!e.retryable() || n >= options.retry.max_attempts) {
       stats.failures.fetch_add(1, std::memory_order_relaxed);
       return false;
     }
-    int cost = e.kind() == ErrorKind::kTimeout ? options.retry.timeout_retry_cost : options.retry.retry_cost;
-    if (!quota.acquire(cost)) {
-      stats.quota_exhausted.fetch_add(1, std::memory_order_relaxed);
-      stats.failures.fetch_add(1, std::memory_order_relaxed);
-      return false;
+    auto delay = backoff.delay(n, e.kind() == ErrorKind::kThrottling);
+    if (sleeper->now() + delay >= deadline) deadline_expired(target, n, e.what());
+    if (options.retry.mode != RetryMode::kLegacy) {  // legacy has no retry quota
+      int cost = e.kind() == ErrorKind::kTimeout ? options.retry.timeout_retry_cost : options.retry.retry_cost;
+      if (!quota.acquire(cost)) {
+        stats.quota_exhausted.fetch_add(1, std::memory_order_relaxed);
+        stats.failures.fetch_add(1, std::memory_order_relaxed);
+        return false;
+      }
+      spent += cost;
     }
-    spent += cost;
     stats.retries.fetch_add(1, std::memory_order_relaxed);
-    sleeper->sleep(backoff.delay(n, e.kind() == ErrorKind::kThrottling));
+    sleeper->sleep(delay);
     return true;
   }
 };

@@ -323,6 +323,13 @@ std::string_view str(dom::element e, const char* what) {
   if (e.get(v) != simdjson::SUCCESS) malformed(std::string(what) + " is not a string");
   return v;
 }
+// A field lookup (obj["Name"]) that may have failed: a missing field, or a non-object, is
+// malformed too (converting the failed lookup to an element would throw simdjson_error).
+std::string_view str(simdjson::simdjson_result<dom::element> e, const char* what) {
+  std::string_view v;
+  if (e.get(v) != simdjson::SUCCESS) malformed(std::string(what) + " is missing or not a string");
+  return v;
+}
 
 std::string decode_b64(std::string_view text) {
   auto bytes = util::base64_decode(text);

@@ -1,5 +1,8 @@
-// Uses the installed headers and library: a memory cache, a typed cache, an offline client.
+// Uses the installed headers and library: a memory cache, a typed cache, an offline client,
+// an exception thrown by the library and caught here (its type info crosses the library's
+// boundary), and the version header. Prints the version for the test to compare.
 #include <dynamodb_cache/dynamodb_cache.h>
+#include <dynamodb_cache/version.h>
 
 #include <iostream>
 
@@ -18,6 +21,6 @@ int main() {
     return 1;
   } catch (const InvalidArgumentError&) {
   }
-  std::cout << "consumer ok: " << client.endpoint() << "\n";
+  std::cout << "consumer ok: " << client.endpoint() << " version " << DYNAMODB_CACHE_VERSION << "\n";
   return 0;
 }

@@ -73,6 +73,29 @@ TEST(CacheIT, ProvisionedTable) {
   t.drop(true);
 }
 
+// A server without UpdateTimeToLive (dynalite) is reported once, by the create() that made
+// the table; creating the existing table again (every program start) says nothing new.
+TEST(CacheIT, MissingNativeTtlIsReportedByTheCreateThatMadeTheTable) {
+  auto c = it::client();
+  TableOptions o;
+  o.name = it::unique_table("it-ttl-warn");
+  o.poll_interval = 20ms;
+  std::vector<std::string> warnings;
+  o.warn = [&](const std::string& w) { warnings.push_back(w); };
+  Table(c, o).create(true);
+  if (warnings.empty()) {
+    Table(c, o).drop(true);
+    GTEST_SKIP() << "this server has native TTL";
+  }
+  ASSERT_EQ(warnings.size(), 1u);
+  EXPECT_NE(warnings[0].find("no native TTL"), std::string::npos) << warnings[0];
+  EXPECT_NE(warnings[0].find(c->endpoint()), std::string::npos) << warnings[0];
+  Table(c, o).create(true);
+  Table(c, o).create(true);
+  EXPECT_EQ(warnings.size(), 1u);
+  Table(c, o).drop(true);
+}
+
 TEST(CacheIT, SetGetEraseBinarySafe) {
   CacheTable t;
   auto b = std::make_shared<DynamodbBackend>(t.c, t.opts());
@@ -131,8 +154,8 @@ TEST(CacheIT, ManyKeysBatchedAndClear) {
   std::vector<std::pair<std::string, std::string>> entries;
   std::vector<std::string> keys;
   for (int i = 0; i < 260; ++i) {
-    entries.emplace_back("k" + std::to_string(i), "v" + std::to_string(i));
-    keys.push_back("k" + std::to_string(i));
+    entries.emplace_back(std::string("k").append(std::to_string(i)), std::string("v").append(std::to_string(i)));
+    keys.push_back(std::string("k").append(std::to_string(i)));
   }
   entries.emplace_back("k0", "last wins");
   b->set_many(entries, 0s);
@@ -183,7 +206,7 @@ TEST(CacheIT, ConcurrentClientsShareOneBackend) {
   for (int th = 0; th < 6; ++th)
     threads.emplace_back([&, th] {
       for (int i = 0; i < 30; ++i) {
-        std::string k = "t" + std::to_string(th) + "-" + std::to_string(i);
+        std::string k = std::string("t").append(std::to_string(th)).append("-").append(std::to_string(i));
         b->set(k, k, 0s);
         if (auto v = b->get(k); !v || *v != k) ++wrong;
       }

@@ -115,7 +115,7 @@ TEST(ClientIT, BatchWriteAndBatchGetBeyondOneCall) {
   std::vector<WriteRequest> writes;
   for (int i = 0; i < 130; ++i) {
     WriteRequest w;
-    w.put_item = key_of("p" + std::to_string(i), "s");
+    w.put_item = key_of(std::string("p").append(std::to_string(i)), "s");
     (*w.put_item)["i"] = AttributeValue::N(i);
     writes.push_back(std::move(w));
   }
@@ -123,14 +123,14 @@ TEST(ClientIT, BatchWriteAndBatchGetBeyondOneCall) {
   t.c->batch_write_all(t.name, writes, &consumed);
   EXPECT_FALSE(consumed.empty());
   std::vector<Item> keys;
-  for (int i = 0; i < 130; ++i) keys.push_back(key_of("p" + std::to_string(i), "s"));
+  for (int i = 0; i < 130; ++i) keys.push_back(key_of(std::string("p").append(std::to_string(i)), "s"));
   keys.push_back(key_of("absent", "s"));
   auto items = t.c->batch_get_all(t.name, keys, true);
   EXPECT_EQ(items.size(), 130u);
   std::vector<WriteRequest> deletes;
   for (int i = 0; i < 130; i += 2) {
     WriteRequest w;
-    w.delete_key = key_of("p" + std::to_string(i), "s");
+    w.delete_key = key_of(std::string("p").append(std::to_string(i)), "s");
     deletes.push_back(std::move(w));
   }
   t.c->batch_write_all(t.name, deletes);
@@ -142,7 +142,7 @@ TEST(ClientIT, QueryAndPaginatedScan) {
   std::vector<WriteRequest> writes;
   for (int i = 0; i < 40; ++i) {
     WriteRequest w;
-    w.put_item = key_of(i < 25 ? "q" : "other", "s" + std::to_string(100 + i));
+    w.put_item = key_of(i < 25 ? "q" : "other", std::string("s").append(std::to_string(100 + i)));
     writes.push_back(std::move(w));
   }
   t.c->batch_write_all(t.name, writes);

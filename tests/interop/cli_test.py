@@ -147,8 +147,21 @@ f.check(rc == 5 and is_error_line(err) and time.time() - t0 < 10, f"unreachable:
 class Hostile(BaseHTTPRequestHandler):
     mode = "garbage"
 
+    seen = 0  # requests received
+
     def do_POST(self):
         self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        Hostile.seen += 1
+        if Hostile.mode == "500":
+            body = b'{"__type":"com.amazonaws.dynamodb.v20120810#InternalServerError","message":"m"}'
+            self.send_response(500)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return
+        if Hostile.mode == "hang":
+            time.sleep(4)
+            return
         body = {"garbage": b"<html>surprise</html>", "badjson": b'{"Item": {"value": ',
                 "crc": b'{"Item":{}}'}[Hostile.mode]
         crc = zlib.crc32(body) ^ (1 if Hostile.mode == "crc" else 0)
@@ -169,5 +182,33 @@ for mode in ("garbage", "badjson", "crc"):
     Hostile.mode = mode
     rc, out, err = cli_run("--endpoint", hostile, "get", "k")
     f.check(rc == 6 and is_error_line(err) and out == b"", f"{mode} response: rc={rc} err={err!r}")
+
+# Retry settings as the AWS CLI reads them, counted on the wire against an endpoint that
+# always answers 500: AWS_MAX_ATTEMPTS, the profile's max_attempts, an explicit
+# --max-attempts over both, and the CLI's own default (5) when nothing is set.
+Hostile.mode = "500"
+cfg = os.path.join(os.path.dirname(os.path.abspath(cli)), "cli-test-retry-config")
+with open(cfg, "w") as fh:
+    fh.write("[default]\nmax_attempts = 3\n")
+for env, args, want in (({"AWS_MAX_ATTEMPTS": "2"}, (), 2), ({"AWS_CONFIG_FILE": cfg}, (), 3),
+                        ({"AWS_MAX_ATTEMPTS": "2", "AWS_CONFIG_FILE": cfg}, ("--max-attempts", "4"), 4),
+                        ({"AWS_RETRY_MODE": "standard"}, (), 3), ({}, (), 5)):
+    Hostile.seen = 0
+    e = {"AWS_CONFIG_FILE": "/nonexistent/config", "AWS_MAX_ATTEMPTS": None, "AWS_RETRY_MODE": None}
+    e.update(env)
+    rc, _, err = cli_run("--endpoint", hostile, *args, "get", "k", env=e)
+    f.check(rc == 4 and is_error_line(err) and Hostile.seen == want,
+            f"{env} {args}: {Hostile.seen} attempts on the wire, want {want}: rc={rc} {err!r}")
+rc, _, err = cli_run("--endpoint", hostile, "get", "k", env={"AWS_MAX_ATTEMPTS": "many"})
+f.check(rc == 3 and is_error_line(err) and "AWS_MAX_ATTEMPTS" in err, f"bad AWS_MAX_ATTEMPTS: rc={rc} {err!r}")
+os.remove(cfg)
+
+# --timeout bounds a call, retries included, against an endpoint that never answers; the
+# error says it was the operation deadline.
+Hostile.mode = "hang"
+t0 = time.time()
+rc, _, err = cli_run("--endpoint", hostile, "--timeout", "1", "get", "k")
+f.check(rc == 5 and is_error_line(err) and "operation deadline of 1 s" in err and time.time() - t0 < 3.5,
+        f"--timeout 1: rc={rc} after {time.time() - t0:.1f} s: {err!r}")
 srv.shutdown()
 f.finish()

@@ -35,6 +35,7 @@ KEYS = {
     "ASIAIMDS": ("imds-secret", "imds-token"),
 }
 accepted = []
+skewed = []  # access keys of requests rejected for clock skew
 
 
 def ddb_error(handler, name, msg):
@@ -74,8 +75,20 @@ class SigCheck(BaseHTTPRequestHandler):
             t = datetime.datetime.strptime(amz_date, "%Y%m%dT%H%M%SZ").replace(tzinfo=datetime.timezone.utc)
         except ValueError:
             return ddb_error(self, "IncompleteSignatureException", "bad X-Amz-Date")
-        if abs((datetime.datetime.now(datetime.timezone.utc) - t).total_seconds()) > 300:
-            return ddb_error(self, "InvalidSignatureException", "Signature expired")
+        # DynamoDB's own answers to a request signed more than 5 minutes off its clock; the
+        # Date header (added by send_response) is how a client learns the service's time.
+        now = datetime.datetime.now(datetime.timezone.utc)
+        fmt = "%Y%m%dT%H%M%SZ"
+        if (now - t).total_seconds() > 300:
+            skewed.append(akid)
+            return ddb_error(self, "InvalidSignatureException",
+                             f"Signature expired: {amz_date} is now earlier than "
+                             f"{(now - datetime.timedelta(minutes=5)).strftime(fmt)} ({now.strftime(fmt)} - 5 min.)")
+        if (t - now).total_seconds() > 300:
+            skewed.append(akid)
+            return ddb_error(self, "InvalidSignatureException",
+                             f"Signature not yet current: {amz_date} is still later than "
+                             f"{(now + datetime.timedelta(minutes=5)).strftime(fmt)} ({now.strftime(fmt)} + 5 min.)")
         # botocore recomputes the signature over exactly the headers the client signed.
         req = AWSRequest(method="POST", url=f"http://{self.headers['Host']}/", data=body,
                          headers={h: self.headers[h] for h in signed if h != "host"})
@@ -168,6 +181,29 @@ err = case("env-wrong-token", {"AWS_ACCESS_KEY_ID": "ASIASESSION1", "AWS_SECRET_
                                "AWS_SESSION_TOKEN": "expired-token"}, expect_ok=False)
 f.check("UnrecognizedClientException" in err, f"wrong token named: {err!r}")
 
+# 1b. Clock skew: the CLI with its clock 15 minutes fast or slow (faketime) is told
+# "Signature expired" / "not yet current" once per process, learns the service's clock from
+# the answer's Date header, signs again, and keeps the offset for the calls that follow.
+import shutil  # noqa: E402
+
+faketime = shutil.which("faketime")
+f.check(faketime is not None, "faketime is installed (scripts/setup installs it)")
+if faketime:
+    # libfaketime is preloaded: an ASan build of the CLI must not insist on coming first.
+    asan = ":".join(filter(None, (os.environ.get("ASAN_OPTIONS"), "verify_asan_link_order=0")))
+    long_term = dict(CLEAN, AWS_ACCESS_KEY_ID="AKIDLONGTERM", AWS_SECRET_ACCESS_KEY=KEYS["AKIDLONGTERM"][0],
+                     ASAN_OPTIONS=asan)
+    for shift in ("+15m", "-15m"):
+        table = "sig-skew" + shift[0].replace("+", "fast").replace("-", "slow")
+        for args in (("create-table",), ("set", "k", shift), ("get", "k")):
+            before = len(skewed)
+            rc, out, err = run(faketime, "-f", shift, cli, "--table", table, *args, env=long_term)
+            f.check(rc == 0, f"clock {shift}: {args[0]} succeeds: {rc} {err}")
+            f.check(len(skewed) - before == 1, f"clock {shift}: {args[0]} rejected once for skew, then corrected "
+                                               f"({len(skewed) - before} rejections)")
+        f.check(out == shift.encode(), f"clock {shift}: the value reads back: {out!r}")
+
+
 # 2. Shared files: credentials file, config file, --profile and AWS_PROFILE.
 creds_file = os.path.join(tmp, "credentials")
 config_file = os.path.join(tmp, "config")
@@ -224,6 +260,10 @@ meta_url = f"http://127.0.0.1:{meta.server_address[1]}"
 case("container", {"AWS_CONTAINER_CREDENTIALS_FULL_URI": meta_url + "/container-creds",
                    "AWS_CONTAINER_AUTHORIZATION_TOKEN": "container-auth"}, akid="ASIACONTAINER")
 case("imds", {"AWS_EC2_METADATA_DISABLED": None, "AWS_EC2_METADATA_SERVICE_ENDPOINT": meta_url}, akid="ASIAIMDS")
+
+# 5. Issue 7's credential sources, each alone, with a local STS stand-in (sts_standin.py).
+from sts_standin import run_cases  # noqa: E402
+run_cases(f, case, KEYS, tmp, proxy)
 
 meta.shutdown()
 srv.shutdown()

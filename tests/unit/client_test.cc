@@ -2,11 +2,19 @@
 // the retry quota.
 #include <gtest/gtest.h>
 
+#include <cstdlib>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
 #include <random>
+
+#include "dynamodb/retry.h"
+#include "util/time.h"
 
 #include "dynamodb_cache/dynamodb.h"
 #include "dynamodb_cache/errors.h"
 #include "fake_transport.h"
+#include "test_server.h"
 
 using namespace dynamodb_cache;
 using namespace dynamodb_cache::dynamodb;
@@ -25,7 +33,8 @@ struct Harness {
   std::unique_ptr<Client> client;
   int64_t clock_s = 1700000000;
 
-  explicit Harness(FakeTransport::Handler h, RetryOptions retry = {}) {
+  explicit Harness(FakeTransport::Handler h, RetryOptions retry = {},
+                   const std::function<void(ClientOptions&)>& tweak = nullptr) {
     transport = std::make_shared<FakeTransport>(std::move(h));
     ClientOptions o;
     o.region = "us-west-2";
@@ -36,6 +45,7 @@ struct Harness {
     if (!retry.jitter_seed) retry.jitter_seed = 7;
     o.retry = retry;
     o.now = [this] { return aws::SystemClock::time_point(std::chrono::seconds(clock_s++)); };
+    if (tweak) tweak(o);
     client = std::make_unique<Client>(o);
   }
   GetItemResult get() {
@@ -89,6 +99,9 @@ TEST(Client, ErrorNamesMapToTypedErrors) {
                                   {400, "ProvisionedThroughputExceededException", ErrorKind::kThrottling, true},
                                   {400, "ThrottlingException", ErrorKind::kThrottling, true},
                                   {400, "RequestLimitExceeded", ErrorKind::kThrottling, true},
+                                  {400, "RequestThrottledException", ErrorKind::kThrottling, true},
+                                  {400, "RequestTimeoutException", ErrorKind::kServiceTransient, true},
+                                  {400, "PriorRequestNotComplete", ErrorKind::kServiceTransient, true},
                                   {500, "InternalServerError", ErrorKind::kServiceTransient, true},
                                   {503, "ServiceUnavailable", ErrorKind::kServiceTransient, true},
                                   {502, "", ErrorKind::kServiceTransient, true}}) {
@@ -327,7 +340,7 @@ TEST(Client, BatchWriteAllSplitsIntoTwentyFives) {
     return ddb_response(200, "{}");
   });
   std::vector<WriteRequest> writes(60);
-  for (int i = 0; i < 60; ++i) writes[i].put_item = Item{{"key", AttributeValue::S("k" + std::to_string(i))}};
+  for (int i = 0; i < 60; ++i) writes[i].put_item = Item{{"key", AttributeValue::S(std::string("k").append(std::to_string(i)))}};
   h.client->batch_write_all("t", writes);
   EXPECT_EQ(sizes, (std::vector<size_t>{25, 25, 10}));
 }
@@ -382,4 +395,386 @@ TEST(Client, ExpiredTokenRefreshesCredentialsOnce) {
   Client d(o);
   EXPECT_THROW(d.get_item(g), ServiceError);
   EXPECT_EQ(always->calls(), 2);
+}
+
+// ---- clock skew, operation deadline, retry settings ----
+
+namespace {
+
+// A Sleeper on a virtual monotonic clock: sleeping advances it, as does advance().
+class ClockSleeper : public Sleeper {
+ public:
+  void sleep(std::chrono::microseconds d) override {
+    std::lock_guard lock(mu_);
+    t_ += d;
+    sleeps_.push_back(d);
+  }
+  std::chrono::steady_clock::time_point now() override {
+    std::lock_guard lock(mu_);
+    return t_;
+  }
+  void advance(std::chrono::microseconds d) {
+    std::lock_guard lock(mu_);
+    t_ += d;
+  }
+  std::chrono::microseconds elapsed() {
+    std::lock_guard lock(mu_);
+    return std::chrono::duration_cast<std::chrono::microseconds>(t_ - start_);
+  }
+  std::vector<std::chrono::microseconds> sleeps() {
+    std::lock_guard lock(mu_);
+    return sleeps_;
+  }
+
+ private:
+  std::mutex mu_;
+  const std::chrono::steady_clock::time_point start_{std::chrono::hours(1)};
+  std::chrono::steady_clock::time_point t_ = start_;
+  std::vector<std::chrono::microseconds> sleeps_;
+};
+
+std::string http_date(int64_t unix_s) {
+  std::time_t t = unix_s;
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[40];
+  std::strftime(buf, sizeof buf, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+  return buf;
+}
+
+int64_t amz_date_seconds(const http::Request& r) {
+  const std::string* d = find_header(r, "X-Amz-Date");
+  std::tm tm{};
+  strptime(d->c_str(), "%Y%m%dT%H%M%SZ", &tm);
+  return timegm(&tm);
+}
+
+// Sets (or unsets, value nullptr) an environment variable for the scope.
+class ScopedEnv {
+ public:
+  ScopedEnv(const char* name, const char* value) : name_(name) {
+    if (const char* old = std::getenv(name)) old_ = old;
+    if (value) ::setenv(name, value, 1);
+    else ::unsetenv(name);
+  }
+  ~ScopedEnv() {
+    if (old_) ::setenv(name_, old_->c_str(), 1);
+    else ::unsetenv(name_);
+  }
+
+ private:
+  const char* name_;
+  std::optional<std::string> old_;
+};
+
+}  // namespace
+
+// A service whose clock is `skew` seconds ahead of the client's and that, like DynamoDB,
+// rejects signatures more than 5 minutes off with InvalidSignatureException and its Date.
+TEST(Client, ClockSkewIsLearntFromTheDateHeaderKeptPerClientAndRetried) {
+  for (int64_t skew : {15 * 60, -15 * 60}) {
+    int64_t* local = nullptr;
+    auto handler = [&](const http::Request& r, int) {
+      int64_t server_now = *local + skew;
+      auto resp = std::abs(amz_date_seconds(r) - server_now) > 300
+                      ? ddb_error(400, "InvalidSignatureException", skew > 0 ? "Signature expired" : "Signature not yet current")
+                      : ddb_response(200, kGetOk);
+      resp.headers.push_back({"date", http_date(server_now)});
+      return resp;
+    };
+    RetryOptions retry;
+    retry.max_attempts = 1;  // the skew retry is made even so
+    Harness h(handler, retry);
+    local = &h.clock_s;
+    EXPECT_TRUE(h.get().item) << skew;
+    EXPECT_EQ(h.transport->calls(), 2);
+    EXPECT_TRUE(h.get().item);  // the offset is kept: one request
+    EXPECT_EQ(h.transport->calls(), 3);
+    EXPECT_LE(std::abs(amz_date_seconds(h.transport->requests()[2]) - (h.clock_s + skew)), 5);
+
+    Harness other(handler, retry);  // another client learns on its own
+    local = &other.clock_s;
+    EXPECT_TRUE(other.get().item);
+    EXPECT_EQ(other.transport->calls(), 2);
+  }
+}
+
+TEST(Client, SignatureErrorsWithoutSkewAreNotRetried) {
+  int64_t* local = nullptr;
+  Harness h([&](const http::Request&, int) {
+    auto resp = ddb_error(400, "InvalidSignatureException", "The request signature we calculated does not match");
+    resp.headers.push_back({"date", http_date(*local)});
+    return resp;
+  });
+  local = &h.clock_s;
+  EXPECT_THROW(h.get(), ServiceError);
+  EXPECT_EQ(h.transport->calls(), 1);
+
+  // A skewed service whose clock keeps running away: one correction per call, not a loop.
+  RetryOptions retry;
+  retry.max_attempts = 1;
+  Harness away([&](const http::Request&, int n) {
+    auto resp = ddb_error(400, "InvalidSignatureException", "Signature expired");
+    resp.headers.push_back({"date", http_date(*local + 3600 * n)});
+    return resp;
+  }, retry);
+  local = &away.clock_s;
+  EXPECT_THROW(away.get(), ServiceError);
+  EXPECT_EQ(away.transport->calls(), 2);
+}
+
+TEST(Util, ParsesHttpDates) {
+  auto t = util::parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT");
+  ASSERT_TRUE(t);
+  EXPECT_EQ(std::chrono::duration_cast<std::chrono::seconds>(t->time_since_epoch()).count(), 784111777);
+  EXPECT_EQ(util::parse_http_date(http_date(1700000000)).value().time_since_epoch(),
+            std::chrono::seconds(1700000000));
+  for (const char* bad : {"", "Sun, 06 Nov 1994 08:49:37 UTC", "Sun, 06 Foo 1994 08:49:37 GMT",
+                          "Sun, 31 Feb 1994 08:49:37 GMT", "Sun, 06 Nov 1994 25:49:37 GMT", "Sunday, 06-Nov-94 08:49:37 GMT"})
+    EXPECT_FALSE(util::parse_http_date(bad)) << bad;
+}
+
+// A slow, failing service: every attempt takes 300 ms and fails. The operation ends at its
+// deadline, never sleeps past it, and says which deadline expired.
+TEST(Client, OperationDeadlineBoundsAttemptsAndBackoff) {
+  auto clock = std::make_shared<ClockSleeper>();
+  RetryOptions retry;
+  retry.max_attempts = 50;
+  retry.quota_capacity = 100000;
+  Harness h([&](const http::Request&, int) {
+    clock->advance(std::chrono::milliseconds(300));
+    return ddb_error(500, "InternalServerError");
+  }, retry, [&](ClientOptions& o) {
+    o.retry.sleeper = clock;
+    o.operation_timeout = std::chrono::milliseconds(2000);
+  });
+  try {
+    h.get();
+    ADD_FAILURE();
+  } catch (const TimeoutError& e) {
+    std::string m = e.what();
+    EXPECT_NE(m.find("GetItem: operation deadline of 2 s"), std::string::npos) << m;
+    EXPECT_NE(m.find("InternalServerError"), std::string::npos) << m;  // the last error
+  }
+  // No backoff ends past the deadline; only an attempt already under way may (the
+  // transport's own timeout bounds it).
+  std::chrono::microseconds slept{0};
+  for (auto s : clock->sleeps()) slept += s;
+  EXPECT_LT(slept + std::chrono::milliseconds(300) * (h.transport->calls() - 1), std::chrono::milliseconds(2000));
+  EXPECT_LE(clock->elapsed(), std::chrono::milliseconds(2000 + 300));
+  EXPECT_GE(h.transport->calls(), 2);
+  EXPECT_LT(h.transport->calls(), 8);
+}
+
+TEST(Client, TransportTimeoutSaysItIsThePerAttemptTimeout) {
+  RetryOptions retry;
+  retry.max_attempts = 2;
+  Harness h([](const http::Request&, int) -> http::Response {
+    throw TimeoutError("HTTP POST 127.0.0.1:9: request timed out after 10000 ms");
+  }, retry);
+  try {
+    h.get();
+    ADD_FAILURE();
+  } catch (const TimeoutError& e) {
+    std::string m = e.what();
+    EXPECT_NE(m.find("request timed out after 10000 ms"), std::string::npos) << m;
+    EXPECT_NE(m.find("per-attempt transport timeout; attempt 2 of 2"), std::string::npos) << m;
+  }
+}
+
+TEST(Client, ErrorsThatWillRecurAreNotRetried) {
+  Harness h([](const http::Request&, int) -> http::Response {
+    throw TransportError("HTTP POST 127.0.0.1:9: answer larger than 16 MiB", false);
+  });
+  try {
+    h.get();
+    ADD_FAILURE();
+  } catch (const TransportError& e) {
+    EXPECT_FALSE(e.retryable());
+  }
+  EXPECT_EQ(h.transport->calls(), 1);
+  EXPECT_TRUE(h.sleeper->sleeps().empty());
+}
+
+namespace {
+
+// Attempts on the wire: a loopback server that always answers 500, a client with the
+// library's default transport and no sleeping.
+int attempts_on_the_wire(RetryOptions retry, aws::ProfileOptions profile = {}) {
+  std::atomic<int> seen{0};
+  testing_support::TestServer server([&](const testing_support::TestRequest&) {
+    ++seen;
+    testing_support::TestResponse r;
+    r.status = 500;
+    r.body = R"({"__type":"com.amazonaws.dynamodb.v20120810#InternalServerError","message":"m"})";
+    return r;
+  });
+  ClientOptions o;
+  o.region = "us-east-1";
+  o.endpoint = server.url();
+  o.profile = std::move(profile);
+  o.credentials = aws::make_static_provider({"AKIDTEST", "SECRETKEYVALUE", "", std::nullopt, ""});
+  retry.sleeper = std::make_shared<RecordingSleeper>();
+  o.retry = retry;
+  Client c(o);
+  GetItemRequest g;
+  g.table_name = "t";
+  g.key = {{"key", AttributeValue::S("k")}};
+  EXPECT_THROW(c.get_item(g), ServiceError);
+  return seen.load();
+}
+
+std::string write_config(const std::string& text) {
+  auto path = std::filesystem::temp_directory_path() / ("ddbc-client-test-" + std::to_string(::getpid()) + ".ini");
+  std::ofstream(path) << text;
+  return path.string();
+}
+
+}  // namespace
+
+TEST(ClientRetrySettings, MaxAttemptsFromEnvironmentProfileOrExplicit) {
+  ScopedEnv mode("AWS_RETRY_MODE", nullptr);
+  aws::ProfileOptions none;
+  none.config_file = "/nonexistent/config";
+  {
+    ScopedEnv env("AWS_MAX_ATTEMPTS", "2");
+    EXPECT_EQ(attempts_on_the_wire({}, none), 2);
+    RetryOptions explicit_;
+    explicit_.max_attempts = 4;
+    EXPECT_EQ(attempts_on_the_wire(explicit_, none), 4);  // explicit wins
+  }
+  ScopedEnv env("AWS_MAX_ATTEMPTS", nullptr);
+  aws::ProfileOptions prof;
+  prof.profile = "cache";
+  prof.config_file = write_config("[default]\nmax_attempts = 7\n[profile cache]\nregion = us-east-1\nmax_attempts = 3\n");
+  EXPECT_EQ(attempts_on_the_wire({}, prof), 3);
+  RetryOptions explicit_;
+  explicit_.max_attempts = 1;
+  EXPECT_EQ(attempts_on_the_wire(explicit_, prof), 1);
+  {
+    ScopedEnv env2("AWS_MAX_ATTEMPTS", "2");  // the environment before the profile
+    EXPECT_EQ(attempts_on_the_wire({}, prof), 2);
+  }
+  RetryOptions dflt;
+  dflt.default_max_attempts = 6;
+  EXPECT_EQ(attempts_on_the_wire(dflt, none), 6);  // nothing set: today's default
+  std::filesystem::remove(prof.config_file);
+}
+
+TEST(ClientRetrySettings, RetryModeFromEnvironmentOrProfile) {
+  ScopedEnv attempts("AWS_MAX_ATTEMPTS", nullptr);
+  aws::ProfileOptions none;
+  none.config_file = "/nonexistent/config";
+  {
+    ScopedEnv mode("AWS_RETRY_MODE", "standard");
+    EXPECT_EQ(attempts_on_the_wire({}, none), 3);  // standard's default
+    auto r = dynamodb::detail::resolve_retry({}, none);
+    EXPECT_EQ(r.mode, RetryMode::kStandard);
+  }
+  aws::ProfileOptions prof;
+  prof.config_file = write_config("[default]\nretry_mode = legacy\n");
+  auto r = dynamodb::detail::resolve_retry({}, prof);
+  EXPECT_EQ(r.mode, RetryMode::kLegacy);
+  EXPECT_EQ(r.max_attempts, 10);
+  // Legacy: botocore's DynamoDB delays, 50 ms doubling, no jitter, no quota.
+  r.quota_capacity = 0;
+  Harness h([](const http::Request&, int) { return ddb_error(500, "InternalServerError"); }, r);
+  EXPECT_THROW(h.get(), ServiceError);
+  EXPECT_EQ(h.transport->calls(), 10);
+  auto sleeps = h.sleeper->sleeps();
+  ASSERT_EQ(sleeps.size(), 9u);
+  EXPECT_EQ(sleeps[0], std::chrono::milliseconds(50));
+  EXPECT_EQ(sleeps[3], std::chrono::milliseconds(400));
+  {
+    ScopedEnv mode("AWS_RETRY_MODE", "adaptive");  // the environment before the profile
+    EXPECT_EQ(dynamodb::detail::resolve_retry({}, prof).mode, RetryMode::kAdaptive);
+  }
+  std::filesystem::remove(prof.config_file);
+
+  for (auto [name, value] : {std::pair{"AWS_MAX_ATTEMPTS", "zero"}, {"AWS_MAX_ATTEMPTS", "0"},
+                             {"AWS_RETRY_MODE", "fast"}}) {
+    ScopedEnv bad(name, value);
+    try {
+      dynamodb::detail::resolve_retry({}, none);
+      ADD_FAILURE() << name << "=" << value;
+    } catch (const ConfigError& e) {
+      EXPECT_NE(std::string(e.what()).find(name), std::string::npos) << e.what();
+    }
+  }
+}
+
+// The adaptive mode's limiter, on a virtual clock: off until a throttle, then the fill rate
+// drops to 0.7 x the measured rate, and successes raise it again along the cubic.
+TEST(ClientRateLimiter, ThrottlesCutTheRateAndSuccessesRestoreIt) {
+  dynamodb::detail::ClientRateLimiter l;
+  double t = 1000.0;
+  for (int i = 0; i < 40; ++i, t += 0.05) {  // 20 requests/s, all fine
+    EXPECT_EQ(l.acquire(t).count(), 0);
+    l.update(false, t);
+  }
+  EXPECT_FALSE(l.enabled());
+  l.update(true, t);
+  EXPECT_TRUE(l.enabled());
+  double cut = l.fill_rate();
+  EXPECT_GT(cut, 0.7 * 15);
+  EXPECT_LT(cut, 0.7 * 25);
+  // Sending faster than the fill rate now waits once the bucket's tokens are spent; each
+  // further send waits 1 / rate longer.
+  std::chrono::microseconds w1{0};
+  for (int i = 0; i < 100 && w1.count() == 0; ++i) w1 = l.acquire(t);
+  EXPECT_GT(w1.count(), 0);
+  auto w2 = l.acquire(t);
+  EXPECT_NEAR(static_cast<double>((w2 - w1).count()), 1e6 / cut, 2.0);
+  for (int i = 0; i < 60; ++i) {
+    t += 0.1;
+    l.update(false, t);
+  }
+  EXPECT_GT(l.fill_rate(), cut);
+}
+
+TEST(ClientRateLimiter, AdaptiveClientWaitsAfterThrottling) {
+  auto clock = std::make_shared<ClockSleeper>();
+  RetryOptions retry;
+  retry.mode = RetryMode::kAdaptive;
+  retry.max_attempts = 3;
+  Harness h([&](const http::Request&, int n) {
+    clock->advance(std::chrono::milliseconds(10));
+    return n % 2 ? ddb_error(400, "ThrottlingException") : ddb_response(200, kGetOk);
+  }, retry, [&](ClientOptions& o) { o.retry.sleeper = clock; });
+  for (int i = 0; i < 20; ++i) EXPECT_TRUE(h.get().item);
+  // Backoff sleeps are at most 1 s * 2^0 each (one throttle per call); the rest is pacing.
+  std::chrono::microseconds slept{0};
+  for (auto s : clock->sleeps()) slept += s;
+  EXPECT_GT(clock->sleeps().size(), 20u);
+  EXPECT_EQ(h.transport->calls(), 40);
+  EXPECT_GT(slept, std::chrono::milliseconds(0));
+}
+
+// Without a transport of its own, the client's default transport never waits longer per
+// attempt than the whole operation may take: a server that answers after 2 s is given up on
+// by a 300 ms operation, though the transport's default request timeout is 10 s.
+TEST(Client, DefaultTransportTimeoutIsClampedToTheOperationDeadline) {
+  testing_support::TestServer server([](const testing_support::TestRequest&) {
+    testing_support::TestResponse r;
+    r.delay = std::chrono::milliseconds(2000);
+    r.body = "{}";
+    return r;
+  });
+  ClientOptions o;
+  o.region = "us-east-1";
+  o.endpoint = server.url();
+  o.credentials = aws::make_static_provider({"AKIDTEST", "SECRETKEYVALUE", "", std::nullopt, ""});
+  o.retry.max_attempts = 3;
+  o.operation_timeout = std::chrono::milliseconds(300);
+  Client c(o);
+  GetItemRequest g;
+  g.table_name = "t";
+  g.key = {{"key", AttributeValue::S("k")}};
+  try {
+    c.get_item(g);
+    ADD_FAILURE() << "answered";
+  } catch (const TimeoutError& e) {
+    EXPECT_NE(std::string(e.what()).find("operation deadline of 300 ms"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(server.requests(), 1);
 }

@@ -7,7 +7,10 @@
 #include <fstream>
 #include <thread>
 
+#include "aws/parsers.h"
+
 #include "dynamodb_cache/aws.h"
+#include "dynamodb_cache/dynamodb.h"
 #include "dynamodb_cache/errors.h"
 #include "test_server.h"
 
@@ -50,7 +53,11 @@ ScopedEnv clean_env() {
                    {"AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", nullptr},
                    {"AWS_EC2_METADATA_DISABLED", "true"}, {"AWS_EC2_METADATA_SERVICE_ENDPOINT", nullptr},
                    {"AWS_REGION", nullptr}, {"AWS_DEFAULT_REGION", nullptr},
-                   {"AWS_ENDPOINT_URL", nullptr}, {"AWS_ENDPOINT_URL_DYNAMODB", nullptr}};
+                   {"AWS_ENDPOINT_URL", nullptr}, {"AWS_ENDPOINT_URL_DYNAMODB", nullptr},
+                   {"AWS_ENDPOINT_URL_STS", nullptr}, {"AWS_ENDPOINT_URL_SSO", nullptr},
+                   {"AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", nullptr}, {"AWS_WEB_IDENTITY_TOKEN_FILE", nullptr},
+                   {"AWS_ROLE_ARN", nullptr}, {"AWS_ROLE_SESSION_NAME", nullptr}, {"AWS_CA_BUNDLE", nullptr},
+                   {"AWS_SDK_UA_APP_ID", nullptr}};
 }
 
 std::string temp_file(const std::string& name, const std::string& content) {
@@ -308,11 +315,14 @@ TEST(Credentials, CachingProviderRefreshesOnceForAllThreads) {
   EXPECT_EQ(inner->calls.load(), 2);
   EXPECT_EQ(cache->get().access_key_id, "AKID2");
 
-  // A failed refresh keeps credentials that are still valid; once they expire it throws.
+  // A failed refresh keeps credentials that are still valid; once they expire and the
+  // refresh still fails, they are used 5-10 more minutes (static stability), then dropped.
   t = 116 * 60;
   inner->fail = true;
   EXPECT_EQ(cache->get().access_key_id, "AKID2");
   t = 121 * 60;
+  EXPECT_EQ(cache->get().access_key_id, "AKID2");
+  t = 131 * 60 + 1;
   EXPECT_THROW(cache->get(), CredentialsError);
 }
 
@@ -334,4 +344,649 @@ TEST(Config, RegionAndEndpointResolution) {
   ScopedEnv d{{"AWS_ENDPOINT_URL_DYNAMODB", "http://127.0.0.1:2"}};
   EXPECT_EQ(aws::resolve_dynamodb_endpoint("us-east-1"), "http://127.0.0.1:2");
   EXPECT_EQ(aws::resolve_dynamodb_endpoint("us-east-1", "http://127.0.0.1:3"), "http://127.0.0.1:3");
+}
+
+// ---- the rest of the SDK chain: credential_process, AssumeRole, web identity, SSO ----
+
+namespace {
+
+std::string iso8601_in(std::chrono::seconds from_now) {
+  std::time_t t = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now() + from_now);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
+  return buf;
+}
+
+// Every error a provider throws is checked for these: no secret may ever appear in one.
+void expect_no_secret(const std::string& message) {
+  for (const char* secret : {"SECRET-", "TOKEN-", "web-identity-token-value", "sso-access-token-value",
+                             "source-secret", "process-secret", "refresh-token-value", "client-secret-value",
+                             "old-access-token"})
+    EXPECT_EQ(message.find(secret), std::string::npos) << message;
+}
+
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const CredentialsError& e) {
+    expect_no_secret(e.what());
+    return e.what();
+  } catch (const Error& e) {
+    return std::string("other error: ") + e.what();
+  }
+  return "no error";
+}
+
+// The query-string value of `name` in a form body, percent-decoded.
+std::string form_value(const std::string& body, const std::string& name) {
+  std::string key = name + "=";
+  size_t at = 0;
+  while ((at = body.find(key, at)) != std::string::npos) {
+    if (at == 0 || body[at - 1] == '&') break;
+    at += key.size();
+  }
+  if (at == std::string::npos) return "<absent>";
+  std::string raw = body.substr(at + key.size(), body.find('&', at) - at - key.size()), out;
+  for (size_t i = 0; i < raw.size(); ++i) {
+    if (raw[i] == '%' && i + 2 < raw.size() + 0) {
+      out += static_cast<char>(std::stoi(raw.substr(i + 1, 2), nullptr, 16));
+      i += 2;
+    } else {
+      out += raw[i] == '+' ? ' ' : raw[i];
+    }
+  }
+  return out;
+}
+
+// A loopback STS: answers AssumeRole and AssumeRoleWithWebIdentity with numbered credentials
+// (ASIASTS1, ASIASTS2, ...), records each request; `error` makes it answer an ErrorResponse.
+struct FakeSts {
+  std::mutex mu;
+  std::vector<TestRequest> requests;
+  std::optional<std::string> error;  // an STS error code to answer with
+  std::string expiration = iso8601_in(std::chrono::hours(1));
+  TestServer server{[this](const TestRequest& r) { return handle(r); }};
+
+  TestResponse handle(const TestRequest& r) {
+    std::lock_guard lock(mu);
+    requests.push_back(r);
+    TestResponse resp;
+    resp.headers.push_back({"Content-Type", "text/xml"});
+    if (error) {
+      resp.status = 403;
+      resp.body = "<ErrorResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><Error><Type>Sender</Type><Code>" +
+                  *error + "</Code><Message>Not authorized to perform sts:AssumeRole &amp; more</Message></Error>"
+                  "<RequestId>r-1</RequestId></ErrorResponse>";
+      return resp;
+    }
+    std::string action = form_value(r.body, "Action");
+    std::string id = "ASIASTS" + std::to_string(requests.size());
+    resp.body = "<" + action + "Response xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><" + action +
+                "Result><Credentials><AccessKeyId>" + id + "</AccessKeyId><SecretAccessKey>SECRET-" + id +
+                "</SecretAccessKey><SessionToken>TOKEN-" + id + "&amp;x</SessionToken><Expiration>" + expiration +
+                "</Expiration></Credentials></" + action + "Result></" + action + "Response>";
+    return resp;
+  }
+  TestRequest request(size_t i) {
+    std::lock_guard lock(mu);
+    return requests.at(i);
+  }
+  size_t count() {
+    std::lock_guard lock(mu);
+    return requests.size();
+  }
+};
+
+// The access key id in a SigV4 Authorization header, and its scope's region and service.
+std::string credential_scope(const TestRequest& r) {
+  const std::string* auth = r.header("authorization");
+  if (!auth) return "<unsigned>";
+  auto b = auth->find("Credential=") + 11;
+  return auth->substr(b, auth->find(',', b) - b);
+}
+
+}  // namespace
+
+TEST(ParseIni, SubPropertiesContinuationsAndComments) {
+  auto ini = aws::detail::parse_ini(
+      "# top comment\nstray = ignored\n[profile a]  \n Region = us-west-2\nkey=v=w\n; c\n"
+      "s3 =\n  max_concurrent_requests = 10\n  addressing_style: path\nname = x\n  more\n"
+      "[services local]\ndynamodb =\n  endpoint_url = http://127.0.0.1:1\n[broken\nk = v\n[b]\nsecret = a#b\n");
+  ASSERT_EQ(ini.count("profile a"), 1u);
+  auto& a = ini["profile a"];
+  EXPECT_EQ(a["region"], "us-west-2");
+  EXPECT_EQ(a["key"], "v=w");
+  EXPECT_EQ(a["s3.max_concurrent_requests"], "10");
+  EXPECT_EQ(a["s3.addressing_style"], "path");
+  EXPECT_EQ(a["name"], "x\nmore");
+  EXPECT_EQ(ini["services local"]["dynamodb.endpoint_url"], "http://127.0.0.1:1");
+  EXPECT_EQ(ini["b"]["secret"], "a#b");  // no inline comments, as in the AWS CLI
+  EXPECT_EQ(ini["b"].count("k"), 0u);    // a broken header's lines belong to no section
+  EXPECT_EQ(ini.size(), 3u);
+}
+
+TEST(CredentialProcess, JsonVersion1WithExpiration) {
+  auto env = clean_env();
+  auto exp = iso8601_in(std::chrono::hours(1));
+  auto script = temp_file("process.sh",
+                          "#!/bin/sh\nprintf '%s' '{\"Version\": 1, \"AccessKeyId\": "
+                          "\"AKIDPROC\", \"SecretAccessKey\": \"process-secret\", \"SessionToken\": \"TOKEN-p\", "
+                          "\"Expiration\": \"" + exp + "\"}'\n");
+  auto c = aws::make_process_provider("sh " + script)->get();
+  EXPECT_EQ(c.access_key_id, "AKIDPROC");
+  EXPECT_EQ(c.secret_access_key, "process-secret");
+  EXPECT_EQ(c.session_token, "TOKEN-p");
+  ASSERT_TRUE(c.expiration);
+  EXPECT_GT(*c.expiration, std::chrono::system_clock::now() + std::chrono::minutes(59));
+  // Without Expiration they do not expire.
+  auto nexp = aws::make_process_provider(
+                  R"(echo '{"Version":1,"AccessKeyId":"AKIDP2","SecretAccessKey":"process-secret"}')")
+                  ->get();
+  EXPECT_EQ(nexp.access_key_id, "AKIDP2");
+  EXPECT_FALSE(nexp.expiration);
+  // A "never" far beyond what system_clock holds is clamped, not overflowed (a fuzz finding).
+  auto far = aws::make_process_provider(
+                 R"(echo '{"Version":1,"AccessKeyId":"A","SecretAccessKey":"s","Expiration":"9999-12-31T23:59:59Z"}')")
+                 ->get();
+  ASSERT_TRUE(far.expiration);
+  EXPECT_GT(*far.expiration, std::chrono::system_clock::now() + std::chrono::hours(24 * 365 * 200));
+  auto sso = aws::detail::parse_sso_role_credentials(
+      R"({"roleCredentials":{"accessKeyId":"A","secretAccessKey":"s","expiration":253402300799000}})", "sso");
+  EXPECT_GT(*sso.expiration, std::chrono::system_clock::now() + std::chrono::hours(24 * 365 * 200));
+}
+
+TEST(CredentialProcess, FailuresAreClearAndQuoteNothing) {
+  auto env = clean_env();
+  // Its standard error goes to ours, as in the Go and Rust SDKs (the user sees what the
+  // command says), never into the error message.
+  testing::internal::CaptureStderr();
+  auto e = error_of([] {
+    aws::make_process_provider("echo process-secret >&2; echo process-secret; exit 3", "credential_process of p")->get();
+  });
+  EXPECT_EQ(testing::internal::GetCapturedStderr(), "process-secret\n");
+  EXPECT_NE(e.find("credential_process of p"), std::string::npos) << e;
+  EXPECT_NE(e.find("status 3"), std::string::npos) << e;
+  e = error_of([] { aws::make_process_provider(R"(echo '{"Version":2,"AccessKeyId":"A","SecretAccessKey":"process-secret"}')")->get(); });
+  EXPECT_NE(e.find("Version"), std::string::npos) << e;
+  e = error_of([] { aws::make_process_provider("echo not json process-secret")->get(); });
+  EXPECT_NE(e.find("not a JSON object"), std::string::npos) << e;
+  e = error_of([] { aws::make_process_provider(R"(echo '{"Version":1,"AccessKeyId":"A"}')")->get(); });
+  EXPECT_NE(e.find("SecretAccessKey"), std::string::npos) << e;
+  // Bounded in time and size.
+  auto start = std::chrono::steady_clock::now();
+  e = error_of([] { aws::make_process_provider("sleep 30", "slow", std::chrono::milliseconds(300))->get(); });
+  EXPECT_NE(e.find("timed out"), std::string::npos) << e;
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(10));
+  e = error_of([] { aws::make_process_provider("yes process-secret | head -c 3000000")->get(); });
+  EXPECT_NE(e.find("more than 1 MiB"), std::string::npos) << e;
+}
+
+TEST(CredentialProcess, FromAProfileThroughTheDefaultChain) {
+  auto env = clean_env();
+  auto config = temp_file("config-process",
+                          "[profile proc]\ncredential_process = echo '{\"Version\":1,\"AccessKeyId\":\"AKIDCHAIN\","
+                          "\"SecretAccessKey\":\"process-secret\"}'\n"
+                          "aws_access_key_id = AKIDSTATIC\naws_secret_access_key = s\n");
+  ScopedEnv files{{"AWS_CONFIG_FILE", config.c_str()}, {"AWS_PROFILE", "proc"}};
+  // credential_process outranks static keys in the same profile (the SDKs' order).
+  EXPECT_EQ(aws::make_default_chain()->get().access_key_id, "AKIDCHAIN");
+}
+
+namespace {
+// A config with a role chain: role-b assumes its role with role-a's credentials, which come
+// from assuming role-a with static keys of `base`.
+std::string role_config(const std::string& extra = "") {
+  return "[profile base]\naws_access_key_id = AKIDSOURCE\naws_secret_access_key = source-secret\n"
+         "[profile role-a]\nrole_arn = arn:aws:iam::123456789012:role/a\nsource_profile = base\n"
+         "external_id = ext-1\nrole_session_name = sess-a\nduration_seconds = 1800\n"
+         "[profile role-b]\nrole_arn = arn:aws:iam::123456789012:role/b\nsource_profile = role-a\n"
+         "region = eu-west-1\n" + extra;
+}
+}  // namespace
+
+TEST(AssumeRole, SourceProfileSignedWithSigV4AtTheStsEndpoint) {
+  auto env = clean_env();
+  FakeSts sts;
+  auto config = temp_file("config-role", role_config());
+  std::string url = sts.server.url();
+  ScopedEnv e{{"AWS_CONFIG_FILE", config.c_str()}, {"AWS_ENDPOINT_URL_STS", url.c_str()},
+              {"AWS_REGION", "us-west-2"}};
+  auto c = aws::make_profile_provider({"role-a", "", ""})->get();
+  EXPECT_EQ(c.access_key_id, "ASIASTS1");
+  EXPECT_EQ(c.secret_access_key, "SECRET-ASIASTS1");
+  EXPECT_EQ(c.session_token, "TOKEN-ASIASTS1&x");  // XML entities decoded
+  ASSERT_TRUE(c.expiration);
+  ASSERT_EQ(sts.count(), 1u);
+  auto r = sts.request(0);
+  EXPECT_EQ(r.method, "POST");
+  EXPECT_EQ(form_value(r.body, "Action"), "AssumeRole");
+  EXPECT_EQ(form_value(r.body, "Version"), "2011-06-15");
+  EXPECT_EQ(form_value(r.body, "RoleArn"), "arn:aws:iam::123456789012:role/a");
+  EXPECT_EQ(form_value(r.body, "RoleSessionName"), "sess-a");
+  EXPECT_EQ(form_value(r.body, "ExternalId"), "ext-1");
+  EXPECT_EQ(form_value(r.body, "DurationSeconds"), "1800");
+  // Signed by the source profile's keys, for STS in the resolved region.
+  EXPECT_NE(credential_scope(r).find("AKIDSOURCE/"), std::string::npos) << credential_scope(r);
+  EXPECT_NE(credential_scope(r).find("/us-west-2/sts/aws4_request"), std::string::npos) << credential_scope(r);
+  ASSERT_TRUE(r.header("x-amz-date"));
+  EXPECT_EQ(*r.header("content-type"), "application/x-www-form-urlencoded; charset=utf-8");
+}
+
+TEST(AssumeRole, ChainedProfilesEachSignedByThePrevious) {
+  auto env = clean_env();
+  FakeSts sts;
+  auto config = temp_file("config-chain", role_config());
+  std::string url = sts.server.url();
+  ScopedEnv e{{"AWS_CONFIG_FILE", config.c_str()}, {"AWS_ENDPOINT_URL_STS", url.c_str()}};
+  auto provider = aws::make_profile_provider({"role-b", "", ""});
+  EXPECT_EQ(provider->get().access_key_id, "ASIASTS2");
+  ASSERT_EQ(sts.count(), 2u);
+  EXPECT_EQ(form_value(sts.request(0).body, "RoleArn"), "arn:aws:iam::123456789012:role/a");
+  EXPECT_EQ(form_value(sts.request(1).body, "RoleArn"), "arn:aws:iam::123456789012:role/b");
+  // role-b's call is signed with role-a's session, its token sent; the region is role-b's.
+  EXPECT_NE(credential_scope(sts.request(1)).find("ASIASTS1/"), std::string::npos);
+  EXPECT_NE(credential_scope(sts.request(1)).find("/eu-west-1/sts/"), std::string::npos);
+  ASSERT_TRUE(sts.request(1).header("x-amz-security-token"));
+  EXPECT_EQ(*sts.request(1).header("x-amz-security-token"), "TOKEN-ASIASTS1&x");
+  // A session name is made up when none is configured.
+  EXPECT_EQ(form_value(sts.request(1).body, "RoleSessionName").rfind("dynamodb-cache-", 0), 0u);
+  // Cached: asking again within the hour calls nobody.
+  EXPECT_EQ(provider->get().access_key_id, "ASIASTS2");
+  EXPECT_EQ(sts.count(), 2u);
+}
+
+TEST(AssumeRole, LoopsMfaAndBadConfigurationAreClearErrors) {
+  auto env = clean_env();
+  FakeSts sts;
+  auto config = temp_file(
+      "config-bad",
+      role_config(
+          "[profile loop-a]\nrole_arn = arn:aws:iam::1:role/x\nsource_profile = loop-b\n"
+          "[profile loop-b]\nrole_arn = arn:aws:iam::1:role/y\nsource_profile = loop-a\n"
+          "[profile mfa]\nrole_arn = arn:aws:iam::1:role/m\nsource_profile = base\nmfa_serial = arn:aws:iam::1:mfa/u\n"
+          "[profile both]\nrole_arn = arn:aws:iam::1:role/m\nsource_profile = base\ncredential_source = Environment\n"
+          "[profile missing]\nrole_arn = arn:aws:iam::1:role/m\nsource_profile = nope\n"
+          "[profile badsrc]\nrole_arn = arn:aws:iam::1:role/m\ncredential_source = Somewhere\n"
+          "[profile dur]\nrole_arn = arn:aws:iam::1:role/m\nsource_profile = base\nduration_seconds = 60\n"
+          "[profile self]\nrole_arn = arn:aws:iam::1:role/s\nsource_profile = self\n"
+          "aws_access_key_id = AKIDSELF\naws_secret_access_key = source-secret\n"
+          "[profile envsrc]\nrole_arn = arn:aws:iam::1:role/e\ncredential_source = Environment\n"));
+  std::string url = sts.server.url();
+  ScopedEnv e{{"AWS_CONFIG_FILE", config.c_str()}, {"AWS_ENDPOINT_URL_STS", url.c_str()}};
+  auto err = [](const char* profile) { return error_of([&] { aws::make_profile_provider({profile, "", ""})->get(); }); };
+  EXPECT_NE(err("loop-a").find("source_profile loop: loop-a -> loop-b -> loop-a"), std::string::npos) << err("loop-a");
+  EXPECT_NE(err("mfa").find("mfa_serial"), std::string::npos);
+  EXPECT_NE(err("both").find("both source_profile and credential_source"), std::string::npos);
+  EXPECT_NE(err("missing").find("source_profile 'nope' does not exist"), std::string::npos);
+  EXPECT_NE(err("badsrc").find("credential_source must be"), std::string::npos);
+  EXPECT_NE(err("dur").find("duration_seconds"), std::string::npos);
+  EXPECT_EQ(sts.count(), 0u);
+  // A profile that is its own source signs with its own static keys.
+  EXPECT_EQ(aws::make_profile_provider({"self", "", ""})->get().access_key_id, "ASIASTS1");
+  EXPECT_NE(credential_scope(sts.request(0)).find("AKIDSELF/"), std::string::npos);
+  // credential_source = Environment.
+  EXPECT_NE(err("envsrc").find("AWS_ACCESS_KEY_ID"), std::string::npos) << err("envsrc");
+  // Through the chain too: a missing source is an error, not a reason to try the next provider.
+  auto chain_err = error_of([] { aws::make_default_chain({"envsrc", "", ""})->get(); });
+  EXPECT_NE(chain_err.find("no source credentials"), std::string::npos) << chain_err;
+  EXPECT_EQ(chain_err.find("no AWS credentials found"), std::string::npos) << chain_err;
+  ScopedEnv keys{{"AWS_ACCESS_KEY_ID", "AKIDFROMENV"}, {"AWS_SECRET_ACCESS_KEY", "source-secret"}};
+  EXPECT_EQ(aws::make_profile_provider({"envsrc", "", ""})->get().access_key_id, "ASIASTS2");
+  EXPECT_NE(credential_scope(sts.request(1)).find("AKIDFROMENV/"), std::string::npos);
+  // STS's refusal is named, with its code and message, and nothing secret.
+  sts.error = "AccessDenied";
+  auto denied = err("role-a");
+  EXPECT_NE(denied.find("AccessDenied"), std::string::npos) << denied;
+  EXPECT_NE(denied.find("sts:AssumeRole & more"), std::string::npos) << denied;
+  EXPECT_NE(denied.find("arn:aws:iam::123456789012:role/a"), std::string::npos) << denied;
+}
+
+TEST(AssumeRole, RegionalEndpointByDefault) {
+  auto env = clean_env();
+  ScopedEnv r{{"AWS_REGION", "ap-southeast-2"}};
+  EXPECT_EQ(aws::resolve_service_endpoint("STS", "sts", "ap-southeast-2"), "https://sts.ap-southeast-2.amazonaws.com");
+  EXPECT_EQ(aws::resolve_service_endpoint("SSO", "portal.sso", "eu-west-1"), "https://portal.sso.eu-west-1.amazonaws.com");
+}
+
+TEST(WebIdentity, EnvironmentUnsignedWithTheTokenFromTheFile) {
+  auto env = clean_env();
+  FakeSts sts;
+  auto token = temp_file("web-token", "web-identity-token-value\n");
+  std::string url = sts.server.url();
+  ScopedEnv e{{"AWS_ENDPOINT_URL_STS", url.c_str()}, {"AWS_WEB_IDENTITY_TOKEN_FILE", token.c_str()},
+              {"AWS_ROLE_ARN", "arn:aws:iam::123456789012:role/eks"}, {"AWS_ROLE_SESSION_NAME", "pod-1"}};
+  // Through the default chain: env and profile have nothing, web identity comes next.
+  auto chain = aws::make_default_chain();
+  auto c = chain->get();
+  EXPECT_EQ(c.access_key_id, "ASIASTS1");
+  ASSERT_EQ(sts.count(), 1u);
+  auto r = sts.request(0);
+  EXPECT_EQ(form_value(r.body, "Action"), "AssumeRoleWithWebIdentity");
+  EXPECT_EQ(form_value(r.body, "RoleArn"), "arn:aws:iam::123456789012:role/eks");
+  EXPECT_EQ(form_value(r.body, "RoleSessionName"), "pod-1");
+  EXPECT_EQ(form_value(r.body, "WebIdentityToken"), "web-identity-token-value");
+  EXPECT_FALSE(r.header("authorization"));  // AssumeRoleWithWebIdentity is not signed
+  // A refusal quotes STS's code, never the token.
+  sts.error = "InvalidIdentityToken";
+  auto err = error_of([] { aws::make_web_identity_provider()->get(); });
+  EXPECT_NE(err.find("InvalidIdentityToken"), std::string::npos) << err;
+  // Only one of the two variables: the chain moves on and says why.
+  ScopedEnv half{{"AWS_ROLE_ARN", nullptr}};
+  err = error_of([] { aws::make_default_chain()->get(); });
+  EXPECT_NE(err.find("web identity: AWS_ROLE_ARN is not set"), std::string::npos) << err;
+}
+
+TEST(WebIdentity, ProfileKeys) {
+  auto env = clean_env();
+  FakeSts sts;
+  auto token = temp_file("web-token2", "web-identity-token-value");
+  auto config = temp_file("config-web", "[profile web]\nrole_arn = arn:aws:iam::1:role/w\nweb_identity_token_file = " +
+                                            token + "\nrole_session_name = s-web\n");
+  std::string url = sts.server.url();
+  ScopedEnv e{{"AWS_CONFIG_FILE", config.c_str()}, {"AWS_ENDPOINT_URL_STS", url.c_str()}};
+  EXPECT_EQ(aws::make_profile_provider({"web", "", ""})->get().access_key_id, "ASIASTS1");
+  auto r = sts.request(0);
+  EXPECT_EQ(form_value(r.body, "RoleSessionName"), "s-web");
+  EXPECT_EQ(form_value(r.body, "WebIdentityToken"), "web-identity-token-value");
+  // An unreadable token file is named.
+  auto bad = temp_file("config-web-bad", "[profile web]\nrole_arn = arn:aws:iam::1:role/w\n"
+                                         "web_identity_token_file = /nonexistent/token\n");
+  ScopedEnv b{{"AWS_CONFIG_FILE", bad.c_str()}};
+  auto err = error_of([] { aws::make_profile_provider({"web", "", ""})->get(); });
+  EXPECT_NE(err.find("/nonexistent/token"), std::string::npos) << err;
+}
+
+namespace {
+struct FakeSso {
+  std::mutex mu;
+  std::vector<TestRequest> requests;
+  TestServer server{[this](const TestRequest& r) {
+    std::lock_guard lock(mu);
+    requests.push_back(r);
+    TestResponse resp;
+    if (r.method == "POST" && r.target == "/token") {  // SSO OIDC CreateToken
+      if (r.body.find(R"("grantType":"refresh_token")") == std::string::npos ||
+          r.body.find(R"("refreshToken":"refresh-token-value")") == std::string::npos ||
+          r.body.find(R"("clientSecret":"client-secret-value")") == std::string::npos) {
+        resp.status = 400;
+        resp.body = R"({"error":"invalid_grant"})";
+        return resp;
+      }
+      resp.body = R"({"accessToken":"sso-access-token-value","expiresIn":3600,"refreshToken":"refresh-token-2",)"
+                  R"("tokenType":"Bearer"})";
+      return resp;
+    }
+    const std::string* tok = r.header("x-amz-sso_bearer_token");
+    if (!tok || *tok != "sso-access-token-value") {
+      resp.status = 401;
+      resp.body = R"({"message":"Session token not found or invalid"})";
+      return resp;
+    }
+    auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                  (std::chrono::system_clock::now() + std::chrono::hours(1)).time_since_epoch())
+                  .count();
+    resp.body = R"({"roleCredentials":{"accessKeyId":"ASIASSO","secretAccessKey":"SECRET-sso",)"
+                R"("sessionToken":"TOKEN-sso","expiration":)" + std::to_string(ms) + "}}";
+    return resp;
+  }};
+};
+}  // namespace
+
+TEST(Sso, TokenCacheOfBothFormatsThenGetRoleCredentials) {
+  auto env = clean_env();
+  FakeSso sso;
+  auto home = std::filesystem::temp_directory_path() / ("ddbc-sso-home-" + std::to_string(getpid()));
+  std::filesystem::create_directories(home / ".aws/sso/cache");
+  auto token = R"({"accessToken":"sso-access-token-value","expiresAt":")" + iso8601_in(std::chrono::hours(1)) +
+               R"(","region":"eu-west-1"})";
+  // sha1("my-sso") and sha1("https://example.awsapps.com/start"): the names `aws sso login` uses.
+  std::ofstream(home / ".aws/sso/cache/0ad374308c5a4e22f723adf10145eafad7c4031c.json") << token;
+  std::ofstream(home / ".aws/sso/cache/e8be5486177c5b5392bd9aa76563515b29358e6e.json") << token;
+  auto config = temp_file("config-sso",
+                          "[profile new]\nsso_session = my-sso\nsso_account_id = 111122223333\nsso_role_name = Dev\n"
+                          "[sso-session my-sso]\nsso_start_url = https://other.example/start\nsso_region = eu-west-1\n"
+                          "[profile legacy]\nsso_start_url = https://example.awsapps.com/start\nsso_region = eu-west-1\n"
+                          "sso_account_id = 111122223333\nsso_role_name = Ops\n"
+                          "[profile nosession]\nsso_session = gone\nsso_account_id = 1\nsso_role_name = r\n");
+  std::string url = sso.server.url(), home_s = home.string();
+  ScopedEnv e{{"AWS_CONFIG_FILE", config.c_str()}, {"AWS_ENDPOINT_URL_SSO", url.c_str()}, {"HOME", home_s.c_str()}};
+  auto c = aws::make_profile_provider({"new", "", ""})->get();
+  EXPECT_EQ(c.access_key_id, "ASIASSO");
+  EXPECT_EQ(c.session_token, "TOKEN-sso");
+  ASSERT_TRUE(c.expiration);
+  EXPECT_GT(*c.expiration, std::chrono::system_clock::now() + std::chrono::minutes(59));
+  EXPECT_EQ(sso.requests.at(0).method, "GET");
+  EXPECT_EQ(sso.requests.at(0).target, "/federation/credentials?account_id=111122223333&role_name=Dev");
+  EXPECT_EQ(aws::make_profile_provider({"legacy", "", ""})->get().access_key_id, "ASIASSO");
+  EXPECT_EQ(sso.requests.at(1).target, "/federation/credentials?account_id=111122223333&role_name=Ops");
+  auto err = error_of([] { aws::make_profile_provider({"nosession", "", ""})->get(); });
+  EXPECT_NE(err.find("[sso-session gone]"), std::string::npos) << err;
+  // An expired token: no call, and the fix is named.
+  std::ofstream(home / ".aws/sso/cache/0ad374308c5a4e22f723adf10145eafad7c4031c.json")
+      << R"({"accessToken":"sso-access-token-value","expiresAt":")" << iso8601_in(-std::chrono::hours(1)) << "\"}";
+  err = error_of([] { aws::make_profile_provider({"new", "", ""})->get(); });
+  EXPECT_NE(err.find("aws sso login --profile new"), std::string::npos) << err;
+  EXPECT_NE(err.find("expired"), std::string::npos) << err;
+  // A token the portal refuses.
+  std::ofstream(home / ".aws/sso/cache/0ad374308c5a4e22f723adf10145eafad7c4031c.json")
+      << R"({"accessToken":"revoked","expiresAt":")" << iso8601_in(std::chrono::hours(1)) << "\"}";
+  err = error_of([] { aws::make_profile_provider({"new", "", ""})->get(); });
+  EXPECT_NE(err.find("HTTP 401"), std::string::npos) << err;
+  EXPECT_EQ(err.find("revoked"), std::string::npos) << err;
+  std::filesystem::remove_all(home);
+}
+
+TEST(Config, ConfiguredEndpointsInTheAwsCliOrder) {
+  auto env = clean_env();
+  auto config = temp_file("config-endpoints",
+                          "[default]\nendpoint_url = http://127.0.0.1:5\nservices = local\n"
+                          "[services local]\nsts =\n  endpoint_url = http://127.0.0.1:6\n"
+                          "[profile plain]\nendpoint_url = http://127.0.0.1:7\n"
+                          "[profile ignoring]\nendpoint_url = http://127.0.0.1:7\nignore_configured_endpoint_urls = true\n");
+  ScopedEnv f{{"AWS_CONFIG_FILE", config.c_str()}};
+  aws::ProfileOptions plain{"plain", "", ""}, ignoring{"ignoring", "", ""};
+  EXPECT_EQ(aws::resolve_dynamodb_endpoint("us-east-1"), "http://127.0.0.1:5");  // profile endpoint_url
+  EXPECT_EQ(aws::resolve_service_endpoint("STS", "sts", "us-east-1"), "http://127.0.0.1:6");  // services section
+  EXPECT_EQ(aws::resolve_dynamodb_endpoint("us-east-1", "", plain), "http://127.0.0.1:7");
+  EXPECT_EQ(aws::resolve_dynamodb_endpoint("us-east-1", "", ignoring), "https://dynamodb.us-east-1.amazonaws.com");
+  {
+    ScopedEnv g{{"AWS_ENDPOINT_URL", "http://127.0.0.1:8"}};  // the global variable beats the profile's key
+    EXPECT_EQ(aws::resolve_dynamodb_endpoint("us-east-1"), "http://127.0.0.1:8");
+    EXPECT_EQ(aws::resolve_service_endpoint("STS", "sts", "us-east-1"), "http://127.0.0.1:6");  // but not services
+    ScopedEnv s{{"AWS_ENDPOINT_URL_STS", "http://127.0.0.1:9"}};
+    EXPECT_EQ(aws::resolve_service_endpoint("STS", "sts", "us-east-1"), "http://127.0.0.1:9");
+    ScopedEnv i{{"AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "true"}};
+    EXPECT_EQ(aws::resolve_service_endpoint("STS", "sts", "us-east-1"), "https://sts.us-east-1.amazonaws.com");
+    EXPECT_EQ(aws::resolve_dynamodb_endpoint("us-east-1", "http://127.0.0.1:3"), "http://127.0.0.1:3");  // explicit
+  }
+  // The variable beats the profile's setting, both ways.
+  ScopedEnv no{{"AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "false"}};
+  EXPECT_EQ(aws::resolve_dynamodb_endpoint("us-east-1", "", ignoring), "http://127.0.0.1:7");
+}
+
+TEST(Config, CaBundleAndAppIdAsTheAwsCliReadsThem) {
+  auto env = clean_env();
+  auto ca = temp_file("ca.pem", "-----BEGIN CERTIFICATE-----\n");
+  auto config = temp_file("config-http", "[default]\nca_bundle = " + ca + "\nsdk_ua_app_id = my app/1\n"
+                                         "[profile missing]\nca_bundle = /nonexistent/ca.pem\n");
+  ScopedEnv f{{"AWS_CONFIG_FILE", config.c_str()}};
+  auto o = aws::resolve_http_options();
+  EXPECT_EQ(o.ca_file, ca);
+  EXPECT_EQ(o.user_agent, http::HttpOptions{}.user_agent + " app/my-app-1");
+  try {
+    aws::resolve_http_options({"missing", "", ""});
+    ADD_FAILURE();
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("/nonexistent/ca.pem"), std::string::npos) << e.what();
+  }
+  auto other = temp_file("other.pem", "x");
+  ScopedEnv v{{"AWS_CA_BUNDLE", other.c_str()}, {"AWS_SDK_UA_APP_ID", "svc-1"}};
+  o = aws::resolve_http_options();
+  EXPECT_EQ(o.ca_file, other);
+  EXPECT_EQ(o.user_agent, http::HttpOptions{}.user_agent + " app/svc-1");
+  http::HttpOptions explicit_ca;
+  explicit_ca.ca_file = ca;
+  EXPECT_EQ(aws::resolve_http_options({}, explicit_ca).ca_file, ca);
+}
+
+// Issue 8, item 3: credentials that come back already expired must not make every call fetch.
+TEST(Credentials, ExpiredCredentialsAreNotFetchedByEveryCall) {
+  auto inner = std::make_shared<CountingProvider>();
+  auto base = std::chrono::system_clock::time_point(std::chrono::seconds(1'000'000));
+  inner->expiration = base - std::chrono::minutes(1);  // already expired when fetched
+  std::atomic<int64_t> t{0};
+  auto cache = aws::make_caching_provider(inner, std::chrono::minutes(5),
+                                          [&] { return base + std::chrono::seconds(t.load()); });
+  std::vector<std::thread> threads;
+  std::atomic<int> ok{0};
+  for (int i = 0; i < 16; ++i)
+    threads.emplace_back([&] {
+      for (int j = 0; j < 200; ++j)
+        if (cache->get().access_key_id == "AKID1") ++ok;
+    });
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(inner->calls.load(), 1);  // one fetch for 3,200 calls; the rest used its answer
+  EXPECT_EQ(ok.load(), 16 * 200);
+  // Asked again at most once per backoff interval (10 s) meanwhile.
+  t = 5;
+  cache->get();
+  EXPECT_EQ(inner->calls.load(), 1);
+  t = 11;
+  for (int i = 0; i < 100; ++i) cache->get();
+  EXPECT_EQ(inner->calls.load(), 2);
+}
+
+TEST(Credentials, FailingSourceIsAskedOncePerBackoffAndFailsFast) {
+  auto inner = std::make_shared<CountingProvider>();
+  inner->fail = true;
+  std::atomic<int64_t> t{0};
+  auto base = std::chrono::system_clock::time_point(std::chrono::seconds(1'000'000));
+  auto cache = aws::make_caching_provider(inner, std::chrono::minutes(5),
+                                          [&] { return base + std::chrono::milliseconds(t.load()); });
+  std::vector<std::thread> threads;
+  std::atomic<int> failed{0};
+  for (int i = 0; i < 8; ++i)
+    threads.emplace_back([&] {
+      for (int j = 0; j < 50; ++j) {
+        try {
+          cache->get();
+        } catch (const CredentialsError& e) {
+          if (std::string(e.what()) == "refresh failed") ++failed;
+        }
+      }
+    });
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(failed.load(), 400);       // every call got the source's own error
+  EXPECT_EQ(inner->calls.load(), 1);   // from a single fetch
+  t = 1000;                            // backoff 1 s, then 2 s
+  EXPECT_THROW(cache->get(), CredentialsError);
+  EXPECT_EQ(inner->calls.load(), 2);
+  t = 2500;
+  EXPECT_THROW(cache->get(), CredentialsError);
+  EXPECT_EQ(inner->calls.load(), 2);
+  inner->fail = false;
+  t = 3000;
+  EXPECT_EQ(cache->get().access_key_id, "AKID3");
+}
+
+// Issue 8, item 11: what IMDS sends back is checked before it becomes a header or a path.
+TEST(Credentials, ImdsTokenWithLineBreakAndHostileRoleNameAreRefused) {
+  auto env = clean_env();
+  for (const std::string& bad_token : std::vector<std::string>{"tok\r\nX-Injected: 1", "tok\nx", std::string("tok\0x", 5), "tok\x7f"}) {
+    TestServer imds([&](const TestRequest& r) {
+      TestResponse resp;
+      if (r.method == "PUT") resp.body = bad_token;
+      else resp.status = 500;
+      return resp;
+    });
+    std::string ep = imds.url();
+    ScopedEnv e{{"AWS_EC2_METADATA_DISABLED", nullptr}, {"AWS_EC2_METADATA_SERVICE_ENDPOINT", ep.c_str()}};
+    auto err = error_of([] { aws::make_imds_provider()->get(); });
+    EXPECT_NE(err.find("not a valid header value"), std::string::npos) << err;
+    EXPECT_EQ(imds.requests(), 1);  // the token was never sent
+  }
+  for (const std::string& role : std::vector<std::string>{"../../latest/api/token", "..", "a/b", "r%2f", std::string(65, 'r')}) {
+    FakeImds imds;
+    imds.role = role;
+    std::string ep = imds.server.url();
+    ScopedEnv e{{"AWS_EC2_METADATA_DISABLED", nullptr}, {"AWS_EC2_METADATA_SERVICE_ENDPOINT", ep.c_str()}};
+    auto err = error_of([] { aws::make_imds_provider()->get(); });
+    EXPECT_NE(err.find("not a valid IAM role name"), std::string::npos) << role << ": " << err;
+    EXPECT_EQ(imds.server.requests(), 2);  // token and role list only
+  }
+}
+
+TEST(Config, ClientSendsTheAppIdAndUsesTheProfileEndpoint) {
+  auto env = clean_env();
+  std::mutex mu;
+  std::vector<std::string> agents;
+  TestServer server([&](const TestRequest& r) {
+    std::lock_guard lock(mu);
+    const std::string* ua = r.header("user-agent");
+    agents.push_back(ua ? *ua : "");
+    TestResponse resp;
+    resp.body = "{}";
+    return resp;
+  });
+  auto config = temp_file("config-client", "[profile svc]\nendpoint_url = " + server.url() +
+                                               "\nsdk_ua_app_id = billing-7\nregion = eu-north-1\n");
+  ScopedEnv f{{"AWS_CONFIG_FILE", config.c_str()}};
+  dynamodb::ClientOptions o;
+  o.profile.profile = "svc";
+  o.credentials = aws::make_static_provider({"AKID", "s", "", std::nullopt, "test"});
+  dynamodb::Client client(o);
+  EXPECT_EQ(client.endpoint(), server.url());
+  EXPECT_EQ(client.region(), "eu-north-1");
+  dynamodb::GetItemRequest g;
+  g.table_name = "t";
+  g.key = {{"key", dynamodb::AttributeValue::S("k")}};
+  EXPECT_FALSE(client.get_item(g).item);
+  std::lock_guard lock(mu);
+  ASSERT_EQ(agents.size(), 1u);
+  EXPECT_NE(agents[0].find(" app/billing-7"), std::string::npos) << agents[0];
+}
+
+TEST(Sso, SessionTokenRefreshedWithSsoOidcAndWrittenBack) {
+  auto env = clean_env();
+  FakeSso sso;
+  auto home = std::filesystem::temp_directory_path() / ("ddbc-sso-refresh-" + std::to_string(getpid()));
+  std::filesystem::create_directories(home / ".aws/sso/cache");
+  auto cache = home / ".aws/sso/cache/0ad374308c5a4e22f723adf10145eafad7c4031c.json";  // sha1("my-sso")
+  auto write = [&](const std::string& expires_in, bool with_refresh) {
+    std::ofstream(cache) << R"({"startUrl":"https://x/start","region":"eu-west-1","accessToken":"old-access-token",)"
+                         << R"("expiresAt":")" << expires_in << "\""
+                         << (with_refresh ? R"(,"clientId":"cid","clientSecret":"client-secret-value",)"
+                                            R"("registrationExpiresAt":"2099-01-01T00:00:00Z",)"
+                                            R"("refreshToken":"refresh-token-value")"
+                                          : "")
+                         << "}";
+  };
+  auto config = temp_file("config-sso-refresh",
+                          "[profile p]\nsso_session = my-sso\nsso_account_id = 1\nsso_role_name = Dev\n"
+                          "[sso-session my-sso]\nsso_start_url = https://x/start\nsso_region = eu-west-1\n");
+  std::string url = sso.server.url(), home_s = home.string();
+  ScopedEnv e{{"AWS_CONFIG_FILE", config.c_str()}, {"AWS_ENDPOINT_URL_SSO", url.c_str()},
+              {"AWS_ENDPOINT_URL_SSO_OIDC", url.c_str()}, {"HOME", home_s.c_str()}};
+  // Ten minutes left: inside the 15-minute window, so refreshed first (the old token would
+  // be refused by this portal).
+  write(iso8601_in(std::chrono::minutes(10)), true);
+  EXPECT_EQ(aws::make_profile_provider({"p", "", ""})->get().access_key_id, "ASIASSO");
+  ASSERT_EQ(sso.requests.size(), 2u);
+  EXPECT_EQ(sso.requests[0].target, "/token");
+  std::ifstream in(cache);
+  std::string saved((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  auto t = aws::detail::parse_sso_token(saved);
+  EXPECT_EQ(t.access_token, "sso-access-token-value");
+  EXPECT_EQ(t.refresh_token, "refresh-token-2");
+  EXPECT_EQ(t.client_secret, "client-secret-value");
+  EXPECT_GT(t.expires_at, std::chrono::system_clock::now() + std::chrono::minutes(59));
+  EXPECT_EQ(std::filesystem::status(cache).permissions() & std::filesystem::perms::all,
+            std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+  // Expired without a refresh token: the fix is named, nothing is called.
+  write(iso8601_in(-std::chrono::minutes(1)), false);
+  auto err = error_of([] { aws::make_profile_provider({"p", "", ""})->get(); });
+  EXPECT_NE(err.find("no refresh token"), std::string::npos) << err;
+  EXPECT_NE(err.find("aws sso login --profile p"), std::string::npos) << err;
+  EXPECT_EQ(sso.requests.size(), 2u);
+  std::filesystem::remove_all(home);
 }

@@ -77,7 +77,7 @@ TEST(MemoryBackend, BoundedByBytes) {
   o.max_bytes = 100;
   o.shards = 1;
   MemoryBackend m(o);
-  for (int i = 0; i < 10; ++i) m.set("k" + std::to_string(i), std::string(20, 'x'), 0ms);
+  for (int i = 0; i < 10; ++i) m.set(std::string("k").append(std::to_string(i)), std::string(20, 'x'), 0ms);
   EXPECT_LE(m.bytes(), 100u);
   EXPECT_TRUE(m.get("k9"));
   EXPECT_FALSE(m.get("k0"));
@@ -106,7 +106,7 @@ TEST(MemoryBackend, ConcurrentReadersAndWriters) {
   for (int t = 0; t < 4; ++t)
     threads.emplace_back([&, t] {
       for (int i = 0; i < 20000; ++i) {
-        std::string k = "k" + std::to_string((i * 7 + t) % 1000);
+        std::string k = std::string("k").append(std::to_string((i * 7 + t) % 1000));
         if (i % 3 == 0) m.set(k, k, 0ms);
         else if (auto v = m.get(k); v && *v != k) ++bad;
         if (i % 997 == 0) m.erase(k);

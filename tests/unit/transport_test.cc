@@ -197,7 +197,7 @@ TEST(PlainTransport, MutatedResponsesNeverCrashOrHang) {
         case 1: s.erase(at, 1 + rng() % 4); break;
         default: s.insert(at, "\r\n"); break;
       }
-      if (s.empty()) s = "x";
+      if (s.empty()) s.assign(1, 'x');
     }
     {
       std::lock_guard lock(mu);

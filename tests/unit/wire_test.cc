@@ -131,6 +131,16 @@ TEST(Wire, TableDescriptions) {
             R"("ProvisionedThroughput":{"ReadCapacityUnits":3,"WriteCapacityUnits":4}})");
 }
 
+// Found by fuzz/wire_decode_fuzz.cc: a key schema or attribute definition entry without its
+// name (or not an object) escaped as simdjson_error instead of ProtocolError.
+TEST(Wire, TableDescriptionWithoutFieldNamesIsMalformed) {
+  for (const char* body :
+       {R"({"Table":{"KeySchema":[{"AttribtueName":"key","KeyType":"HASH"}]}})",
+        R"({"Table":{"KeySchema":[7]}})",
+        R"({"Table":{"AttributeDefinitions":[{"AttributeName":"key"}]}})"})
+    EXPECT_THROW(wire::decode_table(body, "Table"), ProtocolError) << body;
+}
+
 // Bounded mutation fuzzing: whatever bytes arrive, decoding returns or throws ProtocolError.
 // (Run under ASan/UBSan by scripts/test.) 20,000 mutants, a fixed seed: deterministic.
 TEST(Wire, MutatedResponsesNeverCrash) {
