@@ -188,7 +188,11 @@ int main(int argc, char** argv) {
   clear->callback([&] {
     run = [&] {
       if (!yes) {
-        std::cerr << "error: clear deletes every item in table '" << g.table << "'; pass --yes to confirm\n";
+        if (!g.key_namespace.empty())
+          std::cerr << "error: clear empties namespace '" << g.key_namespace << "' of table '" << g.table
+                    << "'; pass --yes to confirm\n";
+        else
+          std::cerr << "error: clear deletes every item in table '" << g.table << "'; pass --yes to confirm\n";
         return kUsage;
       }
       if (!g.key_namespace.empty()) {
