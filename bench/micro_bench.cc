@@ -156,6 +156,9 @@ struct Unreachable : Backend {
   void set(std::string_view, std::string_view, Ttl) override {}
   void erase(std::string_view) override {}
   void clear(const std::function<void(uint64_t)>&) override {}
+  bool touch(std::string_view, Ttl) override { std::abort(); }
+  bool add(std::string_view, std::string_view, Ttl) override { std::abort(); }
+  int64_t increment(std::string_view, int64_t, Ttl) override { std::abort(); }
 };
 
 void BM_LayeredL1Hit(benchmark::State& state) {

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <chrono>
+#include <cmath>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -13,6 +14,7 @@
 #include <vector>
 
 #include "dynamodb_cache/dynamodb.h"
+#include "dynamodb_cache/stats.h"
 
 namespace dynamodb_cache {
 
@@ -20,15 +22,43 @@ using SystemClock = std::chrono::system_clock;
 // Time-to-live of an entry; zero means "never expires".
 using Ttl = std::chrono::milliseconds;
 
-// A cache hit: the stored bytes and how long they have left to live.
+// A cache hit: the stored bytes and how long they have left to live. A counter
+// (increment()) reads as its decimal text, e.g. "42".
 struct Hit {
   std::string value;
   std::optional<Ttl> ttl_left;  // nullopt: never expires
+  bool counter = false;         // a counter's decimal text (LayeredBackend does not copy it up)
 };
 
-// Keys: 1 to 2048 bytes of valid UTF-8 (DynamoDB's limits for a string hash key).
-// Throws InvalidArgumentError otherwise.
-void validate_key(std::string_view key);
+// Keys: 1 to max_bytes (default 2048, DynamoDB's limit for a string hash key) bytes of valid
+// UTF-8. Throws InvalidArgumentError otherwise.
+void validate_key(std::string_view key, std::size_t max_bytes = 2048);
+
+// Throws the InvalidArgumentError of an out-of-range ttl (to_ttl below).
+[[noreturn]] void throw_bad_ttl(double seconds);
+
+// The longest TTL a write accepts: 10,000 years (zero means "never expires"). Longer TTLs
+// are rejected, never wrapped or clamped on write. An entry stored with a longer TTL (the
+// Python package can write an `expire` of 1e16, 1e300 or inf) reads back as live, its
+// ttl_left clamped to kMaxTtl.
+inline constexpr Ttl kMaxTtl = std::chrono::duration_cast<Ttl>(std::chrono::years(10000));
+
+// Throws InvalidArgumentError unless 0 <= ttl <= kMaxTtl.
+void validate_ttl(Ttl ttl);
+
+// Any std::chrono duration as a Ttl, rounded up to whole milliseconds (so a short TTL never
+// becomes zero, "never"). Throws InvalidArgumentError for a negative, NaN or too long
+// duration instead of overflowing in the conversion.
+template <class Rep, class Period>
+Ttl to_ttl(std::chrono::duration<Rep, Period> ttl) {
+  const double seconds = std::chrono::duration<double>(ttl).count();
+  if (!(seconds >= 0)) throw_bad_ttl(seconds);
+  if (seconds > std::chrono::duration<double>(kMaxTtl).count()) throw_bad_ttl(seconds);
+  if constexpr (std::chrono::treat_as_floating_point_v<Rep>)
+    return Ttl(static_cast<Ttl::rep>(std::ceil(seconds * 1000)));
+  else
+    return std::chrono::ceil<Ttl>(ttl);
+}
 
 // The contract every backend keeps. Thread-safety: every implementation here may be used
 // from any number of threads at once.
@@ -42,19 +72,51 @@ class Backend {
   // Removes `key` if present; absent keys are not an error.
   virtual void erase(std::string_view key) = 0;
   // Removes every entry. `progress`, if given, is called with the running count of erased
-  // entries (DynamoDB: after each batch).
+  // entries (DynamoDB: after each batch, from the scanning threads, one call at a time;
+  // a namespace clear erases nothing itself and does not call it).
   virtual void clear(const std::function<void(uint64_t)>& progress = nullptr) = 0;
 
   // Result i answers keys[i]. The default calls get_entry per key; DynamoDB batches.
   virtual std::vector<std::optional<Hit>> get_many(const std::vector<std::string>& keys);
   // Stores all pairs with one ttl. The default calls set per pair; DynamoDB batches.
   virtual void set_many(const std::vector<std::pair<std::string, std::string>>& entries, Ttl ttl);
+  // Removes every key listed (absent ones are fine). The default calls erase per key;
+  // DynamoDB sends BatchWriteItem deletes of 25, retrying leftovers.
+  virtual void erase_many(const std::vector<std::string>& keys);
+  // True when `key` has a live entry. The default is get_entry; DynamoDB reads the item
+  // without its value.
+  virtual bool contains(std::string_view key);
+
+  // Atomic operations. Atomic per key within a process for MemoryBackend, across processes
+  // and machines for DynamodbBackend (one conditional request each in the common case).
+  //
+  // Gives a live entry a new TTL counted from now (zero = never) without rewriting its
+  // value. Returns false, changing nothing, if `key` has no live entry.
+  virtual bool touch(std::string_view key, Ttl ttl) = 0;
+  // Stores `value` only if `key` has no live entry (absent or expired). Returns whether it
+  // wrote; of many concurrent add()s of one absent key exactly one returns true.
+  virtual bool add(std::string_view key, std::string_view value, Ttl ttl) = 0;
+  // Adds `delta` to the counter under `key` and returns the new value. A missing or expired
+  // key starts at 0 and lives for `ttl` (zero = never); a live counter keeps its expiry (as
+  // Redis INCR). Throws WrongTypeError if `key` holds a value written by set()/add() (the
+  // value is left alone), InvalidArgumentError if the result would leave int64_t (nothing
+  // is changed).
+  virtual int64_t increment(std::string_view key, int64_t delta, Ttl ttl) = 0;
+  // increment(key, -delta, ttl). delta == INT64_MIN: InvalidArgumentError.
+  int64_t decrement(std::string_view key, int64_t delta, Ttl ttl);
 
   std::optional<std::string> get(std::string_view key) {
     auto h = get_entry(key);
     if (!h) return std::nullopt;
     return std::move(h->value);
   }
+
+  // This backend's statistics (stats.h). DynamodbBackend counts everything there;
+  // MemoryBackend and LayeredBackend count hits, misses, sets and erases.
+  virtual CacheStats& stats() const { return *stats_; }
+
+ protected:
+  std::shared_ptr<CacheStats> stats_ = std::make_shared<CacheStats>();
 };
 
 // ---- memory ----
@@ -80,6 +142,14 @@ class MemoryBackend final : public Backend {
   void set(std::string_view key, std::string_view value, Ttl ttl) override;
   void erase(std::string_view key) override;
   void clear(const std::function<void(uint64_t)>& progress = nullptr) override;
+  bool contains(std::string_view key) override;
+  bool touch(std::string_view key, Ttl ttl) override;
+  bool add(std::string_view key, std::string_view value, Ttl ttl) override;
+  int64_t increment(std::string_view key, int64_t delta, Ttl ttl) override;
+
+  // Hits, misses, sets and erases are counted per shard under its lock (no shared counter
+  // on the hot path) and summed into the CacheStats on each call.
+  CacheStats& stats() const override;
 
   std::size_t size() const;        // live and not-yet-evicted expired entries
   std::size_t bytes() const;       // keys plus values held
@@ -89,6 +159,10 @@ class MemoryBackend final : public Backend {
 
  private:
   Shard& shard_for(std::string_view key) const;
+  // Runs f(shard, live entry or nullptr, expiry for ttl) under the key's shard lock: the
+  // frame of touch, add and increment.
+  template <class F>
+  auto locked(std::string_view key, Ttl ttl, F&& f);
   MemoryOptions options_;
   std::vector<std::unique_ptr<Shard>> shards_;
 };
@@ -98,7 +172,12 @@ class MemoryBackend final : public Backend {
 // Reads layers in order (fastest first); a hit in a lower layer is written back into the
 // layers above it with the remaining TTL. Writes and erases go to every layer, lowest
 // (most durable) first, so a failure there leaves the upper layers untouched.
-// Thread-safe if its layers are.
+// Atomic operations are decided by the lowest layer alone (the one shared between
+// processes): add() then writes the value into the layers above; touch() re-times the
+// layers above, or erases the key from them when the lowest layer had no live entry;
+// increment() erases the key from the layers above. A counter read from a lower layer is
+// not copied up either: upper layers never hold a counter that other processes may
+// change. Thread-safe if its layers are.
 class LayeredBackend final : public Backend {
  public:
   // REQUIRES: at least one layer, none null.
@@ -109,8 +188,14 @@ class LayeredBackend final : public Backend {
   void clear(const std::function<void(uint64_t)>& progress = nullptr) override;
   std::vector<std::optional<Hit>> get_many(const std::vector<std::string>& keys) override;
   void set_many(const std::vector<std::pair<std::string, std::string>>& entries, Ttl ttl) override;
+  void erase_many(const std::vector<std::string>& keys) override;
+  bool contains(std::string_view key) override;
+  bool touch(std::string_view key, Ttl ttl) override;
+  bool add(std::string_view key, std::string_view value, Ttl ttl) override;
+  int64_t increment(std::string_view key, int64_t delta, Ttl ttl) override;
 
  private:
+  Backend& lowest() { return *layers_.back(); }
   std::vector<std::shared_ptr<Backend>> layers_;
 };
 
@@ -123,6 +208,8 @@ class LayeredBackend final : public Backend {
 //   fmt (N) marking how `value` holds the bytes: 1 = raw, 2 = zstd-compressed.
 // An item without `fmt` was written the Python package's way: PynamoDB 5 stores `value` as
 // the base64 text of the bytes, so it is decoded once more.
+// A counter (increment()) is an item with `counter` (N) in place of `value` and `fmt`, and
+// the same key/expire/update_ts/expire_at; the Python package cannot read counters.
 // Live while expire == 0 or now - update_ts < expire (the Python rule); DynamoDB returns
 // expired items until its lazy TTL sweep, so they are filtered here.
 struct DynamodbOptions {
@@ -137,7 +224,50 @@ struct DynamodbOptions {
   int compress_level = 3;
   // Wall clock for update_ts and liveness; default system_clock.
   std::function<SystemClock::time_point()> now;
+
+  // Namespace: empty (the default) for none. A name of 1-64 characters [A-Za-z0-9_.-].
+  // Items are then stored under "NS:GEN:key" (readable in the table), and clear() clears
+  // only this namespace with one UpdateItem that increments GEN, kept in the item
+  // "NS:generation" (attribute `generation`, N); no Scan, whatever the namespace holds.
+  // Items of older generations are never read again and age out through native TTL
+  // (items written with TTL zero stay until a full clear() without namespace).
+  std::string key_namespace;
+  // How long a process uses the generation it last read before reading it again (one
+  // consistent GetItem). A clear() made by this backend is seen at once; one made by
+  // another process is seen within this time, during which this process still reads and
+  // writes the old generation. Zero: read it before every operation (a second request per
+  // operation, clears seen at once everywhere). Default 1 s.
+  std::chrono::milliseconds namespace_refresh{1000};
+
+  // Keys longer than DynamoDB's 2048 bytes (counting the namespace prefix), up to
+  // kMaxLongKeyBytes. Off (the default): such keys are an InvalidArgumentError. On: they
+  // are stored under "[NS:GEN:]#sha256:" + the hex SHA-256 of the key, with the whole key in
+  // the attribute `full_key` (S), which every read compares with the key asked for (a
+  // mismatch is a miss). Keys that begin with "#sha256:" are stored that way at any
+  // length, so no short key can take a digest's place.
+  bool long_keys = false;
+
+  // Fail open: a read that fails (any error but InvalidArgumentError) is a miss, and a
+  // failed set()/set_many() is dropped, each counted in stats().fail_open and reported to
+  // `log` at warning level, instead of throwing. add/touch/increment, erases and clears still
+  // throw: no made-up answer would be safe there. Default false.
+  bool fail_open = false;
+  // The logging hook (stats.h): fail-open events (warning), clears (info). Default none.
+  LogHook log;
+  // Ask DynamoDB for the capacity each request consumed (ReturnConsumedCapacity TOTAL),
+  // summed into stats(). Default true.
+  bool track_capacity = true;
+  // Where to count; null (the default): a CacheStats of this backend's own. Sharing one
+  // between backends sums them.
+  std::shared_ptr<CacheStats> stats;
+
+  // Segments of the parallel Scan a full clear() (no namespace) runs, one thread each:
+  // 1 to 64. Default 4; 1 scans sequentially.
+  int clear_segments = 4;
 };
+
+// The longest key long_keys accepts: 64 KiB (the item holds it in full_key).
+inline constexpr std::size_t kMaxLongKeyBytes = 64 * 1024;
 
 // Attribute names of the layout above.
 namespace attr {
@@ -147,6 +277,9 @@ inline constexpr const char* kExpire = "expire";
 inline constexpr const char* kUpdateTs = "update_ts";
 inline constexpr const char* kExpireAt = "expire_at";
 inline constexpr const char* kFormat = "fmt";
+inline constexpr const char* kCounter = "counter";
+inline constexpr const char* kFullKey = "full_key";
+inline constexpr const char* kGeneration = "generation";
 }  // namespace attr
 
 // Thread-safe (the client is).
@@ -159,6 +292,11 @@ class DynamodbBackend final : public Backend {
   void clear(const std::function<void(uint64_t)>& progress = nullptr) override;
   std::vector<std::optional<Hit>> get_many(const std::vector<std::string>& keys) override;
   void set_many(const std::vector<std::pair<std::string, std::string>>& entries, Ttl ttl) override;
+  void erase_many(const std::vector<std::string>& keys) override;
+  bool contains(std::string_view key) override;
+  bool touch(std::string_view key, Ttl ttl) override;
+  bool add(std::string_view key, std::string_view value, Ttl ttl) override;
+  int64_t increment(std::string_view key, int64_t delta, Ttl ttl) override;
 
   // The item `set` would write (exposed for tests and capacity estimates).
   dynamodb::Item make_item(std::string_view key, std::string_view value, Ttl ttl) const;
@@ -169,9 +307,39 @@ class DynamodbBackend final : public Backend {
   const DynamodbOptions& options() const { return options_; }
   dynamodb::Client& client() { return *client_; }
 
+  // The one mapping from a user key to the `key` attribute its item is stored under:
+  //   prefix + key                           usually;
+  //   prefix + "#sha256:" + hex(SHA-256(key)) with long_keys, for a key too long for
+  //                                          DynamoDB or beginning with "#sha256:".
+  // `prefix` is key_prefix(): "NS:GEN:" in a namespace, else empty. Validates `key`.
+  // Items derived from a key (chunks) take their keys from this result.
+  std::string stored_key(std::string_view key, std::string_view prefix) const;
+  std::string stored_key(std::string_view key) const { return stored_key(key, key_prefix()); }
+  // "NS:GEN:" for the namespace's current generation (as namespace_refresh allows), or "".
+  std::string key_prefix() const;
+  // True when stored_key(key, prefix) gave a digest (the item then holds full_key).
+  bool is_digest(std::string_view key, std::string_view prefix) const;
+
  private:
+  // key, expire, update_ts, (with a TTL, if `expire_at`) expire_at and (for a digest) the
+  // user's key in full_key: what every item has.
+  dynamodb::Item item_head(std::string_view key, std::string_view prefix, Ttl ttl, bool expire_at) const;
+  // make_item with the prefix resolved once per operation.
+  dynamodb::Item build_item(std::string_view key, std::string_view prefix, std::string_view value, Ttl ttl) const;
+  std::optional<dynamodb::Item> read_consistent(const std::string& stored) const;
+  // The namespace's generation item key, "NS:generation".
+  std::string generation_key() const;
+  void clear_namespace();
+  void clear_table(const std::function<void(uint64_t)>& progress);
+
+  // The client, each call asking for (track_capacity) and counting consumed capacity.
+  struct Metered;
+  Metered wire() const;
+
+  struct Generation;
   std::shared_ptr<dynamodb::Client> client_;
   DynamodbOptions options_;
+  std::shared_ptr<Generation> generation_;
 };
 
 }  // namespace dynamodb_cache

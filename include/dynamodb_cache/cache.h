@@ -75,7 +75,39 @@ class Cache {
   }
 
   void erase(std::string_view key) { backend_->erase(key); }
+  void erase_many(const std::vector<std::string>& keys) { backend_->erase_many(keys); }
   void clear() { backend_->clear(); }
+
+  // True when `key` has a live entry (DynamoDB: without reading the value).
+  bool contains(std::string_view key) { return backend_->contains(key); }
+
+  // A new TTL for a live entry, counted from now, without rewriting its value; false on a
+  // miss. Atomic (Backend::touch).
+  template <class Rep = int64_t, class Period = std::ratio<1>>
+  bool touch(std::string_view key, std::chrono::duration<Rep, Period> ttl) {
+    return backend_->touch(key, to_ttl(ttl));
+  }
+
+  // Stores `value` only if `key` has no live entry; returns whether it wrote. Atomic across
+  // processes on DynamoDB (Backend::add).
+  template <class Rep = int64_t, class Period = std::ratio<1>>
+  bool add(std::string_view key, const T& value,
+           std::chrono::duration<Rep, Period> ttl = std::chrono::seconds(0)) {
+    return backend_->add(key, encode(key, value), to_ttl(ttl));
+  }
+
+  // Atomic counters (Backend::increment): the new value; a missing or expired key starts at
+  // 0 and lives for `ttl`. A counter is not a T: get() of it decodes its decimal text.
+  template <class Rep = int64_t, class Period = std::ratio<1>>
+  int64_t increment(std::string_view key, int64_t delta = 1,
+                    std::chrono::duration<Rep, Period> ttl = std::chrono::seconds(0)) {
+    return backend_->increment(key, delta, to_ttl(ttl));
+  }
+  template <class Rep = int64_t, class Period = std::ratio<1>>
+  int64_t decrement(std::string_view key, int64_t delta = 1,
+                    std::chrono::duration<Rep, Period> ttl = std::chrono::seconds(0)) {
+    return backend_->decrement(key, delta, to_ttl(ttl));
+  }
 
   // The cached value, or load()'s result, which is then cached for `ttl`.
   template <class Load, class Rep = int64_t, class Period = std::ratio<1>>
@@ -107,14 +139,10 @@ class Cache {
   }
 
   Backend& backend() { return *backend_; }
+  // The backend's statistics (stats.h); print them with stats().to_json().
+  CacheStats& stats() { return backend_->stats(); }
 
  private:
-  template <class Rep, class Period>
-  static Ttl to_ttl(std::chrono::duration<Rep, Period> ttl) {
-    if (ttl.count() < 0) throw InvalidArgumentError("ttl must not be negative");
-    return std::chrono::ceil<Ttl>(ttl);
-  }
-
   std::string encode(std::string_view key, const T& value) const {
     try {
       return codec_.encode(value);

@@ -26,6 +26,7 @@ enum class ErrorKind {
   kConditionFailed,  // ConditionalCheckFailedException: an answer, not a fault
   kResourceNotFound, // the table (or index) does not exist
   kProtocol,         // malformed response; a CRC32 mismatch is kProtocol but retryable
+  kWrongType,        // a counter operation on a cached value under the same key, or the reverse
 };
 
 // Returns a stable lower-case name for kind ("throttling", "transport", ...).
@@ -63,6 +64,14 @@ class CredentialsError : public Error {
  public:
   explicit CredentialsError(const std::string& message, bool retryable = false)
       : Error(ErrorKind::kCredentials, message, retryable) {}
+};
+
+// A key holds a counter where a value was expected, or a value where a counter was
+// (increment() on a key set with set()). Nothing was changed.
+class WrongTypeError : public Error {
+ public:
+  explicit WrongTypeError(const std::string& message)
+      : Error(ErrorKind::kWrongType, message, false) {}
 };
 
 // A failure below HTTP: the request may or may not have reached the service.

@@ -2,13 +2,17 @@
 #include "dynamodb_cache/backend.h"
 #include "dynamodb_cache/errors.h"
 
+#include <cmath>
+#include <limits>
+
 namespace dynamodb_cache {
 
-void validate_key(std::string_view key) {
+void validate_key(std::string_view key, std::size_t max_bytes) {
   if (key.empty()) throw InvalidArgumentError("cache key is empty");
-  if (key.size() > 2048)
-    throw InvalidArgumentError("cache key is " + std::to_string(key.size()) +
-                               " bytes; DynamoDB allows at most 2048");
+  if (key.size() > max_bytes)
+    throw InvalidArgumentError("cache key is " + std::to_string(key.size()) + " bytes; " +
+                               (max_bytes == 2048 ? std::string("DynamoDB allows at most 2048")
+                                                  : "at most " + std::to_string(max_bytes) + " are allowed"));
   // UTF-8 well-formedness (RFC 3629): DynamoDB rejects anything else in a string key.
   const auto* p = reinterpret_cast<const unsigned char*>(key.data());
   const auto* end = p + key.size();
@@ -32,6 +36,28 @@ void validate_key(std::string_view key) {
     p += n + 1;
   }
 }
+
+void throw_bad_ttl(double seconds) {
+  std::string shown = std::isnan(seconds) ? "NaN" : seconds < 0 ? "negative" : "too long";
+  throw InvalidArgumentError("ttl is " + shown + "; it must be 0 (never expires) to " +
+                             std::to_string(kMaxTtl.count() / 1000) + " seconds (10,000 years)");
+}
+
+void validate_ttl(Ttl ttl) {
+  if (ttl.count() < 0 || ttl > kMaxTtl) throw_bad_ttl(static_cast<double>(ttl.count()) / 1000);
+}
+
+int64_t Backend::decrement(std::string_view key, int64_t delta, Ttl ttl) {
+  if (delta == std::numeric_limits<int64_t>::min())
+    throw InvalidArgumentError("decrement by INT64_MIN cannot be negated");
+  return increment(key, -delta, ttl);
+}
+
+void Backend::erase_many(const std::vector<std::string>& keys) {
+  for (const auto& k : keys) erase(k);
+}
+
+bool Backend::contains(std::string_view key) { return get_entry(key).has_value(); }
 
 std::vector<std::optional<Hit>> Backend::get_many(const std::vector<std::string>& keys) {
   std::vector<std::optional<Hit>> out;

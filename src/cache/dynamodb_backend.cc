@@ -1,8 +1,15 @@
 #include <zstd.h>
 
+#include <atomic>
 #include <charconv>
 #include <cmath>
+#include <cstdio>
+#include <exception>
+#include <limits>
+#include <mutex>
+#include <thread>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "dynamodb_cache/backend.h"
 #include "dynamodb_cache/errors.h"
@@ -14,7 +21,7 @@ namespace ddb = dynamodb;
 
 namespace {
 
-constexpr std::size_t kMaxItemBytes = 400 * 1024;  // DynamoDB's item size limit
+constexpr std::size_t kMaxItemBytes = 400 * 1024;    // DynamoDB's item size limit
 constexpr std::size_t kMaxDecompressed = 64u << 20;  // refuse absurd frame sizes from the table
 enum Format : int { kRaw = 1, kZstd = 2 };
 
@@ -65,31 +72,352 @@ double number(const ddb::Item& item, const char* name, double fallback) {
   return d;
 }
 
-ddb::Item key_item(std::string_view key) {
+// An integer attribute (fmt, counter): exactly an int64_t in decimal, nothing else ("1.9",
+// "1e0" and out-of-range values are refused, not truncated).
+int64_t integer(const ddb::AttributeValue& v, const char* name, std::string_view key) {
+  const std::string& s = v.scalar;
+  int64_t i = 0;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), i);
+  if (v.type != ddb::AttrType::kN || ec != std::errc() || p != s.data() + s.size())
+    throw CodecError("item '" + std::string(key.substr(0, 64)) + "': attribute '" + name + "' is " +
+                     s.substr(0, 40) + ", not an integer");
+  return i;
+}
+
+ddb::Item key_item(std::string key) {
   ddb::Item k;
-  k.emplace(attr::kKey, ddb::AttributeValue::S(std::string(key)));
+  k.emplace(attr::kKey, ddb::AttributeValue::S(std::move(key)));
   return k;
+}
+
+double seconds_of(SystemClock::time_point t) {
+  return std::chrono::duration<double>(t.time_since_epoch()).count();
+}
+int64_t whole_seconds_of(SystemClock::time_point t) {
+  return std::chrono::duration_cast<std::chrono::seconds>(t.time_since_epoch()).count();
+}
+
+// A decimal DynamoDB accepts for a time in seconds (millisecond precision).
+std::string decimal(double seconds) {
+  char buf[64];
+  int n = std::snprintf(buf, sizeof buf, "%.3f", seconds);
+  return std::string(buf, static_cast<size_t>(n));
+}
+
+// The liveness of an item under the Python rule, expire == 0 or now - update_ts < expire.
+struct Liveness {
+  bool live = false;
+  std::optional<Ttl> left;  // nullopt: never expires
+  // The item's `expire` text when it has a TTL but no expire_at (written by the Python
+  // package, or with python_compat): LiveRule then needs it (see there).
+  std::optional<std::string> python_expire;
+};
+
+Liveness liveness(const ddb::Item& item, double now) {
+  Liveness l;
+  double expire = number(item, attr::kExpire, 0);
+  double update_ts = number(item, attr::kUpdateTs, 0);
+  if (expire != 0 && item.find(attr::kExpireAt) == item.end())
+    l.python_expire = item.at(attr::kExpire).scalar;
+  if (expire == 0) {
+    l.live = true;
+    return l;
+  }
+  double remaining = update_ts + expire - now;  // > 0 exactly when now - update_ts < expire
+  if (!(remaining > 0)) return l;               // NaN included
+  l.live = true;
+  // Clamped before the conversion: an expire of 1e16, 1e300 or inf (the Python package can
+  // store any of them) would overflow int64_t milliseconds, which is undefined behaviour.
+  constexpr double kMaxS = static_cast<double>(kMaxTtl.count()) / 1000;
+  l.left = remaining >= kMaxS ? kMaxTtl : Ttl(static_cast<int64_t>(std::ceil(remaining * 1000)));
+  return l;
+}
+
+// The Python liveness rule as DynamoDB condition expressions. Expressions have no
+// arithmetic, so `now - update_ts < expire` cannot be written for an unknown expire. Our
+// items carry expire_at = update_ts + expire, and for them the rule is `expire_at > now`.
+// For an item without expire_at (the Python package's, or python_compat), the rule is
+// written for the expire value an earlier read saw, E: `expire = E AND update_ts > now - E`;
+// a write conditioned on it cannot act on a different item than the one that was read.
+struct LiveRule {
+  double now;
+  std::optional<std::string> python_expire;  // E, as stored
+
+  std::string live() const {
+    std::string e = "attribute_exists(#k) AND (#x = :z OR #t > :now";
+    if (python_expire) e += " OR (attribute_not_exists(#t) AND #x = :pe AND #u > :cut)";
+    return e + ")";
+  }
+  std::string not_live() const {
+    std::string e = "attribute_not_exists(#k) OR (#x <> :z AND #t <= :now)";
+    if (python_expire) e += " OR (attribute_not_exists(#t) AND #x = :pe AND #u <= :cut)";
+    return e;
+  }
+  void add_values(ddb::Values& v) const {
+    v[":z"] = ddb::AttributeValue::N(0);
+    v[":now"] = ddb::AttributeValue::N(decimal(now));
+    if (python_expire) {
+      v[":pe"] = ddb::AttributeValue::N(*python_expire);
+      double e = 0;
+      std::from_chars(python_expire->data(), python_expire->data() + python_expire->size(), e);
+      // Far past any update_ts when E exceeds now (1e16, 1e125): and in DynamoDB's range.
+      double cut = now - e;
+      v[":cut"] = ddb::AttributeValue::N(cut < 0 ? std::string("-1") : decimal(cut));
+    }
+  }
+};
+
+// Sets the ExpressionAttributeNames a request's expressions use (DynamoDB refuses unused
+// ones). Placeholders are #k key, #x expire, #u update_ts, #t expire_at, #c counter,
+// #g generation.
+void bind_names(ddb::ConditionalWrite& w, std::string_view expressions) {
+  static constexpr std::pair<const char*, const char*> kNames[] = {
+      {"#k", attr::kKey},      {"#x", attr::kExpire},  {"#u", attr::kUpdateTs},
+      {"#t", attr::kExpireAt}, {"#c", attr::kCounter}, {"#g", attr::kGeneration}};
+  for (const auto& [ph, name] : kNames)
+    if (expressions.find(ph) != std::string_view::npos) w.names[ph] = name;
+}
+
+// Runs one conditional write: true if it was made, false if its condition failed.
+template <class F>
+bool conditional(F&& write) {
+  try {
+    write();
+    return true;
+  } catch (const ServiceError& e) {
+    if (e.kind() == ErrorKind::kConditionFailed) return false;
+    throw;
+  }
+}
+
+// Rounds of condition-failed-then-read an atomic operation makes before it gives up. Each
+// round that fails saw another writer change the item between two requests, so 16 in a
+// row means a key rewritten continuously.
+constexpr int kMaxRounds = 16;
+
+[[noreturn]] void contention(const char* op, std::string_view key) {
+  throw Error(ErrorKind::kConditionFailed,
+              std::string(op) + " of key '" + std::string(key.substr(0, 64)) +
+                  "' gave up: the item changed under " + std::to_string(kMaxRounds) +
+                  " conditional writes in a row",
+              true);
+}
+
+std::string counter_message(std::string_view key, int64_t current, int64_t delta) {
+  return "counter '" + std::string(key.substr(0, 64)) + "' at " + std::to_string(current) + " + " +
+         std::to_string(delta) + " would overflow int64";
+}
+
+// A hit for `key` only if the item is the key's: an item stored under a digest holds the
+// whole key in full_key (a SHA-256 collision, or a tampered item, reads as a miss).
+bool holds_key(const ddb::Item& item, std::string_view key) {
+  auto fk = item.find(attr::kFullKey);
+  return fk == item.end() || fk->second.scalar == key;
+}
+
+constexpr std::string_view kDigestMark = "#sha256:";
+
+// Runs one public operation, timing it into stats.latency and counting the kind of an
+// error it throws.
+template <class F>
+auto measured(CacheStats& stats, Op op, F&& f) -> decltype(f()) {
+  struct Timer {
+    LatencyHistogram& h;
+    std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now();
+    ~Timer() { h.record(std::chrono::steady_clock::now() - start); }
+  } timer{stats.latency[static_cast<size_t>(op)]};
+  try {
+    return f();
+  } catch (const Error& e) {
+    stats.count_error(e.kind());
+    throw;
+  }
+}
+
+void emit(const LogHook& log, LogLevel level, const std::string& message) {
+  if (!log) return;
+  try {
+    log(level, message);
+  } catch (...) {  // a logging failure must not become a cache failure
+  }
+}
+
+// Runs a read or a set under DynamodbOptions::fail_open: when it is on, an error (but a
+// caller's InvalidArgumentError) is counted, logged and turned into `miss`.
+template <class T, class F>
+T failing_open(const DynamodbOptions& o, CacheStats& stats, const char* op, std::string_view key, T miss,
+               F&& f) {
+  if (!o.fail_open) return f();
+  try {
+    return f();
+  } catch (const Error& e) {
+    if (e.kind() == ErrorKind::kInvalidArgument) throw;
+    stats.fail_open.fetch_add(1, std::memory_order_relaxed);
+    stats.count_error(e.kind());
+    emit(o.log, LogLevel::kWarning,
+         std::string("fail-open: ") + op + " of key '" + std::string(key.substr(0, 64)) + "' failed (" +
+             to_string(e.kind()) + ": " + e.what() + "); answered as a miss");
+    return miss;
+  }
+}
+
+void add_units(std::atomic<double>& to, const std::optional<ddb::ConsumedCapacity>& c) {
+  if (c) to.fetch_add(c->capacity_units, std::memory_order_relaxed);
 }
 
 }  // namespace
 
+struct DynamodbBackend::Metered {
+  ddb::Client& c;
+  CacheStats& s;
+  bool track;
+  ddb::ReturnConsumedCapacity rcc() const {
+    return track ? ddb::ReturnConsumedCapacity::kTotal : ddb::ReturnConsumedCapacity::kNone;
+  }
+  ddb::GetItemResult get_item(ddb::GetItemRequest r) {
+    r.return_consumed_capacity = rcc();
+    auto res = c.get_item(r);
+    add_units(s.read_capacity_units, res.consumed);
+    return res;
+  }
+  template <class Req, class Call>
+  ddb::WriteResult write(Req r, Call call) {
+    r.return_consumed_capacity = rcc();
+    auto res = (c.*call)(r);
+    add_units(s.write_capacity_units, res.consumed);
+    return res;
+  }
+  ddb::WriteResult put_item(const ddb::PutItemRequest& r) { return write(r, &ddb::Client::put_item); }
+  ddb::WriteResult update_item(const ddb::UpdateItemRequest& r) {
+    return write(r, &ddb::Client::update_item);
+  }
+  ddb::WriteResult delete_item(const ddb::DeleteItemRequest& r) {
+    return write(r, &ddb::Client::delete_item);
+  }
+  std::vector<ddb::Item> batch_get_all(const std::string& table, std::vector<ddb::Item> keys,
+                                       bool consistent) {
+    std::vector<ddb::ConsumedCapacity> cc;
+    auto items = c.batch_get_all(table, std::move(keys), consistent, track ? &cc : nullptr);
+    for (auto& x : cc) add_units(s.read_capacity_units, x);
+    return items;
+  }
+  void batch_write_all(const std::string& table, std::vector<ddb::WriteRequest> writes) {
+    std::vector<ddb::ConsumedCapacity> cc;
+    c.batch_write_all(table, std::move(writes), track ? &cc : nullptr);
+    for (auto& x : cc) add_units(s.write_capacity_units, x);
+  }
+  void scan_all(ddb::ScanRequest r, const std::function<bool(ddb::PageResult&)>& on_page) {
+    r.return_consumed_capacity = rcc();
+    c.scan_all(std::move(r), [&](ddb::PageResult& p) {
+      add_units(s.read_capacity_units, p.consumed);
+      return on_page(p);
+    });
+  }
+};
+
+DynamodbBackend::Metered DynamodbBackend::wire() const {
+  return Metered{*client_, *stats_, options_.track_capacity};
+}
+
+// The namespace's generation as this process last read it. Thread-safe (mu).
+struct DynamodbBackend::Generation {
+  std::mutex mu;
+  int64_t value = 0;
+  bool known = false;
+  std::chrono::steady_clock::time_point read_at;
+};
+
 DynamodbBackend::DynamodbBackend(std::shared_ptr<ddb::Client> client, DynamodbOptions options)
-    : client_(std::move(client)), options_(std::move(options)) {
+    : client_(std::move(client)), options_(std::move(options)), generation_(std::make_shared<Generation>()) {
   if (!client_) throw InvalidArgumentError("DynamodbBackend needs a client");
   if (options_.table.empty()) throw InvalidArgumentError("DynamodbBackend needs a table name");
   if (!options_.now) options_.now = [] { return SystemClock::now(); };
+  if (options_.stats) stats_ = options_.stats;
+  const std::string& ns = options_.key_namespace;
+  if (ns.size() > 64 ||
+      ns.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-") !=
+          std::string::npos)
+    throw InvalidArgumentError("namespace '" + ns.substr(0, 64) +
+                               "' must be 1-64 characters of A-Z a-z 0-9 _ . -");
+  if (options_.namespace_refresh.count() < 0)
+    throw InvalidArgumentError("namespace_refresh must not be negative");
+  if (options_.clear_segments < 1 || options_.clear_segments > 64)
+    throw InvalidArgumentError("clear_segments must be 1 to 64 (one thread each)");
+}
+
+std::string DynamodbBackend::generation_key() const { return options_.key_namespace + ":generation"; }
+
+std::string DynamodbBackend::key_prefix() const {
+  if (options_.key_namespace.empty()) return {};
+  auto prefix = [this](int64_t gen) { return options_.key_namespace + ":" + std::to_string(gen) + ":"; };
+  Generation& g = *generation_;
+  const auto now = std::chrono::steady_clock::now();
+  {
+    std::lock_guard lock(g.mu);
+    if (g.known && now - g.read_at < options_.namespace_refresh) return prefix(g.value);
+  }
+  // Read without the lock: threads arriving together may read it more than once, harmlessly.
+  ddb::GetItemRequest r;
+  r.table_name = options_.table;
+  r.key = key_item(generation_key());
+  r.consistent_read = true;
+  r.projection_expression = "#g";
+  r.names = {{"#g", attr::kGeneration}};
+  auto res = wire().get_item(r);
+  int64_t read = 0;  // no item: nothing cleared yet
+  if (res.item)
+    if (auto it = res.item->find(attr::kGeneration); it != res.item->end())
+      read = integer(it->second, attr::kGeneration, generation_key());
+  std::lock_guard lock(g.mu);
+  g.value = std::max(g.value, read);  // generations only grow; a full clear keeps their items
+  g.known = true;
+  g.read_at = now;
+  return prefix(g.value);
+}
+
+std::string DynamodbBackend::stored_key(std::string_view key, std::string_view prefix) const {
+  validate_key(key, options_.long_keys ? kMaxLongKeyBytes : 2048);
+  if (is_digest(key, prefix)) {
+    std::string s(prefix);
+    s += kDigestMark;
+    s += util::hex(util::sha256(key));
+    return s;
+  }
+  if (prefix.size() + key.size() > 2048)
+    throw InvalidArgumentError("cache key is " + std::to_string(key.size()) +
+                               " bytes; with the namespace prefix '" + std::string(prefix) +
+                               "' it exceeds DynamoDB's 2048 (the long_keys option stores it)");
+  return std::string(prefix) + std::string(key);
+}
+
+bool DynamodbBackend::is_digest(std::string_view key, std::string_view prefix) const {
+  return options_.long_keys && (prefix.size() + key.size() > 2048 || key.starts_with(kDigestMark));
+}
+
+ddb::Item DynamodbBackend::item_head(std::string_view key, std::string_view prefix, Ttl ttl,
+                                     bool expire_at) const {
+  validate_ttl(ttl);
+  std::string stored = stored_key(key, prefix);
+  // Whole seconds, rounded up: the layout stores seconds, and a short TTL must not become 0
+  // ("never"). At most kMaxTtl, so now_s + ttl_s cannot overflow.
+  int64_t ttl_s = (ttl.count() + 999) / 1000;
+  int64_t now_s = whole_seconds_of(options_.now());
+  ddb::Item item;
+  item.emplace(attr::kKey, ddb::AttributeValue::S(std::move(stored)));
+  item.emplace(attr::kExpire, ddb::AttributeValue::N(ttl_s));
+  item.emplace(attr::kUpdateTs, ddb::AttributeValue::N(now_s));
+  if (ttl_s > 0 && expire_at) item.emplace(attr::kExpireAt, ddb::AttributeValue::N(now_s + ttl_s));
+  if (is_digest(key, prefix)) item.emplace(attr::kFullKey, ddb::AttributeValue::S(std::string(key)));
+  return item;
 }
 
 ddb::Item DynamodbBackend::make_item(std::string_view key, std::string_view value, Ttl ttl) const {
-  validate_key(key);
-  if (ttl.count() < 0) throw InvalidArgumentError("ttl must not be negative");
-  // Whole seconds, rounded up: the layout stores seconds, and a short TTL must not become 0
-  // ("never").
-  int64_t ttl_s = (ttl.count() + 999) / 1000;
-  int64_t now_s = std::chrono::duration_cast<std::chrono::seconds>(options_.now().time_since_epoch()).count();
+  return build_item(key, key_prefix(), value, ttl);
+}
 
-  ddb::Item item;
-  item.emplace(attr::kKey, ddb::AttributeValue::S(std::string(key)));
+ddb::Item DynamodbBackend::build_item(std::string_view key, std::string_view prefix, std::string_view value,
+                                      Ttl ttl) const {
+  ddb::Item item = item_head(key, prefix, ttl, !options_.python_compat);
   if (options_.python_compat) {
     item.emplace(attr::kValue, ddb::AttributeValue::B(util::base64_encode(value)));
   } else if (options_.compress_min_bytes > 0 && value.size() >= options_.compress_min_bytes) {
@@ -101,10 +429,6 @@ ddb::Item DynamodbBackend::make_item(std::string_view key, std::string_view valu
     item.emplace(attr::kValue, ddb::AttributeValue::B(std::string(value)));
     item.emplace(attr::kFormat, ddb::AttributeValue::N(kRaw));
   }
-  item.emplace(attr::kExpire, ddb::AttributeValue::N(ttl_s));
-  item.emplace(attr::kUpdateTs, ddb::AttributeValue::N(now_s));
-  if (ttl_s > 0 && !options_.python_compat)
-    item.emplace(attr::kExpireAt, ddb::AttributeValue::N(now_s + ttl_s));
 
   std::size_t size = 0;
   for (const auto& [n, v] : item) size += attr_size(n, v);
@@ -117,16 +441,12 @@ ddb::Item DynamodbBackend::make_item(std::string_view key, std::string_view valu
 
 std::optional<Hit> DynamodbBackend::read_item(const ddb::Item& item) const {
   auto key_it = item.find(attr::kKey);
-  std::string_view key = key_it == item.end() ? std::string_view("?") : std::string_view(key_it->second.scalar);
-  double expire = number(item, attr::kExpire, 0);
-  double update_ts = number(item, attr::kUpdateTs, 0);
-  double now = std::chrono::duration<double>(options_.now().time_since_epoch()).count();
-  std::optional<Ttl> left;
-  if (expire != 0) {
-    double remaining = update_ts + expire - now;  // > 0 exactly when now - update_ts < expire
-    if (!(remaining > 0)) return std::nullopt;
-    left = Ttl(static_cast<int64_t>(std::ceil(remaining * 1000)));
-  }
+  std::string_view key =
+      key_it == item.end() ? std::string_view("?") : std::string_view(key_it->second.scalar);
+  Liveness l = liveness(item, seconds_of(options_.now()));
+  if (!l.live) return std::nullopt;
+  if (auto c = item.find(attr::kCounter); c != item.end() && item.find(attr::kValue) == item.end())
+    return Hit{std::to_string(integer(c->second, attr::kCounter, key)), l.left, true};
   auto v = item.find(attr::kValue);
   if (v == item.end() || v->second.type != ddb::AttrType::kB)
     throw CodecError("item '" + std::string(key) + "' has no binary `value` attribute");
@@ -137,97 +457,388 @@ std::optional<Hit> DynamodbBackend::read_item(const ddb::Item& item) const {
     if (!decoded)
       throw CodecError("item '" + std::string(key) +
                        "' has no `fmt` marker and its value is not base64 (not a dynamodb_cache item)");
-    return Hit{std::move(*decoded), left};
+    return Hit{std::move(*decoded), l.left};
   }
-  int f = static_cast<int>(number(item, attr::kFormat, 0));
-  if (f == kRaw) return Hit{v->second.scalar, left};
-  if (f == kZstd) return Hit{decompress(v->second.scalar, key), left};
+  int64_t f = integer(fmt->second, attr::kFormat, key);
+  if (f == kRaw) return Hit{v->second.scalar, l.left};
+  if (f == kZstd) return Hit{decompress(v->second.scalar, key), l.left};
   throw CodecError("item '" + std::string(key) + "' has value format " + fmt->second.scalar +
                    ", unknown to this version");
 }
 
-std::optional<Hit> DynamodbBackend::get_entry(std::string_view key) {
-  validate_key(key);
+std::optional<ddb::Item> DynamodbBackend::read_consistent(const std::string& stored) const {
   ddb::GetItemRequest r;
   r.table_name = options_.table;
-  r.key = key_item(key);
-  r.consistent_read = options_.consistent_read;
-  auto res = client_->get_item(r);
-  if (!res.item) return std::nullopt;
-  return read_item(*res.item);
+  r.key = key_item(stored);
+  r.consistent_read = true;
+  return wire().get_item(r).item;
+}
+
+std::optional<Hit> DynamodbBackend::get_entry(std::string_view key) {
+  return measured(*stats_, Op::kGet, [&]() -> std::optional<Hit> {
+    auto hit = failing_open(options_, *stats_, "get", key, std::optional<Hit>(), [&]() -> std::optional<Hit> {
+      ddb::GetItemRequest r;
+      r.table_name = options_.table;
+      r.key = key_item(stored_key(key));
+      r.consistent_read = options_.consistent_read;
+      auto res = wire().get_item(r);
+      if (!res.item || !holds_key(*res.item, key)) return std::nullopt;
+      return read_item(*res.item);
+    });
+    (hit ? stats_->hits : stats_->misses).fetch_add(1, std::memory_order_relaxed);
+    if (hit) stats_->bytes_read.fetch_add(hit->value.size(), std::memory_order_relaxed);
+    return hit;
+  });
+}
+
+bool DynamodbBackend::contains(std::string_view key) {
+  return measured(*stats_, Op::kContains, [&]() -> bool {
+    return failing_open(options_, *stats_, "contains", key, false, [&]() -> bool {
+      ddb::GetItemRequest r;
+      r.table_name = options_.table;
+      r.key = key_item(stored_key(key));
+      r.consistent_read = options_.consistent_read;
+      r.projection_expression = "#k, #x, #u, #t, #f";  // no value bytes on the wire
+      r.names = {{"#k", attr::kKey},
+                 {"#x", attr::kExpire},
+                 {"#u", attr::kUpdateTs},
+                 {"#t", attr::kExpireAt},
+                 {"#f", attr::kFullKey}};
+      auto res = wire().get_item(r);
+      return res.item && holds_key(*res.item, key) && liveness(*res.item, seconds_of(options_.now())).live;
+    });
+  });
 }
 
 void DynamodbBackend::set(std::string_view key, std::string_view value, Ttl ttl) {
-  ddb::PutItemRequest r;
-  r.table_name = options_.table;
-  r.item = make_item(key, value, ttl);
-  client_->put_item(r);
+  return measured(*stats_, Op::kSet, [&]() -> void {
+    bool written = failing_open(options_, *stats_, "set", key, false, [&] {
+      ddb::PutItemRequest r;
+      r.table_name = options_.table;
+      r.item = make_item(key, value, ttl);
+      wire().put_item(r);
+      return true;
+    });
+    if (!written) return;
+    stats_->sets.fetch_add(1, std::memory_order_relaxed);
+    stats_->bytes_written.fetch_add(value.size(), std::memory_order_relaxed);
+  });
 }
 
 void DynamodbBackend::erase(std::string_view key) {
-  validate_key(key);
-  ddb::DeleteItemRequest r;
-  r.table_name = options_.table;
-  r.key = key_item(key);
-  client_->delete_item(r);
+  return measured(*stats_, Op::kErase, [&]() -> void {
+    ddb::DeleteItemRequest r;
+    r.table_name = options_.table;
+    r.key = key_item(stored_key(key));
+    wire().delete_item(r);
+    stats_->erases.fetch_add(1, std::memory_order_relaxed);
+  });
+}
+
+// One conditional PutItem: written unless the item is live. A failed condition is checked
+// with a consistent read, which tells a live item (false) from one that changed meanwhile or
+// that only the read's expire value lets the condition judge (LiveRule): then again.
+bool DynamodbBackend::add(std::string_view key, std::string_view value, Ttl ttl) {
+  return measured(*stats_, Op::kAdd, [&]() -> bool {
+    ddb::PutItemRequest r;
+    r.table_name = options_.table;
+    r.item = make_item(key, value, ttl);
+    const std::string stored = r.item.at(attr::kKey).scalar;
+    std::optional<std::string> python_expire;
+    for (int round = 0; round < kMaxRounds; ++round) {
+      LiveRule rule{seconds_of(options_.now()), python_expire};
+      r.condition_expression = rule.not_live();
+      r.values.clear();
+      rule.add_values(r.values);
+      bind_names(r, r.condition_expression);
+      if (conditional([&] { wire().put_item(r); })) {
+        stats_->sets.fetch_add(1, std::memory_order_relaxed);
+        stats_->bytes_written.fetch_add(value.size(), std::memory_order_relaxed);
+        return true;
+      }
+      auto item = read_consistent(stored);
+      if (!item) continue;  // erased meanwhile
+      Liveness l = liveness(*item, seconds_of(options_.now()));
+      if (l.live) return false;
+      python_expire = l.python_expire;
+    }
+    contention("add", key);
+  });
+}
+
+// One conditional UpdateItem of expire, update_ts and expire_at: made only while the item is
+// live (LiveRule, with a read when the first condition fails, as add()).
+bool DynamodbBackend::touch(std::string_view key, Ttl ttl) {
+  return measured(*stats_, Op::kTouch, [&]() -> bool {
+    const bool with_expire_at = !options_.python_compat;
+    ddb::Item head = item_head(key, key_prefix(), ttl, with_expire_at);
+    const std::string stored = head.at(attr::kKey).scalar;
+    ddb::UpdateItemRequest r;
+    r.table_name = options_.table;
+    r.key = key_item(stored);
+    r.update_expression =
+        head.count(attr::kExpireAt) ? "SET #x = :e, #u = :u, #t = :t" : "SET #x = :e, #u = :u REMOVE #t";
+    std::optional<std::string> python_expire;
+    for (int round = 0; round < kMaxRounds; ++round) {
+      LiveRule rule{seconds_of(options_.now()), python_expire};
+      r.condition_expression = rule.live();
+      r.values = {{":e", head.at(attr::kExpire)}, {":u", head.at(attr::kUpdateTs)}};
+      if (auto t = head.find(attr::kExpireAt); t != head.end()) r.values[":t"] = t->second;
+      rule.add_values(r.values);
+      bind_names(r, r.update_expression + " " + r.condition_expression);
+      if (conditional([&] { wire().update_item(r); })) return true;
+      auto item = read_consistent(stored);
+      if (!item) return false;
+      Liveness l = liveness(*item, seconds_of(options_.now()));
+      if (!l.live) return false;
+      python_expire = l.python_expire;  // nullopt: it became live meanwhile; try again
+    }
+    contention("touch", key);
+  });
+}
+
+// Three requests at most per round, one in the common case:
+//   1. UpdateItem SET counter = counter + delta, if the item is a live counter and the sum
+//      stays within int64_t;
+//   2. else PutItem of a new counter at delta, if nothing live is there;
+//   3. else a consistent read says why both failed: a value (WrongTypeError), an overflow
+//      (InvalidArgumentError), or a change by another writer between 1 and 2 (again).
+// Concurrent increments never lose an update: 1 is atomic on the item, and 2 only writes
+// where no live item exists, so at most one creator wins and the rest add to its counter.
+int64_t DynamodbBackend::increment(std::string_view key, int64_t delta, Ttl ttl) {
+  return measured(*stats_, Op::kIncrement, [&]() -> int64_t {
+    // Counters carry expire_at even with python_compat: the Python package cannot read them.
+    ddb::Item created = item_head(key, key_prefix(), ttl, true);
+    created.emplace(attr::kCounter, ddb::AttributeValue::N(delta));
+    const std::string stored = created.at(attr::kKey).scalar;
+    const int64_t limit = delta >= 0 ? std::numeric_limits<int64_t>::max() - delta
+                                     : std::numeric_limits<int64_t>::min() - delta;
+    std::optional<std::string> python_expire;
+    for (int round = 0; round < kMaxRounds; ++round) {
+      LiveRule rule{seconds_of(options_.now()), python_expire};
+
+      ddb::UpdateItemRequest u;
+      u.table_name = options_.table;
+      u.key = key_item(stored);
+      u.update_expression = "SET #c = #c + :d";
+      u.condition_expression =
+          "(" + rule.live() + ") AND attribute_exists(#c) AND #c " + (delta >= 0 ? "<=" : ">=") + " :lim";
+      u.values = {{":d", ddb::AttributeValue::N(delta)}, {":lim", ddb::AttributeValue::N(limit)}};
+      rule.add_values(u.values);
+      bind_names(u, u.update_expression + " " + u.condition_expression);
+      u.return_values = ddb::ReturnValues::kUpdatedNew;
+      std::optional<ddb::Item> updated;
+      if (conditional([&] { updated = wire().update_item(u).attributes; })) {
+        if (!updated || !updated->count(attr::kCounter))
+          throw ProtocolError(
+              "UpdateItem returned no `counter` for key '" + std::string(key.substr(0, 64)) + "'", false);
+        return integer(updated->at(attr::kCounter), attr::kCounter, key);
+      }
+
+      ddb::PutItemRequest p;
+      p.table_name = options_.table;
+      p.item = created;
+      p.condition_expression = rule.not_live();
+      rule.add_values(p.values);
+      bind_names(p, p.condition_expression);
+      if (conditional([&] { wire().put_item(p); })) return delta;
+
+      auto item = read_consistent(stored);
+      if (!item) continue;
+      Liveness l = liveness(*item, seconds_of(options_.now()));
+      python_expire = l.python_expire;
+      if (!l.live) continue;
+      auto c = item->find(attr::kCounter);
+      if (c == item->end())
+        throw WrongTypeError("key '" + std::string(key.substr(0, 64)) +
+                             "' holds a value, not a counter; erase it or use another key");
+      int64_t current = integer(c->second, attr::kCounter, key);
+      if (delta >= 0 ? current > limit : current < limit)
+        throw InvalidArgumentError(counter_message(key, current, delta));
+    }
+    contention("increment", key);
+  });
 }
 
 std::vector<std::optional<Hit>> DynamodbBackend::get_many(const std::vector<std::string>& keys) {
-  std::vector<ddb::Item> ask;
-  std::unordered_map<std::string_view, std::optional<Hit>> found;
-  for (const auto& k : keys) {
-    validate_key(k);
-    if (found.emplace(k, std::nullopt).second) ask.push_back(key_item(k));
-  }
-  auto items = client_->batch_get_all(options_.table, std::move(ask), options_.consistent_read);
-  for (const auto& item : items) {
-    auto k = item.find(attr::kKey);
-    if (k == item.end()) continue;
-    auto slot = found.find(k->second.scalar);
-    if (slot != found.end()) slot->second = read_item(item);
-  }
-  std::vector<std::optional<Hit>> out;
-  out.reserve(keys.size());
-  for (const auto& k : keys) out.push_back(found[k]);
-  return out;
+  return measured(*stats_, Op::kGetMany, [&]() -> std::vector<std::optional<Hit>> {
+    auto out = failing_open(options_, *stats_, "get_many", keys.empty() ? "" : keys.front(),
+                            std::vector<std::optional<Hit>>(keys.size()), [&] {
+                              const std::string prefix = key_prefix();
+                              std::vector<ddb::Item> ask;
+                              std::vector<std::string> stored;
+                              stored.reserve(keys.size());
+                              struct Slot {
+                                std::string_view key;
+                                std::optional<Hit> hit;
+                              };
+                              std::unordered_map<std::string, Slot> found;
+                              for (const auto& k : keys) {
+                                stored.push_back(stored_key(k, prefix));
+                                if (found.emplace(stored.back(), Slot{k, std::nullopt}).second)
+                                  ask.push_back(key_item(stored.back()));
+                              }
+                              auto items = wire().batch_get_all(options_.table, std::move(ask),
+                                                                options_.consistent_read);
+                              for (const auto& item : items) {
+                                auto k = item.find(attr::kKey);
+                                if (k == item.end()) continue;
+                                auto slot = found.find(k->second.scalar);
+                                if (slot != found.end() && holds_key(item, slot->second.key))
+                                  slot->second.hit = read_item(item);
+                              }
+                              std::vector<std::optional<Hit>> hits;
+                              hits.reserve(keys.size());
+                              for (const auto& s : stored) hits.push_back(found[s].hit);
+                              return hits;
+                            });
+    for (const auto& h : out) {
+      (h ? stats_->hits : stats_->misses).fetch_add(1, std::memory_order_relaxed);
+      if (h) stats_->bytes_read.fetch_add(h->value.size(), std::memory_order_relaxed);
+    }
+    return out;
+  });
 }
 
 void DynamodbBackend::set_many(const std::vector<std::pair<std::string, std::string>>& entries, Ttl ttl) {
-  // One batch may not name a key twice: the last value for a key wins, as with set().
-  std::unordered_map<std::string_view, size_t> last;
-  for (size_t i = 0; i < entries.size(); ++i) last[entries[i].first] = i;
-  std::vector<ddb::WriteRequest> writes;
-  writes.reserve(last.size());
-  for (size_t i = 0; i < entries.size(); ++i) {
-    if (last[entries[i].first] != i) continue;
-    ddb::WriteRequest w;
-    w.put_item = make_item(entries[i].first, entries[i].second, ttl);
-    writes.push_back(std::move(w));
-  }
-  client_->batch_write_all(options_.table, std::move(writes));
+  return measured(*stats_, Op::kSetMany, [&]() -> void {
+    uint64_t n = 0, bytes = 0;
+    bool written =
+        failing_open(options_, *stats_, "set_many", entries.empty() ? "" : entries.front().first, false, [&] {
+          // One batch may not name a key twice: the last value for a key wins, as with set().
+          const std::string prefix = key_prefix();
+          std::unordered_map<std::string_view, size_t> last;
+          for (size_t i = 0; i < entries.size(); ++i) last[entries[i].first] = i;
+          std::vector<ddb::WriteRequest> writes;
+          writes.reserve(last.size());
+          for (size_t i = 0; i < entries.size(); ++i) {
+            if (last[entries[i].first] != i) continue;
+            ddb::WriteRequest w;
+            w.put_item = build_item(entries[i].first, prefix, entries[i].second, ttl);
+            writes.push_back(std::move(w));
+            bytes += entries[i].second.size();
+          }
+          n = writes.size();
+          wire().batch_write_all(options_.table, std::move(writes));
+          return true;
+        });
+    if (!written) return;
+    stats_->sets.fetch_add(n, std::memory_order_relaxed);
+    stats_->bytes_written.fetch_add(bytes, std::memory_order_relaxed);
+  });
+}
+
+void DynamodbBackend::erase_many(const std::vector<std::string>& keys) {
+  return measured(*stats_, Op::kEraseMany, [&]() -> void {
+    const std::string prefix = key_prefix();
+    std::unordered_set<std::string> seen;  // one batch may not name a key twice
+    std::vector<ddb::WriteRequest> deletes;
+    for (const auto& k : keys) {
+      std::string s = stored_key(k, prefix);
+      if (!seen.insert(s).second) continue;
+      ddb::WriteRequest w;
+      w.delete_key = key_item(std::move(s));
+      deletes.push_back(std::move(w));
+    }
+    const uint64_t n = deletes.size();
+    wire().batch_write_all(options_.table, std::move(deletes));
+    stats_->erases.fetch_add(n, std::memory_order_relaxed);
+  });
 }
 
 void DynamodbBackend::clear(const std::function<void(uint64_t)>& progress) {
-  ddb::ScanRequest scan;
-  scan.table_name = options_.table;
-  scan.projection_expression = "#k";
-  scan.names = {{"#k", attr::kKey}};
-  uint64_t erased = 0;
-  client_->scan_all(scan, [&](ddb::PageResult& page) {
-    std::vector<ddb::WriteRequest> deletes;
-    deletes.reserve(page.items.size());
-    for (auto& item : page.items) {
-      auto k = item.find(attr::kKey);
-      if (k == item.end()) continue;
-      ddb::WriteRequest w;
-      w.delete_key = key_item(k->second.scalar);
-      deletes.push_back(std::move(w));
-    }
-    erased += deletes.size();
-    client_->batch_write_all(options_.table, std::move(deletes));
-    if (progress) progress(erased);
-    return true;
+  return measured(*stats_, Op::kClear, [&]() -> void {
+    if (options_.key_namespace.empty())
+      clear_table(progress);
+    else
+      clear_namespace();
   });
+}
+
+// One UpdateItem: the next generation. Every key of the namespace maps to new items from
+// now on; this process sees it at once, others within namespace_refresh.
+void DynamodbBackend::clear_namespace() {
+  ddb::UpdateItemRequest r;
+  r.table_name = options_.table;
+  r.key = key_item(generation_key());
+  r.update_expression = "ADD #g :one";
+  r.values = {{":one", ddb::AttributeValue::N(1)}};
+  bind_names(r, r.update_expression);
+  r.return_values = ddb::ReturnValues::kUpdatedNew;
+  auto res = wire().update_item(r);
+  if (!res.attributes || !res.attributes->count(attr::kGeneration))
+    throw ProtocolError("UpdateItem returned no `generation` for namespace '" + options_.key_namespace + "'",
+                        false);
+  int64_t gen = integer(res.attributes->at(attr::kGeneration), attr::kGeneration, generation_key());
+  Generation& g = *generation_;
+  std::lock_guard lock(g.mu);
+  g.value = std::max(g.value, gen);
+  g.known = true;
+  g.read_at = std::chrono::steady_clock::now();
+  emit(options_.log, LogLevel::kInfo,
+       "namespace '" + options_.key_namespace + "' cleared: generation " + std::to_string(gen));
+}
+
+// A parallel Scan (clear_segments segments, one thread each) of keys only, each page
+// deleted with BatchWriteItem before the next is read. Namespace generation items are kept
+// (a FilterExpression): generations must never go back, or a process still holding the
+// old number would write where a cleared namespace's new items go. The first error stops
+// every segment after its current page and is rethrown.
+void DynamodbBackend::clear_table(const std::function<void(uint64_t)>& progress) {
+  const int segments = options_.clear_segments;
+  std::atomic<uint64_t> erased{0};
+  std::atomic<bool> failed{false};
+  std::mutex report_mu;  // progress: one call at a time, counts increasing
+  std::exception_ptr error;
+  auto scan_segment = [&](int segment) {
+    try {
+      ddb::ScanRequest scan;
+      scan.table_name = options_.table;
+      scan.projection_expression = "#k";
+      scan.filter_expression = "attribute_not_exists(#g)";
+      scan.names = {{"#k", attr::kKey}, {"#g", attr::kGeneration}};
+      if (segments > 1) {
+        scan.segment = segment;
+        scan.total_segments = segments;
+      }
+      wire().scan_all(scan, [&](ddb::PageResult& page) {
+        std::vector<ddb::WriteRequest> deletes;
+        deletes.reserve(page.items.size());
+        for (auto& item : page.items) {
+          auto k = item.find(attr::kKey);
+          if (k == item.end()) continue;
+          ddb::WriteRequest w;
+          w.delete_key = key_item(k->second.scalar);
+          deletes.push_back(std::move(w));
+        }
+        const size_t n = deletes.size();
+        if (n) wire().batch_write_all(options_.table, std::move(deletes));
+        if (n && progress) {
+          std::lock_guard lock(report_mu);
+          progress(erased += n);
+        } else {
+          erased += n;
+        }
+        return !failed.load();
+      });
+    } catch (...) {
+      std::lock_guard lock(report_mu);
+      if (!error) error = std::current_exception();
+      failed = true;
+    }
+  };
+  if (segments == 1) {
+    scan_segment(0);
+  } else {
+    std::vector<std::thread> threads;
+    threads.reserve(static_cast<size_t>(segments));
+    for (int i = 0; i < segments; ++i) threads.emplace_back(scan_segment, i);
+    for (auto& t : threads) t.join();
+  }
+  if (error) std::rethrow_exception(error);
+  stats_->erases.fetch_add(erased.load(), std::memory_order_relaxed);
+  emit(options_.log, LogLevel::kInfo,
+       "table '" + options_.table + "' cleared: " + std::to_string(erased.load()) + " items deleted");
 }
 
 }  // namespace dynamodb_cache

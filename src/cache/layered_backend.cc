@@ -22,18 +22,23 @@ std::optional<Hit> LayeredBackend::get_entry(std::string_view key) {
     auto h = layers_[i]->get_entry(key);
     if (!h) continue;
     if (h->ttl_left && h->ttl_left->count() <= 0) return std::nullopt;  // expired in transit
-    for (size_t j = 0; j < i; ++j) layers_[j]->set(key, h->value, refill_ttl(*h));
+    if (!h->counter)
+      for (size_t j = 0; j < i; ++j) layers_[j]->set(key, h->value, refill_ttl(*h));
+    stats_->hits.fetch_add(1, std::memory_order_relaxed);
     return h;
   }
+  stats_->misses.fetch_add(1, std::memory_order_relaxed);
   return std::nullopt;
 }
 
 void LayeredBackend::set(std::string_view key, std::string_view value, Ttl ttl) {
   for (auto it = layers_.rbegin(); it != layers_.rend(); ++it) (*it)->set(key, value, ttl);
+  stats_->sets.fetch_add(1, std::memory_order_relaxed);
 }
 
 void LayeredBackend::erase(std::string_view key) {
   for (auto it = layers_.rbegin(); it != layers_.rend(); ++it) (*it)->erase(key);
+  stats_->erases.fetch_add(1, std::memory_order_relaxed);
 }
 
 void LayeredBackend::clear(const std::function<void(uint64_t)>& progress) {
@@ -56,7 +61,8 @@ std::vector<std::optional<Hit>> LayeredBackend::get_many(const std::vector<std::
         still.push_back(missing[k]);
         continue;
       }
-      for (size_t j = 0; j < layer; ++j) layers_[j]->set(keys[missing[k]], h->value, refill_ttl(*h));
+      if (!h->counter)
+        for (size_t j = 0; j < layer; ++j) layers_[j]->set(keys[missing[k]], h->value, refill_ttl(*h));
       out[missing[k]] = std::move(h);
     }
     missing = std::move(still);
@@ -66,6 +72,39 @@ std::vector<std::optional<Hit>> LayeredBackend::get_many(const std::vector<std::
 
 void LayeredBackend::set_many(const std::vector<std::pair<std::string, std::string>>& entries, Ttl ttl) {
   for (auto it = layers_.rbegin(); it != layers_.rend(); ++it) (*it)->set_many(entries, ttl);
+}
+
+void LayeredBackend::erase_many(const std::vector<std::string>& keys) {
+  for (auto it = layers_.rbegin(); it != layers_.rend(); ++it) (*it)->erase_many(keys);
+}
+
+bool LayeredBackend::contains(std::string_view key) {
+  for (auto& l : layers_)
+    if (l->contains(key)) return true;
+  return false;
+}
+
+bool LayeredBackend::touch(std::string_view key, Ttl ttl) {
+  bool touched = lowest().touch(key, ttl);
+  for (size_t j = 0; j + 1 < layers_.size(); ++j) {
+    if (touched)
+      layers_[j]->touch(key, ttl);  // false when this layer has no copy: nothing to re-time
+    else
+      layers_[j]->erase(key);  // whatever copy it has outlived the shared entry
+  }
+  return touched;
+}
+
+bool LayeredBackend::add(std::string_view key, std::string_view value, Ttl ttl) {
+  if (!lowest().add(key, value, ttl)) return false;
+  for (size_t j = 0; j + 1 < layers_.size(); ++j) layers_[j]->set(key, value, ttl);
+  return true;
+}
+
+int64_t LayeredBackend::increment(std::string_view key, int64_t delta, Ttl ttl) {
+  int64_t v = lowest().increment(key, delta, ttl);
+  for (size_t j = 0; j + 1 < layers_.size(); ++j) layers_[j]->erase(key);
+  return v;
 }
 
 }  // namespace dynamodb_cache

@@ -12,9 +12,26 @@ using Steady = std::chrono::steady_clock;
 
 struct Entry {
   std::string key;
-  std::string value;
+  std::string value;           // a counter's: its decimal text
   Steady::time_point expires;  // time_point::max(): never
+  bool counter = false;        // written by increment()
 };
+
+// When an entry written at `now` with `ttl` expires. Saturates: steady_clock counts
+// nanoseconds in an int64_t (292 years from its epoch), so a longer TTL (up to kMaxTtl)
+// ends at the last representable instant, one tick before the "never" sentinel.
+Steady::time_point expiry(Steady::time_point now, Ttl ttl) {
+  validate_ttl(ttl);
+  if (ttl.count() == 0) return Steady::time_point::max();
+  const auto room = Steady::time_point::max() - now;  // > 0: now is a real clock reading
+  if (ttl >= std::chrono::duration_cast<Ttl>(room)) return Steady::time_point::max() - Steady::duration(1);
+  return now + std::chrono::duration_cast<Steady::duration>(ttl);
+}
+
+std::optional<Ttl> ttl_left(const Entry& e, Steady::time_point now) {
+  if (e.expires == Steady::time_point::max()) return std::nullopt;
+  return std::chrono::duration_cast<Ttl>(e.expires - now);
+}
 }  // namespace
 
 struct MemoryBackend::Shard {
@@ -24,6 +41,7 @@ struct MemoryBackend::Shard {
   std::unordered_map<std::string_view, std::list<Entry>::iterator> index;
   std::size_t bytes = 0;
   uint64_t evictions = 0;
+  uint64_t hits = 0, misses = 0, sets = 0, erases = 0;  // for stats()
   std::size_t max_entries = 0;
   std::size_t max_bytes = 0;
 
@@ -31,6 +49,38 @@ struct MemoryBackend::Shard {
     bytes -= it->key.size() + it->value.size();
     index.erase(std::string_view(it->key));
     lru.erase(it);
+  }
+
+  // The live entry for key, made most recently used, or nullptr (an expired one is
+  // dropped). REQUIRES: mu held.
+  Entry* live(std::string_view key, Steady::time_point now) {
+    auto it = index.find(key);
+    if (it == index.end()) return nullptr;
+    auto node = it->second;
+    if (node->expires <= now) {
+      drop(node);
+      return nullptr;
+    }
+    lru.splice(lru.begin(), lru, node);
+    return &*node;
+  }
+
+  // Stores an entry, replacing any under its key and evicting to stay within bounds.
+  // REQUIRES: mu held.
+  void put(Entry e) {
+    if (auto it = index.find(e.key); it != index.end()) drop(it->second);
+    std::size_t need = e.key.size() + e.value.size();
+    if (need > max_bytes) {  // larger than the whole shard: not cached at all
+      ++evictions;
+      return;
+    }
+    while (!lru.empty() && (lru.size() + 1 > max_entries || bytes + need > max_bytes)) {
+      drop(std::prev(lru.end()));
+      ++evictions;
+    }
+    lru.push_front(std::move(e));
+    index.emplace(std::string_view(lru.front().key), lru.begin());
+    bytes += need;
   }
 };
 
@@ -60,41 +110,75 @@ std::optional<Hit> MemoryBackend::get_entry(std::string_view key) {
   Shard& s = shard_for(key);
   auto now = options_.now();
   std::lock_guard lock(s.mu);
-  auto it = s.index.find(key);
-  if (it == s.index.end()) return std::nullopt;
-  auto node = it->second;
-  if (node->expires <= now) {
-    s.drop(node);
-    return std::nullopt;
-  }
-  s.lru.splice(s.lru.begin(), s.lru, node);
-  Hit h{node->value, std::nullopt};
-  if (node->expires != Steady::time_point::max())
-    h.ttl_left = std::chrono::duration_cast<Ttl>(node->expires - now);
-  return h;
+  Entry* e = s.live(key, now);
+  ++(e ? s.hits : s.misses);
+  if (!e) return std::nullopt;
+  return Hit{e->value, ttl_left(*e, now), e->counter};
 }
 
 void MemoryBackend::set(std::string_view key, std::string_view value, Ttl ttl) {
   validate_key(key);
-  if (ttl.count() < 0) throw InvalidArgumentError("ttl must not be negative");
-  auto now = options_.now();
-  auto expires = ttl.count() == 0 ? Steady::time_point::max()
-                                  : now + std::chrono::duration_cast<Steady::duration>(ttl);
+  auto expires = expiry(options_.now(), ttl);
   Shard& s = shard_for(key);
-  std::size_t need = key.size() + value.size();
   std::lock_guard lock(s.mu);
-  if (auto it = s.index.find(key); it != s.index.end()) s.drop(it->second);
-  if (need > s.max_bytes) {  // larger than the whole shard: not cached at all
-    ++s.evictions;
-    return;
-  }
-  while (!s.lru.empty() && (s.lru.size() + 1 > s.max_entries || s.bytes + need > s.max_bytes)) {
-    s.drop(std::prev(s.lru.end()));
-    ++s.evictions;
-  }
-  s.lru.push_front(Entry{std::string(key), std::string(value), expires});
-  s.index.emplace(std::string_view(s.lru.front().key), s.lru.begin());
-  s.bytes += need;
+  s.put(Entry{std::string(key), std::string(value), expires});
+  ++s.sets;
+}
+
+bool MemoryBackend::contains(std::string_view key) {
+  validate_key(key);
+  Shard& s = shard_for(key);
+  auto now = options_.now();
+  std::lock_guard lock(s.mu);
+  return s.live(key, now) != nullptr;
+}
+
+template <class F>
+auto MemoryBackend::locked(std::string_view key, Ttl ttl, F&& f) {
+  validate_key(key);
+  auto now = options_.now();
+  auto expires = expiry(now, ttl);
+  Shard& s = shard_for(key);
+  std::lock_guard lock(s.mu);
+  return f(s, s.live(key, now), expires);
+}
+
+bool MemoryBackend::touch(std::string_view key, Ttl ttl) {
+  return locked(key, ttl, [](Shard&, Entry* e, Steady::time_point expires) {
+    if (!e) return false;
+    e->expires = expires;
+    return true;
+  });
+}
+
+bool MemoryBackend::add(std::string_view key, std::string_view value, Ttl ttl) {
+  return locked(key, ttl, [&](Shard& s, Entry* e, Steady::time_point expires) {
+    if (e) return false;
+    s.put(Entry{std::string(key), std::string(value), expires});
+    ++s.sets;
+    return true;
+  });
+}
+
+int64_t MemoryBackend::increment(std::string_view key, int64_t delta, Ttl ttl) {
+  return locked(key, ttl, [&](Shard& s, Entry* e, Steady::time_point expires) {
+    if (e && !e->counter)
+      throw WrongTypeError("key '" + std::string(key.substr(0, 64)) + "' holds a value, not a counter");
+    int64_t current = e ? std::stoll(e->value) : 0;  // our own decimal text
+    int64_t next;
+    if (__builtin_add_overflow(current, delta, &next))
+      throw InvalidArgumentError("counter '" + std::string(key.substr(0, 64)) + "' at " +
+                                 std::to_string(current) + " + " + std::to_string(delta) +
+                                 " would overflow int64");
+    if (e) {
+      s.bytes = s.bytes - e->value.size();
+      e->value = std::to_string(next);
+      s.bytes += e->value.size();
+    } else {
+      s.put(Entry{std::string(key), std::to_string(next), expires, true});
+    }
+    return next;
+  });
 }
 
 void MemoryBackend::erase(std::string_view key) {
@@ -102,6 +186,7 @@ void MemoryBackend::erase(std::string_view key) {
   Shard& s = shard_for(key);
   std::lock_guard lock(s.mu);
   if (auto it = s.index.find(key); it != s.index.end()) s.drop(it->second);
+  ++s.erases;
 }
 
 void MemoryBackend::clear(const std::function<void(uint64_t)>& progress) {
@@ -132,6 +217,22 @@ std::size_t MemoryBackend::bytes() const {
     n += s->bytes;
   }
   return n;
+}
+
+CacheStats& MemoryBackend::stats() const {
+  uint64_t hits = 0, misses = 0, sets = 0, erases = 0;
+  for (auto& s : shards_) {
+    std::lock_guard lock(s->mu);
+    hits += s->hits;
+    misses += s->misses;
+    sets += s->sets;
+    erases += s->erases;
+  }
+  stats_->hits = hits;
+  stats_->misses = misses;
+  stats_->sets = sets;
+  stats_->erases = erases;
+  return *stats_;
 }
 
 uint64_t MemoryBackend::evictions() const {

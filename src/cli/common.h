@@ -22,6 +22,13 @@ struct GlobalOptions {
   int max_attempts = 0;
   // Deadline of each DynamoDB call, retries and backoff included; seconds.
   double timeout_s = 30;
+  // --namespace: DynamodbOptions::key_namespace (empty: none).
+  std::string key_namespace;
+  // --stats: the command's stats as JSON on stderr afterwards; every backend counts here.
+  bool print_stats = false;
+  std::shared_ptr<CacheStats> stats = std::make_shared<CacheStats>();
+  // The clients make_client made for this command: --stats reports their retries.
+  mutable std::vector<std::shared_ptr<dynamodb::Client>> clients;
 };
 
 // Exit codes: 0 success, 1 a miss (get), 2 usage or invalid input, 3 configuration or
@@ -33,6 +40,17 @@ enum Exit : int { kOk = 0, kMiss = 1, kUsage = 2, kConfig = 3, kService = 4, kNe
 std::shared_ptr<dynamodb::Client> make_client(const GlobalOptions& g,
                                               std::shared_ptr<http::Transport> transport = nullptr);
 DynamodbOptions backend_options(const GlobalOptions& g);
+
+// All of standard input (binary-safe); InvalidArgumentError if it cannot be read.
+std::string read_stdin();
+
+// Adds `--ttl SECONDS` to `cmd`: whole seconds, 0 (never expires) to the library's kMaxTtl.
+// Anything else ("abc", "1.5", "-3", 18446744073709552) is a one-line usage error before
+// any conversion, so no value wraps around.
+CLI::Option* add_ttl_option(CLI::App* cmd, int64_t& ttl_seconds, const std::string& what);
+
+// Registers add, incr, decr, touch, mget and mset (cache_commands.cc). `run` as below.
+void add_cache_commands(CLI::App& app, GlobalOptions& g, std::function<int()>& run);
 
 // Registers the `bench` subcommand (bench.cc). `run` is set to the function to call when
 // the subcommand was chosen.

@@ -20,7 +20,9 @@ std::shared_ptr<dynamodb::Client> make_client(const GlobalOptions& g, std::share
   o.retry.max_attempts = g.max_attempts;
   o.retry.default_max_attempts = 5;
   o.operation_timeout = std::chrono::milliseconds(static_cast<int64_t>(g.timeout_s * 1000));
-  return std::make_shared<dynamodb::Client>(o);
+  auto client = std::make_shared<dynamodb::Client>(o);
+  g.clients.push_back(client);
+  return client;
 }
 
 DynamodbOptions backend_options(const GlobalOptions& g) {
@@ -28,6 +30,8 @@ DynamodbOptions backend_options(const GlobalOptions& g) {
   o.table = g.table;
   o.consistent_read = g.consistent_read;
   o.python_compat = g.python_compat;
+  o.key_namespace = g.key_namespace;
+  o.stats = g.stats;
   return o;
 }
 
@@ -41,6 +45,7 @@ int exit_code(const Error& e) {
     case ErrorKind::kTransport:
     case ErrorKind::kTimeout: return kNetwork;
     case ErrorKind::kCodec:
+    case ErrorKind::kWrongType:
     case ErrorKind::kProtocol: return kData;
     default: return kService;
   }
@@ -53,6 +58,8 @@ std::string one_line(std::string s) {
   return s;
 }
 
+}  // namespace
+
 std::string read_stdin() {
   std::string data;
   char buf[65536];
@@ -61,8 +68,6 @@ std::string read_stdin() {
   if (std::ferror(stdin)) throw InvalidArgumentError("cannot read the value from standard input");
   return data;
 }
-
-}  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"dynamodb-cache: use an Amazon DynamoDB table as a cache.\n"
@@ -96,6 +101,9 @@ int main(int argc, char** argv) {
   app.add_option("--timeout", g.timeout_s, "Seconds one DynamoDB call may take, retries and backoff included")
       ->check(CLI::Range(0.001, 86400.0))
       ->capture_default_str();
+  app.add_option("--namespace", g.key_namespace,
+                 "Keys live in this namespace (stored as NS:GEN:KEY); `clear --yes` clears only it, in one request");
+  app.add_flag("--stats", g.print_stats, "After the command, print its statistics as one JSON line on stderr");
 
   std::function<int()> run;
 
@@ -141,7 +149,7 @@ int main(int argc, char** argv) {
   int64_t ttl = 0;
   set->add_option("KEY", set_key, "Cache key (1-2048 bytes of UTF-8)")->required();
   auto* value_opt = set->add_option("VALUE", set_value, "The value; omitted: read standard input");
-  set->add_option("--ttl", ttl, "Seconds to live; 0 = never expires")->check(CLI::NonNegativeNumber)->capture_default_str();
+  add_ttl_option(set, ttl, "Seconds to live; 0 = never expires");
   set->callback([&] {
     run = [&] {
       std::string value = value_opt->count() ? set_value : read_stdin();
@@ -173,14 +181,24 @@ int main(int argc, char** argv) {
     };
   });
 
-  auto* clear = app.add_subcommand("clear", "Delete every item in the table (needs --yes)");
+  auto* clear = app.add_subcommand(
+      "clear", "Delete every item in the table, or with --namespace only that namespace's (needs --yes)");
   bool yes = false;
   clear->add_flag("--yes", yes, "Confirm: really delete everything");
   clear->callback([&] {
     run = [&] {
       if (!yes) {
-        std::cerr << "error: clear deletes every item in table '" << g.table << "'; pass --yes to confirm\n";
+        if (!g.key_namespace.empty())
+          std::cerr << "error: clear empties namespace '" << g.key_namespace << "' of table '" << g.table
+                    << "'; pass --yes to confirm\n";
+        else
+          std::cerr << "error: clear deletes every item in table '" << g.table << "'; pass --yes to confirm\n";
         return kUsage;
+      }
+      if (!g.key_namespace.empty()) {
+        DynamodbBackend(make_client(g), backend_options(g)).clear();
+        std::cerr << "cleared namespace '" << g.key_namespace << "' of '" << g.table << "'\n";
+        return kOk;
       }
       bool tty = isatty(STDERR_FILENO);
       uint64_t total = 0;
@@ -195,6 +213,7 @@ int main(int argc, char** argv) {
   });
 
   add_bench_command(app, g, run);
+  add_cache_commands(app, g, run);
 
   try {
     app.parse(argc, argv);
@@ -216,6 +235,16 @@ int main(int argc, char** argv) {
     std::cerr << "error: " << one_line(e.what()) << " (see --help)\n";
     return kUsage;
   }
+  // --stats: the counters after the command, whatever its outcome.
+  struct PrintStats {
+    const GlobalOptions& g;
+    ~PrintStats() {
+      if (!g.print_stats) return;
+      uint64_t retries = 0;
+      for (const auto& c : g.clients) retries += c->stats().retries.load();
+      std::cerr << g.stats->to_json(&retries) << "\n";
+    }
+  } print_stats{g};
   try {
     return run ? run() : kUsage;
   } catch (const ServiceError& e) {

@@ -170,7 +170,7 @@ TEST(DynamodbBackend, GetFiltersExpiredItemsDynamoDbStillReturns) {
   item_json = "{}";
   EXPECT_FALSE(b.get("k"));
   auto reqs = f.transport->requests();
-  EXPECT_EQ(reqs[0].body, R"({"TableName":"dynamodb-cache","Key":{"key":{"S":"k"}}})");
+  EXPECT_EQ(reqs[0].body, R"({"TableName":"dynamodb-cache","Key":{"key":{"S":"k"}},"ReturnConsumedCapacity":"TOTAL"})");
 }
 
 TEST(DynamodbBackend, ConsistentReadOption) {
@@ -180,5 +180,10 @@ TEST(DynamodbBackend, ConsistentReadOption) {
   o.table = "t2";
   auto b = f.backend(o);
   b.get("k");
-  EXPECT_EQ(f.transport->requests()[0].body, R"({"TableName":"t2","Key":{"key":{"S":"k"}},"ConsistentRead":true})");
+  EXPECT_EQ(f.transport->requests()[0].body,
+            R"({"TableName":"t2","Key":{"key":{"S":"k"}},"ConsistentRead":true,"ReturnConsumedCapacity":"TOTAL"})");
+  o.track_capacity = false;
+  auto untracked = f.backend(o);
+  untracked.get("k");
+  EXPECT_EQ(f.transport->requests()[1].body, R"({"TableName":"t2","Key":{"key":{"S":"k"}},"ConsistentRead":true})");
 }

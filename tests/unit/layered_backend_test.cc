@@ -27,6 +27,9 @@ struct FailingBackend : Backend {
   void set(std::string_view, std::string_view, Ttl) override { throw TransportError("down"); }
   void erase(std::string_view) override { throw TransportError("down"); }
   void clear(const std::function<void(uint64_t)>&) override {}
+  bool touch(std::string_view, Ttl) override { throw TransportError("down"); }
+  bool add(std::string_view, std::string_view, Ttl) override { throw TransportError("down"); }
+  int64_t increment(std::string_view, int64_t, Ttl) override { throw TransportError("down"); }
 };
 }  // namespace
 

@@ -1,0 +1,266 @@
+// The atomic and multi-key operations of DynamodbBackend against dynalite: add, touch,
+// increment/decrement, contains, erase_many, with request counts checked on the wire.
+#include <thread>
+
+#include "counting_transport.h"
+#include "it_env.h"
+#include "util_clock.h"
+
+using namespace dynamodb_cache;
+using namespace std::chrono_literals;
+namespace ddb = dynamodb_cache::dynamodb;
+using testing_support::CountingTransport;
+
+namespace {
+struct OpsTable {
+  std::shared_ptr<CountingTransport> wire = std::make_shared<CountingTransport>();
+  std::shared_ptr<ddb::Client> c = [this] {
+    ddb::ClientOptions o;
+    o.transport = wire;
+    return std::make_shared<ddb::Client>(o);
+  }();
+  std::string name = it::unique_table("it-ops");
+  Table table = it::make_cache_table(c, name);
+  test_clock::FakeWallClock clock;
+  ~OpsTable() { table.drop(false); }
+  DynamodbOptions opts() {
+    DynamodbOptions o;
+    o.table = name;
+    o.now = clock.fn();
+    return o;
+  }
+  // An item as the Python package writes it: no expire_at, no fmt, value as base64 text.
+  void python_put(const std::string& key, int64_t expire, int64_t update_ts) {
+    ddb::PutItemRequest p;
+    p.table_name = name;
+    p.item = {{"key", ddb::AttributeValue::S(key)},
+              {"value", ddb::AttributeValue::B("cHl0aG9u")},  // "python"
+              {"expire", ddb::AttributeValue::N(expire)},
+              {"update_ts", ddb::AttributeValue::N(update_ts)}};
+    c->put_item(p);
+  }
+  int64_t now_s() {
+    return std::chrono::duration_cast<std::chrono::seconds>(clock.fn()().time_since_epoch()).count();
+  }
+  ddb::Item raw(const std::string& key) {
+    ddb::GetItemRequest g;
+    g.table_name = name;
+    g.key = {{"key", ddb::AttributeValue::S(key)}};
+    g.consistent_read = true;
+    return c->get_item(g).item.value_or(ddb::Item{});
+  }
+};
+}  // namespace
+
+TEST(CacheOpsIT, AddIsOneConditionalPut) {
+  OpsTable t;
+  DynamodbBackend b(t.c, t.opts());
+  t.wire->reset();
+  EXPECT_TRUE(b.add("k", "first", 10s));
+  EXPECT_EQ(t.wire->total(), 1);
+  EXPECT_EQ(t.wire->count("PutItem"), 1);
+  EXPECT_FALSE(b.add("k", "second", 10s));  // the condition fails; one read confirms it is live
+  EXPECT_EQ(*b.get("k"), "first");
+  t.clock.advance(10s);
+  t.wire->reset();
+  EXPECT_TRUE(b.add("k", "third", 0s));  // expired (still stored): written in one request
+  EXPECT_EQ(t.wire->total(), 1);
+  EXPECT_EQ(*b.get("k"), "third");
+  EXPECT_FALSE(b.add("k", "fourth", 5s));  // never expires
+}
+
+TEST(CacheOpsIT, AddJudgesPythonWrittenItemsByTheirExpire) {
+  OpsTable t;
+  DynamodbBackend b(t.c, t.opts());
+  t.python_put("live", 100, t.now_s() - 50);
+  t.python_put("expired", 100, t.now_s() - 150);
+  t.python_put("forever", 0, t.now_s() - 1000000);
+  EXPECT_FALSE(b.add("live", "x", 0s));
+  EXPECT_EQ(*b.get("live"), "python");
+  EXPECT_TRUE(b.add("expired", "x", 0s));
+  EXPECT_EQ(*b.get("expired"), "x");
+  EXPECT_FALSE(b.add("forever", "x", 0s));
+}
+
+TEST(CacheOpsIT, ConcurrentAddsHaveOneWinner) {
+  OpsTable t;
+  std::atomic<int> won{0};
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 8; ++i)
+    threads.emplace_back([&, i] {
+      DynamodbBackend b(it::client(), t.opts());  // a client each, as separate processes
+      for (int round = 0; round < 5; ++round)
+        if (b.add("race" + std::to_string(round), "by " + std::to_string(i), 0s)) ++won;
+    });
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(won.load(), 5);
+}
+
+TEST(CacheOpsIT, TouchRetimesLiveItemsOnly) {
+  OpsTable t;
+  DynamodbBackend b(t.c, t.opts());
+  EXPECT_FALSE(b.touch("absent", 10s));
+  b.set("k", "v", 5s);
+  t.wire->reset();
+  EXPECT_TRUE(b.touch("k", 100s));
+  EXPECT_EQ(t.wire->total(), 1);
+  EXPECT_EQ(t.wire->count("UpdateItem"), 1);
+  t.clock.advance(50s);
+  auto h = b.get_entry("k");
+  ASSERT_TRUE(h);
+  EXPECT_EQ(h->value, "v");
+  EXPECT_LE(h->ttl_left->count(), 50000);
+  auto item = t.raw("k");
+  EXPECT_EQ(item.at("expire").scalar, "100");
+  EXPECT_EQ(std::stoll(item.at("expire_at").scalar), std::stoll(item.at("update_ts").scalar) + 100);
+  EXPECT_TRUE(b.touch("k", 0s));  // never expires: expire_at removed
+  EXPECT_EQ(t.raw("k").count("expire_at"), 0u);
+  t.clock.advance(1000000s);
+  EXPECT_TRUE(b.contains("k"));
+
+  b.set("short", "v", 1s);
+  t.clock.advance(2s);
+  EXPECT_FALSE(b.touch("short", 100s));  // expired stays expired
+  EXPECT_FALSE(b.get("short"));
+
+  t.python_put("py", 100, t.now_s() - 50);
+  EXPECT_TRUE(b.touch("py", 1000s));
+  t.clock.advance(500s);
+  EXPECT_EQ(*b.get("py"), "python");
+  t.python_put("py-old", 100, t.now_s() - 150);
+  EXPECT_FALSE(b.touch("py-old", 1000s));
+}
+
+TEST(CacheOpsIT, CountersAreOneUpdateItemAndStartAtZero) {
+  OpsTable t;
+  DynamodbBackend b(t.c, t.opts());
+  t.wire->reset();
+  EXPECT_EQ(b.increment("n", 1, 10s), 1);  // created: the update's condition fails, the put wins
+  EXPECT_EQ(t.wire->count("UpdateItem"), 1);
+  EXPECT_EQ(t.wire->count("PutItem"), 1);
+  t.wire->reset();
+  EXPECT_EQ(b.increment("n", 41, 0s), 42);
+  EXPECT_EQ(t.wire->total(), 1);  // one UpdateItem
+  EXPECT_EQ(b.decrement("n", 2, 0s), 40);
+  EXPECT_EQ(*b.get("n"), "40");
+  auto item = t.raw("n");
+  EXPECT_EQ(item.at("counter").scalar, "40");
+  EXPECT_EQ(item.count("value"), 0u);
+  EXPECT_EQ(item.at("expire").scalar, "10");  // kept from creation
+  t.clock.advance(10s);                       // expired, though DynamoDB still holds it
+  EXPECT_FALSE(b.get("n"));
+  EXPECT_EQ(b.increment("n", 5, 0s), 5);
+  EXPECT_EQ(b.decrement("fresh", 3, 0s), -3);
+}
+
+TEST(CacheOpsIT, ACounterAndAValueUnderOneKeyIsAWrongTypeError) {
+  OpsTable t;
+  DynamodbBackend b(t.c, t.opts());
+  b.set("v", "text", 0s);
+  EXPECT_THROW(b.increment("v", 1, 0s), WrongTypeError);
+  EXPECT_EQ(*b.get("v"), "text");  // untouched
+  t.python_put("py", 0, t.now_s());
+  EXPECT_THROW(b.increment("py", 1, 0s), WrongTypeError);
+  EXPECT_EQ(*b.get("py"), "python");
+  t.python_put("py-expired", 10, t.now_s() - 20);
+  EXPECT_EQ(b.increment("py-expired", 7, 0s), 7);  // an expired Python item is replaced
+  EXPECT_EQ(b.increment("c", 1, 0s), 1);
+  EXPECT_FALSE(b.add("c", "value", 0s));  // a live counter is a live entry
+  b.set("c", "now a value", 0s);          // set() replaces whatever is there
+  EXPECT_THROW(b.increment("c", 1, 0s), WrongTypeError);
+}
+
+TEST(CacheOpsIT, CounterOverflowChangesNothing) {
+  OpsTable t;
+  DynamodbBackend b(t.c, t.opts());
+  EXPECT_EQ(b.increment("big", INT64_MAX - 1, 0s), INT64_MAX - 1);
+  EXPECT_EQ(b.increment("big", 1, 0s), INT64_MAX);
+  EXPECT_THROW(b.increment("big", 1, 0s), InvalidArgumentError);
+  EXPECT_EQ(*b.get("big"), std::to_string(INT64_MAX));
+  EXPECT_EQ(b.increment("small", INT64_MIN + 1, 0s), INT64_MIN + 1);
+  EXPECT_THROW(b.decrement("small", 2, 0s), InvalidArgumentError);
+  EXPECT_EQ(b.decrement("small", 1, 0s), INT64_MIN);
+}
+
+TEST(CacheOpsIT, ConcurrentIncrementsFromManyClientsLoseNothing) {
+  OpsTable t;
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 8; ++i)
+    threads.emplace_back([&] {
+      DynamodbBackend b(it::client(), t.opts());
+      for (int n = 0; n < 50; ++n) b.increment("hits", 1, 3600s);
+    });
+  for (auto& th : threads) th.join();
+  DynamodbBackend b(t.c, t.opts());
+  EXPECT_EQ(*b.get("hits"), "400");
+}
+
+TEST(CacheOpsIT, ContainsReadsNoValueAndEraseManyBatches) {
+  OpsTable t;
+  DynamodbBackend b(t.c, t.opts());
+  std::vector<std::pair<std::string, std::string>> entries;
+  std::vector<std::string> keys;
+  for (int i = 0; i < 60; ++i) {
+    entries.emplace_back("k" + std::to_string(i), std::string(1000, 'x'));
+    keys.push_back("k" + std::to_string(i));
+  }
+  b.set_many(entries, 0s);
+  EXPECT_TRUE(b.contains("k7"));
+  EXPECT_FALSE(b.contains("nope"));
+  b.set("short", "v", 1s);
+  t.clock.advance(1s);
+  EXPECT_FALSE(b.contains("short"));
+  keys.push_back("k0");  // twice
+  keys.push_back("never-set");
+  t.wire->reset();
+  b.erase_many(keys);
+  EXPECT_EQ(t.wire->count("BatchWriteItem"), 3);  // 61 distinct keys in calls of 25
+  EXPECT_EQ(t.wire->total(), 3);
+  for (int i = 0; i < 60; i += 7) EXPECT_FALSE(b.contains("k" + std::to_string(i)));
+}
+
+TEST(CacheOpsIT, LayeredMemoryOverDynamoDb) {
+  OpsTable t;
+  auto shared = std::make_shared<DynamodbBackend>(t.c, t.opts());
+  auto l1 = std::make_shared<MemoryBackend>();
+  LayeredBackend layered({l1, shared});
+  EXPECT_TRUE(layered.add("k", "v", 60s));
+  EXPECT_EQ(*l1->get("k"), "v");
+  EXPECT_FALSE(layered.add("k", "w", 60s));
+  EXPECT_EQ(layered.increment("n", 2, 0s), 2);
+  EXPECT_EQ(shared->increment("n", 3, 0s), 5);  // another process
+  EXPECT_EQ(layered.increment("n", 1, 0s), 6);
+  EXPECT_EQ(*layered.get("n"), "6");
+  EXPECT_EQ(shared->increment("n", 1, 0s), 7);  // another process again
+  EXPECT_EQ(*layered.get("n"), "7");            // not served stale from memory
+  EXPECT_TRUE(layered.touch("k", 600s));
+  EXPECT_GT(l1->get_entry("k")->ttl_left->count(), 60000);
+  layered.erase_many({"k", "n"});
+  EXPECT_FALSE(shared->contains("k"));
+  EXPECT_FALSE(layered.contains("n"));
+}
+
+TEST(CacheOpsIT, StatsCountHitsBytesCapacityAndLatency) {
+  OpsTable t;
+  DynamodbBackend b(t.c, t.opts());
+  b.set("k", std::string(3000, 'x'), 0s);  // compressed on the wire, 3000 bytes counted
+  b.get("k");
+  b.get("absent");
+  b.get_many({"k", "absent"});
+  b.increment("n", 1, 0s);
+  b.erase("k");
+  auto& s = b.stats();
+  EXPECT_EQ(s.hits.load(), 2u);
+  EXPECT_EQ(s.misses.load(), 2u);
+  EXPECT_EQ(s.sets.load(), 1u);
+  EXPECT_EQ(s.erases.load(), 1u);
+  EXPECT_EQ(s.bytes_written.load(), 3000u);
+  EXPECT_EQ(s.bytes_read.load(), 6000u);
+  EXPECT_GT(s.read_capacity_units.load(), 0);  // ReturnConsumedCapacity TOTAL
+  EXPECT_GT(s.write_capacity_units.load(), 0);
+  EXPECT_EQ(s.latency[static_cast<size_t>(Op::kGet)].count(), 2u);
+  EXPECT_EQ(s.latency[static_cast<size_t>(Op::kIncrement)].count(), 1u);
+  EXPECT_GT(s.latency[static_cast<size_t>(Op::kGet)].percentile_us(50), 0);
+  EXPECT_THROW(b.increment("n", INT64_MAX, 0s), InvalidArgumentError);
+  EXPECT_EQ(s.errors[static_cast<size_t>(ErrorKind::kInvalidArgument)].load(), 1u);
+}
