@@ -1,5 +1,5 @@
 // libFuzzer target: the AWS shared config/credentials file parser (src/aws/config.h).
-// read_ini takes a path, so each input is written to one temporary file first.
+// read_ini takes a path, so each input is written to one scratch file first.
 // Contract checked: parsing never throws or crashes, whatever the bytes; keys come out
 // lower-cased and trimmed, without '='; section names and values come out trimmed; and the
 // profile lookups (config_section, credentials_section) agree with the parsed file.
@@ -7,8 +7,8 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <string>
 
 #include "aws/config.h"
@@ -17,16 +17,19 @@ namespace detail = dynamodb_cache::aws::detail;
 
 namespace {
 
-const std::string& scratch_file() {
+// The input's file: created once, unlinked at once (nothing is left behind however the run
+// ends), and reached through /proc/self/fd. In memory when the machine has /dev/shm.
+const std::string& scratch_path(int& fd_out) {
+  static int fd = -1;
   static const std::string path = [] {
-    char tmpl[] = "/tmp/ini_fuzz.XXXXXX";
-    int fd = mkstemp(tmpl);
-    if (fd < 0) std::abort();
-    close(fd);
-    std::string p = tmpl;
-    std::atexit([] { std::remove(scratch_file().c_str()); });
-    return p;
+    std::string p = (access("/dev/shm", W_OK) == 0 ? std::string("/dev/shm")
+                                                    : std::filesystem::temp_directory_path().string()) +
+                    "/ini_fuzz.XXXXXX";
+    fd = mkstemp(p.data());
+    if (fd < 0 || unlink(p.c_str()) != 0) std::abort();
+    return "/proc/self/fd/" + std::to_string(fd);
   }();
+  fd_out = fd;
   return path;
 }
 
@@ -42,11 +45,10 @@ void check(bool ok) {
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  const std::string& path = scratch_file();
-  FILE* f = std::fopen(path.c_str(), "wb");
-  if (!f) std::abort();
-  if (size && std::fwrite(data, 1, size, f) != size) std::abort();
-  std::fclose(f);
+  int fd = -1;
+  const std::string& path = scratch_path(fd);
+  if (ftruncate(fd, 0) != 0) std::abort();
+  if (size && pwrite(fd, data, size, 0) != static_cast<ssize_t>(size)) std::abort();
 
   auto ini = detail::read_ini(path);
   for (const auto& [section, keys] : ini) {

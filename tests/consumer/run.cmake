@@ -2,6 +2,7 @@
 #   -DSOURCE_DIR  the repository          -DBUILD_DIR  the main build (already built)
 #   -DWORK_DIR    scratch for this mode   -DCXX, -DLAUNCHER, -DGENERATOR  the main build's
 #   -DVERSION     the project version     -DSONAME  the shared library's expected SONAME
+#   -DWITH_CLI    whether the main build has the CLI (then it must be installed and packed)
 # MODE:
 #   install       cmake --install the main build into WORK_DIR/prefix; no private header leaks
 #   find_package  a consumer project built against that prefix with find_package()
@@ -50,8 +51,12 @@ if(MODE STREQUAL "install")
       message(FATAL_ERROR "${h} leaks a private dependency: ${bad}")
     endif()
   endforeach()
-  foreach(f include/dynamodb_cache/version.h include/dynamodb_cache/cache.h bin/dynamodb-cache
-            share/doc/dynamodb_cache/LICENSE)
+  set(expected include/dynamodb_cache/version.h include/dynamodb_cache/cache.h
+      share/doc/dynamodb_cache/LICENSE)
+  if(WITH_CLI)
+    list(APPEND expected bin/dynamodb-cache)
+  endif()
+  foreach(f ${expected})
     if(NOT EXISTS ${prefix}/${f})
       message(FATAL_ERROR "not installed: ${f}")
     endif()
@@ -135,10 +140,13 @@ elseif(MODE STREQUAL "deb")
     message(FATAL_ERROR "unexpected control fields:\n${out}")
   endif()
   run(${DPKG_DEB} -c ${deb})
-  foreach(f "/bin/dynamodb-cache\n" "/include/dynamodb_cache/cache.h\n"
-            "/include/dynamodb_cache/version.h\n" "/libdynamodb_cache\\.(a|so)"
-            "/cmake/dynamodb_cache/dynamodb_cacheConfig.cmake\n" "/pkgconfig/dynamodb_cache.pc\n"
-            "/doc/dynamodb_cache/LICENSE\n")
+  set(expected "/include/dynamodb_cache/cache.h\n" "/include/dynamodb_cache/version.h\n"
+      "/libdynamodb_cache\\.(a|so)" "/cmake/dynamodb_cache/dynamodb_cacheConfig.cmake\n"
+      "/pkgconfig/dynamodb_cache.pc\n" "/doc/dynamodb_cache/LICENSE\n")
+  if(WITH_CLI)
+    list(APPEND expected "/bin/dynamodb-cache\n")
+  endif()
+  foreach(f ${expected})
     if(NOT out MATCHES "${f}")
       message(FATAL_ERROR "the .deb lacks ${f}:\n${out}")
     endif()
