@@ -226,6 +226,7 @@ std::shared_ptr<http::Transport> metadata_transport(const HttpProviderOptions& o
   c.connect_timeout = std::chrono::milliseconds(1000);
   c.request_timeout = std::chrono::milliseconds(2000);
   c.max_idle_connections = 2;
+  c.max_response_bytes = detail::kMaxCredentialsAnswerBytes;  // the transport stops reading past it
   return http::make_curl_transport(c);
 }
 

@@ -26,6 +26,7 @@ std::shared_ptr<http::Transport> service_transport(const ProfileOptions& profile
   o.connect_timeout = std::chrono::milliseconds(2000);
   o.request_timeout = std::chrono::milliseconds(10000);
   o.max_idle_connections = 2;
+  o.max_response_bytes = kMaxCredentialsAnswerBytes;  // the transport stops reading past it
   return http::make_default_transport(resolve_http_options(profile, o));
 }
 

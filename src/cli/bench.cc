@@ -126,7 +126,9 @@ int run_bench(const GlobalOptions& g, const BenchOptions& o) {
 
   http::HttpOptions http_options;
   http_options.max_idle_connections = static_cast<size_t>(o.concurrency) + 4;  // one per worker
-  if (const char* ca = std::getenv("AWS_CA_BUNDLE"); ca && *ca) http_options.ca_file = ca;
+  aws::ProfileOptions profile;
+  profile.profile = g.profile;
+  http_options = aws::resolve_http_options(profile, http_options);  // AWS_CA_BUNDLE, ca_bundle
   auto transport = http::make_default_transport(http_options);
   auto client = make_client(g, transport);
   DynamodbBackend backend(client, backend_options(g));
