@@ -125,6 +125,11 @@ class LayeredBackend final : public Backend {
 // the base64 text of the bytes, so it is decoded once more.
 // Live while expire == 0 or now - update_ts < expire (the Python rule); DynamoDB returns
 // expired items until its lazy TTL sweep, so they are filtered here.
+// The largest value DynamodbBackend stores or reads back: 64 MiB of the caller's bytes,
+// before compression. set() rejects longer values (InvalidArgumentError); a stored value
+// whose compressed frame declares more is a CodecError.
+inline constexpr std::size_t kMaxValueBytes = std::size_t{64} << 20;
+
 struct DynamodbOptions {
   std::string table = "dynamodb-cache";
   // Strongly consistent reads (2x the read units). Default false, as the Python package.

@@ -15,7 +15,6 @@ namespace ddb = dynamodb;
 namespace {
 
 constexpr std::size_t kMaxItemBytes = 400 * 1024;  // DynamoDB's item size limit
-constexpr std::size_t kMaxDecompressed = 64u << 20;  // refuse absurd frame sizes from the table
 enum Format : int { kRaw = 1, kZstd = 2 };
 
 struct CCtx {
@@ -39,8 +38,13 @@ std::string compress(std::string_view in, int level) {
 std::string decompress(std::string_view in, std::string_view key) {
   thread_local DCtx ctx;
   unsigned long long size = ZSTD_getFrameContentSize(in.data(), in.size());
-  if (size == ZSTD_CONTENTSIZE_ERROR || size == ZSTD_CONTENTSIZE_UNKNOWN || size > kMaxDecompressed)
-    throw CodecError("item '" + std::string(key) + "': compressed value is corrupt");
+  if (size == ZSTD_CONTENTSIZE_ERROR || size == ZSTD_CONTENTSIZE_UNKNOWN)
+    throw CodecError("item '" + std::string(key) + "': compressed value is corrupt (no valid zstd frame header)");
+  // set() never writes more than kMaxValueBytes, so a larger frame was written by something
+  // else; refusing it bounds the memory one read can take.
+  if (size > kMaxValueBytes)
+    throw CodecError("item '" + std::string(key) + "': compressed value declares " + std::to_string(size) +
+                     " bytes, over the limit of " + std::to_string(kMaxValueBytes) + " bytes (kMaxValueBytes)");
   std::string out(static_cast<size_t>(size), '\0');
   size_t n = ZSTD_decompressDCtx(ctx.d, out.data(), out.size(), in.data(), in.size());
   if (ZSTD_isError(n) || n != size)
@@ -65,6 +69,14 @@ double number(const ddb::Item& item, const char* name, double fallback) {
   return d;
 }
 
+// One limit for writing and reading back (decompress() refuses frames over the same).
+void check_value_size(std::string_view key, std::string_view value) {
+  if (value.size() > kMaxValueBytes)
+    throw InvalidArgumentError("value of " + std::to_string(value.size()) + " bytes for key '" +
+                               std::string(key.substr(0, 64)) + "' is too large: values may be at most " +
+                               std::to_string(kMaxValueBytes) + " bytes (kMaxValueBytes)");
+}
+
 ddb::Item key_item(std::string_view key) {
   ddb::Item k;
   k.emplace(attr::kKey, ddb::AttributeValue::S(std::string(key)));
@@ -83,6 +95,7 @@ DynamodbBackend::DynamodbBackend(std::shared_ptr<ddb::Client> client, DynamodbOp
 ddb::Item DynamodbBackend::make_item(std::string_view key, std::string_view value, Ttl ttl) const {
   validate_key(key);
   if (ttl.count() < 0) throw InvalidArgumentError("ttl must not be negative");
+  check_value_size(key, value);
   // Whole seconds, rounded up: the layout stores seconds, and a short TTL must not become 0
   // ("never").
   int64_t ttl_s = (ttl.count() + 999) / 1000;

@@ -50,11 +50,18 @@ std::string one_line(std::string s) {
   return s;
 }
 
+// Reads standard input, but no more than the largest value: an endless stream is refused
+// instead of held in memory.
 std::string read_stdin() {
   std::string data;
   char buf[65536];
   size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, stdin)) > 0) data.append(buf, n);
+  while ((n = std::fread(buf, 1, sizeof buf, stdin)) > 0) {
+    if (n > kMaxValueBytes - data.size())
+      throw InvalidArgumentError("standard input holds more than " + std::to_string(kMaxValueBytes) +
+                                 " bytes, the largest value (kMaxValueBytes)");
+    data.append(buf, n);
+  }
   if (std::ferror(stdin)) throw InvalidArgumentError("cannot read the value from standard input");
   return data;
 }

@@ -2,6 +2,8 @@
 // transport (the real service is exercised by the integration tests).
 #include <gtest/gtest.h>
 
+#include <array>
+
 #include "dynamodb/wire.h"
 #include "dynamodb_cache/backend.h"
 #include "dynamodb_cache/errors.h"
@@ -153,6 +155,49 @@ TEST(DynamodbBackend, OversizedValuesAndBadKeysAreRejectedBeforeAnyRequest) {
   EXPECT_THROW(b.get("\xc3"), InvalidArgumentError);
   EXPECT_THROW(b.set("k", "v", -5s), InvalidArgumentError);
   EXPECT_EQ(f.transport->calls(), 0);
+}
+
+// Issue 8 item 5: a compressible value over the read limit used to be written (it compresses
+// to a few KB) and then every get said "compressed value is corrupt". One limit now governs both.
+TEST(DynamodbBackend, WriteAndReadAgreeOnTheMaximumValueSize) {
+  Fixture f;
+  auto b = f.backend();
+  std::string at_limit(kMaxValueBytes, 'z');
+  auto item = b.make_item("big", at_limit, 0s);
+  EXPECT_EQ(item.at("fmt"), AttributeValue::N(2));
+  auto hit = b.read_item(item);
+  ASSERT_TRUE(hit);
+  EXPECT_TRUE(hit->value == at_limit);
+
+  std::string over(kMaxValueBytes + 1, 'z');
+  try {
+    b.set("big", over, 0s);
+    ADD_FAILURE() << "a value over the limit was accepted";
+  } catch (const InvalidArgumentError& e) {
+    std::string m = e.what();
+    EXPECT_NE(m.find(std::to_string(kMaxValueBytes + 1) + " bytes"), std::string::npos) << m;
+    EXPECT_NE(m.find("at most " + std::to_string(kMaxValueBytes)), std::string::npos) << m;
+  }
+  EXPECT_EQ(f.transport->calls(), 0);
+
+  // An item from elsewhere whose zstd frame declares more than the limit: the error says so
+  // instead of calling it corrupt. (The frame of 1 MiB with its declared size patched.)
+  auto src = b.make_item("x", std::string(1 << 20, 'z'), 0s);
+  ASSERT_EQ(src.at("fmt"), AttributeValue::N(2));
+  std::string& frame = src["value"].scalar;
+  auto descriptor = static_cast<unsigned char>(frame[4]);
+  ASSERT_EQ(descriptor >> 6, 2) << "expected a 4-byte Frame_Content_Size";
+  size_t at = 5 + ((descriptor & 0x20) ? 0 : 1) + std::array<size_t, 4>{0, 1, 2, 4}[descriptor & 3];
+  uint32_t declared = static_cast<uint32_t>(kMaxValueBytes) * 2;
+  for (int i = 0; i < 4; ++i) frame[at + i] = static_cast<char>(declared >> (8 * i));
+  try {
+    b.read_item(src);
+    ADD_FAILURE() << "an oversized frame was decompressed";
+  } catch (const CodecError& e) {
+    std::string m = e.what();
+    EXPECT_NE(m.find("limit"), std::string::npos) << m;
+    EXPECT_EQ(m.find("corrupt"), std::string::npos) << m;
+  }
 }
 
 TEST(DynamodbBackend, GetFiltersExpiredItemsDynamoDbStillReturns) {
