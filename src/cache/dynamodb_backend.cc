@@ -6,6 +6,8 @@
 
 #include "dynamodb_cache/backend.h"
 #include "dynamodb_cache/errors.h"
+#include "cache/chunked.h"
+#include "cache/dynamodb_items.h"
 #include "util/crypto.h"
 
 namespace dynamodb_cache {
@@ -85,28 +87,26 @@ ddb::Item key_item(std::string_view key) {
 
 }  // namespace
 
-DynamodbBackend::DynamodbBackend(std::shared_ptr<ddb::Client> client, DynamodbOptions options)
-    : client_(std::move(client)), options_(std::move(options)) {
-  if (!client_) throw InvalidArgumentError("DynamodbBackend needs a client");
-  if (options_.table.empty()) throw InvalidArgumentError("DynamodbBackend needs a table name");
-  if (!options_.now) options_.now = [] { return SystemClock::now(); };
-}
+namespace detail {
 
-ddb::Item DynamodbBackend::make_item(std::string_view key, std::string_view value, Ttl ttl) const {
+ddb::Item stored_key_item(const DynamodbOptions&, std::string_view key) { return key_item(key); }
+
+ddb::Item build_item(const DynamodbOptions& options, std::string_view key, std::string_view value, Ttl ttl,
+                     ddb::Client* chunk_to) {
   validate_key(key);
   if (ttl.count() < 0) throw InvalidArgumentError("ttl must not be negative");
   check_value_size(key, value);
   // Whole seconds, rounded up: the layout stores seconds, and a short TTL must not become 0
   // ("never").
   int64_t ttl_s = (ttl.count() + 999) / 1000;
-  int64_t now_s = std::chrono::duration_cast<std::chrono::seconds>(options_.now().time_since_epoch()).count();
+  int64_t now_s = std::chrono::duration_cast<std::chrono::seconds>(options.now().time_since_epoch()).count();
 
   ddb::Item item;
   item.emplace(attr::kKey, ddb::AttributeValue::S(std::string(key)));
-  if (options_.python_compat) {
+  if (options.python_compat) {
     item.emplace(attr::kValue, ddb::AttributeValue::B(util::base64_encode(value)));
-  } else if (options_.compress_min_bytes > 0 && value.size() >= options_.compress_min_bytes) {
-    std::string z = compress(value, options_.compress_level);
+  } else if (options.compress_min_bytes > 0 && value.size() >= options.compress_min_bytes) {
+    std::string z = compress(value, options.compress_level);
     bool smaller = z.size() < value.size();
     item.emplace(attr::kValue, ddb::AttributeValue::B(smaller ? std::move(z) : std::string(value)));
     item.emplace(attr::kFormat, ddb::AttributeValue::N(smaller ? kZstd : kRaw));
@@ -116,29 +116,49 @@ ddb::Item DynamodbBackend::make_item(std::string_view key, std::string_view valu
   }
   item.emplace(attr::kExpire, ddb::AttributeValue::N(ttl_s));
   item.emplace(attr::kUpdateTs, ddb::AttributeValue::N(now_s));
-  if (ttl_s > 0 && !options_.python_compat)
+  if (ttl_s > 0 && !options.python_compat)
     item.emplace(attr::kExpireAt, ddb::AttributeValue::N(now_s + ttl_s));
 
   std::size_t size = 0;
   for (const auto& [n, v] : item) size += attr_size(n, v);
-  if (size > kMaxItemBytes)
+  if (size <= kMaxItemBytes) return item;
+  if (!chunk_to)
     throw InvalidArgumentError("value of " + std::to_string(value.size()) + " bytes for key '" +
                                std::string(key.substr(0, 64)) + "' makes a " + std::to_string(size) +
-                               "-byte item; DynamoDB allows at most " + std::to_string(kMaxItemBytes));
+                               "-byte item; DynamoDB allows at most " + std::to_string(kMaxItemBytes) +
+                               " (set() stores such values in chunks)");
+  // Chunks hold the raw or compressed bytes (python_compat's base64 would only add a third:
+  // the Python package cannot read a chunked value either way).
+  std::string_view stored = value;
+  int inner = kRaw;
+  auto fmt = item.find(attr::kFormat);
+  if (fmt != item.end() && fmt->second.scalar == std::to_string(kZstd)) {
+    stored = item.at(attr::kValue).scalar;
+    inner = kZstd;
+  }
+  std::optional<int64_t> expire_at;
+  if (ttl_s > 0) expire_at = now_s + ttl_s;
+  auto head = chunked::write_chunks(*chunk_to, options.table, key, stored, inner, expire_at);
+  chunked::add_head_attributes(item, head);
   return item;
 }
 
-std::optional<Hit> DynamodbBackend::read_item(const ddb::Item& item) const {
+std::optional<Hit> read_entry(const DynamodbOptions& options, ddb::Client& client, const ddb::Item& item) {
   auto key_it = item.find(attr::kKey);
   std::string_view key = key_it == item.end() ? std::string_view("?") : std::string_view(key_it->second.scalar);
   double expire = number(item, attr::kExpire, 0);
   double update_ts = number(item, attr::kUpdateTs, 0);
-  double now = std::chrono::duration<double>(options_.now().time_since_epoch()).count();
+  double now = std::chrono::duration<double>(options.now().time_since_epoch()).count();
   std::optional<Ttl> left;
   if (expire != 0) {
     double remaining = update_ts + expire - now;  // > 0 exactly when now - update_ts < expire
     if (!(remaining > 0)) return std::nullopt;
     left = Ttl(static_cast<int64_t>(std::ceil(remaining * 1000)));
+  }
+  if (auto head = chunked::parse_head(item)) {
+    std::string stored = chunked::read_chunks(client, options.table, key, *head, options.consistent_read);
+    if (head->inner_format == kZstd) return Hit{decompress(stored, key), left};
+    return Hit{std::move(stored), left};
   }
   auto v = item.find(attr::kValue);
   if (v == item.end() || v->second.type != ddb::AttrType::kB)
@@ -155,26 +175,56 @@ std::optional<Hit> DynamodbBackend::read_item(const ddb::Item& item) const {
   int f = static_cast<int>(number(item, attr::kFormat, 0));
   if (f == kRaw) return Hit{v->second.scalar, left};
   if (f == kZstd) return Hit{decompress(v->second.scalar, key), left};
+  if (f == chunked::kChunkFormat)
+    throw CodecError("item '" + std::string(key) + "' is a chunk of a larger value, not a cache entry");
+  if (f == kLeaseFormat)
+    throw CodecError("item '" + std::string(key) + "' is a get_or_set lease, not a cache entry");
   throw CodecError("item '" + std::string(key) + "' has value format " + fmt->second.scalar +
                    ", unknown to this version");
 }
 
+}  // namespace detail
+
+using detail::build_item;
+using detail::read_entry;
+
+DynamodbBackend::DynamodbBackend(std::shared_ptr<ddb::Client> client, DynamodbOptions options)
+    : client_(std::move(client)), options_(std::move(options)) {
+  if (!client_) throw InvalidArgumentError("DynamodbBackend needs a client");
+  if (options_.table.empty()) throw InvalidArgumentError("DynamodbBackend needs a table name");
+  if (!options_.now) options_.now = [] { return SystemClock::now(); };
+}
+
+std::optional<Hit> DynamodbBackend::read_item(const ddb::Item& item) const {
+  try {
+    return read_entry(options_, *client_, item);
+  } catch (const chunked::ChunksGone&) {
+    return std::nullopt;  // overwritten or erased while being read
+  }
+}
+
+ddb::Item DynamodbBackend::make_item(std::string_view key, std::string_view value, Ttl ttl) const {
+  return build_item(options_, key, value, ttl, nullptr);
+}
+
 std::optional<Hit> DynamodbBackend::get_entry(std::string_view key) {
   validate_key(key);
-  ddb::GetItemRequest r;
-  r.table_name = options_.table;
-  r.key = key_item(key);
-  r.consistent_read = options_.consistent_read;
-  auto res = client_->get_item(r);
-  if (!res.item) return std::nullopt;
-  return read_item(*res.item);
+  return chunked::read_retrying([&](bool reread) -> std::optional<Hit> {
+    ddb::GetItemRequest r;
+    r.table_name = options_.table;
+    r.key = key_item(key);
+    r.consistent_read = options_.consistent_read || reread;
+    auto res = client_->get_item(r);
+    if (!res.item) return std::nullopt;
+    return read_entry(options_, *client_, *res.item);
+  });
 }
 
 void DynamodbBackend::set(std::string_view key, std::string_view value, Ttl ttl) {
   ddb::PutItemRequest r;
   r.table_name = options_.table;
-  r.item = make_item(key, value, ttl);
-  client_->put_item(r);
+  r.item = build_item(options_, key, value, ttl, client_.get());
+  chunked::put_replacing(*client_, std::move(r));
 }
 
 void DynamodbBackend::erase(std::string_view key) {
@@ -182,7 +232,7 @@ void DynamodbBackend::erase(std::string_view key) {
   ddb::DeleteItemRequest r;
   r.table_name = options_.table;
   r.key = key_item(key);
-  client_->delete_item(r);
+  chunked::delete_replacing(*client_, std::move(r));
 }
 
 std::vector<std::optional<Hit>> DynamodbBackend::get_many(const std::vector<std::string>& keys) {
@@ -197,7 +247,12 @@ std::vector<std::optional<Hit>> DynamodbBackend::get_many(const std::vector<std:
     auto k = item.find(attr::kKey);
     if (k == item.end()) continue;
     auto slot = found.find(k->second.scalar);
-    if (slot != found.end()) slot->second = read_item(item);
+    if (slot == found.end()) continue;
+    try {
+      slot->second = read_entry(options_, *client_, item);
+    } catch (const chunked::ChunksGone&) {
+      slot->second = get_entry(slot->first);  // overwritten meanwhile: read it again
+    }
   }
   std::vector<std::optional<Hit>> out;
   out.reserve(keys.size());
@@ -214,7 +269,7 @@ void DynamodbBackend::set_many(const std::vector<std::pair<std::string, std::str
   for (size_t i = 0; i < entries.size(); ++i) {
     if (last[entries[i].first] != i) continue;
     ddb::WriteRequest w;
-    w.put_item = make_item(entries[i].first, entries[i].second, ttl);
+    w.put_item = build_item(options_, entries[i].first, entries[i].second, ttl, client_.get());
     writes.push_back(std::move(w));
   }
   client_->batch_write_all(options_.table, std::move(writes));
