@@ -189,6 +189,7 @@ int main(int argc, char** argv) {
   });
 
   add_bench_command(app, g, run);
+  add_get_or_run_command(app, g, run);
 
   try {
     app.parse(argc, argv);
