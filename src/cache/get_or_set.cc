@@ -198,9 +198,9 @@ class Table {
     r.item = detail::build_item(options_, key, value, ttl, &client_);
     bool chunked_value = chunked::parse_head(r.item).has_value();
     if (!chunked_value && !options_.python_compat) r.item.emplace(kVersion, ddb::AttributeValue::S(random_hex(8)));
-    r.names = {{"#k", attr::kKey}};
     if (!seen.item) {
       r.condition_expression = "attribute_not_exists(#k)";
+      r.names["#k"] = attr::kKey;
     } else if (auto wid = seen.item->find("wid"); wid != seen.item->end()) {
       r.condition_expression = "#w = :w";
       r.names["#w"] = "wid";

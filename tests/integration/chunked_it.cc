@@ -7,112 +7,17 @@
 #include <mutex>
 #include <thread>
 
-#include <nlohmann/json.hpp>
-
+#include "counting_transport.h"
 #include "it_env.h"
 
 using namespace dynamodb_cache;
 using namespace std::chrono_literals;
 namespace ddb = dynamodb_cache::dynamodb;
-
-namespace {
-
-// Counts requests by operation (X-Amz-Target), and for BatchGetItem the keys asked and the
-// items answered, then passes them on. Thread-safe.
-class CountingTransport : public http::Transport {
- public:
-  http::Response send(const http::Request& r) override {
-    std::string op;
-    for (const auto& h : r.headers)
-      if (h.name == "X-Amz-Target" || h.name == "x-amz-target") op = h.value.substr(h.value.find('.') + 1);
-    size_t keys_asked = 0;
-    if (op == "BatchGetItem") {
-      auto body = nlohmann::json::parse(r.body);  // a local: a range-for over a temporary's member dangles
-      for (const auto& ask : body.at("RequestItems")) keys_asked += ask.at("Keys").size();
-    }
-    auto res = inner_->send(r);
-    std::lock_guard lock(mu_);
-    ++counts_[op];
-    max_keys_asked_ = std::max(max_keys_asked_, keys_asked);
-    if (op == "BatchGetItem" && res.status == 200) {
-      auto body = nlohmann::json::parse(res.body);
-      for (const auto& items : body.at("Responses")) items_answered_ += items.size();
-    }
-    return res;
-  }
-  std::map<std::string, int> take() {
-    std::lock_guard lock(mu_);
-    max_keys_asked_ = items_answered_ = 0;
-    return std::exchange(counts_, {});
-  }
-  size_t max_keys_asked() {
-    std::lock_guard lock(mu_);
-    return max_keys_asked_;
-  }
-  size_t items_answered() {
-    std::lock_guard lock(mu_);
-    return items_answered_;
-  }
-
- private:
-  std::shared_ptr<http::Transport> inner_ = http::make_default_transport();
-  std::mutex mu_;
-  std::map<std::string, int> counts_;
-  size_t max_keys_asked_ = 0, items_answered_ = 0;
-};
-
-std::string random_bytes(size_t n, uint64_t seed) {
-  std::string s(n, '\0');
-  uint64_t x = seed * 0x9E3779B97F4A7C15ull + 88172645463325252ull;
-  for (auto& ch : s) {
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    ch = static_cast<char>(x >> 32);
-  }
-  return s;
-}
-
-struct ChunkTable {
-  std::shared_ptr<CountingTransport> wire = std::make_shared<CountingTransport>();
-  std::shared_ptr<ddb::Client> c;
-  std::string name = it::unique_table("it-chunks");
-  std::optional<Table> table;
-  ChunkTable() {
-    it::client();  // checks the endpoint is a loopback dynalite
-    ddb::ClientOptions o;
-    o.transport = wire;
-    c = std::make_shared<ddb::Client>(o);
-    table.emplace(it::make_cache_table(c, name));
-    wire->take();
-  }
-  ~ChunkTable() { table->drop(false); }
-  DynamodbOptions opts() {
-    DynamodbOptions o;
-    o.table = name;
-    return o;
-  }
-  // Every item in the table: key -> its size as DynamoDB counts it (names + values).
-  std::map<std::string, size_t> scan() {
-    std::map<std::string, size_t> out;
-    ddb::ScanRequest r;
-    r.table_name = name;
-    c->scan_all(r, [&](ddb::PageResult& page) {
-      for (auto& item : page.items) {
-        size_t size = 0;
-        for (auto& [n, v] : item) size += n.size() + v.scalar.size();
-        out[item.at("key").scalar] = size;
-      }
-      return true;
-    });
-    return out;
-  }
-};
-
-}  // namespace
+using it::CountedTable;
+using it::random_bytes;
 
 TEST(ChunkedIT, RoundTripsAndCostsOneWriteAndOneReadPerBatch) {
-  ChunkTable t;
+  CountedTable t("it-chunks");
   DynamodbBackend b(t.c, t.opts());
   // 54 chunks of 384 KiB: 3 BatchWriteItem (25 a call) + the head; 1 GetItem + BatchGetItem
   // of at most 24 keys each: 3 on DynamoDB (16 MB an answer), more on dynalite, which cuts
@@ -157,7 +62,7 @@ TEST(ChunkedIT, RoundTripsAndCostsOneWriteAndOneReadPerBatch) {
 }
 
 TEST(ChunkedIT, OverwrittenAndErasedChunksAreCleanedUpOrExpireWithTheirHead) {
-  ChunkTable t;
+  CountedTable t("it-chunks");
   DynamodbBackend b(t.c, t.opts());
   // Never expires: replacing the head deletes the old write's chunks.
   b.set("k", random_bytes(1u << 20, 1), 0s);  // 3 chunks
@@ -203,7 +108,7 @@ TEST(ChunkedIT, OverwrittenAndErasedChunksAreCleanedUpOrExpireWithTheirHead) {
 }
 
 TEST(ChunkedIT, DamagedOrForeignChunksAreCodecErrorsNeverWrongValues) {
-  ChunkTable t;
+  CountedTable t("it-chunks");
   DynamodbBackend b(t.c, t.opts());
   b.set("k", random_bytes(1u << 20, 1), 0s);
   // Replace chunk 1 by a chunk item of the same size and other bytes.
@@ -241,7 +146,7 @@ TEST(ChunkedIT, DamagedOrForeignChunksAreCodecErrorsNeverWrongValues) {
 // first 8 bytes are the seed the rest was made from.
 TEST(ChunkedIT, ReadersRacingWritersNeverSeeATornValue) {
   for (auto ttl : {0s, 600s}) {
-    ChunkTable t;
+    CountedTable t("it-chunks");
     auto b = std::make_shared<DynamodbBackend>(t.c, t.opts());
     auto make = [](uint64_t seed) {
       std::string v = random_bytes((1u << 20) + seed % 7 * 100000, seed);
