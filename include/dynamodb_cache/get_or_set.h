@@ -45,7 +45,8 @@ struct GetOrSetOptions {
 // newer value returns its own result to its callers but does not overwrite the newer one.
 //
 // Thread-safe. Blocking: callers may wait up to a load's duration (plus lease_wait with a
-// lease).
+// lease). REQUIRES: `load` does not call get_or_set for the same backend and key (it would
+// wait for itself).
 std::string get_or_set(Backend& backend, std::string_view key, const std::function<std::string()>& load, Ttl ttl,
                        const GetOrSetOptions& options = {});
 

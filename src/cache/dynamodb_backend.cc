@@ -138,7 +138,8 @@ ddb::Item build_item(const DynamodbOptions& options, std::string_view key, std::
   }
   std::optional<int64_t> expire_at;
   if (ttl_s > 0) expire_at = now_s + ttl_s;
-  auto head = chunked::write_chunks(*chunk_to, options.table, key, stored, inner, expire_at);
+  // Chunk keys derive from the key as stored (what readers find in the head item).
+  auto head = chunked::write_chunks(*chunk_to, options.table, item.at(attr::kKey).scalar, stored, inner, expire_at);
   chunked::add_head_attributes(item, head);
   return item;
 }
