@@ -200,6 +200,37 @@ TEST(DynamodbBackend, WriteAndReadAgreeOnTheMaximumValueSize) {
   }
 }
 
+// A head that names more than kMaxValueBytes, or is malformed, is refused before any chunk is
+// asked for: a table's contents cannot make a reader allocate without bound.
+TEST(DynamodbBackend, MalformedChunkedHeadsAreCodecErrorsWithoutRequests) {
+  Fixture f;
+  auto b = f.backend();
+  auto head = [&] {
+    auto item = b.make_item("k", "v", 0s);
+    item.erase("value");
+    item["fmt"] = AttributeValue::N(3);
+    item["wid"] = AttributeValue::S(std::string(32, 'a'));
+    item["chunks"] = AttributeValue::N(3);
+    item["bytes"] = AttributeValue::N(3 * 393216);
+    item["crc32"] = AttributeValue::N(0);
+    item["cfmt"] = AttributeValue::N(1);
+    return item;
+  };
+  auto too_big = head();
+  too_big["bytes"] = AttributeValue::N(static_cast<int64_t>(kMaxValueBytes) + 1);
+  auto too_many = head();
+  too_many["chunks"] = AttributeValue::N(100000);
+  auto bad_wid = head();
+  bad_wid["wid"] = AttributeValue::S("../../etc");
+  auto no_count = head();
+  no_count.erase("chunks");
+  auto bad_format = head();
+  bad_format["cfmt"] = AttributeValue::N(7);
+  for (const auto& item : {too_big, too_many, bad_wid, no_count, bad_format})
+    EXPECT_THROW(b.read_item(item), CodecError);
+  EXPECT_EQ(f.transport->calls(), 0);
+}
+
 TEST(DynamodbBackend, GetFiltersExpiredItemsDynamoDbStillReturns) {
   std::string item_json;
   Fixture f([&](const http::Request&, int) { return ddb_response(200, item_json); });
