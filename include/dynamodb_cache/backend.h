@@ -91,7 +91,9 @@ class Backend {
   // and machines for DynamodbBackend (one conditional request each in the common case).
   //
   // Gives a live entry a new TTL counted from now (zero = never) without rewriting its
-  // value. Returns false, changing nothing, if `key` has no live entry.
+  // value. Returns false, changing nothing, if `key` has no live entry. DynamodbBackend
+  // throws WrongTypeError for a value stored in chunks (past one item; its chunks carry their
+  // own expiry, which one request cannot move): set it again with the new TTL.
   virtual bool touch(std::string_view key, Ttl ttl) = 0;
   // Stores `value` only if `key` has no live entry (absent or expired). Returns whether it
   // wrote; of many concurrent add()s of one absent key exactly one returns true.
@@ -201,11 +203,17 @@ class LayeredBackend final : public Backend {
 
 // ---- DynamoDB ----
 
+// The largest value DynamodbBackend stores or reads back: 64 MiB of the caller's bytes,
+// before compression. set() rejects longer values (InvalidArgumentError); a stored value
+// whose compressed frame declares more is a CodecError.
+inline constexpr std::size_t kMaxValueBytes = std::size_t{64} << 20;
+
 // Item layout, compatible with the Python package dynamodb_cache 0.1.1:
 //   key (S, hash key) | value (B) | expire (N, TTL seconds, 0 = never) | update_ts (N, epoch s)
 // plus, from this library:
 //   expire_at (N, epoch seconds; only when expire > 0) for DynamoDB's native TTL deletion,
-//   fmt (N) marking how `value` holds the bytes: 1 = raw, 2 = zstd-compressed.
+//   fmt (N) marking how `value` holds the bytes: 1 = raw, 2 = zstd-compressed; values past
+//   one item are chunked (src/cache/chunked.h: fmt 3 head, 4 chunk; 5 a get_or_set lease).
 // An item without `fmt` was written the Python package's way: PynamoDB 5 stores `value` as
 // the base64 text of the bytes, so it is decoded once more.
 // A counter (increment()) is an item with `counter` (N) in place of `value` and `fmt`, and
@@ -321,11 +329,6 @@ class DynamodbBackend final : public Backend {
   bool is_digest(std::string_view key, std::string_view prefix) const;
 
  private:
-  // key, expire, update_ts, (with a TTL, if `expire_at`) expire_at and (for a digest) the
-  // user's key in full_key: what every item has.
-  dynamodb::Item item_head(std::string_view key, std::string_view prefix, Ttl ttl, bool expire_at) const;
-  // make_item with the prefix resolved once per operation.
-  dynamodb::Item build_item(std::string_view key, std::string_view prefix, std::string_view value, Ttl ttl) const;
   std::optional<dynamodb::Item> read_consistent(const std::string& stored) const;
   // The namespace's generation item key, "NS:generation".
   std::string generation_key() const;

@@ -14,6 +14,7 @@
 
 #include "dynamodb_cache/backend.h"
 #include "dynamodb_cache/errors.h"
+#include "dynamodb_cache/get_or_set.h"
 
 namespace dynamodb_cache {
 
@@ -109,14 +110,25 @@ class Cache {
     return backend_->decrement(key, delta, to_ttl(ttl));
   }
 
-  // The cached value, or load()'s result, which is then cached for `ttl`.
+  // The cached value, or load()'s result, which is then cached for `ttl`. Protects the
+  // source (get_or_set.h): one load per key at a time in the process, waiters share its
+  // result or its exception (nothing is cached then); `options` adds a fleet-wide lease and
+  // refresh ahead of expiry. The caller that ran load() gets its T as returned; the others
+  // decode the stored bytes.
   template <class Load, class Rep = int64_t, class Period = std::ratio<1>>
   T get_or_set(std::string_view key, Load&& load,
-               std::chrono::duration<Rep, Period> ttl = std::chrono::seconds(0)) {
-    if (auto v = get(key)) return std::move(*v);
-    T value = std::forward<Load>(load)();
-    set(key, value, ttl);
-    return value;
+               std::chrono::duration<Rep, Period> ttl = std::chrono::seconds(0),
+               const GetOrSetOptions& options = {}) {
+    std::optional<T> loaded;
+    std::string bytes = dynamodb_cache::get_or_set(
+        *backend_, key,
+        [&] {
+          loaded.emplace(std::forward<Load>(load)());
+          return encode(key, *loaded);
+        },
+        to_ttl(ttl), options);
+    if (loaded) return std::move(*loaded);
+    return decode(key, bytes);
   }
 
   // Result i answers keys[i].

@@ -13,6 +13,8 @@
 
 #include "dynamodb_cache/backend.h"
 #include "dynamodb_cache/errors.h"
+#include "cache/chunked.h"
+#include "cache/dynamodb_items.h"
 #include "util/crypto.h"
 
 namespace dynamodb_cache {
@@ -21,8 +23,7 @@ namespace ddb = dynamodb;
 
 namespace {
 
-constexpr std::size_t kMaxItemBytes = 400 * 1024;    // DynamoDB's item size limit
-constexpr std::size_t kMaxDecompressed = 64u << 20;  // refuse absurd frame sizes from the table
+constexpr std::size_t kMaxItemBytes = 400 * 1024;  // DynamoDB's item size limit
 enum Format : int { kRaw = 1, kZstd = 2 };
 
 struct CCtx {
@@ -46,8 +47,13 @@ std::string compress(std::string_view in, int level) {
 std::string decompress(std::string_view in, std::string_view key) {
   thread_local DCtx ctx;
   unsigned long long size = ZSTD_getFrameContentSize(in.data(), in.size());
-  if (size == ZSTD_CONTENTSIZE_ERROR || size == ZSTD_CONTENTSIZE_UNKNOWN || size > kMaxDecompressed)
-    throw CodecError("item '" + std::string(key) + "': compressed value is corrupt");
+  if (size == ZSTD_CONTENTSIZE_ERROR || size == ZSTD_CONTENTSIZE_UNKNOWN)
+    throw CodecError("item '" + std::string(key) + "': compressed value is corrupt (no valid zstd frame header)");
+  // set() never writes more than kMaxValueBytes, so a larger frame was written by something
+  // else; refusing it bounds the memory one read can take.
+  if (size > kMaxValueBytes)
+    throw CodecError("item '" + std::string(key) + "': compressed value declares " + std::to_string(size) +
+                     " bytes, over the limit of " + std::to_string(kMaxValueBytes) + " bytes (kMaxValueBytes)");
   std::string out(static_cast<size_t>(size), '\0');
   size_t n = ZSTD_decompressDCtx(ctx.d, out.data(), out.size(), in.data(), in.size());
   if (ZSTD_isError(n) || n != size)
@@ -82,6 +88,14 @@ int64_t integer(const ddb::AttributeValue& v, const char* name, std::string_view
     throw CodecError("item '" + std::string(key.substr(0, 64)) + "': attribute '" + name + "' is " +
                      s.substr(0, 40) + ", not an integer");
   return i;
+}
+
+// One limit for writing and reading back (decompress() refuses frames over the same).
+void check_value_size(std::string_view key, std::string_view value) {
+  if (value.size() > kMaxValueBytes)
+    throw InvalidArgumentError("value of " + std::to_string(value.size()) + " bytes for key '" +
+                               std::string(key.substr(0, 64)) + "' is too large: values may be at most " +
+                               std::to_string(kMaxValueBytes) + " bytes (kMaxValueBytes)");
 }
 
 ddb::Item key_item(std::string key) {
@@ -208,12 +222,6 @@ std::string counter_message(std::string_view key, int64_t current, int64_t delta
          std::to_string(delta) + " would overflow int64";
 }
 
-// A hit for `key` only if the item is the key's: an item stored under a digest holds the
-// whole key in full_key (a SHA-256 collision, or a tampered item, reads as a miss).
-bool holds_key(const ddb::Item& item, std::string_view key) {
-  auto fk = item.find(attr::kFullKey);
-  return fk == item.end() || fk->second.scalar == key;
-}
 
 constexpr std::string_view kDigestMark = "#sha256:";
 
@@ -394,34 +402,49 @@ bool DynamodbBackend::is_digest(std::string_view key, std::string_view prefix) c
   return options_.long_keys && (prefix.size() + key.size() > 2048 || key.starts_with(kDigestMark));
 }
 
-ddb::Item DynamodbBackend::item_head(std::string_view key, std::string_view prefix, Ttl ttl,
-                                     bool expire_at) const {
+namespace detail {
+
+namespace {
+
+// key, expire, update_ts, (with a TTL, if `expire_at`) expire_at and (for a digest) the
+// user's key in full_key: what every item has. `prefix`: b.key_prefix(), resolved once.
+ddb::Item item_head(const DynamodbBackend& b, std::string_view key, std::string_view prefix, Ttl ttl,
+                    bool expire_at) {
   validate_ttl(ttl);
-  std::string stored = stored_key(key, prefix);
+  std::string stored = b.stored_key(key, prefix);
   // Whole seconds, rounded up: the layout stores seconds, and a short TTL must not become 0
   // ("never"). At most kMaxTtl, so now_s + ttl_s cannot overflow.
   int64_t ttl_s = (ttl.count() + 999) / 1000;
-  int64_t now_s = whole_seconds_of(options_.now());
+  int64_t now_s = whole_seconds_of(b.options().now());
   ddb::Item item;
   item.emplace(attr::kKey, ddb::AttributeValue::S(std::move(stored)));
   item.emplace(attr::kExpire, ddb::AttributeValue::N(ttl_s));
   item.emplace(attr::kUpdateTs, ddb::AttributeValue::N(now_s));
   if (ttl_s > 0 && expire_at) item.emplace(attr::kExpireAt, ddb::AttributeValue::N(now_s + ttl_s));
-  if (is_digest(key, prefix)) item.emplace(attr::kFullKey, ddb::AttributeValue::S(std::string(key)));
+  if (b.is_digest(key, prefix)) item.emplace(attr::kFullKey, ddb::AttributeValue::S(std::string(key)));
   return item;
 }
 
-ddb::Item DynamodbBackend::make_item(std::string_view key, std::string_view value, Ttl ttl) const {
-  return build_item(key, key_prefix(), value, ttl);
+}  // namespace
+
+bool holds_key(const ddb::Item& item, std::string_view key) {
+  auto fk = item.find(attr::kFullKey);
+  return fk == item.end() || fk->second.scalar == key;
 }
 
-ddb::Item DynamodbBackend::build_item(std::string_view key, std::string_view prefix, std::string_view value,
-                                      Ttl ttl) const {
-  ddb::Item item = item_head(key, prefix, ttl, !options_.python_compat);
-  if (options_.python_compat) {
+ddb::Item stored_key_item(const DynamodbBackend& b, std::string_view key, std::string_view prefix) {
+  return key_item(b.stored_key(key, prefix));
+}
+
+ddb::Item build_item(const DynamodbBackend& b, std::string_view key, std::string_view prefix,
+                     std::string_view value, Ttl ttl, ddb::Client* chunk_to) {
+  const DynamodbOptions& options = b.options();
+  check_value_size(key, value);
+  ddb::Item item = item_head(b, key, prefix, ttl, !options.python_compat);
+  if (options.python_compat) {
     item.emplace(attr::kValue, ddb::AttributeValue::B(util::base64_encode(value)));
-  } else if (options_.compress_min_bytes > 0 && value.size() >= options_.compress_min_bytes) {
-    std::string z = compress(value, options_.compress_level);
+  } else if (options.compress_min_bytes > 0 && value.size() >= options.compress_min_bytes) {
+    std::string z = compress(value, options.compress_level);
     bool smaller = z.size() < value.size();
     item.emplace(attr::kValue, ddb::AttributeValue::B(smaller ? std::move(z) : std::string(value)));
     item.emplace(attr::kFormat, ddb::AttributeValue::N(smaller ? kZstd : kRaw));
@@ -432,21 +455,43 @@ ddb::Item DynamodbBackend::build_item(std::string_view key, std::string_view pre
 
   std::size_t size = 0;
   for (const auto& [n, v] : item) size += attr_size(n, v);
-  if (size > kMaxItemBytes)
+  if (size <= kMaxItemBytes) return item;
+  if (!chunk_to)
     throw InvalidArgumentError("value of " + std::to_string(value.size()) + " bytes for key '" +
                                std::string(key.substr(0, 64)) + "' makes a " + std::to_string(size) +
-                               "-byte item; DynamoDB allows at most " + std::to_string(kMaxItemBytes));
+                               "-byte item; DynamoDB allows at most " + std::to_string(kMaxItemBytes) +
+                               " (set() stores such values in chunks)");
+  // Chunks hold the raw or compressed bytes (python_compat's base64 would only add a third:
+  // the Python package cannot read a chunked value either way).
+  std::string_view stored = value;
+  int inner = kRaw;
+  auto fmt = item.find(attr::kFormat);
+  if (fmt != item.end() && fmt->second.scalar == std::to_string(kZstd)) {
+    stored = item.at(attr::kValue).scalar;
+    inner = kZstd;
+  }
+  // Chunks expire with their head (also with python_compat, whose head has no expire_at).
+  std::optional<int64_t> expire_at;
+  if (int64_t ttl_s = integer(item.at(attr::kExpire), attr::kExpire, key); ttl_s > 0)
+    expire_at = integer(item.at(attr::kUpdateTs), attr::kUpdateTs, key) + ttl_s;
+  // Chunk keys derive from the key as stored (what readers find in the head item).
+  auto head = chunked::write_chunks(*chunk_to, options.table, item.at(attr::kKey).scalar, stored, inner, expire_at);
+  chunked::add_head_attributes(item, head);
   return item;
 }
 
-std::optional<Hit> DynamodbBackend::read_item(const ddb::Item& item) const {
+std::optional<Hit> read_entry(const DynamodbOptions& options, ddb::Client& client, const ddb::Item& item) {
   auto key_it = item.find(attr::kKey);
-  std::string_view key =
-      key_it == item.end() ? std::string_view("?") : std::string_view(key_it->second.scalar);
-  Liveness l = liveness(item, seconds_of(options_.now()));
+  std::string_view key = key_it == item.end() ? std::string_view("?") : std::string_view(key_it->second.scalar);
+  Liveness l = liveness(item, seconds_of(options.now()));
   if (!l.live) return std::nullopt;
   if (auto c = item.find(attr::kCounter); c != item.end() && item.find(attr::kValue) == item.end())
     return Hit{std::to_string(integer(c->second, attr::kCounter, key)), l.left, true};
+  if (auto head = chunked::parse_head(item)) {
+    std::string stored = chunked::read_chunks(client, options.table, key, *head, options.consistent_read);
+    if (head->inner_format == kZstd) return Hit{decompress(stored, key), l.left};
+    return Hit{std::move(stored), l.left};
+  }
   auto v = item.find(attr::kValue);
   if (v == item.end() || v->second.type != ddb::AttrType::kB)
     throw CodecError("item '" + std::string(key) + "' has no binary `value` attribute");
@@ -462,8 +507,28 @@ std::optional<Hit> DynamodbBackend::read_item(const ddb::Item& item) const {
   int64_t f = integer(fmt->second, attr::kFormat, key);
   if (f == kRaw) return Hit{v->second.scalar, l.left};
   if (f == kZstd) return Hit{decompress(v->second.scalar, key), l.left};
+  if (f == chunked::kChunkFormat)
+    throw CodecError("item '" + std::string(key) + "' is a chunk of a larger value, not a cache entry");
+  if (f == kLeaseFormat)
+    throw CodecError("item '" + std::string(key) + "' is a get_or_set lease, not a cache entry");
   throw CodecError("item '" + std::string(key) + "' has value format " + fmt->second.scalar +
                    ", unknown to this version");
+}
+
+}  // namespace detail
+
+using detail::holds_key;
+
+std::optional<Hit> DynamodbBackend::read_item(const ddb::Item& item) const {
+  try {
+    return detail::read_entry(options_, *client_, item);
+  } catch (const chunked::ChunksGone&) {
+    return std::nullopt;  // overwritten or erased while being read
+  }
+}
+
+ddb::Item DynamodbBackend::make_item(std::string_view key, std::string_view value, Ttl ttl) const {
+  return detail::build_item(*this, key, key_prefix(), value, ttl, nullptr);
 }
 
 std::optional<ddb::Item> DynamodbBackend::read_consistent(const std::string& stored) const {
@@ -477,13 +542,17 @@ std::optional<ddb::Item> DynamodbBackend::read_consistent(const std::string& sto
 std::optional<Hit> DynamodbBackend::get_entry(std::string_view key) {
   return measured(*stats_, Op::kGet, [&]() -> std::optional<Hit> {
     auto hit = failing_open(options_, *stats_, "get", key, std::optional<Hit>(), [&]() -> std::optional<Hit> {
-      ddb::GetItemRequest r;
-      r.table_name = options_.table;
-      r.key = key_item(stored_key(key));
-      r.consistent_read = options_.consistent_read;
-      auto res = wire().get_item(r);
-      if (!res.item || !holds_key(*res.item, key)) return std::nullopt;
-      return read_item(*res.item);
+      const std::string stored = stored_key(key);
+      return chunked::read_retrying([&](bool reread) -> std::optional<Hit> {
+        ddb::GetItemRequest r;
+        r.table_name = options_.table;
+        r.key = key_item(stored);
+        r.consistent_read = options_.consistent_read || reread;
+        auto res = wire().get_item(r);
+        // full_key is compared before any chunk is read: a digest's chunks are the key's only.
+        if (!res.item || !holds_key(*res.item, key)) return std::nullopt;
+        return detail::read_entry(options_, *client_, *res.item);
+      });
     });
     (hit ? stats_->hits : stats_->misses).fetch_add(1, std::memory_order_relaxed);
     if (hit) stats_->bytes_read.fetch_add(hit->value.size(), std::memory_order_relaxed);
@@ -515,8 +584,8 @@ void DynamodbBackend::set(std::string_view key, std::string_view value, Ttl ttl)
     bool written = failing_open(options_, *stats_, "set", key, false, [&] {
       ddb::PutItemRequest r;
       r.table_name = options_.table;
-      r.item = make_item(key, value, ttl);
-      wire().put_item(r);
+      r.item = detail::build_item(*this, key, key_prefix(), value, ttl, client_.get());
+      chunked::put_replacing(*client_, std::move(r));
       return true;
     });
     if (!written) return;
@@ -530,7 +599,7 @@ void DynamodbBackend::erase(std::string_view key) {
     ddb::DeleteItemRequest r;
     r.table_name = options_.table;
     r.key = key_item(stored_key(key));
-    wire().delete_item(r);
+    chunked::delete_replacing(*client_, std::move(r));
     stats_->erases.fetch_add(1, std::memory_order_relaxed);
   });
 }
@@ -542,8 +611,18 @@ bool DynamodbBackend::add(std::string_view key, std::string_view value, Ttl ttl)
   return measured(*stats_, Op::kAdd, [&]() -> bool {
     ddb::PutItemRequest r;
     r.table_name = options_.table;
-    r.item = make_item(key, value, ttl);
+    r.item = detail::build_item(*this, key, key_prefix(), value, ttl, client_.get());
     const std::string stored = r.item.at(attr::kKey).scalar;
+    // A value past one item has its chunks written already: when the head is not written
+    // (a live entry, contention, an error), nothing will ever name them.
+    struct Orphans {
+      DynamodbBackend& b;
+      const ddb::Item& head;
+      bool written = false;
+      ~Orphans() {
+        if (!written) chunked::delete_chunks_of(*b.client_, b.options_.table, head, false);
+      }
+    } orphans{*this, r.item};
     std::optional<std::string> python_expire;
     for (int round = 0; round < kMaxRounds; ++round) {
       LiveRule rule{seconds_of(options_.now()), python_expire};
@@ -552,6 +631,7 @@ bool DynamodbBackend::add(std::string_view key, std::string_view value, Ttl ttl)
       rule.add_values(r.values);
       bind_names(r, r.condition_expression);
       if (conditional([&] { wire().put_item(r); })) {
+        orphans.written = true;
         stats_->sets.fetch_add(1, std::memory_order_relaxed);
         stats_->bytes_written.fetch_add(value.size(), std::memory_order_relaxed);
         return true;
@@ -571,7 +651,7 @@ bool DynamodbBackend::add(std::string_view key, std::string_view value, Ttl ttl)
 bool DynamodbBackend::touch(std::string_view key, Ttl ttl) {
   return measured(*stats_, Op::kTouch, [&]() -> bool {
     const bool with_expire_at = !options_.python_compat;
-    ddb::Item head = item_head(key, key_prefix(), ttl, with_expire_at);
+    ddb::Item head = detail::item_head(*this, key, key_prefix(), ttl, with_expire_at);
     const std::string stored = head.at(attr::kKey).scalar;
     ddb::UpdateItemRequest r;
     r.table_name = options_.table;
@@ -581,16 +661,22 @@ bool DynamodbBackend::touch(std::string_view key, Ttl ttl) {
     std::optional<std::string> python_expire;
     for (int round = 0; round < kMaxRounds; ++round) {
       LiveRule rule{seconds_of(options_.now()), python_expire};
-      r.condition_expression = rule.live();
+      // Not a chunked head: its chunks carry their own expire_at, which this would not move.
+      r.condition_expression = "(" + rule.live() + ") AND attribute_not_exists(#w)";
       r.values = {{":e", head.at(attr::kExpire)}, {":u", head.at(attr::kUpdateTs)}};
       if (auto t = head.find(attr::kExpireAt); t != head.end()) r.values[":t"] = t->second;
       rule.add_values(r.values);
       bind_names(r, r.update_expression + " " + r.condition_expression);
+      r.names["#w"] = chunked::kWriteId;
       if (conditional([&] { wire().update_item(r); })) return true;
       auto item = read_consistent(stored);
       if (!item) return false;
       Liveness l = liveness(*item, seconds_of(options_.now()));
       if (!l.live) return false;
+      if (item->count(chunked::kWriteId))
+        throw WrongTypeError("key '" + std::string(key.substr(0, 64)) +
+                             "' holds a value past one item (stored in chunks), which touch cannot re-time; "
+                             "set it again with the new TTL");
       python_expire = l.python_expire;  // nullopt: it became live meanwhile; try again
     }
     contention("touch", key);
@@ -608,7 +694,7 @@ bool DynamodbBackend::touch(std::string_view key, Ttl ttl) {
 int64_t DynamodbBackend::increment(std::string_view key, int64_t delta, Ttl ttl) {
   return measured(*stats_, Op::kIncrement, [&]() -> int64_t {
     // Counters carry expire_at even with python_compat: the Python package cannot read them.
-    ddb::Item created = item_head(key, key_prefix(), ttl, true);
+    ddb::Item created = detail::item_head(*this, key, key_prefix(), ttl, true);
     created.emplace(attr::kCounter, ddb::AttributeValue::N(delta));
     const std::string stored = created.at(attr::kKey).scalar;
     const int64_t limit = delta >= 0 ? std::numeric_limits<int64_t>::max() - delta
@@ -684,8 +770,13 @@ std::vector<std::optional<Hit>> DynamodbBackend::get_many(const std::vector<std:
                                 auto k = item.find(attr::kKey);
                                 if (k == item.end()) continue;
                                 auto slot = found.find(k->second.scalar);
-                                if (slot != found.end() && holds_key(item, slot->second.key))
-                                  slot->second.hit = read_item(item);
+                                if (slot == found.end() || !holds_key(item, slot->second.key)) continue;
+                                try {
+                                  slot->second.hit = detail::read_entry(options_, *client_, item);
+                                } catch (const chunked::ChunksGone&) {
+                                  // Overwritten meanwhile: read it again (counted as its own get).
+                                  slot->second.hit = get_entry(slot->second.key);
+                                }
                               }
                               std::vector<std::optional<Hit>> hits;
                               hits.reserve(keys.size());
@@ -714,7 +805,7 @@ void DynamodbBackend::set_many(const std::vector<std::pair<std::string, std::str
           for (size_t i = 0; i < entries.size(); ++i) {
             if (last[entries[i].first] != i) continue;
             ddb::WriteRequest w;
-            w.put_item = build_item(entries[i].first, prefix, entries[i].second, ttl);
+            w.put_item = detail::build_item(*this, entries[i].first, prefix, entries[i].second, ttl, client_.get());
             writes.push_back(std::move(w));
             bytes += entries[i].second.size();
           }
@@ -741,7 +832,11 @@ void DynamodbBackend::erase_many(const std::vector<std::string>& keys) {
       deletes.push_back(std::move(w));
     }
     const uint64_t n = deletes.size();
+    std::vector<std::string> stored(seen.begin(), seen.end());
+    // Chunks of values that never expire have no TTL: find them before their heads go.
+    auto heads = chunked::never_expiring_heads(*client_, options_.table, stored);
     wire().batch_write_all(options_.table, std::move(deletes));
+    for (const auto& head : heads) chunked::delete_chunks_of(*client_, options_.table, head, true);
     stats_->erases.fetch_add(n, std::memory_order_relaxed);
   });
 }

@@ -33,8 +33,8 @@ struct GlobalOptions {
 
 // Exit codes: 0 success, 1 a miss (get), 2 usage or invalid input, 3 configuration or
 // credentials, 4 a DynamoDB error answer, 5 network (transport, timeout), 6 a value or
-// response that cannot be decoded.
-enum Exit : int { kOk = 0, kMiss = 1, kUsage = 2, kConfig = 3, kService = 4, kNetwork = 5, kData = 6 };
+// response that cannot be decoded, 7 get-or-run's command failed (nothing cached).
+enum Exit : int { kOk = 0, kMiss = 1, kUsage = 2, kConfig = 3, kService = 4, kNetwork = 5, kData = 6, kCommand = 7 };
 
 // A client from the global options; `transport` null: the library's default.
 std::shared_ptr<dynamodb::Client> make_client(const GlobalOptions& g,
@@ -55,5 +55,7 @@ void add_cache_commands(CLI::App& app, GlobalOptions& g, std::function<int()>& r
 // Registers the `bench` subcommand (bench.cc). `run` is set to the function to call when
 // the subcommand was chosen.
 void add_bench_command(CLI::App& app, GlobalOptions& g, std::function<int()>& run);
+// Registers `get-or-run` (get_or_run.cc), likewise.
+void add_get_or_run_command(CLI::App& app, GlobalOptions& g, std::function<int()>& run);
 
 }  // namespace dynamodb_cache::cli

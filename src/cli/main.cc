@@ -60,11 +60,18 @@ std::string one_line(std::string s) {
 
 }  // namespace
 
+// Reads standard input, but no more than the largest value: an endless stream is refused
+// instead of held in memory.
 std::string read_stdin() {
   std::string data;
   char buf[65536];
   size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, stdin)) > 0) data.append(buf, n);
+  while ((n = std::fread(buf, 1, sizeof buf, stdin)) > 0) {
+    if (n > kMaxValueBytes - data.size())
+      throw InvalidArgumentError("standard input holds more than " + std::to_string(kMaxValueBytes) +
+                                 " bytes, the largest value (kMaxValueBytes)");
+    data.append(buf, n);
+  }
   if (std::ferror(stdin)) throw InvalidArgumentError("cannot read the value from standard input");
   return data;
 }
@@ -214,6 +221,7 @@ int main(int argc, char** argv) {
 
   add_bench_command(app, g, run);
   add_cache_commands(app, g, run);
+  add_get_or_run_command(app, g, run);
 
   try {
     app.parse(argc, argv);

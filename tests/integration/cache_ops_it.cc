@@ -215,7 +215,9 @@ TEST(CacheOpsIT, ContainsReadsNoValueAndEraseManyBatches) {
   t.wire->reset();
   b.erase_many(keys);
   EXPECT_EQ(t.wire->count("BatchWriteItem"), 3);  // 61 distinct keys in calls of 25
-  EXPECT_EQ(t.wire->total(), 3);
+  // One BatchGetItem of the heads first: the chunks of never-expiring values must go too.
+  EXPECT_EQ(t.wire->count("BatchGetItem"), 1);
+  EXPECT_EQ(t.wire->total(), 4);
   for (int i = 0; i < 60; i += 7) EXPECT_FALSE(b.contains("k" + std::to_string(i)));
 }
 

@@ -2,6 +2,8 @@
 // transport (the real service is exercised by the integration tests).
 #include <gtest/gtest.h>
 
+#include <array>
+
 #include "dynamodb/wire.h"
 #include "dynamodb_cache/backend.h"
 #include "dynamodb_cache/errors.h"
@@ -147,11 +149,85 @@ TEST(DynamodbBackend, OversizedValuesAndBadKeysAreRejectedBeforeAnyRequest) {
   DynamodbOptions o;
   o.compress_min_bytes = 0;
   auto plain = f.backend(o);
-  EXPECT_THROW(plain.set("k", big, 0s), InvalidArgumentError);
+  EXPECT_THROW(plain.make_item("k", big, 0s), InvalidArgumentError);  // set() would chunk it
   EXPECT_NO_THROW(plain.make_item("k", std::string(400 * 1024 - 100, 'x'), 0s));
   EXPECT_THROW(b.set("", "v", 0s), InvalidArgumentError);
   EXPECT_THROW(b.get("\xc3"), InvalidArgumentError);
   EXPECT_THROW(b.set("k", "v", -5s), InvalidArgumentError);
+  EXPECT_EQ(f.transport->calls(), 0);
+}
+
+// Issue 8 item 5: a compressible value over the read limit used to be written (it compresses
+// to a few KB) and then every get said "compressed value is corrupt". One limit now governs both.
+TEST(DynamodbBackend, WriteAndReadAgreeOnTheMaximumValueSize) {
+  Fixture f;
+  auto b = f.backend();
+  std::string at_limit(kMaxValueBytes, 'z');
+  auto item = b.make_item("big", at_limit, 0s);
+  EXPECT_EQ(item.at("fmt"), AttributeValue::N(2));
+  auto hit = b.read_item(item);
+  ASSERT_TRUE(hit);
+  EXPECT_TRUE(hit->value == at_limit);
+
+  std::string over(kMaxValueBytes + 1, 'z');
+  try {
+    b.set("big", over, 0s);
+    ADD_FAILURE() << "a value over the limit was accepted";
+  } catch (const InvalidArgumentError& e) {
+    std::string m = e.what();
+    EXPECT_NE(m.find(std::to_string(kMaxValueBytes + 1) + " bytes"), std::string::npos) << m;
+    EXPECT_NE(m.find("at most " + std::to_string(kMaxValueBytes)), std::string::npos) << m;
+  }
+  EXPECT_EQ(f.transport->calls(), 0);
+
+  // An item from elsewhere whose zstd frame declares more than the limit: the error says so
+  // instead of calling it corrupt. (The frame of 1 MiB with its declared size patched.)
+  auto src = b.make_item("x", std::string(1 << 20, 'z'), 0s);
+  ASSERT_EQ(src.at("fmt"), AttributeValue::N(2));
+  std::string& frame = src["value"].scalar;
+  auto descriptor = static_cast<unsigned char>(frame[4]);
+  ASSERT_EQ(descriptor >> 6, 2) << "expected a 4-byte Frame_Content_Size";
+  size_t at = 5 + ((descriptor & 0x20) ? 0 : 1) + std::array<size_t, 4>{0, 1, 2, 4}[descriptor & 3];
+  uint32_t declared = static_cast<uint32_t>(kMaxValueBytes) * 2;
+  for (int i = 0; i < 4; ++i) frame[at + i] = static_cast<char>(declared >> (8 * i));
+  try {
+    b.read_item(src);
+    ADD_FAILURE() << "an oversized frame was decompressed";
+  } catch (const CodecError& e) {
+    std::string m = e.what();
+    EXPECT_NE(m.find("limit"), std::string::npos) << m;
+    EXPECT_EQ(m.find("corrupt"), std::string::npos) << m;
+  }
+}
+
+// A head that names more than kMaxValueBytes, or is malformed, is refused before any chunk is
+// asked for: a table's contents cannot make a reader allocate without bound.
+TEST(DynamodbBackend, MalformedChunkedHeadsAreCodecErrorsWithoutRequests) {
+  Fixture f;
+  auto b = f.backend();
+  auto head = [&] {
+    auto item = b.make_item("k", "v", 0s);
+    item.erase("value");
+    item["fmt"] = AttributeValue::N(3);
+    item["wid"] = AttributeValue::S(std::string(32, 'a'));
+    item["chunks"] = AttributeValue::N(3);
+    item["bytes"] = AttributeValue::N(3 * 393216);
+    item["crc32"] = AttributeValue::N(0);
+    item["cfmt"] = AttributeValue::N(1);
+    return item;
+  };
+  auto too_big = head();
+  too_big["bytes"] = AttributeValue::N(static_cast<int64_t>(kMaxValueBytes) + 1);
+  auto too_many = head();
+  too_many["chunks"] = AttributeValue::N(100000);
+  auto bad_wid = head();
+  bad_wid["wid"] = AttributeValue::S("../../etc");
+  auto no_count = head();
+  no_count.erase("chunks");
+  auto bad_format = head();
+  bad_format["cfmt"] = AttributeValue::N(7);
+  for (const auto& item : {too_big, too_many, bad_wid, no_count, bad_format})
+    EXPECT_THROW(b.read_item(item), CodecError);
   EXPECT_EQ(f.transport->calls(), 0);
 }
 

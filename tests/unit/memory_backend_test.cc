@@ -4,19 +4,12 @@
 
 #include "dynamodb_cache/backend.h"
 #include "dynamodb_cache/errors.h"
+#include "fake_steady.h"
 
 using namespace dynamodb_cache;
 using namespace std::chrono_literals;
 
-namespace {
-struct FakeSteady {
-  std::shared_ptr<std::atomic<int64_t>> ms = std::make_shared<std::atomic<int64_t>>(0);
-  std::function<std::chrono::steady_clock::time_point()> fn() const {
-    auto m = ms;
-    return [m] { return std::chrono::steady_clock::time_point(std::chrono::milliseconds(m->load())); };
-  }
-};
-}  // namespace
+using test_clock::FakeSteady;
 
 TEST(MemoryBackend, GetSetEraseClear) {
   MemoryBackend m;

@@ -1,0 +1,36 @@
+// DynamodbBackend's item functions, for the code beside it that writes and reads the same
+// items (get_or_set.cc). Private.
+#pragma once
+
+#include <optional>
+#include <string_view>
+
+#include "dynamodb_cache/backend.h"
+
+namespace dynamodb_cache::detail {
+
+// `fmt` of a get_or_set lease item (get_or_set.cc); reading one as a value is a CodecError.
+inline constexpr int kLeaseFormat = 5;
+
+// The primary key of the item that holds `key`: b.stored_key(key, prefix), the one mapping of
+// user keys to stored keys (namespace, long-key digest). `prefix`: b.key_prefix(), resolved
+// once per operation. Items derived from a key (chunks, leases) take their keys from this.
+dynamodb::Item stored_key_item(const DynamodbBackend& b, std::string_view key, std::string_view prefix);
+
+// The item for `value` under `key` (stored under b.stored_key(key, prefix)). When it would not
+// fit in one item: with `chunk_to`, the value is written as chunks there (chunked.h) and the
+// head is returned; without, InvalidArgumentError. Throws InvalidArgumentError for a bad key,
+// ttl or value size.
+dynamodb::Item build_item(const DynamodbBackend& b, std::string_view key, std::string_view prefix,
+                          std::string_view value, Ttl ttl, dynamodb::Client* chunk_to);
+
+// True unless `item` holds another key's entry: an item stored under a digest keeps the whole
+// key in full_key (a SHA-256 collision, or a tampered item, reads as a miss). Check it before
+// read_entry, so a foreign item's chunks are never fetched.
+bool holds_key(const dynamodb::Item& item, std::string_view key);
+
+// The hit an item stands for, nullopt when expired (DynamodbBackend::read_item), reading a
+// chunked value's chunks from `client`; throws chunked::ChunksGone when they are gone.
+std::optional<Hit> read_entry(const DynamodbOptions& options, dynamodb::Client& client, const dynamodb::Item& item);
+
+}  // namespace dynamodb_cache::detail

@@ -1,0 +1,394 @@
+#include "dynamodb_cache/get_or_set.h"
+
+#include <openssl/rand.h>
+
+#include <algorithm>
+#include <functional>
+#include <random>
+#include <thread>
+
+#include "cache/chunked.h"
+#include "cache/dynamodb_items.h"
+#include "cache/single_flight.h"
+#include "dynamodb_cache/errors.h"
+#include "util/crypto.h"
+
+namespace dynamodb_cache {
+
+namespace ddb = dynamodb;
+
+// ---- single flight ----
+
+namespace detail {
+
+std::string Flight::wait() {
+  std::unique_lock lock(mu_);
+  ++waiters_;
+  cv_.wait(lock, [&] { return done_; });
+  --waiters_;
+  if (error_) std::rethrow_exception(error_);
+  return value_;
+}
+
+void Flight::finish(std::string value) {
+  {
+    std::lock_guard lock(mu_);
+    value_ = std::move(value);
+    done_ = true;
+  }
+  cv_.notify_all();
+}
+
+void Flight::fail(std::exception_ptr error) {
+  {
+    std::lock_guard lock(mu_);
+    error_ = std::move(error);
+    done_ = true;
+  }
+  cv_.notify_all();
+}
+
+std::string FlightRegistry::id(const void* owner, std::string_view key) {
+  std::string id(reinterpret_cast<const char*>(&owner), sizeof owner);
+  id += key;
+  return id;
+}
+
+FlightRegistry::Shard& FlightRegistry::shard(const std::string& id) {
+  return shards_[std::hash<std::string>{}(id) % kShards];
+}
+
+FlightRegistry::Joined FlightRegistry::join(const void* owner, std::string_view key) {
+  std::string k = id(owner, key);
+  Shard& s = shard(k);
+  std::lock_guard lock(s.mu);
+  auto [it, inserted] = s.flights.try_emplace(std::move(k));
+  if (inserted) it->second = std::make_shared<Flight>();
+  return {it->second, inserted};
+}
+
+void FlightRegistry::leave(const void* owner, std::string_view key, const std::shared_ptr<Flight>& flight) {
+  std::string k = id(owner, key);
+  Shard& s = shard(k);
+  std::lock_guard lock(s.mu);
+  auto it = s.flights.find(k);
+  if (it != s.flights.end() && it->second == flight) s.flights.erase(it);
+  ++s.finished;
+}
+
+uint64_t FlightRegistry::finished(const void* owner, std::string_view key) {
+  Shard& s = shard(id(owner, key));
+  std::lock_guard lock(s.mu);
+  return s.finished;
+}
+
+std::size_t FlightRegistry::waiters(const void* owner, std::string_view key) {
+  std::shared_ptr<Flight> f;
+  {
+    std::string k = id(owner, key);
+    Shard& s = shard(k);
+    std::lock_guard lock(s.mu);
+    auto it = s.flights.find(k);
+    if (it == s.flights.end()) return 0;
+    f = it->second;
+  }
+  std::lock_guard lock(f->mu_);
+  return f->waiters_;
+}
+
+FlightRegistry& FlightRegistry::instance() {
+  static FlightRegistry registry;
+  return registry;
+}
+
+}  // namespace detail
+
+namespace {
+
+using detail::FlightRegistry;
+
+std::string random_hex(std::size_t bytes) {
+  std::string id(bytes, '\0');
+  if (RAND_bytes(reinterpret_cast<unsigned char*>(id.data()), static_cast<int>(bytes)) != 1)
+    throw CodecError("cannot draw random bytes for a lease token (OpenSSL RAND_bytes)");
+  return util::hex(id);
+}
+
+bool wants_refresh(const Hit& hit, const GetOrSetOptions& o) {
+  return o.refresh_ahead.count() > 0 && hit.ttl_left && *hit.ttl_left < o.refresh_ahead;
+}
+
+// ---- the table side: what a process saw, leases, and writes conditional on what it saw ----
+
+// Attribute a get_or_set write adds to a one-item value: a random version, so that a later
+// conditional write can tell this write from any other. (Chunked heads have their `wid`.)
+constexpr const char* kVersion = "ver";
+// Lease item attributes.
+constexpr const char* kLeaseToken = "token";
+constexpr const char* kLeaseUntil = "until";  // epoch milliseconds
+
+// One DynamodbBackend's table, as get_or_set with a lease uses it, for one call: the key
+// mapping's prefix (namespace generation) is resolved once, at construction, so the value, its
+// chunks and its lease are all read and written under one generation. Thread-safe.
+class LeaseTable {
+ public:
+  explicit LeaseTable(DynamodbBackend& b)
+      : backend_(b), client_(b.client()), options_(b.options()), prefix_(b.key_prefix()) {}
+
+  struct Seen {
+    std::optional<ddb::Item> item;  // nullopt: no item
+    std::optional<Hit> hit;         // nullopt: missing or expired
+  };
+
+  // The item under `key` and what it stands for; a strongly consistent read when asked.
+  Seen read(std::string_view key, bool consistent) {
+    auto seen = chunked::read_retrying([&](bool reread) -> std::optional<Seen> {
+      ddb::GetItemRequest r;
+      r.table_name = options_.table;
+      r.key = detail::stored_key_item(backend_, key, prefix_);
+      r.consistent_read = consistent || reread || options_.consistent_read;
+      auto res = client_.get_item(r);
+      if (!res.item) return Seen{};
+      // Another key's item under the same digest: a miss, and the item a store is conditioned on.
+      if (!detail::holds_key(*res.item, key)) return Seen{std::move(res.item), std::nullopt};
+      auto hit = detail::read_entry(options_, client_, *res.item);
+      return Seen{std::move(res.item), std::move(hit)};
+    });
+    return seen ? std::move(*seen) : Seen{};  // chunks gone three times: a miss
+  }
+
+  // A lease on `key` for `ttl`: its token, or nullopt when another holder's has not lapsed.
+  std::optional<std::string> try_lease(std::string_view key, Ttl ttl) {
+    int64_t now = now_ms();
+    std::string token = random_hex(16);
+    ddb::PutItemRequest r;
+    r.table_name = options_.table;
+    r.item = lease_key(key);
+    r.item.emplace(attr::kFormat, ddb::AttributeValue::N(detail::kLeaseFormat));
+    r.item.emplace(kLeaseToken, ddb::AttributeValue::S(token));
+    r.item.emplace(kLeaseUntil, ddb::AttributeValue::N(now + ttl.count()));
+    // Native TTL removes lapsed leases; a second's rounding up keeps it after `until`.
+    r.item.emplace(attr::kExpireAt, ddb::AttributeValue::N((now + ttl.count()) / 1000 + 1));
+    r.condition_expression = "attribute_not_exists(#k) OR #until < :now";
+    r.names = {{"#k", attr::kKey}, {"#until", kLeaseUntil}};
+    r.values = {{":now", ddb::AttributeValue::N(now)}};
+    try {
+      client_.put_item(r);
+      return token;
+    } catch (const ServiceError& e) {
+      if (e.kind() == ErrorKind::kConditionFailed) return std::nullopt;
+      throw;
+    }
+  }
+
+  // Gives the lease back if it is still ours. Best effort: on failure it lapses on its own.
+  void release(std::string_view key, const std::string& token) noexcept {
+    try {
+      ddb::DeleteItemRequest r;
+      r.table_name = options_.table;
+      r.key = lease_key(key);
+      r.condition_expression = "#t = :t";
+      r.names = {{"#t", kLeaseToken}};
+      r.values = {{":t", ddb::AttributeValue::S(token)}};
+      client_.delete_item(r);
+    } catch (...) {
+    }
+  }
+
+  // Stores `value` unless the item changed since `seen` (someone stored a newer value): one
+  // conditional PutItem (after the chunks, for a value past one item). Returns whether it wrote.
+  bool store_unless_changed(std::string_view key, std::string_view value, Ttl ttl, const Seen& seen) {
+    ddb::PutItemRequest r;
+    r.table_name = options_.table;
+    r.item = detail::build_item(backend_, key, prefix_, value, ttl, &client_);
+    bool chunked_value = chunked::parse_head(r.item).has_value();
+    if (!chunked_value && !options_.python_compat) r.item.emplace(kVersion, ddb::AttributeValue::S(random_hex(8)));
+    if (!seen.item) {
+      r.condition_expression = "attribute_not_exists(#k)";
+      r.names["#k"] = attr::kKey;
+    } else if (auto wid = seen.item->find(chunked::kWriteId); wid != seen.item->end()) {
+      r.condition_expression = "#w = :w";
+      r.names["#w"] = chunked::kWriteId;
+      r.values[":w"] = wid->second;
+    } else if (auto ver = seen.item->find(kVersion); ver != seen.item->end()) {
+      r.condition_expression = "#v = :v";
+      r.names["#v"] = kVersion;
+      r.values[":v"] = ver->second;
+    } else {
+      // Written by set() or the Python package: known by its write time and TTL (seconds).
+      r.condition_expression = "attribute_not_exists(#w) AND attribute_not_exists(#v) AND #u = :u AND #e = :e";
+      r.names["#w"] = chunked::kWriteId;
+      r.names["#v"] = kVersion;
+      r.names["#u"] = attr::kUpdateTs;
+      r.names["#e"] = attr::kExpire;
+      r.values[":u"] = attr_or_zero(*seen.item, attr::kUpdateTs);
+      r.values[":e"] = attr_or_zero(*seen.item, attr::kExpire);
+    }
+    try {
+      client_.put_item(r);
+    } catch (const ServiceError& e) {
+      if (e.kind() != ErrorKind::kConditionFailed) throw;
+      chunked::delete_chunks_of(client_, options_.table, r.item, false);  // ours, never named
+      return false;
+    }
+    if (seen.item) chunked::delete_chunks_of(client_, options_.table, *seen.item, true);
+    return true;
+  }
+
+ private:
+  int64_t now_ms() const {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(options_.now().time_since_epoch()).count();
+  }
+
+  // `STORED#lease`, STORED being the key's stored key (namespace, digest: so a namespace clear
+  // orphans old leases with the old values); for stored keys too long for that, their first
+  // 1900 bytes, then `#lease:` and the SHA-256 of the whole stored key.
+  ddb::Item lease_key(std::string_view key) const {
+    const std::string stored = backend_.stored_key(key, prefix_);
+    std::string k = stored;
+    if (k.size() + 6 <= 2048) {
+      k += "#lease";
+    } else {
+      std::size_t n = 1900;
+      while (n > 0 && (static_cast<unsigned char>(stored[n]) & 0xC0) == 0x80) --n;
+      k = stored.substr(0, n) + "#lease:" + util::hex(util::sha256(stored));
+    }
+    ddb::Item item;
+    item.emplace(attr::kKey, ddb::AttributeValue::S(std::move(k)));
+    return item;
+  }
+
+  static ddb::AttributeValue attr_or_zero(const ddb::Item& item, const char* name) {
+    auto it = item.find(name);
+    return it == item.end() ? ddb::AttributeValue::N(0) : it->second;
+  }
+
+  DynamodbBackend& backend_;
+  ddb::Client& client_;
+  const DynamodbOptions& options_;
+  const std::string prefix_;
+};
+
+// Sleeps before poll n: poll_min doubling up to poll_max, jittered down by up to half.
+void poll_sleep(const GetOrSetOptions& o, int n) {
+  thread_local std::minstd_rand rng(std::random_device{}());
+  auto base = std::min<int64_t>(o.poll_max.count(), o.poll_min.count() << std::min(n, 20));
+  std::uniform_int_distribution<int64_t> jitter(base / 2, std::max<int64_t>(base / 2, base));
+  std::this_thread::sleep_for(Ttl(jitter(rng)));
+}
+
+// The leader's work with a lease: returns the value to hand to every waiter.
+std::string load_with_lease(LeaseTable& table, std::string_view key, const std::function<std::string()>& load, Ttl ttl,
+                            const GetOrSetOptions& o, LeaseTable::Seen seen, CacheStats& stats) {
+  const bool refresh = seen.hit.has_value();
+  bool waited = false;
+  auto deadline = std::chrono::steady_clock::now() + o.lease_wait;
+  for (int n = 0;; ++n) {
+    if (auto token = table.try_lease(key, o.lease)) {
+      std::string value;
+      try {
+        if (!refresh) {
+          // Someone may have stored it between our read and our lease.
+          seen = table.read(key, true);
+          if (seen.hit) {
+            table.release(key, *token);
+            return std::move(seen.hit->value);
+          }
+        }
+        value = load();
+        table.store_unless_changed(key, value, ttl, seen);
+      } catch (...) {
+        table.release(key, *token);
+        throw;
+      }
+      table.release(key, *token);
+      return value;
+    }
+    // Another process holds the lease. A refresh leaves it to that process.
+    if (refresh) return std::move(seen.hit->value);
+    if (std::chrono::steady_clock::now() >= deadline) break;
+    if (!waited) stats.lease_waits.fetch_add(1, std::memory_order_relaxed);  // once per call
+    waited = true;
+    poll_sleep(o, n);
+    seen = table.read(key, true);
+    if (seen.hit) return std::move(seen.hit->value);
+  }
+  // Waited long enough: load here, without overwriting what the holder may store meanwhile.
+  std::string value = load();
+  table.store_unless_changed(key, value, ttl, seen);
+  return value;
+}
+
+void check(const GetOrSetOptions& o, Ttl ttl) {
+  if (ttl.count() < 0) throw InvalidArgumentError("ttl must not be negative");
+  if (o.lease.count() < 0 || o.lease_wait.count() < 0 || o.refresh_ahead.count() < 0 || o.poll_min.count() <= 0 ||
+      o.poll_max < o.poll_min)
+    throw InvalidArgumentError("get_or_set: lease, lease_wait and refresh_ahead must not be negative, "
+                               "and 0 < poll_min <= poll_max");
+}
+
+}  // namespace
+
+std::string get_or_set(Backend& backend, std::string_view key, const std::function<std::string()>& user_load,
+                       Ttl ttl, const GetOrSetOptions& o) {
+  check(o, ttl);
+  // Keys are validated by the backend's first read, under its own limit (long_keys).
+  CacheStats& stats = backend.stats();
+  // Every call of the caller's load, counted with its duration (also when it throws).
+  const std::function<std::string()> load = [&] {
+    struct Timed {
+      CacheStats& s;
+      std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now();
+      ~Timed() {
+        auto us = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - start);
+        s.loads.fetch_add(1, std::memory_order_relaxed);
+        s.load_time_us.fetch_add(static_cast<uint64_t>(us.count()), std::memory_order_relaxed);
+      }
+    } timed{stats};
+    return user_load();
+  };
+  std::optional<LeaseTable> table;
+  if (o.lease.count() > 0) {
+    auto* d = dynamic_cast<DynamodbBackend*>(&backend);
+    if (!d) throw InvalidArgumentError("get_or_set: a lease needs a DynamodbBackend");
+    table.emplace(*d);
+  }
+  auto& registry = FlightRegistry::instance();
+  uint64_t finished_before = registry.finished(&backend, key);
+  auto read = [&](bool consistent) {
+    if (table) return table->read(key, consistent);
+    LeaseTable::Seen s;
+    s.hit = backend.get_entry(key);
+    return s;
+  };
+  LeaseTable::Seen seen = read(false);
+  if (seen.hit && !wants_refresh(*seen.hit, o)) return std::move(seen.hit->value);
+
+  auto joined = registry.join(&backend, key);
+  if (!joined.leader) {
+    // A refresh under way elsewhere in the process: the current value will do.
+    if (seen.hit) return std::move(seen.hit->value);
+    return joined.flight->wait();
+  }
+  try {
+    std::string value;
+    if (!seen.hit && registry.finished(&backend, key) != finished_before) seen = read(false);
+    if (seen.hit && !wants_refresh(*seen.hit, o)) {
+      value = std::move(seen.hit->value);
+    } else if (table) {
+      value = load_with_lease(*table, key, load, ttl, o, std::move(seen), stats);
+    } else {
+      value = load();
+      backend.set(key, value, ttl);
+    }
+    registry.leave(&backend, key, joined.flight);
+    joined.flight->finish(value);
+    return value;
+  } catch (...) {
+    registry.leave(&backend, key, joined.flight);
+    joined.flight->fail(std::current_exception());
+    throw;
+  }
+}
+
+}  // namespace dynamodb_cache

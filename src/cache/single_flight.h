@@ -1,0 +1,69 @@
+// The process-wide registry of loads in progress behind get_or_set (get_or_set.h). Private;
+// tests use it to see who is waiting.
+#pragma once
+
+#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
+#include <exception>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+
+namespace dynamodb_cache::detail {
+
+// One load of one key; the leader finishes it, followers wait for it. Thread-safe.
+class Flight {
+ public:
+  // Blocks until finished; returns the value or rethrows the leader's exception.
+  std::string wait();
+  void finish(std::string value);
+  void fail(std::exception_ptr error);
+
+ private:
+  friend class FlightRegistry;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool done_ = false;
+  std::string value_;
+  std::exception_ptr error_;
+  std::size_t waiters_ = 0;
+};
+
+// Flights by (owner, key): the owner is the Backend object. Sharded, one mutex per shard.
+// Thread-safe.
+class FlightRegistry {
+ public:
+  struct Joined {
+    std::shared_ptr<Flight> flight;
+    bool leader = false;
+  };
+  // The flight in progress for (owner, key), or a new one whose leader the caller becomes.
+  Joined join(const void* owner, std::string_view key);
+  // Removes the leader's flight (before finishing it, so that later callers start anew and
+  // read what the leader stored).
+  void leave(const void* owner, std::string_view key, const std::shared_ptr<Flight>& flight);
+  // Flights finished in the shard of (owner, key) so far: a caller that saw a miss and then
+  // became leader re-reads when this moved meanwhile (a flight ended between its read and its
+  // join, so the value may be there now).
+  uint64_t finished(const void* owner, std::string_view key);
+  // Callers waiting on the flight of (owner, key); 0 when none is in progress.
+  std::size_t waiters(const void* owner, std::string_view key);
+
+  static FlightRegistry& instance();
+
+ private:
+  struct Shard {
+    std::mutex mu;
+    std::unordered_map<std::string, std::shared_ptr<Flight>> flights;
+    uint64_t finished = 0;
+  };
+  static constexpr std::size_t kShards = 32;
+  static std::string id(const void* owner, std::string_view key);
+  Shard& shard(const std::string& id);
+  Shard shards_[kShards];
+};
+
+}  // namespace dynamodb_cache::detail

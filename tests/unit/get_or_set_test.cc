@@ -1,0 +1,144 @@
+// get_or_set's single flight and refresh ahead, over the memory backend. The fleet-wide lease
+// needs DynamoDB: tests/integration/get_or_set_it.cc.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <future>
+#include <thread>
+
+#include "cache/single_flight.h"
+#include "dynamodb_cache/cache.h"
+#include "fake_steady.h"
+
+using namespace dynamodb_cache;
+using namespace std::chrono_literals;
+
+namespace {
+
+// Blocks until `n` callers wait on the flight of (backend, key); fails the test after 10 s.
+void await_waiters(const Backend& b, std::string_view key, std::size_t n) {
+  auto until = std::chrono::steady_clock::now() + 10s;
+  while (detail::FlightRegistry::instance().waiters(&b, key) < n) {
+    if (std::chrono::steady_clock::now() > until) {
+      ADD_FAILURE() << "waiters never reached " << n;
+      return;
+    }
+    std::this_thread::sleep_for(1ms);
+  }
+}
+
+// `callers` threads at once call get_or_set("k") on `cache`; the one that loads waits until
+// all the others wait on its load, then returns what `finish` returns (or throws).
+std::vector<std::future<std::string>> stampede(Cache<std::string>& cache, int callers, std::atomic<int>& loads,
+                                               std::function<std::string()> finish) {
+  std::vector<std::future<std::string>> results;
+  for (int i = 0; i < callers; ++i)
+    results.push_back(std::async(std::launch::async, [&cache, &loads, finish, callers] {
+      return cache.get_or_set("k", [&] {
+        ++loads;
+        await_waiters(cache.backend(), "k", static_cast<std::size_t>(callers - 1));
+        return finish();
+      }, 60s);
+    }));
+  return results;
+}
+
+}  // namespace
+
+TEST(GetOrSet, OneLoadPerKeyAndProcessTheOthersWaitForItsResult) {
+  auto mem = std::make_shared<MemoryBackend>();
+  Cache<std::string> cache(mem);
+  constexpr int kCallers = 8;
+  std::atomic<int> loads{0};
+  auto results = stampede(cache, kCallers, loads, [] { return std::string("loaded"); });
+  for (auto& r : results) EXPECT_EQ(r.get(), "loaded");
+  EXPECT_EQ(loads, 1);
+  EXPECT_EQ(*cache.get("k"), "loaded");
+  // A hit does not load.
+  EXPECT_EQ(cache.get_or_set("k", [&] { return std::string("again"); }), "loaded");
+  EXPECT_EQ(loads, 1);
+  // Other keys and other backends have flights of their own.
+  auto mem2 = std::make_shared<MemoryBackend>();
+  EXPECT_EQ(Cache<std::string>(mem2).get_or_set("k", [] { return std::string("other"); }), "other");
+}
+
+TEST(GetOrSet, ALoaderExceptionReachesEveryWaiterAndNothingIsCached) {
+  auto mem = std::make_shared<MemoryBackend>();
+  Cache<std::string> cache(mem);
+  constexpr int kCallers = 6;
+  std::atomic<int> loads{0};
+  auto results = stampede(cache, kCallers, loads, []() -> std::string { throw std::runtime_error("source is down"); });
+  for (auto& r : results) {
+    try {
+      r.get();
+      ADD_FAILURE() << "no exception";
+    } catch (const std::runtime_error& e) {
+      EXPECT_STREQ(e.what(), "source is down");
+    }
+  }
+  EXPECT_EQ(loads, 1);
+  EXPECT_FALSE(mem->get("k"));
+  EXPECT_EQ(detail::FlightRegistry::instance().waiters(mem.get(), "k"), 0u);
+  // The next call loads anew.
+  EXPECT_EQ(cache.get_or_set("k", [] { return std::string("back"); }), "back");
+}
+
+TEST(GetOrSet, RefreshAheadReloadsOnceWhileOthersGetTheCurrentValue) {
+  test_clock::FakeSteady clock;
+  MemoryOptions mo;
+  mo.now = clock.fn();
+  auto mem = std::make_shared<MemoryBackend>(mo);
+  Cache<std::string> cache(mem);
+  GetOrSetOptions o;
+  o.refresh_ahead = 2s;
+  std::atomic<int> loads{0};
+  auto load = [&](std::string v) {
+    return [&, v] {
+      ++loads;
+      return v;
+    };
+  };
+  EXPECT_EQ(cache.get_or_set("k", load("v1"), 10s, o), "v1");
+  clock.ms->store(7000);  // 3 s left: not yet
+  EXPECT_EQ(cache.get_or_set("k", load("unused"), 10s, o), "v1");
+  EXPECT_EQ(loads, 1);
+
+  clock.ms->store(8500);  // 1.5 s left: one caller refreshes, the others are not held up
+  std::promise<void> release;
+  auto refresher = std::async(std::launch::async, [&] {
+    return cache.get_or_set("k", [&] {
+      ++loads;
+      release.get_future().wait();
+      return std::string("v2");
+    }, 10s, o);
+  });
+  while (loads < 2) std::this_thread::sleep_for(1ms);
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(cache.get_or_set("k", load("unused"), 10s, o), "v1");
+  release.set_value();
+  EXPECT_EQ(refresher.get(), "v2");
+  EXPECT_EQ(loads, 2);
+  auto hit = mem->get_entry("k");
+  ASSERT_TRUE(hit);
+  EXPECT_EQ(hit->value, "v2");
+  EXPECT_EQ(*hit->ttl_left, 10s);
+
+  // Entries that never expire are never refreshed.
+  cache.set("forever", "f");
+  EXPECT_EQ(cache.get_or_set("forever", load("unused"), 10s, o), "f");
+  EXPECT_EQ(loads, 2);
+}
+
+TEST(GetOrSet, TypedFrontDecodesForWaitersAndChecksOptions) {
+  auto mem = std::make_shared<MemoryBackend>();
+  Cache<std::vector<std::byte>> cache(mem);
+  auto v = cache.get_or_set("b", [] { return std::vector<std::byte>{std::byte{1}, std::byte{2}}; });
+  EXPECT_EQ(v.size(), 2u);
+  EXPECT_EQ(cache.get_or_set("b", [] { return std::vector<std::byte>{}; }).size(), 2u);
+  GetOrSetOptions lease;
+  lease.lease = 5s;
+  EXPECT_THROW(cache.get_or_set("b", [] { return std::vector<std::byte>{}; }, 0s, lease), InvalidArgumentError);
+  GetOrSetOptions bad;
+  bad.poll_max = 1ms;
+  EXPECT_THROW(cache.get_or_set("c", [] { return std::vector<std::byte>{}; }, 0s, bad), InvalidArgumentError);
+  EXPECT_THROW(cache.get_or_set("", [] { return std::vector<std::byte>{}; }), InvalidArgumentError);
+}
