@@ -8,6 +8,7 @@
 #include <fstream>
 #include <random>
 
+#include "scoped_env.h"
 #include "dynamodb/retry.h"
 #include "util/time.h"
 
@@ -24,6 +25,8 @@ using testing_support::FakeTransport;
 using testing_support::RecordingSleeper;
 
 namespace {
+
+using testing_support::ScopedEnv;
 
 const char* kGetOk = R"({"Item":{"key":{"S":"k"},"value":{"B":"aGk="}}})";
 
@@ -448,24 +451,6 @@ int64_t amz_date_seconds(const http::Request& r) {
   strptime(d->c_str(), "%Y%m%dT%H%M%SZ", &tm);
   return timegm(&tm);
 }
-
-// Sets (or unsets, value nullptr) an environment variable for the scope.
-class ScopedEnv {
- public:
-  ScopedEnv(const char* name, const char* value) : name_(name) {
-    if (const char* old = std::getenv(name)) old_ = old;
-    if (value) ::setenv(name, value, 1);
-    else ::unsetenv(name);
-  }
-  ~ScopedEnv() {
-    if (old_) ::setenv(name_, old_->c_str(), 1);
-    else ::unsetenv(name_);
-  }
-
- private:
-  const char* name_;
-  std::optional<std::string> old_;
-};
 
 }  // namespace
 

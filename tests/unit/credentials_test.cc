@@ -7,6 +7,7 @@
 #include <fstream>
 #include <thread>
 
+#include "scoped_env.h"
 #include "aws/parsers.h"
 
 #include "dynamodb_cache/aws.h"
@@ -21,25 +22,7 @@ using testing_support::TestServer;
 
 namespace {
 
-// Sets (or unsets, with nullptr) environment variables for one scope.
-class ScopedEnv {
- public:
-  ScopedEnv(std::initializer_list<std::pair<const char*, const char*>> vars) {
-    for (auto [k, v] : vars) {
-      const char* old = std::getenv(k);
-      saved_.emplace_back(k, old ? std::optional<std::string>(old) : std::nullopt);
-      if (v) setenv(k, v, 1); else unsetenv(k);
-    }
-  }
-  ~ScopedEnv() {
-    for (auto& [k, v] : saved_) {
-      if (v) setenv(k.c_str(), v->c_str(), 1); else unsetenv(k.c_str());
-    }
-  }
-
- private:
-  std::vector<std::pair<std::string, std::optional<std::string>>> saved_;
-};
+using testing_support::ScopedEnv;
 
 // Every variable the providers read, cleared.
 ScopedEnv clean_env() {

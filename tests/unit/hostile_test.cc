@@ -28,6 +28,7 @@
 #include <thread>
 #include <vector>
 
+#include "scoped_env.h"
 #include "dynamodb_cache/aws.h"
 #include "dynamodb_cache/errors.h"
 #include "dynamodb_cache/http.h"
@@ -38,6 +39,8 @@ using namespace dynamodb_cache;
 using namespace std::chrono_literals;
 
 namespace {
+
+using testing_support::ScopedEnv;
 
 // ---------- a test CA and a server certificate for 127.0.0.1, made with the openssl CLI ----------
 
@@ -315,24 +318,6 @@ class PeakRss {
 };
 
 // ---------- the transports under test ----------
-
-// Sets an environment variable for the life of the object (tests run one at a time).
-class ScopedEnv {
- public:
-  ScopedEnv(const char* name, const char* value) : name_(name) {
-    if (const char* old = std::getenv(name)) old_ = old;
-    if (value) ::setenv(name, value, 1);
-    else ::unsetenv(name);
-  }
-  ~ScopedEnv() {
-    if (old_) ::setenv(name_, old_->c_str(), 1);
-    else ::unsetenv(name_);
-  }
-
- private:
-  const char* name_;
-  std::optional<std::string> old_;
-};
 
 http::HttpOptions test_options() {
   http::HttpOptions o;
