@@ -55,6 +55,21 @@ class Backend {
     if (!h) return std::nullopt;
     return std::move(h->value);
   }
+
+  // ---- asynchronous forms ----
+  // Each calls `done` exactly once with the result or the error the synchronous call would
+  // give. The defaults run the synchronous call and complete inline, on the calling thread
+  // (right for MemoryBackend, which never waits on I/O); DynamodbBackend completes on its
+  // client's I/O threads (see dynamodb::Callback: do not block in `done`), and
+  // LayeredBackend answers upper-layer hits inline, without a loop hop.
+  template <class T>
+  using Done = std::function<void(dynamodb::Outcome<T>)>;
+  virtual void get_entry_async(std::string key, Done<std::optional<Hit>> done);
+  virtual void set_async(std::string key, std::string value, Ttl ttl, Done<void> done);
+  virtual void erase_async(std::string key, Done<void> done);
+  // Result i answers keys[i]. The sub-requests are issued at once, concurrently.
+  virtual void get_many_async(std::vector<std::string> keys, Done<std::vector<std::optional<Hit>>> done);
+  virtual void set_many_async(std::vector<std::pair<std::string, std::string>> entries, Ttl ttl, Done<void> done);
 };
 
 // ---- memory ----
@@ -109,8 +124,15 @@ class LayeredBackend final : public Backend {
   void clear(const std::function<void(uint64_t)>& progress = nullptr) override;
   std::vector<std::optional<Hit>> get_many(const std::vector<std::string>& keys) override;
   void set_many(const std::vector<std::pair<std::string, std::string>>& entries, Ttl ttl) override;
+  // Upper layers answer inline; a miss goes down, and a lower hit is written back above.
+  void get_entry_async(std::string key, Done<std::optional<Hit>> done) override;
+  // Lowest layer first, as set(): the upper ones only once it succeeded.
+  void set_async(std::string key, std::string value, Ttl ttl, Done<void> done) override;
+  void erase_async(std::string key, Done<void> done) override;
 
  private:
+  void get_from(size_t layer, std::string key, Done<std::optional<Hit>> done);
+  void set_from(size_t layer, std::string key, std::string value, Ttl ttl, bool erase, Done<void> done);
   std::vector<std::shared_ptr<Backend>> layers_;
 };
 
@@ -159,6 +181,18 @@ class DynamodbBackend final : public Backend {
   void clear(const std::function<void(uint64_t)>& progress = nullptr) override;
   std::vector<std::optional<Hit>> get_many(const std::vector<std::string>& keys) override;
   void set_many(const std::vector<std::pair<std::string, std::string>>& entries, Ttl ttl) override;
+
+  // One GetItem / PutItem / DeleteItem on the client's I/O threads; get_many_async and
+  // set_many_async issue one request per key, all at once (bounded by the client's
+  // max_in_flight), and complete when the last one has. Pending operations use this
+  // backend: it must outlive them, unless it holds the last reference to its client (the
+  // destructor then destroys the client first, which completes them with CancelledError).
+  ~DynamodbBackend() override;
+  void get_entry_async(std::string key, Done<std::optional<Hit>> done) override;
+  void set_async(std::string key, std::string value, Ttl ttl, Done<void> done) override;
+  void erase_async(std::string key, Done<void> done) override;
+  void get_many_async(std::vector<std::string> keys, Done<std::vector<std::optional<Hit>>> done) override;
+  void set_many_async(std::vector<std::pair<std::string, std::string>> entries, Ttl ttl, Done<void> done) override;
 
   // The item `set` would write (exposed for tests and capacity estimates).
   dynamodb::Item make_item(std::string_view key, std::string_view value, Ttl ttl) const;

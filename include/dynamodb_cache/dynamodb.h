@@ -315,6 +315,23 @@ class Outcome {
   std::variant<T, std::exception_ptr> v_;
 };
 
+// An operation without a result: success or the error.
+template <>
+class Outcome<void> {
+ public:
+  Outcome() = default;
+  Outcome(std::exception_ptr error) : error_(std::move(error)) {}
+  bool ok() const noexcept { return !error_; }
+  // Rethrows the error when there is one.
+  void value() const {
+    if (error_) std::rethrow_exception(error_);
+  }
+  std::exception_ptr error() const noexcept { return error_; }
+
+ private:
+  std::exception_ptr error_;
+};
+
 // Completion of an asynchronous operation. Called exactly once, on one of the client's I/O
 // threads (never on the calling thread from within the call, except when the operation is
 // refused at once: see InFlightPolicy), and never after the client's destructor returned.

@@ -2,6 +2,7 @@
 
 #include <charconv>
 #include <cmath>
+#include <mutex>
 #include <unordered_map>
 
 #include "dynamodb_cache/backend.h"
@@ -228,6 +229,118 @@ void DynamodbBackend::clear(const std::function<void(uint64_t)>& progress) {
     if (progress) progress(erased);
     return true;
   });
+}
+
+// ---- asynchronous ----
+
+DynamodbBackend::~DynamodbBackend() { client_.reset(); }  // before options_, which callbacks read
+
+namespace {
+// Runs `f` and completes `done` with its error when it throws before the operation started
+// (an invalid key, a value too large): the same error the synchronous call throws.
+template <class T, class F>
+void or_fail(const Backend::Done<T>& done, F&& f) {
+  try {
+    f();
+  } catch (...) {
+    done(std::current_exception());
+  }
+}
+}  // namespace
+
+void DynamodbBackend::get_entry_async(std::string key, Done<std::optional<Hit>> done) {
+  or_fail(done, [&] {
+    validate_key(key);
+    ddb::GetItemRequest r;
+    r.table_name = options_.table;
+    r.key = key_item(key);
+    r.consistent_read = options_.consistent_read;
+    client_->get_item_async(std::move(r), [this, done](ddb::Outcome<ddb::GetItemResult> res) {
+      if (!res.ok()) return done(res.error());
+      std::optional<dynamodb::Outcome<std::optional<Hit>>> out;
+      try {
+        auto& item = res.value().item;
+        out.emplace(item ? read_item(*item) : std::nullopt);
+      } catch (...) {
+        out.emplace(std::current_exception());
+      }
+      done(std::move(*out));
+    });
+  });
+}
+
+void DynamodbBackend::set_async(std::string key, std::string value, Ttl ttl, Done<void> done) {
+  or_fail(done, [&] {
+    ddb::PutItemRequest r;
+    r.table_name = options_.table;
+    r.item = make_item(key, value, ttl);
+    client_->put_item_async(std::move(r), [done](ddb::Outcome<ddb::WriteResult> res) {
+      done(res.ok() ? dynamodb::Outcome<void>() : dynamodb::Outcome<void>(res.error()));
+    });
+  });
+}
+
+void DynamodbBackend::erase_async(std::string key, Done<void> done) {
+  or_fail(done, [&] {
+    validate_key(key);
+    ddb::DeleteItemRequest r;
+    r.table_name = options_.table;
+    r.key = key_item(key);
+    client_->delete_item_async(std::move(r), [done](ddb::Outcome<ddb::WriteResult> res) {
+      done(res.ok() ? dynamodb::Outcome<void>() : dynamodb::Outcome<void>(res.error()));
+    });
+  });
+}
+
+void DynamodbBackend::get_many_async(std::vector<std::string> keys, Done<std::vector<std::optional<Hit>>> done) {
+  if (keys.empty()) return done(std::vector<std::optional<Hit>>());
+  struct State {
+    std::mutex mu;
+    std::vector<std::optional<Hit>> results;
+    std::exception_ptr error;
+    size_t left;
+    Done<std::vector<std::optional<Hit>>> done;
+  };
+  auto st = std::make_shared<State>();
+  st->results.resize(keys.size());
+  st->left = keys.size();
+  st->done = std::move(done);
+  for (size_t i = 0; i < keys.size(); ++i)
+    get_entry_async(std::move(keys[i]), [st, i](dynamodb::Outcome<std::optional<Hit>> r) {
+      {
+        std::lock_guard lock(st->mu);
+        if (r.ok())
+          st->results[i] = std::move(r.value());
+        else if (!st->error)
+          st->error = r.error();
+        if (--st->left > 0) return;
+      }
+      if (st->error) return st->done(st->error);
+      st->done(std::move(st->results));
+    });
+}
+
+void DynamodbBackend::set_many_async(std::vector<std::pair<std::string, std::string>> entries, Ttl ttl,
+                                     Done<void> done) {
+  if (entries.empty()) return done(dynamodb::Outcome<void>());
+  struct State {
+    std::mutex mu;
+    std::exception_ptr error;
+    size_t left;
+    Done<void> done;
+  };
+  auto st = std::make_shared<State>();
+  st->left = entries.size();
+  st->done = std::move(done);
+  for (auto& [k, v] : entries)
+    set_async(std::move(k), std::move(v), ttl, [st](dynamodb::Outcome<void> r) {
+      {
+        std::lock_guard lock(st->mu);
+        if (!r.ok() && !st->error) st->error = r.error();
+        if (--st->left > 0) return;
+      }
+      st->done(st->error ? dynamodb::Outcome<void>(st->error) : dynamodb::Outcome<void>());
+    });
 }
 
 }  // namespace dynamodb_cache

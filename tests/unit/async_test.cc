@@ -5,9 +5,13 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <coroutine>
+#include <future>
 #include <mutex>
 #include <thread>
 
+#include "dynamodb_cache/backend.h"
+#include "dynamodb_cache/cache.h"
 #include "dynamodb_cache/dynamodb.h"
 #include "dynamodb_cache/errors.h"
 #include "fake_transport.h"
@@ -258,4 +262,75 @@ TEST(AsyncClient, CustomTransportIsCalledFromTheLoop) {
   Client client(o);
   EXPECT_TRUE(client.get_item_async(get_request()).get().item.has_value());
   EXPECT_EQ(t->calls(), 2);
+}
+
+// ---- backends and the typed cache ----
+
+
+namespace {
+struct Detached {
+  struct promise_type {
+    Detached get_return_object() { return {}; }
+    std::suspend_never initial_suspend() noexcept { return {}; }
+    std::suspend_never final_suspend() noexcept { return {}; }
+    void return_void() {}
+    void unhandled_exception() { std::terminate(); }
+  };
+};
+}  // namespace
+
+// A memory hit in a layered cache is answered on the calling thread, without a loop hop and
+// without a request; a miss goes to DynamoDB and completes on an I/O thread.
+TEST(AsyncCache, LayeredMemoryHitsAreAnsweredInlineMissesGoToTheLoop) {
+  TestServer server([](const TestRequest&) { return ok("{}"); });  // GetItem: no such item
+  auto client = std::make_shared<Client>(options_for(server));
+  auto memory = std::make_shared<MemoryBackend>();
+  auto layered = std::make_shared<LayeredBackend>(
+      std::vector<std::shared_ptr<Backend>>{memory, std::make_shared<DynamodbBackend>(client)});
+  Cache<std::string> cache(layered);
+  memory->set("here", "v", Ttl(0));
+
+  std::thread::id where;
+  std::optional<std::string> got;
+  cache.get_async("here", [&](Outcome<std::optional<std::string>> r) {
+    where = std::this_thread::get_id();
+    got = r.value();
+  });
+  EXPECT_EQ(where, std::this_thread::get_id());  // completed before get_async returned
+  EXPECT_EQ(got, "v");
+  EXPECT_EQ(server.requests(), 0);
+
+  std::promise<std::thread::id> miss_thread;
+  cache.get_async("absent", [&](Outcome<std::optional<std::string>> r) {
+    EXPECT_FALSE(r.value().has_value());
+    miss_thread.set_value(std::this_thread::get_id());
+  });
+  EXPECT_NE(miss_thread.get_future().get(), std::this_thread::get_id());
+  EXPECT_EQ(server.requests(), 1);
+}
+
+// co_await on a Pending: resumed inline for a memory hit, from the I/O thread otherwise;
+// errors are rethrown at the co_await.
+TEST(AsyncCache, CoroutinesAwaitPendingResults) {
+  TestServer server([](const TestRequest&) { return error(400, "ResourceNotFoundException"); });
+  auto client = std::make_shared<Client>(options_for(server));
+  auto memory = std::make_shared<MemoryBackend>();
+  Cache<std::string> cache(std::make_shared<LayeredBackend>(
+      std::vector<std::shared_ptr<Backend>>{memory, std::make_shared<DynamodbBackend>(client)}));
+  memory->set("k", "v", Ttl(0));
+  std::promise<std::string> result;
+  std::promise<ErrorKind> failure;
+  [](Cache<std::string>& c, std::promise<std::string>& out, std::promise<ErrorKind>& fail) -> Detached {
+    auto v = co_await c.get_async("k");
+    out.set_value(*v);
+    try {
+      co_await c.get_async("not-in-memory");
+    } catch (const Error& e) {
+      fail.set_value(e.kind());
+    }
+  }(cache, result, failure);
+  EXPECT_EQ(result.get_future().get(), "v");
+  EXPECT_EQ(failure.get_future().get(), ErrorKind::kResourceNotFound);
+  // An invalid key fails inline, through the same path.
+  EXPECT_THROW(cache.get_async(std::string(3000, 'x')).get(), InvalidArgumentError);
 }
