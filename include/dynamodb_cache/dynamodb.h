@@ -366,8 +366,10 @@ struct ClientOptions {
   // adds it to this clock from then on (per client), and sends the request again.
   std::function<aws::SystemClock::time_point()> now;
   // Asynchronous API: event-loop threads, started on the first asynchronous call; the
-  // operations are spread over them. Each keeps its own keep-alive connections (up to the
-  // HTTP options' max_idle_connections). Default 1.
+  // operations are spread over them. Each keeps its own keep-alive connections: up to the
+  // HTTP options' max_idle_connections, or max_in_flight / io_threads if more (connections
+  // are only opened for operations in flight, and one closed just to open it again costs a
+  // handshake). Default 1.
   int io_threads = 1;
   // Asynchronous operations under way at once per client (retries and backoff included); one
   // more is refused or waits, as in_flight_policy says. Default 4096.
@@ -442,6 +444,9 @@ class Client {
   std::future<PageResult> scan_async(ScanRequest r);
   // Asynchronous operations under way now.
   size_t in_flight() const;
+  // Connection counters of the asynchronous path's engines, summed (zeros before the first
+  // asynchronous call). Waits for each I/O thread to answer.
+  http::TransportStats io_stats() const;
 
   const std::string& region() const;
   const std::string& endpoint() const;

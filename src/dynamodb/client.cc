@@ -357,10 +357,14 @@ void Client::Impl::start_io() {
   std::call_once(io_once, [this] {
     auto tls = endpoint.rfind("https://", 0) == 0 && !blocking_async ? std::make_shared<http::TlsContext>(http_options)
                                                                       : nullptr;
+    http::HttpOptions engine_options = http_options;
+    engine_options.max_idle_connections =
+        std::max(http_options.max_idle_connections,
+                 (options.max_in_flight + static_cast<size_t>(options.io_threads) - 1) / static_cast<size_t>(options.io_threads));
     for (int i = 0; i < options.io_threads; ++i) {
       auto t = std::make_unique<IoThread>();
       t->loop = std::make_unique<io::EventLoop>();
-      t->engine = std::make_unique<io::HttpEngine>(*t->loop, http_options, tls);
+      t->engine = std::make_unique<io::HttpEngine>(*t->loop, engine_options, tls);
       io.push_back(std::move(t));
     }
   });
@@ -591,6 +595,19 @@ TimeToLiveDescription Client::describe_time_to_live(const std::string& t) {
 }
 
 size_t Client::in_flight() const { return impl_->in_flight.load(std::memory_order_relaxed); }
+
+http::TransportStats Client::io_stats() const {
+  http::TransportStats sum;
+  for (auto& t : impl_->io) {
+    std::promise<http::TransportStats> p;
+    t->loop->post([&] { p.set_value(t->engine->stats()); });
+    auto s = p.get_future().get();
+    sum.connections += s.connections;
+    sum.tls_handshakes += s.tls_handshakes;
+    sum.tls_resumptions += s.tls_resumptions;
+  }
+  return sum;
+}
 
 #define DDB_ASYNC(name, Req, Res, op, decode_expr)                                              \
   void Client::name(Req r, Callback<Res> done) {                                                 \
