@@ -334,7 +334,10 @@ class Outcome<void> {
 
 // Completion of an asynchronous operation. Called exactly once, on one of the client's I/O
 // threads (never on the calling thread from within the call, except when the operation is
-// refused at once: see InFlightPolicy), and never after the client's destructor returned.
+// refused at once: see InFlightPolicy, or the client is being destroyed), and never after the
+// client's destructor returned. An operation started on an I/O thread (from a callback)
+// starts there at once, without a hand-off; if it fails before anything is sent (no
+// credentials), it may then complete within the call.
 // It must not block (it holds up every other operation of that I/O thread) and must not
 // throw (an exception from it terminates the process). It may start new operations on the
 // same client, but must not destroy the client.

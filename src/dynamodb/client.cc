@@ -431,8 +431,15 @@ void Client::Impl::submit(const char* target, std::string body, RawDone done) {
                       " operations already in flight (ClientOptions::max_in_flight)")));
     return;
   }
-  IoThread& t = *io[next_io.fetch_add(1, std::memory_order_relaxed) % io.size()];
   auto* op = new AsyncOp(*this, target, std::move(body), std::move(done));
+  // Called on one of the loops (a callback starting the next operation): start it there at
+  // once, without a hand-off through the task queue.
+  for (auto& l : io)
+    if (l->loop->in_loop()) {
+      l->ops.insert(op);
+      return begin(*l, op);
+    }
+  IoThread& t = *io[next_io.fetch_add(1, std::memory_order_relaxed) % io.size()];
   t.loop->post([this, &t, op] {
     t.ops.insert(op);
     begin(t, op);
