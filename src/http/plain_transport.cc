@@ -216,15 +216,9 @@ class PlainTransport final : public Transport {
   }
 
   int connect_to(const Url& url, const std::string& where, std::chrono::steady_clock::time_point deadline) {
-    addrinfo hints{};
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_NUMERICSERV;
-    addrinfo* res = nullptr;
-    const std::string port = std::to_string(url.port);
-    if (int rc = getaddrinfo(url.host.c_str(), port.c_str(), &hints, &res); rc != 0)
-      throw TransportError(where + ": cannot resolve host: " + gai_strerror(rc));
+    const AddrInfo res = resolve_host(url, where);
     std::string last = "no address";
-    for (addrinfo* a = res; a; a = a->ai_next) {
+    for (addrinfo* a = res.get(); a; a = a->ai_next) {
       int fd = ::socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, a->ai_protocol);
       if (fd < 0) continue;
       int rc = ::connect(fd, a->ai_addr, a->ai_addrlen);
@@ -235,7 +229,6 @@ class PlainTransport final : public Transport {
         rc = ::poll(&p, 1, static_cast<int>(std::max<int64_t>(0, budget.count())));
         if (rc == 0) {
           ::close(fd);
-          freeaddrinfo(res);
           throw TimeoutError(where + ": connect timed out after " + std::to_string(options_.connect_timeout.count()) +
                              " ms");
         }
@@ -262,10 +255,8 @@ class PlainTransport final : public Transport {
       int one = 1;
       ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
       ::setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
-      freeaddrinfo(res);
       return fd;
     }
-    freeaddrinfo(res);
     throw TransportError(where + ": cannot connect: " + last);
   }
 
@@ -372,6 +363,17 @@ bool proxy_configured(bool https) {
     if (p && *p) return true;
   }
   return false;
+}
+
+AddrInfo resolve_host(const Url& url, const std::string& where) {
+  addrinfo hints{};
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_NUMERICSERV;
+  addrinfo* res = nullptr;
+  const std::string port = std::to_string(url.port);
+  if (int rc = getaddrinfo(url.host.c_str(), port.c_str(), &hints, &res); rc != 0)
+    throw TransportError(where + ": cannot resolve host: " + gai_strerror(rc));
+  return AddrInfo(res, &freeaddrinfo);
 }
 
 std::string build_request_head(const Request& r, const Url& url, const std::string& user_agent) {

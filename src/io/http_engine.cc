@@ -373,25 +373,17 @@ void HttpEngine::shutdown(std::exception_ptr error) {
 int HttpEngine::connect_to(const http::Url& url, const std::string& where) {
   // Name resolution blocks the loop; endpoints are resolved once per connection, and a
   // numeric address (the common case for local endpoints) costs nothing.
-  addrinfo hints{};
-  hints.ai_socktype = SOCK_STREAM;
-  hints.ai_flags = AI_NUMERICSERV;
-  addrinfo* res = nullptr;
-  const std::string port = std::to_string(url.port);
-  if (int rc = getaddrinfo(url.host.c_str(), port.c_str(), &hints, &res); rc != 0)
-    throw TransportError(where + ": cannot resolve host: " + gai_strerror(rc));
+  const http::AddrInfo res = http::resolve_host(url, where);
   std::string last = "no address";
-  for (addrinfo* a = res; a; a = a->ai_next) {
+  for (addrinfo* a = res.get(); a; a = a->ai_next) {
     int fd = ::socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, a->ai_protocol);
     if (fd < 0) continue;
     if (::connect(fd, a->ai_addr, a->ai_addrlen) == 0 || errno == EINPROGRESS) {
-      freeaddrinfo(res);
       return fd;
     }
     last = std::strerror(errno);
     ::close(fd);
   }
-  freeaddrinfo(res);
   throw TransportError(where + ": cannot connect: " + last);
 }
 

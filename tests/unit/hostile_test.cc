@@ -714,13 +714,16 @@ INSTANTIATE_TEST_SUITE_P(Both, Certificates, ::testing::Values(Mode::kTls, Mode:
 
 // One full handshake per connection, then resumption: a new connection to the same origin
 // resumes the session (TLS 1.3 tickets), so reconnects cost no certificate verification.
-TEST(LeanTls, ReconnectsResumeTheSession) {
+// Both lean clients: the blocking one and the event-loop engine.
+class LeanTlsClients : public ::testing::TestWithParam<Mode> {};
+
+TEST_P(LeanTlsClients, ReconnectsResumeTheSession) {
   HostileServer server([](Peer& p, int) { return p.write("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}"); },
                        true);
   http::HttpOptions o = test_options();
   o.ca_file = pki().ca;
   o.max_idle_connections = 0;  // every request on a new connection
-  auto t = http::make_plain_transport(o);
+  auto t = make_tls_transport(GetParam(), o);
   http::Request r;
   r.url = "https://127.0.0.1:" + std::to_string(server.port()) + "/";
   r.body = "{}";
@@ -731,33 +734,14 @@ TEST(LeanTls, ReconnectsResumeTheSession) {
   EXPECT_EQ(s.tls_resumptions, 2u);
   // And kept alive, one connection serves many requests.
   o.max_idle_connections = 4;
-  auto pooled = http::make_plain_transport(o);
+  auto pooled = make_tls_transport(GetParam(), o);
   for (int i = 0; i < 5; ++i) EXPECT_EQ(pooled->send(r).body, "{}");
   EXPECT_EQ(pooled->stats().connections, 1u);
   EXPECT_EQ(pooled->stats().tls_handshakes, 1u);
 }
 
-// The event-loop engine shares the session logic: reconnects resume too.
-TEST(LeanTls, EventLoopEngineReconnectsResumeTheSession) {
-  HostileServer server([](Peer& p, int) { return p.write("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}"); },
-                       true);
-  http::HttpOptions o = test_options();
-  o.ca_file = pki().ca;
-  o.max_idle_connections = 0;  // every request on a new connection
-  auto t = io::make_event_loop_transport(o);
-  http::Request r;
-  r.url = "https://127.0.0.1:" + std::to_string(server.port()) + "/";
-  r.body = "{}";
-  for (int i = 0; i < 3; ++i) EXPECT_EQ(t->send(r).body, "{}");
-  auto s = t->stats();
-  EXPECT_EQ(s.connections, 3u);
-  EXPECT_EQ(s.tls_handshakes, 3u);
-  EXPECT_EQ(s.tls_resumptions, 2u);
-  o.max_idle_connections = 4;
-  auto pooled = io::make_event_loop_transport(o);
-  for (int i = 0; i < 5; ++i) EXPECT_EQ(pooled->send(r).body, "{}");
-  EXPECT_EQ(pooled->stats().connections, 1u);
-}
+INSTANTIATE_TEST_SUITE_P(Lean, LeanTlsClients, ::testing::Values(Mode::kTls, Mode::kAsyncTls),
+                         [](const auto& info) { return std::string(mode_name(info.param)); });
 
 TEST(LeanTls, AnUnreadableCaBundleIsAConfigError) {
   http::HttpOptions o = test_options();
