@@ -114,7 +114,14 @@ void HttpEngine::send(const http::Request& request, Done done) {
     c->out_off_ = 0;
     c->done_ = std::move(done);
     c->deadline_ = Clock::now() + options_.request_timeout;
-    start(c);
+    try {
+      start(c);  // a reused connection writes at once
+    } catch (...) {
+      Done d = std::move(c->done_);
+      c->done_ = nullptr;
+      close(c);
+      loop_.post([d = std::move(d), error = std::current_exception()] { d(nullptr, error); });
+    }
   } catch (...) {
     // Never from within send(): the caller may hold locks or be mid-update.
     loop_.post([done = std::move(done), error = std::current_exception()] { done(nullptr, error); });
@@ -172,9 +179,10 @@ void HttpEngine::Conn::stale() {
     c->out_ = std::move(out);
     c->done_ = std::move(done);
     c->deadline_ = deadline;
-    e.start(c);
+    e.start(c);  // connecting: only arms the timer
   } catch (...) {
-    if (done) done(nullptr, std::current_exception());
+    // Possibly within send() (a reused connection found closed at once): never call back there.
+    if (done) e.loop_.post([done = std::move(done), error = std::current_exception()] { done(nullptr, error); });
   }
 }
 
