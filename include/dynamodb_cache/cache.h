@@ -201,7 +201,7 @@ class Cache {
   // `f()` when `r` is ok, else r's error; an exception from f becomes the error.
   template <class U, class R, class F>
   static Outcome<U> map_outcome(R& r, F&& f) {
-    if (!r.ok()) return Outcome<U>(r.error());
+    if (!r.ok()) return Outcome<U>(std::move(r).error());
     try {
       return Outcome<U>(f());
     } catch (...) {

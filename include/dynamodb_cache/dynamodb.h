@@ -308,8 +308,10 @@ class Outcome {
     return std::get<0>(v_);
   }
   T&& value() && { return std::move(value()); }
-  // nullptr when ok().
-  std::exception_ptr error() const noexcept { return ok() ? nullptr : std::get<1>(v_); }
+  // nullptr when ok(). The rvalue form moves the error out: hand an error on with it, so that
+  // no reference to it stays behind on the completing thread.
+  std::exception_ptr error() const& noexcept { return ok() ? nullptr : std::get<1>(v_); }
+  std::exception_ptr error() && noexcept { return ok() ? nullptr : std::move(std::get<1>(v_)); }
 
  private:
   std::variant<T, std::exception_ptr> v_;
@@ -326,7 +328,8 @@ class Outcome<void> {
   void value() const {
     if (error_) std::rethrow_exception(error_);
   }
-  std::exception_ptr error() const noexcept { return error_; }
+  std::exception_ptr error() const& noexcept { return error_; }
+  std::exception_ptr error() && noexcept { return std::move(error_); }
 
  private:
   std::exception_ptr error_;

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <mutex>
 #include <unordered_map>
+#include <utility>
 
 #include "dynamodb_cache/backend.h"
 #include "dynamodb_cache/errors.h"
@@ -256,7 +257,7 @@ void DynamodbBackend::get_entry_async(std::string key, Done<std::optional<Hit>> 
     r.key = key_item(key);
     r.consistent_read = options_.consistent_read;
     client_->get_item_async(std::move(r), [this, done](ddb::Outcome<ddb::GetItemResult> res) {
-      if (!res.ok()) return done(res.error());
+      if (!res.ok()) return done(std::move(res).error());
       std::optional<dynamodb::Outcome<std::optional<Hit>>> out;
       try {
         auto& item = res.value().item;
@@ -275,7 +276,7 @@ void DynamodbBackend::set_async(std::string key, std::string value, Ttl ttl, Don
     r.table_name = options_.table;
     r.item = make_item(key, value, ttl);
     client_->put_item_async(std::move(r), [done](ddb::Outcome<ddb::WriteResult> res) {
-      done(res.ok() ? dynamodb::Outcome<void>() : dynamodb::Outcome<void>(res.error()));
+      done(res.ok() ? dynamodb::Outcome<void>() : dynamodb::Outcome<void>(std::move(res).error()));
     });
   });
 }
@@ -287,7 +288,7 @@ void DynamodbBackend::erase_async(std::string key, Done<void> done) {
     r.table_name = options_.table;
     r.key = key_item(key);
     client_->delete_item_async(std::move(r), [done](ddb::Outcome<ddb::WriteResult> res) {
-      done(res.ok() ? dynamodb::Outcome<void>() : dynamodb::Outcome<void>(res.error()));
+      done(res.ok() ? dynamodb::Outcome<void>() : dynamodb::Outcome<void>(std::move(res).error()));
     });
   });
 }
@@ -312,10 +313,10 @@ void DynamodbBackend::get_many_async(std::vector<std::string> keys, Done<std::ve
         if (r.ok())
           st->results[i] = std::move(r.value());
         else if (!st->error)
-          st->error = r.error();
+          st->error = std::move(r).error();
         if (--st->left > 0) return;
       }
-      if (st->error) return st->done(st->error);
+      if (st->error) return st->done(std::exchange(st->error, nullptr));
       st->done(std::move(st->results));
     });
 }
@@ -336,10 +337,10 @@ void DynamodbBackend::set_many_async(std::vector<std::pair<std::string, std::str
     set_async(std::move(k), std::move(v), ttl, [st](dynamodb::Outcome<void> r) {
       {
         std::lock_guard lock(st->mu);
-        if (!r.ok() && !st->error) st->error = r.error();
+        if (!r.ok() && !st->error) st->error = std::move(r).error();
         if (--st->left > 0) return;
       }
-      st->done(st->error ? dynamodb::Outcome<void>(st->error) : dynamodb::Outcome<void>());
+      st->done(st->error ? dynamodb::Outcome<void>(std::exchange(st->error, nullptr)) : dynamodb::Outcome<void>());
     });
 }
 

@@ -84,11 +84,13 @@ void LayeredBackend::get_from(size_t layer, std::string key, Done<std::optional<
     }
     std::optional<Hit>& h = r.value();
     if (h->ttl_left && h->ttl_left->count() <= 0) return done(std::optional<Hit>());  // expired in transit
+    std::exception_ptr error;
     try {
       for (size_t j = 0; j < layer; ++j) layers_[j]->set(key, h->value, refill_ttl(*h));
     } catch (...) {
-      return done(std::current_exception());
+      error = std::current_exception();
     }
+    if (error) return done(std::move(error));  // outside the handler: no reference kept here
     done(std::move(r));
   });
 }

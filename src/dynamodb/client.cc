@@ -235,6 +235,9 @@ struct Client::Impl {
   void begin(IoThread& t, AsyncOp* op);
   void send(IoThread& t, AsyncOp* op);
   void on_answer(IoThread& t, AsyncOp* op, http::Response* resp, std::exception_ptr error);
+  // After a failed attempt: the error to complete with, or nullptr and `delay` (nullopt: at once).
+  std::exception_ptr decide(AsyncOp* op, std::exception_ptr error, bool skew_corrected,
+                            std::optional<std::chrono::microseconds>& delay);
   void finish(IoThread& t, AsyncOp* op, std::string* body, std::exception_ptr error);
 };
 
@@ -375,11 +378,14 @@ void Client::Impl::stop_io() {
   for (auto& t : io) {
     IoThread* tp = t.get();
     t->loop->post([this, tp] {
-      auto cancelled = std::make_exception_ptr(CancelledError("DynamoDB client destroyed with the operation pending"));
+      // One error object per operation: callers on other threads share none.
+      auto cancelled = [] {
+        return std::make_exception_ptr(CancelledError("DynamoDB client destroyed with the operation pending"));
+      };
       // In-flight requests first (their operations give up: CancelledError is final), then
       // those waiting on a backoff timer.
       tp->engine->shutdown(cancelled);
-      while (!tp->ops.empty()) finish(*tp, *tp->ops.begin(), nullptr, cancelled);
+      while (!tp->ops.empty()) finish(*tp, *tp->ops.begin(), nullptr, cancelled());
     });
   }
   for (auto& t : io) t->loop->stop();
@@ -490,26 +496,41 @@ void Client::Impl::send(IoThread& t, AsyncOp* op) {
 
 void Client::Impl::on_answer(IoThread& t, AsyncOp* op, http::Response* resp, std::exception_ptr error) {
   bool skew_corrected = false;
+  if (!error) {
+    try {
+      std::string out = check(op->target, *resp, op->signed_at, skew_corrected);
+      op->run.succeeded();
+      return finish(t, op, &out, nullptr);
+    } catch (...) {
+      error = std::current_exception();
+    }
+  }
+  std::optional<std::chrono::microseconds> delay;
+  // Decided outside any catch handler, and the error moved on: when the user sees it, this
+  // thread holds no reference to it (its last release is then ordered by what hands it over).
+  error = decide(op, std::move(error), skew_corrected, delay);
+  if (error) return finish(t, op, nullptr, std::move(error));
+  if (!delay) return begin(t, op);
+  // The backoff is a timer: the loop runs other operations meanwhile.
+  op->timer = t.loop->add_timer(io::Clock::now() + *delay, [this, &t, op] {
+    op->timer = 0;
+    begin(t, op);
+  });
+}
+
+std::exception_ptr Client::Impl::decide(AsyncOp* op, std::exception_ptr error, bool skew_corrected,
+                                        std::optional<std::chrono::microseconds>& delay) {
   try {
-    if (error) std::rethrow_exception(error);
-    std::string out = check(op->target, *resp, op->signed_at, skew_corrected);
-    op->run.succeeded();
-    return finish(t, op, &out, nullptr);
+    std::rethrow_exception(std::move(error));
   } catch (const Error& e) {
-    std::optional<std::chrono::microseconds> delay;
     try {
       delay = op->run.failed(e, skew_corrected);
+      return nullptr;
     } catch (...) {
-      return finish(t, op, nullptr, std::current_exception());
+      return std::current_exception();
     }
-    if (!delay) return begin(t, op);
-    // The backoff is a timer: the loop runs other operations meanwhile.
-    op->timer = t.loop->add_timer(io::Clock::now() + *delay, [this, &t, op] {
-      op->timer = 0;
-      begin(t, op);
-    });
   } catch (...) {
-    finish(t, op, nullptr, std::current_exception());
+    return std::current_exception();
   }
 }
 
@@ -518,7 +539,7 @@ void Client::Impl::finish(IoThread& t, AsyncOp* op, std::string* body, std::exce
   t.ops.erase(op);
   std::unique_ptr<AsyncOp> owned(op);
   release_slot();
-  owned->done(body, error);
+  owned->done(body, std::move(error));
 }
 
 namespace {
@@ -527,7 +548,7 @@ namespace {
 template <class T, class Decode>
 std::function<void(std::string*, std::exception_ptr)> typed(Callback<T> done, Decode decode) {
   return [done = std::move(done), decode](std::string* body, std::exception_ptr error) {
-    if (error) return done(Outcome<T>(error));
+    if (error) return done(Outcome<T>(std::move(error)));
     std::optional<Outcome<T>> out;
     try {
       out.emplace(decode(std::move(*body)));
@@ -544,7 +565,7 @@ Callback<T> promise_callback(std::shared_ptr<std::promise<T>> p) {
     if (o.ok())
       p->set_value(std::move(o).value());
     else
-      p->set_exception(o.error());
+      p->set_exception(std::move(o).error());  // no reference left on this thread
   };
 }
 

@@ -120,11 +120,11 @@ void HttpEngine::send(const http::Request& request, Done done) {
       Done d = std::move(c->done_);
       c->done_ = nullptr;
       close(c);
-      loop_.post([d = std::move(d), error = std::current_exception()] { d(nullptr, error); });
+      loop_.post([d = std::move(d), error = std::current_exception()]() mutable { d(nullptr, std::move(error)); });
     }
   } catch (...) {
     // Never from within send(): the caller may hold locks or be mid-update.
-    loop_.post([done = std::move(done), error = std::current_exception()] { done(nullptr, error); });
+    loop_.post([done = std::move(done), error = std::current_exception()]() mutable { done(nullptr, std::move(error)); });
   }
 }
 
@@ -152,7 +152,7 @@ void HttpEngine::Conn::fail(std::exception_ptr error) {
   Done done = std::move(done_);
   done_ = nullptr;
   e_.close(this);
-  if (done) done(nullptr, error);
+  if (done) done(nullptr, std::move(error));
 }
 
 void HttpEngine::Conn::stale() {
@@ -182,11 +182,15 @@ void HttpEngine::Conn::stale() {
     e.start(c);  // connecting: only arms the timer
   } catch (...) {
     // Possibly within send() (a reused connection found closed at once): never call back there.
-    if (done) e.loop_.post([done = std::move(done), error = std::current_exception()] { done(nullptr, error); });
+    if (done)
+      e.loop_.post([done = std::move(done), error = std::current_exception()]() mutable {
+        done(nullptr, std::move(error));
+      });
   }
 }
 
 void HttpEngine::Conn::on_io(uint32_t events) {
+  std::exception_ptr error;
   try {
     switch (state_) {
       case State::kConnecting: return connected();
@@ -200,10 +204,11 @@ void HttpEngine::Conn::on_io(uint32_t events) {
       case State::kClosed: return;
     }
   } catch (const ProtocolError& err) {
-    fail(std::make_exception_ptr(ProtocolError(where_ + ": " + err.what(), err.retryable())));
+    error = std::make_exception_ptr(ProtocolError(where_ + ": " + err.what(), err.retryable()));
   } catch (...) {
-    fail(std::current_exception());
+    error = std::current_exception();
   }
+  if (error) fail(std::move(error));  // outside the handler: handed on with no reference kept
 }
 
 void HttpEngine::Conn::connected() {
@@ -365,12 +370,12 @@ void HttpEngine::close(Conn* c) {
   if (first) loop_.post([this] { graveyard_.clear(); });
 }
 
-void HttpEngine::shutdown(std::exception_ptr error) {
+void HttpEngine::shutdown(const std::function<std::exception_ptr()>& make_error) {
   // Completing one may start another (a callback issuing a new request): loop until none.
   while (!conns_.empty()) {
     Conn* c = conns_.back().get();
     if (c->done_) {
-      c->fail(error);
+      c->fail(make_error());
     } else {
       close(c);
     }
@@ -402,7 +407,7 @@ class EventLoopTransport final : public http::Transport {
   explicit EventLoopTransport(const http::HttpOptions& o)
       : loop_(std::make_unique<EventLoop>()), engine_(std::make_unique<HttpEngine>(*loop_, o, nullptr)) {}
   ~EventLoopTransport() override {
-    loop_->post([this] { engine_->shutdown(std::make_exception_ptr(CancelledError("transport destroyed"))); });
+    loop_->post([this] { engine_->shutdown([] { return std::make_exception_ptr(CancelledError("transport destroyed")); }); });
     loop_->join();
   }
   http::Response send(const http::Request& request) override {
@@ -411,7 +416,7 @@ class EventLoopTransport final : public http::Transport {
     loop_->post([&] {
       engine_->send(request, [&p](http::Response* r, std::exception_ptr e) {
         if (e)
-          p.set_exception(e);
+          p.set_exception(std::move(e));
         else
           p.set_value(std::move(*r));
       });

@@ -35,8 +35,9 @@ class HttpEngine {
   // Sends `request` (bounded by HttpOptions::connect_timeout and request_timeout); `done`
   // is always called, never from within send() itself.
   void send(const http::Request& request, Done done);
-  // Completes every send under way with `error` and closes every connection.
-  void shutdown(std::exception_ptr error);
+  // Completes every send under way with an error made by `make_error` (one each) and closes
+  // every connection.
+  void shutdown(const std::function<std::exception_ptr()>& make_error);
 
   http::TransportStats stats() const { return stats_; }
 
