@@ -422,8 +422,8 @@ void Client::Impl::release_slot() {
 void Client::Impl::submit(const char* target, std::string body, RawDone done) {
   const std::string op_name(target + kTargetPrefix);
   if (closing.load()) {
-    done(nullptr, std::make_exception_ptr(CancelledError(op_name + ": the DynamoDB client is being destroyed")));
-    return;
+    auto error = std::make_exception_ptr(CancelledError(op_name + ": the DynamoDB client is being destroyed"));
+    return done(nullptr, std::move(error));
   }
   try {
     start_io();
@@ -432,10 +432,9 @@ void Client::Impl::submit(const char* target, std::string body, RawDone done) {
     return;
   }
   if (!acquire_slot()) {
-    done(nullptr, std::make_exception_ptr(OverloadedError(
-                      op_name + ": " + std::to_string(options.max_in_flight) +
-                      " operations already in flight (ClientOptions::max_in_flight)")));
-    return;
+    auto error = std::make_exception_ptr(OverloadedError(op_name + ": " + std::to_string(options.max_in_flight) +
+                                                         " operations already in flight (ClientOptions::max_in_flight)"));
+    return done(nullptr, std::move(error));
   }
   auto* op = new AsyncOp(*this, target, std::move(body), std::move(done));
   // Called on one of the loops (a callback starting the next operation): start it there at

@@ -142,9 +142,12 @@ void HttpEngine::Conn::arm(Clock::time_point when, bool connecting) {
   if (timer_) e_.loop_.cancel_timer(timer_);
   timer_ = e_.loop_.add_timer(when, [this, connecting] {
     timer_ = 0;
-    fail(std::make_exception_ptr(
+    // Made in a statement of its own: the temporary error (whose message string shares its
+    // reference-counted buffer) is gone before the copy is handed on to another thread.
+    std::exception_ptr error = std::make_exception_ptr(
         connecting ? TimeoutError(where_ + ": connect timed out after " + ms_text(e_.options_.connect_timeout))
-                   : TimeoutError(where_ + ": request timed out after " + ms_text(e_.options_.request_timeout))));
+                   : TimeoutError(where_ + ": request timed out after " + ms_text(e_.options_.request_timeout)));
+    fail(std::move(error));
   });
 }
 
