@@ -58,10 +58,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       for (char c : k) check(!(c >= 'A' && c <= 'Z'));
     }
   }
-  // Profile lookups over the same file, as credentials file and as config file.
+  // The profile lookup over the same file as a config file.
   detail::ResolvedProfile p{"default", path, path};
-  auto cred = detail::credentials_section(p);
-  check(cred.has_value() == ini.contains("default"));
   auto conf = detail::config_section(p);
   check(conf.has_value() == (ini.contains("profile default") || ini.contains("default")));
   return 0;
