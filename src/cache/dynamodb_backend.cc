@@ -192,18 +192,6 @@ void bind_names(ddb::ConditionalWrite& w, std::string_view expressions) {
     if (expressions.find(ph) != std::string_view::npos) w.names[ph] = name;
 }
 
-// Runs one conditional write: true if it was made, false if its condition failed.
-template <class F>
-bool conditional(F&& write) {
-  try {
-    write();
-    return true;
-  } catch (const ServiceError& e) {
-    if (e.kind() == ErrorKind::kConditionFailed) return false;
-    throw;
-  }
-}
-
 // Rounds of condition-failed-then-read an atomic operation makes before it gives up. Each
 // round that fails saw another writer change the item between two requests, so 16 in a
 // row means a key rewritten continuously.
@@ -630,7 +618,7 @@ bool DynamodbBackend::add(std::string_view key, std::string_view value, Ttl ttl)
       r.values.clear();
       rule.add_values(r.values);
       bind_names(r, r.condition_expression);
-      if (conditional([&] { wire().put_item(r); })) {
+      if (detail::conditional([&] { wire().put_item(r); })) {
         orphans.written = true;
         stats_->sets.fetch_add(1, std::memory_order_relaxed);
         stats_->bytes_written.fetch_add(value.size(), std::memory_order_relaxed);
@@ -668,7 +656,7 @@ bool DynamodbBackend::touch(std::string_view key, Ttl ttl) {
       rule.add_values(r.values);
       bind_names(r, r.update_expression + " " + r.condition_expression);
       r.names["#w"] = chunked::kWriteId;
-      if (conditional([&] { wire().update_item(r); })) return true;
+      if (detail::conditional([&] { wire().update_item(r); })) return true;
       auto item = read_consistent(stored);
       if (!item) return false;
       Liveness l = liveness(*item, seconds_of(options_.now()));
@@ -714,7 +702,7 @@ int64_t DynamodbBackend::increment(std::string_view key, int64_t delta, Ttl ttl)
       bind_names(u, u.update_expression + " " + u.condition_expression);
       u.return_values = ddb::ReturnValues::kUpdatedNew;
       std::optional<ddb::Item> updated;
-      if (conditional([&] { updated = wire().update_item(u).attributes; })) {
+      if (detail::conditional([&] { updated = wire().update_item(u).attributes; })) {
         if (!updated || !updated->count(attr::kCounter))
           throw ProtocolError(
               "UpdateItem returned no `counter` for key '" + std::string(key.substr(0, 64)) + "'", false);
@@ -727,7 +715,7 @@ int64_t DynamodbBackend::increment(std::string_view key, int64_t delta, Ttl ttl)
       p.condition_expression = rule.not_live();
       rule.add_values(p.values);
       bind_names(p, p.condition_expression);
-      if (conditional([&] { wire().put_item(p); })) return delta;
+      if (detail::conditional([&] { wire().put_item(p); })) return delta;
 
       auto item = read_consistent(stored);
       if (!item) continue;

@@ -6,8 +6,22 @@
 #include <string_view>
 
 #include "dynamodb_cache/backend.h"
+#include "dynamodb_cache/errors.h"
 
 namespace dynamodb_cache::detail {
+
+// Runs one conditional write: true if it was made, false if its condition failed (an
+// answer, not a fault); any other error propagates.
+template <class F>
+bool conditional(F&& write) {
+  try {
+    write();
+    return true;
+  } catch (const ServiceError& e) {
+    if (e.kind() == ErrorKind::kConditionFailed) return false;
+    throw;
+  }
+}
 
 // `fmt` of a get_or_set lease item (get_or_set.cc); reading one as a value is a CodecError.
 inline constexpr int kLeaseFormat = 5;

@@ -172,13 +172,8 @@ class LeaseTable {
     r.condition_expression = "attribute_not_exists(#k) OR #until < :now";
     r.names = {{"#k", attr::kKey}, {"#until", kLeaseUntil}};
     r.values = {{":now", ddb::AttributeValue::N(now)}};
-    try {
-      client_.put_item(r);
-      return token;
-    } catch (const ServiceError& e) {
-      if (e.kind() == ErrorKind::kConditionFailed) return std::nullopt;
-      throw;
-    }
+    if (detail::conditional([&] { client_.put_item(r); })) return token;
+    return std::nullopt;
   }
 
   // Gives the lease back if it is still ours. Best effort: on failure it lapses on its own.
@@ -224,10 +219,7 @@ class LeaseTable {
       r.values[":u"] = attr_or_zero(*seen.item, attr::kUpdateTs);
       r.values[":e"] = attr_or_zero(*seen.item, attr::kExpire);
     }
-    try {
-      client_.put_item(r);
-    } catch (const ServiceError& e) {
-      if (e.kind() != ErrorKind::kConditionFailed) throw;
+    if (!detail::conditional([&] { client_.put_item(r); })) {
       chunked::delete_chunks_of(client_, options_.table, r.item, false);  // ours, never named
       return false;
     }
