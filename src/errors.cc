@@ -16,6 +16,8 @@ const char* to_string(ErrorKind kind) noexcept {
     case ErrorKind::kConditionFailed: return "condition_failed";
     case ErrorKind::kResourceNotFound: return "resource_not_found";
     case ErrorKind::kProtocol: return "protocol";
+    case ErrorKind::kCancelled: return "cancelled";
+    case ErrorKind::kOverloaded: return "overloaded";
     case ErrorKind::kWrongType: return "wrong_type";
   }
   return "unknown";

@@ -113,6 +113,21 @@ class Backend {
     return std::move(h->value);
   }
 
+  // ---- asynchronous forms ----
+  // Each calls `done` exactly once with the result or the error the synchronous call would
+  // give. The defaults run the synchronous call and complete inline, on the calling thread
+  // (right for MemoryBackend, which never waits on I/O); DynamodbBackend completes on its
+  // client's I/O threads (see dynamodb::Callback: do not block in `done`), and
+  // LayeredBackend answers upper-layer hits inline, without a loop hop.
+  template <class T>
+  using Done = std::function<void(dynamodb::Outcome<T>)>;
+  virtual void get_entry_async(std::string key, Done<std::optional<Hit>> done);
+  virtual void set_async(std::string key, std::string value, Ttl ttl, Done<void> done);
+  virtual void erase_async(std::string key, Done<void> done);
+  // Result i answers keys[i]. The sub-requests are issued at once, concurrently.
+  virtual void get_many_async(std::vector<std::string> keys, Done<std::vector<std::optional<Hit>>> done);
+  virtual void set_many_async(std::vector<std::pair<std::string, std::string>> entries, Ttl ttl, Done<void> done);
+
   // This backend's statistics (stats.h). DynamodbBackend counts everything there;
   // MemoryBackend and LayeredBackend count hits, misses, sets and erases.
   virtual CacheStats& stats() const { return *stats_; }
@@ -190,6 +205,11 @@ class LayeredBackend final : public Backend {
   void clear(const std::function<void(uint64_t)>& progress = nullptr) override;
   std::vector<std::optional<Hit>> get_many(const std::vector<std::string>& keys) override;
   void set_many(const std::vector<std::pair<std::string, std::string>>& entries, Ttl ttl) override;
+  // Upper layers answer inline; a miss goes down, and a lower hit is written back above.
+  void get_entry_async(std::string key, Done<std::optional<Hit>> done) override;
+  // Lowest layer first, as set(): the upper ones only once it succeeded.
+  void set_async(std::string key, std::string value, Ttl ttl, Done<void> done) override;
+  void erase_async(std::string key, Done<void> done) override;
   void erase_many(const std::vector<std::string>& keys) override;
   bool contains(std::string_view key) override;
   bool touch(std::string_view key, Ttl ttl) override;
@@ -197,6 +217,8 @@ class LayeredBackend final : public Backend {
   int64_t increment(std::string_view key, int64_t delta, Ttl ttl) override;
 
  private:
+  void get_from(size_t layer, std::string key, Done<std::optional<Hit>> done);
+  void set_from(size_t layer, std::string key, std::string value, Ttl ttl, bool erase, Done<void> done);
   Backend& lowest() { return *layers_.back(); }
   std::vector<std::shared_ptr<Backend>> layers_;
 };
@@ -306,6 +328,22 @@ class DynamodbBackend final : public Backend {
   bool add(std::string_view key, std::string_view value, Ttl ttl) override;
   int64_t increment(std::string_view key, int64_t delta, Ttl ttl) override;
 
+  // One GetItem / PutItem / DeleteItem on the client's I/O threads, accounted in stats()
+  // and under fail_open as the synchronous calls are. What takes several dependent round
+  // trips (a value in chunks, a namespace generation to re-read, replacing a never-expiring
+  // chunked value) runs the synchronous call on a helper thread instead, which then calls
+  // `done`. get_many_async and set_many_async issue one request per key, all at once
+  // (bounded by the client's max_in_flight), and complete when the last one has.
+  // Pending operations use this backend: it must outlive them, unless it holds the last
+  // reference to its client (the destructor waits for helper threads, then destroys the
+  // client, which completes the rest with CancelledError). Never destroy it inside `done`.
+  ~DynamodbBackend() override;
+  void get_entry_async(std::string key, Done<std::optional<Hit>> done) override;
+  void set_async(std::string key, std::string value, Ttl ttl, Done<void> done) override;
+  void erase_async(std::string key, Done<void> done) override;
+  void get_many_async(std::vector<std::string> keys, Done<std::vector<std::optional<Hit>>> done) override;
+  void set_many_async(std::vector<std::pair<std::string, std::string>> entries, Ttl ttl, Done<void> done) override;
+
   // The item `set` would write (exposed for tests and capacity estimates).
   dynamodb::Item make_item(std::string_view key, std::string_view value, Ttl ttl) const;
   // The hit an item stands for, or nullopt when expired. Throws CodecError for an item whose
@@ -329,6 +367,15 @@ class DynamodbBackend final : public Backend {
   bool is_digest(std::string_view key, std::string_view prefix) const;
 
  private:
+  // key_prefix() when it needs no request at `now` (no namespace, or a fresh generation).
+  std::optional<std::string> known_prefix(std::chrono::steady_clock::time_point now) const;
+  // Runs the synchronous `f` on a helper thread of its own and completes `done` there.
+  template <class T, class F>
+  void offload(Done<T> done, F f);
+  template <class T>
+  dynamodb::Outcome<T> settle(Op op, const char* name, std::string_view key,
+                              std::chrono::steady_clock::time_point start, dynamodb::Outcome<T> r,
+                              std::optional<dynamodb::Outcome<T>> miss) const;
   std::optional<dynamodb::Item> read_consistent(const std::string& stored) const;
   // The namespace's generation item key, "NS:generation".
   std::string generation_key() const;
@@ -340,9 +387,11 @@ class DynamodbBackend final : public Backend {
   Metered wire() const;
 
   struct Generation;
+  struct Helpers;
   std::shared_ptr<dynamodb::Client> client_;
   DynamodbOptions options_;
   std::shared_ptr<Generation> generation_;
+  std::shared_ptr<Helpers> helpers_;
 };
 
 }  // namespace dynamodb_cache

@@ -12,6 +12,7 @@
 #include <utility>
 #include <vector>
 
+#include "dynamodb_cache/async.h"
 #include "dynamodb_cache/backend.h"
 #include "dynamodb_cache/errors.h"
 #include "dynamodb_cache/get_or_set.h"
@@ -150,11 +151,110 @@ class Cache {
     backend_->set_many(bytes, to_ttl(ttl));
   }
 
+  // ---- asynchronous forms ----
+  // Each has a callback form (`done` called once, where the backend completes: an I/O
+  // thread of the DynamoDB client, or inline for memory hits; see Backend) and a Pending
+  // form to co_await or get(). Errors (CodecError included) arrive in the Outcome.
+  // The cache must outlive its pending operations.
+  void get_async(std::string key, std::function<void(Outcome<std::optional<T>>)> done) {
+    backend_->get_entry_async(key, [this, key, done = std::move(done)](Outcome<std::optional<Hit>> r) {
+      done(map_outcome<std::optional<T>>(r, [&] {
+        auto& h = r.value();
+        return h ? std::optional<T>(decode(key, h->value)) : std::nullopt;
+      }));
+    });
+  }
+  Pending<std::optional<T>> get_async(std::string key) {
+    auto [p, done] = Pending<std::optional<T>>::make();
+    get_async(std::move(key), std::move(done));
+    return std::move(p);
+  }
+
+  template <class Rep, class Period>
+  void set_async(std::string key, const T& value, std::chrono::duration<Rep, Period> ttl,
+                 std::function<void(Outcome<void>)> done) {
+    std::string bytes;
+    Ttl t;
+    try {
+      bytes = encode(key, value);
+      t = to_ttl(ttl);
+    } catch (...) {
+      return done(std::current_exception());
+    }
+    backend_->set_async(std::move(key), std::move(bytes), t, std::move(done));
+  }
+  template <class Rep = int64_t, class Period = std::ratio<1>>
+  Pending<void> set_async(std::string key, const T& value,
+                          std::chrono::duration<Rep, Period> ttl = std::chrono::seconds(0)) {
+    auto [p, done] = Pending<void>::make();
+    set_async(std::move(key), value, ttl, std::move(done));
+    return std::move(p);
+  }
+
+  void erase_async(std::string key, std::function<void(Outcome<void>)> done) {
+    backend_->erase_async(std::move(key), std::move(done));
+  }
+  Pending<void> erase_async(std::string key) {
+    auto [p, done] = Pending<void>::make();
+    erase_async(std::move(key), std::move(done));
+    return std::move(p);
+  }
+
+  // Result i answers keys[i]; the backend issues the sub-requests concurrently.
+  void get_many_async(std::vector<std::string> keys, std::function<void(Outcome<std::vector<std::optional<T>>>)> done) {
+    auto shared_keys = std::make_shared<std::vector<std::string>>(keys);
+    backend_->get_many_async(std::move(keys), [this, shared_keys, done = std::move(done)](
+                                                  Outcome<std::vector<std::optional<Hit>>> r) {
+      done(map_outcome<std::vector<std::optional<T>>>(r, [&] {
+        auto& hits = r.value();
+        std::vector<std::optional<T>> out;
+        out.reserve(hits.size());
+        for (size_t i = 0; i < hits.size(); ++i)
+          out.push_back(hits[i] ? std::optional<T>(decode((*shared_keys)[i], hits[i]->value)) : std::nullopt);
+        return out;
+      }));
+    });
+  }
+  Pending<std::vector<std::optional<T>>> get_many_async(std::vector<std::string> keys) {
+    auto [p, done] = Pending<std::vector<std::optional<T>>>::make();
+    get_many_async(std::move(keys), std::move(done));
+    return std::move(p);
+  }
+
+  template <class Rep = int64_t, class Period = std::ratio<1>>
+  Pending<void> set_many_async(const std::vector<std::pair<std::string, T>>& entries,
+                               std::chrono::duration<Rep, Period> ttl = std::chrono::seconds(0)) {
+    auto [p, done] = Pending<void>::make();
+    std::vector<std::pair<std::string, std::string>> bytes;
+    Ttl t;
+    try {
+      bytes.reserve(entries.size());
+      for (const auto& [k, v] : entries) bytes.emplace_back(k, encode(k, v));
+      t = to_ttl(ttl);
+    } catch (...) {
+      done(std::current_exception());
+      return std::move(p);
+    }
+    backend_->set_many_async(std::move(bytes), t, std::move(done));
+    return std::move(p);
+  }
+
   Backend& backend() { return *backend_; }
   // The backend's statistics (stats.h); print them with stats().to_json().
   CacheStats& stats() { return backend_->stats(); }
 
  private:
+  // `f()` when `r` is ok, else r's error; an exception from f becomes the error.
+  template <class U, class R, class F>
+  static Outcome<U> map_outcome(R& r, F&& f) {
+    if (!r.ok()) return Outcome<U>(std::move(r).error());
+    try {
+      return Outcome<U>(f());
+    } catch (...) {
+      return Outcome<U>(std::current_exception());
+    }
+  }
+
   std::string encode(std::string_view key, const T& value) const {
     try {
       return codec_.encode(value);

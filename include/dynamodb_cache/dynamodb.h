@@ -6,11 +6,14 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <exception>
 #include <functional>
+#include <future>
 #include <map>
 #include <memory>
 #include <optional>
 #include <string>
+#include <variant>
 #include <vector>
 
 #include "dynamodb_cache/aws.h"
@@ -291,6 +294,65 @@ struct ClientStats {
   std::atomic<uint64_t> failures{0};  // calls that threw
 };
 
+// What an asynchronous operation hands to its callback: the result, or the error (an
+// exception of errors.h, exactly what the synchronous call would have thrown).
+template <class T>
+class Outcome {
+ public:
+  Outcome(T value) : v_(std::move(value)) {}
+  Outcome(std::exception_ptr error) : v_(std::move(error)) {}
+  bool ok() const noexcept { return v_.index() == 0; }
+  // The result; rethrows the error when there is one.
+  T& value() & {
+    if (!ok()) std::rethrow_exception(std::get<1>(v_));
+    return std::get<0>(v_);
+  }
+  T&& value() && { return std::move(value()); }
+  // nullptr when ok(). The rvalue form moves the error out: hand an error on with it, so that
+  // no reference to it stays behind on the completing thread.
+  std::exception_ptr error() const& noexcept { return ok() ? nullptr : std::get<1>(v_); }
+  std::exception_ptr error() && noexcept { return ok() ? nullptr : std::move(std::get<1>(v_)); }
+
+ private:
+  std::variant<T, std::exception_ptr> v_;
+};
+
+// An operation without a result: success or the error.
+template <>
+class Outcome<void> {
+ public:
+  Outcome() = default;
+  Outcome(std::exception_ptr error) : error_(std::move(error)) {}
+  bool ok() const noexcept { return !error_; }
+  // Rethrows the error when there is one.
+  void value() const {
+    if (error_) std::rethrow_exception(error_);
+  }
+  std::exception_ptr error() const& noexcept { return error_; }
+  std::exception_ptr error() && noexcept { return std::move(error_); }
+
+ private:
+  std::exception_ptr error_;
+};
+
+// Completion of an asynchronous operation. Called exactly once, on one of the client's I/O
+// threads (never on the calling thread from within the call, except when the operation is
+// refused at once: see InFlightPolicy, or the client is being destroyed), and never after the
+// client's destructor returned. An operation started on an I/O thread (from a callback)
+// starts there at once, without a hand-off; if it fails before anything is sent (no
+// credentials), it may then complete within the call.
+// It must not block (it holds up every other operation of that I/O thread) and must not
+// throw (an exception from it terminates the process). It may start new operations on the
+// same client, but must not destroy the client.
+template <class T>
+using Callback = std::function<void(Outcome<T>)>;
+
+// What an asynchronous call does when max_in_flight operations are already under way.
+enum class InFlightPolicy {
+  kWait,  // block the calling thread until one completes (on an I/O thread, in a callback: kFail)
+  kFail,  // complete the call at once with OverloadedError, on the calling thread
+};
+
 struct ClientOptions {
   std::string region;    // empty: resolved from the environment (aws::resolve_region)
   std::string endpoint;  // empty: resolved (aws::resolve_dynamodb_endpoint)
@@ -309,6 +371,16 @@ struct ClientOptions {
   // old or too new (clock skew), the client learns the offset from the answer's Date header,
   // adds it to this clock from then on (per client), and sends the request again.
   std::function<aws::SystemClock::time_point()> now;
+  // Asynchronous API: event-loop threads, started on the first asynchronous call; the
+  // operations are spread over them. Each keeps its own keep-alive connections: up to the
+  // HTTP options' max_idle_connections, or max_in_flight / io_threads if more (connections
+  // are only opened for operations in flight, and one closed just to open it again costs a
+  // handshake). Default 1.
+  int io_threads = 1;
+  // Asynchronous operations under way at once per client (retries and backoff included); one
+  // more is refused or waits, as in_flight_policy says. Default 4096.
+  size_t max_in_flight = 4096;
+  InFlightPolicy in_flight_policy = InFlightPolicy::kWait;
 };
 
 // Thread-safety: a Client is safe to use from any number of threads at once; share one.
@@ -349,6 +421,38 @@ class Client {
   TimeToLiveDescription update_time_to_live(const std::string& table, const std::string& attribute,
                                             bool enabled);
   TimeToLiveDescription describe_time_to_live(const std::string& table);
+
+  // ---- asynchronous API ----
+  // The same operations without blocking: the request goes to an I/O thread (an event loop
+  // on epoll, ClientOptions::io_threads), which signs, sends, retries after backoff timers
+  // (never sleeping), and calls `done` there (see Callback) with the result or the error the
+  // synchronous call would have thrown. Same retry policy, quota, deadline and clock-skew
+  // correction as the synchronous calls. Destroying the client completes every pending
+  // operation with CancelledError before the destructor returns. With a custom
+  // ClientOptions::transport or a proxy, the I/O thread calls that blocking transport itself
+  // (correct, but one request at a time per I/O thread).
+  // The future forms: the same, with the error rethrown by get().
+  void get_item_async(GetItemRequest r, Callback<GetItemResult> done);
+  void put_item_async(PutItemRequest r, Callback<WriteResult> done);
+  void delete_item_async(DeleteItemRequest r, Callback<WriteResult> done);
+  void update_item_async(UpdateItemRequest r, Callback<WriteResult> done);
+  void batch_get_item_async(BatchGetItemRequest r, Callback<BatchGetItemResult> done);
+  void batch_write_item_async(BatchWriteItemRequest r, Callback<BatchWriteItemResult> done);
+  void query_async(QueryRequest r, Callback<PageResult> done);
+  void scan_async(ScanRequest r, Callback<PageResult> done);
+  std::future<GetItemResult> get_item_async(GetItemRequest r);
+  std::future<WriteResult> put_item_async(PutItemRequest r);
+  std::future<WriteResult> delete_item_async(DeleteItemRequest r);
+  std::future<WriteResult> update_item_async(UpdateItemRequest r);
+  std::future<BatchGetItemResult> batch_get_item_async(BatchGetItemRequest r);
+  std::future<BatchWriteItemResult> batch_write_item_async(BatchWriteItemRequest r);
+  std::future<PageResult> query_async(QueryRequest r);
+  std::future<PageResult> scan_async(ScanRequest r);
+  // Asynchronous operations under way now.
+  size_t in_flight() const;
+  // Connection counters of the asynchronous path's engines, summed (zeros before the first
+  // asynchronous call). Waits for each I/O thread to answer.
+  http::TransportStats io_stats() const;
 
   const std::string& region() const;
   const std::string& endpoint() const;

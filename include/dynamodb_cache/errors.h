@@ -26,6 +26,8 @@ enum class ErrorKind {
   kConditionFailed,  // ConditionalCheckFailedException: an answer, not a fault
   kResourceNotFound, // the table (or index) does not exist
   kProtocol,         // malformed response; a CRC32 mismatch is kProtocol but retryable
+  kCancelled,        // an asynchronous operation ended unfinished: its client was destroyed
+  kOverloaded,       // too many asynchronous operations in flight (ClientOptions::max_in_flight)
   kWrongType,        // a counter operation on a cached value under the same key, or the reverse
 };
 
@@ -124,6 +126,20 @@ class ServiceError : public Error {
   std::string name_;
   std::string service_message_;
   std::string request_id_;
+};
+
+// An asynchronous operation that was still pending when its client was destroyed: it may or
+// may not have reached the service. Not retryable (the client is gone).
+class CancelledError : public Error {
+ public:
+  explicit CancelledError(const std::string& message) : Error(ErrorKind::kCancelled, message, false) {}
+};
+
+// An asynchronous operation refused because the client already had max_in_flight
+// operations under way (dynamodb::ClientOptions, InFlightPolicy::kFail). Retryable later.
+class OverloadedError : public Error {
+ public:
+  explicit OverloadedError(const std::string& message) : Error(ErrorKind::kOverloaded, message, true) {}
 };
 
 }  // namespace dynamodb_cache

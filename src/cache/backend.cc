@@ -2,6 +2,8 @@
 #include "dynamodb_cache/backend.h"
 #include "dynamodb_cache/errors.h"
 
+#include <type_traits>
+
 #include <cmath>
 #include <limits>
 
@@ -68,6 +70,41 @@ std::vector<std::optional<Hit>> Backend::get_many(const std::vector<std::string>
 
 void Backend::set_many(const std::vector<std::pair<std::string, std::string>>& entries, Ttl ttl) {
   for (const auto& [k, v] : entries) set(k, v, ttl);
+}
+
+namespace {
+// Runs `f` now and completes `done` inline with its result or its error.
+template <class T, class F>
+void complete_inline(const Backend::Done<T>& done, F&& f) {
+  std::optional<dynamodb::Outcome<T>> out;
+  try {
+    if constexpr (std::is_void_v<T>) {
+      f();
+      out.emplace();
+    } else {
+      out.emplace(f());
+    }
+  } catch (...) {
+    out.emplace(std::current_exception());
+  }
+  done(std::move(*out));
+}
+}  // namespace
+
+void Backend::get_entry_async(std::string key, Done<std::optional<Hit>> done) {
+  complete_inline(done, [&] { return get_entry(key); });
+}
+void Backend::set_async(std::string key, std::string value, Ttl ttl, Done<void> done) {
+  complete_inline(done, [&] { set(key, value, ttl); });
+}
+void Backend::erase_async(std::string key, Done<void> done) {
+  complete_inline(done, [&] { erase(key); });
+}
+void Backend::get_many_async(std::vector<std::string> keys, Done<std::vector<std::optional<Hit>>> done) {
+  complete_inline(done, [&] { return get_many(keys); });
+}
+void Backend::set_many_async(std::vector<std::pair<std::string, std::string>> entries, Ttl ttl, Done<void> done) {
+  complete_inline(done, [&] { set_many(entries, ttl); });
 }
 
 }  // namespace dynamodb_cache

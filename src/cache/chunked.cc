@@ -55,14 +55,6 @@ ddb::Item key_item(std::string key) {
   return k;
 }
 
-// The condition under which a write cannot be replacing a never-expiring chunked head: then
-// there is nothing to clean up and no old image needs to come back.
-void set_no_cleanup_condition(ddb::ConditionalWrite& w) {
-  w.condition_expression = "attribute_not_exists(#cw) OR #ce <> :c0";
-  w.names = {{"#cw", kWriteId}, {"#ce", attr::kExpire}};
-  w.values = {{":c0", ddb::AttributeValue::N(0)}};
-}
-
 template <class Request, class Call>
 void write_replacing(ddb::Client& client, Request r, Call call) {
   if (!r.condition_expression.empty())
@@ -82,6 +74,12 @@ void write_replacing(ddb::Client& client, Request r, Call call) {
 }
 
 }  // namespace
+
+void set_no_cleanup_condition(ddb::ConditionalWrite& w) {
+  w.condition_expression = "attribute_not_exists(#cw) OR #ce <> :c0";
+  w.names = {{"#cw", kWriteId}, {"#ce", attr::kExpire}};
+  w.values = {{":c0", ddb::AttributeValue::N(0)}};
+}
 
 void delete_chunks_of(ddb::Client& client, const std::string& table, const ddb::Item& old,
                       bool only_never_expiring) {

@@ -120,5 +120,10 @@ std::vector<dynamodb::Item> never_expiring_heads(dynamodb::Client& client, const
 void put_replacing(dynamodb::Client& client, dynamodb::PutItemRequest r);
 // DeleteItem with the same clean-up.
 void delete_replacing(dynamodb::Client& client, dynamodb::DeleteItemRequest r);
+// The condition (on an unconditional `w`) under which the write cannot be replacing a
+// never-expiring chunked head: then there is nothing to clean up and no old image needs to
+// come back. put/delete_replacing's first try; the asynchronous writes send it alone and
+// take the replacing path only when it fails.
+void set_no_cleanup_condition(dynamodb::ConditionalWrite& w);
 
 }  // namespace dynamodb_cache::chunked

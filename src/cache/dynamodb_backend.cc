@@ -3,13 +3,16 @@
 #include <atomic>
 #include <charconv>
 #include <cmath>
+#include <condition_variable>
 #include <cstdio>
 #include <exception>
 #include <limits>
 #include <mutex>
 #include <thread>
+#include <type_traits>
 #include <unordered_map>
 #include <unordered_set>
+#include <utility>
 
 #include "dynamodb_cache/backend.h"
 #include "dynamodb_cache/errors.h"
@@ -323,8 +326,18 @@ struct DynamodbBackend::Generation {
   std::chrono::steady_clock::time_point read_at;
 };
 
+// The helper threads running: the destructor waits for them (they use this backend).
+struct DynamodbBackend::Helpers {
+  std::mutex mu;
+  std::condition_variable idle;
+  size_t running = 0;
+};
+
 DynamodbBackend::DynamodbBackend(std::shared_ptr<ddb::Client> client, DynamodbOptions options)
-    : client_(std::move(client)), options_(std::move(options)), generation_(std::make_shared<Generation>()) {
+    : client_(std::move(client)),
+      options_(std::move(options)),
+      generation_(std::make_shared<Generation>()),
+      helpers_(std::make_shared<Helpers>()) {
   if (!client_) throw InvalidArgumentError("DynamodbBackend needs a client");
   if (options_.table.empty()) throw InvalidArgumentError("DynamodbBackend needs a table name");
   if (!options_.now) options_.now = [] { return SystemClock::now(); };
@@ -343,15 +356,18 @@ DynamodbBackend::DynamodbBackend(std::shared_ptr<ddb::Client> client, DynamodbOp
 
 std::string DynamodbBackend::generation_key() const { return options_.key_namespace + ":generation"; }
 
-std::string DynamodbBackend::key_prefix() const {
-  if (options_.key_namespace.empty()) return {};
-  auto prefix = [this](int64_t gen) { return options_.key_namespace + ":" + std::to_string(gen) + ":"; };
+std::optional<std::string> DynamodbBackend::known_prefix(std::chrono::steady_clock::time_point now) const {
+  if (options_.key_namespace.empty()) return std::string();
   Generation& g = *generation_;
+  std::lock_guard lock(g.mu);
+  if (g.known && now - g.read_at < options_.namespace_refresh)
+    return options_.key_namespace + ":" + std::to_string(g.value) + ":";
+  return std::nullopt;
+}
+
+std::string DynamodbBackend::key_prefix() const {
   const auto now = std::chrono::steady_clock::now();
-  {
-    std::lock_guard lock(g.mu);
-    if (g.known && now - g.read_at < options_.namespace_refresh) return prefix(g.value);
-  }
+  if (auto known = known_prefix(now)) return std::move(*known);
   // Read without the lock: threads arriving together may read it more than once, harmlessly.
   ddb::GetItemRequest r;
   r.table_name = options_.table;
@@ -364,11 +380,12 @@ std::string DynamodbBackend::key_prefix() const {
   if (res.item)
     if (auto it = res.item->find(attr::kGeneration); it != res.item->end())
       read = integer(it->second, attr::kGeneration, generation_key());
+  Generation& g = *generation_;
   std::lock_guard lock(g.mu);
   g.value = std::max(g.value, read);  // generations only grow; a full clear keeps their items
   g.known = true;
   g.read_at = now;
-  return prefix(g.value);
+  return options_.key_namespace + ":" + std::to_string(g.value) + ":";
 }
 
 std::string DynamodbBackend::stored_key(std::string_view key, std::string_view prefix) const {
@@ -836,6 +853,274 @@ void DynamodbBackend::clear(const std::function<void(uint64_t)>& progress) {
     else
       clear_namespace();
   });
+}
+
+// ---- asynchronous ----
+//
+// The common case is one request on the client's loop, accounted in stats as the
+// synchronous call is. What takes several dependent round trips (a value stored in chunks, a
+// namespace generation to read first, a write replacing a never-expiring chunked value) runs
+// the synchronous operation on a helper thread of its own instead, so that the loop never
+// blocks; such operations are rare and already cost several requests.
+
+DynamodbBackend::~DynamodbBackend() {
+  {
+    std::unique_lock lock(helpers_->mu);
+    helpers_->idle.wait(lock, [&] { return helpers_->running == 0; });
+  }
+  client_.reset();  // before options_, which callbacks read
+}
+
+namespace {
+
+// Error kind of an exception from the library, or nullopt for anything else.
+std::optional<ErrorKind> kind_of(const std::exception_ptr& e) {
+  try {
+    std::rethrow_exception(e);
+  } catch (const Error& x) {
+    return x.kind();
+  } catch (...) {
+  }
+  return std::nullopt;
+}
+
+// `f()` as an outcome: its value, or what it threw.
+template <class T, class F>
+dynamodb::Outcome<T> outcome_of(F&& f) {
+  std::optional<dynamodb::Outcome<T>> out;
+  try {
+    if constexpr (std::is_void_v<T>) {
+      f();
+      out.emplace();
+    } else {
+      out.emplace(f());
+    }
+  } catch (...) {
+    out.emplace(std::current_exception());  // made outside the handler's statement: see async.h
+  }
+  return std::move(*out);
+}
+
+}  // namespace
+
+template <class T, class F>
+void DynamodbBackend::offload(Done<T> done, F f) {
+  {
+    std::lock_guard lock(helpers_->mu);
+    ++helpers_->running;
+  }
+  auto finished = [h = helpers_] {
+    std::lock_guard lock(h->mu);
+    if (--h->running == 0) h->idle.notify_all();
+  };
+  std::exception_ptr failed;
+  try {
+    std::thread([done, f = std::move(f), finished]() mutable {
+      auto out = outcome_of<T>(f);
+      done(std::move(out));
+      done = nullptr;  // the caller's state goes before the destructor may proceed
+      finished();
+    }).detach();
+    return;
+  } catch (...) {  // no thread to be had (std::system_error)
+    failed = std::current_exception();
+  }
+  finished();
+  done(std::move(failed));
+}
+
+// What the synchronous call's `measured` and `failing_open` do, for an asynchronous
+// outcome: the latency since `start`, an error's kind counted, and, under fail_open for
+// reads and sets (`miss` given), an error other than InvalidArgumentError logged and
+// answered with `miss`.
+template <class T>
+dynamodb::Outcome<T> DynamodbBackend::settle(Op op, const char* name, std::string_view key,
+                                             std::chrono::steady_clock::time_point start,
+                                             dynamodb::Outcome<T> r,
+                                             std::optional<dynamodb::Outcome<T>> miss) const {
+  stats_->latency[static_cast<size_t>(op)].record(std::chrono::steady_clock::now() - start);
+  if (r.ok()) return r;
+  auto kind = kind_of(r.error());
+  if (!kind) return r;
+  stats_->count_error(*kind);
+  if (!miss || !options_.fail_open || *kind == ErrorKind::kInvalidArgument) return r;
+  std::string what;
+  try {
+    std::rethrow_exception(r.error());
+  } catch (const Error& e) {
+    what = e.what();
+  }
+  stats_->fail_open.fetch_add(1, std::memory_order_relaxed);
+  emit(options_.log, LogLevel::kWarning,
+       std::string("fail-open: ") + name + " of key '" + std::string(key.substr(0, 64)) + "' failed (" +
+           to_string(*kind) + ": " + what + "); answered as a miss");
+  return std::move(*miss);
+}
+
+void DynamodbBackend::get_entry_async(std::string key, Done<std::optional<Hit>> done) {
+  const auto start = std::chrono::steady_clock::now();
+  auto prefix = known_prefix(start);
+  if (!prefix) return offload(std::move(done), [this, key = std::move(key)] { return get_entry(key); });
+  ddb::GetItemRequest r;
+  auto made = outcome_of<void>([&] {
+    r.table_name = options_.table;
+    r.key = key_item(stored_key(key, *prefix));
+    r.consistent_read = options_.consistent_read;
+    r.return_consumed_capacity =
+        options_.track_capacity ? ddb::ReturnConsumedCapacity::kTotal : ddb::ReturnConsumedCapacity::kNone;
+  });
+  auto finish = [this, start](std::string_view key, dynamodb::Outcome<std::optional<Hit>> out,
+                              const Done<std::optional<Hit>>& done) {
+    out = settle(Op::kGet, "get", key, start, std::move(out),
+                 std::optional<dynamodb::Outcome<std::optional<Hit>>>(std::optional<Hit>()));
+    if (out.ok()) {
+      auto& hit = out.value();
+      (hit ? stats_->hits : stats_->misses).fetch_add(1, std::memory_order_relaxed);
+      if (hit) stats_->bytes_read.fetch_add(hit->value.size(), std::memory_order_relaxed);
+    }
+    done(std::move(out));
+  };
+  if (!made.ok()) return finish(key, std::move(made).error(), done);
+  client_->get_item_async(std::move(r), [this, key = std::move(key), finish, done = std::move(done)](
+                                            ddb::Outcome<ddb::GetItemResult> res) mutable {
+    if (res.ok()) {
+      add_units(stats_->read_capacity_units, res.value().consumed);
+      auto& item = res.value().item;
+      if (item && holds_key(*item, key) && chunked::parse_head(*item))  // the chunks: more round trips
+        return offload(std::move(done), [this, key = std::move(key)] { return get_entry(key); });
+    }
+    auto out = outcome_of<std::optional<Hit>>([&]() -> std::optional<Hit> {
+      auto& item = res.value().item;  // rethrows the request's error
+      if (!item || !holds_key(*item, key)) return std::nullopt;
+      return detail::read_entry(options_, *client_, *item);
+    });
+    finish(key, std::move(out), done);
+  });
+}
+
+namespace {
+// A value this size or smaller (with its key) always fits one item, whatever the options:
+// larger ones may need chunks, which set() writes.
+bool fits_one_item(const DynamodbOptions& o, std::string_view key, std::string_view value) {
+  const std::size_t encoded = o.python_compat ? (value.size() + 2) / 3 * 4 : value.size();
+  return encoded + 2 * key.size() + 512 <= kMaxItemBytes;  // key twice: a digest's full_key
+}
+}  // namespace
+
+void DynamodbBackend::set_async(std::string key, std::string value, Ttl ttl, Done<void> done) {
+  const auto start = std::chrono::steady_clock::now();
+  auto prefix = known_prefix(start);
+  auto sync = [this, key, value, ttl] { set(key, value, ttl); };
+  if (!prefix || !fits_one_item(options_, key, value)) return offload(std::move(done), std::move(sync));
+  ddb::PutItemRequest r;
+  auto made = outcome_of<void>([&] {
+    r.table_name = options_.table;
+    r.item = detail::build_item(*this, key, *prefix, value, ttl, nullptr);
+    r.return_consumed_capacity =
+        options_.track_capacity ? ddb::ReturnConsumedCapacity::kTotal : ddb::ReturnConsumedCapacity::kNone;
+    chunked::set_no_cleanup_condition(r);
+  });
+  const uint64_t bytes = value.size();
+  auto finish = [this, start, bytes](std::string_view key, dynamodb::Outcome<void> out, const Done<void>& done) {
+    bool failed = !out.ok();
+    out = settle(Op::kSet, "set", key, start, std::move(out),
+                 std::optional<dynamodb::Outcome<void>>(dynamodb::Outcome<void>()));
+    if (!failed) {
+      stats_->sets.fetch_add(1, std::memory_order_relaxed);
+      stats_->bytes_written.fetch_add(bytes, std::memory_order_relaxed);
+    }
+    done(std::move(out));
+  };
+  if (!made.ok()) return finish(key, std::move(made).error(), done);
+  client_->put_item_async(std::move(r), [this, key = std::move(key), sync = std::move(sync), finish,
+                                         done = std::move(done)](ddb::Outcome<ddb::WriteResult> res) mutable {
+    if (res.ok()) add_units(stats_->write_capacity_units, res.value().consumed);
+    if (!res.ok() && kind_of(res.error()) == ErrorKind::kConditionFailed)
+      return offload(std::move(done), std::move(sync));  // replacing a never-expiring chunked value
+    finish(key, res.ok() ? dynamodb::Outcome<void>() : dynamodb::Outcome<void>(std::move(res).error()), done);
+  });
+}
+
+void DynamodbBackend::erase_async(std::string key, Done<void> done) {
+  const auto start = std::chrono::steady_clock::now();
+  auto prefix = known_prefix(start);
+  if (!prefix) return offload(std::move(done), [this, key = std::move(key)] { erase(key); });
+  ddb::DeleteItemRequest r;
+  auto made = outcome_of<void>([&] {
+    r.table_name = options_.table;
+    r.key = key_item(stored_key(key, *prefix));
+    chunked::set_no_cleanup_condition(r);
+  });
+  auto finish = [this, start](std::string_view key, dynamodb::Outcome<void> out, const Done<void>& done) {
+    if (out.ok()) stats_->erases.fetch_add(1, std::memory_order_relaxed);
+    done(settle<void>(Op::kErase, "erase", key, start, std::move(out), std::nullopt));
+  };
+  if (!made.ok()) return finish(key, std::move(made).error(), done);
+  client_->delete_item_async(std::move(r), [this, key = std::move(key), finish,
+                                            done = std::move(done)](ddb::Outcome<ddb::WriteResult> res) mutable {
+    if (!res.ok() && kind_of(res.error()) == ErrorKind::kConditionFailed)  // a never-expiring chunked value
+      return offload(std::move(done), [this, key = std::move(key)] { erase(key); });
+    finish(key, res.ok() ? dynamodb::Outcome<void>() : dynamodb::Outcome<void>(std::move(res).error()), done);
+  });
+}
+
+void DynamodbBackend::get_many_async(std::vector<std::string> keys, Done<std::vector<std::optional<Hit>>> done) {
+  if (keys.empty()) return done(std::vector<std::optional<Hit>>());
+  struct State {
+    std::mutex mu;
+    std::vector<std::optional<Hit>> results;
+    std::exception_ptr error;
+    size_t left;
+    Done<std::vector<std::optional<Hit>>> done;
+  };
+  auto st = std::make_shared<State>();
+  st->results.resize(keys.size());
+  st->left = keys.size();
+  st->done = std::move(done);
+  for (size_t i = 0; i < keys.size(); ++i)
+    get_entry_async(std::move(keys[i]), [st, i](dynamodb::Outcome<std::optional<Hit>> r) {
+      {
+        std::lock_guard lock(st->mu);
+        if (r.ok())
+          st->results[i] = std::move(r.value());
+        else if (!st->error)
+          st->error = std::move(r).error();
+        if (--st->left > 0) return;
+      }
+      if (st->error) return st->done(std::exchange(st->error, nullptr));
+      st->done(std::move(st->results));
+    });
+}
+
+void DynamodbBackend::set_many_async(std::vector<std::pair<std::string, std::string>> entries, Ttl ttl,
+                                     Done<void> done) {
+  if (entries.empty()) return done(dynamodb::Outcome<void>());
+  // As set_many: the last value for a key wins (and concurrent puts of one key would race).
+  std::unordered_map<std::string_view, size_t> last;
+  for (size_t i = 0; i < entries.size(); ++i) last[entries[i].first] = i;
+  struct State {
+    std::mutex mu;
+    std::exception_ptr error;
+    size_t left;
+    Done<void> done;
+  };
+  auto st = std::make_shared<State>();
+  st->left = last.size();
+  st->done = std::move(done);
+  std::vector<size_t> send;
+  send.reserve(last.size());
+  for (size_t i = 0; i < entries.size(); ++i)
+    if (last[entries[i].first] == i) send.push_back(i);
+  last.clear();  // its views point into entries, moved from below
+  for (size_t i : send)
+    set_async(std::move(entries[i].first), std::move(entries[i].second), ttl, [st](dynamodb::Outcome<void> r) {
+      {
+        std::lock_guard lock(st->mu);
+        if (!r.ok() && !st->error) st->error = std::move(r).error();
+        if (--st->left > 0) return;
+      }
+      st->done(st->error ? dynamodb::Outcome<void>(std::exchange(st->error, nullptr)) : dynamodb::Outcome<void>());
+    });
 }
 
 // One UpdateItem: the next generation. Every key of the namespace maps to new items from

@@ -74,6 +74,64 @@ void LayeredBackend::set_many(const std::vector<std::pair<std::string, std::stri
   for (auto it = layers_.rbegin(); it != layers_.rend(); ++it) (*it)->set_many(entries, ttl);
 }
 
+void LayeredBackend::get_entry_async(std::string key, Done<std::optional<Hit>> done) {
+  get_from(0, std::move(key), std::move(done));
+}
+
+// Layer `layer` and below. A memory layer completes inline, so a hit there is answered on
+// the calling thread; only a miss reaches a layer that waits on I/O.
+void LayeredBackend::get_from(size_t layer, std::string key, Done<std::optional<Hit>> done) {
+  if (layer == layers_.size()) {
+    stats_->misses.fetch_add(1, std::memory_order_relaxed);
+    return done(std::optional<Hit>());
+  }
+  auto& l = *layers_[layer];
+  l.get_entry_async(key, [this, layer, key, done = std::move(done)](dynamodb::Outcome<std::optional<Hit>> r) mutable {
+    if (!r.ok() || !r.value()) {
+      if (!r.ok()) return done(std::move(r));
+      return get_from(layer + 1, std::move(key), std::move(done));
+    }
+    std::optional<Hit>& h = r.value();
+    if (h->ttl_left && h->ttl_left->count() <= 0) return done(std::optional<Hit>());  // expired in transit
+    std::exception_ptr error;
+    try {
+      if (!h->counter)
+        for (size_t j = 0; j < layer; ++j) layers_[j]->set(key, h->value, refill_ttl(*h));
+    } catch (...) {
+      error = std::current_exception();
+    }
+    if (error) return done(std::move(error));  // outside the handler: no reference kept here
+    stats_->hits.fetch_add(1, std::memory_order_relaxed);
+    done(std::move(r));
+  });
+}
+
+void LayeredBackend::set_async(std::string key, std::string value, Ttl ttl, Done<void> done) {
+  set_from(layers_.size(), std::move(key), std::move(value), ttl, false, std::move(done));
+}
+
+void LayeredBackend::erase_async(std::string key, Done<void> done) {
+  set_from(layers_.size(), std::move(key), std::string(), Ttl::zero(), true, std::move(done));
+}
+
+// Layers below `layer` are done; the next one up is layer - 1.
+void LayeredBackend::set_from(size_t layer, std::string key, std::string value, Ttl ttl, bool erase,
+                              Done<void> done) {
+  if (layer == 0) {
+    (erase ? stats_->erases : stats_->sets).fetch_add(1, std::memory_order_relaxed);
+    return done(dynamodb::Outcome<void>());
+  }
+  auto& l = *layers_[layer - 1];
+  auto next = [this, layer, key, value, ttl, erase, done](dynamodb::Outcome<void> r) mutable {
+    if (!r.ok()) return done(std::move(r));
+    set_from(layer - 1, std::move(key), std::move(value), ttl, erase, std::move(done));
+  };
+  if (erase)
+    l.erase_async(std::move(key), std::move(next));
+  else
+    l.set_async(std::move(key), std::move(value), ttl, std::move(next));
+}
+
 void LayeredBackend::erase_many(const std::vector<std::string>& keys) {
   for (auto it = layers_.rbegin(); it != layers_.rend(); ++it) (*it)->erase_many(keys);
 }

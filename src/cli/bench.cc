@@ -13,7 +13,9 @@
 #include <cmath>
 #include <cinttypes>
 #include <cstdio>
+#include <future>
 #include <iostream>
+#include <mutex>
 #include <map>
 #include <random>
 #include <thread>
@@ -72,6 +74,7 @@ struct BenchOptions {
   uint64_t ops = 0;
   double duration = 0;
   int concurrency = 1;
+  int threads = 0;  // > 0: asynchronous, on this many loop threads
   size_t value_size = 1000;
   uint64_t keys = 1000;
   uint64_t warmup = 200;
@@ -118,6 +121,91 @@ struct Worker {
   std::string first_error;
 };
 
+// The asynchronous run: `concurrency` chains of operations, each completion (on a loop
+// thread) recording its latency and issuing the chain's next operation. `timed` is called
+// between the untimed warm-up and the timed operations; `done` is set when the last chain
+// ends; returns then. Workers are per loop thread (assigned on first use).
+template <class OnTimed>
+void run_async(const BenchOptions& o, DynamodbBackend& backend, const std::string& value, Ttl ttl, uint64_t total_ops,
+               std::vector<Worker>& workers, std::atomic<uint64_t>& next, std::atomic<uint64_t>& finished,
+               OnTimed timed) {
+  struct Chains {
+    std::mutex mu;
+    size_t assigned = 0;
+    std::vector<std::mt19937_64> rngs;
+    std::atomic<int> active{0};
+    std::atomic<uint64_t> warm_next{0};
+    std::promise<void> warm, done;
+    std::chrono::steady_clock::time_point deadline;
+    bool timed = false;
+  } c;
+  c.rngs.reserve(static_cast<size_t>(o.concurrency));
+  for (int i = 0; i < o.concurrency; ++i) c.rngs.emplace_back(static_cast<uint64_t>(i) + 1);
+  auto worker = [&]() -> Worker& {
+    thread_local Worker* w = nullptr;
+    thread_local const void* owner = nullptr;
+    if (!w || owner != &c) {
+      std::lock_guard lock(c.mu);
+      w = &workers[std::min(c.assigned++, workers.size() - 1)];
+      owner = &c;
+    }
+    return *w;
+  };
+  std::function<void(size_t)> step = [&](size_t chain) {
+    auto& rng = c.rngs[chain];
+    if (!c.timed) {
+      if (c.warm_next.fetch_add(1) >= o.warmup) {
+        if (c.active.fetch_sub(1) == 1) c.warm.set_value();
+        return;
+      }
+    } else if (total_ops ? next.fetch_add(1, std::memory_order_relaxed) >= total_ops
+                         : std::chrono::steady_clock::now() >= c.deadline) {
+      if (c.active.fetch_sub(1) == 1) c.done.set_value();
+      return;
+    }
+    const bool read = o.op == "get" || (o.op == "mixed" && std::uniform_real_distribution<double>(0, 1)(rng) < o.read_ratio);
+    std::string key = key_name(rng() % o.keys);
+    const auto s = std::chrono::steady_clock::now();
+    auto record = [&, chain, s](std::exception_ptr error, bool miss) {
+      if (c.timed) {
+        Worker& w = worker();
+        if (error) {
+          try {
+            std::rethrow_exception(error);
+          } catch (const Error& e) {
+            if (w.errors[to_string(e.kind())]++ == 0 && w.first_error.empty()) w.first_error = e.what();
+          } catch (...) {
+            ++w.errors["other"];
+          }
+        }
+        if (miss) ++w.misses;
+        w.hist.add(static_cast<uint64_t>((std::chrono::steady_clock::now() - s).count()));
+        ++w.done;
+        finished.fetch_add(1, std::memory_order_relaxed);
+      }
+      step(chain);
+    };
+    if (read)
+      backend.get_entry_async(std::move(key), [record](dynamodb::Outcome<std::optional<Hit>> r) {
+        record(r.error(), r.ok() && !r.value());
+      });
+    else
+      backend.set_async(std::move(key), value, ttl, [record](dynamodb::Outcome<void> r) { record(r.error(), false); });
+  };
+  // Warm-up (untimed): connections, credentials, the allocator.
+  c.active = o.concurrency;
+  for (int i = 0; i < o.concurrency; ++i) step(static_cast<size_t>(i));
+  c.warm.get_future().wait();
+  timed();
+  c.deadline = std::chrono::steady_clock::now() +
+               std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                   std::chrono::duration<double>(o.duration > 0 ? o.duration : 1e9));
+  c.timed = true;
+  c.active = o.concurrency;
+  for (int i = 0; i < o.concurrency; ++i) step(static_cast<size_t>(i));
+  c.done.get_future().wait();  // the chains run on the loops; `c` must live until the last ends
+}
+
 int run_bench(const GlobalOptions& g, const BenchOptions& o) {
   if (o.op != "get" && o.op != "set" && o.op != "mixed") throw InvalidArgumentError("--op must be get, set or mixed");
   if (o.concurrency < 1) throw InvalidArgumentError("--concurrency must be at least 1");
@@ -130,7 +218,12 @@ int run_bench(const GlobalOptions& g, const BenchOptions& o) {
   profile.profile = g.profile;
   http_options = aws::resolve_http_options(profile, http_options);  // AWS_CA_BUNDLE, ca_bundle
   auto transport = http::make_default_transport(http_options);
-  auto client = make_client(g, transport);
+  GlobalOptions ga = g;
+  if (o.threads > 0) {  // the client's own engines (a transport given to it would be called blocking)
+    ga.io_threads = o.threads;
+    ga.max_in_flight = static_cast<size_t>(o.concurrency);
+  }
+  auto client = make_client(ga, o.threads > 0 ? nullptr : transport);
   DynamodbBackend backend(client, backend_options(g));
   const std::string value = make_value(o.value_size, 42);
   const auto ttl = std::chrono::seconds(o.ttl);
@@ -159,51 +252,61 @@ int run_bench(const GlobalOptions& g, const BenchOptions& o) {
     return std::uniform_real_distribution<double>(0, 1)(rng) < o.read_ratio;
   };
 
-  // Warm-up: connections, the credential cache, the allocator. Untimed.
-  {
-    std::vector<std::thread> ts;
-    std::atomic<uint64_t> next{0};
-    for (int t = 0; t < o.concurrency; ++t)
-      ts.emplace_back([&, t] {
-        std::mt19937_64 rng(1000 + static_cast<uint64_t>(t));
-        for (uint64_t i; (i = next++) < o.warmup;) {
-          try { one(is_read(rng), rng() % o.keys); } catch (const Error&) {}
-        }
-      });
-    for (auto& t : ts) t.join();
-  }
-
-  std::vector<Worker> workers(static_cast<size_t>(o.concurrency));
+  std::vector<Worker> workers(static_cast<size_t>(o.threads > 0 ? o.threads + 1 : o.concurrency));
   std::atomic<uint64_t> next{0}, finished{0};
   std::atomic<bool> stop{false};
-  const uint64_t retries0 = client->stats().retries.load();
-  const double cpu0 = cpu_seconds();
-  const auto t0 = std::chrono::steady_clock::now();
-  const auto deadline = t0 + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
-                                  std::chrono::duration<double>(o.duration > 0 ? o.duration : 1e9));
+  uint64_t retries0 = 0;
+  double cpu0 = 0;
+  auto t0 = std::chrono::steady_clock::now();
   std::vector<std::thread> threads;
-  for (int t = 0; t < o.concurrency; ++t)
-    threads.emplace_back([&, t] {
-      Worker& w = workers[static_cast<size_t>(t)];
-      std::mt19937_64 rng(static_cast<uint64_t>(t) + 1);
-      for (;;) {
-        if (total_ops ? next.fetch_add(1, std::memory_order_relaxed) >= total_ops
-                      : std::chrono::steady_clock::now() >= deadline || stop.load(std::memory_order_relaxed))
-          break;
-        bool read = is_read(rng);
-        uint64_t k = rng() % o.keys;
-        auto s = std::chrono::steady_clock::now();
-        try {
-          if (!one(read, k)) ++w.misses;
-        } catch (const Error& e) {
-          if (w.errors[to_string(e.kind())]++ == 0 && w.first_error.empty()) w.first_error = e.what();
-        }
-        w.hist.add(static_cast<uint64_t>((std::chrono::steady_clock::now() - s).count()));
-        ++w.done;
-        finished.fetch_add(1, std::memory_order_relaxed);
-      }
+  if (o.threads > 0) {
+    run_async(o, backend, value, ttl, total_ops, workers, next, finished, [&] {
+      retries0 = client->stats().retries.load();
+      cpu0 = cpu_seconds();
+      t0 = std::chrono::steady_clock::now();
     });
+  } else {
+    // Warm-up: connections, the credential cache, the allocator. Untimed.
+    {
+      std::vector<std::thread> ts;
+      std::atomic<uint64_t> next{0};
+      for (int t = 0; t < o.concurrency; ++t)
+        ts.emplace_back([&, t] {
+          std::mt19937_64 rng(1000 + static_cast<uint64_t>(t));
+          for (uint64_t i; (i = next++) < o.warmup;) {
+            try { one(is_read(rng), rng() % o.keys); } catch (const Error&) {}
+          }
+        });
+      for (auto& t : ts) t.join();
+    }
 
+    retries0 = client->stats().retries.load();
+    cpu0 = cpu_seconds();
+    t0 = std::chrono::steady_clock::now();
+    const auto deadline = t0 + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                                    std::chrono::duration<double>(o.duration > 0 ? o.duration : 1e9));
+    for (int t = 0; t < o.concurrency; ++t)
+      threads.emplace_back([&, t] {
+        Worker& w = workers[static_cast<size_t>(t)];
+        std::mt19937_64 rng(static_cast<uint64_t>(t) + 1);
+        for (;;) {
+          if (total_ops ? next.fetch_add(1, std::memory_order_relaxed) >= total_ops
+                        : std::chrono::steady_clock::now() >= deadline || stop.load(std::memory_order_relaxed))
+            break;
+          bool read = is_read(rng);
+          uint64_t k = rng() % o.keys;
+          auto s = std::chrono::steady_clock::now();
+          try {
+            if (!one(read, k)) ++w.misses;
+          } catch (const Error& e) {
+            if (w.errors[to_string(e.kind())]++ == 0 && w.first_error.empty()) w.first_error = e.what();
+          }
+          w.hist.add(static_cast<uint64_t>((std::chrono::steady_clock::now() - s).count()));
+          ++w.done;
+          finished.fetch_add(1, std::memory_order_relaxed);
+        }
+      });
+  }
   // A live progress line on a terminal.
   std::thread progress;
   std::atomic<bool> progress_stop{false};
@@ -257,13 +360,13 @@ int run_bench(const GlobalOptions& g, const BenchOptions& o) {
       std::printf("%s\"%s\":%" PRIu64, first ? "" : ",", k.c_str(), n);
       first = false;
     }
-    const http::TransportStats ts = transport->stats();
+    const http::TransportStats ts = o.threads > 0 ? client->io_stats() : transport->stats();
     std::printf("},\"misses\":%" PRIu64 ",\"retries\":%" PRIu64 ",\"cpu_us_per_op\":%.2f,\"peak_rss_mb\":%.2f,"
                 "\"connections\":%" PRIu64 ",\"tls_handshakes\":%" PRIu64 ",\"tls_resumptions\":%" PRIu64 "}\n",
                 misses, retries, cpu_us_per_op, peak_rss_mb(), ts.connections, ts.tls_handshakes, ts.tls_resumptions);
   } else {
-    std::printf("op=%s concurrency=%d value_size=%zu endpoint=%s\n", o.op.c_str(), o.concurrency, o.value_size,
-                client->endpoint().c_str());
+    std::printf("op=%s concurrency=%d threads=%d value_size=%zu endpoint=%s\n", o.op.c_str(), o.concurrency,
+                o.threads, o.value_size, client->endpoint().c_str());
     std::printf("ops            %" PRIu64 " in %.2f s (%" PRIu64 " misses)\n", ops, wall, misses);
     std::printf("throughput     %.0f ops/s\n", ops_per_sec);
     std::printf("latency (us)   p50 %.1f  p90 %.1f  p99 %.1f  p99.9 %.1f  max %.1f\n", h.percentile(50) * us,
@@ -273,7 +376,7 @@ int run_bench(const GlobalOptions& g, const BenchOptions& o) {
     std::printf("\nretries        %" PRIu64 "\n", retries);
     std::printf("client cpu     %.1f us/op\n", cpu_us_per_op);
     std::printf("peak memory    %.1f MB\n", peak_rss_mb());
-    const http::TransportStats ts = transport->stats();
+    const http::TransportStats ts = o.threads > 0 ? client->io_stats() : transport->stats();
     std::printf("connections    %" PRIu64 " (TLS handshakes %" PRIu64 ", of which resumed %" PRIu64 ")\n",
                 ts.connections, ts.tls_handshakes, ts.tls_resumptions);
     if (!first_error.empty()) std::printf("first error    %s\n", first_error.c_str());
@@ -291,6 +394,10 @@ void add_bench_command(CLI::App& app, GlobalOptions& g, std::function<int()>& ru
   auto* ops = b->add_option("--ops", o.ops, "Operations to time (default 10000)");
   b->add_option("--duration", o.duration, "Seconds to run instead of --ops")->check(CLI::PositiveNumber)->excludes(ops);
   b->add_option("--concurrency", o.concurrency, "Requests in flight")->check(CLI::Range(1, 1024))->capture_default_str();
+  b->add_option("--threads", o.threads,
+                "Asynchronous: the requests in flight spread over this many event-loop threads "
+                "(default: one blocking thread per request)")
+      ->check(CLI::Range(1, 64));
   b->add_option("--value-size", o.value_size, "Bytes per value for set")->check(CLI::Range(2, 400 * 1024))->capture_default_str();
   b->add_option("--keys", o.keys, "Size of the key space")->check(CLI::PositiveNumber)->capture_default_str();
   b->add_option("--warmup", o.warmup, "Untimed operations first")->capture_default_str();

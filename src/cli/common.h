@@ -22,6 +22,9 @@ struct GlobalOptions {
   int max_attempts = 0;
   // Deadline of each DynamoDB call, retries and backoff included; seconds.
   double timeout_s = 30;
+  // ClientOptions::io_threads and max_in_flight (bench --threads); 0: the library's defaults.
+  int io_threads = 0;
+  size_t max_in_flight = 0;
   // --namespace: DynamodbOptions::key_namespace (empty: none).
   std::string key_namespace;
   // --stats: the command's stats as JSON on stderr afterwards; every backend counts here.

@@ -20,6 +20,8 @@ std::shared_ptr<dynamodb::Client> make_client(const GlobalOptions& g, std::share
   o.retry.max_attempts = g.max_attempts;
   o.retry.default_max_attempts = 5;
   o.operation_timeout = std::chrono::milliseconds(static_cast<int64_t>(g.timeout_s * 1000));
+  if (g.io_threads > 0) o.io_threads = g.io_threads;
+  if (g.max_in_flight > 0) o.max_in_flight = g.max_in_flight;
   auto client = std::make_shared<dynamodb::Client>(o);
   g.clients.push_back(client);
   return client;

@@ -3,9 +3,16 @@
 #include <algorithm>
 #include <charconv>
 
+#include <condition_variable>
+#include <mutex>
+#include <unordered_set>
+
 #include "dynamodb/retry.h"
 #include "dynamodb/wire.h"
 #include "dynamodb_cache/errors.h"
+#include "http/transports.h"
+#include "io/event_loop.h"
+#include "io/http_engine.h"
 #include "util/crypto.h"
 #include "util/time.h"
 
@@ -73,6 +80,7 @@ struct Client::Impl {
   std::string host;
   std::shared_ptr<aws::CredentialsProvider> credentials;
   std::shared_ptr<http::Transport> transport;
+  http::HttpOptions http_options;  // of the built-in transports (the blocking one and the engines)
   std::shared_ptr<Sleeper> sleeper;
   detail::RetryQuota quota;
   detail::Backoff backoff;
@@ -90,6 +98,8 @@ struct Client::Impl {
   explicit Impl(ClientOptions o)
       : options(with_resolved_retry(std::move(o))), quota(options.retry.quota_capacity), backoff(options.retry) {
     if (options.operation_timeout.count() <= 0) throw InvalidArgumentError("operation_timeout must be > 0");
+    if (options.io_threads < 1) throw InvalidArgumentError("io_threads must be at least 1");
+    if (options.max_in_flight < 1) throw InvalidArgumentError("max_in_flight must be at least 1");
     region = aws::resolve_region(options.region, options.profile);
     endpoint = aws::resolve_dynamodb_endpoint(region, options.endpoint, options.profile);
     url = endpoint + "/";
@@ -97,20 +107,20 @@ struct Client::Impl {
     host = host_of(endpoint);
     credentials = options.credentials ? options.credentials : aws::make_default_chain(options.profile);
     // no attempt outlives the operation deadline
-    http::HttpOptions http_options = aws::resolve_http_options(options.profile);
+    http_options = aws::resolve_http_options(options.profile);
     http_options.request_timeout = std::min(http_options.request_timeout, options.operation_timeout);
     transport = options.transport ? options.transport : http::make_default_transport(http_options);
     sleeper = options.retry.sleeper ? options.retry.sleeper : real_sleeper();
+    blocking_async = options.transport != nullptr || http::proxy_configured(endpoint.rfind("https://", 0) == 0);
     if (!options.now) options.now = [] { return aws::SystemClock::now(); };
   }
 
   static constexpr size_t kTargetPrefix = sizeof("DynamoDB_20120810.") - 1;
+  struct RetryRun;
 
-  // One attempt: sign, send, check. Returns the body of a 200 answer; throws Error otherwise.
-  // `body` is lent to the request for the send and handed back, also when send() throws.
-  // Sets `skew_corrected` when the answer was a clock-skew error and the clock offset was
-  // corrected from its Date header (sending again may then succeed).
-  std::string attempt(const char* target, std::string& body, bool& skew_corrected) {
+  // The signed request of one attempt; `body` is lent to it (moved in: the caller takes it
+  // back from the request after sending). `signed_at` receives the signing time.
+  http::Request prepare(const char* target, std::string& body, aws::SystemClock::time_point& signed_at) {
     aws::Credentials creds = credentials->get();
     http::Request req;
     req.url = url;
@@ -127,17 +137,19 @@ struct Client::Impl {
     p.region = region;
     p.service = "dynamodb";
     p.time = options.now() + std::chrono::milliseconds(clock_offset_ms.load(std::memory_order_relaxed));
+    signed_at = p.time;
     auto signed_ = aws::sign_v4(p);
     for (auto& h : signed_.added_headers) req.headers.push_back(std::move(h));
     req.headers.push_back({"Authorization", std::move(signed_.authorization)});
     req.body = std::move(body);
-    struct GiveBack {
-      std::string& to;
-      std::string& from;
-      ~GiveBack() { to = std::move(from); }
-    } give_back{body, req.body};
-    http::Response resp = transport->send(req);
+    return req;
+  }
 
+  // The body of a 200 answer; throws Error otherwise. Sets `skew_corrected` when the answer
+  // was a clock-skew error and the clock offset was corrected from its Date header (sending
+  // again may then succeed).
+  std::string check(const char* target, http::Response& resp, aws::SystemClock::time_point signed_at,
+                    bool& skew_corrected) {
     if (const std::string* crc = resp.header("x-amz-crc32")) {
       uint32_t want = 0;
       auto [ptr, ec] = std::from_chars(crc->data(), crc->data() + crc->size(), want);
@@ -151,9 +163,23 @@ struct Client::Impl {
     auto err = wire::decode_error(resp.body);
     const std::string* rid = resp.header("x-amzn-requestid");
     const ErrorKind kind = classify(resp.status, err.name);  // before err.name is moved from
-    if (is_clock_skew_error(err.name)) skew_corrected = learn_clock_offset(resp, p.time);
+    if (is_clock_skew_error(err.name)) skew_corrected = learn_clock_offset(resp, signed_at);
     throw ServiceError(kind, resp.status, std::move(err.name),
                        std::move(err.message), rid ? *rid : std::string());
+  }
+
+  // One blocking attempt: sign, send, check. `body` is lent to the request for the send and
+  // handed back, also when send() throws.
+  std::string attempt(const char* target, std::string& body, bool& skew_corrected) {
+    aws::SystemClock::time_point signed_at;
+    http::Request req = prepare(target, body, signed_at);
+    struct GiveBack {
+      std::string& to;
+      std::string& from;
+      ~GiveBack() { to = std::move(from); }
+    } give_back{body, req.body};
+    http::Response resp = transport->send(req);
+    return check(target, resp, signed_at, skew_corrected);
   }
 
   // Corrects the clock offset when the answer's Date is more than 4 minutes (the AWS SDKs'
@@ -180,88 +206,369 @@ struct Client::Impl {
   }
 
   // The retry loop around attempt(), within the operation deadline.
-  std::string call(const char* target, std::string body) {
-    stats.calls.fetch_add(1, std::memory_order_relaxed);
-    const auto deadline = sleeper->now() + options.operation_timeout;
-    const bool adaptive = options.retry.mode == RetryMode::kAdaptive;
-    int spent = 0;  // quota tokens taken by this call's retries
-    bool refreshed_credentials = false, corrected_skew = false;
-    std::string last_error;
-    for (int n = 1;; ++n) {
-      if (adaptive) {
-        auto wait = limiter.acquire(seconds_of(sleeper->now()));
-        if (wait.count() > 0) {
-          if (sleeper->now() + wait >= deadline) deadline_expired(target, n - 1, last_error);
-          sleeper->sleep(wait);
-        }
-      }
-      stats.attempts.fetch_add(1, std::memory_order_relaxed);
-      bool skew_corrected = false;
-      try {
-        std::string out = attempt(target, body, skew_corrected);
-        if (adaptive) limiter.update(false, seconds_of(sleeper->now()));
-        quota.release(n == 1 ? 1 : spent);
-        return out;
-      } catch (const Error& e) {
-        if (adaptive) limiter.update(e.kind() == ErrorKind::kThrottling, seconds_of(sleeper->now()));
-        last_error = e.what();
-        auto* se = dynamic_cast<const ServiceError*>(&e);
-        // A request signed with a clock too far from the service's: the offset is corrected
-        // now, so sending again once (beyond max_attempts: this one never reached the
-        // operation) can succeed.
-        if (skew_corrected && !corrected_skew) {
-          corrected_skew = true;
-          if (sleeper->now() >= deadline) deadline_expired(target, n, last_error);
-          stats.retries.fetch_add(1, std::memory_order_relaxed);
-          --n;
-          continue;
-        }
-        // Temporary credentials the service already considers expired (clock skew against
-        // their issuer, or a revoked session): fetch new ones and try once more.
-        if (se && se->name() == "ExpiredTokenException" && !refreshed_credentials &&
-            n < options.retry.max_attempts) {
-          refreshed_credentials = true;
-          if (sleeper->now() >= deadline) deadline_expired(target, n, last_error);
-          credentials->invalidate();
-          stats.retries.fetch_add(1, std::memory_order_relaxed);
-          continue;
-        }
-        if (!on_failure(e, n, spent, target, deadline)) {
-          if (e.kind() == ErrorKind::kTimeout)  // say which timeout it was
-            throw TimeoutError(std::string(target + kTargetPrefix) + ": " + e.what() +
-                               " (the per-attempt transport timeout; attempt " + std::to_string(n) + " of " +
-                               std::to_string(options.retry.max_attempts) + ")");
-          throw;
-        }
-      }
-    }
+  std::string call(const char* target, std::string body);
+
+  // ---- the asynchronous path ----
+  struct AsyncOp;
+  struct IoThread {
+    std::unique_ptr<io::EventLoop> loop;
+    std::unique_ptr<io::HttpEngine> engine;
+    std::unordered_set<AsyncOp*> ops;  // loop thread only: every operation not yet completed
+  };
+  std::once_flag io_once;
+  std::vector<std::unique_ptr<IoThread>> io;  // set once (io_once)
+  std::atomic<size_t> next_io{0};
+  std::atomic<bool> closing{false};
+  std::atomic<size_t> in_flight{0};
+  std::atomic<int> slot_waiters{0};
+  std::mutex slot_mu;
+  std::condition_variable slot_cv;
+  bool blocking_async = false;  // a custom transport or a proxy: the loop calls `transport`
+
+  ~Impl() { stop_io(); }
+  void start_io();
+  void stop_io();
+  bool acquire_slot();
+  void release_slot();
+  using RawDone = std::function<void(std::string* body, std::exception_ptr error)>;
+  void submit(const char* target, std::string body, RawDone done);
+  void begin(IoThread& t, AsyncOp* op);
+  void send(IoThread& t, AsyncOp* op);
+  void on_answer(IoThread& t, AsyncOp* op, http::Response* resp, std::exception_ptr error);
+  // After a failed attempt: the error to complete with, or nullptr and `delay` (nullopt: at once).
+  std::exception_ptr decide(AsyncOp* op, std::exception_ptr error, bool skew_corrected,
+                            std::optional<std::chrono::microseconds>& delay);
+  void finish(IoThread& t, AsyncOp* op, std::string* body, std::exception_ptr error);
+};
+
+// One operation's retry state: what the blocking loop and the asynchronous path both ask
+// before each attempt and after each failure, so the two share one policy (quota, backoff,
+// deadline, adaptive limiter, clock-skew and expired-token resends). One operation at a time.
+struct Client::Impl::RetryRun {
+  Impl& c;
+  const char* target;
+  const std::chrono::steady_clock::time_point deadline;
+  const bool adaptive;
+  int n = 1;      // the attempt about to be made (1-based)
+  int spent = 0;  // quota tokens taken by this operation's retries
+  bool refreshed_credentials = false, corrected_skew = false;
+  std::string last_error;
+
+  RetryRun(Impl& impl, const char* t)
+      : c(impl), target(t), deadline(impl.sleeper->now() + impl.options.operation_timeout),
+        adaptive(impl.options.retry.mode == RetryMode::kAdaptive) {
+    c.stats.calls.fetch_add(1, std::memory_order_relaxed);
   }
 
-  // Decides what follows a failed attempt: false to give up (the caller rethrows), true
-  // after sleeping the backoff. Takes quota tokens for the retry. Throws the deadline error
-  // when the backoff would end at or past the deadline.
-  bool on_failure(const Error& e, int n, int& spent, const char* target,
-                  std::chrono::steady_clock::time_point deadline) {
-    if (!e.retryable() || n >= options.retry.max_attempts) {
-      stats.failures.fetch_add(1, std::memory_order_relaxed);
-      return false;
+  // Before attempt n: how long to wait first (the adaptive mode's limiter; zero otherwise).
+  // Counts the attempt. Throws the deadline error when the wait would pass the deadline.
+  std::chrono::microseconds before_attempt() {
+    std::chrono::microseconds wait{0};
+    if (adaptive) {
+      wait = c.limiter.acquire(seconds_of(c.sleeper->now()));
+      if (wait.count() > 0 && c.sleeper->now() + wait >= deadline) c.deadline_expired(target, n - 1, last_error);
     }
-    auto delay = backoff.delay(n, e.kind() == ErrorKind::kThrottling);
-    if (sleeper->now() + delay >= deadline) deadline_expired(target, n, e.what());
-    if (options.retry.mode != RetryMode::kLegacy) {  // legacy has no retry quota
-      int cost = e.kind() == ErrorKind::kTimeout ? options.retry.timeout_retry_cost : options.retry.retry_cost;
-      if (!quota.acquire(cost)) {
-        stats.quota_exhausted.fetch_add(1, std::memory_order_relaxed);
-        stats.failures.fetch_add(1, std::memory_order_relaxed);
-        return false;
+    c.stats.attempts.fetch_add(1, std::memory_order_relaxed);
+    return wait;
+  }
+
+  void succeeded() {
+    if (adaptive) c.limiter.update(false, seconds_of(c.sleeper->now()));
+    c.quota.release(n == 1 ? 1 : spent);
+  }
+
+  // After attempt n failed with `e`: the backoff to sleep before the next attempt, or
+  // nullopt to send again at once. Gives up by throwing: `e` itself (rethrown: call only
+  // from the handler catching `e`), a TimeoutError naming the transport timeout, or the
+  // deadline error. Takes quota tokens for a retry.
+  std::optional<std::chrono::microseconds> failed(const Error& e, bool skew_corrected) {
+    if (adaptive) c.limiter.update(e.kind() == ErrorKind::kThrottling, seconds_of(c.sleeper->now()));
+    last_error = e.what();
+    auto* se = dynamic_cast<const ServiceError*>(&e);
+    // A request signed with a clock too far from the service's: the offset is corrected
+    // now, so sending again once (beyond max_attempts: this one never reached the
+    // operation) can succeed.
+    if (skew_corrected && !corrected_skew) {
+      corrected_skew = true;
+      if (c.sleeper->now() >= deadline) c.deadline_expired(target, n, last_error);
+      c.stats.retries.fetch_add(1, std::memory_order_relaxed);
+      return std::nullopt;
+    }
+    // Temporary credentials the service already considers expired (clock skew against
+    // their issuer, or a revoked session): fetch new ones and try once more.
+    if (se && se->name() == "ExpiredTokenException" && !refreshed_credentials && n < c.options.retry.max_attempts) {
+      refreshed_credentials = true;
+      if (c.sleeper->now() >= deadline) c.deadline_expired(target, n, last_error);
+      c.credentials->invalidate();
+      c.stats.retries.fetch_add(1, std::memory_order_relaxed);
+      ++n;
+      return std::nullopt;
+    }
+    if (!e.retryable() || n >= c.options.retry.max_attempts) give_up(e);
+    auto delay = c.backoff.delay(n, e.kind() == ErrorKind::kThrottling);
+    if (c.sleeper->now() + delay >= deadline) c.deadline_expired(target, n, e.what());
+    if (c.options.retry.mode != RetryMode::kLegacy) {  // legacy has no retry quota
+      int cost = e.kind() == ErrorKind::kTimeout ? c.options.retry.timeout_retry_cost : c.options.retry.retry_cost;
+      if (!c.quota.acquire(cost)) {
+        c.stats.quota_exhausted.fetch_add(1, std::memory_order_relaxed);
+        give_up(e);
       }
       spent += cost;
     }
-    stats.retries.fetch_add(1, std::memory_order_relaxed);
-    sleeper->sleep(delay);
-    return true;
+    c.stats.retries.fetch_add(1, std::memory_order_relaxed);
+    ++n;
+    return delay;
+  }
+
+  [[noreturn]] void give_up(const Error& e) {
+    c.stats.failures.fetch_add(1, std::memory_order_relaxed);
+    if (e.kind() == ErrorKind::kTimeout)  // say which timeout it was
+      throw TimeoutError(std::string(target + kTargetPrefix) + ": " + e.what() +
+                         " (the per-attempt transport timeout; attempt " + std::to_string(n) + " of " +
+                         std::to_string(c.options.retry.max_attempts) + ")");
+    throw;
   }
 };
+
+std::string Client::Impl::call(const char* target, std::string body) {
+  RetryRun run(*this, target);
+  for (;;) {
+    if (auto wait = run.before_attempt(); wait.count() > 0) sleeper->sleep(wait);
+    bool skew_corrected = false;
+    try {
+      std::string out = attempt(target, body, skew_corrected);
+      run.succeeded();
+      return out;
+    } catch (const Error& e) {
+      if (auto delay = run.failed(e, skew_corrected)) sleeper->sleep(*delay);
+    }
+  }
+}
+
+// An asynchronous operation: owned by its I/O thread from submit() to finish().
+struct Client::Impl::AsyncOp {
+  AsyncOp(Impl& c, const char* t, std::string b, RawDone d) : target(t), body(std::move(b)), run(c, t), done(std::move(d)) {}
+  const char* target;
+  std::string body;  // lent to each attempt's request
+  RetryRun run;
+  RawDone done;
+  uint64_t timer = 0;  // a backoff or limiter wait under way
+  aws::SystemClock::time_point signed_at;
+};
+
+void Client::Impl::start_io() {
+  std::call_once(io_once, [this] {
+    auto tls = endpoint.rfind("https://", 0) == 0 && !blocking_async ? std::make_shared<http::TlsContext>(http_options)
+                                                                      : nullptr;
+    http::HttpOptions engine_options = http_options;
+    engine_options.max_idle_connections =
+        std::max(http_options.max_idle_connections,
+                 (options.max_in_flight + static_cast<size_t>(options.io_threads) - 1) / static_cast<size_t>(options.io_threads));
+    for (int i = 0; i < options.io_threads; ++i) {
+      auto t = std::make_unique<IoThread>();
+      t->loop = std::make_unique<io::EventLoop>();
+      t->engine = std::make_unique<io::HttpEngine>(*t->loop, engine_options, tls);
+      io.push_back(std::move(t));
+    }
+  });
+}
+
+void Client::Impl::stop_io() {
+  closing.store(true);
+  for (auto& t : io) {
+    IoThread* tp = t.get();
+    t->loop->post([this, tp] {
+      // One error object per operation: callers on other threads share none.
+      auto cancelled = [] {
+        return std::make_exception_ptr(CancelledError("DynamoDB client destroyed with the operation pending"));
+      };
+      // In-flight requests first (their operations give up: CancelledError is final), then
+      // those waiting on a backoff timer.
+      tp->engine->shutdown(cancelled);
+      while (!tp->ops.empty()) finish(*tp, *tp->ops.begin(), nullptr, cancelled());
+    });
+  }
+  for (auto& t : io) t->loop->stop();
+  for (auto& t : io) t->loop->join();  // nothing runs on the loops any more
+  io.clear();
+}
+
+bool Client::Impl::acquire_slot() {
+  auto try_take = [this] {
+    size_t cur = in_flight.load(std::memory_order_relaxed);
+    while (cur < options.max_in_flight)
+      if (in_flight.compare_exchange_weak(cur, cur + 1, std::memory_order_acq_rel)) return true;
+    return false;
+  };
+  if (try_take()) return true;
+  bool on_loop = false;
+  for (auto& t : io) on_loop = on_loop || t->loop->in_loop();
+  if (options.in_flight_policy == InFlightPolicy::kFail || on_loop) return false;  // waiting there would deadlock
+  std::unique_lock lock(slot_mu);
+  slot_waiters.fetch_add(1);
+  slot_cv.wait(lock, try_take);
+  slot_waiters.fetch_sub(1);
+  return true;
+}
+
+void Client::Impl::release_slot() {
+  in_flight.fetch_sub(1, std::memory_order_acq_rel);
+  if (slot_waiters.load() > 0) {
+    std::lock_guard lock(slot_mu);
+    slot_cv.notify_one();
+  }
+}
+
+void Client::Impl::submit(const char* target, std::string body, RawDone done) {
+  const std::string op_name(target + kTargetPrefix);
+  if (closing.load()) {
+    auto error = std::make_exception_ptr(CancelledError(op_name + ": the DynamoDB client is being destroyed"));
+    return done(nullptr, std::move(error));
+  }
+  try {
+    start_io();
+  } catch (...) {  // a bad CA bundle, no threads left
+    done(nullptr, std::current_exception());
+    return;
+  }
+  if (!acquire_slot()) {
+    auto error = std::make_exception_ptr(OverloadedError(op_name + ": " + std::to_string(options.max_in_flight) +
+                                                         " operations already in flight (ClientOptions::max_in_flight)"));
+    return done(nullptr, std::move(error));
+  }
+  auto* op = new AsyncOp(*this, target, std::move(body), std::move(done));
+  // Called on one of the loops (a callback starting the next operation): start it there at
+  // once, without a hand-off through the task queue.
+  for (auto& l : io)
+    if (l->loop->in_loop()) {
+      l->ops.insert(op);
+      return begin(*l, op);
+    }
+  IoThread& t = *io[next_io.fetch_add(1, std::memory_order_relaxed) % io.size()];
+  t.loop->post([this, &t, op] {
+    t.ops.insert(op);
+    begin(t, op);
+  });
+}
+
+void Client::Impl::begin(IoThread& t, AsyncOp* op) {
+  try {
+    auto wait = op->run.before_attempt();
+    if (wait.count() > 0) {
+      op->timer = t.loop->add_timer(io::Clock::now() + wait, [this, &t, op] {
+        op->timer = 0;
+        send(t, op);
+      });
+      return;
+    }
+  } catch (...) {
+    return finish(t, op, nullptr, std::current_exception());
+  }
+  send(t, op);
+}
+
+void Client::Impl::send(IoThread& t, AsyncOp* op) {
+  http::Request req;
+  try {
+    req = prepare(op->target, op->body, op->signed_at);
+  } catch (...) {
+    op->body = std::move(req.body);
+    return on_answer(t, op, nullptr, std::current_exception());
+  }
+  if (blocking_async) {
+    http::Response resp;
+    std::exception_ptr error;
+    try {
+      resp = transport->send(req);
+    } catch (...) {
+      error = std::current_exception();
+    }
+    op->body = std::move(req.body);
+    return on_answer(t, op, error ? nullptr : &resp, error);
+  }
+  // The engine copies the request before it returns, and never calls back from within send().
+  t.engine->send(req, [this, &t, op](http::Response* resp, std::exception_ptr error) {
+    on_answer(t, op, resp, error);
+  });
+  op->body = std::move(req.body);
+}
+
+void Client::Impl::on_answer(IoThread& t, AsyncOp* op, http::Response* resp, std::exception_ptr error) {
+  bool skew_corrected = false;
+  if (!error) {
+    try {
+      std::string out = check(op->target, *resp, op->signed_at, skew_corrected);
+      op->run.succeeded();
+      return finish(t, op, &out, nullptr);
+    } catch (...) {
+      error = std::current_exception();
+    }
+  }
+  std::optional<std::chrono::microseconds> delay;
+  // Decided outside any catch handler, and the error moved on: when the user sees it, this
+  // thread holds no reference to it (its last release is then ordered by what hands it over).
+  error = decide(op, std::move(error), skew_corrected, delay);
+  if (error) return finish(t, op, nullptr, std::move(error));
+  if (!delay) return begin(t, op);
+  // The backoff is a timer: the loop runs other operations meanwhile.
+  op->timer = t.loop->add_timer(io::Clock::now() + *delay, [this, &t, op] {
+    op->timer = 0;
+    begin(t, op);
+  });
+}
+
+std::exception_ptr Client::Impl::decide(AsyncOp* op, std::exception_ptr error, bool skew_corrected,
+                                        std::optional<std::chrono::microseconds>& delay) {
+  try {
+    std::rethrow_exception(std::move(error));
+  } catch (const Error& e) {
+    try {
+      delay = op->run.failed(e, skew_corrected);
+      return nullptr;
+    } catch (...) {
+      return std::current_exception();
+    }
+  } catch (...) {
+    return std::current_exception();
+  }
+}
+
+void Client::Impl::finish(IoThread& t, AsyncOp* op, std::string* body, std::exception_ptr error) {
+  if (op->timer) t.loop->cancel_timer(op->timer);
+  t.ops.erase(op);
+  std::unique_ptr<AsyncOp> owned(op);
+  release_slot();
+  owned->done(body, std::move(error));
+}
+
+namespace {
+
+// The callback form over RawDone: decodes the body on the I/O thread.
+template <class T, class Decode>
+std::function<void(std::string*, std::exception_ptr)> typed(Callback<T> done, Decode decode) {
+  return [done = std::move(done), decode](std::string* body, std::exception_ptr error) {
+    if (error) return done(Outcome<T>(std::move(error)));
+    std::optional<Outcome<T>> out;
+    try {
+      out.emplace(decode(std::move(*body)));
+    } catch (...) {
+      out.emplace(std::current_exception());
+    }
+    done(std::move(*out));
+  };
+}
+
+template <class T>
+Callback<T> promise_callback(std::shared_ptr<std::promise<T>> p) {
+  return [p = std::move(p)](Outcome<T> o) {
+    if (o.ok())
+      p->set_value(std::move(o).value());
+    else
+      p->set_exception(std::move(o).error());  // no reference left on this thread
+  };
+}
+
+}  // namespace
 
 Client::Client(ClientOptions options) : impl_(std::make_unique<Impl>(std::move(options))) {}
 Client::~Client() = default;
@@ -313,6 +620,43 @@ TimeToLiveDescription Client::update_time_to_live(const std::string& t, const st
 TimeToLiveDescription Client::describe_time_to_live(const std::string& t) {
   return wire::decode_ttl(impl_->call(DDB_TARGET("DescribeTimeToLive"), wire::encode_table_name(t)), false);
 }
+
+size_t Client::in_flight() const { return impl_->in_flight.load(std::memory_order_relaxed); }
+
+http::TransportStats Client::io_stats() const {
+  http::TransportStats sum;
+  for (auto& t : impl_->io) {
+    std::promise<http::TransportStats> p;
+    t->loop->post([&] { p.set_value(t->engine->stats()); });
+    auto s = p.get_future().get();
+    sum.connections += s.connections;
+    sum.tls_handshakes += s.tls_handshakes;
+    sum.tls_resumptions += s.tls_resumptions;
+  }
+  return sum;
+}
+
+#define DDB_ASYNC(name, Req, Res, op, decode_expr)                                              \
+  void Client::name(Req r, Callback<Res> done) {                                                 \
+    impl_->submit(DDB_TARGET(op), wire::encode(r), typed<Res>(std::move(done), [](std::string b) { return decode_expr; })); \
+  }                                                                                              \
+  std::future<Res> Client::name(Req r) {                                                         \
+    auto p = std::make_shared<std::promise<Res>>();                                              \
+    auto f = p->get_future();                                                                    \
+    name(std::move(r), promise_callback<Res>(std::move(p)));                                     \
+    return f;                                                                                    \
+  }
+
+DDB_ASYNC(get_item_async, GetItemRequest, GetItemResult, "GetItem", wire::decode_get_item(b))
+DDB_ASYNC(put_item_async, PutItemRequest, WriteResult, "PutItem", wire::decode_write(b))
+DDB_ASYNC(delete_item_async, DeleteItemRequest, WriteResult, "DeleteItem", wire::decode_write(b))
+DDB_ASYNC(update_item_async, UpdateItemRequest, WriteResult, "UpdateItem", wire::decode_write(b))
+DDB_ASYNC(batch_get_item_async, BatchGetItemRequest, BatchGetItemResult, "BatchGetItem", wire::decode_batch_get(b))
+DDB_ASYNC(batch_write_item_async, BatchWriteItemRequest, BatchWriteItemResult, "BatchWriteItem",
+          wire::decode_batch_write(b))
+DDB_ASYNC(query_async, QueryRequest, PageResult, "Query", wire::decode_page(b))
+DDB_ASYNC(scan_async, ScanRequest, PageResult, "Scan", wire::decode_page(b))
+#undef DDB_ASYNC
 
 namespace {
 

@@ -26,13 +26,12 @@
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>
-#include <openssl/x509v3.h>
 
 #include <atomic>
-#include <map>
 
 #include "dynamodb_cache/errors.h"
 #include "http/response_parser.h"
+#include "http/tls.h"
 #include "http/transports.h"
 
 namespace dynamodb_cache::http {
@@ -70,20 +69,12 @@ class Stream {
 
 // ---------------- TLS ----------------
 
-class TlsContext;
-
 // TLS over a connected socket. Reads and writes keep the socket's timeouts: a timed-out
 // read returns -1 with errno EAGAIN, as recv() does.
 class TlsStream final : public Stream {
  public:
-  TlsStream(int fd, TlsContext* ctx, std::string key) : Stream(fd), ctx_(ctx), key_(std::move(key)) {}
-  ~TlsStream() override {
-    if (!ssl_) return;
-    // No close_notify is sent (the peer sees the TCP close, as with libcurl), but OpenSSL is
-    // told the connection ended cleanly: otherwise SSL_free marks the session not resumable.
-    SSL_set_shutdown(ssl_, SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
-    SSL_free(ssl_);
-  }
+  TlsStream(int fd, TlsContext* ctx, std::string key) : Stream(fd), sock_{fd, 0, ctx, std::move(key)} {}
+  ~TlsStream() override { TlsContext::free_session(ssl_); }
   ssize_t read(char* buf, size_t n) override {
     ERR_clear_error();
     size_t got = 0;
@@ -110,18 +101,20 @@ class TlsStream final : public Stream {
   }
 
   SSL* ssl_ = nullptr;
-  TlsContext* ctx_;
-  const std::string key_;  // the session cache's key (origin)
-  int last_errno_ = 0;     // the socket's errno of the last failed I/O (see the BIO below)
+  TlsSocket sock_;
 
  private:
   // Maps an OpenSSL failure to the recv()/send() convention.
   ssize_t failed(ssize_t eof) {
     const int e = SSL_get_error(ssl_, 0);
     if (e == SSL_ERROR_ZERO_RETURN) return eof;
+    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {  // the socket's timeout
+      errno = EAGAIN;
+      return -1;
+    }
     if (e == SSL_ERROR_SYSCALL) {
-      if (last_errno_ == 0) return eof;  // the peer closed without close_notify
-      errno = last_errno_;
+      if (sock_.last_errno == 0) return eof;  // the peer closed without close_notify
+      errno = sock_.last_errno;
       return -1;
     }
     errno = EPROTO;
@@ -129,141 +122,19 @@ class TlsStream final : public Stream {
   }
 };
 
-// OpenSSL's socket BIO writes with write(): a peer that hung up would raise SIGPIPE in the
-// caller's process. This one sends with MSG_NOSIGNAL and records errno for TlsStream.
-BIO_METHOD* socket_bio_method() {
-  static BIO_METHOD* method = [] {
-    BIO_METHOD* m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "dynamodb-cache socket");
-    BIO_meth_set_write(m, [](BIO* b, const char* data, int n) -> int {
-      auto* s = static_cast<TlsStream*>(BIO_get_data(b));
-      for (;;) {
-        ssize_t r = ::send(s->fd(), data, static_cast<size_t>(n), MSG_NOSIGNAL);
-        if (r < 0 && errno == EINTR) continue;
-        s->last_errno_ = r < 0 ? errno : 0;
-        return static_cast<int>(r);
-      }
-    });
-    BIO_meth_set_read(m, [](BIO* b, char* data, int n) -> int {
-      auto* s = static_cast<TlsStream*>(BIO_get_data(b));
-      for (;;) {
-        ssize_t r = ::recv(s->fd(), data, static_cast<size_t>(n), 0);
-        if (r < 0 && errno == EINTR) continue;
-        s->last_errno_ = r < 0 ? errno : 0;
-        return static_cast<int>(r);
-      }
-    });
-    BIO_meth_set_ctrl(m, [](BIO*, int cmd, long, void*) -> long { return cmd == BIO_CTRL_FLUSH ? 1 : 0; });
-    BIO_meth_set_create(m, [](BIO* b) -> int {
-      BIO_set_init(b, 1);
-      return 1;
-    });
-    return m;
-  }();
-  return method;
+// Handshakes over `fd` (connected, blocking, with timeouts); the returned stream owns fd.
+// Throws CertificateError (nothing was sent), TimeoutError or TransportError.
+std::unique_ptr<Stream> tls_handshake(TlsContext& tls, int fd, const Url& url, const std::string& where,
+                                      TransportStats& stats, std::mutex& stats_mu) {
+  auto stream = std::make_unique<TlsStream>(fd, &tls, url.origin);
+  stream->ssl_ = tls.new_session(&stream->sock_, url, where);
+  ERR_clear_error();
+  if (SSL_connect(stream->ssl_) != 1) tls.handshake_failed(stream->ssl_, stream->sock_, where);
+  std::lock_guard lock(stats_mu);
+  ++stats.tls_handshakes;
+  if (SSL_session_reused(stream->ssl_)) ++stats.tls_resumptions;
+  return stream;
 }
-
-int stream_index() {
-  static int index = SSL_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
-  return index;
-}
-
-// One SSL_CTX per transport (trust store, protocol floor) and the last session per origin.
-// Thread-safe.
-class TlsContext {
- public:
-  explicit TlsContext(const HttpOptions& o) : ctx_(SSL_CTX_new(TLS_client_method())), verify_(o.verify_tls) {
-    if (!ctx_) throw TransportError("TLS: cannot create an OpenSSL context");
-    SSL_CTX_set_min_proto_version(ctx_, TLS1_2_VERSION);
-    SSL_CTX_set_options(ctx_, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION | SSL_OP_IGNORE_UNEXPECTED_EOF);
-    SSL_CTX_set_verify(ctx_, verify_ ? SSL_VERIFY_PEER : SSL_VERIFY_NONE, nullptr);
-    if (!o.ca_file.empty()) {
-      if (SSL_CTX_load_verify_locations(ctx_, o.ca_file.c_str(), nullptr) != 1) {
-        SSL_CTX_free(ctx_);
-        throw ConfigError("cannot read the CA bundle '" + o.ca_file +
-                          "' (AWS_CA_BUNDLE, the profile's ca_bundle or --ca-bundle)");
-      }
-    } else {
-      SSL_CTX_set_default_verify_paths(ctx_);
-    }
-    // Sessions are kept here, per origin, not in OpenSSL's internal cache: TLS 1.3 tickets
-    // arrive after the handshake and reach new_session().
-    SSL_CTX_set_session_cache_mode(ctx_, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
-    SSL_CTX_sess_set_new_cb(ctx_, [](SSL* ssl, SSL_SESSION* session) -> int {
-      auto* s = static_cast<TlsStream*>(SSL_get_ex_data(ssl, stream_index()));
-      if (!s) return 0;
-      s->ctx_->keep(s->key_, session);
-      return 1;  // ownership taken
-    });
-  }
-  ~TlsContext() {
-    for (auto& [k, s] : sessions_) SSL_SESSION_free(s);
-    SSL_CTX_free(ctx_);
-  }
-
-  // Handshakes over `fd` (connected, blocking, with timeouts); the returned stream owns fd.
-  // Throws CertificateError (nothing was sent), TimeoutError or TransportError.
-  std::unique_ptr<Stream> handshake(int fd, const Url& url, const std::string& where, TransportStats& stats,
-                                    std::mutex& stats_mu) {
-    auto stream = std::make_unique<TlsStream>(fd, this, url.origin);
-    SSL* ssl = SSL_new(ctx_);
-    if (!ssl) throw TransportError(where + ": TLS: cannot create a session");
-    stream->ssl_ = ssl;
-    BIO* bio = BIO_new(socket_bio_method());
-    BIO_set_data(bio, stream.get());
-    SSL_set_bio(ssl, bio, bio);
-    SSL_set_ex_data(ssl, stream_index(), stream.get());
-    if (verify_) {
-      X509_VERIFY_PARAM* param = SSL_get0_param(ssl);
-      X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
-      // An IP address is checked against the certificate's IP addresses; a name against
-      // its DNS names.
-      if (X509_VERIFY_PARAM_set1_ip_asc(param, url.host.c_str()) != 1 &&
-          X509_VERIFY_PARAM_set1_host(param, url.host.c_str(), 0) != 1)
-        throw TransportError(where + ": TLS: cannot set the expected host name");
-    }
-    bool is_ip = url.host.find_first_not_of("0123456789.") == std::string::npos || url.host.find(':') != std::string::npos;
-    if (!is_ip) SSL_set_tlsext_host_name(ssl, url.host.c_str());  // SNI: names only (RFC 6066)
-    {
-      std::lock_guard lock(mu_);
-      if (auto it = sessions_.find(url.origin); it != sessions_.end()) SSL_set_session(ssl, it->second);
-    }
-    ERR_clear_error();
-    if (SSL_connect(ssl) != 1) {
-      const long verify = SSL_get_verify_result(ssl);
-      if (verify_ && verify != X509_V_OK)
-        throw CertificateError(where + ": TLS certificate verification failed (" +
-                               X509_verify_cert_error_string(verify) +
-                               "); to trust a private CA, name its PEM bundle in AWS_CA_BUNDLE, the profile's "
-                               "ca_bundle or --ca-bundle (HttpOptions::ca_file)");
-      const int e = SSL_get_error(ssl, 0);
-      if (e == SSL_ERROR_SYSCALL && (stream->last_errno_ == EAGAIN || stream->last_errno_ == EWOULDBLOCK))
-        throw TimeoutError(where + ": TLS handshake timed out");
-      unsigned long code = ERR_peek_last_error();
-      std::string why = code ? ERR_reason_error_string(code) ? ERR_reason_error_string(code) : "error"
-                             : stream->last_errno_ ? std::strerror(stream->last_errno_) : "connection closed";
-      throw TransportError(where + ": TLS handshake failed: " + why);
-    }
-    std::lock_guard lock(stats_mu);
-    ++stats.tls_handshakes;
-    if (SSL_session_reused(ssl)) ++stats.tls_resumptions;
-    return stream;
-  }
-
-  void keep(const std::string& key, SSL_SESSION* session) {
-    std::lock_guard lock(mu_);
-    auto [it, added] = sessions_.emplace(key, session);
-    if (!added) {
-      SSL_SESSION_free(it->second);
-      it->second = session;
-    }
-  }
-
- private:
-  SSL_CTX* ctx_;
-  const bool verify_;
-  std::mutex mu_;
-  std::map<std::string, SSL_SESSION*> sessions_;  // guarded by mu_; one (the newest) per origin
-};
 
 struct Conn {
   std::unique_ptr<Stream> stream;
@@ -289,7 +160,7 @@ class PlainTransport final : public Transport {
     const Url url = parse_url(request.url);
     const std::string where = "HTTP " + request.method + " " + url.origin;
     const std::string key = url.origin;
-    std::string head = build_head(request, url);
+    std::string head = build_request_head(request, url, options_.user_agent);
     auto deadline = std::chrono::steady_clock::now() + options_.request_timeout;
     // A pooled connection may have been closed by the server while idle; if it fails before
     // any byte of an answer arrived, the request never reached the server: try a new one.
@@ -313,22 +184,6 @@ class PlainTransport final : public Transport {
  private:
   struct StaleConnection {};
 
-  std::string build_head(const Request& r, const Url& url) const {
-    std::string h;
-    h.reserve(256 + r.headers.size() * 64);
-    h.append(r.method).append(" ").append(url.path).append(" HTTP/1.1\r\n");
-    bool has_host = false;
-    for (const auto& hd : r.headers) {
-      if (iequals(hd.name, "host")) has_host = true;
-      h.append(hd.name).append(": ").append(hd.value).append("\r\n");
-    }
-    if (!has_host) h.append("Host: ").append(url.origin, url.origin.find("://") + 3).append("\r\n");
-    h.append("User-Agent: ").append(options_.user_agent).append("\r\n");
-    if (r.method != "GET" || !r.body.empty()) h.append("Content-Length: ").append(std::to_string(r.body.size())).append("\r\n");
-    h.append("\r\n");
-    return h;
-  }
-
   Conn acquire(const std::string& key, const Url& url, const std::string& where,
                std::chrono::steady_clock::time_point deadline, bool& reused) {
     {
@@ -350,7 +205,7 @@ class PlainTransport final : public Transport {
       ++stats_.connections;
     }
     if (!url.https) return Conn{std::make_unique<Stream>(fd), key};
-    return Conn{tls_->handshake(fd, url, where, stats_, stats_mu_), key};
+    return Conn{tls_handshake(*tls_, fd, url, where, stats_, stats_mu_), key};
   }
 
   void release(Conn c, bool keep) {
@@ -361,15 +216,9 @@ class PlainTransport final : public Transport {
   }
 
   int connect_to(const Url& url, const std::string& where, std::chrono::steady_clock::time_point deadline) {
-    addrinfo hints{};
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_NUMERICSERV;
-    addrinfo* res = nullptr;
-    const std::string port = std::to_string(url.port);
-    if (int rc = getaddrinfo(url.host.c_str(), port.c_str(), &hints, &res); rc != 0)
-      throw TransportError(where + ": cannot resolve host: " + gai_strerror(rc));
+    const AddrInfo res = resolve_host(url, where);
     std::string last = "no address";
-    for (addrinfo* a = res; a; a = a->ai_next) {
+    for (addrinfo* a = res.get(); a; a = a->ai_next) {
       int fd = ::socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, a->ai_protocol);
       if (fd < 0) continue;
       int rc = ::connect(fd, a->ai_addr, a->ai_addrlen);
@@ -380,7 +229,6 @@ class PlainTransport final : public Transport {
         rc = ::poll(&p, 1, static_cast<int>(std::max<int64_t>(0, budget.count())));
         if (rc == 0) {
           ::close(fd);
-          freeaddrinfo(res);
           throw TimeoutError(where + ": connect timed out after " + std::to_string(options_.connect_timeout.count()) +
                              " ms");
         }
@@ -407,10 +255,8 @@ class PlainTransport final : public Transport {
       int one = 1;
       ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
       ::setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
-      freeaddrinfo(res);
       return fd;
     }
-    freeaddrinfo(res);
     throw TransportError(where + ": cannot connect: " + last);
   }
 
@@ -483,17 +329,6 @@ class PlainTransport final : public Transport {
   TransportStats stats_;  // guarded by stats_mu_
 };
 
-// A proxy is configured for the scheme: leave such requests to libcurl, which applies
-// no_proxy and the proxy protocols (CONNECT tunnels for https).
-bool proxy_configured(bool https) {
-  for (const char* v : {https ? "https_proxy" : "http_proxy", https ? "HTTPS_PROXY" : "HTTP_PROXY", "all_proxy",
-                        "ALL_PROXY"}) {
-    const char* p = std::getenv(v);
-    if (p && *p) return true;
-  }
-  return false;
-}
-
 // Without a proxy: the lean client, http and https; with one: libcurl.
 class DefaultTransport final : public Transport {
  public:
@@ -520,6 +355,42 @@ class DefaultTransport final : public Transport {
 };
 
 }  // namespace
+
+bool proxy_configured(bool https) {
+  for (const char* v : {https ? "https_proxy" : "http_proxy", https ? "HTTPS_PROXY" : "HTTP_PROXY", "all_proxy",
+                        "ALL_PROXY"}) {
+    const char* p = std::getenv(v);
+    if (p && *p) return true;
+  }
+  return false;
+}
+
+AddrInfo resolve_host(const Url& url, const std::string& where) {
+  addrinfo hints{};
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_NUMERICSERV;
+  addrinfo* res = nullptr;
+  const std::string port = std::to_string(url.port);
+  if (int rc = getaddrinfo(url.host.c_str(), port.c_str(), &hints, &res); rc != 0)
+    throw TransportError(where + ": cannot resolve host: " + gai_strerror(rc));
+  return AddrInfo(res, &freeaddrinfo);
+}
+
+std::string build_request_head(const Request& r, const Url& url, const std::string& user_agent) {
+  std::string h;
+  h.reserve(256 + r.headers.size() * 64);
+  h.append(r.method).append(" ").append(url.path).append(" HTTP/1.1\r\n");
+  bool has_host = false;
+  for (const auto& hd : r.headers) {
+    if (iequals(hd.name, "host")) has_host = true;
+    h.append(hd.name).append(": ").append(hd.value).append("\r\n");
+  }
+  if (!has_host) h.append("Host: ").append(url.origin, url.origin.find("://") + 3).append("\r\n");
+  h.append("User-Agent: ").append(user_agent).append("\r\n");
+  if (r.method != "GET" || !r.body.empty()) h.append("Content-Length: ").append(std::to_string(r.body.size())).append("\r\n");
+  h.append("\r\n");
+  return h;
+}
 
 std::shared_ptr<Transport> make_plain_transport(const HttpOptions& options) {
   return std::make_shared<PlainTransport>(options);

@@ -34,6 +34,7 @@
 #include "dynamodb_cache/http.h"
 #include "dynamodb/wire.h"
 #include "http/transports.h"
+#include "io/http_engine.h"
 
 using namespace dynamodb_cache;
 using namespace std::chrono_literals;
@@ -112,8 +113,9 @@ class Peer {
 // another request.
 using Script = std::function<bool(Peer&, int n)>;
 
-enum class Mode { kPlain, kTls, kCurlProxy, kCurlTls };
-bool is_tls(Mode m) { return m == Mode::kTls || m == Mode::kCurlTls; }
+// kAsync, kAsyncTls: the event-loop engine (io/http_engine), behind a blocking adapter.
+enum class Mode { kPlain, kTls, kCurlProxy, kCurlTls, kAsync, kAsyncTls };
+bool is_tls(Mode m) { return m == Mode::kTls || m == Mode::kCurlTls || m == Mode::kAsyncTls; }
 
 class HostileServer {
  public:
@@ -354,6 +356,15 @@ struct Target {
         transport = http::make_curl_transport(o);
         url = "https://127.0.0.1:" + port + "/";
         break;
+      case Mode::kAsync:
+        transport = io::make_event_loop_transport(o);
+        url = "http://127.0.0.1:" + port + "/";
+        break;
+      case Mode::kAsyncTls:
+        o.ca_file = pki().ca;
+        transport = io::make_event_loop_transport(o);
+        url = "https://127.0.0.1:" + port + "/";
+        break;
     }
   }
   http::Response send(const std::string& body = "{}") {
@@ -373,6 +384,8 @@ const char* mode_name(Mode m) {
     case Mode::kPlain: return "plain";
     case Mode::kTls: return "tls";
     case Mode::kCurlProxy: return "curl_proxy";
+    case Mode::kAsync: return "async";
+    case Mode::kAsyncTls: return "async_tls";
     default: return "curl_tls";
   }
 }
@@ -520,7 +533,8 @@ std::vector<size_t> all_cases() {
 }
 
 INSTANTIATE_TEST_SUITE_P(All, Hostile,
-                         ::testing::Combine(::testing::Values(Mode::kPlain, Mode::kTls, Mode::kCurlProxy, Mode::kCurlTls),
+                         ::testing::Combine(::testing::Values(Mode::kPlain, Mode::kTls, Mode::kCurlProxy, Mode::kCurlTls, Mode::kAsync,
+                                                              Mode::kAsyncTls),
                                             ::testing::ValuesIn(all_cases())),
                          [](const auto& info) {
                            return std::string(mode_name(std::get<0>(info.param))) + "_" +
@@ -643,12 +657,19 @@ TEST_P(EachTransport, AHostHeaderIsAlwaysSent) {
   EXPECT_NE(head.find("\r\nHost: " + want + "\r\n"), std::string::npos) << head;
 }
 
-INSTANTIATE_TEST_SUITE_P(All, EachTransport, ::testing::Values(Mode::kPlain, Mode::kTls, Mode::kCurlProxy, Mode::kCurlTls),
+INSTANTIATE_TEST_SUITE_P(All, EachTransport, ::testing::Values(Mode::kPlain, Mode::kTls, Mode::kCurlProxy, Mode::kCurlTls, Mode::kAsync,
+                                                              Mode::kAsyncTls),
                          [](const auto& info) { return std::string(mode_name(info.param)); });
 
 // Certificates that do not verify: a distinct, final error that says what to set, and not a
 // byte of the request sent. Both TLS transports.
 class Certificates : public ::testing::TestWithParam<Mode> {};
+
+std::shared_ptr<http::Transport> make_tls_transport(Mode m, const http::HttpOptions& o) {
+  if (m == Mode::kTls) return http::make_plain_transport(o);
+  if (m == Mode::kAsyncTls) return io::make_event_loop_transport(o);
+  return http::make_curl_transport(o);
+}
 
 TEST_P(Certificates, FailClosedNeverRetriedAndNothingSent) {
   struct Try {
@@ -669,7 +690,7 @@ TEST_P(Certificates, FailClosedNeverRetriedAndNothingSent) {
                          true, t.cert);
     http::HttpOptions o = test_options();
     o.ca_file = t.ca;
-    auto transport = GetParam() == Mode::kTls ? http::make_plain_transport(o) : http::make_curl_transport(o);
+    auto transport = make_tls_transport(GetParam(), o);
     http::Request r;
     r.url = std::string("https://") + t.host + ":" + std::to_string(server.port()) + "/";
     r.body = "{}";
@@ -690,25 +711,28 @@ TEST_P(Certificates, FailClosedNeverRetriedAndNothingSent) {
                        true);
   http::HttpOptions o = test_options();
   o.ca_file = pki().ca;
-  auto transport = GetParam() == Mode::kTls ? http::make_plain_transport(o) : http::make_curl_transport(o);
+  auto transport = make_tls_transport(GetParam(), o);
   http::Request r;
   r.url = "https://127.0.0.1:" + std::to_string(server.port()) + "/";
   r.body = "{}";
   EXPECT_EQ(transport->send(r).body, "{}");
 }
 
-INSTANTIATE_TEST_SUITE_P(Both, Certificates, ::testing::Values(Mode::kTls, Mode::kCurlTls),
+INSTANTIATE_TEST_SUITE_P(Both, Certificates, ::testing::Values(Mode::kTls, Mode::kCurlTls, Mode::kAsyncTls),
                          [](const auto& info) { return std::string(mode_name(info.param)); });
 
 // One full handshake per connection, then resumption: a new connection to the same origin
 // resumes the session (TLS 1.3 tickets), so reconnects cost no certificate verification.
-TEST(LeanTls, ReconnectsResumeTheSession) {
+// Both lean clients: the blocking one and the event-loop engine.
+class LeanTlsClients : public ::testing::TestWithParam<Mode> {};
+
+TEST_P(LeanTlsClients, ReconnectsResumeTheSession) {
   HostileServer server([](Peer& p, int) { return p.write("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}"); },
                        true);
   http::HttpOptions o = test_options();
   o.ca_file = pki().ca;
   o.max_idle_connections = 0;  // every request on a new connection
-  auto t = http::make_plain_transport(o);
+  auto t = make_tls_transport(GetParam(), o);
   http::Request r;
   r.url = "https://127.0.0.1:" + std::to_string(server.port()) + "/";
   r.body = "{}";
@@ -719,11 +743,14 @@ TEST(LeanTls, ReconnectsResumeTheSession) {
   EXPECT_EQ(s.tls_resumptions, 2u);
   // And kept alive, one connection serves many requests.
   o.max_idle_connections = 4;
-  auto pooled = http::make_plain_transport(o);
+  auto pooled = make_tls_transport(GetParam(), o);
   for (int i = 0; i < 5; ++i) EXPECT_EQ(pooled->send(r).body, "{}");
   EXPECT_EQ(pooled->stats().connections, 1u);
   EXPECT_EQ(pooled->stats().tls_handshakes, 1u);
 }
+
+INSTANTIATE_TEST_SUITE_P(Lean, LeanTlsClients, ::testing::Values(Mode::kTls, Mode::kAsyncTls),
+                         [](const auto& info) { return std::string(mode_name(info.param)); });
 
 TEST(LeanTls, AnUnreadableCaBundleIsAConfigError) {
   http::HttpOptions o = test_options();

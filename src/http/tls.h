@@ -1,0 +1,60 @@
+// TLS through OpenSSL for the built-in HTTP/1.1 clients (private): the blocking transport
+// (plain_transport.cc) and the event-loop engine (io/http_engine.cc) share it, so the two
+// verify, resume sessions and report failures alike.
+#pragma once
+
+#include <map>
+#include <mutex>
+#include <string>
+
+#include <openssl/ssl.h>
+
+#include "dynamodb_cache/http.h"
+
+namespace dynamodb_cache::http {
+
+class TlsContext;
+
+// What an SSL* of these clients reads and writes through: a connected socket (blocking or
+// not), the errno of the socket's last failed I/O (OpenSSL's error queue does not keep it),
+// and where a session ticket it receives is filed. Must outlive the SSL* made for it.
+struct TlsSocket {
+  int fd = -1;
+  int last_errno = 0;
+  TlsContext* ctx = nullptr;
+  std::string key;  // the session cache's key (origin)
+};
+
+// One SSL_CTX (trust store, protocol floor: TLS 1.2) and the newest session per origin.
+// Thread-safe.
+class TlsContext {
+ public:
+  // Throws ConfigError for an unreadable CA bundle, TransportError if OpenSSL fails.
+  explicit TlsContext(const HttpOptions& o);
+  ~TlsContext();
+  TlsContext(const TlsContext&) = delete;
+  TlsContext& operator=(const TlsContext&) = delete;
+
+  // A client session over `s` (peer and host name verification unless verify_tls is false,
+  // SNI for names, the origin's last session offered for resumption), ready for SSL_connect.
+  // Its I/O goes through send()/recv() with MSG_NOSIGNAL (no SIGPIPE) and keeps the socket's
+  // blocking mode. Free it with free_session(). Throws TransportError.
+  SSL* new_session(TlsSocket* s, const Url& url, const std::string& where);
+  // Frees a session made by new_session (nullptr: nothing), keeping it resumable although
+  // no close_notify is sent.
+  static void free_session(SSL* ssl);
+  // Throws the error for a failed SSL_connect (not a WANT_READ/WANT_WRITE): CertificateError
+  // when the peer could not be verified (nothing was sent), TimeoutError when a blocking
+  // socket's timeout ended it, TransportError otherwise.
+  [[noreturn]] void handshake_failed(SSL* ssl, const TlsSocket& s, const std::string& where) const;
+
+  void keep(const std::string& key, SSL_SESSION* session);
+
+ private:
+  SSL_CTX* ctx_;
+  const bool verify_;
+  std::mutex mu_;
+  std::map<std::string, SSL_SESSION*> sessions_;  // guarded by mu_; one (the newest) per origin
+};
+
+}  // namespace dynamodb_cache::http

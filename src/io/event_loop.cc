@@ -1,0 +1,140 @@
+#include "io/event_loop.h"
+
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <system_error>
+
+namespace dynamodb_cache::io {
+
+EventLoop::EventLoop() {
+  epfd_ = ::epoll_create1(EPOLL_CLOEXEC);
+  if (epfd_ < 0) throw std::system_error(errno, std::generic_category(), "epoll_create1");
+  wakefd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (wakefd_ < 0) {
+    ::close(epfd_);
+    throw std::system_error(errno, std::generic_category(), "eventfd");
+  }
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.ptr = nullptr;  // the wake-up descriptor
+  ::epoll_ctl(epfd_, EPOLL_CTL_ADD, wakefd_, &ev);
+  thread_ = std::thread([this] { run(); });
+}
+
+EventLoop::~EventLoop() {
+  join();
+  ::close(wakefd_);
+  ::close(epfd_);
+}
+
+void EventLoop::post(Task task) {
+  bool first;
+  {
+    std::lock_guard lock(mu_);
+    first = posted_.empty();
+    posted_.push_back(std::move(task));
+  }
+  if (first) wake();  // otherwise a wake-up is already pending
+}
+
+void EventLoop::stop() {
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+  }
+  wake();
+}
+
+void EventLoop::join() {
+  stop();
+  if (thread_.joinable()) thread_.join();
+}
+
+void EventLoop::wake() {
+  uint64_t one = 1;
+  [[maybe_unused]] ssize_t n = ::write(wakefd_, &one, sizeof one);
+}
+
+uint64_t EventLoop::add_timer(Clock::time_point when, Task task) {
+  uint64_t id = next_timer_++;
+  timers_.emplace(id, std::move(task));
+  heap_.push({when, id});
+  return id;
+}
+
+void EventLoop::cancel_timer(uint64_t id) { timers_.erase(id); }
+
+void EventLoop::watch(int fd, uint32_t events, IoHandler* h) {
+  epoll_event ev{};
+  ev.events = events;
+  ev.data.ptr = h;
+  ::epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev);
+}
+
+void EventLoop::modify(int fd, uint32_t events, IoHandler* h) {
+  epoll_event ev{};
+  ev.events = events;
+  ev.data.ptr = h;
+  ::epoll_ctl(epfd_, EPOLL_CTL_MOD, fd, &ev);
+}
+
+void EventLoop::unwatch(int fd) { ::epoll_ctl(epfd_, EPOLL_CTL_DEL, fd, nullptr); }
+
+void EventLoop::run() {
+  constexpr int kMaxEvents = 64;
+  epoll_event events[kMaxEvents];
+  std::vector<Task> tasks;
+  for (;;) {
+    // Timers first: those due run now; the next one bounds the wait.
+    int timeout_ms = -1;
+    while (!heap_.empty()) {
+      Due d = heap_.top();
+      auto it = timers_.find(d.id);
+      if (it == timers_.end()) {  // cancelled
+        heap_.pop();
+        continue;
+      }
+      auto now = Clock::now();
+      if (d.when > now) {
+        auto ms = std::chrono::ceil<std::chrono::milliseconds>(d.when - now).count();
+        timeout_ms = static_cast<int>(std::min<int64_t>(ms, 60'000));
+        break;
+      }
+      heap_.pop();
+      Task t = std::move(it->second);
+      timers_.erase(it);
+      t();
+    }
+    {
+      std::lock_guard lock(mu_);
+      if (!posted_.empty()) timeout_ms = 0;
+    }
+    int n = ::epoll_wait(epfd_, events, kMaxEvents, timeout_ms);
+    if (n < 0 && errno != EINTR) throw std::system_error(errno, std::generic_category(), "epoll_wait");
+    for (int i = 0; i < n; ++i) {
+      if (events[i].data.ptr == nullptr) {
+        uint64_t v;
+        [[maybe_unused]] ssize_t r = ::read(wakefd_, &v, sizeof v);
+        continue;
+      }
+      static_cast<IoHandler*>(events[i].data.ptr)->on_io(events[i].events);
+    }
+    bool stopping;
+    {
+      std::lock_guard lock(mu_);
+      tasks.swap(posted_);
+      stopping = stopping_;
+    }
+    for (auto& t : tasks) t();
+    tasks.clear();
+    if (stopping) {
+      std::lock_guard lock(mu_);
+      if (posted_.empty()) return;  // tasks posted by the ones just run still run first
+    }
+  }
+}
+
+}  // namespace dynamodb_cache::io

@@ -1,0 +1,446 @@
+#include "io/http_engine.h"
+
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <future>
+
+#include <openssl/err.h>
+
+#include "dynamodb_cache/errors.h"
+#include "http/response_parser.h"
+#include "http/transports.h"
+
+namespace dynamodb_cache::io {
+
+namespace {
+constexpr size_t kReceiveBuffer = 64 * 1024;
+std::string ms_text(std::chrono::milliseconds d) { return std::to_string(d.count()) + " ms"; }
+}  // namespace
+
+// One connection and, while a request is under way, that exchange. States move forward
+// connecting -> handshake (https) -> writing -> reading -> idle -> writing ...; any failure
+// or surprise closes it.
+class HttpEngine::Conn final : public IoHandler {
+ public:
+  enum class State { kConnecting, kHandshake, kWriting, kReading, kIdle, kClosed };
+
+  Conn(HttpEngine& e, int fd, std::string key, const http::ResponseLimits& limits)
+      : e_(e), fd_(fd), key_(std::move(key)), parser_(limits) {
+    sock_.fd = fd;
+  }
+  ~Conn() {
+    http::TlsContext::free_session(ssl_);
+    if (fd_ >= 0) ::close(fd_);
+  }
+
+  void on_io(uint32_t events) override;
+
+  HttpEngine& e_;
+  int fd_;
+  std::string key_;
+  State state_ = State::kConnecting;
+  SSL* ssl_ = nullptr;
+  http::TlsSocket sock_;
+  bool reused_ = false;
+  uint32_t interest_ = 0;
+  // The exchange under way.
+  http::Url url_;
+  std::string where_;
+  std::string out_;  // request head and body
+  size_t out_off_ = 0;
+  http::Response resp_;
+  http::ResponseParser parser_;
+  Done done_;
+  uint64_t timer_ = 0;
+  Clock::time_point deadline_;  // of the whole request
+
+  void want(uint32_t events) {
+    if (events != interest_) {
+      e_.loop_.modify(fd_, events, this);
+      interest_ = events;
+    }
+  }
+  void arm(Clock::time_point when, bool connecting);
+  void fail(std::exception_ptr error);
+  // A reused connection the server had closed while idle: the request never reached it.
+  void stale();
+  void connected();
+  void handshake();
+  void write();
+  void read();
+  void got(size_t n);
+  void eof_or_error(ssize_t n, int err);
+};
+
+HttpEngine::HttpEngine(EventLoop& loop, const http::HttpOptions& options, std::shared_ptr<http::TlsContext> tls)
+    : loop_(loop), options_(options), tls_(std::move(tls)), buf_(new char[kReceiveBuffer]) {}
+
+HttpEngine::~HttpEngine() = default;
+
+void HttpEngine::send(const http::Request& request, Done done) {
+  try {
+    http::Url url = http::parse_url(request.url);
+    std::string out = http::build_request_head(request, url, options_.user_agent);
+    out += request.body;
+    std::string where = "HTTP " + request.method + " " + url.origin;
+    if (url.https && !tls_) tls_ = std::make_shared<http::TlsContext>(options_);
+    Conn* c = nullptr;
+    if (auto it = idle_.find(url.origin); it != idle_.end() && !it->second.empty()) {
+      c = it->second.back();
+      it->second.pop_back();
+      --idle_count_;
+      c->reused_ = true;
+    } else {
+      int fd = connect_to(url, where);
+      http::ResponseLimits limits;
+      limits.max_body_bytes = options_.max_response_bytes;
+      conns_.push_back(std::make_unique<Conn>(*this, fd, url.origin, limits));
+      c = conns_.back().get();
+      ++stats_.connections;
+      loop_.watch(fd, EPOLLOUT, c);
+      c->interest_ = EPOLLOUT;
+    }
+    c->url_ = std::move(url);
+    c->where_ = std::move(where);
+    c->out_ = std::move(out);
+    c->out_off_ = 0;
+    c->done_ = std::move(done);
+    c->deadline_ = Clock::now() + options_.request_timeout;
+    try {
+      start(c);  // a reused connection writes at once
+    } catch (...) {
+      Done d = std::move(c->done_);
+      c->done_ = nullptr;
+      close(c);
+      loop_.post([d = std::move(d), error = std::current_exception()]() mutable { d(nullptr, std::move(error)); });
+    }
+  } catch (...) {
+    // Never from within send(): the caller may hold locks or be mid-update.
+    loop_.post([done = std::move(done), error = std::current_exception()]() mutable { done(nullptr, std::move(error)); });
+  }
+}
+
+void HttpEngine::start(Conn* c) {
+  if (c->state_ == Conn::State::kConnecting) {
+    c->arm(std::min(c->deadline_, Clock::now() + options_.connect_timeout), true);
+    return;  // EPOLLOUT says when the connect is done
+  }
+  c->arm(c->deadline_, false);
+  c->state_ = Conn::State::kWriting;
+  c->write();
+}
+
+void HttpEngine::Conn::arm(Clock::time_point when, bool connecting) {
+  if (timer_) e_.loop_.cancel_timer(timer_);
+  timer_ = e_.loop_.add_timer(when, [this, connecting] {
+    timer_ = 0;
+    // Made in a statement of its own: the temporary error (whose message string shares its
+    // reference-counted buffer) is gone before the copy is handed on to another thread.
+    std::exception_ptr error = std::make_exception_ptr(
+        connecting ? TimeoutError(where_ + ": connect timed out after " + ms_text(e_.options_.connect_timeout))
+                   : TimeoutError(where_ + ": request timed out after " + ms_text(e_.options_.request_timeout)));
+    fail(std::move(error));
+  });
+}
+
+void HttpEngine::Conn::fail(std::exception_ptr error) {
+  Done done = std::move(done_);
+  done_ = nullptr;
+  e_.close(this);
+  if (done) done(nullptr, std::move(error));
+}
+
+void HttpEngine::Conn::stale() {
+  // Sent again once on a new connection; the deadline stays the request's.
+  Done done = std::move(done_);
+  done_ = nullptr;
+  std::string out = std::move(out_);
+  http::Url url = url_;
+  std::string where = where_;
+  Clock::time_point deadline = deadline_;
+  HttpEngine& e = e_;
+  e.close(this);  // `this` is not touched below
+  try {
+    int fd = e.connect_to(url, where);
+    http::ResponseLimits limits;
+    limits.max_body_bytes = e.options_.max_response_bytes;
+    e.conns_.push_back(std::make_unique<Conn>(e, fd, url.origin, limits));
+    Conn* c = e.conns_.back().get();
+    ++e.stats_.connections;
+    e.loop_.watch(fd, EPOLLOUT, c);
+    c->interest_ = EPOLLOUT;
+    c->url_ = std::move(url);
+    c->where_ = std::move(where);
+    c->out_ = std::move(out);
+    c->done_ = std::move(done);
+    c->deadline_ = deadline;
+    e.start(c);  // connecting: only arms the timer
+  } catch (...) {
+    // Possibly within send() (a reused connection found closed at once): never call back there.
+    if (done)
+      e.loop_.post([done = std::move(done), error = std::current_exception()]() mutable {
+        done(nullptr, std::move(error));
+      });
+  }
+}
+
+void HttpEngine::Conn::on_io(uint32_t events) {
+  std::exception_ptr error;
+  try {
+    switch (state_) {
+      case State::kConnecting: return connected();
+      case State::kHandshake: return handshake();
+      case State::kWriting: return write();
+      case State::kReading:
+        // A TLS read may need the socket writable (a key update); a plain one never does.
+        if ((events & (EPOLLIN | EPOLLERR | EPOLLHUP)) || ssl_) read();
+        return;
+      case State::kIdle: return e_.close(this);  // bytes or a close while idle: unexpected
+      case State::kClosed: return;
+    }
+  } catch (const ProtocolError& err) {
+    error = std::make_exception_ptr(ProtocolError(where_ + ": " + err.what(), err.retryable()));
+  } catch (...) {
+    error = std::current_exception();
+  }
+  if (error) fail(std::move(error));  // outside the handler: handed on with no reference kept
+}
+
+void HttpEngine::Conn::connected() {
+  int err = 0;
+  socklen_t len = sizeof err;
+  ::getsockopt(fd_, SOL_SOCKET, SO_ERROR, &err, &len);
+  if (err != 0) throw TransportError(where_ + ": cannot connect: " + std::strerror(err));
+  int one = 1;
+  ::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  ::setsockopt(fd_, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
+  if (url_.https) {
+    sock_.ctx = e_.tls_.get();
+    sock_.key = key_;
+    ssl_ = e_.tls_->new_session(&sock_, url_, where_);
+    state_ = State::kHandshake;
+    return handshake();
+  }
+  state_ = State::kWriting;
+  e_.start(this);
+}
+
+void HttpEngine::Conn::handshake() {
+  ERR_clear_error();
+  int rc = SSL_connect(ssl_);
+  if (rc == 1) {
+    ++e_.stats_.tls_handshakes;
+    if (SSL_session_reused(ssl_)) ++e_.stats_.tls_resumptions;
+    state_ = State::kWriting;  // the request's own deadline from here
+    e_.start(this);
+    return;
+  }
+  int err = SSL_get_error(ssl_, rc);
+  if (err == SSL_ERROR_WANT_READ) return want(EPOLLIN);
+  if (err == SSL_ERROR_WANT_WRITE) return want(EPOLLOUT);
+  e_.tls_->handshake_failed(ssl_, sock_, where_);
+}
+
+void HttpEngine::Conn::write() {
+  while (out_off_ < out_.size()) {
+    if (ssl_) {
+      ERR_clear_error();
+      size_t n = 0;
+      int rc = SSL_write_ex(ssl_, out_.data() + out_off_, out_.size() - out_off_, &n);
+      if (rc == 1) {
+        out_off_ += n;
+        continue;
+      }
+      int err = SSL_get_error(ssl_, rc);
+      if (err == SSL_ERROR_WANT_WRITE) return want(EPOLLOUT);
+      if (err == SSL_ERROR_WANT_READ) return want(EPOLLIN);
+      if (reused_ && out_off_ == 0 && (sock_.last_errno == EPIPE || sock_.last_errno == ECONNRESET)) return stale();
+      throw TransportError(where_ + ": send failed: " +
+                           (sock_.last_errno ? std::strerror(sock_.last_errno) : "TLS error"));
+    }
+    ssize_t n = ::send(fd_, out_.data() + out_off_, out_.size() - out_off_, MSG_NOSIGNAL);
+    if (n >= 0) {
+      out_off_ += static_cast<size_t>(n);
+      continue;
+    }
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) return want(EPOLLOUT);
+    if (reused_ && out_off_ == 0 && (errno == EPIPE || errno == ECONNRESET)) return stale();
+    throw TransportError(where_ + ": send failed: " + std::strerror(errno));
+  }
+  state_ = State::kReading;
+  resp_ = http::Response{};
+  parser_.reset(&resp_);
+  want(EPOLLIN);
+}
+
+void HttpEngine::Conn::read() {
+  char* buf = e_.buf_.get();
+  for (;;) {
+    if (ssl_) {
+      ERR_clear_error();
+      size_t n = 0;
+      int rc = SSL_read_ex(ssl_, buf, kReceiveBuffer, &n);
+      if (rc == 1) {
+        got(n);
+        if (state_ != State::kReading) return;
+        continue;
+      }
+      int err = SSL_get_error(ssl_, rc);
+      if (err == SSL_ERROR_WANT_READ) return want(EPOLLIN);
+      if (err == SSL_ERROR_WANT_WRITE) return want(EPOLLIN | EPOLLOUT);
+      if (err == SSL_ERROR_ZERO_RETURN || (err == SSL_ERROR_SYSCALL && sock_.last_errno == 0))
+        return eof_or_error(0, 0);
+      if (err == SSL_ERROR_SYSCALL) return eof_or_error(-1, sock_.last_errno);
+      throw TransportError(where_ + ": TLS receive failed");
+    }
+    ssize_t n = ::recv(fd_, buf, kReceiveBuffer, 0);
+    if (n > 0) {
+      got(static_cast<size_t>(n));
+      // Level-triggered: a short read emptied the socket; epoll says when more comes.
+      if (state_ != State::kReading || static_cast<size_t>(n) < kReceiveBuffer) return;
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
+    return eof_or_error(n, n < 0 ? errno : 0);
+  }
+}
+
+void HttpEngine::Conn::got(size_t n) {
+  size_t used = parser_.feed(e_.buf_.get(), n);
+  if (!parser_.done()) {
+    if (Clock::now() > deadline_)
+      throw TimeoutError(where_ + ": request timed out after " + ms_text(e_.options_.request_timeout));
+    return;
+  }
+  // Bytes after the answer, or TLS records already buffered: unexpected, not reused.
+  bool keep = parser_.keep_alive() && used == n && !(ssl_ && SSL_has_pending(ssl_));
+  e_.finished(this, keep);
+}
+
+void HttpEngine::Conn::eof_or_error(ssize_t n, int err) {
+  if (n == 0 && parser_.on_eof()) return e_.finished(this, false);
+  if (reused_ && !parser_.started() && (n == 0 || err == ECONNRESET)) return stale();
+  throw TransportError(where_ + (n == 0 ? ": connection closed before the whole response arrived"
+                                        : std::string(": receive failed: ") + std::strerror(err)));
+}
+
+void HttpEngine::finished(Conn* c, bool keep) {
+  if (c->timer_) loop_.cancel_timer(c->timer_);
+  c->timer_ = 0;
+  Done done = std::move(c->done_);
+  c->done_ = nullptr;
+  http::Response resp = std::move(c->resp_);
+  if (keep && idle_count_ < options_.max_idle_connections) {
+    c->state_ = Conn::State::kIdle;
+    c->out_.clear();
+    c->want(EPOLLIN);  // a close or stray bytes while idle close it
+    idle_[c->key_].push_back(c);
+    ++idle_count_;
+  } else {
+    close(c);
+  }
+  done(&resp, nullptr);
+}
+
+void HttpEngine::close(Conn* c) {
+  if (c->state_ == Conn::State::kClosed) return;
+  if (c->state_ == Conn::State::kIdle) {
+    auto& v = idle_[c->key_];
+    v.erase(std::remove(v.begin(), v.end(), c), v.end());
+    --idle_count_;
+  }
+  if (c->timer_) loop_.cancel_timer(c->timer_);
+  c->timer_ = 0;
+  c->state_ = Conn::State::kClosed;
+  loop_.unwatch(c->fd_);
+  // Freed after the current batch of events, which may still name it.
+  auto it = std::find_if(conns_.begin(), conns_.end(), [c](auto& p) { return p.get() == c; });
+  if (it == conns_.end()) return;
+  bool first = graveyard_.empty();
+  graveyard_.push_back(std::move(*it));
+  *it = std::move(conns_.back());
+  conns_.pop_back();
+  if (first) loop_.post([this] { graveyard_.clear(); });
+}
+
+void HttpEngine::shutdown(const std::function<std::exception_ptr()>& make_error) {
+  // Completing one may start another (a callback issuing a new request): loop until none.
+  while (!conns_.empty()) {
+    Conn* c = conns_.back().get();
+    if (c->done_) {
+      c->fail(make_error());
+    } else {
+      close(c);
+    }
+  }
+  graveyard_.clear();
+}
+
+int HttpEngine::connect_to(const http::Url& url, const std::string& where) {
+  // Name resolution blocks the loop; endpoints are resolved once per connection, and a
+  // numeric address (the common case for local endpoints) costs nothing.
+  const http::AddrInfo res = http::resolve_host(url, where);
+  std::string last = "no address";
+  for (addrinfo* a = res.get(); a; a = a->ai_next) {
+    int fd = ::socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, a->ai_protocol);
+    if (fd < 0) continue;
+    if (::connect(fd, a->ai_addr, a->ai_addrlen) == 0 || errno == EINPROGRESS) {
+      return fd;
+    }
+    last = std::strerror(errno);
+    ::close(fd);
+  }
+  throw TransportError(where + ": cannot connect: " + last);
+}
+
+namespace {
+
+class EventLoopTransport final : public http::Transport {
+ public:
+  explicit EventLoopTransport(const http::HttpOptions& o)
+      : loop_(std::make_unique<EventLoop>()), engine_(std::make_unique<HttpEngine>(*loop_, o, nullptr)) {}
+  ~EventLoopTransport() override {
+    loop_->post([this] { engine_->shutdown([] { return std::make_exception_ptr(CancelledError("transport destroyed")); }); });
+    loop_->join();
+  }
+  http::Response send(const http::Request& request) override {
+    std::promise<http::Response> p;
+    auto f = p.get_future();
+    loop_->post([&] {
+      engine_->send(request, [&p](http::Response* r, std::exception_ptr e) {
+        if (e)
+          p.set_exception(std::move(e));
+        else
+          p.set_value(std::move(*r));
+      });
+    });
+    return f.get();
+  }
+  http::TransportStats stats() const override {
+    std::promise<http::TransportStats> p;
+    loop_->post([&] { p.set_value(engine_->stats()); });
+    return p.get_future().get();
+  }
+
+ private:
+  std::unique_ptr<EventLoop> loop_;
+  std::unique_ptr<HttpEngine> engine_;
+};
+
+}  // namespace
+
+std::shared_ptr<http::Transport> make_event_loop_transport(const http::HttpOptions& options) {
+  return std::make_shared<EventLoopTransport>(options);
+}
+
+}  // namespace dynamodb_cache::io

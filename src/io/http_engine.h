@@ -1,0 +1,70 @@
+// HTTP/1.1 over non-blocking sockets on one EventLoop (private): plain http and TLS
+// (OpenSSL on the non-blocking socket), a keep-alive pool per loop, the same bounds and
+// strict framing as the blocking transport (http::ResponseParser), and a connection in an
+// unexpected state (bytes after an answer, a close, an error, a timeout) closed, never reused.
+//
+// Thread-safety: one engine per loop; every member function on that loop's thread only.
+#pragma once
+
+#include <exception>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "dynamodb_cache/http.h"
+#include "http/tls.h"
+#include "io/event_loop.h"
+
+namespace dynamodb_cache::io {
+
+class HttpEngine {
+ public:
+  // Called once per send(), on the loop thread: the response (status whatever it is), or
+  // error set (TransportError, TimeoutError, CertificateError, ProtocolError, or
+  // CancelledError from shutdown()) and response null.
+  using Done = std::function<void(http::Response* response, std::exception_ptr error)>;
+
+  // `tls` is shared by the engines of one client (one session cache); made lazily when null.
+  HttpEngine(EventLoop& loop, const http::HttpOptions& options, std::shared_ptr<http::TlsContext> tls);
+  ~HttpEngine();  // closes every connection; call shutdown() first to complete pending sends
+  HttpEngine(const HttpEngine&) = delete;
+  HttpEngine& operator=(const HttpEngine&) = delete;
+
+  // Sends `request` (bounded by HttpOptions::connect_timeout and request_timeout); `done`
+  // is always called, never from within send() itself.
+  void send(const http::Request& request, Done done);
+  // Completes every send under way with an error made by `make_error` (one each) and closes
+  // every connection.
+  void shutdown(const std::function<std::exception_ptr()>& make_error);
+
+  http::TransportStats stats() const { return stats_; }
+
+  class Conn;
+
+ private:
+  friend class Conn;
+  void start(Conn* c);
+  void finished(Conn* c, bool keep);
+  void close(Conn* c);
+  int connect_to(const http::Url& url, const std::string& where);
+
+  EventLoop& loop_;
+  const http::HttpOptions options_;
+  std::shared_ptr<http::TlsContext> tls_;
+  std::vector<std::unique_ptr<Conn>> conns_;            // every open connection
+  std::map<std::string, std::vector<Conn*>> idle_;      // origin -> idle connections (LIFO)
+  size_t idle_count_ = 0;
+  std::vector<std::unique_ptr<Conn>> graveyard_;        // closed; freed after the event batch
+  std::unique_ptr<char[]> buf_;                         // receive buffer
+  http::TransportStats stats_;
+};
+
+// A blocking http::Transport over one event loop and its engine: send() hands the request to
+// the loop thread and waits. It puts the engine behind the Transport interface, so every
+// transport test (framing, bounds, timeouts, certificates, resumption) runs against it too.
+// Thread-safe.
+std::shared_ptr<http::Transport> make_event_loop_transport(const http::HttpOptions& options);
+
+}  // namespace dynamodb_cache::io
