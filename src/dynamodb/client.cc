@@ -5,7 +5,6 @@
 
 #include <condition_variable>
 #include <mutex>
-#include <unordered_set>
 
 #include "dynamodb/retry.h"
 #include "dynamodb/wire.h"
@@ -213,7 +212,11 @@ struct Client::Impl {
   struct IoThread {
     std::unique_ptr<io::EventLoop> loop;
     std::unique_ptr<io::HttpEngine> engine;
-    std::unordered_set<AsyncOp*> ops;  // loop thread only: every operation not yet completed
+    // Loop thread only: every operation not yet completed, an intrusive list (AsyncOp::prev,
+    // next) so that starting and ending one allocates nothing.
+    AsyncOp* ops = nullptr;
+    void link(AsyncOp* op);
+    void unlink(AsyncOp* op);
   };
   std::once_flag io_once;
   std::vector<std::unique_ptr<IoThread>> io;  // set once (io_once)
@@ -354,7 +357,24 @@ struct Client::Impl::AsyncOp {
   RawDone done;
   uint64_t timer = 0;  // a backoff or limiter wait under way
   aws::SystemClock::time_point signed_at;
+  IoThread* io = nullptr;  // the loop it runs on, once linked there
+  AsyncOp* prev = nullptr;
+  AsyncOp* next = nullptr;
 };
+
+void Client::Impl::IoThread::link(AsyncOp* op) {
+  op->io = this;
+  op->prev = nullptr;
+  op->next = ops;
+  if (ops) ops->prev = op;
+  ops = op;
+}
+
+void Client::Impl::IoThread::unlink(AsyncOp* op) {
+  (op->prev ? op->prev->next : ops) = op->next;
+  if (op->next) op->next->prev = op->prev;
+  op->prev = op->next = nullptr;
+}
 
 void Client::Impl::start_io() {
   std::call_once(io_once, [this] {
@@ -385,7 +405,7 @@ void Client::Impl::stop_io() {
       // In-flight requests first (their operations give up: CancelledError is final), then
       // those waiting on a backoff timer.
       tp->engine->shutdown(cancelled);
-      while (!tp->ops.empty()) finish(*tp, *tp->ops.begin(), nullptr, cancelled());
+      while (tp->ops) finish(*tp, tp->ops, nullptr, cancelled());
     });
   }
   for (auto& t : io) t->loop->stop();
@@ -441,12 +461,12 @@ void Client::Impl::submit(const char* target, std::string body, RawDone done) {
   // once, without a hand-off through the task queue.
   for (auto& l : io)
     if (l->loop->in_loop()) {
-      l->ops.insert(op);
+      l->link(op);
       return begin(*l, op);
     }
   IoThread& t = *io[next_io.fetch_add(1, std::memory_order_relaxed) % io.size()];
   t.loop->post([this, &t, op] {
-    t.ops.insert(op);
+    t.link(op);
     begin(t, op);
   });
 }
@@ -487,8 +507,9 @@ void Client::Impl::send(IoThread& t, AsyncOp* op) {
     return on_answer(t, op, error ? nullptr : &resp, error);
   }
   // The engine copies the request before it returns, and never calls back from within send().
-  t.engine->send(req, [this, &t, op](http::Response* resp, std::exception_ptr error) {
-    on_answer(t, op, resp, error);
+  // One pointer captured: the callback fits std::function's inline buffer (no allocation).
+  t.engine->send(req, [op](http::Response* resp, std::exception_ptr error) {
+    op->run.c.on_answer(*op->io, op, resp, std::move(error));
   });
   op->body = std::move(req.body);
 }
@@ -535,7 +556,7 @@ std::exception_ptr Client::Impl::decide(AsyncOp* op, std::exception_ptr error, b
 
 void Client::Impl::finish(IoThread& t, AsyncOp* op, std::string* body, std::exception_ptr error) {
   if (op->timer) t.loop->cancel_timer(op->timer);
-  t.ops.erase(op);
+  t.unlink(op);
   std::unique_ptr<AsyncOp> owned(op);
   release_slot();
   owned->done(body, std::move(error));
