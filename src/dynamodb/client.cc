@@ -117,16 +117,21 @@ struct Client::Impl {
   static constexpr size_t kTargetPrefix = sizeof("DynamoDB_20120810.") - 1;
   struct RetryRun;
 
-  // The signed request of one attempt; `body` is lent to it (moved in: the caller takes it
-  // back from the request after sending). `signed_at` receives the signing time.
-  http::Request prepare(const char* target, std::string& body, aws::SystemClock::time_point& signed_at) {
+  // The signed request of one attempt, made in `req` (whose strings are reused: a request
+  // kept by the caller allocates less the next time); `body` is lent to it (moved in: the
+  // caller takes it back from the request after sending). `signed_at` receives the signing time.
+  void prepare(const char* target, std::string& body, aws::SystemClock::time_point& signed_at, http::Request& req) {
     aws::Credentials creds = credentials->get();
-    http::Request req;
-    req.url = url;
+    req.method = "POST";
+    req.url.assign(url);
+    req.headers.resize(3);
     req.headers.reserve(7);
-    req.headers.push_back({"Host", host});
-    req.headers.push_back({"Content-Type", "application/x-amz-json-1.0"});
-    req.headers.push_back({"X-Amz-Target", target});
+    req.headers[0].name.assign("Host");
+    req.headers[0].value.assign(host);
+    req.headers[1].name.assign("Content-Type");
+    req.headers[1].value.assign("application/x-amz-json-1.0");
+    req.headers[2].name.assign("X-Amz-Target");
+    req.headers[2].value.assign(target);
     aws::SigningParams p;
     p.method = "POST";
     p.path = path;
@@ -141,7 +146,6 @@ struct Client::Impl {
     for (auto& h : signed_.added_headers) req.headers.push_back(std::move(h));
     req.headers.push_back({"Authorization", std::move(signed_.authorization)});
     req.body = std::move(body);
-    return req;
   }
 
   // The body of a 200 answer; throws Error otherwise. Sets `skew_corrected` when the answer
@@ -171,7 +175,8 @@ struct Client::Impl {
   // handed back, also when send() throws.
   std::string attempt(const char* target, std::string& body, bool& skew_corrected) {
     aws::SystemClock::time_point signed_at;
-    http::Request req = prepare(target, body, signed_at);
+    http::Request req;
+    prepare(target, body, signed_at, req);
     struct GiveBack {
       std::string& to;
       std::string& from;
@@ -215,6 +220,7 @@ struct Client::Impl {
     // Loop thread only: every operation not yet completed, an intrusive list (AsyncOp::prev,
     // next) so that starting and ending one allocates nothing.
     AsyncOp* ops = nullptr;
+    http::Request request;  // loop thread only: each attempt's, reused (see prepare)
     void link(AsyncOp* op);
     void unlink(AsyncOp* op);
   };
@@ -488,11 +494,10 @@ void Client::Impl::begin(IoThread& t, AsyncOp* op) {
 }
 
 void Client::Impl::send(IoThread& t, AsyncOp* op) {
-  http::Request req;
+  http::Request& req = t.request;
   try {
-    req = prepare(op->target, op->body, op->signed_at);
-  } catch (...) {
-    op->body = std::move(req.body);
+    prepare(op->target, op->body, op->signed_at, req);
+  } catch (...) {  // prepare lends the body last, with a move: op->body is untouched
     return on_answer(t, op, nullptr, std::current_exception());
   }
   if (blocking_async) {

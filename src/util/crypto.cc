@@ -1,6 +1,13 @@
 #include "util/crypto.h"
 
+// SHA256_Init/Update/Final are deprecated in OpenSSL 3 in favour of EVP, but stay supported
+// throughout 3.x; OpenSSL 3.0's EVP_DigestInit_ex2 frees and allocates the provider's context
+// on every call, and a signature takes five digests (measured: five mallocs per request and
+// the provider dispatch around each). The low-level calls allocate nothing and use the same
+// SHA extensions.
+#define OPENSSL_SUPPRESS_DEPRECATED
 #include <openssl/evp.h>
+#include <openssl/sha.h>
 #include <zlib.h>
 
 #include <array>
@@ -11,28 +18,10 @@ namespace dynamodb_cache::util {
 
 namespace {
 
-// Fetched once: OpenSSL 3 otherwise looks the algorithm up on every one-shot call.
-const EVP_MD* sha256_md() {
-  static EVP_MD* md = EVP_MD_fetch(nullptr, "SHA256", nullptr);
-  return md;
-}
-
-struct MdCtx {
-  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
-  ~MdCtx() { EVP_MD_CTX_free(ctx); }
-};
-
-// One context per thread, reused: allocation per hash is measurable on the signing path.
-EVP_MD_CTX* thread_ctx() {
-  thread_local MdCtx c;
-  return c.ctx;
-}
-
-void digest_into(EVP_MD_CTX* ctx, std::string_view a, std::string_view b, unsigned char* out) {
-  if (EVP_DigestInit_ex2(ctx, sha256_md(), nullptr) != 1 ||
-      EVP_DigestUpdate(ctx, a.data(), a.size()) != 1 ||
-      (!b.empty() && EVP_DigestUpdate(ctx, b.data(), b.size()) != 1) ||
-      EVP_DigestFinal_ex(ctx, out, nullptr) != 1)
+void digest_into(std::string_view a, std::string_view b, unsigned char* out) {
+  SHA256_CTX c;
+  if (SHA256_Init(&c) != 1 || SHA256_Update(&c, a.data(), a.size()) != 1 ||
+      (!b.empty() && SHA256_Update(&c, b.data(), b.size()) != 1) || SHA256_Final(out, &c) != 1)
     throw std::runtime_error("SHA-256 failed");
 }
 
@@ -40,7 +29,7 @@ void digest_into(EVP_MD_CTX* ctx, std::string_view a, std::string_view b, unsign
 
 Sha256 sha256(std::string_view data) {
   Sha256 out;
-  digest_into(thread_ctx(), data, {}, out.data());
+  digest_into(data, {}, out.data());
   return out;
 }
 
@@ -61,20 +50,25 @@ Sha256 hmac_sha256(std::string_view key, std::string_view data) {
     opad[i] = k[i] ^ 0x5c;
   }
   Sha256 inner, out;
-  EVP_MD_CTX* ctx = thread_ctx();
-  digest_into(ctx, {reinterpret_cast<char*>(ipad), kBlock}, data, inner.data());
-  digest_into(ctx, {reinterpret_cast<char*>(opad), kBlock}, view(inner), out.data());
+  digest_into({reinterpret_cast<char*>(ipad), kBlock}, data, inner.data());
+  digest_into({reinterpret_cast<char*>(opad), kBlock}, view(inner), out.data());
   return out;
 }
 
-std::string hex(std::string_view data) {
+void hex_append(std::string& out, std::string_view data) {
   static constexpr char kDigits[] = "0123456789abcdef";
-  std::string out(data.size() * 2, '\0');
+  const size_t at = out.size();
+  out.resize(at + data.size() * 2);
   for (size_t i = 0; i < data.size(); ++i) {
     auto b = static_cast<unsigned char>(data[i]);
-    out[2 * i] = kDigits[b >> 4];
-    out[2 * i + 1] = kDigits[b & 15];
+    out[at + 2 * i] = kDigits[b >> 4];
+    out[at + 2 * i + 1] = kDigits[b & 15];
   }
+}
+
+std::string hex(std::string_view data) {
+  std::string out;
+  hex_append(out, data);
   return out;
 }
 
