@@ -53,6 +53,7 @@ class HttpEngine::Conn final : public IoHandler {
   http::TlsSocket sock_;
   bool reused_ = false;
   uint32_t interest_ = 0;
+  uint64_t exchanges_ = 0;  // answers completed: read() stops at the end of its own
   // The exchange under way.
   std::shared_ptr<const http::Url> url_;  // the engine's parsed URL, shared
   std::string method_;
@@ -256,6 +257,10 @@ void HttpEngine::Conn::connected() {
     sock_.ctx = e_.tls_.get();
     sock_.key = key_;
     ssl_ = e_.tls_->new_session(&sock_, *url_, where());
+    // Records read whole (header and body in one recv, not two): read() reads until
+    // SSL_read wants more, so nothing read ahead waits unseen by epoll, and got() does not
+    // keep a connection with bytes buffered past its answer.
+    SSL_set_read_ahead(ssl_, 1);
     state_ = State::kHandshake;
     return handshake();
   }
@@ -314,6 +319,10 @@ void HttpEngine::Conn::write() {
 
 void HttpEngine::Conn::read() {
   char* buf = e_.buf_.get();
+  // An answer's callback may start the next request on this very connection (reading again):
+  // that one waits for epoll like every other, or one connection answered at once by a fast
+  // server would keep the loop to itself (its timers and other connections starved).
+  const uint64_t exchange = exchanges_;
   for (;;) {
     if (ssl_) {
       ERR_clear_error();
@@ -321,7 +330,7 @@ void HttpEngine::Conn::read() {
       int rc = SSL_read_ex(ssl_, buf, kReceiveBuffer, &n);
       if (rc == 1) {
         got(n);
-        if (state_ != State::kReading) return;
+        if (state_ != State::kReading || exchanges_ != exchange) return;
         continue;
       }
       int err = SSL_get_error(ssl_, rc);
@@ -336,7 +345,7 @@ void HttpEngine::Conn::read() {
     if (n > 0) {
       got(static_cast<size_t>(n));
       // Level-triggered: a short read emptied the socket; epoll says when more comes.
-      if (state_ != State::kReading || static_cast<size_t>(n) < kReceiveBuffer) return;
+      if (state_ != State::kReading || exchanges_ != exchange || static_cast<size_t>(n) < kReceiveBuffer) return;
       continue;
     }
     if (n < 0 && errno == EINTR) continue;
@@ -366,6 +375,7 @@ void HttpEngine::Conn::eof_or_error(ssize_t n, int err) {
 
 void HttpEngine::finished(Conn* c, bool keep) {
   c->disarm();
+  ++c->exchanges_;
   Done done = std::move(c->done_);
   c->done_ = nullptr;
   http::Response resp = std::move(c->resp_);
