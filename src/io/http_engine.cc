@@ -313,6 +313,7 @@ void HttpEngine::Conn::write() {
   }
   state_ = State::kReading;
   resp_ = http::Response{};
+  resp_.headers.reserve(16);  // one allocation, not four as the header count grows
   parser_.reset(&resp_);
   want(EPOLLIN);
 }
