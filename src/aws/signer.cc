@@ -103,9 +103,14 @@ std::string canonical_query(std::string_view query) {
 }
 
 // Trims, and turns every run of whitespace (folded lines included) into one space.
-std::string canonical_value(std::string_view v) {
-  std::string out;
-  out.reserve(v.size());
+void canonical_value(std::string& out, std::string_view v) {
+  // Most values have nothing to trim or fold: copied whole, not a character at a time.
+  if (v.find_first_of("\t\n\r") == std::string_view::npos && v.find("  ") == std::string_view::npos &&
+      (v.empty() || (v.front() != ' ' && v.back() != ' '))) {
+    out.assign(v);
+    return;
+  }
+  out.clear();
   bool space = false;
   for (char c : v) {
     if (c == ' ' || c == '\t' || c == '\n' || c == '\r') {
@@ -116,7 +121,6 @@ std::string canonical_value(std::string_view v) {
       out.push_back(c);
     }
   }
-  return out;
 }
 
 // Headers a proxy or the transport may change in flight are never signed.
@@ -165,29 +169,42 @@ SigningResult sign_v4(const SigningParams& p) {
   const std::string amz = util::amz_date(p.time);
   const std::string_view date = std::string_view(amz).substr(0, 8);
 
-  std::string payload_hash = util::hex(util::sha256(p.body));
+  // Scratch space reused by every signature on this thread (its strings keep their capacity):
+  // no allocation per request for the canonical headers, the signed-header list or the scope.
+  struct Scratch {
+    std::vector<std::pair<std::string, std::string>> headers;
+    std::string payload_hash, signed_headers, scope;
+  };
+  thread_local Scratch scratch;
+  std::string& payload_hash = scratch.payload_hash;
+  payload_hash.clear();
+  util::hex_append(payload_hash, util::view(util::sha256(p.body)));
   r.added_headers.push_back({"X-Amz-Date", amz});
   const bool token = !p.credentials->session_token.empty();
   if (token && !p.omit_session_token)
     r.added_headers.push_back({"X-Amz-Security-Token", p.credentials->session_token});
   if (p.sign_body) r.added_headers.push_back({"x-amz-content-sha256", payload_hash});
 
-  // Lower-cased names with canonical values; repeated names joined with ','.
-  std::vector<std::pair<std::string, std::string>> hs;
-  hs.reserve((p.headers ? p.headers->size() : 0) + r.added_headers.size());
+  // Lower-cased names with canonical values; repeated names joined with ','. The first `n`
+  // entries of scratch.headers are this request's.
+  auto& hs = scratch.headers;
+  size_t n = 0;
   auto add = [&](std::string_view name, std::string_view value) {
-    std::string lower(name);
+    if (n == hs.size()) hs.emplace_back();
+    std::string& lower = hs[n].first;
+    lower.assign(name);
     for (auto& c : lower)
       if (c >= 'A' && c <= 'Z') c = static_cast<char>(c + ('a' - 'A'));
     if (skipped_header(lower)) return;
-    hs.emplace_back(std::move(lower), canonical_value(value));
+    canonical_value(hs[n].second, value);
+    ++n;
   };
   if (p.headers)
     for (const auto& h : *p.headers) add(h.name, h.value);
   for (const auto& h : r.added_headers) add(h.name, h.value);
   // Insertion sort: stable (repeated names keep their order) and allocation-free for the
   // handful of headers a request signs.
-  for (size_t i = 1; i < hs.size(); ++i)
+  for (size_t i = 1; i < n; ++i)
     for (size_t j = i; j > 0 && hs[j].first < hs[j - 1].first; --j) std::swap(hs[j], hs[j - 1]);
 
   std::string& c = r.canonical_request;
@@ -199,8 +216,9 @@ SigningResult sign_v4(const SigningParams& p) {
     uri_encode(c, p.path.empty() ? "/" : p.path, true);
   c.push_back('\n');
   c.append(canonical_query(p.query)).push_back('\n');
-  std::string signed_headers;
-  for (size_t i = 0; i < hs.size(); ++i) {
+  std::string& signed_headers = scratch.signed_headers;
+  signed_headers.clear();
+  for (size_t i = 0; i < n; ++i) {
     if (i > 0 && hs[i].first == hs[i - 1].first) {
       c.pop_back();  // '\n'
       c.push_back(',');
@@ -216,18 +234,19 @@ SigningResult sign_v4(const SigningParams& p) {
   c.append(signed_headers).push_back('\n');
   c.append(payload_hash);
 
-  std::string scope;
-  scope.reserve(64);
+  std::string& scope = scratch.scope;
+  scope.clear();
   scope.append(date).append("/").append(p.region).append("/").append(p.service).append(
       "/aws4_request");
-  r.string_to_sign.reserve(128);
+  r.string_to_sign.reserve(96 + scope.size());
   r.string_to_sign.append("AWS4-HMAC-SHA256\n").append(amz).append("\n").append(scope).append(
       "\n");
-  r.string_to_sign.append(util::hex(util::sha256(c)));
+  util::hex_append(r.string_to_sign, util::view(util::sha256(c)));
 
   const auto& key = signing_key(p.credentials->secret_access_key, date, p.region, p.service);
-  r.signature = util::hex(util::hmac_sha256(util::view(key), r.string_to_sign));
-  r.authorization.reserve(200);
+  r.signature.reserve(64);
+  util::hex_append(r.signature, util::view(util::hmac_sha256(util::view(key), r.string_to_sign)));
+  r.authorization.reserve(128 + p.credentials->access_key_id.size() + scope.size() + signed_headers.size());
   r.authorization.append("AWS4-HMAC-SHA256 Credential=")
       .append(p.credentials->access_key_id)
       .append("/")

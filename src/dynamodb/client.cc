@@ -5,7 +5,6 @@
 
 #include <condition_variable>
 #include <mutex>
-#include <unordered_set>
 
 #include "dynamodb/retry.h"
 #include "dynamodb/wire.h"
@@ -118,16 +117,21 @@ struct Client::Impl {
   static constexpr size_t kTargetPrefix = sizeof("DynamoDB_20120810.") - 1;
   struct RetryRun;
 
-  // The signed request of one attempt; `body` is lent to it (moved in: the caller takes it
-  // back from the request after sending). `signed_at` receives the signing time.
-  http::Request prepare(const char* target, std::string& body, aws::SystemClock::time_point& signed_at) {
+  // The signed request of one attempt, made in `req` (whose strings are reused: a request
+  // kept by the caller allocates less the next time); `body` is lent to it (moved in: the
+  // caller takes it back from the request after sending). `signed_at` receives the signing time.
+  void prepare(const char* target, std::string& body, aws::SystemClock::time_point& signed_at, http::Request& req) {
     aws::Credentials creds = credentials->get();
-    http::Request req;
-    req.url = url;
+    req.method = "POST";
+    req.url.assign(url);
+    req.headers.resize(3);
     req.headers.reserve(7);
-    req.headers.push_back({"Host", host});
-    req.headers.push_back({"Content-Type", "application/x-amz-json-1.0"});
-    req.headers.push_back({"X-Amz-Target", target});
+    req.headers[0].name.assign("Host");
+    req.headers[0].value.assign(host);
+    req.headers[1].name.assign("Content-Type");
+    req.headers[1].value.assign("application/x-amz-json-1.0");
+    req.headers[2].name.assign("X-Amz-Target");
+    req.headers[2].value.assign(target);
     aws::SigningParams p;
     p.method = "POST";
     p.path = path;
@@ -142,7 +146,6 @@ struct Client::Impl {
     for (auto& h : signed_.added_headers) req.headers.push_back(std::move(h));
     req.headers.push_back({"Authorization", std::move(signed_.authorization)});
     req.body = std::move(body);
-    return req;
   }
 
   // The body of a 200 answer; throws Error otherwise. Sets `skew_corrected` when the answer
@@ -172,7 +175,8 @@ struct Client::Impl {
   // handed back, also when send() throws.
   std::string attempt(const char* target, std::string& body, bool& skew_corrected) {
     aws::SystemClock::time_point signed_at;
-    http::Request req = prepare(target, body, signed_at);
+    http::Request req;
+    prepare(target, body, signed_at, req);
     struct GiveBack {
       std::string& to;
       std::string& from;
@@ -213,7 +217,12 @@ struct Client::Impl {
   struct IoThread {
     std::unique_ptr<io::EventLoop> loop;
     std::unique_ptr<io::HttpEngine> engine;
-    std::unordered_set<AsyncOp*> ops;  // loop thread only: every operation not yet completed
+    // Loop thread only: every operation not yet completed, an intrusive list (AsyncOp::prev,
+    // next) so that starting and ending one allocates nothing.
+    AsyncOp* ops = nullptr;
+    http::Request request;  // loop thread only: each attempt's, reused (see prepare)
+    void link(AsyncOp* op);
+    void unlink(AsyncOp* op);
   };
   std::once_flag io_once;
   std::vector<std::unique_ptr<IoThread>> io;  // set once (io_once)
@@ -354,7 +363,24 @@ struct Client::Impl::AsyncOp {
   RawDone done;
   uint64_t timer = 0;  // a backoff or limiter wait under way
   aws::SystemClock::time_point signed_at;
+  IoThread* io = nullptr;  // the loop it runs on, once linked there
+  AsyncOp* prev = nullptr;
+  AsyncOp* next = nullptr;
 };
+
+void Client::Impl::IoThread::link(AsyncOp* op) {
+  op->io = this;
+  op->prev = nullptr;
+  op->next = ops;
+  if (ops) ops->prev = op;
+  ops = op;
+}
+
+void Client::Impl::IoThread::unlink(AsyncOp* op) {
+  (op->prev ? op->prev->next : ops) = op->next;
+  if (op->next) op->next->prev = op->prev;
+  op->prev = op->next = nullptr;
+}
 
 void Client::Impl::start_io() {
   std::call_once(io_once, [this] {
@@ -385,7 +411,7 @@ void Client::Impl::stop_io() {
       // In-flight requests first (their operations give up: CancelledError is final), then
       // those waiting on a backoff timer.
       tp->engine->shutdown(cancelled);
-      while (!tp->ops.empty()) finish(*tp, *tp->ops.begin(), nullptr, cancelled());
+      while (tp->ops) finish(*tp, tp->ops, nullptr, cancelled());
     });
   }
   for (auto& t : io) t->loop->stop();
@@ -441,12 +467,12 @@ void Client::Impl::submit(const char* target, std::string body, RawDone done) {
   // once, without a hand-off through the task queue.
   for (auto& l : io)
     if (l->loop->in_loop()) {
-      l->ops.insert(op);
+      l->link(op);
       return begin(*l, op);
     }
   IoThread& t = *io[next_io.fetch_add(1, std::memory_order_relaxed) % io.size()];
   t.loop->post([this, &t, op] {
-    t.ops.insert(op);
+    t.link(op);
     begin(t, op);
   });
 }
@@ -468,11 +494,10 @@ void Client::Impl::begin(IoThread& t, AsyncOp* op) {
 }
 
 void Client::Impl::send(IoThread& t, AsyncOp* op) {
-  http::Request req;
+  http::Request& req = t.request;
   try {
-    req = prepare(op->target, op->body, op->signed_at);
-  } catch (...) {
-    op->body = std::move(req.body);
+    prepare(op->target, op->body, op->signed_at, req);
+  } catch (...) {  // prepare lends the body last, with a move: op->body is untouched
     return on_answer(t, op, nullptr, std::current_exception());
   }
   if (blocking_async) {
@@ -487,8 +512,9 @@ void Client::Impl::send(IoThread& t, AsyncOp* op) {
     return on_answer(t, op, error ? nullptr : &resp, error);
   }
   // The engine copies the request before it returns, and never calls back from within send().
-  t.engine->send(req, [this, &t, op](http::Response* resp, std::exception_ptr error) {
-    on_answer(t, op, resp, error);
+  // One pointer captured: the callback fits std::function's inline buffer (no allocation).
+  t.engine->send(req, [op](http::Response* resp, std::exception_ptr error) {
+    op->run.c.on_answer(*op->io, op, resp, std::move(error));
   });
   op->body = std::move(req.body);
 }
@@ -535,7 +561,7 @@ std::exception_ptr Client::Impl::decide(AsyncOp* op, std::exception_ptr error, b
 
 void Client::Impl::finish(IoThread& t, AsyncOp* op, std::string* body, std::exception_ptr error) {
   if (op->timer) t.loop->cancel_timer(op->timer);
-  t.ops.erase(op);
+  t.unlink(op);
   std::unique_ptr<AsyncOp> owned(op);
   release_slot();
   owned->done(body, std::move(error));

@@ -23,6 +23,8 @@ namespace dynamodb_cache::io {
 namespace {
 constexpr size_t kReceiveBuffer = 64 * 1024;
 std::string ms_text(std::chrono::milliseconds d) { return std::to_string(d.count()) + " ms"; }
+// "HTTP POST https://host:port": names the exchange in errors (built only when one is made).
+std::string where_text(const std::string& method, const http::Url& url) { return "HTTP " + method + " " + url.origin; }
 }  // namespace
 
 // One connection and, while a request is under way, that exchange. States move forward
@@ -32,8 +34,8 @@ class HttpEngine::Conn final : public IoHandler {
  public:
   enum class State { kConnecting, kHandshake, kWriting, kReading, kIdle, kClosed };
 
-  Conn(HttpEngine& e, int fd, std::string key, const http::ResponseLimits& limits)
-      : e_(e), fd_(fd), key_(std::move(key)), parser_(limits) {
+  Conn(HttpEngine& e, int fd, std::shared_ptr<const http::Url> url, const http::ResponseLimits& limits)
+      : e_(e), fd_(fd), key_(url->origin), url_(std::move(url)), parser_(limits) {
     sock_.fd = fd;
   }
   ~Conn() {
@@ -51,16 +53,26 @@ class HttpEngine::Conn final : public IoHandler {
   http::TlsSocket sock_;
   bool reused_ = false;
   uint32_t interest_ = 0;
+  uint64_t exchanges_ = 0;  // answers completed: read() stops at the end of its own
   // The exchange under way.
-  http::Url url_;
-  std::string where_;
+  std::shared_ptr<const http::Url> url_;  // the engine's parsed URL, shared
+  std::string method_;
   std::string out_;  // request head and body
   size_t out_off_ = 0;
   http::Response resp_;
   http::ResponseParser parser_;
   Done done_;
+  // The timer is lazy: it is not moved for each request on a kept-alive connection. When it
+  // fires before `expire_` (a later request's deadline) it is set again for `expire_`; with no
+  // request under way (expire_ = max) it just ends. So a busy connection costs one timer per
+  // request_timeout, not an add and a cancel per request.
   uint64_t timer_ = 0;
+  Clock::time_point timer_at_;                      // when timer_ fires
+  Clock::time_point expire_ = Clock::time_point::max();  // the phase under way times out then
+  bool connecting_ = false;                         // that phase is the connect (its message)
   Clock::time_point deadline_;  // of the whole request
+
+  std::string where() const { return where_text(method_, *url_); }
 
   void want(uint32_t events) {
     if (events != interest_) {
@@ -69,6 +81,8 @@ class HttpEngine::Conn final : public IoHandler {
     }
   }
   void arm(Clock::time_point when, bool connecting);
+  void disarm() { expire_ = Clock::time_point::max(); }
+  void on_timer();
   void fail(std::exception_ptr error);
   // A reused connection the server had closed while idle: the request never reached it.
   void stale();
@@ -85,12 +99,32 @@ HttpEngine::HttpEngine(EventLoop& loop, const http::HttpOptions& options, std::s
 
 HttpEngine::~HttpEngine() = default;
 
+HttpEngine::Conn* HttpEngine::add_conn(int fd, std::shared_ptr<const http::Url> url) {
+  http::ResponseLimits limits;
+  limits.max_body_bytes = options_.max_response_bytes;
+  try {
+    conns_.push_back(std::make_unique<Conn>(*this, fd, std::move(url), limits));
+  } catch (...) {
+    ::close(fd);
+    throw;
+  }
+  Conn* c = conns_.back().get();
+  ++stats_.connections;
+  loop_.watch(fd, EPOLLOUT, c);
+  c->interest_ = EPOLLOUT;
+  return c;
+}
+
 void HttpEngine::send(const http::Request& request, Done done) {
   try {
-    http::Url url = http::parse_url(request.url);
+    if (!url_ || request.url != url_text_) {
+      auto parsed = std::make_shared<const http::Url>(http::parse_url(request.url));
+      url_text_ = request.url;
+      url_ = std::move(parsed);
+    }
+    const http::Url& url = *url_;
     std::string out = http::build_request_head(request, url, options_.user_agent);
     out += request.body;
-    std::string where = "HTTP " + request.method + " " + url.origin;
     if (url.https && !tls_) tls_ = std::make_shared<http::TlsContext>(options_);
     Conn* c = nullptr;
     if (auto it = idle_.find(url.origin); it != idle_.end() && !it->second.empty()) {
@@ -98,18 +132,11 @@ void HttpEngine::send(const http::Request& request, Done done) {
       it->second.pop_back();
       --idle_count_;
       c->reused_ = true;
+      c->url_ = url_;
     } else {
-      int fd = connect_to(url, where);
-      http::ResponseLimits limits;
-      limits.max_body_bytes = options_.max_response_bytes;
-      conns_.push_back(std::make_unique<Conn>(*this, fd, url.origin, limits));
-      c = conns_.back().get();
-      ++stats_.connections;
-      loop_.watch(fd, EPOLLOUT, c);
-      c->interest_ = EPOLLOUT;
+      c = add_conn(connect_to(url, where_text(request.method, url)), url_);
     }
-    c->url_ = std::move(url);
-    c->where_ = std::move(where);
+    c->method_ = request.method;
     c->out_ = std::move(out);
     c->out_off_ = 0;
     c->done_ = std::move(done);
@@ -139,16 +166,28 @@ void HttpEngine::start(Conn* c) {
 }
 
 void HttpEngine::Conn::arm(Clock::time_point when, bool connecting) {
+  expire_ = when;
+  connecting_ = connecting;
+  if (timer_ && timer_at_ <= when) return;  // fires first, then follows expire_
   if (timer_) e_.loop_.cancel_timer(timer_);
-  timer_ = e_.loop_.add_timer(when, [this, connecting] {
-    timer_ = 0;
-    // Made in a statement of its own: the temporary error (whose message string shares its
-    // reference-counted buffer) is gone before the copy is handed on to another thread.
-    std::exception_ptr error = std::make_exception_ptr(
-        connecting ? TimeoutError(where_ + ": connect timed out after " + ms_text(e_.options_.connect_timeout))
-                   : TimeoutError(where_ + ": request timed out after " + ms_text(e_.options_.request_timeout)));
-    fail(std::move(error));
-  });
+  timer_at_ = when;
+  timer_ = e_.loop_.add_timer(when, [this] { on_timer(); });
+}
+
+void HttpEngine::Conn::on_timer() {
+  timer_ = 0;
+  if (expire_ == Clock::time_point::max()) return;  // nothing under way
+  if (Clock::now() < expire_) {                     // a later request's deadline
+    timer_at_ = expire_;
+    timer_ = e_.loop_.add_timer(expire_, [this] { on_timer(); });
+    return;
+  }
+  // Made in a statement of its own: the temporary error (whose message string shares its
+  // reference-counted buffer) is gone before the copy is handed on to another thread.
+  std::exception_ptr error = std::make_exception_ptr(
+      connecting_ ? TimeoutError(where() + ": connect timed out after " + ms_text(e_.options_.connect_timeout))
+                  : TimeoutError(where() + ": request timed out after " + ms_text(e_.options_.request_timeout)));
+  fail(std::move(error));
 }
 
 void HttpEngine::Conn::fail(std::exception_ptr error) {
@@ -163,22 +202,14 @@ void HttpEngine::Conn::stale() {
   Done done = std::move(done_);
   done_ = nullptr;
   std::string out = std::move(out_);
-  http::Url url = url_;
-  std::string where = where_;
+  std::shared_ptr<const http::Url> url = url_;
+  std::string method = method_;
   Clock::time_point deadline = deadline_;
   HttpEngine& e = e_;
   e.close(this);  // `this` is not touched below
   try {
-    int fd = e.connect_to(url, where);
-    http::ResponseLimits limits;
-    limits.max_body_bytes = e.options_.max_response_bytes;
-    e.conns_.push_back(std::make_unique<Conn>(e, fd, url.origin, limits));
-    Conn* c = e.conns_.back().get();
-    ++e.stats_.connections;
-    e.loop_.watch(fd, EPOLLOUT, c);
-    c->interest_ = EPOLLOUT;
-    c->url_ = std::move(url);
-    c->where_ = std::move(where);
+    Conn* c = e.add_conn(e.connect_to(*url, where_text(method, *url)), url);
+    c->method_ = std::move(method);
     c->out_ = std::move(out);
     c->done_ = std::move(done);
     c->deadline_ = deadline;
@@ -207,7 +238,7 @@ void HttpEngine::Conn::on_io(uint32_t events) {
       case State::kClosed: return;
     }
   } catch (const ProtocolError& err) {
-    error = std::make_exception_ptr(ProtocolError(where_ + ": " + err.what(), err.retryable()));
+    error = std::make_exception_ptr(ProtocolError(where() + ": " + err.what(), err.retryable()));
   } catch (...) {
     error = std::current_exception();
   }
@@ -218,14 +249,18 @@ void HttpEngine::Conn::connected() {
   int err = 0;
   socklen_t len = sizeof err;
   ::getsockopt(fd_, SOL_SOCKET, SO_ERROR, &err, &len);
-  if (err != 0) throw TransportError(where_ + ": cannot connect: " + std::strerror(err));
+  if (err != 0) throw TransportError(where() + ": cannot connect: " + std::strerror(err));
   int one = 1;
   ::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   ::setsockopt(fd_, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
-  if (url_.https) {
+  if (url_->https) {
     sock_.ctx = e_.tls_.get();
     sock_.key = key_;
-    ssl_ = e_.tls_->new_session(&sock_, url_, where_);
+    ssl_ = e_.tls_->new_session(&sock_, *url_, where());
+    // Records read whole (header and body in one recv, not two): read() reads until
+    // SSL_read wants more, so nothing read ahead waits unseen by epoll, and got() does not
+    // keep a connection with bytes buffered past its answer.
+    SSL_set_read_ahead(ssl_, 1);
     state_ = State::kHandshake;
     return handshake();
   }
@@ -246,7 +281,7 @@ void HttpEngine::Conn::handshake() {
   int err = SSL_get_error(ssl_, rc);
   if (err == SSL_ERROR_WANT_READ) return want(EPOLLIN);
   if (err == SSL_ERROR_WANT_WRITE) return want(EPOLLOUT);
-  e_.tls_->handshake_failed(ssl_, sock_, where_);
+  e_.tls_->handshake_failed(ssl_, sock_, where());
 }
 
 void HttpEngine::Conn::write() {
@@ -263,7 +298,7 @@ void HttpEngine::Conn::write() {
       if (err == SSL_ERROR_WANT_WRITE) return want(EPOLLOUT);
       if (err == SSL_ERROR_WANT_READ) return want(EPOLLIN);
       if (reused_ && out_off_ == 0 && (sock_.last_errno == EPIPE || sock_.last_errno == ECONNRESET)) return stale();
-      throw TransportError(where_ + ": send failed: " +
+      throw TransportError(where() + ": send failed: " +
                            (sock_.last_errno ? std::strerror(sock_.last_errno) : "TLS error"));
     }
     ssize_t n = ::send(fd_, out_.data() + out_off_, out_.size() - out_off_, MSG_NOSIGNAL);
@@ -274,16 +309,21 @@ void HttpEngine::Conn::write() {
     if (errno == EINTR) continue;
     if (errno == EAGAIN || errno == EWOULDBLOCK) return want(EPOLLOUT);
     if (reused_ && out_off_ == 0 && (errno == EPIPE || errno == ECONNRESET)) return stale();
-    throw TransportError(where_ + ": send failed: " + std::strerror(errno));
+    throw TransportError(where() + ": send failed: " + std::strerror(errno));
   }
   state_ = State::kReading;
   resp_ = http::Response{};
+  resp_.headers.reserve(16);  // one allocation, not four as the header count grows
   parser_.reset(&resp_);
   want(EPOLLIN);
 }
 
 void HttpEngine::Conn::read() {
   char* buf = e_.buf_.get();
+  // An answer's callback may start the next request on this very connection (reading again):
+  // that one waits for epoll like every other, or one connection answered at once by a fast
+  // server would keep the loop to itself (its timers and other connections starved).
+  const uint64_t exchange = exchanges_;
   for (;;) {
     if (ssl_) {
       ERR_clear_error();
@@ -291,7 +331,7 @@ void HttpEngine::Conn::read() {
       int rc = SSL_read_ex(ssl_, buf, kReceiveBuffer, &n);
       if (rc == 1) {
         got(n);
-        if (state_ != State::kReading) return;
+        if (state_ != State::kReading || exchanges_ != exchange) return;
         continue;
       }
       int err = SSL_get_error(ssl_, rc);
@@ -300,13 +340,13 @@ void HttpEngine::Conn::read() {
       if (err == SSL_ERROR_ZERO_RETURN || (err == SSL_ERROR_SYSCALL && sock_.last_errno == 0))
         return eof_or_error(0, 0);
       if (err == SSL_ERROR_SYSCALL) return eof_or_error(-1, sock_.last_errno);
-      throw TransportError(where_ + ": TLS receive failed");
+      throw TransportError(where() + ": TLS receive failed");
     }
     ssize_t n = ::recv(fd_, buf, kReceiveBuffer, 0);
     if (n > 0) {
       got(static_cast<size_t>(n));
       // Level-triggered: a short read emptied the socket; epoll says when more comes.
-      if (state_ != State::kReading || static_cast<size_t>(n) < kReceiveBuffer) return;
+      if (state_ != State::kReading || exchanges_ != exchange || static_cast<size_t>(n) < kReceiveBuffer) return;
       continue;
     }
     if (n < 0 && errno == EINTR) continue;
@@ -319,7 +359,7 @@ void HttpEngine::Conn::got(size_t n) {
   size_t used = parser_.feed(e_.buf_.get(), n);
   if (!parser_.done()) {
     if (Clock::now() > deadline_)
-      throw TimeoutError(where_ + ": request timed out after " + ms_text(e_.options_.request_timeout));
+      throw TimeoutError(where() + ": request timed out after " + ms_text(e_.options_.request_timeout));
     return;
   }
   // Bytes after the answer, or TLS records already buffered: unexpected, not reused.
@@ -330,13 +370,13 @@ void HttpEngine::Conn::got(size_t n) {
 void HttpEngine::Conn::eof_or_error(ssize_t n, int err) {
   if (n == 0 && parser_.on_eof()) return e_.finished(this, false);
   if (reused_ && !parser_.started() && (n == 0 || err == ECONNRESET)) return stale();
-  throw TransportError(where_ + (n == 0 ? ": connection closed before the whole response arrived"
+  throw TransportError(where() + (n == 0 ? ": connection closed before the whole response arrived"
                                         : std::string(": receive failed: ") + std::strerror(err)));
 }
 
 void HttpEngine::finished(Conn* c, bool keep) {
-  if (c->timer_) loop_.cancel_timer(c->timer_);
-  c->timer_ = 0;
+  c->disarm();
+  ++c->exchanges_;
   Done done = std::move(c->done_);
   c->done_ = nullptr;
   http::Response resp = std::move(c->resp_);

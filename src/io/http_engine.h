@@ -49,6 +49,8 @@ class HttpEngine {
   void finished(Conn* c, bool keep);
   void close(Conn* c);
   int connect_to(const http::Url& url, const std::string& where);
+  // Adds a connection being opened to `url` (already connected or in progress on `fd`).
+  Conn* add_conn(int fd, std::shared_ptr<const http::Url> url);
 
   EventLoop& loop_;
   const http::HttpOptions options_;
@@ -58,6 +60,10 @@ class HttpEngine {
   size_t idle_count_ = 0;
   std::vector<std::unique_ptr<Conn>> graveyard_;        // closed; freed after the event batch
   std::unique_ptr<char[]> buf_;                         // receive buffer
+  // The last URL sent to, parsed: a client sends every request to one endpoint, so each
+  // request's URL is parsed (and its origin copied) once, not per request.
+  std::string url_text_;
+  std::shared_ptr<const http::Url> url_;
   http::TransportStats stats_;
 };
 

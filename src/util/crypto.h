@@ -15,6 +15,8 @@ Sha256 sha256(std::string_view data);
 Sha256 hmac_sha256(std::string_view key, std::string_view data);
 // Lower-case hex of `data`.
 std::string hex(std::string_view data);
+// Appends the lower-case hex of `data` to `out` (no allocation when `out` has the room).
+void hex_append(std::string& out, std::string_view data);
 inline std::string hex(const Sha256& d) {
   return hex(std::string_view(reinterpret_cast<const char*>(d.data()), d.size()));
 }

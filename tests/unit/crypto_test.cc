@@ -32,6 +32,14 @@ TEST(Crypto, Base64RoundTripAndStrictness) {
   EXPECT_FALSE(base64_decode(" Zm9vYmF"));   // whitespace
   EXPECT_FALSE(base64_decode("{\"a\": 1}")); // JSON is not base64
   EXPECT_FALSE(base64_decode("Zm=vYmFy"));   // padding in the middle
+  EXPECT_EQ(base64_decode("QQ=="), std::optional<std::string>("A"));   // one byte after padding
+  EXPECT_EQ(base64_decode("QUI="), std::optional<std::string>("AB"));  // two bytes
+  EXPECT_EQ(base64_decode("+/+/"), std::optional<std::string>("\xfb\xff\xbf"));
+  EXPECT_FALSE(base64_decode("QQ=A"));       // '=' before the last character
+  EXPECT_FALSE(base64_decode("Q==="));       // three padding characters
+  EXPECT_FALSE(base64_decode("Zm9v\nYmFy"));  // a line break inside
+  EXPECT_FALSE(base64_decode(std::string("Zm9v\0mFy", 8)));  // a NUL inside
+  EXPECT_FALSE(base64_decode("Zm9vYmF\xc3"));  // a byte above 0x7f
 }
 
 TEST(Crypto, Crc32MatchesZlib) {

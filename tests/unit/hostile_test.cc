@@ -653,6 +653,27 @@ TEST_P(EachTransport, AConnectionClosedWhileIdleIsReplaced) {
   EXPECT_EQ(server.connections(), 3);
 }
 
+// A server that answers on a kept-alive connection and then goes silent: the request sent
+// on the reused connection still ends with a TimeoutError (the event-loop engine keeps one
+// lazy timer per connection, set for the first request and followed to the later one's
+// deadline).
+TEST_P(EachTransport, ASilentAnswerOnAReusedConnectionTimesOut) {
+  HostileServer server(
+      [](Peer& p, int n) {
+        if (n == 0) return p.write("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}");
+        while (!p.stopping() && p.write("")) std::this_thread::sleep_for(20ms);
+        return false;
+      },
+      is_tls(GetParam()));
+  http::HttpOptions o = test_options();
+  o.request_timeout = 600ms;
+  Target target(GetParam(), server, o);
+  EXPECT_EQ(target.send().body, "{}");
+  std::this_thread::sleep_for(200ms);  // the second request's deadline is past the first's
+  EXPECT_THROW(target.send(), TimeoutError);
+  EXPECT_EQ(server.connections(), 1);
+}
+
 // Without a Host header from the caller, the transport sends the URL's host and port.
 TEST_P(EachTransport, AHostHeaderIsAlwaysSent) {
   std::mutex mu;
