@@ -64,6 +64,8 @@ class Stream {
     return ::sendmsg(fd_, &msg, MSG_NOSIGNAL);
   }
   int fd() const { return fd_; }
+  // Bytes received but not returned by read() yet (a TLS layer reading ahead).
+  virtual bool has_buffered() const { return false; }
 
  private:
   int fd_;
@@ -93,6 +95,8 @@ class TlsStream final : public Stream {
     return failed(-1);
   }
 
+  bool has_buffered() const override { return SSL_has_pending(ssl_) == 1; }
+
   SSL* ssl_ = nullptr;
   TlsSocket sock_;
 
@@ -121,6 +125,10 @@ std::unique_ptr<Stream> tls_handshake(TlsContext& tls, int fd, const Url& url, c
                                       TransportStats& stats, std::mutex& stats_mu) {
   auto stream = std::make_unique<TlsStream>(fd, &tls, url.origin);
   stream->ssl_ = tls.new_session(&stream->sock_, url, where);
+  // OpenSSL reads whatever has arrived (up to its 16 KB record buffer) instead of a record
+  // header, then its body: one recv() per answer instead of two (strace: 2.0 -> 1.0 per get).
+  // Bytes read ahead past an answer are caught by has_buffered().
+  SSL_set_read_ahead(stream->ssl_, 1);
   ERR_clear_error();
   if (SSL_connect(stream->ssl_) != 1) tls.handshake_failed(stream->ssl_, stream->sock_, where);
   std::lock_guard lock(stats_mu);
@@ -351,7 +359,8 @@ class PlainTransport final : public Transport {
       if (n > 0) {
         size_t used = parser.feed(buf.get(), static_cast<size_t>(n));
         if (parser.done()) {
-          keep = parser.keep_alive() && used == static_cast<size_t>(n);  // bytes after the answer: unexpected
+          // Bytes after the answer are unexpected: the connection is not reused.
+          keep = parser.keep_alive() && used == static_cast<size_t>(n) && !s.has_buffered();
           return;
         }
         if (std::chrono::steady_clock::now() > deadline) throw timed_out();
