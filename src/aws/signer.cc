@@ -102,10 +102,10 @@ std::string canonical_query(std::string_view query) {
   return out;
 }
 
-// Trims, and turns every run of whitespace (folded lines included) into one space.
-std::string canonical_value(std::string_view v) {
-  std::string out;
-  out.reserve(v.size());
+// Trims, and turns every run of whitespace (folded lines included) into one space; into
+// `out` (replaced).
+void canonical_value(std::string& out, std::string_view v) {
+  out.clear();
   bool space = false;
   for (char c : v) {
     if (c == ' ' || c == '\t' || c == '\n' || c == '\r') {
@@ -116,7 +116,6 @@ std::string canonical_value(std::string_view v) {
       out.push_back(c);
     }
   }
-  return out;
 }
 
 // Headers a proxy or the transport may change in flight are never signed.
@@ -172,22 +171,28 @@ SigningResult sign_v4(const SigningParams& p) {
     r.added_headers.push_back({"X-Amz-Security-Token", p.credentials->session_token});
   if (p.sign_body) r.added_headers.push_back({"x-amz-content-sha256", payload_hash});
 
-  // Lower-cased names with canonical values; repeated names joined with ','.
-  std::vector<std::pair<std::string, std::string>> hs;
-  hs.reserve((p.headers ? p.headers->size() : 0) + r.added_headers.size());
+  // Lower-cased names with canonical values; repeated names joined with ','. The first n
+  // entries of a per-thread vector, whose strings keep their buffers from one signature to
+  // the next (no allocation per request for them; sign_v4 never re-enters itself).
+  thread_local std::vector<std::pair<std::string, std::string>> hs_buffer;
+  auto& hs = hs_buffer;
+  size_t n = 0;
   auto add = [&](std::string_view name, std::string_view value) {
-    std::string lower(name);
+    if (n == hs.size()) hs.emplace_back();
+    auto& [lower, canonical] = hs[n];
+    lower.assign(name);
     for (auto& c : lower)
       if (c >= 'A' && c <= 'Z') c = static_cast<char>(c + ('a' - 'A'));
     if (skipped_header(lower)) return;
-    hs.emplace_back(std::move(lower), canonical_value(value));
+    canonical_value(canonical, value);
+    ++n;
   };
   if (p.headers)
     for (const auto& h : *p.headers) add(h.name, h.value);
   for (const auto& h : r.added_headers) add(h.name, h.value);
   // Insertion sort: stable (repeated names keep their order) and allocation-free for the
   // handful of headers a request signs.
-  for (size_t i = 1; i < hs.size(); ++i)
+  for (size_t i = 1; i < n; ++i)
     for (size_t j = i; j > 0 && hs[j].first < hs[j - 1].first; --j) std::swap(hs[j], hs[j - 1]);
 
   std::string& c = r.canonical_request;
@@ -199,8 +204,10 @@ SigningResult sign_v4(const SigningParams& p) {
     uri_encode(c, p.path.empty() ? "/" : p.path, true);
   c.push_back('\n');
   c.append(canonical_query(p.query)).push_back('\n');
-  std::string signed_headers;
-  for (size_t i = 0; i < hs.size(); ++i) {
+  thread_local std::string signed_headers_buffer;
+  std::string& signed_headers = signed_headers_buffer;
+  signed_headers.clear();
+  for (size_t i = 0; i < n; ++i) {
     if (i > 0 && hs[i].first == hs[i - 1].first) {
       c.pop_back();  // '\n'
       c.push_back(',');
@@ -216,8 +223,9 @@ SigningResult sign_v4(const SigningParams& p) {
   c.append(signed_headers).push_back('\n');
   c.append(payload_hash);
 
-  std::string scope;
-  scope.reserve(64);
+  thread_local std::string scope_buffer;
+  std::string& scope = scope_buffer;
+  scope.clear();
   scope.append(date).append("/").append(p.region).append("/").append(p.service).append(
       "/aws4_request");
   r.string_to_sign.reserve(128);
