@@ -1,7 +1,18 @@
 // Micro-benchmarks of the hot paths (Google Benchmark). Figures and the command that
 // produced them: bench/README.md.
+#include <arpa/inet.h>
 #include <benchmark/benchmark.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 #include <simdjson.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <thread>
 
 #include <nlohmann/json.hpp>
 #include <random>
@@ -199,6 +210,212 @@ void BM_CacheGetClientSide(benchmark::State& state) {
   for (auto _ : state) benchmark::DoNotOptimize(b.get_entry("bench-00000042"));
 }
 BENCHMARK(BM_CacheGetClientSide)->Arg(1000)->Arg(10 * 1024);
+
+}  // namespace
+
+// ---- Allocations per request of the built-in HTTP/1.1 client, http and https (issue 9) ----
+//
+// malloc, calloc and realloc are replaced in this program by counting forwarders to glibc's
+// (C++'s operator new and OpenSSL's CRYPTO_malloc both end there); the count is per thread,
+// so a loopback server thread's allocations are not counted. Not under a sanitizer, which
+// brings its own malloc. The benchmarks report `allocs_per_req`.
+#if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
+#define COUNT_ALLOCATIONS 1
+static __thread uint64_t t_allocations;  // initial-exec TLS: counting never allocates
+extern "C" {
+void* __libc_malloc(size_t) noexcept;
+void* __libc_calloc(size_t, size_t) noexcept;
+void* __libc_realloc(void*, size_t) noexcept;
+void* malloc(size_t n) noexcept {
+  ++t_allocations;
+  return __libc_malloc(n);
+}
+void* calloc(size_t n, size_t size) noexcept {
+  ++t_allocations;
+  return __libc_calloc(n, size);
+}
+void* realloc(void* p, size_t n) noexcept {
+  ++t_allocations;
+  return __libc_realloc(p, n);
+}
+}
+uint64_t allocations() { return t_allocations; }
+#else
+uint64_t allocations() { return 0; }
+#endif
+
+namespace {
+
+// A keep-alive HTTP/1.1 server on 127.0.0.1 answering every request with the canned nginx's
+// GetItem answer (bench/README.md), over TLS with a self-signed certificate for 127.0.0.1
+// when asked. One connection at a time; a thread of its own.
+class LoopbackServer {
+ public:
+  explicit LoopbackServer(bool tls, std::string body) : body_(std::move(body)) {
+    listen_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    if (::bind(listen_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || ::listen(listen_, 8) != 0 ||
+        ::getsockname(listen_, reinterpret_cast<sockaddr*>(&a), &len) != 0)
+      std::abort();
+    port_ = ntohs(a.sin_port);
+    answer_ = "HTTP/1.1 200 OK\r\nServer: nginx\r\nDate: Wed, 25 Nov 2026 19:09:51 GMT\r\n"
+              "Content-Type: application/x-amz-json-1.0\r\nContent-Length: " +
+              std::to_string(body_.size()) + "\r\nConnection: keep-alive\r\nx-amzn-RequestId: canned\r\n" +
+              "x-amz-crc32: " + std::to_string(util::crc32(body_)) + "\r\n\r\n" + body_;
+    if (tls) make_tls();
+    thread_ = std::thread([this] { serve(); });
+  }
+  ~LoopbackServer() {
+    ::shutdown(listen_, SHUT_RDWR);
+    ::close(listen_);
+    thread_.join();
+    if (ctx_) SSL_CTX_free(ctx_);
+    if (!ca_file_.empty()) std::remove(ca_file_.c_str());
+  }
+  std::string url() const { return std::string(ctx_ ? "https" : "http") + "://127.0.0.1:" + std::to_string(port_); }
+  const std::string& ca_file() const { return ca_file_; }
+
+ private:
+  void make_tls() {
+    EVP_PKEY* key = EVP_EC_gen("P-256");
+    X509* x = X509_new();
+    X509_set_version(x, 2);
+    ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
+    X509_gmtime_adj(X509_getm_notBefore(x), -60);
+    X509_gmtime_adj(X509_getm_notAfter(x), 24 * 3600);
+    X509_set_pubkey(x, key);
+    X509_NAME* name = X509_get_subject_name(x);
+    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, reinterpret_cast<const unsigned char*>("127.0.0.1"), -1, -1, 0);
+    X509_set_issuer_name(x, name);
+    X509V3_CTX v3;
+    X509V3_set_ctx_nodb(&v3);
+    X509V3_set_ctx(&v3, x, x, nullptr, nullptr, 0);
+    for (auto [nid, value] : {std::pair{NID_subject_alt_name, "IP:127.0.0.1"}, {NID_basic_constraints, "critical,CA:TRUE"}}) {
+      X509_EXTENSION* ext = X509V3_EXT_conf_nid(nullptr, &v3, nid, value);
+      X509_add_ext(x, ext, -1);
+      X509_EXTENSION_free(ext);
+    }
+    X509_sign(x, key, EVP_sha256());
+    char path[] = "/tmp/micro_bench_ca_XXXXXX";
+    int fd = ::mkstemp(path);
+    FILE* f = ::fdopen(fd, "w");
+    PEM_write_X509(f, x);
+    std::fclose(f);
+    ca_file_ = path;
+    ctx_ = SSL_CTX_new(TLS_server_method());
+    if (SSL_CTX_use_certificate(ctx_, x) != 1 || SSL_CTX_use_PrivateKey(ctx_, key) != 1) std::abort();
+    X509_free(x);
+    EVP_PKEY_free(key);
+  }
+
+  void serve() {
+    for (;;) {
+      int fd = ::accept4(listen_, nullptr, nullptr, SOCK_CLOEXEC);
+      if (fd < 0) return;
+      int one = 1;
+      ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+      SSL* ssl = nullptr;
+      if (ctx_) {
+        ssl = SSL_new(ctx_);
+        SSL_set_fd(ssl, fd);
+        if (SSL_accept(ssl) != 1) {
+          SSL_free(ssl);
+          ::close(fd);
+          continue;
+        }
+      }
+      auto rd = [&](char* b, size_t n) -> ssize_t { return ssl ? SSL_read(ssl, b, static_cast<int>(n)) : ::recv(fd, b, n, 0); };
+      std::string in;
+      char buf[16384];
+      for (;;) {  // one request: head, then Content-Length bytes of body
+        size_t end = in.find("\r\n\r\n");
+        if (end != std::string::npos) {
+          size_t cl = in.find("Content-Length: ");
+          size_t need = end + 4 + (cl < end ? std::stoul(in.substr(cl + 16)) : 0);
+          if (in.size() >= need) {
+            in.erase(0, need);
+            ssize_t w = ssl ? SSL_write(ssl, answer_.data(), static_cast<int>(answer_.size()))
+                            : ::send(fd, answer_.data(), answer_.size(), MSG_NOSIGNAL);
+            if (w <= 0) break;
+            continue;
+          }
+        }
+        ssize_t n = rd(buf, sizeof buf);
+        if (n <= 0) break;
+        in.append(buf, static_cast<size_t>(n));
+      }
+      if (ssl) SSL_free(ssl);
+      ::close(fd);
+    }
+  }
+
+  std::string body_, answer_, ca_file_;
+  int listen_ = -1;
+  uint16_t port_ = 0;
+  SSL_CTX* ctx_ = nullptr;
+  std::thread thread_;
+};
+
+// The canned GetItem answer's body (a 1000-byte value), with a fresh update_ts.
+std::string canned_get_item_body() {
+  ddb::Item item = cache_item(1000);
+  item["update_ts"] = ddb::AttributeValue::N(std::chrono::duration_cast<std::chrono::seconds>(
+      std::chrono::system_clock::now().time_since_epoch()).count());
+  ddb::PutItemRequest p;
+  p.item = item;
+  std::string put = ddb::wire::encode(p);
+  return "{\"Item\":" + put.substr(put.find("\"Item\":") + 7);
+}
+
+// Transport::send of a signed GetItem-shaped request over one keep-alive connection
+// (range(0): 0 http, 1 https). The first request (connect, handshake) is not measured.
+void BM_TransportKeepAlive(benchmark::State& state) {
+  LoopbackServer server(state.range(0) == 1, canned_get_item_body());
+  http::HttpOptions o;
+  o.ca_file = server.ca_file();
+  auto t = http::make_default_transport(o);
+  http::Request req;
+  req.url = server.url() + "/";
+  req.headers = {{"Host", server.url().substr(server.url().find("://") + 3)},
+                 {"Content-Type", "application/x-amz-json-1.0"},
+                 {"X-Amz-Target", "DynamoDB_20120810.GetItem"},
+                 {"X-Amz-Date", "20261125T190951Z"},
+                 {"Authorization", "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20261125/us-east-1/dynamodb/aws4_request, "
+                                   "SignedHeaders=content-type;host;x-amz-date;x-amz-target, Signature=" +
+                                       std::string(64, 'f')}};
+  req.body = R"({"TableName":"dynamodb-cache","Key":{"key":{"S":"bench-00000042"}},"ConsistentRead":false})";
+  http::Response resp;
+  t->send_into(req, resp);
+  const uint64_t before = allocations();
+  for (auto _ : state) {
+    t->send_into(req, resp);
+    if (resp.status != 200) state.SkipWithError("not 200");
+  }
+  state.counters["allocs_per_req"] = static_cast<double>(allocations() - before) / static_cast<double>(state.iterations());
+}
+BENCHMARK(BM_TransportKeepAlive)->Arg(0)->Arg(1)->ArgNames({"https"});
+
+// A whole cache get (DynamodbBackend::get_entry) over one keep-alive loopback connection
+// (range(0): 0 http, 1 https): key check, encoding, SigV4, HTTP, CRC, decoding.
+void BM_CacheGetLoopback(benchmark::State& state) {
+  LoopbackServer server(state.range(0) == 1, canned_get_item_body());
+  http::HttpOptions ho;
+  ho.ca_file = server.ca_file();
+  ddb::ClientOptions o;
+  o.region = "us-east-1";
+  o.endpoint = server.url();
+  o.credentials = aws::make_caching_provider(aws::make_static_provider({"AKID", "secret", "", std::nullopt, ""}));
+  o.transport = http::make_default_transport(ho);
+  DynamodbBackend b(std::make_shared<ddb::Client>(o));
+  b.get_entry("bench-00000042");
+  const uint64_t before = allocations();
+  for (auto _ : state) benchmark::DoNotOptimize(b.get_entry("bench-00000042"));
+  state.counters["allocs_per_req"] = static_cast<double>(allocations() - before) / static_cast<double>(state.iterations());
+}
+BENCHMARK(BM_CacheGetLoopback)->Arg(0)->Arg(1)->ArgNames({"https"});
 
 }  // namespace
 

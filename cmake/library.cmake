@@ -55,7 +55,7 @@ if(BUILD_SHARED_LIBS)
   target_include_directories(dynamodb_cache_internal PUBLIC
     ${PROJECT_SOURCE_DIR}/include ${PROJECT_BINARY_DIR}/include)
   target_compile_features(dynamodb_cache_internal PUBLIC cxx_std_20)
-  target_link_libraries(dynamodb_cache_internal PUBLIC ${DYNAMODB_CACHE_PRIVATE_DEPS} Threads::Threads)
+  target_link_libraries(dynamodb_cache_internal PUBLIC ${DYNAMODB_CACHE_PRIVATE_DEPS} ${CMAKE_DL_LIBS} Threads::Threads)
 else()
   add_library(dynamodb_cache_internal ALIAS dynamodb_cache)
 endif()

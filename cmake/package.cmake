@@ -17,5 +17,9 @@ if(NOT BUILD_SHARED_LIBS)
   # The static library and its CMake package need the dependencies' development files.
   set(CPACK_DEBIAN_PACKAGE_DEPENDS
       "libcurl4-openssl-dev | libcurl-dev, libssl-dev, zlib1g-dev, libzstd-dev, libsimdjson-dev")
+else()
+  # libcurl is loaded at run time (dlopen, src/http/curl_transport.cc: proxies, credential
+  # endpoints), which dpkg-shlibdeps cannot see.
+  set(CPACK_DEBIAN_PACKAGE_DEPENDS "libcurl4 | libcurl4t64")
 endif()
 include(CPack)

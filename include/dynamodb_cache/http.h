@@ -53,6 +53,11 @@ class Transport {
   virtual ~Transport() = default;
   // Sends `request` and returns the response. Throws TransportError / TimeoutError.
   virtual Response send(const Request& request) = 0;
+  // The same, with the response put in `out`, whose buffers (headers, body) are reused: a
+  // caller keeping one Response per thread lets the built-in client answer a keep-alive
+  // request without allocating. After a throw `out` holds no usable response. The default
+  // assigns send(request).
+  virtual void send_into(const Request& request, Response& out) { out = send(request); }
   // Thread-safe; a snapshot.
   virtual TransportStats stats() const { return {}; }
 };

@@ -5,6 +5,7 @@
 
 #include <condition_variable>
 #include <mutex>
+#include <optional>
 
 #include "dynamodb/retry.h"
 #include "dynamodb/wire.h"
@@ -182,7 +183,25 @@ struct Client::Impl {
       std::string& from;
       ~GiveBack() { to = std::move(from); }
     } give_back{body, req.body};
-    http::Response resp = transport->send(req);
+    // One Response per thread, whose header strings the built-in transport overwrites in
+    // place (send_into): no allocation for them per request. A nested call on the same thread
+    // (a custom transport calling a client) gets its own. The body leaves with the result;
+    // an error's large body is not kept.
+    thread_local http::Response reused;
+    thread_local bool in_use = false;
+    std::optional<http::Response> own;
+    http::Response& resp = in_use ? own.emplace() : reused;
+    struct Release {
+      bool& in_use;
+      bool was;
+      http::Response& resp;
+      ~Release() {
+        in_use = was;
+        if (resp.body.capacity() > (64u << 10)) std::string().swap(resp.body);
+      }
+    } release{in_use, in_use, resp};
+    in_use = true;
+    transport->send_into(req, resp);
     return check(target, resp, signed_at, skew_corrected);
   }
 

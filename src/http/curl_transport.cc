@@ -1,10 +1,13 @@
 #include <curl/curl.h>
+#include <dlfcn.h>
 
 #include <algorithm>
 #include <cctype>
 #include <mutex>
 #include <optional>
+#include <string>
 #include <string_view>
+#include <type_traits>
 #include <vector>
 
 #include "dynamodb_cache/errors.h"
@@ -21,9 +24,57 @@ const std::string* Response::header(std::string_view lower_name) const noexcept 
 
 namespace {
 
-struct GlobalInit {
-  GlobalInit() { curl_global_init(CURL_GLOBAL_DEFAULT); }
+// libcurl is loaded on first use (dlopen), not linked: only requests through a proxy and the
+// credential endpoints' transport need it, while linking it mapped libcurl and what it links
+// (GnuTLS through librtmp and libldap, Kerberos, LDAP, libssh2, p11-kit, nghttp2) into every
+// process, proxy or not: 3.7 MB of resident pages at c=16 in the CLI bench, more than a
+// quarter of its peak RSS (bench/README.md, issue 9).
+struct CurlApi {
+  decltype(&::curl_global_init) global_init;
+  decltype(&::curl_easy_init) easy_init;
+  CURLcode (*easy_setopt)(CURL*, CURLoption, ...);
+  decltype(&::curl_easy_perform) easy_perform;
+  CURLcode (*easy_getinfo)(CURL*, CURLINFO, ...);
+  decltype(&::curl_easy_strerror) easy_strerror;
+  decltype(&::curl_easy_cleanup) easy_cleanup;
+  decltype(&::curl_slist_append) slist_append;
+  decltype(&::curl_slist_free_all) slist_free_all;
+  std::string error;  // why libcurl could not be loaded; empty when loaded
 };
+
+// Loads libcurl and initialises it, once per process (never unloaded). Throws TransportError
+// when it cannot be loaded. Thread-safe.
+const CurlApi& curl_api() {
+  static const CurlApi api = [] {
+    CurlApi a{};
+    void* lib = ::dlopen("libcurl.so.4", RTLD_NOW | RTLD_LOCAL);
+    if (!lib) {
+      const char* why = ::dlerror();
+      a.error = why ? why : "dlopen failed";
+      return a;
+    }
+    auto sym = [&](auto& fn, const char* name) {
+      void* p = ::dlsym(lib, name);
+      if (!p && a.error.empty()) a.error = std::string("libcurl.so.4 has no ") + name;
+      fn = reinterpret_cast<std::remove_reference_t<decltype(fn)>>(p);
+    };
+    sym(a.global_init, "curl_global_init");
+    sym(a.easy_init, "curl_easy_init");
+    sym(a.easy_setopt, "curl_easy_setopt");
+    sym(a.easy_perform, "curl_easy_perform");
+    sym(a.easy_getinfo, "curl_easy_getinfo");
+    sym(a.easy_strerror, "curl_easy_strerror");
+    sym(a.easy_cleanup, "curl_easy_cleanup");
+    sym(a.slist_append, "curl_slist_append");
+    sym(a.slist_free_all, "curl_slist_free_all");
+    if (a.error.empty() && a.global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) a.error = "curl_global_init failed";
+    return a;
+  }();
+  if (!api.error.empty())
+    throw TransportError("cannot load libcurl, which requests through a proxy and credential endpoints need: " +
+                         api.error);
+  return api;
+}
 
 // What one transfer collects; the callbacks stop it (return 0: CURLE_WRITE_ERROR) past the
 // bounds, so a peer cannot make it hold more than about max_body + kMaxHeaderBytes.
@@ -92,11 +143,9 @@ size_t on_header(char* data, size_t size, size_t n, void* user) {
 
 class CurlTransport final : public Transport {
  public:
-  explicit CurlTransport(HttpOptions options) : options_(std::move(options)) {
-    static GlobalInit init;
-  }
+  explicit CurlTransport(HttpOptions options) : curl_(curl_api()), options_(std::move(options)) {}
   ~CurlTransport() override {
-    for (CURL* h : idle_) curl_easy_cleanup(h);
+    for (CURL* h : idle_) curl_.easy_cleanup(h);
   }
 
   Response send(const Request& request) override {
@@ -116,45 +165,46 @@ class CurlTransport final : public Transport {
       std::string line;
       line.reserve(hd.name.size() + hd.value.size() + 2);
       line.append(hd.name).append(": ").append(hd.value);
-      headers = curl_slist_append(headers, line.c_str());
+      headers = curl_.slist_append(headers, line.c_str());
     }
-    headers = curl_slist_append(headers, "Expect:");  // no 100-continue round trip
+    headers = curl_.slist_append(headers, "Expect:");  // no 100-continue round trip
     struct FreeList {
+      const CurlApi& curl;
       curl_slist* l;
-      ~FreeList() { curl_slist_free_all(l); }
-    } free_list{headers};
+      ~FreeList() { curl.slist_free_all(l); }
+    } free_list{curl_, headers};
 
-    curl_easy_setopt(h, CURLOPT_URL, request.url.c_str());
-    curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
+    curl_.easy_setopt(h, CURLOPT_URL, request.url.c_str());
+    curl_.easy_setopt(h, CURLOPT_HTTPHEADER, headers);
     if (request.method == "GET") {
-      curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
-      curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, nullptr);
+      curl_.easy_setopt(h, CURLOPT_HTTPGET, 1L);
+      curl_.easy_setopt(h, CURLOPT_CUSTOMREQUEST, nullptr);
     } else {
-      curl_easy_setopt(h, CURLOPT_POST, 1L);
-      curl_easy_setopt(h, CURLOPT_POSTFIELDS, request.body.data());
-      curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(request.body.size()));
-      curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST,
+      curl_.easy_setopt(h, CURLOPT_POST, 1L);
+      curl_.easy_setopt(h, CURLOPT_POSTFIELDS, request.body.data());
+      curl_.easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(request.body.size()));
+      curl_.easy_setopt(h, CURLOPT_CUSTOMREQUEST,
                        request.method == "POST" ? nullptr : request.method.c_str());
     }
     Sink sink;
     sink.resp = &resp;
     sink.max_body = options_.max_response_bytes;
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, &sink);
-    curl_easy_setopt(h, CURLOPT_HEADERDATA, &sink);
+    curl_.easy_setopt(h, CURLOPT_WRITEDATA, &sink);
+    curl_.easy_setopt(h, CURLOPT_HEADERDATA, &sink);
 
     char errbuf[CURL_ERROR_SIZE] = {0};
-    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
-    CURLcode rc = curl_easy_perform(h);
-    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, nullptr);
-    curl_easy_setopt(h, CURLOPT_HTTPHEADER, nullptr);
+    curl_.easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
+    CURLcode rc = curl_.easy_perform(h);
+    curl_.easy_setopt(h, CURLOPT_ERRORBUFFER, nullptr);
+    curl_.easy_setopt(h, CURLOPT_HTTPHEADER, nullptr);
     if (rc != CURLE_OK) {
       release.keep = false;  // the connection state is unknown: do not reuse the handle
       const std::string where = "HTTP " + request.method + " " + url.origin + ": ";
-      const std::string detail = errbuf[0] ? errbuf : curl_easy_strerror(rc);
+      const std::string detail = errbuf[0] ? errbuf : curl_.easy_strerror(rc);
       throw_error(rc, where, detail, sink);
     }
     long status = 0;
-    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+    curl_.easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
     resp.status = static_cast<int>(status);
     return resp;
   }
@@ -208,24 +258,24 @@ class CurlTransport final : public Transport {
         return h;
       }
     }
-    CURL* h = curl_easy_init();
+    CURL* h = curl_.easy_init();
     if (h == nullptr) throw TransportError("curl_easy_init failed");
-    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(h, CURLOPT_TCP_NODELAY, 1L);
-    curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
-    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(options_.connect_timeout.count()));
-    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, static_cast<long>(options_.request_timeout.count()));
-    curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, options_.verify_tls ? 1L : 0L);
-    curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, options_.verify_tls ? 2L : 0L);
-    if (!options_.ca_file.empty()) curl_easy_setopt(h, CURLOPT_CAINFO, options_.ca_file.c_str());
-    curl_easy_setopt(h, CURLOPT_USERAGENT, options_.user_agent.c_str());
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
-    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(h, CURLOPT_ACCEPT_ENCODING, nullptr);
+    curl_.easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    curl_.easy_setopt(h, CURLOPT_TCP_NODELAY, 1L);
+    curl_.easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_.easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(options_.connect_timeout.count()));
+    curl_.easy_setopt(h, CURLOPT_TIMEOUT_MS, static_cast<long>(options_.request_timeout.count()));
+    curl_.easy_setopt(h, CURLOPT_SSL_VERIFYPEER, options_.verify_tls ? 1L : 0L);
+    curl_.easy_setopt(h, CURLOPT_SSL_VERIFYHOST, options_.verify_tls ? 2L : 0L);
+    if (!options_.ca_file.empty()) curl_.easy_setopt(h, CURLOPT_CAINFO, options_.ca_file.c_str());
+    curl_.easy_setopt(h, CURLOPT_USERAGENT, options_.user_agent.c_str());
+    curl_.easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+    curl_.easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
+    curl_.easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_.easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_.easy_setopt(h, CURLOPT_ACCEPT_ENCODING, nullptr);
     // A declared Content-Length over the cap fails before any body byte; on_body catches the rest.
-    curl_easy_setopt(h, CURLOPT_MAXFILESIZE_LARGE, static_cast<curl_off_t>(options_.max_response_bytes));
+    curl_.easy_setopt(h, CURLOPT_MAXFILESIZE_LARGE, static_cast<curl_off_t>(options_.max_response_bytes));
     return h;
   }
 
@@ -237,9 +287,10 @@ class CurlTransport final : public Transport {
         return;
       }
     }
-    curl_easy_cleanup(h);
+    curl_.easy_cleanup(h);
   }
 
+  const CurlApi& curl_;
   const HttpOptions options_;
   std::mutex mu_;
   std::vector<CURL*> idle_;  // guarded by mu_; LIFO so the warmest connection is reused first

@@ -93,7 +93,7 @@ void ResponseParser::fail(const std::string& what) const { throw ProtocolError(w
 void ResponseParser::reset(Response* out) {
   out_ = out;
   out_->status = 0;
-  out_->headers.clear();
+  kept_ = 0;  // out_->headers' entries are overwritten, then trimmed at the end of the header section
   out_->body.clear();
   state_ = State::kStatus;
   line_.clear();
@@ -251,10 +251,14 @@ void ResponseParser::on_header_line(std::string_view line) {
       else if (iequals(e, "keep-alive") && http10_) keep_alive_ = true;
     });
   }
-  std::string lower(name);
-  for (auto& ch : lower)
+  // Into the entry a previous response on this Response left (its strings' buffers reused), or
+  // a new one.
+  if (kept_ == out_->headers.size()) out_->headers.emplace_back();
+  Header& h = out_->headers[kept_++];
+  h.name.assign(name);
+  for (auto& ch : h.name)
     if (ch >= 'A' && ch <= 'Z') ch = static_cast<char>(ch + ('a' - 'A'));
-  out_->headers.push_back({std::move(lower), std::string(value)});
+  h.value.assign(value);
 }
 
 void ResponseParser::on_headers_end() {
@@ -264,6 +268,7 @@ void ResponseParser::on_headers_end() {
     state_ = State::kStatus;
     return;
   }
+  out_->headers.resize(kept_);  // drop what a previous response left
   const int s = out_->status;
   if (s == 204 || s == 304) {
     // No body by definition (a HEAD request's answer too, but this client sends none).

@@ -55,7 +55,10 @@ class ResponseParser {
  public:
   explicit ResponseParser(const ResponseLimits& limits = {}) : limits_(limits) {}
 
-  // Starts a new response; `out` receives it (cleared here; its buffers are reused).
+  // Starts a new response; `out` receives it, its buffers reused: the status and body are
+  // cleared here, its header entries are overwritten as fields arrive and the rest dropped
+  // at the end of the final header section (until then, and after a throw, `out->headers`
+  // may hold a previous response's fields).
   void reset(Response* out);
 
   // Consumes bytes of the response; returns how many were used. Fewer than `n` only once the
@@ -106,6 +109,7 @@ class ResponseParser {
   std::uint64_t remaining_ = 0; // body bytes still expected (length or current chunk)
   std::size_t head_bytes_ = 0;
   std::size_t header_count_ = 0;
+  std::size_t kept_ = 0;  // header fields of the final answer stored in out_->headers so far
 };
 
 }  // namespace dynamodb_cache::http

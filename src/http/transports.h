@@ -15,6 +15,8 @@ std::shared_ptr<Transport> make_plain_transport(const HttpOptions& options);
 // The request line and header section of `r` for `url` (Host added unless given, then
 // User-Agent and Content-Length), ending in the blank line. Both built-in clients send it.
 std::string build_request_head(const Request& r, const Url& url, const std::string& user_agent);
+// The same appended to `out`.
+void build_request_head(std::string& out, const Request& r, const Url& url, const std::string& user_agent);
 
 // The addresses of url's host and port (getaddrinfo, blocking; stream sockets). Throws
 // TransportError "WHERE: cannot resolve host: ...".

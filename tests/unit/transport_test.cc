@@ -59,6 +59,35 @@ TEST_P(Transport, ReusesOneConnectionForSequentialCalls) {
   EXPECT_EQ(server.connections(), 1);
 }
 
+// send_into reuses the caller's Response: each answer's status, fields and body, nothing of
+// the previous one.
+TEST_P(Transport, SendIntoReusesTheResponse) {
+  TestServer server([](const TestRequest& r) {
+    TestResponse resp;
+    if (r.body == "long") {
+      resp.status = 400;
+      resp.headers = {{"X-Amzn-RequestId", "a request id longer than fifteen"}, {"X-Extra", "1"}};
+      resp.body = std::string(5000, 'x');
+    } else {
+      resp.headers = {{"X-Amzn-RequestId", "R"}};
+      resp.body = "short";
+    }
+    return resp;
+  });
+  auto t = make();
+  http::Response out;
+  for (const char* body : {"long", "short", "long", "short"}) {
+    t->send_into(post(server.url(), body), out);
+    const bool is_long = std::string(body) == "long";
+    EXPECT_EQ(out.status, is_long ? 400 : 200);
+    EXPECT_EQ(out.body, is_long ? std::string(5000, 'x') : "short");
+    ASSERT_NE(out.header("x-amzn-requestid"), nullptr);
+    EXPECT_EQ(*out.header("x-amzn-requestid"), is_long ? "a request id longer than fifteen" : "R");
+    EXPECT_EQ(out.header("x-extra") != nullptr, is_long);
+  }
+  EXPECT_EQ(server.connections(), 1);
+}
+
 TEST_P(Transport, PoolsConnectionsAcrossThreads) {
   TestServer server([](const TestRequest&) {
     TestResponse resp;
@@ -261,6 +290,32 @@ TEST(ResponseParser, SameAnswerWhateverTheReadSizes) {
     EXPECT_TRUE(p.keep);
     EXPECT_EQ(p.used, chunked.size());
   }
+}
+
+// A reused Response holds exactly the new answer's fields: the parser overwrites the entries a
+// previous answer left and drops the rest (longer and shorter fields, interim answers first).
+TEST(ResponseParser, AReusedResponseHoldsOnlyTheNewAnswer) {
+  http::Response r;
+  http::ResponseParser p;
+  p.reset(&r);
+  const std::string first = "HTTP/1.1 500 Oops\r\nA: 1\r\nB: two\r\nC-Long-Header-Name: a value longer than fifteen\r\n"
+                            "Content-Length: 5\r\n\r\nerror";
+  ASSERT_EQ(p.feed(first.data(), first.size()), first.size());
+  ASSERT_TRUE(p.done());
+  EXPECT_EQ(r.headers.size(), 4u);
+  p.reset(&r);
+  const std::string second = "HTTP/1.1 100 Continue\r\nX-Interim: 1\r\n\r\nHTTP/1.1 200 OK\r\nb: 2\r\nContent-Length: 2\r\n\r\n{}";
+  ASSERT_EQ(p.feed(second.data(), second.size()), second.size());
+  ASSERT_TRUE(p.done());
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.body, "{}");
+  ASSERT_EQ(r.headers.size(), 2u);
+  EXPECT_EQ(r.headers[0].name, "b");
+  EXPECT_EQ(r.headers[0].value, "2");
+  EXPECT_EQ(r.headers[1].name, "content-length");
+  EXPECT_EQ(r.header("a"), nullptr);
+  EXPECT_EQ(r.header("c-long-header-name"), nullptr);
+  EXPECT_EQ(r.header("x-interim"), nullptr);
 }
 
 TEST(ResponseParser, InterimAnswersAreSkipped) {
