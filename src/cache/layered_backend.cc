@@ -132,6 +132,21 @@ void LayeredBackend::set_from(size_t layer, std::string key, std::string value, 
     l.set_async(std::move(key), std::move(value), ttl, std::move(next));
 }
 
+void LayeredBackend::clear_async(Done<void> done, std::function<void(uint64_t)> progress) {
+  clear_from(layers_.size(), std::move(done), std::move(progress));
+}
+
+// Layers below `layer` are cleared; the next one up is layer - 1.
+void LayeredBackend::clear_from(size_t layer, Done<void> done, std::function<void(uint64_t)> progress) {
+  if (layer == 0) return done(dynamodb::Outcome<void>());
+  layers_[layer - 1]->clear_async(
+      [this, layer, done, progress](dynamodb::Outcome<void> r) mutable {
+        if (!r.ok()) return done(std::move(r));
+        clear_from(layer - 1, std::move(done), std::move(progress));
+      },
+      progress);
+}
+
 void LayeredBackend::erase_many(const std::vector<std::string>& keys) {
   for (auto it = layers_.rbegin(); it != layers_.rend(); ++it) (*it)->erase_many(keys);
 }
