@@ -214,6 +214,9 @@ class LayeredBackend final : public Backend {
   // Lowest layer first, as set(): the upper ones only once it succeeded.
   void set_async(std::string key, std::string value, Ttl ttl, Done<void> done) override;
   void erase_async(std::string key, Done<void> done) override;
+  // Layer by layer as get_many (each layer's get_many_async), and lowest first as set_many.
+  void get_many_async(std::vector<std::string> keys, Done<std::vector<std::optional<Hit>>> done) override;
+  void set_many_async(std::vector<std::pair<std::string, std::string>> entries, Ttl ttl, Done<void> done) override;
   // Lowest layer first, as clear(); `progress` goes to each layer.
   void clear_async(Done<void> done, std::function<void(uint64_t)> progress = nullptr) override;
   void erase_many(const std::vector<std::string>& keys) override;
@@ -226,6 +229,11 @@ class LayeredBackend final : public Backend {
   void get_from(size_t layer, std::string key, Done<std::optional<Hit>> done);
   void set_from(size_t layer, std::string key, std::string value, Ttl ttl, bool erase, Done<void> done);
   void clear_from(size_t layer, Done<void> done, std::function<void(uint64_t)> progress);
+  struct Many;
+  void take_layer(size_t layer, Many& m, std::vector<std::optional<Hit>>& got);
+  void many_from(size_t layer, std::shared_ptr<Many> m, Done<std::vector<std::optional<Hit>>> done);
+  void set_many_from(size_t layer, std::shared_ptr<const std::vector<std::pair<std::string, std::string>>> entries,
+                     Ttl ttl, Done<void> done);
   Backend& lowest() { return *layers_.back(); }
   std::vector<std::shared_ptr<Backend>> layers_;
 };

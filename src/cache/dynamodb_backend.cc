@@ -347,6 +347,7 @@ struct DynamodbBackend::Helpers {
   std::mutex mu;
   std::condition_variable idle;
   size_t running = 0;
+  bool closing = false;  // the destructor began: no new helper threads
 };
 
 DynamodbBackend::DynamodbBackend(std::shared_ptr<ddb::Client> client, DynamodbOptions options)
@@ -885,7 +886,10 @@ void DynamodbBackend::clear(const std::function<void(uint64_t)>& progress) {
 
 DynamodbBackend::~DynamodbBackend() {
   {
+    // Closing first: a callback on the loop may still call offload() until the client is
+    // gone, and a helper started after this wait would outlive the backend.
     std::unique_lock lock(helpers_->mu);
+    helpers_->closing = true;
     helpers_->idle.wait(lock, [&] { return helpers_->running == 0; });
   }
   client_.reset();  // before options_, which callbacks read
@@ -925,10 +929,14 @@ dynamodb::Outcome<T> outcome_of(F&& f) {
 
 template <class T, class F>
 void DynamodbBackend::offload(Done<T> done, F f) {
+  bool closing = false;
   {
     std::lock_guard lock(helpers_->mu);
-    ++helpers_->running;
+    closing = helpers_->closing;
+    if (!closing) ++helpers_->running;
   }
+  if (closing)
+    return done(std::make_exception_ptr(CancelledError("DynamoDB backend destroyed with the operation pending")));
   auto finished = [h = helpers_] {
     std::lock_guard lock(h->mu);
     if (--h->running == 0) h->idle.notify_all();

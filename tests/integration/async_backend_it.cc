@@ -557,6 +557,26 @@ TEST(AsyncBackendIT, LayeredReadsFillUpperLayersAndWriteLowestFirst) {
   set_many_async(layered, {{"x", "1"}, {"x", "2"}}, 0s).get();
   EXPECT_EQ(*memory->get("x"), "2");
   EXPECT_EQ(*shared->get("x"), "2");
+  // Keys only the lower layer holds are read on its loop: the caller is not blocked.
+  shared->set_many({{"d1", "one"}, {"d2", "two"}}, 0s);
+  std::promise<std::thread::id> where;
+  Hit two;
+  layered.get_many_async({"d1", "d2", "k"}, [&](ddb::Outcome<std::vector<std::optional<Hit>>> r) {
+    two = *r.value().at(1);
+    where.set_value(std::this_thread::get_id());
+  });
+  EXPECT_NE(where.get_future().get(), std::this_thread::get_id());
+  EXPECT_EQ(two.value, "two");
+  EXPECT_EQ(*memory->get("d1"), "one");  // written back above
+  std::promise<std::thread::id> wrote;
+  layered.set_many_async({{"e", "1"}}, 0s, [&](ddb::Outcome<void> r) {
+    r.value();
+    wrote.set_value(std::this_thread::get_id());
+  });
+  EXPECT_NE(wrote.get_future().get(), std::this_thread::get_id());
+  EXPECT_EQ(*memory->get("e"), "1");
+  EXPECT_EQ(*shared->get("e"), "1");
+  EXPECT_THROW(get_many_async(layered, {"ok", ""}).get(), InvalidArgumentError);
 
   // Cleared lowest first: both layers empty.
   clear_async(layered).get();
