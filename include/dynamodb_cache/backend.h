@@ -344,11 +344,13 @@ class DynamodbBackend final : public Backend {
   int64_t increment(std::string_view key, int64_t delta, Ttl ttl) override;
 
   // One GetItem / PutItem / DeleteItem on the client's I/O threads, accounted in stats()
-  // and under fail_open as the synchronous calls are. What takes several dependent round
-  // trips (a value in chunks, a namespace generation to re-read, replacing a never-expiring
-  // chunked value) runs the synchronous call on a helper thread instead, which then calls
-  // `done`. get_many_async and set_many_async issue one request per key, all at once
-  // (bounded by the client's max_in_flight), and complete when the last one has.
+  // and under fail_open as the synchronous calls are (a namespace generation to re-read is
+  // one GetItem more, on the loop too). What takes several dependent round trips (a value in
+  // chunks, replacing a never-expiring chunked value) runs the synchronous code on a helper
+  // thread instead, which then calls `done`. get_many_async and set_many_async check every
+  // key first, as get_many and set_many do, then issue one request per distinct key, all at
+  // once (bounded by the client's max_in_flight), and complete when the last one has; each
+  // counts in stats() as one get_many / set_many.
   // Pending operations use this backend: it must outlive them, unless it holds the last
   // reference to its client (the destructor waits for helper threads, then destroys the
   // client, which completes the rest with CancelledError). Never destroy it inside `done`.
@@ -407,6 +409,14 @@ class DynamodbBackend final : public Backend {
   void put_async(std::string key, const std::string& prefix, std::string value, Ttl ttl, Done<void> done);
   // The namespace's generation item key, "NS:generation".
   std::string generation_key() const;
+  // key_prefix()'s consistent read of the generation, and what its answer (read at `asked`)
+  // tells this process: the prefix.
+  dynamodb::GetItemRequest generation_request() const;
+  std::string generation_read(const std::optional<dynamodb::Item>& item,
+                              std::chrono::steady_clock::time_point asked) const;
+  // key_prefix() for the asynchronous operations: `then` gets it at once when known, else
+  // after the generation's GetItem on the loop.
+  void prefix_async(Done<std::string> then);
   // clear() of a namespace: the UpdateItem that increments the generation, and what its
   // answer (the new generation) tells this process.
   dynamodb::UpdateItemRequest next_generation() const;

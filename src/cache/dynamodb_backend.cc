@@ -382,27 +382,35 @@ std::optional<std::string> DynamodbBackend::known_prefix(std::chrono::steady_clo
   return std::nullopt;
 }
 
-std::string DynamodbBackend::key_prefix() const {
-  const auto now = std::chrono::steady_clock::now();
-  if (auto known = known_prefix(now)) return std::move(*known);
-  // Read without the lock: threads arriving together may read it more than once, harmlessly.
+ddb::GetItemRequest DynamodbBackend::generation_request() const {
   ddb::GetItemRequest r;
   r.table_name = options_.table;
   r.key = key_item(generation_key());
   r.consistent_read = true;
   r.projection_expression = "#g";
   r.names = {{"#g", attr::kGeneration}};
-  auto res = wire().get_item(r);
+  return r;
+}
+
+std::string DynamodbBackend::generation_read(const std::optional<ddb::Item>& item,
+                                             std::chrono::steady_clock::time_point asked) const {
   int64_t read = 0;  // no item: nothing cleared yet
-  if (res.item)
-    if (auto it = res.item->find(attr::kGeneration); it != res.item->end())
+  if (item)
+    if (auto it = item->find(attr::kGeneration); it != item->end())
       read = integer(it->second, attr::kGeneration, generation_key());
   Generation& g = *generation_;
   std::lock_guard lock(g.mu);
   g.value = std::max(g.value, read);  // generations only grow; a full clear keeps their items
   g.known = true;
-  g.read_at = now;
+  g.read_at = asked;
   return options_.key_namespace + ":" + std::to_string(g.value) + ":";
+}
+
+std::string DynamodbBackend::key_prefix() const {
+  const auto now = std::chrono::steady_clock::now();
+  if (auto known = known_prefix(now)) return std::move(*known);
+  // Read without the lock: threads arriving together may read it more than once, harmlessly.
+  return generation_read(wire().get_item(generation_request()).item, now);
 }
 
 std::string DynamodbBackend::stored_key(std::string_view key, std::string_view prefix) const {
@@ -879,10 +887,11 @@ void DynamodbBackend::clear(const std::function<void(uint64_t)>& progress) {
 // ---- asynchronous ----
 //
 // The common case is one request on the client's loop, accounted in stats as the
-// synchronous call is. What takes several dependent round trips (a value stored in chunks, a
-// namespace generation to read first, a write replacing a never-expiring chunked value) runs
-// the synchronous operation on a helper thread of its own instead, so that the loop never
-// blocks; such operations are rare and already cost several requests.
+// synchronous call is; a namespace generation to read first is one more request there
+// (prefix_async). What takes several dependent round trips (a value stored in chunks, a
+// write replacing a never-expiring chunked value) runs the synchronous code on a helper
+// thread of its own instead, so that the loop never blocks; such operations are rare and
+// already cost several requests.
 
 DynamodbBackend::~DynamodbBackend() {
   {
@@ -1075,66 +1084,77 @@ void DynamodbBackend::put_async(std::string key, const std::string& prefix, std:
   });
 }
 
+void DynamodbBackend::prefix_async(Done<std::string> then) {
+  const auto now = std::chrono::steady_clock::now();
+  if (auto known = known_prefix(now)) return then(std::move(*known));
+  ddb::GetItemRequest r = generation_request();
+  r.return_consumed_capacity = capacity_request(options_);
+  client_->get_item_async(std::move(r), [this, now, then = std::move(then)](ddb::Outcome<ddb::GetItemResult> res) {
+    if (res.ok()) add_units(stats_->read_capacity_units, res.value().consumed);
+    then(outcome_of<std::string>([&] { return generation_read(res.value().item, now); }));
+  });
+}
+
 void DynamodbBackend::get_entry_async(std::string key, Done<std::optional<Hit>> done) {
   const auto start = std::chrono::steady_clock::now();
-  auto prefix = known_prefix(start);
-  if (!prefix) return offload(std::move(done), [this, key = std::move(key)] { return get_entry(key); });
-  std::string name = key.substr(0, 64);
-  fetch_async(std::move(key), *prefix,
-              [this, start, name = std::move(name), done = std::move(done)](dynamodb::Outcome<std::optional<Hit>> out) {
-                out = settle(Op::kGet, "get", name, start, std::move(out),
-                             std::optional<dynamodb::Outcome<std::optional<Hit>>>(std::optional<Hit>()));
-                if (out.ok()) count_read(*stats_, out.value());
-                done(std::move(out));
-              });
+  Done<std::optional<Hit>> finish = [this, start, name = key.substr(0, 64),
+                                     done = std::move(done)](dynamodb::Outcome<std::optional<Hit>> out) {
+    out = settle(Op::kGet, "get", name, start, std::move(out),
+                 std::optional<dynamodb::Outcome<std::optional<Hit>>>(std::optional<Hit>()));
+    if (out.ok()) count_read(*stats_, out.value());
+    done(std::move(out));
+  };
+  prefix_async([this, key = std::move(key), finish](dynamodb::Outcome<std::string> prefix) mutable {
+    if (!prefix.ok()) return finish(std::move(prefix).error());
+    fetch_async(std::move(key), prefix.value(), std::move(finish));
+  });
 }
 
 void DynamodbBackend::set_async(std::string key, std::string value, Ttl ttl, Done<void> done) {
   const auto start = std::chrono::steady_clock::now();
-  auto prefix = known_prefix(start);
-  if (!prefix)
-    return offload(std::move(done),
-                   [this, key = std::move(key), value = std::move(value), ttl] { set(key, value, ttl); });
-  const uint64_t bytes = value.size();
-  std::string name = key.substr(0, 64);
-  put_async(std::move(key), *prefix, std::move(value), ttl,
-            [this, start, bytes, name = std::move(name), done = std::move(done)](dynamodb::Outcome<void> out) {
-              const bool failed = !out.ok();
-              out = settle(Op::kSet, "set", name, start, std::move(out),
-                           std::optional<dynamodb::Outcome<void>>(dynamodb::Outcome<void>()));
-              if (!failed) {
-                stats_->sets.fetch_add(1, std::memory_order_relaxed);
-                stats_->bytes_written.fetch_add(bytes, std::memory_order_relaxed);
-              }
-              done(std::move(out));
-            });
+  Done<void> finish = [this, start, bytes = uint64_t{value.size()}, name = key.substr(0, 64),
+                       done = std::move(done)](dynamodb::Outcome<void> out) {
+    const bool failed = !out.ok();
+    out = settle(Op::kSet, "set", name, start, std::move(out),
+                 std::optional<dynamodb::Outcome<void>>(dynamodb::Outcome<void>()));
+    if (!failed) {
+      stats_->sets.fetch_add(1, std::memory_order_relaxed);
+      stats_->bytes_written.fetch_add(bytes, std::memory_order_relaxed);
+    }
+    done(std::move(out));
+  };
+  prefix_async([this, key = std::move(key), value = std::move(value), ttl,
+                finish](dynamodb::Outcome<std::string> prefix) mutable {
+    if (!prefix.ok()) return finish(std::move(prefix).error());
+    put_async(std::move(key), prefix.value(), std::move(value), ttl, std::move(finish));
+  });
 }
 
 void DynamodbBackend::erase_async(std::string key, Done<void> done) {
   const auto start = std::chrono::steady_clock::now();
-  auto prefix = known_prefix(start);
-  if (!prefix) return offload(std::move(done), [this, key = std::move(key)] { erase(key); });
   Done<void> finish = [this, start, name = key.substr(0, 64), done = std::move(done)](dynamodb::Outcome<void> out) {
     if (out.ok()) stats_->erases.fetch_add(1, std::memory_order_relaxed);
     done(settle<void>(Op::kErase, "erase", name, start, std::move(out), std::nullopt));
   };
-  ddb::DeleteItemRequest plain;  // what delete_replacing takes
-  auto made = outcome_of<void>([&] {
-    plain.table_name = options_.table;
-    plain.key = key_item(stored_key(key, *prefix));
-    plain.return_consumed_capacity = capacity_request(options_);
-  });
-  if (!made.ok()) return finish(std::move(made).error());
-  ddb::DeleteItemRequest r = plain;
-  chunked::set_no_cleanup_condition(r);
-  client_->delete_item_async(std::move(r), [this, plain = std::move(plain),
-                                            finish](ddb::Outcome<ddb::WriteResult> res) mutable {
-    if (res.ok()) add_units(stats_->write_capacity_units, res.value().consumed);
-    if (!res.ok() && kind_of(res.error()) == ErrorKind::kConditionFailed)  // a never-expiring chunked value
-      return offload(finish, [this, plain = std::move(plain)] {
-        add_units(stats_->write_capacity_units, chunked::delete_replacing(*client_, plain));
-      });
-    finish(res.ok() ? dynamodb::Outcome<void>() : dynamodb::Outcome<void>(std::move(res).error()));
+  prefix_async([this, key = std::move(key), finish](dynamodb::Outcome<std::string> prefix) mutable {
+    ddb::DeleteItemRequest plain;  // what delete_replacing takes
+    auto made = outcome_of<void>([&] {
+      plain.table_name = options_.table;
+      plain.key = key_item(stored_key(key, prefix.value()));  // rethrows the generation read's error
+      plain.return_consumed_capacity = capacity_request(options_);
+    });
+    if (!made.ok()) return finish(std::move(made).error());
+    ddb::DeleteItemRequest r = plain;
+    chunked::set_no_cleanup_condition(r);
+    client_->delete_item_async(std::move(r), [this, plain = std::move(plain),
+                                              finish](ddb::Outcome<ddb::WriteResult> res) mutable {
+      if (res.ok()) add_units(stats_->write_capacity_units, res.value().consumed);
+      if (!res.ok() && kind_of(res.error()) == ErrorKind::kConditionFailed)  // a never-expiring chunked value
+        return offload(finish, [this, plain = std::move(plain)] {
+          add_units(stats_->write_capacity_units, chunked::delete_replacing(*client_, plain));
+        });
+      finish(res.ok() ? dynamodb::Outcome<void>() : dynamodb::Outcome<void>(std::move(res).error()));
+    });
   });
 }
 
@@ -1143,8 +1163,6 @@ void DynamodbBackend::erase_async(std::string key, Done<void> done) {
 void DynamodbBackend::get_many_async(std::vector<std::string> keys, Done<std::vector<std::optional<Hit>>> done) {
   using Hits = std::vector<std::optional<Hit>>;
   const auto start = std::chrono::steady_clock::now();
-  auto prefix = known_prefix(start);
-  if (!prefix) return offload(std::move(done), [this, keys = std::move(keys)] { return get_many(keys); });
   const size_t n = keys.size();
   Done<Hits> finish = [this, start, n, name = n ? keys.front().substr(0, 64) : std::string(),
                        done = std::move(done)](dynamodb::Outcome<Hits> out) {
@@ -1154,32 +1172,36 @@ void DynamodbBackend::get_many_async(std::vector<std::string> keys, Done<std::ve
       for (const auto& h : out.value()) count_read(*stats_, h);
     done(std::move(out));
   };
-  std::unordered_map<std::string, size_t> asked;  // key -> its index in `ask`
-  std::vector<size_t> slot(n);                    // keys[i]'s answer: ask[slot[i]]'s
-  std::vector<std::string> ask;
-  auto checked = outcome_of<void>([&] {
-    for (size_t i = 0; i < n; ++i) {
-      stored_key(keys[i], *prefix);
-      auto [it, fresh] = asked.emplace(keys[i], ask.size());
-      if (fresh) ask.push_back(std::move(keys[i]));
-      slot[i] = it->second;
-    }
-  });
-  if (!checked.ok()) return finish(std::move(checked).error());
-  if (ask.empty()) return finish(Hits());
-  auto got = std::make_shared<Hits>(ask.size());
-  auto all = join(ask.size(), [got, slot = std::move(slot), finish](std::exception_ptr e) {
-    if (e) return finish(std::move(e));
-    Hits out;
-    out.reserve(slot.size());
-    for (size_t s : slot) out.push_back((*got)[s]);
-    finish(std::move(out));
-  });
-  for (size_t s = 0; s < ask.size(); ++s)
-    fetch_async(std::move(ask[s]), *prefix, [got, all, s](dynamodb::Outcome<std::optional<Hit>> r) {
-      if (r.ok()) (*got)[s] = std::move(r.value());
-      all->one(std::move(r).error());
+  prefix_async([this, keys = std::move(keys), finish](dynamodb::Outcome<std::string> prefix) mutable {
+    const size_t n = keys.size();
+    std::unordered_map<std::string, size_t> asked;  // key -> its index in `ask`
+    std::vector<size_t> slot(n);                    // keys[i]'s answer: ask[slot[i]]'s
+    std::vector<std::string> ask;
+    auto checked = outcome_of<void>([&] {
+      const std::string& p = prefix.value();  // rethrows the generation read's error
+      for (size_t i = 0; i < n; ++i) {
+        stored_key(keys[i], p);
+        auto [it, fresh] = asked.emplace(keys[i], ask.size());
+        if (fresh) ask.push_back(std::move(keys[i]));
+        slot[i] = it->second;
+      }
     });
+    if (!checked.ok()) return finish(std::move(checked).error());
+    if (ask.empty()) return finish(Hits());
+    auto got = std::make_shared<Hits>(ask.size());
+    auto all = join(ask.size(), [got, slot = std::move(slot), finish](std::exception_ptr e) {
+      if (e) return finish(std::move(e));
+      Hits out;
+      out.reserve(slot.size());
+      for (size_t s : slot) out.push_back((*got)[s]);
+      finish(std::move(out));
+    });
+    for (size_t s = 0; s < ask.size(); ++s)
+      fetch_async(std::move(ask[s]), prefix.value(), [got, all, s](dynamodb::Outcome<std::optional<Hit>> r) {
+        if (r.ok()) (*got)[s] = std::move(r.value());
+        all->one(std::move(r).error());
+      });
+  });
 }
 
 // As set_many: the last value for a key wins (concurrent puts of one key would race), every
@@ -1187,9 +1209,6 @@ void DynamodbBackend::get_many_async(std::vector<std::string> keys, Done<std::ve
 void DynamodbBackend::set_many_async(std::vector<std::pair<std::string, std::string>> entries, Ttl ttl,
                                      Done<void> done) {
   const auto start = std::chrono::steady_clock::now();
-  auto prefix = known_prefix(start);
-  if (!prefix)
-    return offload(std::move(done), [this, entries = std::move(entries), ttl] { set_many(entries, ttl); });
   std::vector<size_t> send;
   {
     std::unordered_map<std::string_view, size_t> last;  // views into entries: gone before they move
@@ -1198,16 +1217,9 @@ void DynamodbBackend::set_many_async(std::vector<std::pair<std::string, std::str
       if (last[entries[i].first] == i) send.push_back(i);
   }
   uint64_t bytes = 0;
-  auto checked = outcome_of<void>([&] {
-    validate_ttl(ttl);
-    for (size_t i : send) {
-      stored_key(entries[i].first, *prefix);
-      check_value_size(entries[i].first, entries[i].second);
-      bytes += entries[i].second.size();
-    }
-  });
-  const uint64_t n = send.size();
-  Done<void> finish = [this, start, n, bytes, name = entries.empty() ? std::string() : entries.front().first.substr(0, 64),
+  for (size_t i : send) bytes += entries[i].second.size();
+  Done<void> finish = [this, start, n = uint64_t{send.size()}, bytes,
+                       name = entries.empty() ? std::string() : entries.front().first.substr(0, 64),
                        done = std::move(done)](dynamodb::Outcome<void> out) {
     const bool failed = !out.ok();
     out = settle(Op::kSetMany, "set_many", name, start, std::move(out),
@@ -1218,12 +1230,23 @@ void DynamodbBackend::set_many_async(std::vector<std::pair<std::string, std::str
     }
     done(std::move(out));
   };
-  if (!checked.ok()) return finish(std::move(checked).error());
-  if (send.empty()) return finish(dynamodb::Outcome<void>());
-  auto all = join(send.size(), [finish](std::exception_ptr e) { finish(dynamodb::Outcome<void>(std::move(e))); });
-  for (size_t i : send)
-    put_async(std::move(entries[i].first), *prefix, std::move(entries[i].second), ttl,
-              [all](dynamodb::Outcome<void> r) { all->one(std::move(r).error()); });
+  prefix_async([this, entries = std::move(entries), send = std::move(send), ttl,
+                finish](dynamodb::Outcome<std::string> prefix) mutable {
+    auto checked = outcome_of<void>([&] {
+      const std::string& p = prefix.value();  // rethrows the generation read's error
+      validate_ttl(ttl);
+      for (size_t i : send) {
+        stored_key(entries[i].first, p);
+        check_value_size(entries[i].first, entries[i].second);
+      }
+    });
+    if (!checked.ok()) return finish(std::move(checked).error());
+    if (send.empty()) return finish(dynamodb::Outcome<void>());
+    auto all = join(send.size(), [finish](std::exception_ptr e) { finish(dynamodb::Outcome<void>(std::move(e))); });
+    for (size_t i : send)
+      put_async(std::move(entries[i].first), prefix.value(), std::move(entries[i].second), ttl,
+                [all](dynamodb::Outcome<void> r) { all->one(std::move(r).error()); });
+  });
 }
 
 // One UpdateItem: the next generation. Every key of the namespace maps to new items from

@@ -226,6 +226,21 @@ TEST(AsyncBackendIT, NamespaceGenerationsAsTheSynchronousCalls) {
   EXPECT_EQ(t.items().at("app:generation").at("generation").scalar, "2");
   EXPECT_EQ(value_of(get_async(other, "k").get()), "other's");
   EXPECT_EQ(b.stats().latency[static_cast<size_t>(Op::kClear)].count(), 2u);
+
+  // namespace_refresh zero: the generation read before every operation, so another
+  // backend's clear is seen at once.
+  DynamodbOptions eager_options = o;
+  eager_options.namespace_refresh = 0ms;
+  DynamodbBackend eager(t.c, eager_options);
+  set_async(eager, "z", "v", 0s).get();
+  EXPECT_EQ(value_of(get_async(eager, "z").get()), "v");
+  EXPECT_EQ(value_of(get_many_async(eager, {"z", "y"}).get()[0]), "v");
+  b.clear();
+  EXPECT_FALSE(get_async(eager, "z").get());
+  set_many_async(eager, {{"y", "3"}}, 0s).get();
+  EXPECT_EQ(t.items().count("app:3:y"), 1u);
+  erase_async(eager, "y").get();
+  EXPECT_FALSE(b.get("y"));
 }
 
 TEST(AsyncBackendIT, LongKeysGoThroughTheirDigestAndFullKey) {
