@@ -127,6 +127,10 @@ class Backend {
   // Result i answers keys[i]. The sub-requests are issued at once, concurrently.
   virtual void get_many_async(std::vector<std::string> keys, Done<std::vector<std::optional<Hit>>> done);
   virtual void set_many_async(std::vector<std::pair<std::string, std::string>> entries, Ttl ttl, Done<void> done);
+  // clear(progress), completing `done` once. `progress` as for clear(), but called where the
+  // backend completes (DynamoDB: its I/O threads; do not block in it). The default runs
+  // clear() inline.
+  virtual void clear_async(Done<void> done, std::function<void(uint64_t)> progress = nullptr);
 
   // This backend's statistics (stats.h). DynamodbBackend counts everything there;
   // MemoryBackend and LayeredBackend count hits, misses, sets and erases.
@@ -210,6 +214,11 @@ class LayeredBackend final : public Backend {
   // Lowest layer first, as set(): the upper ones only once it succeeded.
   void set_async(std::string key, std::string value, Ttl ttl, Done<void> done) override;
   void erase_async(std::string key, Done<void> done) override;
+  // Layer by layer as get_many (each layer's get_many_async), and lowest first as set_many.
+  void get_many_async(std::vector<std::string> keys, Done<std::vector<std::optional<Hit>>> done) override;
+  void set_many_async(std::vector<std::pair<std::string, std::string>> entries, Ttl ttl, Done<void> done) override;
+  // Lowest layer first, as clear(); `progress` goes to each layer.
+  void clear_async(Done<void> done, std::function<void(uint64_t)> progress = nullptr) override;
   void erase_many(const std::vector<std::string>& keys) override;
   bool contains(std::string_view key) override;
   bool touch(std::string_view key, Ttl ttl) override;
@@ -219,6 +228,12 @@ class LayeredBackend final : public Backend {
  private:
   void get_from(size_t layer, std::string key, Done<std::optional<Hit>> done);
   void set_from(size_t layer, std::string key, std::string value, Ttl ttl, bool erase, Done<void> done);
+  void clear_from(size_t layer, Done<void> done, std::function<void(uint64_t)> progress);
+  struct Many;
+  void take_layer(size_t layer, Many& m, std::vector<std::optional<Hit>>& got);
+  void many_from(size_t layer, std::shared_ptr<Many> m, Done<std::vector<std::optional<Hit>>> done);
+  void set_many_from(size_t layer, std::shared_ptr<const std::vector<std::pair<std::string, std::string>>> entries,
+                     Ttl ttl, Done<void> done);
   Backend& lowest() { return *layers_.back(); }
   std::vector<std::shared_ptr<Backend>> layers_;
 };
@@ -329,11 +344,13 @@ class DynamodbBackend final : public Backend {
   int64_t increment(std::string_view key, int64_t delta, Ttl ttl) override;
 
   // One GetItem / PutItem / DeleteItem on the client's I/O threads, accounted in stats()
-  // and under fail_open as the synchronous calls are. What takes several dependent round
-  // trips (a value in chunks, a namespace generation to re-read, replacing a never-expiring
-  // chunked value) runs the synchronous call on a helper thread instead, which then calls
-  // `done`. get_many_async and set_many_async issue one request per key, all at once
-  // (bounded by the client's max_in_flight), and complete when the last one has.
+  // and under fail_open as the synchronous calls are (a namespace generation to re-read is
+  // one GetItem more, on the loop too). What takes several dependent round trips (a value in
+  // chunks, replacing a never-expiring chunked value) runs the synchronous code on a helper
+  // thread instead, which then calls `done`. get_many_async and set_many_async check every
+  // key first, as get_many and set_many do, then issue one request per distinct key, all at
+  // once (bounded by the client's max_in_flight), and complete when the last one has; each
+  // counts in stats() as one get_many / set_many.
   // Pending operations use this backend: it must outlive them, unless it holds the last
   // reference to its client (the destructor waits for helper threads, then destroys the
   // client, which completes the rest with CancelledError). Never destroy it inside `done`.
@@ -343,6 +360,13 @@ class DynamodbBackend final : public Backend {
   void erase_async(std::string key, Done<void> done) override;
   void get_many_async(std::vector<std::string> keys, Done<std::vector<std::optional<Hit>>> done) override;
   void set_many_async(std::vector<std::pair<std::string, std::string>> entries, Ttl ttl, Done<void> done) override;
+  // A namespace: one UpdateItem of the generation on the loop. The whole table: the
+  // parallel Scan of clear(), its clear_segments segments issued at once on the loop, each
+  // page's keys deleted by concurrent BatchWriteItems of 25 before the segment's next page
+  // is read (leftovers UnprocessedItems are sent again after backoff by batch_write_all on a
+  // helper thread). The first error stops every segment after its current page; `done` is
+  // called once, when every segment has stopped, with that error.
+  void clear_async(Done<void> done, std::function<void(uint64_t)> progress = nullptr) override;
 
   // The item `set` would write (exposed for tests and capacity estimates).
   dynamodb::Item make_item(std::string_view key, std::string_view value, Ttl ttl) const;
@@ -377,8 +401,30 @@ class DynamodbBackend final : public Backend {
                               std::chrono::steady_clock::time_point start, dynamodb::Outcome<T> r,
                               std::optional<dynamodb::Outcome<T>> miss) const;
   std::optional<dynamodb::Item> read_consistent(const std::string& stored) const;
+  // get_entry, set and erase without their accounting (stats, fail_open), for a prefix
+  // already resolved: what the asynchronous forms run on the loop or offload.
+  std::optional<Hit> read_stored(std::string_view key, const std::string& stored);
+  void store(std::string_view key, std::string_view prefix, std::string_view value, Ttl ttl);
+  void fetch_async(std::string key, const std::string& prefix, Done<std::optional<Hit>> done);
+  void put_async(std::string key, const std::string& prefix, std::string value, Ttl ttl, Done<void> done);
   // The namespace's generation item key, "NS:generation".
   std::string generation_key() const;
+  // key_prefix()'s consistent read of the generation, and what its answer (read at `asked`)
+  // tells this process: the prefix.
+  dynamodb::GetItemRequest generation_request() const;
+  std::string generation_read(const std::optional<dynamodb::Item>& item,
+                              std::chrono::steady_clock::time_point asked) const;
+  // key_prefix() for the asynchronous operations: `then` gets it at once when known, else
+  // after the generation's GetItem on the loop.
+  void prefix_async(Done<std::string> then);
+  // clear() of a namespace: the UpdateItem that increments the generation, and what its
+  // answer (the new generation) tells this process.
+  dynamodb::UpdateItemRequest next_generation() const;
+  void generation_cleared(const std::optional<dynamodb::Item>& attributes);
+  // A full clear's Scan of one segment (keys only, generation items left out).
+  dynamodb::ScanRequest clear_scan(int segment) const;
+  struct ClearRun;
+  void clear_segment_async(std::shared_ptr<ClearRun> run, dynamodb::ScanRequest scan);
   void clear_namespace();
   void clear_table(const std::function<void(uint64_t)>& progress);
 

@@ -239,6 +239,15 @@ class Cache {
     return std::move(p);
   }
 
+  // Clears the backend (Backend::clear_async: a namespace's generation, or the whole table
+  // scanned in parallel segments).
+  void clear_async(std::function<void(Outcome<void>)> done) { backend_->clear_async(std::move(done)); }
+  Pending<void> clear_async() {
+    auto [p, done] = Pending<void>::make();
+    clear_async(std::move(done));
+    return std::move(p);
+  }
+
   Backend& backend() { return *backend_; }
   // The backend's statistics (stats.h); print them with stats().to_json().
   CacheStats& stats() { return backend_->stats(); }

@@ -106,5 +106,8 @@ void Backend::get_many_async(std::vector<std::string> keys, Done<std::vector<std
 void Backend::set_many_async(std::vector<std::pair<std::string, std::string>> entries, Ttl ttl, Done<void> done) {
   complete_inline(done, [&] { set_many(entries, ttl); });
 }
+void Backend::clear_async(Done<void> done, std::function<void(uint64_t)> progress) {
+  complete_inline(done, [&] { clear(progress); });
+}
 
 }  // namespace dynamodb_cache

@@ -56,14 +56,13 @@ ddb::Item key_item(std::string key) {
 }
 
 template <class Request, class Call>
-void write_replacing(ddb::Client& client, Request r, Call call) {
+std::optional<ddb::ConsumedCapacity> write_replacing(ddb::Client& client, Request r, Call call) {
   if (!r.condition_expression.empty())
     throw InvalidArgumentError("chunked::put/delete_replacing takes unconditional requests");
   Request first = r;
   set_no_cleanup_condition(first);
   try {
-    call(client, first);
-    return;
+    return call(client, first).consumed;
   } catch (const ServiceError& e) {
     if (e.kind() != ErrorKind::kConditionFailed) throw;
   }
@@ -71,6 +70,7 @@ void write_replacing(ddb::Client& client, Request r, Call call) {
   r.return_values = ddb::ReturnValues::kAllOld;
   auto res = call(client, r);
   if (res.attributes) delete_chunks_of(client, r.table_name, *res.attributes, true);
+  return res.consumed;
 }
 
 }  // namespace
@@ -249,12 +249,12 @@ std::vector<ddb::Item> never_expiring_heads(ddb::Client& client, const std::stri
   return heads;
 }
 
-void put_replacing(ddb::Client& client, ddb::PutItemRequest r) {
-  write_replacing(client, std::move(r), [](ddb::Client& c, const ddb::PutItemRequest& req) { return c.put_item(req); });
+std::optional<ddb::ConsumedCapacity> put_replacing(ddb::Client& client, ddb::PutItemRequest r) {
+  return write_replacing(client, std::move(r), [](ddb::Client& c, const ddb::PutItemRequest& req) { return c.put_item(req); });
 }
 
-void delete_replacing(ddb::Client& client, ddb::DeleteItemRequest r) {
-  write_replacing(client, std::move(r),
+std::optional<ddb::ConsumedCapacity> delete_replacing(ddb::Client& client, ddb::DeleteItemRequest r) {
+  return write_replacing(client, std::move(r),
                   [](ddb::Client& c, const ddb::DeleteItemRequest& req) { return c.delete_item(req); });
 }
 

@@ -117,9 +117,10 @@ std::vector<dynamodb::Item> never_expiring_heads(dynamodb::Client& client, const
 // PutItem of a head or one-item value, unconditional in effect. When it replaces the head of a
 // value that never expires, that value's chunks are deleted afterwards (best effort: a failure
 // there leaves them for clear() and is not reported). Costs one PutItem, two in that case.
-void put_replacing(dynamodb::Client& client, dynamodb::PutItemRequest r);
+// Returns the capacity the write that succeeded consumed, as `r` asked for it.
+std::optional<dynamodb::ConsumedCapacity> put_replacing(dynamodb::Client& client, dynamodb::PutItemRequest r);
 // DeleteItem with the same clean-up.
-void delete_replacing(dynamodb::Client& client, dynamodb::DeleteItemRequest r);
+std::optional<dynamodb::ConsumedCapacity> delete_replacing(dynamodb::Client& client, dynamodb::DeleteItemRequest r);
 // The condition (on an unconditional `w`) under which the write cannot be replacing a
 // never-expiring chunked head: then there is nothing to clean up and no old image needs to
 // come back. put/delete_replacing's first try; the asynchronous writes send it alone and

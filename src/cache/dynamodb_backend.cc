@@ -260,8 +260,24 @@ T failing_open(const DynamodbOptions& o, CacheStats& stats, const char* op, std:
   }
 }
 
+ddb::ReturnConsumedCapacity capacity_request(const DynamodbOptions& o) {
+  return o.track_capacity ? ddb::ReturnConsumedCapacity::kTotal : ddb::ReturnConsumedCapacity::kNone;
+}
+
 void add_units(std::atomic<double>& to, const std::optional<ddb::ConsumedCapacity>& c) {
   if (c) to.fetch_add(c->capacity_units, std::memory_order_relaxed);
+}
+
+// A read's answer in stats: a hit (and its value bytes) or a miss.
+void count_read(CacheStats& stats, const std::optional<Hit>& hit) {
+  (hit ? stats.hits : stats.misses).fetch_add(1, std::memory_order_relaxed);
+  if (hit) stats.bytes_read.fetch_add(hit->value.size(), std::memory_order_relaxed);
+}
+
+// What a finished full clear() counts and logs.
+void table_cleared(const DynamodbOptions& o, CacheStats& stats, uint64_t erased) {
+  stats.erases.fetch_add(erased, std::memory_order_relaxed);
+  emit(o.log, LogLevel::kInfo, "table '" + o.table + "' cleared: " + std::to_string(erased) + " items deleted");
 }
 
 }  // namespace
@@ -331,6 +347,7 @@ struct DynamodbBackend::Helpers {
   std::mutex mu;
   std::condition_variable idle;
   size_t running = 0;
+  bool closing = false;  // the destructor began: no new helper threads
 };
 
 DynamodbBackend::DynamodbBackend(std::shared_ptr<ddb::Client> client, DynamodbOptions options)
@@ -365,27 +382,35 @@ std::optional<std::string> DynamodbBackend::known_prefix(std::chrono::steady_clo
   return std::nullopt;
 }
 
-std::string DynamodbBackend::key_prefix() const {
-  const auto now = std::chrono::steady_clock::now();
-  if (auto known = known_prefix(now)) return std::move(*known);
-  // Read without the lock: threads arriving together may read it more than once, harmlessly.
+ddb::GetItemRequest DynamodbBackend::generation_request() const {
   ddb::GetItemRequest r;
   r.table_name = options_.table;
   r.key = key_item(generation_key());
   r.consistent_read = true;
   r.projection_expression = "#g";
   r.names = {{"#g", attr::kGeneration}};
-  auto res = wire().get_item(r);
+  return r;
+}
+
+std::string DynamodbBackend::generation_read(const std::optional<ddb::Item>& item,
+                                             std::chrono::steady_clock::time_point asked) const {
   int64_t read = 0;  // no item: nothing cleared yet
-  if (res.item)
-    if (auto it = res.item->find(attr::kGeneration); it != res.item->end())
+  if (item)
+    if (auto it = item->find(attr::kGeneration); it != item->end())
       read = integer(it->second, attr::kGeneration, generation_key());
   Generation& g = *generation_;
   std::lock_guard lock(g.mu);
   g.value = std::max(g.value, read);  // generations only grow; a full clear keeps their items
   g.known = true;
-  g.read_at = now;
+  g.read_at = asked;
   return options_.key_namespace + ":" + std::to_string(g.value) + ":";
+}
+
+std::string DynamodbBackend::key_prefix() const {
+  const auto now = std::chrono::steady_clock::now();
+  if (auto known = known_prefix(now)) return std::move(*known);
+  // Read without the lock: threads arriving together may read it more than once, harmlessly.
+  return generation_read(wire().get_item(generation_request()).item, now);
 }
 
 std::string DynamodbBackend::stored_key(std::string_view key, std::string_view prefix) const {
@@ -544,23 +569,24 @@ std::optional<ddb::Item> DynamodbBackend::read_consistent(const std::string& sto
   return wire().get_item(r).item;
 }
 
+std::optional<Hit> DynamodbBackend::read_stored(std::string_view key, const std::string& stored) {
+  return chunked::read_retrying([&](bool reread) -> std::optional<Hit> {
+    ddb::GetItemRequest r;
+    r.table_name = options_.table;
+    r.key = key_item(stored);
+    r.consistent_read = options_.consistent_read || reread;
+    auto res = wire().get_item(r);
+    // full_key is compared before any chunk is read: a digest's chunks are the key's only.
+    if (!res.item || !holds_key(*res.item, key)) return std::nullopt;
+    return detail::read_entry(options_, *client_, *res.item);
+  });
+}
+
 std::optional<Hit> DynamodbBackend::get_entry(std::string_view key) {
   return measured(*stats_, Op::kGet, [&]() -> std::optional<Hit> {
-    auto hit = failing_open(options_, *stats_, "get", key, std::optional<Hit>(), [&]() -> std::optional<Hit> {
-      const std::string stored = stored_key(key);
-      return chunked::read_retrying([&](bool reread) -> std::optional<Hit> {
-        ddb::GetItemRequest r;
-        r.table_name = options_.table;
-        r.key = key_item(stored);
-        r.consistent_read = options_.consistent_read || reread;
-        auto res = wire().get_item(r);
-        // full_key is compared before any chunk is read: a digest's chunks are the key's only.
-        if (!res.item || !holds_key(*res.item, key)) return std::nullopt;
-        return detail::read_entry(options_, *client_, *res.item);
-      });
-    });
-    (hit ? stats_->hits : stats_->misses).fetch_add(1, std::memory_order_relaxed);
-    if (hit) stats_->bytes_read.fetch_add(hit->value.size(), std::memory_order_relaxed);
+    auto hit = failing_open(options_, *stats_, "get", key, std::optional<Hit>(),
+                            [&]() -> std::optional<Hit> { return read_stored(key, stored_key(key)); });
+    count_read(*stats_, hit);
     return hit;
   });
 }
@@ -584,13 +610,18 @@ bool DynamodbBackend::contains(std::string_view key) {
   });
 }
 
+void DynamodbBackend::store(std::string_view key, std::string_view prefix, std::string_view value, Ttl ttl) {
+  ddb::PutItemRequest r;
+  r.table_name = options_.table;
+  r.item = detail::build_item(*this, key, prefix, value, ttl, client_.get());
+  r.return_consumed_capacity = capacity_request(options_);
+  add_units(stats_->write_capacity_units, chunked::put_replacing(*client_, std::move(r)));
+}
+
 void DynamodbBackend::set(std::string_view key, std::string_view value, Ttl ttl) {
   return measured(*stats_, Op::kSet, [&]() -> void {
     bool written = failing_open(options_, *stats_, "set", key, false, [&] {
-      ddb::PutItemRequest r;
-      r.table_name = options_.table;
-      r.item = detail::build_item(*this, key, key_prefix(), value, ttl, client_.get());
-      chunked::put_replacing(*client_, std::move(r));
+      store(key, key_prefix(), value, ttl);
       return true;
     });
     if (!written) return;
@@ -604,7 +635,8 @@ void DynamodbBackend::erase(std::string_view key) {
     ddb::DeleteItemRequest r;
     r.table_name = options_.table;
     r.key = key_item(stored_key(key));
-    chunked::delete_replacing(*client_, std::move(r));
+    r.return_consumed_capacity = capacity_request(options_);
+    add_units(stats_->write_capacity_units, chunked::delete_replacing(*client_, std::move(r)));
     stats_->erases.fetch_add(1, std::memory_order_relaxed);
   });
 }
@@ -788,10 +820,7 @@ std::vector<std::optional<Hit>> DynamodbBackend::get_many(const std::vector<std:
                               for (const auto& s : stored) hits.push_back(found[s].hit);
                               return hits;
                             });
-    for (const auto& h : out) {
-      (h ? stats_->hits : stats_->misses).fetch_add(1, std::memory_order_relaxed);
-      if (h) stats_->bytes_read.fetch_add(h->value.size(), std::memory_order_relaxed);
-    }
+    for (const auto& h : out) count_read(*stats_, h);
     return out;
   });
 }
@@ -858,14 +887,18 @@ void DynamodbBackend::clear(const std::function<void(uint64_t)>& progress) {
 // ---- asynchronous ----
 //
 // The common case is one request on the client's loop, accounted in stats as the
-// synchronous call is. What takes several dependent round trips (a value stored in chunks, a
-// namespace generation to read first, a write replacing a never-expiring chunked value) runs
-// the synchronous operation on a helper thread of its own instead, so that the loop never
-// blocks; such operations are rare and already cost several requests.
+// synchronous call is; a namespace generation to read first is one more request there
+// (prefix_async). What takes several dependent round trips (a value stored in chunks, a
+// write replacing a never-expiring chunked value) runs the synchronous code on a helper
+// thread of its own instead, so that the loop never blocks; such operations are rare and
+// already cost several requests.
 
 DynamodbBackend::~DynamodbBackend() {
   {
+    // Closing first: a callback on the loop may still call offload() until the client is
+    // gone, and a helper started after this wait would outlive the backend.
     std::unique_lock lock(helpers_->mu);
+    helpers_->closing = true;
     helpers_->idle.wait(lock, [&] { return helpers_->running == 0; });
   }
   client_.reset();  // before options_, which callbacks read
@@ -905,10 +938,14 @@ dynamodb::Outcome<T> outcome_of(F&& f) {
 
 template <class T, class F>
 void DynamodbBackend::offload(Done<T> done, F f) {
+  bool closing = false;
   {
     std::lock_guard lock(helpers_->mu);
-    ++helpers_->running;
+    closing = helpers_->closing;
+    if (!closing) ++helpers_->running;
   }
+  if (closing)
+    return done(std::make_exception_ptr(CancelledError("DynamoDB backend destroyed with the operation pending")));
   auto finished = [h = helpers_] {
     std::lock_guard lock(h->mu);
     if (--h->running == 0) h->idle.notify_all();
@@ -957,47 +994,6 @@ dynamodb::Outcome<T> DynamodbBackend::settle(Op op, const char* name, std::strin
   return std::move(*miss);
 }
 
-void DynamodbBackend::get_entry_async(std::string key, Done<std::optional<Hit>> done) {
-  const auto start = std::chrono::steady_clock::now();
-  auto prefix = known_prefix(start);
-  if (!prefix) return offload(std::move(done), [this, key = std::move(key)] { return get_entry(key); });
-  ddb::GetItemRequest r;
-  auto made = outcome_of<void>([&] {
-    r.table_name = options_.table;
-    r.key = key_item(stored_key(key, *prefix));
-    r.consistent_read = options_.consistent_read;
-    r.return_consumed_capacity =
-        options_.track_capacity ? ddb::ReturnConsumedCapacity::kTotal : ddb::ReturnConsumedCapacity::kNone;
-  });
-  auto finish = [this, start](std::string_view key, dynamodb::Outcome<std::optional<Hit>> out,
-                              const Done<std::optional<Hit>>& done) {
-    out = settle(Op::kGet, "get", key, start, std::move(out),
-                 std::optional<dynamodb::Outcome<std::optional<Hit>>>(std::optional<Hit>()));
-    if (out.ok()) {
-      auto& hit = out.value();
-      (hit ? stats_->hits : stats_->misses).fetch_add(1, std::memory_order_relaxed);
-      if (hit) stats_->bytes_read.fetch_add(hit->value.size(), std::memory_order_relaxed);
-    }
-    done(std::move(out));
-  };
-  if (!made.ok()) return finish(key, std::move(made).error(), done);
-  client_->get_item_async(std::move(r), [this, key = std::move(key), finish, done = std::move(done)](
-                                            ddb::Outcome<ddb::GetItemResult> res) mutable {
-    if (res.ok()) {
-      add_units(stats_->read_capacity_units, res.value().consumed);
-      auto& item = res.value().item;
-      if (item && holds_key(*item, key) && chunked::parse_head(*item))  // the chunks: more round trips
-        return offload(std::move(done), [this, key = std::move(key)] { return get_entry(key); });
-    }
-    auto out = outcome_of<std::optional<Hit>>([&]() -> std::optional<Hit> {
-      auto& item = res.value().item;  // rethrows the request's error
-      if (!item || !holds_key(*item, key)) return std::nullopt;
-      return detail::read_entry(options_, *client_, *item);
-    });
-    finish(key, std::move(out), done);
-  });
-}
-
 namespace {
 // A value this size or smaller (with its key) always fits one item, whatever the options:
 // larger ones may need chunks, which set() writes.
@@ -1005,25 +1001,121 @@ bool fits_one_item(const DynamodbOptions& o, std::string_view key, std::string_v
   const std::size_t encoded = o.python_compat ? (value.size() + 2) / 3 * 4 : value.size();
   return encoded + 2 * key.size() + 512 <= kMaxItemBytes;  // key twice: a digest's full_key
 }
+
+// Completes `done` once all of `left` sub-operations have completed, with the first error
+// if any failed (null: all succeeded). Each sub-operation calls one() exactly once, from any
+// thread; what they wrote before is visible to `done` (the mutex orders it).
+struct Join {
+  std::mutex mu;
+  size_t left;
+  std::exception_ptr error;
+  std::function<void(std::exception_ptr)> done;
+  void one(std::exception_ptr e) {
+    {
+      std::lock_guard lock(mu);
+      if (e && !error) error = std::move(e);
+      if (--left > 0) return;
+    }
+    done(std::exchange(error, nullptr));
+  }
+};
+std::shared_ptr<Join> join(size_t n, std::function<void(std::exception_ptr)> done) {
+  auto j = std::make_shared<Join>();
+  j->left = n;
+  j->done = std::move(done);
+  return j;
+}
 }  // namespace
 
-void DynamodbBackend::set_async(std::string key, std::string value, Ttl ttl, Done<void> done) {
-  const auto start = std::chrono::steady_clock::now();
-  auto prefix = known_prefix(start);
-  auto sync = [this, key, value, ttl] { set(key, value, ttl); };
-  if (!prefix || !fits_one_item(options_, key, value)) return offload(std::move(done), std::move(sync));
+// GetItem on the loop; a chunked head found there is read with its chunks on a helper thread.
+void DynamodbBackend::fetch_async(std::string key, const std::string& prefix, Done<std::optional<Hit>> done) {
+  ddb::GetItemRequest r;
+  auto made = outcome_of<void>([&] {
+    r.table_name = options_.table;
+    r.key = key_item(stored_key(key, prefix));
+    r.consistent_read = options_.consistent_read;
+    r.return_consumed_capacity = capacity_request(options_);
+  });
+  if (!made.ok()) return done(std::move(made).error());
+  client_->get_item_async(std::move(r), [this, key = std::move(key), done = std::move(done)](
+                                            ddb::Outcome<ddb::GetItemResult> res) mutable {
+    if (res.ok()) {
+      add_units(stats_->read_capacity_units, res.value().consumed);
+      auto& item = res.value().item;
+      if (item && holds_key(*item, key) && chunked::parse_head(*item)) {  // the chunks: more round trips
+        std::string stored = item->at(attr::kKey).scalar;
+        return offload(std::move(done), [this, key = std::move(key), stored = std::move(stored)] {
+          return read_stored(key, stored);
+        });
+      }
+    }
+    done(outcome_of<std::optional<Hit>>([&]() -> std::optional<Hit> {
+      auto& item = res.value().item;  // rethrows the request's error
+      if (!item || !holds_key(*item, key)) return std::nullopt;
+      return detail::read_entry(options_, *client_, *item);
+    }));
+  });
+}
+
+// PutItem on the loop, conditioned on not replacing a never-expiring chunked value; that
+// case, and values that may need chunks, run store() on a helper thread.
+void DynamodbBackend::put_async(std::string key, const std::string& prefix, std::string value, Ttl ttl,
+                                Done<void> done) {
+  struct Args {
+    std::string key, prefix, value;
+  };
+  auto args = std::make_shared<const Args>(Args{std::move(key), prefix, std::move(value)});
+  auto sync = [this, args, ttl] { store(args->key, args->prefix, args->value, ttl); };
+  if (!fits_one_item(options_, args->key, args->value)) return offload(std::move(done), std::move(sync));
   ddb::PutItemRequest r;
   auto made = outcome_of<void>([&] {
     r.table_name = options_.table;
-    r.item = detail::build_item(*this, key, *prefix, value, ttl, nullptr);
-    r.return_consumed_capacity =
-        options_.track_capacity ? ddb::ReturnConsumedCapacity::kTotal : ddb::ReturnConsumedCapacity::kNone;
+    r.item = detail::build_item(*this, args->key, prefix, args->value, ttl, nullptr);
+    r.return_consumed_capacity = capacity_request(options_);
     chunked::set_no_cleanup_condition(r);
   });
-  const uint64_t bytes = value.size();
-  auto finish = [this, start, bytes](std::string_view key, dynamodb::Outcome<void> out, const Done<void>& done) {
-    bool failed = !out.ok();
-    out = settle(Op::kSet, "set", key, start, std::move(out),
+  if (!made.ok()) return done(std::move(made).error());
+  client_->put_item_async(std::move(r), [this, sync = std::move(sync),
+                                         done = std::move(done)](ddb::Outcome<ddb::WriteResult> res) mutable {
+    if (res.ok()) add_units(stats_->write_capacity_units, res.value().consumed);
+    if (!res.ok() && kind_of(res.error()) == ErrorKind::kConditionFailed)
+      return offload(std::move(done), std::move(sync));  // replacing a never-expiring chunked value
+    done(res.ok() ? dynamodb::Outcome<void>() : dynamodb::Outcome<void>(std::move(res).error()));
+  });
+}
+
+void DynamodbBackend::prefix_async(Done<std::string> then) {
+  const auto now = std::chrono::steady_clock::now();
+  if (auto known = known_prefix(now)) return then(std::move(*known));
+  ddb::GetItemRequest r = generation_request();
+  r.return_consumed_capacity = capacity_request(options_);
+  client_->get_item_async(std::move(r), [this, now, then = std::move(then)](ddb::Outcome<ddb::GetItemResult> res) {
+    if (res.ok()) add_units(stats_->read_capacity_units, res.value().consumed);
+    then(outcome_of<std::string>([&] { return generation_read(res.value().item, now); }));
+  });
+}
+
+void DynamodbBackend::get_entry_async(std::string key, Done<std::optional<Hit>> done) {
+  const auto start = std::chrono::steady_clock::now();
+  Done<std::optional<Hit>> finish = [this, start, name = key.substr(0, 64),
+                                     done = std::move(done)](dynamodb::Outcome<std::optional<Hit>> out) {
+    out = settle(Op::kGet, "get", name, start, std::move(out),
+                 std::optional<dynamodb::Outcome<std::optional<Hit>>>(std::optional<Hit>()));
+    if (out.ok()) count_read(*stats_, out.value());
+    done(std::move(out));
+  };
+  prefix_async([this, key = std::move(key), finish](dynamodb::Outcome<std::string> prefix) mutable {
+    if (!prefix.ok()) return finish(std::move(prefix).error());
+    fetch_async(std::move(key), prefix.value(), std::move(finish));
+  });
+}
+
+void DynamodbBackend::set_async(std::string key, std::string value, Ttl ttl, Done<void> done) {
+  const auto start = std::chrono::steady_clock::now();
+  Done<void> finish = [this, start, bytes = uint64_t{value.size()}, name = key.substr(0, 64),
+                       done = std::move(done)](dynamodb::Outcome<void> out) {
+    const bool failed = !out.ok();
+    out = settle(Op::kSet, "set", name, start, std::move(out),
                  std::optional<dynamodb::Outcome<void>>(dynamodb::Outcome<void>()));
     if (!failed) {
       stats_->sets.fetch_add(1, std::memory_order_relaxed);
@@ -1031,101 +1123,135 @@ void DynamodbBackend::set_async(std::string key, std::string value, Ttl ttl, Don
     }
     done(std::move(out));
   };
-  if (!made.ok()) return finish(key, std::move(made).error(), done);
-  client_->put_item_async(std::move(r), [this, key = std::move(key), sync = std::move(sync), finish,
-                                         done = std::move(done)](ddb::Outcome<ddb::WriteResult> res) mutable {
-    if (res.ok()) add_units(stats_->write_capacity_units, res.value().consumed);
-    if (!res.ok() && kind_of(res.error()) == ErrorKind::kConditionFailed)
-      return offload(std::move(done), std::move(sync));  // replacing a never-expiring chunked value
-    finish(key, res.ok() ? dynamodb::Outcome<void>() : dynamodb::Outcome<void>(std::move(res).error()), done);
+  prefix_async([this, key = std::move(key), value = std::move(value), ttl,
+                finish](dynamodb::Outcome<std::string> prefix) mutable {
+    if (!prefix.ok()) return finish(std::move(prefix).error());
+    put_async(std::move(key), prefix.value(), std::move(value), ttl, std::move(finish));
   });
 }
 
 void DynamodbBackend::erase_async(std::string key, Done<void> done) {
   const auto start = std::chrono::steady_clock::now();
-  auto prefix = known_prefix(start);
-  if (!prefix) return offload(std::move(done), [this, key = std::move(key)] { erase(key); });
-  ddb::DeleteItemRequest r;
-  auto made = outcome_of<void>([&] {
-    r.table_name = options_.table;
-    r.key = key_item(stored_key(key, *prefix));
-    chunked::set_no_cleanup_condition(r);
-  });
-  auto finish = [this, start](std::string_view key, dynamodb::Outcome<void> out, const Done<void>& done) {
+  Done<void> finish = [this, start, name = key.substr(0, 64), done = std::move(done)](dynamodb::Outcome<void> out) {
     if (out.ok()) stats_->erases.fetch_add(1, std::memory_order_relaxed);
-    done(settle<void>(Op::kErase, "erase", key, start, std::move(out), std::nullopt));
+    done(settle<void>(Op::kErase, "erase", name, start, std::move(out), std::nullopt));
   };
-  if (!made.ok()) return finish(key, std::move(made).error(), done);
-  client_->delete_item_async(std::move(r), [this, key = std::move(key), finish,
-                                            done = std::move(done)](ddb::Outcome<ddb::WriteResult> res) mutable {
-    if (!res.ok() && kind_of(res.error()) == ErrorKind::kConditionFailed)  // a never-expiring chunked value
-      return offload(std::move(done), [this, key = std::move(key)] { erase(key); });
-    finish(key, res.ok() ? dynamodb::Outcome<void>() : dynamodb::Outcome<void>(std::move(res).error()), done);
+  prefix_async([this, key = std::move(key), finish](dynamodb::Outcome<std::string> prefix) mutable {
+    ddb::DeleteItemRequest plain;  // what delete_replacing takes
+    auto made = outcome_of<void>([&] {
+      plain.table_name = options_.table;
+      plain.key = key_item(stored_key(key, prefix.value()));  // rethrows the generation read's error
+      plain.return_consumed_capacity = capacity_request(options_);
+    });
+    if (!made.ok()) return finish(std::move(made).error());
+    ddb::DeleteItemRequest r = plain;
+    chunked::set_no_cleanup_condition(r);
+    client_->delete_item_async(std::move(r), [this, plain = std::move(plain),
+                                              finish](ddb::Outcome<ddb::WriteResult> res) mutable {
+      if (res.ok()) add_units(stats_->write_capacity_units, res.value().consumed);
+      if (!res.ok() && kind_of(res.error()) == ErrorKind::kConditionFailed)  // a never-expiring chunked value
+        return offload(finish, [this, plain = std::move(plain)] {
+          add_units(stats_->write_capacity_units, chunked::delete_replacing(*client_, plain));
+        });
+      finish(res.ok() ? dynamodb::Outcome<void>() : dynamodb::Outcome<void>(std::move(res).error()));
+    });
   });
 }
 
+// As get_many: every key checked before any request, each distinct key asked once, one
+// get_many in stats (one latency, one fail-open for the whole call).
 void DynamodbBackend::get_many_async(std::vector<std::string> keys, Done<std::vector<std::optional<Hit>>> done) {
-  if (keys.empty()) return done(std::vector<std::optional<Hit>>());
-  struct State {
-    std::mutex mu;
-    std::vector<std::optional<Hit>> results;
-    std::exception_ptr error;
-    size_t left;
-    Done<std::vector<std::optional<Hit>>> done;
+  using Hits = std::vector<std::optional<Hit>>;
+  const auto start = std::chrono::steady_clock::now();
+  const size_t n = keys.size();
+  Done<Hits> finish = [this, start, n, name = n ? keys.front().substr(0, 64) : std::string(),
+                       done = std::move(done)](dynamodb::Outcome<Hits> out) {
+    out = settle(Op::kGetMany, "get_many", name, start, std::move(out),
+                 std::optional<dynamodb::Outcome<Hits>>(Hits(n)));
+    if (out.ok())
+      for (const auto& h : out.value()) count_read(*stats_, h);
+    done(std::move(out));
   };
-  auto st = std::make_shared<State>();
-  st->results.resize(keys.size());
-  st->left = keys.size();
-  st->done = std::move(done);
-  for (size_t i = 0; i < keys.size(); ++i)
-    get_entry_async(std::move(keys[i]), [st, i](dynamodb::Outcome<std::optional<Hit>> r) {
-      {
-        std::lock_guard lock(st->mu);
-        if (r.ok())
-          st->results[i] = std::move(r.value());
-        else if (!st->error)
-          st->error = std::move(r).error();
-        if (--st->left > 0) return;
+  prefix_async([this, keys = std::move(keys), finish](dynamodb::Outcome<std::string> prefix) mutable {
+    const size_t n = keys.size();
+    std::unordered_map<std::string, size_t> asked;  // key -> its index in `ask`
+    std::vector<size_t> slot(n);                    // keys[i]'s answer: ask[slot[i]]'s
+    std::vector<std::string> ask;
+    auto checked = outcome_of<void>([&] {
+      const std::string& p = prefix.value();  // rethrows the generation read's error
+      for (size_t i = 0; i < n; ++i) {
+        stored_key(keys[i], p);
+        auto [it, fresh] = asked.emplace(keys[i], ask.size());
+        if (fresh) ask.push_back(std::move(keys[i]));
+        slot[i] = it->second;
       }
-      if (st->error) return st->done(std::exchange(st->error, nullptr));
-      st->done(std::move(st->results));
     });
+    if (!checked.ok()) return finish(std::move(checked).error());
+    if (ask.empty()) return finish(Hits());
+    auto got = std::make_shared<Hits>(ask.size());
+    auto all = join(ask.size(), [got, slot = std::move(slot), finish](std::exception_ptr e) {
+      if (e) return finish(std::move(e));
+      Hits out;
+      out.reserve(slot.size());
+      for (size_t s : slot) out.push_back((*got)[s]);
+      finish(std::move(out));
+    });
+    for (size_t s = 0; s < ask.size(); ++s)
+      fetch_async(std::move(ask[s]), prefix.value(), [got, all, s](dynamodb::Outcome<std::optional<Hit>> r) {
+        if (r.ok()) (*got)[s] = std::move(r.value());
+        all->one(std::move(r).error());
+      });
+  });
 }
 
+// As set_many: the last value for a key wins (concurrent puts of one key would race), every
+// entry checked before any request, one set_many in stats.
 void DynamodbBackend::set_many_async(std::vector<std::pair<std::string, std::string>> entries, Ttl ttl,
                                      Done<void> done) {
-  if (entries.empty()) return done(dynamodb::Outcome<void>());
-  // As set_many: the last value for a key wins (and concurrent puts of one key would race).
-  std::unordered_map<std::string_view, size_t> last;
-  for (size_t i = 0; i < entries.size(); ++i) last[entries[i].first] = i;
-  struct State {
-    std::mutex mu;
-    std::exception_ptr error;
-    size_t left;
-    Done<void> done;
-  };
-  auto st = std::make_shared<State>();
-  st->left = last.size();
-  st->done = std::move(done);
+  const auto start = std::chrono::steady_clock::now();
   std::vector<size_t> send;
-  send.reserve(last.size());
-  for (size_t i = 0; i < entries.size(); ++i)
-    if (last[entries[i].first] == i) send.push_back(i);
-  last.clear();  // its views point into entries, moved from below
-  for (size_t i : send)
-    set_async(std::move(entries[i].first), std::move(entries[i].second), ttl, [st](dynamodb::Outcome<void> r) {
-      {
-        std::lock_guard lock(st->mu);
-        if (!r.ok() && !st->error) st->error = std::move(r).error();
-        if (--st->left > 0) return;
+  {
+    std::unordered_map<std::string_view, size_t> last;  // views into entries: gone before they move
+    for (size_t i = 0; i < entries.size(); ++i) last[entries[i].first] = i;
+    for (size_t i = 0; i < entries.size(); ++i)
+      if (last[entries[i].first] == i) send.push_back(i);
+  }
+  uint64_t bytes = 0;
+  for (size_t i : send) bytes += entries[i].second.size();
+  Done<void> finish = [this, start, n = uint64_t{send.size()}, bytes,
+                       name = entries.empty() ? std::string() : entries.front().first.substr(0, 64),
+                       done = std::move(done)](dynamodb::Outcome<void> out) {
+    const bool failed = !out.ok();
+    out = settle(Op::kSetMany, "set_many", name, start, std::move(out),
+                 std::optional<dynamodb::Outcome<void>>(dynamodb::Outcome<void>()));
+    if (!failed) {
+      stats_->sets.fetch_add(n, std::memory_order_relaxed);
+      stats_->bytes_written.fetch_add(bytes, std::memory_order_relaxed);
+    }
+    done(std::move(out));
+  };
+  prefix_async([this, entries = std::move(entries), send = std::move(send), ttl,
+                finish](dynamodb::Outcome<std::string> prefix) mutable {
+    auto checked = outcome_of<void>([&] {
+      const std::string& p = prefix.value();  // rethrows the generation read's error
+      validate_ttl(ttl);
+      for (size_t i : send) {
+        stored_key(entries[i].first, p);
+        check_value_size(entries[i].first, entries[i].second);
       }
-      st->done(st->error ? dynamodb::Outcome<void>(std::exchange(st->error, nullptr)) : dynamodb::Outcome<void>());
     });
+    if (!checked.ok()) return finish(std::move(checked).error());
+    if (send.empty()) return finish(dynamodb::Outcome<void>());
+    auto all = join(send.size(), [finish](std::exception_ptr e) { finish(dynamodb::Outcome<void>(std::move(e))); });
+    for (size_t i : send)
+      put_async(std::move(entries[i].first), prefix.value(), std::move(entries[i].second), ttl,
+                [all](dynamodb::Outcome<void> r) { all->one(std::move(r).error()); });
+  });
 }
 
 // One UpdateItem: the next generation. Every key of the namespace maps to new items from
 // now on; this process sees it at once, others within namespace_refresh.
-void DynamodbBackend::clear_namespace() {
+ddb::UpdateItemRequest DynamodbBackend::next_generation() const {
   ddb::UpdateItemRequest r;
   r.table_name = options_.table;
   r.key = key_item(generation_key());
@@ -1133,11 +1259,16 @@ void DynamodbBackend::clear_namespace() {
   r.values = {{":one", ddb::AttributeValue::N(1)}};
   bind_names(r, r.update_expression);
   r.return_values = ddb::ReturnValues::kUpdatedNew;
-  auto res = wire().update_item(r);
-  if (!res.attributes || !res.attributes->count(attr::kGeneration))
+  return r;
+}
+
+void DynamodbBackend::clear_namespace() { generation_cleared(wire().update_item(next_generation()).attributes); }
+
+void DynamodbBackend::generation_cleared(const std::optional<ddb::Item>& attributes) {
+  if (!attributes || !attributes->count(attr::kGeneration))
     throw ProtocolError("UpdateItem returned no `generation` for namespace '" + options_.key_namespace + "'",
                         false);
-  int64_t gen = integer(res.attributes->at(attr::kGeneration), attr::kGeneration, generation_key());
+  int64_t gen = integer(attributes->at(attr::kGeneration), attr::kGeneration, generation_key());
   Generation& g = *generation_;
   std::lock_guard lock(g.mu);
   g.value = std::max(g.value, gen);
@@ -1146,6 +1277,35 @@ void DynamodbBackend::clear_namespace() {
   emit(options_.log, LogLevel::kInfo,
        "namespace '" + options_.key_namespace + "' cleared: generation " + std::to_string(gen));
 }
+
+ddb::ScanRequest DynamodbBackend::clear_scan(int segment) const {
+  ddb::ScanRequest scan;
+  scan.table_name = options_.table;
+  scan.projection_expression = "#k";
+  scan.filter_expression = "attribute_not_exists(#g)";
+  scan.names = {{"#k", attr::kKey}, {"#g", attr::kGeneration}};
+  if (options_.clear_segments > 1) {
+    scan.segment = segment;
+    scan.total_segments = options_.clear_segments;
+  }
+  return scan;
+}
+
+namespace {
+// The deletes of a clear Scan page's items.
+std::vector<ddb::WriteRequest> deletes_of(const ddb::PageResult& page) {
+  std::vector<ddb::WriteRequest> deletes;
+  deletes.reserve(page.items.size());
+  for (const auto& item : page.items) {
+    auto k = item.find(attr::kKey);
+    if (k == item.end()) continue;
+    ddb::WriteRequest w;
+    w.delete_key = key_item(k->second.scalar);
+    deletes.push_back(std::move(w));
+  }
+  return deletes;
+}
+}  // namespace
 
 // A parallel Scan (clear_segments segments, one thread each) of keys only, each page
 // deleted with BatchWriteItem before the next is read. Namespace generation items are kept
@@ -1160,25 +1320,8 @@ void DynamodbBackend::clear_table(const std::function<void(uint64_t)>& progress)
   std::exception_ptr error;
   auto scan_segment = [&](int segment) {
     try {
-      ddb::ScanRequest scan;
-      scan.table_name = options_.table;
-      scan.projection_expression = "#k";
-      scan.filter_expression = "attribute_not_exists(#g)";
-      scan.names = {{"#k", attr::kKey}, {"#g", attr::kGeneration}};
-      if (segments > 1) {
-        scan.segment = segment;
-        scan.total_segments = segments;
-      }
-      wire().scan_all(scan, [&](ddb::PageResult& page) {
-        std::vector<ddb::WriteRequest> deletes;
-        deletes.reserve(page.items.size());
-        for (auto& item : page.items) {
-          auto k = item.find(attr::kKey);
-          if (k == item.end()) continue;
-          ddb::WriteRequest w;
-          w.delete_key = key_item(k->second.scalar);
-          deletes.push_back(std::move(w));
-        }
+      wire().scan_all(clear_scan(segment), [&](ddb::PageResult& page) {
+        std::vector<ddb::WriteRequest> deletes = deletes_of(page);
         const size_t n = deletes.size();
         if (n) wire().batch_write_all(options_.table, std::move(deletes));
         if (n && progress) {
@@ -1204,9 +1347,106 @@ void DynamodbBackend::clear_table(const std::function<void(uint64_t)>& progress)
     for (auto& t : threads) t.join();
   }
   if (error) std::rethrow_exception(error);
-  stats_->erases.fetch_add(erased.load(), std::memory_order_relaxed);
-  emit(options_.log, LogLevel::kInfo,
-       "table '" + options_.table + "' cleared: " + std::to_string(erased.load()) + " items deleted");
+  table_cleared(options_, *stats_, erased.load());
+}
+
+// ---- asynchronous clear ----
+
+// One full clear_async: its segments' shared state.
+struct DynamodbBackend::ClearRun {
+  std::function<void(uint64_t)> progress;
+  // Called once, when the last segment has stopped: the first error, or the count erased.
+  std::function<void(dynamodb::Outcome<void>, uint64_t erased)> finish;
+  std::mutex mu;  // progress: one call at a time, counts increasing
+  uint64_t erased = 0;
+  int segments_left = 0;
+  std::exception_ptr error;
+  std::atomic<bool> failed{false};
+
+  void deleted(uint64_t n) {
+    std::lock_guard lock(mu);
+    erased += n;
+    if (n && progress) progress(erased);
+  }
+  void segment_done(std::exception_ptr e) {
+    uint64_t n = 0;
+    {
+      std::lock_guard lock(mu);
+      if (e) {
+        failed = true;
+        if (!error) error = std::move(e);
+      }
+      if (--segments_left > 0) return;
+      n = erased;
+    }
+    finish(error ? dynamodb::Outcome<void>(std::exchange(error, nullptr)) : dynamodb::Outcome<void>(), n);
+  }
+};
+
+void DynamodbBackend::clear_async(Done<void> done, std::function<void(uint64_t)> progress) {
+  const auto start = std::chrono::steady_clock::now();
+  Done<void> finish = [this, start, done = std::move(done)](dynamodb::Outcome<void> out) {
+    done(settle<void>(Op::kClear, "clear", options_.table, start, std::move(out), std::nullopt));
+  };
+  if (!options_.key_namespace.empty()) {
+    ddb::UpdateItemRequest r = next_generation();
+    r.return_consumed_capacity = capacity_request(options_);
+    return client_->update_item_async(std::move(r), [this, finish](ddb::Outcome<ddb::WriteResult> res) {
+      if (res.ok()) add_units(stats_->write_capacity_units, res.value().consumed);
+      finish(outcome_of<void>([&] { generation_cleared(res.value().attributes); }));
+    });
+  }
+  auto run = std::make_shared<ClearRun>();
+  run->progress = std::move(progress);
+  run->segments_left = options_.clear_segments;
+  run->finish = [this, finish](dynamodb::Outcome<void> out, uint64_t erased) {
+    if (out.ok()) table_cleared(options_, *stats_, erased);
+    finish(std::move(out));
+  };
+  for (int i = 0; i < options_.clear_segments; ++i) clear_segment_async(run, clear_scan(i));
+}
+
+// One page of a segment: its keys deleted by BatchWriteItems of 25 at once, then the next page.
+void DynamodbBackend::clear_segment_async(std::shared_ptr<ClearRun> run, ddb::ScanRequest scan) {
+  scan.return_consumed_capacity = capacity_request(options_);
+  ddb::ScanRequest next = scan;
+  client_->scan_async(std::move(scan), [this, run, next = std::move(next)](ddb::Outcome<ddb::PageResult> res) mutable {
+    if (!res.ok()) return run->segment_done(std::move(res).error());
+    ddb::PageResult& page = res.value();
+    add_units(stats_->read_capacity_units, page.consumed);
+    std::vector<ddb::WriteRequest> deletes = deletes_of(page);
+    const size_t n = deletes.size();
+    auto after = [this, run, n, next = std::move(next), last = std::move(page.last_evaluated_key)](
+                     std::exception_ptr e) mutable {
+      if (e) return run->segment_done(std::move(e));
+      run->deleted(n);
+      if (!last || run->failed.load()) return run->segment_done(nullptr);
+      next.exclusive_start_key = std::move(last);
+      clear_segment_async(run, std::move(next));
+    };
+    if (n == 0) return after(nullptr);
+    constexpr size_t kPerCall = 25;  // BatchWriteItem's limit
+    const size_t calls = (n + kPerCall - 1) / kPerCall;
+    auto all = join(calls, std::move(after));
+    for (size_t c = 0; c < calls; ++c) {
+      ddb::BatchWriteItemRequest w;
+      w.return_consumed_capacity = capacity_request(options_);
+      auto& list = w.request_items[options_.table];
+      for (size_t i = c * kPerCall; i < std::min(n, (c + 1) * kPerCall); ++i) list.push_back(std::move(deletes[i]));
+      client_->batch_write_item_async(std::move(w), [this, all](ddb::Outcome<ddb::BatchWriteItemResult> r) {
+        if (!r.ok()) return all->one(std::move(r).error());
+        for (const auto& used : r.value().consumed) add_units(stats_->write_capacity_units, used);
+        auto left = r.value().unprocessed_items.find(options_.table);
+        if (left == r.value().unprocessed_items.end() || left->second.empty()) return all->one(nullptr);
+        // Leftovers go again after backoff: batch_write_all's, on a helper thread, so that
+        // the loop never sleeps (rare: a throttled table).
+        offload<void>([all](dynamodb::Outcome<void> o) { all->one(std::move(o).error()); },
+                      [this, rest = std::move(left->second)]() mutable {
+                        wire().batch_write_all(options_.table, std::move(rest));
+                      });
+      });
+    }
+  });
 }
 
 }  // namespace dynamodb_cache

@@ -45,29 +45,85 @@ void LayeredBackend::clear(const std::function<void(uint64_t)>& progress) {
   for (auto it = layers_.rbegin(); it != layers_.rend(); ++it) (*it)->clear(progress);
 }
 
-std::vector<std::optional<Hit>> LayeredBackend::get_many(const std::vector<std::string>& keys) {
-  std::vector<std::optional<Hit>> out(keys.size());
-  std::vector<size_t> missing(keys.size());
-  for (size_t i = 0; i < keys.size(); ++i) missing[i] = i;
-  for (size_t layer = 0; layer < layers_.size() && !missing.empty(); ++layer) {
-    std::vector<std::string> ask;
-    ask.reserve(missing.size());
-    for (size_t i : missing) ask.push_back(keys[i]);
-    auto got = layers_[layer]->get_many(ask);
-    std::vector<size_t> still;
-    for (size_t k = 0; k < missing.size(); ++k) {
-      auto& h = got[k];
-      if (!h || (h->ttl_left && h->ttl_left->count() <= 0)) {
-        still.push_back(missing[k]);
-        continue;
-      }
-      if (!h->counter)
-        for (size_t j = 0; j < layer; ++j) layers_[j]->set(keys[missing[k]], h->value, refill_ttl(*h));
-      out[missing[k]] = std::move(h);
-    }
-    missing = std::move(still);
+// A get_many in progress, one layer at a time: the keys no layer answered yet.
+struct LayeredBackend::Many {
+  std::vector<std::string> keys;
+  std::vector<std::optional<Hit>> out;
+  std::vector<size_t> missing;  // indexes into keys
+  explicit Many(std::vector<std::string> k) : keys(std::move(k)), out(keys.size()), missing(keys.size()) {
+    for (size_t i = 0; i < keys.size(); ++i) missing[i] = i;
   }
-  return out;
+  std::vector<std::string> ask() const {
+    std::vector<std::string> a;
+    a.reserve(missing.size());
+    for (size_t i : missing) a.push_back(keys[i]);
+    return a;
+  }
+};
+
+// Takes layer `layer`'s answers to m.ask(): hits go to m.out and are written back into the
+// layers above (counters excepted), the rest stay missing.
+void LayeredBackend::take_layer(size_t layer, Many& m, std::vector<std::optional<Hit>>& got) {
+  std::vector<size_t> still;
+  for (size_t k = 0; k < m.missing.size(); ++k) {
+    auto& h = got[k];
+    if (!h || (h->ttl_left && h->ttl_left->count() <= 0)) {
+      still.push_back(m.missing[k]);
+      continue;
+    }
+    if (!h->counter)
+      for (size_t j = 0; j < layer; ++j) layers_[j]->set(m.keys[m.missing[k]], h->value, refill_ttl(*h));
+    m.out[m.missing[k]] = std::move(h);
+  }
+  m.missing = std::move(still);
+}
+
+std::vector<std::optional<Hit>> LayeredBackend::get_many(const std::vector<std::string>& keys) {
+  Many m(keys);
+  for (size_t layer = 0; layer < layers_.size() && !m.missing.empty(); ++layer) {
+    auto got = layers_[layer]->get_many(m.ask());
+    take_layer(layer, m, got);
+  }
+  return std::move(m.out);
+}
+
+void LayeredBackend::get_many_async(std::vector<std::string> keys, Done<std::vector<std::optional<Hit>>> done) {
+  many_from(0, std::make_shared<Many>(std::move(keys)), std::move(done));
+}
+
+// As get_many from layer `layer` on, each layer asked with its asynchronous form.
+void LayeredBackend::many_from(size_t layer, std::shared_ptr<Many> m, Done<std::vector<std::optional<Hit>>> done) {
+  if (layer == layers_.size() || m->missing.empty()) return done(std::move(m->out));
+  layers_[layer]->get_many_async(m->ask(), [this, layer, m, done = std::move(done)](
+                                               dynamodb::Outcome<std::vector<std::optional<Hit>>> r) mutable {
+    std::exception_ptr error = std::move(r).error();
+    if (!error) {
+      try {
+        take_layer(layer, *m, r.value());
+      } catch (...) {
+        error = std::current_exception();
+      }
+    }
+    if (error) return done(std::move(error));  // outside the handler: no reference kept here
+    many_from(layer + 1, std::move(m), std::move(done));
+  });
+}
+
+void LayeredBackend::set_many_async(std::vector<std::pair<std::string, std::string>> entries, Ttl ttl,
+                                    Done<void> done) {
+  set_many_from(layers_.size(), std::make_shared<const std::vector<std::pair<std::string, std::string>>>(std::move(entries)),
+                ttl, std::move(done));
+}
+
+// Layers below `layer` are written; the next one up is layer - 1.
+void LayeredBackend::set_many_from(size_t layer,
+                                   std::shared_ptr<const std::vector<std::pair<std::string, std::string>>> entries,
+                                   Ttl ttl, Done<void> done) {
+  if (layer == 0) return done(dynamodb::Outcome<void>());
+  layers_[layer - 1]->set_many_async(*entries, ttl, [this, layer, entries, ttl, done](dynamodb::Outcome<void> r) mutable {
+    if (!r.ok()) return done(std::move(r));
+    set_many_from(layer - 1, std::move(entries), ttl, std::move(done));
+  });
 }
 
 void LayeredBackend::set_many(const std::vector<std::pair<std::string, std::string>>& entries, Ttl ttl) {
@@ -130,6 +186,21 @@ void LayeredBackend::set_from(size_t layer, std::string key, std::string value, 
     l.erase_async(std::move(key), std::move(next));
   else
     l.set_async(std::move(key), std::move(value), ttl, std::move(next));
+}
+
+void LayeredBackend::clear_async(Done<void> done, std::function<void(uint64_t)> progress) {
+  clear_from(layers_.size(), std::move(done), std::move(progress));
+}
+
+// Layers below `layer` are cleared; the next one up is layer - 1.
+void LayeredBackend::clear_from(size_t layer, Done<void> done, std::function<void(uint64_t)> progress) {
+  if (layer == 0) return done(dynamodb::Outcome<void>());
+  layers_[layer - 1]->clear_async(
+      [this, layer, done, progress](dynamodb::Outcome<void> r) mutable {
+        if (!r.ok()) return done(std::move(r));
+        clear_from(layer - 1, std::move(done), std::move(progress));
+      },
+      progress);
 }
 
 void LayeredBackend::erase_many(const std::vector<std::string>& keys) {
