@@ -1,11 +1,12 @@
 // What every backend shares: key validation and the default batch operations.
 #include "dynamodb_cache/backend.h"
-#include "dynamodb_cache/errors.h"
-
-#include <type_traits>
 
 #include <cmath>
 #include <limits>
+#include <utility>
+
+#include "cache/outcome.h"
+#include "dynamodb_cache/errors.h"
 
 namespace dynamodb_cache {
 
@@ -76,18 +77,7 @@ namespace {
 // Runs `f` now and completes `done` inline with its result or its error.
 template <class T, class F>
 void complete_inline(const Backend::Done<T>& done, F&& f) {
-  std::optional<dynamodb::Outcome<T>> out;
-  try {
-    if constexpr (std::is_void_v<T>) {
-      f();
-      out.emplace();
-    } else {
-      out.emplace(f());
-    }
-  } catch (...) {
-    out.emplace(std::current_exception());
-  }
-  done(std::move(*out));
+  done(detail::outcome_of<T>(std::forward<F>(f)));
 }
 }  // namespace
 

@@ -18,6 +18,7 @@
 #include "dynamodb_cache/errors.h"
 #include "cache/chunked.h"
 #include "cache/dynamodb_items.h"
+#include "cache/outcome.h"
 #include "util/crypto.h"
 
 namespace dynamodb_cache {
@@ -917,23 +918,6 @@ std::optional<ErrorKind> kind_of(const std::exception_ptr& e) {
   return std::nullopt;
 }
 
-// `f()` as an outcome: its value, or what it threw.
-template <class T, class F>
-dynamodb::Outcome<T> outcome_of(F&& f) {
-  std::optional<dynamodb::Outcome<T>> out;
-  try {
-    if constexpr (std::is_void_v<T>) {
-      f();
-      out.emplace();
-    } else {
-      out.emplace(f());
-    }
-  } catch (...) {
-    out.emplace(std::current_exception());  // made outside the handler's statement: see async.h
-  }
-  return std::move(*out);
-}
-
 }  // namespace
 
 template <class T, class F>
@@ -953,7 +937,7 @@ void DynamodbBackend::offload(Done<T> done, F f) {
   std::exception_ptr failed;
   try {
     std::thread([done, f = std::move(f), finished]() mutable {
-      auto out = outcome_of<T>(f);
+      auto out = detail::outcome_of<T>(f);
       done(std::move(out));
       done = nullptr;  // the caller's state goes before the destructor may proceed
       finished();
@@ -1030,7 +1014,7 @@ std::shared_ptr<Join> join(size_t n, std::function<void(std::exception_ptr)> don
 // GetItem on the loop; a chunked head found there is read with its chunks on a helper thread.
 void DynamodbBackend::fetch_async(std::string key, const std::string& prefix, Done<std::optional<Hit>> done) {
   ddb::GetItemRequest r;
-  auto made = outcome_of<void>([&] {
+  auto made = detail::outcome_of<void>([&] {
     r.table_name = options_.table;
     r.key = key_item(stored_key(key, prefix));
     r.consistent_read = options_.consistent_read;
@@ -1049,7 +1033,7 @@ void DynamodbBackend::fetch_async(std::string key, const std::string& prefix, Do
         });
       }
     }
-    done(outcome_of<std::optional<Hit>>([&]() -> std::optional<Hit> {
+    done(detail::outcome_of<std::optional<Hit>>([&]() -> std::optional<Hit> {
       auto& item = res.value().item;  // rethrows the request's error
       if (!item || !holds_key(*item, key)) return std::nullopt;
       return detail::read_entry(options_, *client_, *item);
@@ -1068,7 +1052,7 @@ void DynamodbBackend::put_async(std::string key, const std::string& prefix, std:
   auto sync = [this, args, ttl] { store(args->key, args->prefix, args->value, ttl); };
   if (!fits_one_item(options_, args->key, args->value)) return offload(std::move(done), std::move(sync));
   ddb::PutItemRequest r;
-  auto made = outcome_of<void>([&] {
+  auto made = detail::outcome_of<void>([&] {
     r.table_name = options_.table;
     r.item = detail::build_item(*this, args->key, prefix, args->value, ttl, nullptr);
     r.return_consumed_capacity = capacity_request(options_);
@@ -1091,7 +1075,7 @@ void DynamodbBackend::prefix_async(Done<std::string> then) {
   r.return_consumed_capacity = capacity_request(options_);
   client_->get_item_async(std::move(r), [this, now, then = std::move(then)](ddb::Outcome<ddb::GetItemResult> res) {
     if (res.ok()) add_units(stats_->read_capacity_units, res.value().consumed);
-    then(outcome_of<std::string>([&] { return generation_read(res.value().item, now); }));
+    then(detail::outcome_of<std::string>([&] { return generation_read(res.value().item, now); }));
   });
 }
 
@@ -1138,7 +1122,7 @@ void DynamodbBackend::erase_async(std::string key, Done<void> done) {
   };
   prefix_async([this, key = std::move(key), finish](dynamodb::Outcome<std::string> prefix) mutable {
     ddb::DeleteItemRequest plain;  // what delete_replacing takes
-    auto made = outcome_of<void>([&] {
+    auto made = detail::outcome_of<void>([&] {
       plain.table_name = options_.table;
       plain.key = key_item(stored_key(key, prefix.value()));  // rethrows the generation read's error
       plain.return_consumed_capacity = capacity_request(options_);
@@ -1177,7 +1161,7 @@ void DynamodbBackend::get_many_async(std::vector<std::string> keys, Done<std::ve
     std::unordered_map<std::string, size_t> asked;  // key -> its index in `ask`
     std::vector<size_t> slot(n);                    // keys[i]'s answer: ask[slot[i]]'s
     std::vector<std::string> ask;
-    auto checked = outcome_of<void>([&] {
+    auto checked = detail::outcome_of<void>([&] {
       const std::string& p = prefix.value();  // rethrows the generation read's error
       for (size_t i = 0; i < n; ++i) {
         stored_key(keys[i], p);
@@ -1232,7 +1216,7 @@ void DynamodbBackend::set_many_async(std::vector<std::pair<std::string, std::str
   };
   prefix_async([this, entries = std::move(entries), send = std::move(send), ttl,
                 finish](dynamodb::Outcome<std::string> prefix) mutable {
-    auto checked = outcome_of<void>([&] {
+    auto checked = detail::outcome_of<void>([&] {
       const std::string& p = prefix.value();  // rethrows the generation read's error
       validate_ttl(ttl);
       for (size_t i : send) {
@@ -1393,7 +1377,7 @@ void DynamodbBackend::clear_async(Done<void> done, std::function<void(uint64_t)>
     r.return_consumed_capacity = capacity_request(options_);
     return client_->update_item_async(std::move(r), [this, finish](ddb::Outcome<ddb::WriteResult> res) {
       if (res.ok()) add_units(stats_->write_capacity_units, res.value().consumed);
-      finish(outcome_of<void>([&] { generation_cleared(res.value().attributes); }));
+      finish(detail::outcome_of<void>([&] { generation_cleared(res.value().attributes); }));
     });
   }
   auto run = std::make_shared<ClearRun>();
