@@ -131,11 +131,11 @@ bool skipped_header(std::string_view lower) {
 
 struct KeyCacheEntry {
   std::string secret, date, region, service;
-  util::Sha256 key{};
+  util::HmacSha256Key key;  // the derived signing key, its pad blocks hashed once
 };
 
 // Derived keys change once a day per scope: memoise a few per thread, no locks.
-const util::Sha256& signing_key(std::string_view secret, std::string_view date,
+const util::HmacSha256Key& signing_key(std::string_view secret, std::string_view date,
                                 std::string_view region, std::string_view service) {
   thread_local std::array<KeyCacheEntry, 4> cache;
   thread_local size_t next = 0;
@@ -149,7 +149,7 @@ const util::Sha256& signing_key(std::string_view secret, std::string_view date,
   auto kdate = util::hmac_sha256(k, date);
   auto kregion = util::hmac_sha256(util::view(kdate), region);
   auto kservice = util::hmac_sha256(util::view(kregion), service);
-  e.key = util::hmac_sha256(util::view(kservice), "aws4_request");
+  e.key = util::HmacSha256Key(util::view(util::hmac_sha256(util::view(kservice), "aws4_request")));
   e.secret.assign(secret);
   e.date.assign(date);
   e.region.assign(region);
@@ -245,7 +245,7 @@ SigningResult sign_v4(const SigningParams& p) {
 
   const auto& key = signing_key(p.credentials->secret_access_key, date, p.region, p.service);
   r.signature.reserve(64);
-  util::hex_append(r.signature, util::view(util::hmac_sha256(util::view(key), r.string_to_sign)));
+  util::hex_append(r.signature, util::view(key.mac(r.string_to_sign)));
   r.authorization.reserve(128 + p.credentials->access_key_id.size() + scope.size() + signed_headers.size());
   r.authorization.append("AWS4-HMAC-SHA256 Credential=")
       .append(p.credentials->access_key_id)
