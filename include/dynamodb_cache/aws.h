@@ -173,6 +173,9 @@ struct SigningResult {
 // Pure function of its inputs (the derived key is memoised per thread, keyed by secret,
 // date, region and service). Thread-safe.
 SigningResult sign_v4(const SigningParams& params);
+// The same into `out`, whose strings and header entries are overwritten with their capacity
+// kept: a caller signing request after request with one SigningResult allocates nothing here.
+void sign_v4(const SigningParams& params, SigningResult& out);
 
 // ---- configuration ----
 

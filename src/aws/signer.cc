@@ -131,11 +131,11 @@ bool skipped_header(std::string_view lower) {
 
 struct KeyCacheEntry {
   std::string secret, date, region, service;
-  util::Sha256 key{};
+  util::HmacSha256Key key;  // the derived signing key, its pad blocks hashed once
 };
 
 // Derived keys change once a day per scope: memoise a few per thread, no locks.
-const util::Sha256& signing_key(std::string_view secret, std::string_view date,
+const util::HmacSha256Key& signing_key(std::string_view secret, std::string_view date,
                                 std::string_view region, std::string_view service) {
   thread_local std::array<KeyCacheEntry, 4> cache;
   thread_local size_t next = 0;
@@ -149,7 +149,7 @@ const util::Sha256& signing_key(std::string_view secret, std::string_view date,
   auto kdate = util::hmac_sha256(k, date);
   auto kregion = util::hmac_sha256(util::view(kdate), region);
   auto kservice = util::hmac_sha256(util::view(kregion), service);
-  e.key = util::hmac_sha256(util::view(kservice), "aws4_request");
+  e.key = util::HmacSha256Key(util::view(util::hmac_sha256(util::view(kservice), "aws4_request")));
   e.secret.assign(secret);
   e.date.assign(date);
   e.region.assign(region);
@@ -161,11 +161,27 @@ const util::Sha256& signing_key(std::string_view secret, std::string_view date,
 }  // namespace
 
 SigningResult sign_v4(const SigningParams& p) {
+  SigningResult r;
+  sign_v4(p, r);
+  return r;
+}
+
+void sign_v4(const SigningParams& p, SigningResult& r) {
   if (p.credentials == nullptr || p.credentials->access_key_id.empty() ||
       p.credentials->secret_access_key.empty())
     throw CredentialsError("cannot sign: credentials are empty");
-  SigningResult r;
-  r.added_headers.reserve(3);
+  r.canonical_request.clear();
+  r.string_to_sign.clear();
+  r.signature.clear();
+  r.authorization.clear();
+  // r.added_headers' first `added` entries are this request's (their strings reused).
+  size_t added = 0;
+  auto put = [&](std::string_view name, std::string_view value) {
+    if (added == r.added_headers.size()) r.added_headers.emplace_back();
+    r.added_headers[added].name.assign(name);
+    r.added_headers[added].value.assign(value);
+    ++added;
+  };
   const std::string amz = util::amz_date(p.time);
   const std::string_view date = std::string_view(amz).substr(0, 8);
 
@@ -179,11 +195,11 @@ SigningResult sign_v4(const SigningParams& p) {
   std::string& payload_hash = scratch.payload_hash;
   payload_hash.clear();
   util::hex_append(payload_hash, util::view(util::sha256(p.body)));
-  r.added_headers.push_back({"X-Amz-Date", amz});
+  put("X-Amz-Date", amz);
   const bool token = !p.credentials->session_token.empty();
-  if (token && !p.omit_session_token)
-    r.added_headers.push_back({"X-Amz-Security-Token", p.credentials->session_token});
-  if (p.sign_body) r.added_headers.push_back({"x-amz-content-sha256", payload_hash});
+  if (token && !p.omit_session_token) put("X-Amz-Security-Token", p.credentials->session_token);
+  if (p.sign_body) put("x-amz-content-sha256", payload_hash);
+  r.added_headers.resize(added);
 
   // Lower-cased names with canonical values; repeated names joined with ','. The first `n`
   // entries of scratch.headers are this request's.
@@ -245,7 +261,7 @@ SigningResult sign_v4(const SigningParams& p) {
 
   const auto& key = signing_key(p.credentials->secret_access_key, date, p.region, p.service);
   r.signature.reserve(64);
-  util::hex_append(r.signature, util::view(util::hmac_sha256(util::view(key), r.string_to_sign)));
+  util::hex_append(r.signature, util::view(key.mac(r.string_to_sign)));
   r.authorization.reserve(128 + p.credentials->access_key_id.size() + scope.size() + signed_headers.size());
   r.authorization.append("AWS4-HMAC-SHA256 Credential=")
       .append(p.credentials->access_key_id)
@@ -256,8 +272,7 @@ SigningResult sign_v4(const SigningParams& p) {
       .append(", Signature=")
       .append(r.signature);
   if (token && p.omit_session_token)
-    r.added_headers.push_back({"X-Amz-Security-Token", p.credentials->session_token});
-  return r;
+    put("X-Amz-Security-Token", p.credentials->session_token);
 }
 
 }  // namespace dynamodb_cache::aws

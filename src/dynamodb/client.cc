@@ -143,9 +143,13 @@ struct Client::Impl {
     p.service = "dynamodb";
     p.time = options.now() + std::chrono::milliseconds(clock_offset_ms.load(std::memory_order_relaxed));
     signed_at = p.time;
-    auto signed_ = aws::sign_v4(p);
-    for (auto& h : signed_.added_headers) req.headers.push_back(std::move(h));
-    req.headers.push_back({"Authorization", std::move(signed_.authorization)});
+    // One SigningResult per thread, its buffers reused: the canonical request, string to
+    // sign and signature allocate nothing per request (the headers added to req still do:
+    // req.headers must hold exactly the three above while they are signed).
+    thread_local aws::SigningResult signed_;
+    aws::sign_v4(p, signed_);
+    for (const auto& h : signed_.added_headers) req.headers.push_back(h);
+    req.headers.push_back({"Authorization", signed_.authorization});
     req.body = std::move(body);
   }
 

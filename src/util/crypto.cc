@@ -11,6 +11,7 @@
 #include <zlib.h>
 
 #include <array>
+#include <bit>
 #include <cstring>
 #include <stdexcept>
 
@@ -35,7 +36,8 @@ Sha256 sha256(std::string_view data) {
 
 // HMAC (RFC 2104) built on the digest: cheaper than OpenSSL 3's generic MAC objects for the
 // short messages SigV4 signs.
-Sha256 hmac_sha256(std::string_view key, std::string_view data) {
+HmacSha256Key::HmacSha256Key(std::string_view key) {
+  static_assert(sizeof(SHA256_CTX) == kCtxBytes && alignof(SHA256_CTX) <= 8);
   constexpr size_t kBlock = 64;
   unsigned char k[kBlock] = {0};
   if (key.size() > kBlock) {
@@ -49,11 +51,27 @@ Sha256 hmac_sha256(std::string_view key, std::string_view data) {
     ipad[i] = k[i] ^ 0x36;
     opad[i] = k[i] ^ 0x5c;
   }
+  SHA256_CTX in, out;
+  if (SHA256_Init(&in) != 1 || SHA256_Update(&in, ipad, kBlock) != 1 || SHA256_Init(&out) != 1 ||
+      SHA256_Update(&out, opad, kBlock) != 1)
+    throw std::runtime_error("SHA-256 failed");
+  std::memcpy(inner_, &in, kCtxBytes);
+  std::memcpy(outer_, &out, kCtxBytes);
+}
+
+Sha256 HmacSha256Key::mac(std::string_view data) const {
+  SHA256_CTX c;
   Sha256 inner, out;
-  digest_into({reinterpret_cast<char*>(ipad), kBlock}, data, inner.data());
-  digest_into({reinterpret_cast<char*>(opad), kBlock}, view(inner), out.data());
+  std::memcpy(&c, inner_, kCtxBytes);
+  if (SHA256_Update(&c, data.data(), data.size()) != 1 || SHA256_Final(inner.data(), &c) != 1)
+    throw std::runtime_error("SHA-256 failed");
+  std::memcpy(&c, outer_, kCtxBytes);
+  if (SHA256_Update(&c, inner.data(), inner.size()) != 1 || SHA256_Final(out.data(), &c) != 1)
+    throw std::runtime_error("SHA-256 failed");
   return out;
 }
+
+Sha256 hmac_sha256(std::string_view key, std::string_view data) { return HmacSha256Key(key).mac(data); }
 
 void hex_append(std::string& out, std::string_view data) {
   static constexpr char kDigits[] = "0123456789abcdef";
@@ -126,7 +144,18 @@ std::optional<std::string> base64_decode(std::string_view text) {
   std::string out(text.size() / 4 * 3 - pad, '\0');
   auto* o = reinterpret_cast<unsigned char*>(out.data());
   uint32_t bad = 0;
-  for (size_t i = 0; i < full; i += 4, o += 3) {
+  size_t i = 0;
+  if constexpr (std::endian::native == std::endian::little) {
+    // While another full quad follows, store all four bytes of v at once: the fourth (junk)
+    // lands on the next quad's first output byte, which that quad overwrites. One store
+    // instead of three, and no shifts (measured: about a fifth of the loop's instructions).
+    for (; i + 4 < full; i += 4, o += 3) {
+      const uint32_t v = kBase64[0][in[i]] | kBase64[1][in[i + 1]] | kBase64[2][in[i + 2]] | kBase64[3][in[i + 3]];
+      bad |= v;
+      std::memcpy(o, &v, 4);
+    }
+  }
+  for (; i < full; i += 4, o += 3) {
     const uint32_t v = kBase64[0][in[i]] | kBase64[1][in[i + 1]] | kBase64[2][in[i + 2]] | kBase64[3][in[i + 3]];
     bad |= v;
     o[0] = static_cast<unsigned char>(v);

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <array>
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -13,6 +14,23 @@ using Sha256 = std::array<unsigned char, 32>;
 
 Sha256 sha256(std::string_view data);
 Sha256 hmac_sha256(std::string_view key, std::string_view data);
+
+// An HMAC-SHA256 key with its two padded key blocks already hashed: each mac() then hashes
+// two SHA-256 blocks fewer than hmac_sha256 (SigV4 signs every request with a key that
+// changes once a day). Holds key material, like the key it was made from. Thread-safe for
+// concurrent mac() calls (const, no state changes).
+class HmacSha256Key {
+ public:
+  explicit HmacSha256Key(std::string_view key = {});
+  Sha256 mac(std::string_view data) const;
+
+ private:
+  // OpenSSL SHA256_CTX midstates after the ipad / opad block, kept opaque here (crypto.cc
+  // checks the size); copied out before each use.
+  static constexpr std::size_t kCtxBytes = 112;
+  alignas(8) unsigned char inner_[kCtxBytes];
+  alignas(8) unsigned char outer_[kCtxBytes];
+};
 // Lower-case hex of `data`.
 std::string hex(std::string_view data);
 // Appends the lower-case hex of `data` to `out` (no allocation when `out` has the room).

@@ -42,6 +42,24 @@ TEST(Crypto, Base64RoundTripAndStrictness) {
   EXPECT_FALSE(base64_decode("Zm9vYmF\xc3"));  // a byte above 0x7f
 }
 
+// Every length and every byte value through both decoding loops (the four-byte stores while
+// another quad follows, then the last quads), and a bad character caught in every position.
+TEST(Crypto, Base64EveryLengthAndPosition) {
+  std::string bytes;
+  for (size_t n = 0; n <= 260; ++n) {
+    auto enc = base64_encode(bytes);
+    auto dec = base64_decode(enc);
+    ASSERT_TRUE(dec) << n;
+    ASSERT_EQ(*dec, bytes) << n;
+    for (size_t i = 0; i < enc.size() && enc[i] != '='; ++i) {
+      std::string bad = enc;
+      bad[i] = '*';
+      ASSERT_FALSE(base64_decode(bad)) << n << " at " << i;
+    }
+    bytes.push_back(static_cast<char>((n * 37 + 11) & 0xff));
+  }
+}
+
 TEST(Crypto, Crc32MatchesZlib) {
   EXPECT_EQ(crc32("123456789"), 0xCBF43926u);
   EXPECT_EQ(crc32(""), 0u);

@@ -153,3 +153,41 @@ TEST(SigV4, SecretNeverInOutput) {
   EXPECT_EQ(r.authorization.find("TOPSECRETVALUE"), std::string::npos);
   EXPECT_EQ(r.canonical_request.find("TOPSECRETVALUE"), std::string::npos);
 }
+
+// A reused SigningResult ends up exactly as a fresh one, whatever the previous signature held
+// (a session token, a signed body, a longer path): nothing of it is left over.
+TEST(SigV4, ReusedResultEqualsFreshOne) {
+  std::vector<http::Header> h{{"Host", "example.amazonaws.com"}};
+  aws::Credentials with_token{"AKID", "secret", "TOKEN", std::nullopt, ""};
+  aws::Credentials plain{"AKID", "secret", "", std::nullopt, ""};
+  aws::SigningParams p;
+  p.method = "POST";
+  p.path = "/a/long/path/for/the/first/request";
+  p.headers = &h;
+  p.body = "{\"a\":1}";
+  p.region = "us-east-1";
+  p.service = "dynamodb";
+  p.time = *util::parse_iso8601("2024-01-01T00:00:00Z");
+  p.credentials = &with_token;
+  p.sign_body = true;
+  aws::SigningResult reused;
+  aws::sign_v4(p, reused);
+  EXPECT_EQ(reused.added_headers.size(), 3u);
+  for (bool omit : {false, true}) {
+    p.path = "/";
+    p.credentials = omit ? &with_token : &plain;
+    p.omit_session_token = omit;
+    p.sign_body = false;
+    aws::sign_v4(p, reused);
+    const auto fresh = aws::sign_v4(p);
+    EXPECT_EQ(reused.canonical_request, fresh.canonical_request);
+    EXPECT_EQ(reused.string_to_sign, fresh.string_to_sign);
+    EXPECT_EQ(reused.signature, fresh.signature);
+    EXPECT_EQ(reused.authorization, fresh.authorization);
+    ASSERT_EQ(reused.added_headers.size(), fresh.added_headers.size());
+    for (size_t i = 0; i < fresh.added_headers.size(); ++i) {
+      EXPECT_EQ(reused.added_headers[i].name, fresh.added_headers[i].name);
+      EXPECT_EQ(reused.added_headers[i].value, fresh.added_headers[i].value);
+    }
+  }
+}
