@@ -43,7 +43,7 @@ HmacSha256Key::HmacSha256Key(std::string_view key) {
   if (key.size() > kBlock) {
     auto d = sha256(key);
     std::memcpy(k, d.data(), d.size());
-  } else {
+  } else if (!key.empty()) {  // an empty view's data() may be null: not memcpy's to take
     std::memcpy(k, key.data(), key.size());
   }
   unsigned char ipad[kBlock], opad[kBlock];
