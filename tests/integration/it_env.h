@@ -5,9 +5,12 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdlib>
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "dynamodb_cache/dynamodb_cache.h"
 
@@ -26,6 +29,19 @@ inline std::shared_ptr<dynamodb_cache::dynamodb::Client> client() {
 inline std::string unique_table(const std::string& prefix) {
   static std::atomic<int> n{0};
   return prefix + "-" + std::to_string(::getpid()) + "-" + std::to_string(n++);
+}
+
+// What the full-clear tests clear: namespace "keepgen" (backend `ns`) at generation 1, with
+// "x" written in both generations, and 300 plain 100-byte entries through `b`. The clear
+// must delete 302 items and keep "keepgen:generation".
+inline void fill_for_full_clear(dynamodb_cache::DynamodbBackend& b, dynamodb_cache::DynamodbBackend& ns) {
+  using namespace std::chrono_literals;
+  ns.set("x", "v", 0s);
+  ns.clear();  // generation 1
+  ns.set("x", "gen 1", 0s);
+  std::vector<std::pair<std::string, std::string>> entries;
+  for (int i = 0; i < 300; ++i) entries.emplace_back("k" + std::to_string(i), std::string(100, 'v'));
+  b.set_many(entries, 0s);
 }
 
 inline dynamodb_cache::Table make_cache_table(const std::shared_ptr<dynamodb_cache::dynamodb::Client>& c,

@@ -180,12 +180,7 @@ TEST(FullClearIT, ParallelSegmentsDeleteEverythingAndReportProgress) {
   o.clear_segments = 4;
   DynamodbBackend b(t.c, o);
   DynamodbBackend ns(t.c, t.opts("keepgen"));
-  ns.set("x", "v", 0s);
-  ns.clear();  // generation 1
-  ns.set("x", "gen 1", 0s);
-  std::vector<std::pair<std::string, std::string>> entries;
-  for (int i = 0; i < 300; ++i) entries.emplace_back("k" + std::to_string(i), std::string(100, 'v'));
-  b.set_many(entries, 0s);
+  it::fill_for_full_clear(b, ns);
   t.wire->reset();
   std::vector<uint64_t> reports;
   b.clear([&](uint64_t n) { reports.push_back(n); });
