@@ -242,6 +242,14 @@ void emit(const LogHook& log, LogLevel level, const std::string& message) {
   }
 }
 
+// Counts and logs `e` of operation `op` on `key`, about to be answered as a miss (fail_open).
+void opened(const DynamodbOptions& o, CacheStats& stats, const char* op, std::string_view key, const Error& e) {
+  stats.fail_open.fetch_add(1, std::memory_order_relaxed);
+  emit(o.log, LogLevel::kWarning,
+       std::string("fail-open: ") + op + " of key '" + std::string(key.substr(0, 64)) + "' failed (" +
+           to_string(e.kind()) + ": " + e.what() + "); answered as a miss");
+}
+
 // Runs a read or a set under DynamodbOptions::fail_open: when it is on, an error (but a
 // caller's InvalidArgumentError) is counted, logged and turned into `miss`.
 template <class T, class F>
@@ -252,11 +260,8 @@ T failing_open(const DynamodbOptions& o, CacheStats& stats, const char* op, std:
     return f();
   } catch (const Error& e) {
     if (e.kind() == ErrorKind::kInvalidArgument) throw;
-    stats.fail_open.fetch_add(1, std::memory_order_relaxed);
     stats.count_error(e.kind());
-    emit(o.log, LogLevel::kWarning,
-         std::string("fail-open: ") + op + " of key '" + std::string(key.substr(0, 64)) + "' failed (" +
-             to_string(e.kind()) + ": " + e.what() + "); answered as a miss");
+    opened(o, stats, op, key, e);
     return miss;
   }
 }
@@ -965,16 +970,11 @@ dynamodb::Outcome<T> DynamodbBackend::settle(Op op, const char* name, std::strin
   if (!kind) return r;
   stats_->count_error(*kind);
   if (!miss || !options_.fail_open || *kind == ErrorKind::kInvalidArgument) return r;
-  std::string what;
   try {
     std::rethrow_exception(r.error());
   } catch (const Error& e) {
-    what = e.what();
+    opened(options_, *stats_, name, key, e);
   }
-  stats_->fail_open.fetch_add(1, std::memory_order_relaxed);
-  emit(options_.log, LogLevel::kWarning,
-       std::string("fail-open: ") + name + " of key '" + std::string(key.substr(0, 64)) + "' failed (" +
-           to_string(*kind) + ": " + what + "); answered as a miss");
   return std::move(*miss);
 }
 
