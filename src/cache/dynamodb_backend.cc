@@ -1422,8 +1422,9 @@ void DynamodbBackend::clear_segment_async(std::shared_ptr<ClearRun> run, ddb::Sc
         for (const auto& used : r.value().consumed) add_units(stats_->write_capacity_units, used);
         auto left = r.value().unprocessed_items.find(options_.table);
         if (left == r.value().unprocessed_items.end() || left->second.empty()) return all->one(nullptr);
-        // Leftovers go again after backoff: batch_write_all's, on a helper thread, so that
-        // the loop never sleeps (rare: a throttled table).
+        // Leftovers (rare: a throttled table) go to batch_write_all on a helper thread, so
+        // that the loop never sleeps: it re-sends them at once, as boto3 does, then backs off
+        // after each later call that still leaves some.
         offload<void>([all](dynamodb::Outcome<void> o) { all->one(std::move(o).error()); },
                       [this, rest = std::move(left->second)]() mutable {
                         wire().batch_write_all(options_.table, std::move(rest));
