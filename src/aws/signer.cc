@@ -104,9 +104,14 @@ std::string canonical_query(std::string_view query) {
 
 // Trims, and turns every run of whitespace (folded lines included) into one space.
 void canonical_value(std::string& out, std::string_view v) {
-  // Most values have nothing to trim or fold: copied whole, not a character at a time.
-  if (v.find_first_of("\t\n\r") == std::string_view::npos && v.find("  ") == std::string_view::npos &&
-      (v.empty() || (v.front() != ' ' && v.back() != ' '))) {
+  // Most values have nothing to trim or fold: copied whole, not a character at a time. One
+  // pass to tell (find_first_of calls memchr once per character of v: measured ~1% of a get).
+  bool plain = v.empty() || (v.front() != ' ' && v.back() != ' ');
+  for (size_t i = 0; plain && i < v.size(); ++i) {
+    const char c = v[i];
+    plain = c != '\t' && c != '\n' && c != '\r' && !(c == ' ' && v[i + 1] == ' ');  // in range: v.back() is no space
+  }
+  if (plain) {
     out.assign(v);
     return;
   }
