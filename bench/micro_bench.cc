@@ -96,6 +96,14 @@ void BM_DecodeGetItem(benchmark::State& state) {
 }
 BENCHMARK(BM_DecodeGetItem)->Arg(100)->Arg(10 * 1024)->Arg(300 * 1024);
 
+// The x-amz-crc32 check over a whole response body (ISA-L's when built with it, else zlib's).
+void BM_Crc32(benchmark::State& state) {
+  std::string body = get_item_response(static_cast<size_t>(state.range(0)));
+  for (auto _ : state) benchmark::DoNotOptimize(util::crc32(body));
+  state.SetBytesProcessed(state.iterations() * static_cast<int64_t>(body.size()));
+}
+BENCHMARK(BM_Crc32)->Arg(1000)->Arg(300 * 1024);
+
 // The JSON library choice for the wire: parse a 10 KB GetItem response and reach the value.
 void BM_JsonChoice_simdjson(benchmark::State& state) {
   std::string body = get_item_response(10 * 1024);

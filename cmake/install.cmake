@@ -34,7 +34,7 @@ install(FILES ${PROJECT_BINARY_DIR}/dynamodb_cacheConfig.cmake
 # pkg-config. The prefix is found from the .pc file's own place (${pcfiledir}), so the file
 # is right wherever the tree is installed (cmake --install --prefix, DESTDIR, a .deb).
 # Linking a static library needs its private dependencies (libcurl, libssl, libcrypto, zlib, zstd,
-# simdjson) on the consumer's link line: they are in Requires then. A shared library carries
+# simdjson, and libisal when built with it) on the consumer's link line: they are in Requires then. A shared library carries
 # them itself, and its headers include none of them, so its file requires nothing.
 set(_dc_pcdir ${CMAKE_INSTALL_LIBDIR}/pkgconfig)
 if(IS_ABSOLUTE "${CMAKE_INSTALL_LIBDIR}" OR IS_ABSOLUTE "${CMAKE_INSTALL_INCLUDEDIR}")
@@ -56,6 +56,9 @@ else()
 endif()
 if(DYNAMODB_CACHE_STATIC)
   set(DYNAMODB_CACHE_PC_REQUIRES "libcurl libssl libcrypto zlib libzstd simdjson")
+  if(DYNAMODB_CACHE_HAVE_ISAL)
+    string(APPEND DYNAMODB_CACHE_PC_REQUIRES " libisal")
+  endif()
 else()
   set(DYNAMODB_CACHE_PC_REQUIRES "")
 endif()

@@ -17,6 +17,9 @@ if(NOT BUILD_SHARED_LIBS)
   # The static library and its CMake package need the dependencies' development files.
   set(CPACK_DEBIAN_PACKAGE_DEPENDS
       "libcurl4-openssl-dev | libcurl-dev, libssl-dev, zlib1g-dev, libzstd-dev, libsimdjson-dev")
+  if(DYNAMODB_CACHE_HAVE_ISAL)
+    string(APPEND CPACK_DEBIAN_PACKAGE_DEPENDS ", libisal-dev")
+  endif()
 else()
   # libcurl is loaded at run time (dlopen, src/http/curl_transport.cc: proxies, credential
   # endpoints), which dpkg-shlibdeps cannot see.

@@ -1,4 +1,5 @@
 #include <gtest/gtest.h>
+#include <zlib.h>
 
 #include "util/crypto.h"
 #include "util/json_writer.h"
@@ -67,6 +68,18 @@ TEST(Crypto, Base64EveryLengthAndPosition) {
 TEST(Crypto, Crc32MatchesZlib) {
   EXPECT_EQ(crc32("123456789"), 0xCBF43926u);
   EXPECT_EQ(crc32(""), 0u);
+  // x-amz-crc32 is zlib's CRC-32, whichever implementation computes ours (ISA-L or zlib):
+  // every length through several folding blocks and tails, at every alignment of 8.
+  std::string bytes(70000, '\0');
+  uint32_t x = 12345;
+  for (auto& b : bytes) b = static_cast<char>((x = x * 1103515245u + 12345u) >> 24);
+  auto zlib = [](std::string_view d) {
+    return static_cast<uint32_t>(::crc32(0L, reinterpret_cast<const Bytef*>(d.data()), static_cast<uInt>(d.size())));
+  };
+  const std::string_view all(bytes);
+  for (size_t n = 0; n <= 1100; ++n)
+    for (size_t at = 0; at < 8; ++at) ASSERT_EQ(crc32(all.substr(at, n)), zlib(all.substr(at, n))) << n << " at " << at;
+  for (size_t n : {4095, 4096, 4097, 65536, 69990}) ASSERT_EQ(crc32(all.substr(3, n)), zlib(all.substr(3, n))) << n;
 }
 
 TEST(JsonWriter, EscapesEverythingJsonRequires) {
