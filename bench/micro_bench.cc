@@ -104,6 +104,14 @@ void BM_Crc32(benchmark::State& state) {
 }
 BENCHMARK(BM_Crc32)->Arg(1000)->Arg(300 * 1024);
 
+// The Python package's layout decodes base64 twice per get (the B attribute, then the text in it).
+void BM_Base64Decode(benchmark::State& state) {
+  const std::string text = util::base64_encode(std::string(static_cast<size_t>(state.range(0)), 'x'));
+  for (auto _ : state) benchmark::DoNotOptimize(util::base64_decode(text));
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations()) * static_cast<int64_t>(text.size()));
+}
+BENCHMARK(BM_Base64Decode)->Arg(1000)->Arg(300 * 1024);
+
 // The JSON library choice for the wire: parse a 10 KB GetItem response and reach the value.
 void BM_JsonChoice_simdjson(benchmark::State& state) {
   std::string body = get_item_response(10 * 1024);

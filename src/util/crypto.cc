@@ -19,6 +19,11 @@
 #include <cstring>
 #include <stdexcept>
 
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+#define DYNAMODB_CACHE_BASE64_AVX2 1
+#endif
+
 namespace dynamodb_cache::util {
 
 namespace {
@@ -77,14 +82,27 @@ Sha256 HmacSha256Key::mac(std::string_view data) const {
 
 Sha256 hmac_sha256(std::string_view key, std::string_view data) { return HmacSha256Key(key).mac(data); }
 
+namespace {
+// kHexPairs[2b], kHexPairs[2b+1]: byte b's two lowercase digits, so a byte is one 2-byte copy.
+// A signature hex-encodes three digests (96 bytes): per-nibble lookups were 2% of a get.
+constexpr std::array<char, 512> kHexPairs = [] {
+  std::array<char, 512> t{};
+  constexpr char kDigits[] = "0123456789abcdef";
+  for (size_t b = 0; b < 256; ++b) {
+    t[2 * b] = kDigits[b >> 4];
+    t[2 * b + 1] = kDigits[b & 15];
+  }
+  return t;
+}();
+}  // namespace
+
 void hex_append(std::string& out, std::string_view data) {
-  static constexpr char kDigits[] = "0123456789abcdef";
   const size_t at = out.size();
   out.resize(at + data.size() * 2);
-  for (size_t i = 0; i < data.size(); ++i) {
-    auto b = static_cast<unsigned char>(data[i]);
-    out[at + 2 * i] = kDigits[b >> 4];
-    out[at + 2 * i + 1] = kDigits[b & 15];
+  char* o = out.data() + at;
+  for (char c : data) {
+    std::memcpy(o, &kHexPairs[2 * static_cast<unsigned char>(c)], 2);
+    o += 2;
   }
 }
 
@@ -131,6 +149,58 @@ constexpr std::array<std::array<uint32_t, 256>, 4> kBase64 = [] {
   return t;
 }();
 
+#if DYNAMODB_CACHE_BASE64_AVX2
+// Decodes 32 characters per step while at least `avail` output bytes stay writable beyond the
+// 24 each step produces (every step stores 32). Returns the characters consumed (a multiple of
+// 32); `bad` gets a non-zero bit if any of them is outside the alphabet. Classification by the
+// two nibbles of each character (Mula and Lemire, "Faster Base64 Encoding and Decoding using
+// AVX2 Instructions", 2018): a character is valid exactly when lut_lo[low nibble] and
+// lut_hi[high nibble] share no bit; then one more lookup by the high nibble ('/' apart) gives
+// the offset from the character to its 6-bit value. Measured: about a tenth of the scalar
+// loop's instructions for a 1 KB value.
+__attribute__((target("avx2"))) size_t base64_decode_avx2(const unsigned char* in, size_t chars, unsigned char* out,
+                                                          size_t out_room, uint32_t& bad) {
+  const __m256i lut_lo = _mm256_setr_epi8(0x15, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x13, 0x1A, 0x1B,
+                                          0x1B, 0x1B, 0x1A, 0x15, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11,
+                                          0x13, 0x1A, 0x1B, 0x1B, 0x1B, 0x1A);
+  const __m256i lut_hi = _mm256_setr_epi8(0x10, 0x10, 0x01, 0x02, 0x04, 0x08, 0x04, 0x08, 0x10, 0x10, 0x10, 0x10, 0x10,
+                                          0x10, 0x10, 0x10, 0x10, 0x10, 0x01, 0x02, 0x04, 0x08, 0x04, 0x08, 0x10, 0x10,
+                                          0x10, 0x10, 0x10, 0x10, 0x10, 0x10);
+  // Offsets by high nibble: 2 -> '+' (62 - 0x2B), 3 -> digits, 4-5 -> 'A'-'Z', 6-7 -> 'a'-'z';
+  // index 1 is '/' (high nibble 2 minus one from the compare below).
+  const __m256i lut_roll = _mm256_setr_epi8(0, 16, 19, 4, -65, -65, -71, -71, 0, 0, 0, 0, 0, 0, 0, 0, 0, 16, 19, 4, -65,
+                                            -65, -71, -71, 0, 0, 0, 0, 0, 0, 0, 0);
+  const __m256i nibble = _mm256_set1_epi8(0x0F);
+  const __m256i slash = _mm256_set1_epi8('/');
+  // Per 128-bit lane: the three bytes of each 32-bit group, most significant first.
+  const __m256i pack = _mm256_setr_epi8(2, 1, 0, 6, 5, 4, 10, 9, 8, 14, 13, 12, -1, -1, -1, -1, 2, 1, 0, 6, 5, 4, 10,
+                                        9, 8, 14, 13, 12, -1, -1, -1, -1);
+  const __m256i gather = _mm256_setr_epi32(0, 1, 2, 4, 5, 6, 7, 7);
+  __m256i bad_v = _mm256_setzero_si256();
+  size_t i = 0;
+  for (; i + 32 <= chars && i / 4 * 3 + 32 <= out_room; i += 32, out += 24) {
+    const __m256i c = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(in + i));
+    const __m256i hi = _mm256_and_si256(_mm256_srli_epi32(c, 4), nibble);
+    const __m256i lo = _mm256_and_si256(c, nibble);
+    bad_v = _mm256_or_si256(bad_v, _mm256_and_si256(_mm256_shuffle_epi8(lut_lo, lo), _mm256_shuffle_epi8(lut_hi, hi)));
+    const __m256i roll = _mm256_shuffle_epi8(lut_roll, _mm256_add_epi8(_mm256_cmpeq_epi8(c, slash), hi));
+    const __m256i v = _mm256_add_epi8(c, roll);  // 6-bit values, one per byte
+    // [a b c d] -> a<<6|b and c<<6|d (16-bit), then a<<18|b<<12|c<<6|d (32-bit).
+    const __m256i ab_cd = _mm256_maddubs_epi16(v, _mm256_set1_epi32(0x01400140));
+    const __m256i abcd = _mm256_madd_epi16(ab_cd, _mm256_set1_epi32(0x00011000));
+    const __m256i bytes = _mm256_permutevar8x32_epi32(_mm256_shuffle_epi8(abcd, pack), gather);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), bytes);
+  }
+  if (!_mm256_testz_si256(bad_v, bad_v)) bad |= kBase64Bad;
+  return i;
+}
+
+bool have_avx2() {
+  static const bool yes = __builtin_cpu_supports("avx2");
+  return yes;
+}
+#endif
+
 }  // namespace
 
 // Strict (RFC 4648 standard alphabet, padded, no white space or line breaks anywhere): input
@@ -149,6 +219,12 @@ std::optional<std::string> base64_decode(std::string_view text) {
   auto* o = reinterpret_cast<unsigned char*>(out.data());
   uint32_t bad = 0;
   size_t i = 0;
+#if DYNAMODB_CACHE_BASE64_AVX2
+  if (full >= 64 && have_avx2()) {
+    i = base64_decode_avx2(in, full, o, out.size(), bad);
+    o += i / 4 * 3;
+  }
+#endif
   if constexpr (std::endian::native == std::endian::little) {
     // While another full quad follows, store all four bytes of v at once: the fourth (junk)
     // lands on the next quad's first output byte, which that quad overwrites. One store

@@ -65,6 +65,40 @@ TEST(Crypto, Base64EveryLengthAndPosition) {
   }
 }
 
+// Every byte value at every position of a value long enough for the 32-character vector steps
+// (on CPUs with AVX2) and the scalar tail: exactly the 64 alphabet characters decode, each to
+// its own 6 bits, wherever it stands.
+TEST(Crypto, Base64EveryByteValueAtEveryPosition) {
+  constexpr std::string_view kAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string bytes(300, '\0');
+  for (size_t i = 0; i < bytes.size(); ++i) bytes[i] = static_cast<char>((i * 151 + 7) & 0xff);
+  const std::string enc = base64_encode(bytes);  // 400 characters, no padding
+  ASSERT_EQ(enc.size(), 400u);
+  for (size_t pos = 0; pos < enc.size(); ++pos) {
+    for (int b = 0; b < 256; ++b) {
+      if (b == '=' && pos == enc.size() - 1) continue;  // padding there is valid (tested above)
+      std::string text = enc;
+      text[pos] = static_cast<char>(b);
+      auto dec = base64_decode(text);
+      const size_t v = kAlphabet.find(static_cast<char>(b));
+      if (v == std::string_view::npos) {
+        ASSERT_FALSE(dec) << "byte " << b << " at " << pos;
+        continue;
+      }
+      ASSERT_TRUE(dec) << "byte " << b << " at " << pos;
+      // The character's 6 bits land at bit offset 6 * pos of the output, most significant first.
+      std::string want = bytes;
+      for (int k = 0; k < 6; ++k) {
+        const size_t bit = 6 * pos + static_cast<size_t>(k);
+        const auto mask = static_cast<unsigned char>(0x80u >> (bit % 8));
+        auto& byte = reinterpret_cast<unsigned char&>(want[bit / 8]);
+        byte = static_cast<unsigned char>(((v >> (5 - k)) & 1) ? (byte | mask) : (byte & ~mask));
+      }
+      ASSERT_EQ(*dec, want) << "byte " << b << " at " << pos;
+    }
+  }
+}
+
 TEST(Crypto, Crc32MatchesZlib) {
   EXPECT_EQ(crc32("123456789"), 0xCBF43926u);
   EXPECT_EQ(crc32(""), 0u);
