@@ -1,6 +1,7 @@
 #include "http/response_parser.h"
 
 #include <algorithm>
+#include <array>
 #include <cstring>
 
 #include "dynamodb_cache/errors.h"
@@ -9,11 +10,16 @@ namespace dynamodb_cache::http {
 
 namespace {
 
-bool is_tchar(unsigned char c) {
-  // RFC 9110 §5.6.2 token characters.
-  if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')) return true;
-  return std::strchr("!#$%&'*+-.^_`|~", c) != nullptr && c != 0;
-}
+// RFC 9110 §5.6.2 token characters, by byte: a table, because every header name's characters
+// are checked (strchr per '-' was measurable in a get's profile).
+constexpr std::array<bool, 256> kTchar = [] {
+  std::array<bool, 256> t{};
+  for (int c = '0'; c <= '9'; ++c) t[static_cast<size_t>(c)] = true;
+  for (int c = 'a'; c <= 'z'; ++c) t[static_cast<size_t>(c)] = true;
+  for (int c = 'A'; c <= 'Z'; ++c) t[static_cast<size_t>(c)] = true;
+  for (char c : std::string_view("!#$%&'*+-.^_`|~")) t[static_cast<unsigned char>(c)] = true;
+  return t;
+}();
 
 bool iequals(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) return false;
@@ -227,10 +233,9 @@ void ResponseParser::on_header_line(std::string_view line) {
   if (colon == std::string_view::npos || colon == 0) fail("malformed header line '" + excerpt(line) + "'");
   std::string_view name = line.substr(0, colon);
   for (char c : name)
-    if (!is_tchar(static_cast<unsigned char>(c))) fail("malformed header name '" + excerpt(name) + "'");
+    if (!kTchar[static_cast<unsigned char>(c)]) fail("malformed header name '" + excerpt(name) + "'");
   std::string_view value = trim(line.substr(colon + 1));
-  for (char c : value)
-    if (c == '\0') fail("NUL in a header value");
+  if (value.find('\0') != std::string_view::npos) fail("NUL in a header value");
   if (interim_ || state_ == State::kTrailer) return;  // interim and trailer fields are not kept
 
   if (iequals(name, "content-length")) {
