@@ -187,8 +187,8 @@ void sign_v4(const SigningParams& p, SigningResult& r) {
     r.added_headers[added].value.assign(value);
     ++added;
   };
-  const std::string amz = util::amz_date(p.time);
-  const std::string_view date = std::string_view(amz).substr(0, 8);
+  const util::AmzDate amz_chars = util::amz_date(p.time);
+  const std::string_view amz = amz_chars.view(), date = amz.substr(0, 8);
 
   // Scratch space reused by every signature on this thread (its strings keep their capacity):
   // no allocation per request for the canonical headers, the signed-header list or the scope.

@@ -1,26 +1,27 @@
 #include "util/time.h"
 
 #include <cstdio>
-#include <ctime>
 
 namespace dynamodb_cache::util {
 
-std::string amz_date(SysTime t) {
-  std::time_t secs = std::chrono::system_clock::to_time_t(t);
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  std::string out(16, '0');
-  auto put = [&](size_t at, int v, int width) {
-    for (int i = width - 1; i >= 0; --i, v /= 10) out[at + static_cast<size_t>(i)] = static_cast<char>('0' + v % 10);
+AmzDate amz_date(SysTime t) {
+  using namespace std::chrono;
+  const auto secs = floor<seconds>(t);
+  const auto day = floor<days>(secs);
+  const year_month_day ymd{day};
+  const hh_mm_ss<seconds> hms{secs - day};
+  AmzDate out;
+  auto put = [&](size_t at, unsigned v, int width) {
+    for (int i = width - 1; i >= 0; --i, v /= 10) out.chars[at + static_cast<size_t>(i)] = static_cast<char>('0' + v % 10);
   };
-  put(0, tm.tm_year + 1900, 4);
-  put(4, tm.tm_mon + 1, 2);
-  put(6, tm.tm_mday, 2);
-  out[8] = 'T';
-  put(9, tm.tm_hour, 2);
-  put(11, tm.tm_min, 2);
-  put(13, tm.tm_sec, 2);
-  out[15] = 'Z';
+  put(0, static_cast<unsigned>(static_cast<int>(ymd.year())), 4);
+  put(4, static_cast<unsigned>(ymd.month()), 2);
+  put(6, static_cast<unsigned>(ymd.day()), 2);
+  out.chars[8] = 'T';
+  put(9, static_cast<unsigned>(hms.hours().count()), 2);
+  put(11, static_cast<unsigned>(hms.minutes().count()), 2);
+  put(13, static_cast<unsigned>(hms.seconds().count()), 2);
+  out.chars[15] = 'Z';
   return out;
 }
 

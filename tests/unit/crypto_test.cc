@@ -1,6 +1,8 @@
 #include <gtest/gtest.h>
 #include <zlib.h>
 
+#include <ctime>
+
 #include "util/crypto.h"
 #include "util/json_writer.h"
 #include "util/time.h"
@@ -135,9 +137,23 @@ TEST(JsonWriter, EscapesEverythingJsonRequires) {
 TEST(Time, AmzDateAndIso8601) {
   auto t = parse_iso8601("2015-08-30T12:36:00Z");
   ASSERT_TRUE(t);
-  EXPECT_EQ(amz_date(*t), "20150830T123600Z");
-  EXPECT_EQ(amz_date(*parse_iso8601("2024-02-29T23:59:59.123Z")), "20240229T235959Z");
-  EXPECT_EQ(amz_date(*parse_iso8601("2024-01-01T02:00:00+02:00")), "20240101T000000Z");
+  EXPECT_EQ(amz_date(*t).view(), "20150830T123600Z");
+  EXPECT_EQ(amz_date(*parse_iso8601("2024-02-29T23:59:59.123Z")).view(), "20240229T235959Z");
+  EXPECT_EQ(amz_date(*parse_iso8601("2024-01-01T02:00:00+02:00")).view(), "20240101T000000Z");
   EXPECT_FALSE(parse_iso8601("yesterday"));
   EXPECT_FALSE(parse_iso8601("2024-02-30T00:00:00Z"));
+}
+
+// amz_date does its own calendar arithmetic: it must agree with the C library's gmtime_r on
+// every day from 1970 to 2200 (leap years, 2100 not one), at a different second of each.
+TEST(Time, AmzDateAgreesWithGmtime) {
+  for (std::time_t s = 0; s < std::time_t{7'258'118'400}; s += 86'400 + 7) {
+    std::tm tm{};
+    ASSERT_TRUE(gmtime_r(&s, &tm));
+    char want[17];
+    std::strftime(want, sizeof want, "%Y%m%dT%H%M%SZ", &tm);
+    ASSERT_EQ(amz_date(std::chrono::system_clock::from_time_t(s) + std::chrono::milliseconds(999)).view(),
+              std::string_view(want))
+        << s;
+  }
 }
