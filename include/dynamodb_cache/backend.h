@@ -414,9 +414,12 @@ class DynamodbBackend final : public Backend {
   dynamodb::GetItemRequest generation_request() const;
   std::string generation_read(const std::optional<dynamodb::Item>& item,
                               std::chrono::steady_clock::time_point asked) const;
-  // key_prefix() for the asynchronous operations: `then` gets it at once when known, else
-  // after the generation's GetItem on the loop.
-  void prefix_async(Done<std::string> then);
+  // key_prefix() for the asynchronous operations: `then` (callable with a
+  // dynamodb::Outcome<std::string>) gets it at once when known, inline and without being
+  // wrapped in a std::function, else after the generation's GetItem on the loop. Defined and
+  // used in dynamodb_backend.cc only.
+  template <class Then>
+  void prefix_async(Then then);
   // clear() of a namespace: the UpdateItem that increments the generation, and what its
   // answer (the new generation) tells this process.
   dynamodb::UpdateItemRequest next_generation() const;

@@ -1068,12 +1068,14 @@ void DynamodbBackend::put_async(std::string key, const std::string& prefix, std:
   });
 }
 
-void DynamodbBackend::prefix_async(Done<std::string> then) {
+template <class Then>
+void DynamodbBackend::prefix_async(Then then) {
+  if (options_.key_namespace.empty()) return then(dynamodb::Outcome<std::string>(std::string()));
   const auto now = std::chrono::steady_clock::now();
-  if (auto known = known_prefix(now)) return then(std::move(*known));
+  if (auto known = known_prefix(now)) return then(dynamodb::Outcome<std::string>(std::move(*known)));
   ddb::GetItemRequest r = generation_request();
   r.return_consumed_capacity = capacity_request(options_);
-  client_->get_item_async(std::move(r), [this, now, then = std::move(then)](ddb::Outcome<ddb::GetItemResult> res) {
+  client_->get_item_async(std::move(r), [this, now, then = std::move(then)](ddb::Outcome<ddb::GetItemResult> res) mutable {
     if (res.ok()) add_units(stats_->read_capacity_units, res.value().consumed);
     then(detail::outcome_of<std::string>([&] { return generation_read(res.value().item, now); }));
   });
@@ -1088,7 +1090,7 @@ void DynamodbBackend::get_entry_async(std::string key, Done<std::optional<Hit>> 
     if (out.ok()) count_read(*stats_, out.value());
     done(std::move(out));
   };
-  prefix_async([this, key = std::move(key), finish](dynamodb::Outcome<std::string> prefix) mutable {
+  prefix_async([this, key = std::move(key), finish = std::move(finish)](dynamodb::Outcome<std::string> prefix) mutable {
     if (!prefix.ok()) return finish(std::move(prefix).error());
     fetch_async(std::move(key), prefix.value(), std::move(finish));
   });
@@ -1108,7 +1110,7 @@ void DynamodbBackend::set_async(std::string key, std::string value, Ttl ttl, Don
     done(std::move(out));
   };
   prefix_async([this, key = std::move(key), value = std::move(value), ttl,
-                finish](dynamodb::Outcome<std::string> prefix) mutable {
+                finish = std::move(finish)](dynamodb::Outcome<std::string> prefix) mutable {
     if (!prefix.ok()) return finish(std::move(prefix).error());
     put_async(std::move(key), prefix.value(), std::move(value), ttl, std::move(finish));
   });
@@ -1120,7 +1122,7 @@ void DynamodbBackend::erase_async(std::string key, Done<void> done) {
     if (out.ok()) stats_->erases.fetch_add(1, std::memory_order_relaxed);
     done(settle<void>(Op::kErase, "erase", name, start, std::move(out), std::nullopt));
   };
-  prefix_async([this, key = std::move(key), finish](dynamodb::Outcome<std::string> prefix) mutable {
+  prefix_async([this, key = std::move(key), finish = std::move(finish)](dynamodb::Outcome<std::string> prefix) mutable {
     ddb::DeleteItemRequest plain;  // what delete_replacing takes
     auto made = detail::outcome_of<void>([&] {
       plain.table_name = options_.table;
@@ -1156,7 +1158,7 @@ void DynamodbBackend::get_many_async(std::vector<std::string> keys, Done<std::ve
       for (const auto& h : out.value()) count_read(*stats_, h);
     done(std::move(out));
   };
-  prefix_async([this, keys = std::move(keys), finish](dynamodb::Outcome<std::string> prefix) mutable {
+  prefix_async([this, keys = std::move(keys), finish = std::move(finish)](dynamodb::Outcome<std::string> prefix) mutable {
     const size_t n = keys.size();
     std::unordered_map<std::string, size_t> asked;  // key -> its index in `ask`
     std::vector<size_t> slot(n);                    // keys[i]'s answer: ask[slot[i]]'s
@@ -1215,7 +1217,7 @@ void DynamodbBackend::set_many_async(std::vector<std::pair<std::string, std::str
     done(std::move(out));
   };
   prefix_async([this, entries = std::move(entries), send = std::move(send), ttl,
-                finish](dynamodb::Outcome<std::string> prefix) mutable {
+                finish = std::move(finish)](dynamodb::Outcome<std::string> prefix) mutable {
     auto checked = detail::outcome_of<void>([&] {
       const std::string& p = prefix.value();  // rethrows the generation read's error
       validate_ttl(ttl);

@@ -155,12 +155,14 @@ void run_async(const BenchOptions& o, DynamodbBackend& backend, const std::strin
   };
   // When each chain's operation under way started.
   std::vector<std::chrono::steady_clock::time_point> started(static_cast<size_t>(o.concurrency));
-  std::function<void(size_t)> step;
+  std::function<void(size_t, std::chrono::steady_clock::time_point)> step;
   // A completion: records it (when timed) and issues the chain's next operation. Callbacks
   // capture only &record and the chain: they fit std::function's inline buffer, so the
   // benchmark's own bookkeeping allocates nothing per operation.
   const std::function<void(size_t, std::exception_ptr, bool)> record = [&](size_t chain, std::exception_ptr error,
                                                                            bool miss) {
+    // One clock read per operation: this end is also the next operation's start.
+    const auto now = std::chrono::steady_clock::now();
     if (c.timed) {
       Worker& w = worker();
       if (error) {
@@ -173,13 +175,13 @@ void run_async(const BenchOptions& o, DynamodbBackend& backend, const std::strin
         }
       }
       if (miss) ++w.misses;
-      w.hist.add(static_cast<uint64_t>((std::chrono::steady_clock::now() - started[chain]).count()));
+      w.hist.add(static_cast<uint64_t>((now - started[chain]).count()));
       ++w.done;
       finished.fetch_add(1, std::memory_order_relaxed);
     }
-    step(chain);
+    step(chain, now);
   };
-  step = [&](size_t chain) {
+  step = [&](size_t chain, std::chrono::steady_clock::time_point now) {
     auto& rng = c.rngs[chain];
     if (!c.timed) {
       if (c.warm_next.fetch_add(1) >= o.warmup) {
@@ -187,13 +189,13 @@ void run_async(const BenchOptions& o, DynamodbBackend& backend, const std::strin
         return;
       }
     } else if (total_ops ? next.fetch_add(1, std::memory_order_relaxed) >= total_ops
-                         : std::chrono::steady_clock::now() >= c.deadline) {
+                         : now >= c.deadline) {
       if (c.active.fetch_sub(1) == 1) c.done.set_value();
       return;
     }
     const bool read = o.op == "get" || (o.op == "mixed" && std::uniform_real_distribution<double>(0, 1)(rng) < o.read_ratio);
     std::string key = key_name(rng() % o.keys);
-    started[chain] = std::chrono::steady_clock::now();
+    started[chain] = now;
     const auto* rec = &record;
     if (read)
       backend.get_entry_async(std::move(key), [rec, chain](dynamodb::Outcome<std::optional<Hit>> r) {
@@ -205,7 +207,7 @@ void run_async(const BenchOptions& o, DynamodbBackend& backend, const std::strin
   };
   // Warm-up (untimed): connections, credentials, the allocator.
   c.active = o.concurrency;
-  for (int i = 0; i < o.concurrency; ++i) step(static_cast<size_t>(i));
+  for (int i = 0; i < o.concurrency; ++i) step(static_cast<size_t>(i), std::chrono::steady_clock::now());
   c.warm.get_future().wait();
   timed();
   c.deadline = std::chrono::steady_clock::now() +
@@ -213,7 +215,7 @@ void run_async(const BenchOptions& o, DynamodbBackend& backend, const std::strin
                    std::chrono::duration<double>(o.duration > 0 ? o.duration : 1e9));
   c.timed = true;
   c.active = o.concurrency;
-  for (int i = 0; i < o.concurrency; ++i) step(static_cast<size_t>(i));
+  for (int i = 0; i < o.concurrency; ++i) step(static_cast<size_t>(i), std::chrono::steady_clock::now());
   c.done.get_future().wait();  // the chains run on the loops; `c` must live until the last ends
 }
 

@@ -402,7 +402,6 @@ void Client::Impl::IoThread::link(AsyncOp* op) {
 void Client::Impl::IoThread::unlink(AsyncOp* op) {
   (op->prev ? op->prev->next : ops) = op->next;
   if (op->next) op->next->prev = op->prev;
-  op->prev = op->next = nullptr;
 }
 
 void Client::Impl::start_io() {
