@@ -33,6 +33,10 @@ class CredentialsProvider {
   // variables, no profile) throws CredentialsError with retryable() == false; the chain then
   // moves on to the next provider.
   virtual Credentials get() = 0;
+  // get() into `out`, whose strings keep their buffers: what the DynamoDB client calls once
+  // per request. The caching provider (every chain) answers without allocating once `out`
+  // has held credentials; the default is `out = get()`.
+  virtual void get_into(Credentials& out) { out = get(); }
   // The service rejected what get() returned as expired: forget cached credentials so the
   // next get() fetches new ones. Default: nothing is cached, nothing to do.
   virtual void invalidate() {}

@@ -464,9 +464,8 @@ class CachingProvider final : public CredentialsProvider {
     SystemClock::time_point now;
     for (;;) {
       now = now_();
-      bool usable = cached_ && (!usable_until_ || now < *usable_until_);
-      bool fresh = usable && !stale_ && !extended_ && (!usable_until_ || now < *usable_until_ - before_);
-      if (fresh) return *cached_;
+      const bool usable = usable_at(now);
+      if (fresh_at(now)) return *cached_;
       if (usable && !stale_ && refreshing_) return *cached_;  // one thread refreshes, the rest go on
       if (!refreshing_) {
         if (now < next_attempt_ && (usable || last_error_)) {  // backing off
@@ -511,13 +510,32 @@ class CachingProvider final : public CredentialsProvider {
     last_error_ = error;
     ++failures_;
     if (cached_ && usable_until_ && now >= *usable_until_ && !extended_) extend(now, "could not be refreshed");
-    bool usable = cached_ && (!usable_until_ || now < *usable_until_);
+    const bool usable = usable_at(now);
     next_attempt_ = now + (usable ? kRetryWhileUsable : backoff());
     if (usable) return *cached_;
     std::rethrow_exception(error);
   }
 
+  // The client's call, once per request: fresh credentials are copied into `out`'s buffers
+  // (no allocation once they fit); anything else takes get()'s path.
+  void get_into(Credentials& out) override {
+    {
+      std::lock_guard lock(mu_);
+      if (fresh_at(now_())) {
+        out = *cached_;
+        return;
+      }
+    }
+    out = get();
+  }
+
  private:
+  // Called with mu_ held.
+  bool usable_at(SystemClock::time_point now) const { return cached_ && (!usable_until_ || now < *usable_until_); }
+  bool fresh_at(SystemClock::time_point now) const {
+    return usable_at(now) && !stale_ && !extended_ && (!usable_until_ || now < *usable_until_ - before_);
+  }
+
   std::chrono::seconds backoff() const {
     auto b = kFirstBackoff * (1 << std::min(failures_ - 1, 4));
     return std::min<std::chrono::seconds>(b, kMaxBackoff);

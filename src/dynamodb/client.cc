@@ -122,34 +122,41 @@ struct Client::Impl {
   // kept by the caller allocates less the next time); `body` is lent to it (moved in: the
   // caller takes it back from the request after sending). `signed_at` receives the signing time.
   void prepare(const char* target, std::string& body, aws::SystemClock::time_point& signed_at, http::Request& req) {
-    aws::Credentials creds = credentials->get();
-    req.method = "POST";
-    req.url.assign(url);
-    req.headers.resize(3);
-    req.headers.reserve(7);
-    req.headers[0].name.assign("Host");
-    req.headers[0].value.assign(host);
-    req.headers[1].name.assign("Content-Type");
-    req.headers[1].value.assign("application/x-amz-json-1.0");
-    req.headers[2].name.assign("X-Amz-Target");
-    req.headers[2].value.assign(target);
+    // Per thread, their strings reused: the credentials, the three headers signed, and the
+    // SigningResult (canonical request, string to sign, signature). Nothing here allocates per
+    // request once warm, when `req` is reused too. The provider is asked first: one that calls
+    // a client on this thread (STS, SSO) has finished with these before they are written.
+    thread_local aws::Credentials creds;
+    credentials->get_into(creds);
+    thread_local std::vector<http::Header> to_sign{
+        {"Host", ""}, {"Content-Type", "application/x-amz-json-1.0"}, {"X-Amz-Target", ""}};
+    to_sign[0].value.assign(host);
+    to_sign[2].value.assign(target);
     aws::SigningParams p;
     p.method = "POST";
     p.path = path;
-    p.headers = &req.headers;
+    p.headers = &to_sign;
     p.body = body;
     p.credentials = &creds;
     p.region = region;
     p.service = "dynamodb";
     p.time = options.now() + std::chrono::milliseconds(clock_offset_ms.load(std::memory_order_relaxed));
     signed_at = p.time;
-    // One SigningResult per thread, its buffers reused: the canonical request, string to
-    // sign and signature allocate nothing per request (the headers added to req still do:
-    // req.headers must hold exactly the three above while they are signed).
     thread_local aws::SigningResult signed_;
     aws::sign_v4(p, signed_);
-    for (const auto& h : signed_.added_headers) req.headers.push_back(h);
-    req.headers.push_back({"Authorization", signed_.authorization});
+    req.method = "POST";
+    req.url.assign(url);
+    size_t n = 0;
+    auto put = [&](std::string_view name, std::string_view value) {
+      if (n == req.headers.size()) req.headers.emplace_back();
+      req.headers[n].name.assign(name);
+      req.headers[n].value.assign(value);
+      ++n;
+    };
+    for (const auto& h : to_sign) put(h.name, h.value);
+    for (const auto& h : signed_.added_headers) put(h.name, h.value);
+    put("Authorization", signed_.authorization);
+    req.headers.resize(n);
     req.body = std::move(body);
   }
 

@@ -60,6 +60,8 @@ class HttpEngine {
   size_t idle_count_ = 0;
   std::vector<std::unique_ptr<Conn>> graveyard_;        // closed; freed after the event batch
   std::unique_ptr<char[]> buf_;                         // receive buffer
+  std::string out_scratch_;  // where send() builds a request (its buffer traded with a connection's)
+  std::vector<http::Header> spare_headers_;  // a delivered answer's, reused by the next (Conn::write)
   // The last URL sent to, parsed: a client sends every request to one endpoint, so each
   // request's URL is parsed (and its origin copied) once, not per request.
   std::string url_text_;
