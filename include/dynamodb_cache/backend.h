@@ -316,15 +316,15 @@ inline constexpr std::size_t kMaxLongKeyBytes = 64 * 1024;
 
 // Attribute names of the layout above.
 namespace attr {
-inline constexpr const char* kKey = "key";
-inline constexpr const char* kValue = "value";
-inline constexpr const char* kExpire = "expire";
-inline constexpr const char* kUpdateTs = "update_ts";
-inline constexpr const char* kExpireAt = "expire_at";
-inline constexpr const char* kFormat = "fmt";
-inline constexpr const char* kCounter = "counter";
-inline constexpr const char* kFullKey = "full_key";
-inline constexpr const char* kGeneration = "generation";
+inline const std::string kKey = "key";
+inline const std::string kValue = "value";
+inline const std::string kExpire = "expire";
+inline const std::string kUpdateTs = "update_ts";
+inline const std::string kExpireAt = "expire_at";
+inline const std::string kFormat = "fmt";
+inline const std::string kCounter = "counter";
+inline const std::string kFullKey = "full_key";
+inline const std::string kGeneration = "generation";
 }  // namespace attr
 
 // Thread-safe (the client is).

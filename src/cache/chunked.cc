@@ -32,7 +32,7 @@ std::string new_write_id() {
 }
 
 // An unsigned number attribute; nullopt when absent, CodecError when not a whole number.
-std::optional<uint64_t> whole_number(const ddb::Item& item, const char* name) {
+std::optional<uint64_t> whole_number(const ddb::Item& item, const std::string& name) {
   auto it = item.find(name);
   if (it == item.end()) return std::nullopt;
   const std::string& s = it->second.scalar;

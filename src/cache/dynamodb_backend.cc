@@ -71,7 +71,7 @@ std::size_t attr_size(const std::string& name, const ddb::AttributeValue& v) {
   return name.size() + v.scalar.size();
 }
 
-double number(const ddb::Item& item, const char* name, double fallback) {
+double number(const ddb::Item& item, const std::string& name, double fallback) {
   auto it = item.find(name);
   if (it == item.end() || it->second.type != ddb::AttrType::kN) return fallback;
   const std::string& s = it->second.scalar;
@@ -84,12 +84,12 @@ double number(const ddb::Item& item, const char* name, double fallback) {
 
 // An integer attribute (fmt, counter): exactly an int64_t in decimal, nothing else ("1.9",
 // "1e0" and out-of-range values are refused, not truncated).
-int64_t integer(const ddb::AttributeValue& v, const char* name, std::string_view key) {
+int64_t integer(const ddb::AttributeValue& v, std::string_view name, std::string_view key) {
   const std::string& s = v.scalar;
   int64_t i = 0;
   auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), i);
   if (v.type != ddb::AttrType::kN || ec != std::errc() || p != s.data() + s.size())
-    throw CodecError("item '" + std::string(key.substr(0, 64)) + "': attribute '" + name + "' is " +
+    throw CodecError("item '" + std::string(key.substr(0, 64)) + "': attribute '" + std::string(name) + "' is " +
                      s.substr(0, 40) + ", not an integer");
   return i;
 }
@@ -189,11 +189,11 @@ struct LiveRule {
 // ones). Placeholders are #k key, #x expire, #u update_ts, #t expire_at, #c counter,
 // #g generation.
 void bind_names(ddb::ConditionalWrite& w, std::string_view expressions) {
-  static constexpr std::pair<const char*, const char*> kNames[] = {
-      {"#k", attr::kKey},      {"#x", attr::kExpire},  {"#u", attr::kUpdateTs},
-      {"#t", attr::kExpireAt}, {"#c", attr::kCounter}, {"#g", attr::kGeneration}};
+  static const std::pair<const char*, const std::string*> kNames[] = {
+      {"#k", &attr::kKey},      {"#x", &attr::kExpire},  {"#u", &attr::kUpdateTs},
+      {"#t", &attr::kExpireAt}, {"#c", &attr::kCounter}, {"#g", &attr::kGeneration}};
   for (const auto& [ph, name] : kNames)
-    if (expressions.find(ph) != std::string_view::npos) w.names[ph] = name;
+    if (expressions.find(ph) != std::string_view::npos) w.names[ph] = *name;
 }
 
 // Rounds of condition-failed-then-read an atomic operation makes before it gives up. Each

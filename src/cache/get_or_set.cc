@@ -250,7 +250,7 @@ class LeaseTable {
     return item;
   }
 
-  static ddb::AttributeValue attr_or_zero(const ddb::Item& item, const char* name) {
+  static ddb::AttributeValue attr_or_zero(const ddb::Item& item, const std::string& name) {
     auto it = item.find(name);
     return it == item.end() ? ddb::AttributeValue::N(0) : it->second;
   }
