@@ -276,6 +276,32 @@ class CountingProvider : public aws::CredentialsProvider {
 };
 }  // namespace
 
+// get_into (the client's call per request) follows get()'s rules: fresh credentials from the
+// cache, a refresh inside the window, a fetch again after invalidate().
+TEST(Credentials, CachingProviderGetIntoFollowsGet) {
+  auto inner = std::make_shared<CountingProvider>();
+  std::atomic<int64_t> t{0};
+  auto base = std::chrono::system_clock::time_point(std::chrono::seconds(1'000'000));
+  inner->expiration = base + std::chrono::minutes(60);
+  auto cache = aws::make_caching_provider(inner, std::chrono::minutes(5),
+                                          [&] { return base + std::chrono::seconds(t.load()); });
+  aws::Credentials out;
+  cache->get_into(out);
+  EXPECT_EQ(out.access_key_id, "AKID1");
+  EXPECT_EQ(out.secret_access_key, "s");
+  EXPECT_EQ(out.session_token, "t");
+  cache->get_into(out);
+  EXPECT_EQ(inner->calls.load(), 1);
+  t = 56 * 60;  // inside the refresh window
+  inner->expiration = base + std::chrono::minutes(120);
+  cache->get_into(out);
+  EXPECT_EQ(out.access_key_id, "AKID2");
+  cache->invalidate();
+  cache->get_into(out);
+  EXPECT_EQ(out.access_key_id, "AKID3");
+  EXPECT_EQ(inner->calls.load(), 3);
+}
+
 TEST(Credentials, CachingProviderRefreshesOnceForAllThreads) {
   auto inner = std::make_shared<CountingProvider>();
   std::atomic<int64_t> t{0};
