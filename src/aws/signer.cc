@@ -5,6 +5,7 @@
 
 #include "dynamodb_cache/aws.h"
 #include "dynamodb_cache/errors.h"
+#include "http/transports.h"
 #include "util/crypto.h"
 #include "util/time.h"
 
@@ -181,12 +182,7 @@ void sign_v4(const SigningParams& p, SigningResult& r) {
   r.authorization.clear();
   // r.added_headers' first `added` entries are this request's (their strings reused).
   size_t added = 0;
-  auto put = [&](std::string_view name, std::string_view value) {
-    if (added == r.added_headers.size()) r.added_headers.emplace_back();
-    r.added_headers[added].name.assign(name);
-    r.added_headers[added].value.assign(value);
-    ++added;
-  };
+  auto put = [&](std::string_view name, std::string_view value) { http::put_header(r.added_headers, added, name, value); };
   const util::AmzDate amz_chars = util::amz_date(p.time);
   const std::string_view amz = amz_chars.view(), date = amz.substr(0, 8);
 

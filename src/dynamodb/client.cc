@@ -147,15 +147,9 @@ struct Client::Impl {
     req.method = "POST";
     req.url.assign(url);
     size_t n = 0;
-    auto put = [&](std::string_view name, std::string_view value) {
-      if (n == req.headers.size()) req.headers.emplace_back();
-      req.headers[n].name.assign(name);
-      req.headers[n].value.assign(value);
-      ++n;
-    };
-    for (const auto& h : to_sign) put(h.name, h.value);
-    for (const auto& h : signed_.added_headers) put(h.name, h.value);
-    put("Authorization", signed_.authorization);
+    for (const auto& h : to_sign) http::put_header(req.headers, n, h.name, h.value);
+    for (const auto& h : signed_.added_headers) http::put_header(req.headers, n, h.name, h.value);
+    http::put_header(req.headers, n, "Authorization", signed_.authorization);
     req.headers.resize(n);
     req.body = std::move(body);
   }

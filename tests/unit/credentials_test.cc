@@ -274,17 +274,27 @@ class CountingProvider : public aws::CredentialsProvider {
     return aws::Credentials{"AKID" + std::to_string(n), "s", "t", expiration, "counting"};
   }
 };
+
+// A CountingProvider whose credentials expire at base + 60 min, cached with a 5-minute
+// refresh window, on a clock at base + t seconds.
+struct CountedCache {
+  std::shared_ptr<CountingProvider> inner = std::make_shared<CountingProvider>();
+  std::atomic<int64_t> t{0};
+  std::chrono::system_clock::time_point base{std::chrono::seconds(1'000'000)};
+  std::shared_ptr<aws::CredentialsProvider> cache;
+  CountedCache() {
+    inner->expiration = base + std::chrono::minutes(60);
+    cache = aws::make_caching_provider(inner, std::chrono::minutes(5),
+                                       [this] { return base + std::chrono::seconds(t.load()); });
+  }
+};
 }  // namespace
 
 // get_into (the client's call per request) follows get()'s rules: fresh credentials from the
 // cache, a refresh inside the window, a fetch again after invalidate().
 TEST(Credentials, CachingProviderGetIntoFollowsGet) {
-  auto inner = std::make_shared<CountingProvider>();
-  std::atomic<int64_t> t{0};
-  auto base = std::chrono::system_clock::time_point(std::chrono::seconds(1'000'000));
-  inner->expiration = base + std::chrono::minutes(60);
-  auto cache = aws::make_caching_provider(inner, std::chrono::minutes(5),
-                                          [&] { return base + std::chrono::seconds(t.load()); });
+  CountedCache f;
+  auto& [inner, t, base, cache] = f;
   aws::Credentials out;
   cache->get_into(out);
   EXPECT_EQ(out.access_key_id, "AKID1");
@@ -303,12 +313,8 @@ TEST(Credentials, CachingProviderGetIntoFollowsGet) {
 }
 
 TEST(Credentials, CachingProviderRefreshesOnceForAllThreads) {
-  auto inner = std::make_shared<CountingProvider>();
-  std::atomic<int64_t> t{0};
-  auto base = std::chrono::system_clock::time_point(std::chrono::seconds(1'000'000));
-  inner->expiration = base + std::chrono::minutes(60);
-  auto cache = aws::make_caching_provider(inner, std::chrono::minutes(5),
-                                          [&] { return base + std::chrono::seconds(t.load()); });
+  CountedCache f;
+  auto& [inner, t, base, cache] = f;
   std::vector<std::thread> threads;
   for (int i = 0; i < 8; ++i)
     threads.emplace_back([&] { for (int j = 0; j < 50; ++j) EXPECT_EQ(cache->get().access_key_id, "AKID1"); });
