@@ -391,8 +391,9 @@ class DynamodbBackend final : public Backend {
   bool is_digest(std::string_view key, std::string_view prefix) const;
 
  private:
-  // key_prefix() when it needs no request at `now` (no namespace, or a fresh generation).
-  std::optional<std::string> known_prefix(std::chrono::steady_clock::time_point now) const;
+  // key_prefix() when it needs no request (no namespace, or a generation read less than
+  // namespace_refresh ago).
+  std::optional<std::string> known_prefix() const;
   // Runs the synchronous `f` on a helper thread of its own and completes `done` there.
   template <class T, class F>
   void offload(Done<T> done, F f);

@@ -5,7 +5,7 @@
 
 #include "dynamodb_cache/aws.h"
 #include "dynamodb_cache/errors.h"
-#include "http/transports.h"
+#include "http/headers.h"
 #include "util/crypto.h"
 #include "util/time.h"
 
@@ -182,7 +182,6 @@ void sign_v4(const SigningParams& p, SigningResult& r) {
   r.authorization.clear();
   // r.added_headers' first `added` entries are this request's (their strings reused).
   size_t added = 0;
-  auto put = [&](std::string_view name, std::string_view value) { http::put_header(r.added_headers, added, name, value); };
   const util::AmzDate amz_chars = util::amz_date(p.time);
   const std::string_view amz = amz_chars.view(), date = amz.substr(0, 8);
 
@@ -196,10 +195,11 @@ void sign_v4(const SigningParams& p, SigningResult& r) {
   std::string& payload_hash = scratch.payload_hash;
   payload_hash.clear();
   util::hex_append(payload_hash, util::view(util::sha256(p.body)));
-  put("X-Amz-Date", amz);
+  http::put_header(r.added_headers, added, "X-Amz-Date", amz);
   const bool token = !p.credentials->session_token.empty();
-  if (token && !p.omit_session_token) put("X-Amz-Security-Token", p.credentials->session_token);
-  if (p.sign_body) put("x-amz-content-sha256", payload_hash);
+  if (token && !p.omit_session_token)
+    http::put_header(r.added_headers, added, "X-Amz-Security-Token", p.credentials->session_token);
+  if (p.sign_body) http::put_header(r.added_headers, added, "x-amz-content-sha256", payload_hash);
   r.added_headers.resize(added);
 
   // Lower-cased names with canonical values; repeated names joined with ','. The first `n`
@@ -273,7 +273,7 @@ void sign_v4(const SigningParams& p, SigningResult& r) {
       .append(", Signature=")
       .append(r.signature);
   if (token && p.omit_session_token)
-    put("X-Amz-Security-Token", p.credentials->session_token);
+    http::put_header(r.added_headers, added, "X-Amz-Security-Token", p.credentials->session_token);
 }
 
 }  // namespace dynamodb_cache::aws

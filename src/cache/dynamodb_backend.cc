@@ -379,8 +379,9 @@ DynamodbBackend::DynamodbBackend(std::shared_ptr<ddb::Client> client, DynamodbOp
 
 std::string DynamodbBackend::generation_key() const { return options_.key_namespace + ":generation"; }
 
-std::optional<std::string> DynamodbBackend::known_prefix(std::chrono::steady_clock::time_point now) const {
-  if (options_.key_namespace.empty()) return std::string();
+std::optional<std::string> DynamodbBackend::known_prefix() const {
+  if (options_.key_namespace.empty()) return std::string();  // no clock read, no lock
+  const auto now = std::chrono::steady_clock::now();
   Generation& g = *generation_;
   std::lock_guard lock(g.mu);
   if (g.known && now - g.read_at < options_.namespace_refresh)
@@ -413,10 +414,10 @@ std::string DynamodbBackend::generation_read(const std::optional<ddb::Item>& ite
 }
 
 std::string DynamodbBackend::key_prefix() const {
-  const auto now = std::chrono::steady_clock::now();
-  if (auto known = known_prefix(now)) return std::move(*known);
+  if (auto known = known_prefix()) return std::move(*known);
   // Read without the lock: threads arriving together may read it more than once, harmlessly.
-  return generation_read(wire().get_item(generation_request()).item, now);
+  const auto asked = std::chrono::steady_clock::now();
+  return generation_read(wire().get_item(generation_request()).item, asked);
 }
 
 std::string DynamodbBackend::stored_key(std::string_view key, std::string_view prefix) const {
@@ -1070,9 +1071,8 @@ void DynamodbBackend::put_async(std::string key, const std::string& prefix, std:
 
 template <class Then>
 void DynamodbBackend::prefix_async(Then then) {
-  if (options_.key_namespace.empty()) return then(dynamodb::Outcome<std::string>(std::string()));
+  if (auto known = known_prefix()) return then(dynamodb::Outcome<std::string>(std::move(*known)));
   const auto now = std::chrono::steady_clock::now();
-  if (auto known = known_prefix(now)) return then(dynamodb::Outcome<std::string>(std::move(*known)));
   ddb::GetItemRequest r = generation_request();
   r.return_consumed_capacity = capacity_request(options_);
   client_->get_item_async(std::move(r), [this, now, then = std::move(then)](ddb::Outcome<ddb::GetItemResult> res) mutable {

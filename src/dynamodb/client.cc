@@ -10,6 +10,7 @@
 #include "dynamodb/retry.h"
 #include "dynamodb/wire.h"
 #include "dynamodb_cache/errors.h"
+#include "http/headers.h"
 #include "http/transports.h"
 #include "io/event_loop.h"
 #include "io/http_engine.h"

@@ -18,16 +18,6 @@ std::string build_request_head(const Request& r, const Url& url, const std::stri
 // The same appended to `out`.
 void build_request_head(std::string& out, const Request& r, const Url& url, const std::string& user_agent);
 
-// Sets headers[n] to `name: value` and advances n, reusing the entry (and its strings'
-// buffers) an earlier request left there: a request kept across calls allocates no header
-// once warm. The caller trims `headers` to n when done.
-inline void put_header(std::vector<Header>& headers, size_t& n, std::string_view name, std::string_view value) {
-  if (n == headers.size()) headers.emplace_back();
-  headers[n].name.assign(name);
-  headers[n].value.assign(value);
-  ++n;
-}
-
 // The addresses of url's host and port (getaddrinfo, blocking; stream sockets). Throws
 // TransportError "WHERE: cannot resolve host: ...".
 using AddrInfo = std::unique_ptr<addrinfo, void (*)(addrinfo*)>;
