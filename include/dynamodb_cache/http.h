@@ -46,6 +46,11 @@ struct TransportStats {
   std::uint64_t connections = 0;      // TCP connections opened
   std::uint64_t tls_handshakes = 0;   // TLS handshakes completed (full or resumed)
   std::uint64_t tls_resumptions = 0;  // of which resumed a previous session
+  // The event loops only (ClientOptions::io_threads): socket sends and receives made several
+  // to a system call through io_uring, and the system calls that made them (0 and 0 where
+  // io_uring is unavailable or DYNAMODB_CACHE_IO_URING=0).
+  std::uint64_t batched_socket_calls = 0;
+  std::uint64_t batches = 0;
 };
 
 class Transport {

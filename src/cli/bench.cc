@@ -375,8 +375,10 @@ int run_bench(const GlobalOptions& g, const BenchOptions& o) {
     }
     const http::TransportStats ts = o.threads > 0 ? client->io_stats() : transport->stats();
     std::printf("},\"misses\":%" PRIu64 ",\"retries\":%" PRIu64 ",\"cpu_us_per_op\":%.2f,\"peak_rss_mb\":%.2f,"
-                "\"connections\":%" PRIu64 ",\"tls_handshakes\":%" PRIu64 ",\"tls_resumptions\":%" PRIu64 "}\n",
-                misses, retries, cpu_us_per_op, peak_rss_mb(), ts.connections, ts.tls_handshakes, ts.tls_resumptions);
+                "\"connections\":%" PRIu64 ",\"tls_handshakes\":%" PRIu64 ",\"tls_resumptions\":%" PRIu64
+                ",\"batched_socket_calls\":%" PRIu64 ",\"batches\":%" PRIu64 "}\n",
+                misses, retries, cpu_us_per_op, peak_rss_mb(), ts.connections, ts.tls_handshakes, ts.tls_resumptions,
+                ts.batched_socket_calls, ts.batches);
   } else {
     std::printf("op=%s concurrency=%d threads=%d value_size=%zu endpoint=%s\n", o.op.c_str(), o.concurrency,
                 o.threads, o.value_size, client->endpoint().c_str());
@@ -392,6 +394,9 @@ int run_bench(const GlobalOptions& g, const BenchOptions& o) {
     const http::TransportStats ts = o.threads > 0 ? client->io_stats() : transport->stats();
     std::printf("connections    %" PRIu64 " (TLS handshakes %" PRIu64 ", of which resumed %" PRIu64 ")\n",
                 ts.connections, ts.tls_handshakes, ts.tls_resumptions);
+    if (o.threads > 0)
+      std::printf("socket calls   %" PRIu64 " batched into %" PRIu64 " system calls (io_uring%s)\n",
+                  ts.batched_socket_calls, ts.batches, ts.batches ? "" : " not in use");
     if (!first_error.empty()) std::printf("first error    %s\n", first_error.c_str());
   }
   return error_total ? kService : kOk;

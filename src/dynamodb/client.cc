@@ -682,6 +682,8 @@ http::TransportStats Client::io_stats() const {
     sum.connections += s.connections;
     sum.tls_handshakes += s.tls_handshakes;
     sum.tls_resumptions += s.tls_resumptions;
+    sum.batched_socket_calls += s.batched_socket_calls;
+    sum.batches += s.batches;
   }
   return sum;
 }

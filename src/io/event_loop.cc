@@ -83,8 +83,19 @@ void EventLoop::modify(int fd, uint32_t events, IoHandler* h) {
 
 void EventLoop::unwatch(int fd) { ::epoll_ctl(epfd_, EPOLL_CTL_DEL, fd, nullptr); }
 
+uint64_t EventLoop::add_before_wait(std::function<bool()> hook) {
+  uint64_t id = next_timer_++;
+  before_wait_.emplace_back(id, std::move(hook));
+  return id;
+}
+
+void EventLoop::remove_before_wait(uint64_t id) {
+  std::erase_if(before_wait_, [id](const auto& h) { return h.first == id; });
+}
+
 void EventLoop::run() {
-  constexpr int kMaxEvents = 64;
+  // Up to one event per request in flight at 256 in flight: one epoll_wait per iteration.
+  constexpr int kMaxEvents = 256;
   epoll_event events[kMaxEvents];
   std::vector<Task> tasks;
   for (;;) {
@@ -107,6 +118,10 @@ void EventLoop::run() {
       Task t = std::move(it->second);
       timers_.erase(it);
       t();
+    }
+    for (size_t i = 0; i < before_wait_.size(); ++i) {
+      auto hook = before_wait_[i].second;  // a copy: a hook may add another (inline, no allocation)
+      if (hook()) timeout_ms = 0;
     }
     {
       std::lock_guard lock(mu_);

@@ -55,6 +55,12 @@ class EventLoop {
   void watch(int fd, uint32_t events, IoHandler* h);
   void modify(int fd, uint32_t events, IoHandler* h);
   void unwatch(int fd);
+  // Loop thread only. `hook` runs before each wait for events (after the due timers): work
+  // deferred to the end of an iteration, such as a batch of system calls. It returns true
+  // when it left work that must run again without waiting. Its owner removes it before it
+  // goes, or outlives the loop's thread. Returns an id for remove_before_wait.
+  uint64_t add_before_wait(std::function<bool()> hook);
+  void remove_before_wait(uint64_t id);
 
  private:
   void run();
@@ -73,6 +79,7 @@ class EventLoop {
   std::priority_queue<Due, std::vector<Due>, std::greater<Due>> heap_;  // loop thread
   std::unordered_map<uint64_t, Task> timers_;  // live timers; cancelled ones stay in heap_ until due
   uint64_t next_timer_ = 1;
+  std::vector<std::pair<uint64_t, std::function<bool()>>> before_wait_;  // loop thread
   std::thread thread_;  // last: starts once the members above exist
 };
 

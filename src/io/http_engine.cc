@@ -22,6 +22,12 @@ namespace dynamodb_cache::io {
 
 namespace {
 constexpr size_t kReceiveBuffer = 64 * 1024;
+// Batched receives (HttpEngine::flush): up to kSlots per system call, each into a slot of
+// its own. A slot holds a typical GetItem answer (a 1000-byte value in the Python layout is
+// about 2.2 KB with its head); a larger answer goes on with recv() once its slot is full.
+// 2 MiB of address space, of which only the pages written are ever resident.
+constexpr size_t kSlot = 8 * 1024;
+constexpr size_t kSlots = 256;
 std::string ms_text(std::chrono::milliseconds d) { return std::to_string(d.count()) + " ms"; }
 // "HTTP POST https://host:port": names the exchange in errors (built only when one is made).
 std::string where_text(const std::string& method, const http::Url& url) { return "HTTP " + method + " " + url.origin; }
@@ -52,6 +58,7 @@ class HttpEngine::Conn final : public IoHandler {
   SSL* ssl_ = nullptr;
   http::TlsSocket sock_;
   bool reused_ = false;
+  bool queued_send_ = false, queued_recv_ = false;  // in the engine's send_queue_ / recv_queue_
   uint32_t interest_ = 0;
   uint64_t exchanges_ = 0;  // answers completed: read() stops at the end of its own
   // The exchange under way.
@@ -86,18 +93,30 @@ class HttpEngine::Conn final : public IoHandler {
   void fail(std::exception_ptr error);
   // A reused connection the server had closed while idle: the request never reached it.
   void stale();
+  // Runs `f`, and fails the exchange with what it throws (a ProtocolError named).
+  template <class F>
+  void guarded(F f);
   void connected();
   void handshake();
+  // Sends the request: deferred to the engine's batch for plain http when batching, else now.
   void write();
+  void write_now();
+  // One plain send's outcome (bytes, or -1 and `err`): true to go on sending.
+  bool on_sent(ssize_t n, int err);
+  void wrote_all();
   void read();
-  void got(size_t n);
+  // One batched receive's outcome (bytes or -errno) into `data`.
+  void received(long res, const char* data);
+  void got(const char* data, size_t n);
   void eof_or_error(ssize_t n, int err);
 };
 
 HttpEngine::HttpEngine(EventLoop& loop, const http::HttpOptions& options, std::shared_ptr<http::TlsContext> tls)
     : loop_(loop), options_(options), tls_(std::move(tls)), buf_(new char[kReceiveBuffer]) {}
 
-HttpEngine::~HttpEngine() = default;
+HttpEngine::~HttpEngine() {
+  if (hook_) loop_.remove_before_wait(hook_);
+}
 
 HttpEngine::Conn* HttpEngine::add_conn(int fd, std::shared_ptr<const http::Url> url) {
   http::ResponseLimits limits;
@@ -225,26 +244,33 @@ void HttpEngine::Conn::stale() {
   }
 }
 
-void HttpEngine::Conn::on_io(uint32_t events) {
+template <class F>
+void HttpEngine::Conn::guarded(F f) {
   std::exception_ptr error;
   try {
-    switch (state_) {
-      case State::kConnecting: return connected();
-      case State::kHandshake: return handshake();
-      case State::kWriting: return write();
-      case State::kReading:
-        // A TLS read may need the socket writable (a key update); a plain one never does.
-        if ((events & (EPOLLIN | EPOLLERR | EPOLLHUP)) || ssl_) read();
-        return;
-      case State::kIdle: return e_.close(this);  // bytes or a close while idle: unexpected
-      case State::kClosed: return;
-    }
+    f();
   } catch (const ProtocolError& err) {
     error = std::make_exception_ptr(ProtocolError(where() + ": " + err.what(), err.retryable()));
   } catch (...) {
     error = std::current_exception();
   }
   if (error) fail(std::move(error));  // outside the handler: handed on with no reference kept
+}
+
+void HttpEngine::Conn::on_io(uint32_t events) {
+  guarded([&] {
+    switch (state_) {
+      case State::kConnecting: return connected();
+      case State::kHandshake: return handshake();
+      case State::kWriting: return write();
+      case State::kReading:
+        if (ssl_) return read();  // a TLS read may need the socket writable (a key update)
+        if (!(events & (EPOLLIN | EPOLLERR | EPOLLHUP))) return;
+        return e_.batching() ? e_.queue_recv(this) : read();
+      case State::kIdle: return e_.close(this);  // bytes or a close while idle: unexpected
+      case State::kClosed: return;
+    }
+  });
 }
 
 void HttpEngine::Conn::connected() {
@@ -287,6 +313,28 @@ void HttpEngine::Conn::handshake() {
 }
 
 void HttpEngine::Conn::write() {
+  if (!ssl_ && e_.batching()) return e_.queue_send(this);
+  write_now();
+}
+
+bool HttpEngine::Conn::on_sent(ssize_t n, int err) {
+  if (n >= 0) {
+    out_off_ += static_cast<size_t>(n);
+    return true;
+  }
+  if (err == EINTR) return true;
+  if (err == EAGAIN || err == EWOULDBLOCK) {
+    want(EPOLLOUT);
+    return false;
+  }
+  if (reused_ && out_off_ == 0 && (err == EPIPE || err == ECONNRESET)) {
+    stale();
+    return false;
+  }
+  throw TransportError(where() + ": send failed: " + std::strerror(err));
+}
+
+void HttpEngine::Conn::write_now() {
   while (out_off_ < out_.size()) {
     if (ssl_) {
       ERR_clear_error();
@@ -304,15 +352,12 @@ void HttpEngine::Conn::write() {
                            (sock_.last_errno ? std::strerror(sock_.last_errno) : "TLS error"));
     }
     ssize_t n = ::send(fd_, out_.data() + out_off_, out_.size() - out_off_, MSG_NOSIGNAL);
-    if (n >= 0) {
-      out_off_ += static_cast<size_t>(n);
-      continue;
-    }
-    if (errno == EINTR) continue;
-    if (errno == EAGAIN || errno == EWOULDBLOCK) return want(EPOLLOUT);
-    if (reused_ && out_off_ == 0 && (errno == EPIPE || errno == ECONNRESET)) return stale();
-    throw TransportError(where() + ": send failed: " + std::strerror(errno));
+    if (!on_sent(n, n < 0 ? errno : 0)) return;
   }
+  wrote_all();
+}
+
+void HttpEngine::Conn::wrote_all() {
   state_ = State::kReading;
   resp_ = http::Response{};
   // A finished answer's header entries, their strings' buffers reused by the parser: no
@@ -335,7 +380,7 @@ void HttpEngine::Conn::read() {
       size_t n = 0;
       int rc = SSL_read_ex(ssl_, buf, kReceiveBuffer, &n);
       if (rc == 1) {
-        got(n);
+        got(buf, n);
         if (state_ != State::kReading || exchanges_ != exchange) return;
         continue;
       }
@@ -349,7 +394,7 @@ void HttpEngine::Conn::read() {
     }
     ssize_t n = ::recv(fd_, buf, kReceiveBuffer, 0);
     if (n > 0) {
-      got(static_cast<size_t>(n));
+      got(buf, static_cast<size_t>(n));
       // Level-triggered: a short read emptied the socket; epoll says when more comes.
       if (state_ != State::kReading || exchanges_ != exchange || static_cast<size_t>(n) < kReceiveBuffer) return;
       continue;
@@ -360,8 +405,20 @@ void HttpEngine::Conn::read() {
   }
 }
 
-void HttpEngine::Conn::got(size_t n) {
-  size_t used = parser_.feed(e_.buf_.get(), n);
+void HttpEngine::Conn::received(long res, const char* data) {
+  if (res > 0) {
+    const uint64_t exchange = exchanges_;
+    got(data, static_cast<size_t>(res));
+    // A full slot: more may wait in the socket (a short one emptied it: level-triggered).
+    if (state_ == State::kReading && exchanges_ == exchange && static_cast<size_t>(res) == kSlot) read();
+    return;
+  }
+  if (res == -EINTR || res == -EAGAIN || res == -EWOULDBLOCK) return;  // epoll reports it again
+  eof_or_error(res == 0 ? 0 : -1, res == 0 ? 0 : static_cast<int>(-res));
+}
+
+void HttpEngine::Conn::got(const char* data, size_t n) {
+  size_t used = parser_.feed(data, n);
   if (!parser_.done()) {
     if (Clock::now() > deadline_)
       throw TimeoutError(where() + ": request timed out after " + ms_text(e_.options_.request_timeout));
@@ -409,6 +466,9 @@ void HttpEngine::close(Conn* c) {
   c->timer_ = 0;
   c->state_ = Conn::State::kClosed;
   loop_.unwatch(c->fd_);
+  if (c->queued_send_) std::replace(send_queue_.begin(), send_queue_.end(), c, static_cast<Conn*>(nullptr));
+  if (c->queued_recv_) std::replace(recv_queue_.begin(), recv_queue_.end(), c, static_cast<Conn*>(nullptr));
+  c->queued_send_ = c->queued_recv_ = false;
   // Freed after the current batch of events, which may still name it.
   auto it = std::find_if(conns_.begin(), conns_.end(), [c](auto& p) { return p.get() == c; });
   if (it == conns_.end()) return;
@@ -430,6 +490,83 @@ void HttpEngine::shutdown(const std::function<std::exception_ptr()>& make_error)
     }
   }
   graveyard_.clear();
+}
+
+http::TransportStats HttpEngine::stats() const {
+  http::TransportStats s = stats_;
+  if (batch_) {
+    s.batched_socket_calls = batch_->ops();
+    s.batches = batch_->enters();
+  }
+  return s;
+}
+
+bool HttpEngine::batching() {
+  if (!batch_tried_) {  // on the loop thread, on first use
+    batch_tried_ = true;
+    batch_ = SyscallBatch::make();
+    if (batch_) hook_ = loop_.add_before_wait([this] { return flush(); });
+  }
+  return batch_ != nullptr;
+}
+
+void HttpEngine::queue_send(Conn* c) {
+  if (c->queued_send_) return;
+  c->queued_send_ = true;
+  send_queue_.push_back(c);
+}
+
+void HttpEngine::queue_recv(Conn* c) {
+  if (c->queued_recv_) return;
+  c->queued_recv_ = true;
+  recv_queue_.push_back(c);
+}
+
+bool HttpEngine::flush() {
+  // One system call for the sends queued since the last flush and the receives epoll has
+  // just reported. The answers' callbacks queue the next requests: those go out with the next
+  // receives, after a look at epoll that does not wait (the hook asks for it by returning
+  // true), or alone if there are none.
+  size_t from = 0;
+  do {
+    ops_.clear();
+    batch_conns_.clear();
+    sending_.swap(send_queue_);  // what callbacks below queue waits for the next flush
+    for (Conn* c : sending_) {
+      if (!c) continue;
+      c->queued_send_ = false;
+      if (c->state_ != Conn::State::kWriting || c->out_off_ >= c->out_.size()) continue;
+      ops_.push_back({c->fd_, true, c->out_.data() + c->out_off_, c->out_.size() - c->out_off_, 0});
+      batch_conns_.push_back(c);
+    }
+    sending_.clear();
+    if (from < recv_queue_.size() && !slots_) slots_.reset(new char[kSlot * kSlots]);
+    for (size_t slot = 0; from < recv_queue_.size() && slot < kSlots; ++from) {
+      Conn* c = recv_queue_[from];
+      if (!c) continue;
+      c->queued_recv_ = false;
+      if (c->state_ != Conn::State::kReading) continue;
+      ops_.push_back({c->fd_, false, slots_.get() + kSlot * slot++, kSlot, 0});
+      batch_conns_.push_back(c);
+    }
+    if (ops_.empty()) continue;
+    batch_->run(ops_);
+    // Each outcome handled in order. A callback may close another connection of this batch
+    // (it is then kClosed, still allocated until the loop's tasks run).
+    for (size_t i = 0; i < ops_.size(); ++i) {
+      Conn* c = batch_conns_[i];
+      const SyscallBatch::Op& op = ops_[i];
+      if (op.send && c->state_ == Conn::State::kWriting) {
+        c->guarded([&] {
+          if (c->on_sent(op.res >= 0 ? op.res : -1, op.res >= 0 ? 0 : static_cast<int>(-op.res))) c->write_now();
+        });
+      } else if (!op.send && c->state_ == Conn::State::kReading) {
+        c->guarded([&] { c->received(op.res, op.buf); });
+      }
+    }
+  } while (from < recv_queue_.size());
+  recv_queue_.clear();
+  return !send_queue_.empty();
 }
 
 int HttpEngine::connect_to(const http::Url& url, const std::string& where) {

@@ -16,6 +16,7 @@
 #include "dynamodb_cache/http.h"
 #include "http/tls.h"
 #include "io/event_loop.h"
+#include "io/syscall_batch.h"
 
 namespace dynamodb_cache::io {
 
@@ -28,7 +29,9 @@ class HttpEngine {
 
   // `tls` is shared by the engines of one client (one session cache); made lazily when null.
   HttpEngine(EventLoop& loop, const http::HttpOptions& options, std::shared_ptr<http::TlsContext> tls);
-  ~HttpEngine();  // closes every connection; call shutdown() first to complete pending sends
+  // Closes every connection; call shutdown() first to complete pending sends. On the loop
+  // thread, or once the loop's thread has ended.
+  ~HttpEngine();
   HttpEngine(const HttpEngine&) = delete;
   HttpEngine& operator=(const HttpEngine&) = delete;
 
@@ -39,7 +42,7 @@ class HttpEngine {
   // every connection.
   void shutdown(const std::function<std::exception_ptr()>& make_error);
 
-  http::TransportStats stats() const { return stats_; }
+  http::TransportStats stats() const;
 
   class Conn;
 
@@ -51,6 +54,13 @@ class HttpEngine {
   int connect_to(const http::Url& url, const std::string& where);
   // Adds a connection being opened to `url` (already connected or in progress on `fd`).
   Conn* add_conn(int fd, std::shared_ptr<const http::Url> url);
+  // Plain-http sends and receives are deferred to the end of the loop's iteration and made
+  // in one system call each (SyscallBatch), where io_uring is available: flush() is the
+  // loop's before-wait hook. TLS connections make their own calls.
+  bool batching();
+  void queue_send(Conn* c);
+  void queue_recv(Conn* c);
+  bool flush();
 
   EventLoop& loop_;
   const http::HttpOptions options_;
@@ -67,6 +77,14 @@ class HttpEngine {
   std::string url_text_;
   std::shared_ptr<const http::Url> url_;
   http::TransportStats stats_;
+  // Deferred plain-http system calls (batching()): connections waiting for their send or
+  // receive, in order; a closed connection's entry is nulled (close()).
+  bool batch_tried_ = false;
+  std::unique_ptr<SyscallBatch> batch_;
+  uint64_t hook_ = 0;
+  std::vector<Conn*> send_queue_, recv_queue_, sending_, batch_conns_;
+  std::vector<SyscallBatch::Op> ops_;
+  std::unique_ptr<char[]> slots_;  // one receive slot per batched receive
 };
 
 // A blocking http::Transport over one event loop and its engine: send() hands the request to

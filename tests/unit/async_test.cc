@@ -15,6 +15,7 @@
 #include "dynamodb_cache/dynamodb.h"
 #include "dynamodb_cache/errors.h"
 #include "fake_transport.h"
+#include "io/syscall_batch.h"
 #include "test_server.h"
 #include "util/crypto.h"
 
@@ -128,6 +129,16 @@ TEST(AsyncClient, ThousandsOfOperationsThroughFaultsCompleteExactlyOnce) {
   EXPECT_GT(client.stats().retries.load(), 0u);
   EXPECT_EQ(client.stats().calls.load(), kOps);
   EXPECT_EQ(client.in_flight(), 0u);
+  // With many in flight the loops make their sends and receives several to a system call,
+  // where io_uring is there (unit_async_without_io_uring runs this without it).
+  const http::TransportStats io = client.io_stats();
+  if (io::SyscallBatch::make()) {
+    EXPECT_GT(io.batched_socket_calls, io.batches) << io.batches << " batches";
+    EXPECT_GT(io.batches, 0u);
+  } else {
+    EXPECT_EQ(io.batched_socket_calls, 0u);
+    EXPECT_EQ(io.batches, 0u);
+  }
 }
 
 // Destroying the client with operations waiting on the server and on backoff timers: each
