@@ -2,6 +2,7 @@
 
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -22,6 +23,10 @@ BIO_METHOD* socket_bio_method() {
     BIO_meth_set_write(m, [](BIO* b, const char* data, int n) -> int {
       auto* s = static_cast<TlsSocket*>(BIO_get_data(b));
       BIO_clear_retry_flags(b);
+      if (s->out) {
+        s->out->append(data, static_cast<size_t>(n));
+        return n;
+      }
       for (;;) {
         ssize_t r = ::send(s->fd, data, static_cast<size_t>(n), MSG_NOSIGNAL);
         if (r < 0 && errno == EINTR) continue;
@@ -33,6 +38,23 @@ BIO_METHOD* socket_bio_method() {
     BIO_meth_set_read(m, [](BIO* b, char* data, int n) -> int {
       auto* s = static_cast<TlsSocket*>(BIO_get_data(b));
       BIO_clear_retry_flags(b);
+      if (s->in_batched) {
+        if (s->in_len > 0) {
+          const size_t k = std::min(s->in_len, static_cast<size_t>(n));
+          std::memcpy(data, s->in, k);
+          s->in += k;
+          s->in_len -= k;
+          s->last_errno = 0;
+          return static_cast<int>(k);
+        }
+        if (s->in_result <= 0 || static_cast<size_t>(s->in_result) < s->in_capacity) {
+          const int err = s->in_result > 0 ? EAGAIN : static_cast<int>(-s->in_result);
+          s->last_errno = err;
+          if (err == EAGAIN || err == EWOULDBLOCK) BIO_set_retry_read(b);
+          return err == 0 ? 0 : -1;
+        }
+        // A full receive: more may be waiting in the socket.
+      }
       for (;;) {
         ssize_t r = ::recv(s->fd, data, static_cast<size_t>(n), 0);
         if (r < 0 && errno == EINTR) continue;

@@ -23,6 +23,18 @@ struct TlsSocket {
   int last_errno = 0;
   TlsContext* ctx = nullptr;
   std::string key;  // the session cache's key (origin)
+  // The event loop's batched system calls (io/http_engine.cc); the blocking transport leaves
+  // these alone. While `in_batched`, reads are served from a receive the engine already made:
+  // `in_result` is what it returned (bytes, 0 at end of stream, -errno), `in`/`in_len` the
+  // bytes not yet read; once they are used up, a receive shorter than `in_capacity` (the
+  // socket was emptied) makes the next read say "retry" without a system call, and a full
+  // one lets it read the socket. While `out` is set, writes are appended to it (sent later).
+  bool in_batched = false;
+  long in_result = 0;
+  const char* in = nullptr;
+  size_t in_len = 0;
+  size_t in_capacity = 0;
+  std::string* out = nullptr;
 };
 
 // One SSL_CTX (trust store, protocol floor: TLS 1.2) and the newest session per origin.

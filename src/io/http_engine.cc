@@ -66,6 +66,9 @@ class HttpEngine::Conn final : public IoHandler {
   std::string method_;
   std::string out_;  // request head and body
   size_t out_off_ = 0;
+  // TLS with batching: the request encrypted whole (the BIO collects it), sent from here.
+  std::string tls_out_;
+  size_t tls_off_ = 0;
   http::Response resp_;
   http::ResponseParser parser_;
   Done done_;
@@ -101,6 +104,12 @@ class HttpEngine::Conn final : public IoHandler {
   // Sends the request: deferred to the engine's batch for plain http when batching, else now.
   void write();
   void write_now();
+  // TLS with batching: the whole request encrypted into tls_out_.
+  void encrypt();
+  // What is left to send: the request, or with TLS batching its ciphertext.
+  std::string_view unsent() const {
+    return ssl_ ? std::string_view(tls_out_).substr(tls_off_) : std::string_view(out_).substr(out_off_);
+  }
   // One plain send's outcome (bytes, or -1 and `err`): true to go on sending.
   bool on_sent(ssize_t n, int err);
   void wrote_all();
@@ -264,9 +273,10 @@ void HttpEngine::Conn::on_io(uint32_t events) {
       case State::kHandshake: return handshake();
       case State::kWriting: return write();
       case State::kReading:
-        if (ssl_) return read();  // a TLS read may need the socket writable (a key update)
-        if (!(events & (EPOLLIN | EPOLLERR | EPOLLHUP))) return;
-        return e_.batching() ? e_.queue_recv(this) : read();
+        if ((events & (EPOLLIN | EPOLLERR | EPOLLHUP)) && e_.batching()) return e_.queue_recv(this);
+        // A TLS read may need the socket writable (a key update); a plain one never does.
+        if ((events & (EPOLLIN | EPOLLERR | EPOLLHUP)) || ssl_) read();
+        return;
       case State::kIdle: return e_.close(this);  // bytes or a close while idle: unexpected
       case State::kClosed: return;
     }
@@ -313,13 +323,29 @@ void HttpEngine::Conn::handshake() {
 }
 
 void HttpEngine::Conn::write() {
-  if (!ssl_ && e_.batching()) return e_.queue_send(this);
-  write_now();
+  if (!e_.batching()) return write_now();
+  if (ssl_ && tls_out_.empty()) encrypt();
+  e_.queue_send(this);
+}
+
+void HttpEngine::Conn::encrypt() {
+  sock_.out = &tls_out_;
+  tls_off_ = 0;
+  ERR_clear_error();
+  while (out_off_ < out_.size()) {
+    size_t n = 0;
+    if (SSL_write_ex(ssl_, out_.data() + out_off_, out_.size() - out_off_, &n) != 1) {
+      sock_.out = nullptr;
+      throw TransportError(where() + ": TLS encryption failed");
+    }
+    out_off_ += n;
+  }
+  sock_.out = nullptr;
 }
 
 bool HttpEngine::Conn::on_sent(ssize_t n, int err) {
   if (n >= 0) {
-    out_off_ += static_cast<size_t>(n);
+    (ssl_ ? tls_off_ : out_off_) += static_cast<size_t>(n);
     return true;
   }
   if (err == EINTR) return true;
@@ -327,7 +353,7 @@ bool HttpEngine::Conn::on_sent(ssize_t n, int err) {
     want(EPOLLOUT);
     return false;
   }
-  if (reused_ && out_off_ == 0 && (err == EPIPE || err == ECONNRESET)) {
+  if (reused_ && (ssl_ ? tls_off_ : out_off_) == 0 && (err == EPIPE || err == ECONNRESET)) {
     stale();
     return false;
   }
@@ -335,6 +361,15 @@ bool HttpEngine::Conn::on_sent(ssize_t n, int err) {
 }
 
 void HttpEngine::Conn::write_now() {
+  if (ssl_ && !tls_out_.empty()) {  // batched TLS: the rest of the ciphertext
+    while (tls_off_ < tls_out_.size()) {
+      ssize_t n = ::send(fd_, tls_out_.data() + tls_off_, tls_out_.size() - tls_off_, MSG_NOSIGNAL);
+      if (!on_sent(n, n < 0 ? errno : 0)) return;
+    }
+    tls_out_.clear();
+    tls_off_ = 0;
+    return wrote_all();
+  }
   while (out_off_ < out_.size()) {
     if (ssl_) {
       ERR_clear_error();
@@ -406,6 +441,23 @@ void HttpEngine::Conn::read() {
 }
 
 void HttpEngine::Conn::received(long res, const char* data) {
+  if (ssl_) {  // OpenSSL reads it through the socket's BIO (http::TlsSocket)
+    if (res == -EINTR || res == -EAGAIN || res == -EWOULDBLOCK) return;  // epoll reports it again
+    sock_.in_batched = true;
+    sock_.in_result = res;
+    sock_.in = data;
+    sock_.in_len = res > 0 ? static_cast<size_t>(res) : 0;
+    sock_.in_capacity = kSlot;
+    struct Done {
+      http::TlsSocket& s;
+      ~Done() {
+        s.in_batched = false;
+        s.in = nullptr;
+        s.in_len = 0;
+      }
+    } done{sock_};
+    return read();
+  }
   if (res > 0) {
     const uint64_t exchange = exchanges_;
     got(data, static_cast<size_t>(res));
@@ -425,7 +477,7 @@ void HttpEngine::Conn::got(const char* data, size_t n) {
     return;
   }
   // Bytes after the answer, or TLS records already buffered: unexpected, not reused.
-  bool keep = parser_.keep_alive() && used == n && !(ssl_ && SSL_has_pending(ssl_));
+  bool keep = parser_.keep_alive() && used == n && !(ssl_ && (SSL_has_pending(ssl_) || sock_.in_len > 0));
   e_.finished(this, keep);
 }
 
@@ -535,8 +587,9 @@ bool HttpEngine::flush() {
     for (Conn* c : sending_) {
       if (!c) continue;
       c->queued_send_ = false;
-      if (c->state_ != Conn::State::kWriting || c->out_off_ >= c->out_.size()) continue;
-      ops_.push_back({c->fd_, true, c->out_.data() + c->out_off_, c->out_.size() - c->out_off_, 0});
+      const std::string_view rest = c->unsent();
+      if (c->state_ != Conn::State::kWriting || rest.empty()) continue;
+      ops_.push_back({c->fd_, true, const_cast<char*>(rest.data()), rest.size(), 0});
       batch_conns_.push_back(c);
     }
     sending_.clear();

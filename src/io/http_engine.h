@@ -54,9 +54,10 @@ class HttpEngine {
   int connect_to(const http::Url& url, const std::string& where);
   // Adds a connection being opened to `url` (already connected or in progress on `fd`).
   Conn* add_conn(int fd, std::shared_ptr<const http::Url> url);
-  // Plain-http sends and receives are deferred to the end of the loop's iteration and made
-  // in one system call each (SyscallBatch), where io_uring is available: flush() is the
-  // loop's before-wait hook. TLS connections make their own calls.
+  // Sends and receives (http and TLS: then OpenSSL's records, through http::TlsSocket) are
+  // deferred to the end of the loop's iteration and made in one system call per iteration
+  // (SyscallBatch), where io_uring is available: flush() is the loop's before-wait hook.
+  // Connecting and TLS handshakes make their own calls.
   bool batching();
   void queue_send(Conn* c);
   void queue_recv(Conn* c);
