@@ -43,7 +43,9 @@ struct Env {
     o.retry.max_attempts = 1;
     client = std::make_shared<ddb::Client>(o);
     options.table = "t";
-    options.now = [] { return dynamodb_cache::SystemClock::time_point(std::chrono::milliseconds(1700000000250)); };
+    options.now = [] {
+      return dynamodb_cache::SystemClock::time_point(std::chrono::milliseconds(1700000000250));
+    };
   }
 };
 

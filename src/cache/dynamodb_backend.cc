@@ -78,10 +78,19 @@ std::size_t attr_size(const std::string& name, const ddb::AttributeValue& v) {
 // The attributes a cache read looks at (read_entry, liveness, holds_key), as the names of
 // wire::decode_get_item_fields: the item layout of the Python package and ours, without the
 // attributes of a chunked head (an answer with those is decoded into an Item).
-enum Name : size_t { kKeyName, kValueName, kExpireName, kUpdateTsName, kExpireAtName, kFormatName, kCounterName,
-                     kFullKeyName, kNames };
+enum Name : size_t {
+  kKeyName,
+  kValueName,
+  kExpireName,
+  kUpdateTsName,
+  kExpireAtName,
+  kFormatName,
+  kCounterName,
+  kFullKeyName,
+  kNames
+};
 const std::string& name_of(Name n) {
-  static const std::string* const names[kNames] = {&attr::kKey,      &attr::kValue,  &attr::kExpire,
+  static const std::string* const names[kNames] = {&attr::kKey,      &attr::kValue,    &attr::kExpire,
                                                    &attr::kUpdateTs, &attr::kExpireAt, &attr::kFormat,
                                                    &attr::kCounter,  &attr::kFullKey};
   return *names[n];
@@ -172,8 +181,8 @@ int64_t integer(Attr v, std::string_view name, std::string_view key) {
   int64_t i = 0;
   auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), i);
   if (v.type != ddb::AttrType::kN || ec != std::errc() || p != s.data() + s.size())
-    throw CodecError("item '" + std::string(key.substr(0, 64)) + "': attribute '" + std::string(name) + "' is " +
-                     std::string(s.substr(0, 40)) + ", not an integer");
+    throw CodecError("item '" + std::string(key.substr(0, 64)) + "': attribute '" + std::string(name) +
+                     "' is " + std::string(s.substr(0, 40)) + ", not an integer");
   return i;
 }
 int64_t integer(const ddb::AttributeValue& v, std::string_view name, std::string_view key) {
@@ -619,7 +628,8 @@ std::optional<Hit> entry_of(const DynamodbOptions& options, ddb::Client* chunks_
     return Hit{std::to_string(integer(*c, attr::kCounter, key)), l.left, true};
   if (auto head = item.head()) {
     if (!chunks_from) throw NeedsChunks{};
-    std::string stored = chunked::read_chunks(*chunks_from, options.table, key, *head, options.consistent_read);
+    std::string stored =
+        chunked::read_chunks(*chunks_from, options.table, key, *head, options.consistent_read);
     if (head->inner_format == kZstd) return Hit{decompress(stored, key), l.left};
     return Hit{std::move(stored), l.left};
   }
@@ -652,8 +662,9 @@ std::optional<Hit> read_entry(const DynamodbOptions& options, ddb::Client& clien
   return entry_of(options, &client, item);
 }
 
-std::optional<Hit> read_answer(const DynamodbOptions& options, ddb::Client* chunks_from, const std::string& body,
-                               std::string_view key, std::atomic<double>& read_units) {
+std::optional<Hit> read_answer(const DynamodbOptions& options, ddb::Client* chunks_from,
+                               const std::string& body, std::string_view key,
+                               std::atomic<double>& read_units) {
   ddb::wire::GetItemFields fields;
   ddb::wire::decode_get_item_fields(body, field_names(), fields);
   if (fields.kind != ddb::wire::GetItemFields::kOther) {
@@ -704,8 +715,8 @@ std::string get_request(const DynamodbOptions& o, std::string_view stored, bool 
 
 std::optional<Hit> DynamodbBackend::read_stored(std::string_view key, const std::string& stored) {
   return chunked::read_retrying([&](bool reread) -> std::optional<Hit> {
-    std::string body =
-        ddb::detail::get_item_body(*client_, get_request(options_, stored, options_.consistent_read || reread));
+    std::string body = ddb::detail::get_item_body(
+        *client_, get_request(options_, stored, options_.consistent_read || reread));
     return detail::read_answer(options_, client_.get(), body, key, stats_->read_capacity_units);
   });
 }
@@ -1159,22 +1170,23 @@ void start_get(std::unique_ptr<AsyncGet> op) {
       [&] { request = get_request(op->b->options(), op->stored(), op->b->options().consistent_read); });
   if (!made.ok()) return op->answered(std::move(made).error());
   ddb::Client& client = op->b->client();
-  ddb::detail::get_item_body_async(client, std::move(request), [p = op.release()](std::string* body,
-                                                                                  std::exception_ptr error) {
-    std::unique_ptr<AsyncGet> op(p);
-    if (error) return op->answered(std::move(error));
-    bool chunks = false;
-    auto out = detail::outcome_of<std::optional<Hit>>([&]() -> std::optional<Hit> {
-      try {
-        return detail::read_answer(op->b->options(), nullptr, *body, op->key, op->b->stats().read_capacity_units);
-      } catch (const detail::NeedsChunks&) {
-        chunks = true;
-        return std::nullopt;
-      }
-    });
-    if (chunks) return op->chunked();
-    op->answered(std::move(out));
-  });
+  ddb::detail::get_item_body_async(
+      client, std::move(request), [p = op.release()](std::string* body, std::exception_ptr error) {
+        std::unique_ptr<AsyncGet> op(p);
+        if (error) return op->answered(std::move(error));
+        bool chunks = false;
+        auto out = detail::outcome_of<std::optional<Hit>>([&]() -> std::optional<Hit> {
+          try {
+            return detail::read_answer(op->b->options(), nullptr, *body, op->key,
+                                       op->b->stats().read_capacity_units);
+          } catch (const detail::NeedsChunks&) {
+            chunks = true;
+            return std::nullopt;
+          }
+        });
+        if (chunks) return op->chunked();
+        op->answered(std::move(out));
+      });
 }
 }  // namespace
 
@@ -1186,7 +1198,8 @@ void DynamodbBackend::fetch_async(std::string key, const std::string& prefix, Do
     void answered(ddb::Outcome<std::optional<Hit>> out) override { done(std::move(out)); }
     void chunked() override {
       std::string s = stored();
-      b->offload(std::move(done), [b = b, key = std::move(key), s = std::move(s)] { return b->read_stored(key, s); });
+      b->offload(std::move(done),
+                 [b = b, key = std::move(key), s = std::move(s)] { return b->read_stored(key, s); });
     }
     Done<std::optional<Hit>> done;
   };
@@ -1246,8 +1259,9 @@ void DynamodbBackend::get_entry_async(std::string key, Done<std::optional<Hit>> 
     }
     void chunked() override {
       auto rest = std::make_shared<Get>(std::move(*this));  // the accounting, for the helper thread's answer
-      b->offload<std::optional<Hit>>([rest](ddb::Outcome<std::optional<Hit>> out) { rest->answered(std::move(out)); },
-                                     [b = b, key = rest->key, stored = rest->stored()] { return b->read_stored(key, stored); });
+      b->offload<std::optional<Hit>>(
+          [rest](ddb::Outcome<std::optional<Hit>> out) { rest->answered(std::move(out)); },
+          [b = b, key = rest->key, stored = rest->stored()] { return b->read_stored(key, stored); });
     }
     const std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now();
     Done<std::optional<Hit>> done;

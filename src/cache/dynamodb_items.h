@@ -58,7 +58,8 @@ struct NeedsChunks {};
 // decode_get_item: the same answers and errors either way. Adds the capacity the answer
 // reports to `read_units`. `chunks_from`: where read_entry reads a chunked value's chunks;
 // null: NeedsChunks is thrown instead (decided after the liveness and counter checks).
-std::optional<Hit> read_answer(const DynamodbOptions& options, dynamodb::Client* chunks_from, const std::string& body,
-                               std::string_view key, std::atomic<double>& read_units);
+std::optional<Hit> read_answer(const DynamodbOptions& options, dynamodb::Client* chunks_from,
+                               const std::string& body, std::string_view key,
+                               std::atomic<double>& read_units);
 
 }  // namespace dynamodb_cache::detail

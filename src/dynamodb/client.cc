@@ -505,8 +505,9 @@ void Client::Impl::submit(const char* target, std::string body, Done done) {
     return;
   }
   if (!acquire_slot()) {
-    auto error = std::make_exception_ptr(OverloadedError(std::string(op_name) + ": " + std::to_string(options.max_in_flight) +
-                                                         " operations already in flight (ClientOptions::max_in_flight)"));
+    auto error = std::make_exception_ptr(
+        OverloadedError(std::string(op_name) + ": " + std::to_string(options.max_in_flight) +
+                        " operations already in flight (ClientOptions::max_in_flight)"));
     return done(nullptr, std::move(error));
   }
   AsyncOp* op = new OpWith<Done>(*this, target, std::move(body), std::move(done));

@@ -532,7 +532,8 @@ GetItemResult decode_get_item(const std::string& body) {
 
 GetItemFields::~GetItemFields() { shrink_thread_parser(); }
 
-void decode_get_item_fields(const std::string& body, std::span<const std::string_view> names, GetItemFields& out) {
+void decode_get_item_fields(const std::string& body, std::span<const std::string_view> names,
+                            GetItemFields& out) {
   if (names.size() > kMaxFields) throw std::logic_error("decode_get_item_fields: more than kMaxFields names");
   for (auto& f : out.fields) f.present = false;
   dom::element doc = parse_object(body);  // out's destructor gives back an oversized parser

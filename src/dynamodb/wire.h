@@ -80,7 +80,8 @@ struct GetItemFields {
 // name twice, an Item that is not an object) is kOther, which decode_get_item then reads, or
 // rejects with its error. Throws decode_get_item's ProtocolError for a body that is not a
 // JSON object and for invalid base64 (which decode_get_item would refuse just the same).
-void decode_get_item_fields(const std::string& body, std::span<const std::string_view> names, GetItemFields& out);
+void decode_get_item_fields(const std::string& body, std::span<const std::string_view> names,
+                            GetItemFields& out);
 
 struct ErrorBody {
   std::string name;     // after '#', e.g. "ResourceNotFoundException"; empty if unknown

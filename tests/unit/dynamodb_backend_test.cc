@@ -348,8 +348,8 @@ wire::GetItemFields::Kind expect_same(Env& env, const std::string& body, std::st
   if (!a.threw && !b.threw) {
     EXPECT_EQ(a.units, b.units);
   }
-  static const std::array<std::string_view, 8> names = {"key", "value", "expire", "update_ts",
-                                                         "expire_at", "fmt", "counter", "full_key"};
+  static const std::array<std::string_view, 8> names = {"key",       "value", "expire",  "update_ts",
+                                                        "expire_at", "fmt",   "counter", "full_key"};
   wire::GetItemFields f;
   try {
     wire::decode_get_item_fields(body, names, f);
@@ -379,7 +379,8 @@ std::string item_body(const Item& item) {
 
 using Attrs = std::vector<std::pair<std::string, AttributeValue>>;
 
-Attrs python_item(const std::string& value, const std::string& expire = "3600", int64_t update_ts = kNow - 10) {
+Attrs python_item(const std::string& value, const std::string& expire = "3600",
+                  int64_t update_ts = kNow - 10) {
   return {{"key", AttributeValue::S("k")},
           {"value", AttributeValue::B(util::base64_encode(value))},
           {"expire", AttributeValue::N(expire)},
@@ -402,8 +403,10 @@ TEST(GetAnswer, UsualLayoutsTakeTheFastPathWithTheSameAnswer) {
   zo.compress_min_bytes = 100;
   DynamodbBackend zb(env.client, zo);
   for (auto ttl : {0s, 1s, 3600s}) {
-    EXPECT_EQ(expect_same(env, item_body(backend.make_item("k", "payload", ttl))), wire::GetItemFields::kItem);
-    EXPECT_EQ(expect_same(env, item_body(zb.make_item("k", std::string(5000, 'z'), ttl))), wire::GetItemFields::kItem);
+    EXPECT_EQ(expect_same(env, item_body(backend.make_item("k", "payload", ttl))),
+              wire::GetItemFields::kItem);
+    EXPECT_EQ(expect_same(env, item_body(zb.make_item("k", std::string(5000, 'z'), ttl))),
+              wire::GetItemFields::kItem);
   }
   // python_compat: base64 text, no fmt, no expire_at.
   DynamodbOptions po = env.options;
@@ -411,8 +414,10 @@ TEST(GetAnswer, UsualLayoutsTakeTheFastPathWithTheSameAnswer) {
   EXPECT_EQ(expect_same(env, item_body(DynamodbBackend(env.client, po).make_item("k", "abc", 60s))),
             wire::GetItemFields::kItem);
   // Counters: the decimal text, a value beside it wins, a non-integer is refused.
-  Attrs counter = {{"key", AttributeValue::S("k")}, {"expire", AttributeValue::N(0)},
-                   {"update_ts", AttributeValue::N(kNow)}, {"counter", AttributeValue::N(-42)}};
+  Attrs counter = {{"key", AttributeValue::S("k")},
+                   {"expire", AttributeValue::N(0)},
+                   {"update_ts", AttributeValue::N(kNow)},
+                   {"counter", AttributeValue::N(-42)}};
   EXPECT_EQ(expect_same(env, body_of(counter)), wire::GetItemFields::kItem);
   for (std::string bad : {"1.5", "", "99999999999999999999", "1e3"}) {
     counter[3].second = AttributeValue::N(bad);
@@ -457,7 +462,8 @@ TEST(GetAnswer, LivenessByBothRules) {
   }
   // Fractional, missing, and non-numeric times.
   expect_same(env, body_of(python_item("v", "0.5", kNow)));
-  expect_same(env, body_of({{"key", AttributeValue::S("k")}, {"value", AttributeValue::B(util::base64_encode("v"))}}));
+  expect_same(env, body_of({{"key", AttributeValue::S("k")},
+                            {"value", AttributeValue::B(util::base64_encode("v"))}}));
   expect_same(env, body_of(python_item("v", "abc")));
   expect_same(env, body_of(python_item("v", "1e400")));
   Attrs s_expire = python_item("v");
@@ -467,16 +473,17 @@ TEST(GetAnswer, LivenessByBothRules) {
 
 TEST(GetAnswer, ValueAndFormatErrorsAreTheSame) {
   Env env;
-  Attrs base = {{"key", AttributeValue::S("k")}, {"expire", AttributeValue::N(0)},
+  Attrs base = {{"key", AttributeValue::S("k")},
+                {"expire", AttributeValue::N(0)},
                 {"update_ts", AttributeValue::N(kNow)}};
   auto with = [&](Attrs extra) {
     Attrs a = base;
     for (auto& e : extra) a.push_back(e);
     return body_of(a);
   };
-  expect_same(env, with({}));                                                         // no value
-  expect_same(env, with({{"value", AttributeValue::S("text")}}));                     // not binary
-  expect_same(env, with({{"value", AttributeValue::B("not base64!")}}));              // Python layout, bad text
+  expect_same(env, with({}));                                             // no value
+  expect_same(env, with({{"value", AttributeValue::S("text")}}));         // not binary
+  expect_same(env, with({{"value", AttributeValue::B("not base64!")}}));  // Python layout, bad text
   for (std::string fmt : {"1", "2", "3", "4", "5", "9", "01", "-1", "1.0", "", "x", "18446744073709551619"})
     expect_same(env, with({{"value", AttributeValue::B("bytes")}, {"fmt", AttributeValue::N(fmt)}}));
   expect_same(env, with({{"value", AttributeValue::B("bytes")}, {"fmt", AttributeValue::S("1")}}));
@@ -488,10 +495,14 @@ TEST(GetAnswer, ValueAndFormatErrorsAreTheSame) {
 
 TEST(GetAnswer, ChunkHeadsAndOtherAttributesTakeTheGenericPath) {
   Env env;
-  Attrs head = {{"key", AttributeValue::S("k")},     {"expire", AttributeValue::N(0)},
-                {"update_ts", AttributeValue::N(kNow)}, {"fmt", AttributeValue::N(3)},
-                {"wid", AttributeValue::S(std::string(32, 'a'))}, {"chunks", AttributeValue::N(2)},
-                {"bytes", AttributeValue::N(10)},      {"crc32", AttributeValue::N(1)},
+  Attrs head = {{"key", AttributeValue::S("k")},
+                {"expire", AttributeValue::N(0)},
+                {"update_ts", AttributeValue::N(kNow)},
+                {"fmt", AttributeValue::N(3)},
+                {"wid", AttributeValue::S(std::string(32, 'a'))},
+                {"chunks", AttributeValue::N(2)},
+                {"bytes", AttributeValue::N(10)},
+                {"crc32", AttributeValue::N(1)},
                 {"cfmt", AttributeValue::N(1)}};
   // Its chunks are gone (the fake answers no items): ChunksGone from both.
   EXPECT_EQ(expect_same(env, body_of(head)), wire::GetItemFields::kOther);
@@ -522,10 +533,16 @@ TEST(GetAnswer, ChunkHeadsAndOtherAttributesTakeTheGenericPath) {
 TEST(GetAnswer, MalformedAnswersGiveTheSameErrors) {
   Env env;
   const std::string ok = body_of(python_item("v"));
-  for (std::string body : {std::string(""), std::string("["), std::string("[]"), std::string("null"),
-                           std::string(R"({"Item":[]})"), std::string(R"({"Item":"x"})"),
-                           std::string(R"({"Item":{"key":"k"}})"), std::string(R"({"Item":{"key":{}}})"),
-                           std::string(R"({"Item":{"key":{"S":1}}})"), std::string(R"({"Item":{"key":{"X":"k"}}})"),
+  for (std::string body : {std::string(""),
+                           std::string("["),
+                           std::string("[]"),
+                           std::string("null"),
+                           std::string(R"({"Item":[]})"),
+                           std::string(R"({"Item":"x"})"),
+                           std::string(R"({"Item":{"key":"k"}})"),
+                           std::string(R"({"Item":{"key":{}}})"),
+                           std::string(R"({"Item":{"key":{"S":1}}})"),
+                           std::string(R"({"Item":{"key":{"X":"k"}}})"),
                            std::string(R"({"Item":{"value":{"B":"abc"}}})"),
                            std::string(R"({"Item":{"value":{"B":"YWJj","S":"x"}}})"),
                            std::string(R"({"Item":{"key":{"S":"k","N":"1"}},"Item":{}})"),
@@ -534,7 +551,8 @@ TEST(GetAnswer, MalformedAnswersGiveTheSameErrors) {
                            std::string(R"({"Item":{},"ConsumedCapacity":[1]})"),
                            std::string(R"({"Item":{},"ConsumedCapacity":{"CapacityUnits":"x"}})"),
                            std::string(R"({"Item":{},"ConsumedCapacity":{"CapacityUnits":3}})"),
-                           ok.substr(0, ok.size() - 1), ok + "x"})
+                           ok.substr(0, ok.size() - 1),
+                           ok + "x"})
     expect_same(env, body);
 }
 
@@ -545,14 +563,16 @@ TEST(GetAnswer, RandomItemsAgree) {
   const std::vector<std::pair<std::string, std::vector<AttributeValue>>> pool = {
       {"key", {AttributeValue::S("k"), AttributeValue::S("other"), AttributeValue::N(1)}},
       {"value",
-       {AttributeValue::B(util::base64_encode("hello")), AttributeValue::B(std::string("raw\0bytes", 9)), AttributeValue::B(""),
-        AttributeValue::S("s")}},
-      {"expire", {AttributeValue::N(0), AttributeValue::N(60), AttributeValue::N("-5"), AttributeValue::N("x"),
-                  AttributeValue::S("1")}},
+       {AttributeValue::B(util::base64_encode("hello")), AttributeValue::B(std::string("raw\0bytes", 9)),
+        AttributeValue::B(""), AttributeValue::S("s")}},
+      {"expire",
+       {AttributeValue::N(0), AttributeValue::N(60), AttributeValue::N("-5"), AttributeValue::N("x"),
+        AttributeValue::S("1")}},
       {"update_ts", {AttributeValue::N(kNow), AttributeValue::N(kNow - 100), AttributeValue::N("1.5")}},
       {"expire_at", {AttributeValue::N(kNow + 60), AttributeValue::S("x")}},
-      {"fmt", {AttributeValue::N(1), AttributeValue::N(2), AttributeValue::N(3), AttributeValue::N(4),
-               AttributeValue::N(5), AttributeValue::N(6), AttributeValue::N("1.0"), AttributeValue::S("1")}},
+      {"fmt",
+       {AttributeValue::N(1), AttributeValue::N(2), AttributeValue::N(3), AttributeValue::N(4),
+        AttributeValue::N(5), AttributeValue::N(6), AttributeValue::N("1.0"), AttributeValue::S("1")}},
       {"counter", {AttributeValue::N(3), AttributeValue::N("3.5"), AttributeValue::S("3")}},
       {"full_key", {AttributeValue::S("k"), AttributeValue::S("j")}},
       {"wid", {AttributeValue::S(std::string(32, 'f'))}},
@@ -563,12 +583,14 @@ TEST(GetAnswer, RandomItemsAgree) {
   for (int i = 0; i < 3000; ++i) {
     Attrs a;
     for (const auto& [name, values] : pool) {
-      const unsigned percent = name == "key" || name == "value" ? 85 : name == "wid" || name == "chunks" || name == "zz" ? 3 : 35;
-      if (rng() % 100 < percent)
-        a.push_back({name, values[rng() % values.size()]});
+      const unsigned percent = name == "key" || name == "value"                    ? 85
+                               : name == "wid" || name == "chunks" || name == "zz" ? 3
+                                                                                   : 35;
+      if (rng() % 100 < percent) a.push_back({name, values[rng() % values.size()]});
     }
     std::shuffle(a.begin(), a.end(), rng);
-    if (expect_same(env, body_of(a, rng() % 2 ? "" : R"({"CapacityUnits":0.5})")) == wire::GetItemFields::kItem)
+    if (expect_same(env, body_of(a, rng() % 2 ? "" : R"({"CapacityUnits":0.5})")) ==
+        wire::GetItemFields::kItem)
       ++fast_paths;
     if (HasFailure()) break;
   }
@@ -576,9 +598,11 @@ TEST(GetAnswer, RandomItemsAgree) {
 }
 
 TEST(GetAnswer, EncodeGetItemWritesTheRequestsBytes) {
-  for (std::string key : {std::string("k"), std::string("quote\"back\\slash\n\x01"), std::string("caf\xc3\xa9")})
+  for (std::string key :
+       {std::string("k"), std::string("quote\"back\\slash\n\x01"), std::string("caf\xc3\xa9")})
     for (bool consistent : {false, true})
-      for (auto rcc : {ReturnConsumedCapacity::kNone, ReturnConsumedCapacity::kTotal, ReturnConsumedCapacity::kIndexes}) {
+      for (auto rcc : {ReturnConsumedCapacity::kNone, ReturnConsumedCapacity::kTotal,
+                       ReturnConsumedCapacity::kIndexes}) {
         GetItemRequest r;
         r.table_name = "tab\"le";
         r.key = {{"key", AttributeValue::S(key)}};
