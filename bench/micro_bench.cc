@@ -20,6 +20,7 @@
 #include <rapidjson/document.h>
 #endif
 
+#include "cache/dynamodb_items.h"
 #include "dynamodb/wire.h"
 #include "dynamodb_cache/dynamodb_cache.h"
 #include "util/crypto.h"
@@ -95,6 +96,37 @@ void BM_DecodeGetItem(benchmark::State& state) {
   state.SetBytesProcessed(state.iterations() * state.range(0));
 }
 BENCHMARK(BM_DecodeGetItem)->Arg(100)->Arg(10 * 1024)->Arg(300 * 1024);
+
+// A cache get's answer to a hit (the Python package's layout: base64 text in `value`, decoded
+// twice), read as the backend reads it: straight from the JSON (detail::read_answer,
+// range(1) = 1), or through an Item (decode_get_item + holds_key + read_entry, range(1) = 0).
+void BM_ReadGetAnswer(benchmark::State& state) {
+  const std::string value = letters(static_cast<size_t>(state.range(0)));
+  std::string body = "{\"Item\":{\"key\":{\"S\":\"bench-00000042\"},\"value\":{\"B\":\"" +
+                     util::base64_encode(util::base64_encode(value)) +
+                     "\"},\"expire\":{\"N\":\"3600\"},\"update_ts\":{\"N\":\"1700000000\"}}}";
+  body.reserve(body.size() + 64);
+  ddb::ClientOptions o;
+  o.region = "us-east-1";
+  o.endpoint = "http://127.0.0.1:9";
+  o.credentials = aws::make_static_provider({"AKID", "secret", "", std::nullopt, ""});
+  ddb::Client client(o);
+  DynamodbOptions options;
+  options.table = "t";
+  options.now = [] { return SystemClock::time_point(std::chrono::seconds(1700000010)); };
+  std::atomic<double> units{0};
+  for (auto _ : state) {
+    if (state.range(1)) {
+      benchmark::DoNotOptimize(detail::read_answer(options, &client, body, "bench-00000042", units));
+    } else {
+      auto res = ddb::wire::decode_get_item(body);
+      if (res.item && detail::holds_key(*res.item, "bench-00000042"))
+        benchmark::DoNotOptimize(detail::read_entry(options, client, *res.item));
+    }
+  }
+  state.SetBytesProcessed(state.iterations() * state.range(0));
+}
+BENCHMARK(BM_ReadGetAnswer)->ArgsProduct({{1000, 300 * 1024}, {0, 1}})->ArgNames({"bytes", "fields"});
 
 // The x-amz-crc32 check over a whole response body (ISA-L's when built with it, else zlib's).
 void BM_Crc32(benchmark::State& state) {

@@ -1,5 +1,6 @@
 #include <zstd.h>
 
+#include <array>
 #include <atomic>
 #include <charconv>
 #include <cmath>
@@ -8,6 +9,7 @@
 #include <exception>
 #include <limits>
 #include <mutex>
+#include <span>
 #include <thread>
 #include <type_traits>
 #include <unordered_map>
@@ -19,6 +21,8 @@
 #include "cache/chunked.h"
 #include "cache/dynamodb_items.h"
 #include "cache/outcome.h"
+#include "dynamodb/raw_call.h"
+#include "dynamodb/wire.h"
 #include "util/crypto.h"
 
 namespace dynamodb_cache {
@@ -71,27 +75,118 @@ std::size_t attr_size(const std::string& name, const ddb::AttributeValue& v) {
   return name.size() + v.scalar.size();
 }
 
-double number(const ddb::Item& item, const std::string& name, double fallback) {
-  auto it = item.find(name);
-  if (it == item.end() || it->second.type != ddb::AttrType::kN) return fallback;
-  const std::string& s = it->second.scalar;
+// The attributes a cache read looks at (read_entry, liveness, holds_key), as the names of
+// wire::decode_get_item_fields: the item layout of the Python package and ours, without the
+// attributes of a chunked head (an answer with those is decoded into an Item).
+enum Name : size_t {
+  kKeyName,
+  kValueName,
+  kExpireName,
+  kUpdateTsName,
+  kExpireAtName,
+  kFormatName,
+  kCounterName,
+  kFullKeyName,
+  kNames
+};
+const std::string& name_of(Name n) {
+  static const std::string* const names[kNames] = {&attr::kKey,      &attr::kValue,    &attr::kExpire,
+                                                   &attr::kUpdateTs, &attr::kExpireAt, &attr::kFormat,
+                                                   &attr::kCounter,  &attr::kFullKey};
+  return *names[n];
+}
+std::span<const std::string_view> field_names() {
+  static const std::array<std::string_view, kNames> names = [] {
+    std::array<std::string_view, kNames> a;
+    for (size_t i = 0; i < kNames; ++i) a[i] = name_of(static_cast<Name>(i));
+    return a;
+  }();
+  return names;
+}
+
+// An attribute's type and scalar, as an AttributeValue holds them.
+struct Attr {
+  ddb::AttrType type;
+  std::string_view scalar;
+};
+
+// An item as the read functions below take it: a dynamodb::Item, or the fields of a GetItem
+// answer (wire::GetItemFields of field_names(): the answer's item has no other attributes).
+// Views: valid while what they view is.
+class ItemView {
+ public:
+  ItemView(const ddb::Item& item) : item_(&item) {}  // NOLINT: implicit, as Items are read too
+  explicit ItemView(ddb::wire::GetItemFields& fields) : fields_(&fields) {}
+
+  std::optional<Attr> get(Name n) const {
+    if (item_) {
+      auto it = item_->find(name_of(n));
+      if (it == item_->end()) return std::nullopt;
+      return Attr{it->second.type, it->second.scalar};
+    }
+    const ddb::wire::Field& f = fields_->fields[n];
+    if (!f.present) return std::nullopt;
+    return Attr{f.type, f.scalar()};
+  }
+  // The bytes of `value` (present, binary) for a hit: moved out of answer fields (which are
+  // then done with), copied from an Item.
+  std::string take_value() const {
+    if (item_) return item_->at(attr::kValue).scalar;
+    return std::move(fields_->fields[kValueName].bytes);
+  }
+  // chunked::parse_head of the item.
+  std::optional<chunked::Head> head() const {
+    if (item_) return chunked::parse_head(*item_);
+    // Fields hold no head attributes (wid, chunks...), so this is no head, or a malformed
+    // one. An fmt that parse_head reads as a whole number other than kHeadFormat makes no
+    // head; any other (kHeadFormat, malformed) goes to parse_head for its error.
+    auto fmt = get(kFormatName);
+    if (!fmt) return std::nullopt;
+    uint64_t f = 0;
+    auto [p, ec] = std::from_chars(fmt->scalar.data(), fmt->scalar.data() + fmt->scalar.size(), f);
+    if (fmt->type == ddb::AttrType::kN && ec == std::errc() && p == fmt->scalar.data() + fmt->scalar.size() &&
+        f != static_cast<uint64_t>(chunked::kHeadFormat))
+      return std::nullopt;
+    ddb::Item item;
+    for (size_t i = 0; i < kNames; ++i)
+      if (auto a = get(static_cast<Name>(i))) {
+        ddb::AttributeValue v;
+        v.type = a->type;
+        v.scalar = std::string(a->scalar);
+        item.emplace(name_of(static_cast<Name>(i)), std::move(v));
+      }
+    return chunked::parse_head(item);
+  }
+
+ private:
+  const ddb::Item* item_ = nullptr;
+  ddb::wire::GetItemFields* fields_ = nullptr;
+};
+
+double number(const ItemView& item, Name name, double fallback) {
+  auto a = item.get(name);
+  if (!a || a->type != ddb::AttrType::kN) return fallback;
+  std::string_view s = a->scalar;
   double d = 0;
   auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), d);
   if (ec != std::errc() || p != s.data() + s.size())
-    throw CodecError(std::string("attribute '") + name + "' is not a number: " + s);
+    throw CodecError(std::string("attribute '") + name_of(name) + "' is not a number: " + std::string(s));
   return d;
 }
 
 // An integer attribute (fmt, counter): exactly an int64_t in decimal, nothing else ("1.9",
 // "1e0" and out-of-range values are refused, not truncated).
-int64_t integer(const ddb::AttributeValue& v, std::string_view name, std::string_view key) {
-  const std::string& s = v.scalar;
+int64_t integer(Attr v, std::string_view name, std::string_view key) {
+  std::string_view s = v.scalar;
   int64_t i = 0;
   auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), i);
   if (v.type != ddb::AttrType::kN || ec != std::errc() || p != s.data() + s.size())
-    throw CodecError("item '" + std::string(key.substr(0, 64)) + "': attribute '" + std::string(name) + "' is " +
-                     s.substr(0, 40) + ", not an integer");
+    throw CodecError("item '" + std::string(key.substr(0, 64)) + "': attribute '" + std::string(name) +
+                     "' is " + std::string(s.substr(0, 40)) + ", not an integer");
   return i;
+}
+int64_t integer(const ddb::AttributeValue& v, std::string_view name, std::string_view key) {
+  return integer(Attr{v.type, v.scalar}, name, key);
 }
 
 // One limit for writing and reading back (decompress() refuses frames over the same).
@@ -131,12 +226,11 @@ struct Liveness {
   std::optional<std::string> python_expire;
 };
 
-Liveness liveness(const ddb::Item& item, double now) {
+Liveness liveness(const ItemView& item, double now) {
   Liveness l;
-  double expire = number(item, attr::kExpire, 0);
-  double update_ts = number(item, attr::kUpdateTs, 0);
-  if (expire != 0 && item.find(attr::kExpireAt) == item.end())
-    l.python_expire = item.at(attr::kExpire).scalar;
+  double expire = number(item, kExpireName, 0);
+  double update_ts = number(item, kUpdateTsName, 0);
+  if (expire != 0 && !item.get(kExpireAtName)) l.python_expire = std::string(item.get(kExpireName)->scalar);
   if (expire == 0) {
     l.live = true;
     return l;
@@ -464,10 +558,14 @@ ddb::Item item_head(const DynamodbBackend& b, std::string_view key, std::string_
 
 }  // namespace
 
-bool holds_key(const ddb::Item& item, std::string_view key) {
-  auto fk = item.find(attr::kFullKey);
-  return fk == item.end() || fk->second.scalar == key;
+namespace {
+bool holds_key(const ItemView& item, std::string_view key) {
+  auto fk = item.get(kFullKeyName);
+  return !fk || fk->scalar == key;
 }
+}  // namespace
+
+bool holds_key(const ddb::Item& item, std::string_view key) { return holds_key(ItemView(item), key); }
 
 ddb::Item stored_key_item(const DynamodbBackend& b, std::string_view key, std::string_view prefix) {
   return key_item(b.stored_key(key, prefix));
@@ -517,39 +615,71 @@ ddb::Item build_item(const DynamodbBackend& b, std::string_view key, std::string
   return item;
 }
 
-std::optional<Hit> read_entry(const DynamodbOptions& options, ddb::Client& client, const ddb::Item& item) {
-  auto key_it = item.find(attr::kKey);
-  std::string_view key = key_it == item.end() ? std::string_view("?") : std::string_view(key_it->second.scalar);
+namespace {
+
+// read_entry of an Item or of answer fields; with `chunks_from` null, a chunked head throws
+// NeedsChunks instead of reading its chunks.
+std::optional<Hit> entry_of(const DynamodbOptions& options, ddb::Client* chunks_from, const ItemView& item) {
+  auto key_attr = item.get(kKeyName);
+  std::string_view key = key_attr ? key_attr->scalar : std::string_view("?");
   Liveness l = liveness(item, seconds_of(options.now()));
   if (!l.live) return std::nullopt;
-  if (auto c = item.find(attr::kCounter); c != item.end() && item.find(attr::kValue) == item.end())
-    return Hit{std::to_string(integer(c->second, attr::kCounter, key)), l.left, true};
-  if (auto head = chunked::parse_head(item)) {
-    std::string stored = chunked::read_chunks(client, options.table, key, *head, options.consistent_read);
+  if (auto c = item.get(kCounterName); c && !item.get(kValueName))
+    return Hit{std::to_string(integer(*c, attr::kCounter, key)), l.left, true};
+  if (auto head = item.head()) {
+    if (!chunks_from) throw NeedsChunks{};
+    std::string stored =
+        chunked::read_chunks(*chunks_from, options.table, key, *head, options.consistent_read);
     if (head->inner_format == kZstd) return Hit{decompress(stored, key), l.left};
     return Hit{std::move(stored), l.left};
   }
-  auto v = item.find(attr::kValue);
-  if (v == item.end() || v->second.type != ddb::AttrType::kB)
+  auto v = item.get(kValueName);
+  if (!v || v->type != ddb::AttrType::kB)
     throw CodecError("item '" + std::string(key) + "' has no binary `value` attribute");
-  auto fmt = item.find(attr::kFormat);
-  if (fmt == item.end()) {
+  auto fmt = item.get(kFormatName);
+  if (!fmt) {
     // Written by the Python package (PynamoDB 5): the bytes are stored as base64 text.
-    auto decoded = util::base64_decode(v->second.scalar);
+    auto decoded = util::base64_decode(v->scalar);
     if (!decoded)
       throw CodecError("item '" + std::string(key) +
                        "' has no `fmt` marker and its value is not base64 (not a dynamodb_cache item)");
     return Hit{std::move(*decoded), l.left};
   }
-  int64_t f = integer(fmt->second, attr::kFormat, key);
-  if (f == kRaw) return Hit{v->second.scalar, l.left};
-  if (f == kZstd) return Hit{decompress(v->second.scalar, key), l.left};
+  int64_t f = integer(*fmt, attr::kFormat, key);
+  if (f == kRaw) return Hit{item.take_value(), l.left};
+  if (f == kZstd) return Hit{decompress(v->scalar, key), l.left};
   if (f == chunked::kChunkFormat)
     throw CodecError("item '" + std::string(key) + "' is a chunk of a larger value, not a cache entry");
   if (f == kLeaseFormat)
     throw CodecError("item '" + std::string(key) + "' is a get_or_set lease, not a cache entry");
-  throw CodecError("item '" + std::string(key) + "' has value format " + fmt->second.scalar +
+  throw CodecError("item '" + std::string(key) + "' has value format " + std::string(fmt->scalar) +
                    ", unknown to this version");
+}
+
+}  // namespace
+
+std::optional<Hit> read_entry(const DynamodbOptions& options, ddb::Client& client, const ddb::Item& item) {
+  return entry_of(options, &client, item);
+}
+
+std::optional<Hit> read_answer(const DynamodbOptions& options, ddb::Client* chunks_from,
+                               const std::string& body, std::string_view key,
+                               std::atomic<double>& read_units) {
+  ddb::wire::GetItemFields fields;
+  ddb::wire::decode_get_item_fields(body, field_names(), fields);
+  if (fields.kind != ddb::wire::GetItemFields::kOther) {
+    if (fields.capacity_units != 0) read_units.fetch_add(fields.capacity_units, std::memory_order_relaxed);
+    if (fields.kind == ddb::wire::GetItemFields::kNoItem) return std::nullopt;
+    ItemView item(fields);
+    if (!holds_key(item, key)) return std::nullopt;
+    return entry_of(options, chunks_from, item);
+  }
+  // Anything unusual (a chunked head, attributes of other types...): the whole Item.
+  auto res = ddb::wire::decode_get_item(body);
+  add_units(read_units, res.consumed);
+  // full_key is compared before any chunk is read: a digest's chunks are the key's only.
+  if (!res.item || !holds_key(*res.item, key)) return std::nullopt;
+  return entry_of(options, chunks_from, *res.item);
 }
 
 }  // namespace detail
@@ -576,16 +706,18 @@ std::optional<ddb::Item> DynamodbBackend::read_consistent(const std::string& sto
   return wire().get_item(r).item;
 }
 
+namespace {
+// The GetItem of a cache read, of the item stored under `stored`.
+std::string get_request(const DynamodbOptions& o, std::string_view stored, bool consistent) {
+  return ddb::wire::encode_get_item(o.table, attr::kKey, stored, consistent, capacity_request(o));
+}
+}  // namespace
+
 std::optional<Hit> DynamodbBackend::read_stored(std::string_view key, const std::string& stored) {
   return chunked::read_retrying([&](bool reread) -> std::optional<Hit> {
-    ddb::GetItemRequest r;
-    r.table_name = options_.table;
-    r.key = key_item(stored);
-    r.consistent_read = options_.consistent_read || reread;
-    auto res = wire().get_item(r);
-    // full_key is compared before any chunk is read: a digest's chunks are the key's only.
-    if (!res.item || !holds_key(*res.item, key)) return std::nullopt;
-    return detail::read_entry(options_, *client_, *res.item);
+    std::string body = ddb::detail::get_item_body(
+        *client_, get_request(options_, stored, options_.consistent_read || reread));
+    return detail::read_answer(options_, client_.get(), body, key, stats_->read_capacity_units);
   });
 }
 
@@ -1012,34 +1144,66 @@ std::shared_ptr<Join> join(size_t n, std::function<void(std::exception_ptr)> don
 }
 }  // namespace
 
+namespace {
+// One GetItem of an asynchronous read, from the request to the answer: the state is one
+// allocation (a class derived from this one, which says what the answer goes to), and the
+// client's callback captures only a pointer to it, which std::function stores without
+// another. An answer naming a chunked head goes to chunked() instead (more round trips: the
+// caller reads it on a helper thread).
+struct AsyncGet {
+  AsyncGet(DynamodbBackend* backend, std::string k, std::string p)
+      : b(backend), key(std::move(k)), prefix(std::move(p)) {}
+  virtual ~AsyncGet() = default;
+  virtual void answered(ddb::Outcome<std::optional<Hit>> out) = 0;
+  virtual void chunked() = 0;
+  std::string stored() const { return b->stored_key(key, prefix); }
+
+  DynamodbBackend* b;
+  std::string key;
+  std::string prefix;  // b->key_prefix(), resolved
+};
+
+// Sends op's GetItem; op->answered or op->chunked is called once, then op deleted.
+void start_get(std::unique_ptr<AsyncGet> op) {
+  std::string request;
+  auto made = detail::outcome_of<void>(
+      [&] { request = get_request(op->b->options(), op->stored(), op->b->options().consistent_read); });
+  if (!made.ok()) return op->answered(std::move(made).error());
+  ddb::Client& client = op->b->client();
+  ddb::detail::get_item_body_async(
+      client, std::move(request), [p = op.release()](std::string* body, std::exception_ptr error) {
+        std::unique_ptr<AsyncGet> op(p);
+        if (error) return op->answered(std::move(error));
+        bool chunks = false;
+        auto out = detail::outcome_of<std::optional<Hit>>([&]() -> std::optional<Hit> {
+          try {
+            return detail::read_answer(op->b->options(), nullptr, *body, op->key,
+                                       op->b->stats().read_capacity_units);
+          } catch (const detail::NeedsChunks&) {
+            chunks = true;
+            return std::nullopt;
+          }
+        });
+        if (chunks) return op->chunked();
+        op->answered(std::move(out));
+      });
+}
+}  // namespace
+
 // GetItem on the loop; a chunked head found there is read with its chunks on a helper thread.
 void DynamodbBackend::fetch_async(std::string key, const std::string& prefix, Done<std::optional<Hit>> done) {
-  ddb::GetItemRequest r;
-  auto made = detail::outcome_of<void>([&] {
-    r.table_name = options_.table;
-    r.key = key_item(stored_key(key, prefix));
-    r.consistent_read = options_.consistent_read;
-    r.return_consumed_capacity = capacity_request(options_);
-  });
-  if (!made.ok()) return done(std::move(made).error());
-  client_->get_item_async(std::move(r), [this, key = std::move(key), done = std::move(done)](
-                                            ddb::Outcome<ddb::GetItemResult> res) mutable {
-    if (res.ok()) {
-      add_units(stats_->read_capacity_units, res.value().consumed);
-      auto& item = res.value().item;
-      if (item && holds_key(*item, key) && chunked::parse_head(*item)) {  // the chunks: more round trips
-        std::string stored = item->at(attr::kKey).scalar;
-        return offload(std::move(done), [this, key = std::move(key), stored = std::move(stored)] {
-          return read_stored(key, stored);
-        });
-      }
+  struct Fetch final : AsyncGet {
+    Fetch(DynamodbBackend* b, std::string k, std::string p, Done<std::optional<Hit>> d)
+        : AsyncGet(b, std::move(k), std::move(p)), done(std::move(d)) {}
+    void answered(ddb::Outcome<std::optional<Hit>> out) override { done(std::move(out)); }
+    void chunked() override {
+      std::string s = stored();
+      b->offload(std::move(done),
+                 [b = b, key = std::move(key), s = std::move(s)] { return b->read_stored(key, s); });
     }
-    done(detail::outcome_of<std::optional<Hit>>([&]() -> std::optional<Hit> {
-      auto& item = res.value().item;  // rethrows the request's error
-      if (!item || !holds_key(*item, key)) return std::nullopt;
-      return detail::read_entry(options_, *client_, *item);
-    }));
-  });
+    Done<std::optional<Hit>> done;
+  };
+  start_get(std::make_unique<Fetch>(this, std::move(key), prefix, std::move(done)));
 }
 
 // PutItem on the loop, conditioned on not replacing a never-expiring chunked value; that
@@ -1081,18 +1245,34 @@ void DynamodbBackend::prefix_async(Then then) {
   });
 }
 
+// As fetch_async, with the get's accounting (settle, count_read) in the same state: the
+// whole get is one allocation of its own (when the prefix is known).
 void DynamodbBackend::get_entry_async(std::string key, Done<std::optional<Hit>> done) {
-  const auto start = std::chrono::steady_clock::now();
-  Done<std::optional<Hit>> finish = [this, start, name = key.substr(0, 64),
-                                     done = std::move(done)](dynamodb::Outcome<std::optional<Hit>> out) {
-    out = settle(Op::kGet, "get", name, start, std::move(out),
-                 std::optional<dynamodb::Outcome<std::optional<Hit>>>(std::optional<Hit>()));
-    if (out.ok()) count_read(*stats_, out.value());
-    done(std::move(out));
+  struct Get final : AsyncGet {
+    Get(DynamodbBackend* b, std::string k, Done<std::optional<Hit>> d)
+        : AsyncGet(b, std::move(k), std::string()), done(std::move(d)) {}
+    void answered(ddb::Outcome<std::optional<Hit>> out) override {
+      out = b->settle(Op::kGet, "get", std::string_view(key).substr(0, 64), start, std::move(out),
+                      std::optional<dynamodb::Outcome<std::optional<Hit>>>(std::optional<Hit>()));
+      if (out.ok()) count_read(*b->stats_, out.value());
+      done(std::move(out));
+    }
+    void chunked() override {
+      auto rest = std::make_shared<Get>(std::move(*this));  // the accounting, for the helper thread's answer
+      b->offload<std::optional<Hit>>(
+          [rest](ddb::Outcome<std::optional<Hit>> out) { rest->answered(std::move(out)); },
+          [b = b, key = rest->key, stored = rest->stored()] { return b->read_stored(key, stored); });
+    }
+    const std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now();
+    Done<std::optional<Hit>> done;
   };
-  prefix_async([this, key = std::move(key), finish = std::move(finish)](dynamodb::Outcome<std::string> prefix) mutable {
-    if (!prefix.ok()) return finish(std::move(prefix).error());
-    fetch_async(std::move(key), prefix.value(), std::move(finish));
+  // Owned by the callback below (called exactly once), then by start_get.
+  auto* get = new Get(this, std::move(key), std::move(done));
+  prefix_async([get](dynamodb::Outcome<std::string> prefix) {
+    std::unique_ptr<Get> op(get);
+    if (!prefix.ok()) return op->answered(std::move(prefix).error());
+    op->prefix = std::move(prefix.value());
+    start_get(std::move(op));
   });
 }
 

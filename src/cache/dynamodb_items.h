@@ -2,7 +2,9 @@
 // items (get_or_set.cc). Private.
 #pragma once
 
+#include <atomic>
 #include <optional>
+#include <string>
 #include <string_view>
 
 #include "dynamodb_cache/backend.h"
@@ -46,5 +48,18 @@ bool holds_key(const dynamodb::Item& item, std::string_view key);
 // The hit an item stands for, nullopt when expired (DynamodbBackend::read_item), reading a
 // chunked value's chunks from `client`; throws chunked::ChunksGone when they are gone.
 std::optional<Hit> read_entry(const DynamodbOptions& options, dynamodb::Client& client, const dynamodb::Item& item);
+
+// Thrown by read_answer without a client, for a chunked head: its chunks take more requests.
+struct NeedsChunks {};
+
+// What a GetItem answer's `body`, asked for `key`, stands for: a miss without an item or for
+// another key's item (holds_key), else read_entry's hit. The items of the usual layouts are
+// read without building an Item (wire::decode_get_item_fields), the rest with
+// decode_get_item: the same answers and errors either way. Adds the capacity the answer
+// reports to `read_units`. `chunks_from`: where read_entry reads a chunked value's chunks;
+// null: NeedsChunks is thrown instead (decided after the liveness and counter checks).
+std::optional<Hit> read_answer(const DynamodbOptions& options, dynamodb::Client* chunks_from,
+                               const std::string& body, std::string_view key,
+                               std::atomic<double>& read_units);
 
 }  // namespace dynamodb_cache::detail

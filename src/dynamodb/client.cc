@@ -7,6 +7,7 @@
 #include <mutex>
 #include <optional>
 
+#include "dynamodb/raw_call.h"
 #include "dynamodb/retry.h"
 #include "dynamodb/wire.h"
 #include "dynamodb_cache/errors.h"
@@ -118,6 +119,10 @@ struct Client::Impl {
 
   static constexpr size_t kTargetPrefix = sizeof("DynamoDB_20120810.") - 1;
   struct RetryRun;
+
+  // The Impl of `c` (a nested class may reach Client's members): for the private calls of
+  // raw_call.h.
+  static Impl& of(Client& c) { return *c.impl_; }
 
   // The signed request of one attempt, made in `req` (whose strings are reused: a request
   // kept by the caller allocates less the next time); `body` is lent to it (moved in: the
@@ -239,6 +244,8 @@ struct Client::Impl {
 
   // ---- the asynchronous path ----
   struct AsyncOp;
+  template <class Done>
+  struct OpWith;
   struct IoThread {
     std::unique_ptr<io::EventLoop> loop;
     std::unique_ptr<io::HttpEngine> engine;
@@ -264,8 +271,11 @@ struct Client::Impl {
   void stop_io();
   bool acquire_slot();
   void release_slot();
-  using RawDone = std::function<void(std::string* body, std::exception_ptr error)>;
-  void submit(const char* target, std::string body, RawDone done);
+  // Starts an operation that completes with done(body, error): `Done` is called once with
+  // the 200 answer's body (non-null) or a null body and the error. The operation, `done`
+  // inside, is one allocation.
+  template <class Done>
+  void submit(const char* target, std::string body, Done done);
   void begin(IoThread& t, AsyncOp* op);
   void send(IoThread& t, AsyncOp* op);
   void on_answer(IoThread& t, AsyncOp* op, http::Response* resp, std::exception_ptr error);
@@ -381,16 +391,27 @@ std::string Client::Impl::call(const char* target, std::string body) {
 
 // An asynchronous operation: owned by its I/O thread from submit() to finish().
 struct Client::Impl::AsyncOp {
-  AsyncOp(Impl& c, const char* t, std::string b, RawDone d) : target(t), body(std::move(b)), run(c, t), done(std::move(d)) {}
+  AsyncOp(Impl& c, const char* t, std::string b) : target(t), body(std::move(b)), run(c, t) {}
+  virtual ~AsyncOp() = default;
+  // The operation's end: the 200 answer's body, or null and the error. Called once.
+  virtual void complete(std::string* body, std::exception_ptr error) = 0;
   const char* target;
   std::string body;  // lent to each attempt's request
   RetryRun run;
-  RawDone done;
   uint64_t timer = 0;  // a backoff or limiter wait under way
   aws::SystemClock::time_point signed_at;
   IoThread* io = nullptr;  // the loop it runs on, once linked there
   AsyncOp* prev = nullptr;
   AsyncOp* next = nullptr;
+};
+
+// An operation and its completion in one allocation (a std::function beside the operation
+// would be a second one whenever its captures outgrow the function's inline buffer).
+template <class Done>
+struct Client::Impl::OpWith final : AsyncOp {
+  OpWith(Impl& c, const char* t, std::string b, Done d) : AsyncOp(c, t, std::move(b)), done(std::move(d)) {}
+  void complete(std::string* body, std::exception_ptr error) override { done(body, std::move(error)); }
+  Done done;
 };
 
 void Client::Impl::IoThread::link(AsyncOp* op) {
@@ -469,10 +490,12 @@ void Client::Impl::release_slot() {
   }
 }
 
-void Client::Impl::submit(const char* target, std::string body, RawDone done) {
-  const std::string op_name(target + kTargetPrefix);
+template <class Done>
+void Client::Impl::submit(const char* target, std::string body, Done done) {
+  const std::string_view op_name(target + kTargetPrefix);
   if (closing.load()) {
-    auto error = std::make_exception_ptr(CancelledError(op_name + ": the DynamoDB client is being destroyed"));
+    auto error = std::make_exception_ptr(
+        CancelledError(std::string(op_name).append(": the DynamoDB client is being destroyed")));
     return done(nullptr, std::move(error));
   }
   try {
@@ -482,11 +505,12 @@ void Client::Impl::submit(const char* target, std::string body, RawDone done) {
     return;
   }
   if (!acquire_slot()) {
-    auto error = std::make_exception_ptr(OverloadedError(op_name + ": " + std::to_string(options.max_in_flight) +
-                                                         " operations already in flight (ClientOptions::max_in_flight)"));
+    auto error = std::make_exception_ptr(
+        OverloadedError(std::string(op_name) + ": " + std::to_string(options.max_in_flight) +
+                        " operations already in flight (ClientOptions::max_in_flight)"));
     return done(nullptr, std::move(error));
   }
-  auto* op = new AsyncOp(*this, target, std::move(body), std::move(done));
+  AsyncOp* op = new OpWith<Done>(*this, target, std::move(body), std::move(done));
   // Called on one of the loops (a callback starting the next operation): start it there at
   // once, without a hand-off through the task queue.
   for (auto& l : io)
@@ -588,15 +612,18 @@ void Client::Impl::finish(IoThread& t, AsyncOp* op, std::string* body, std::exce
   t.unlink(op);
   std::unique_ptr<AsyncOp> owned(op);
   release_slot();
-  owned->done(body, std::move(error));
+  owned->complete(body, std::move(error));
 }
 
 namespace {
 
-// The callback form over RawDone: decodes the body on the I/O thread.
+// The callback form of an operation's completion: decodes the body on the I/O thread.
+// Kept whole in the operation (Impl::OpWith): no allocation of its own.
 template <class T, class Decode>
-std::function<void(std::string*, std::exception_ptr)> typed(Callback<T> done, Decode decode) {
-  return [done = std::move(done), decode](std::string* body, std::exception_ptr error) {
+struct Typed {
+  Callback<T> done;
+  Decode decode;
+  void operator()(std::string* body, std::exception_ptr error) {
     if (error) return done(Outcome<T>(std::move(error)));
     std::optional<Outcome<T>> out;
     try {
@@ -605,7 +632,11 @@ std::function<void(std::string*, std::exception_ptr)> typed(Callback<T> done, De
       out.emplace(std::current_exception());
     }
     done(std::move(*out));
-  };
+  }
+};
+template <class T, class Decode>
+Typed<T, Decode> typed(Callback<T> done, Decode decode) {
+  return Typed<T, Decode>{std::move(done), decode};
 }
 
 template <class T>
@@ -709,6 +740,18 @@ DDB_ASYNC(batch_write_item_async, BatchWriteItemRequest, BatchWriteItemResult, "
 DDB_ASYNC(query_async, QueryRequest, PageResult, "Query", wire::decode_page(b))
 DDB_ASYNC(scan_async, ScanRequest, PageResult, "Scan", wire::decode_page(b))
 #undef DDB_ASYNC
+
+namespace detail {
+
+std::string get_item_body(Client& client, std::string request) {
+  return Client::Impl::of(client).call(DDB_TARGET("GetItem"), std::move(request));
+}
+
+void get_item_body_async(Client& client, std::string request, BodyDone done) {
+  Client::Impl::of(client).submit(DDB_TARGET("GetItem"), std::move(request), std::move(done));
+}
+
+}  // namespace detail
 
 namespace {
 

@@ -2,6 +2,8 @@
 
 #include <simdjson.h>
 
+#include <stdexcept>
+
 #include "dynamodb_cache/errors.h"
 #include "util/crypto.h"
 #include "util/json_writer.h"
@@ -109,6 +111,28 @@ std::string encode(const GetItemRequest& r) {
   write_names(w, r.names);
   write_rcc(w, r.return_consumed_capacity);
   w.end_object();
+  return out;
+}
+
+std::string encode_get_item(std::string_view table, std::string_view key_name, std::string_view key,
+                            bool consistent_read, ReturnConsumedCapacity rcc) {
+  // encode(GetItemRequest)'s bytes, the fixed parts appended whole (a cache get's request:
+  // JsonWriter's key-by-key writing cost more than the rest of the encoding).
+  std::string out;
+  out.reserve(96 + table.size() + key_name.size() + key.size());
+  auto quoted = [&out](std::string_view s) { JsonWriter(out).string(s); };
+  out += "{\"TableName\":";
+  quoted(table);
+  out += ",\"Key\":{";
+  quoted(key_name);
+  out += ":{\"S\":";
+  quoted(key);
+  out += "}}";
+  if (consistent_read) out += ",\"ConsistentRead\":true";
+  if (rcc != ReturnConsumedCapacity::kNone)
+    out += rcc == ReturnConsumedCapacity::kTotal ? ",\"ReturnConsumedCapacity\":\"TOTAL\""
+                                                 : ",\"ReturnConsumedCapacity\":\"INDEXES\"";
+  out += '}';
   return out;
 }
 
@@ -326,7 +350,9 @@ struct Doc : dom::element {
   ~Doc() { shrink_thread_parser(); }
 };
 
-Doc parse(const std::string& body) {
+// The document of `body`, an object; the caller gives back an oversized parser when done
+// with it (shrink_thread_parser), except when this throws.
+dom::element parse_object(const std::string& body) {
   dom::element doc;
   auto err = thread_parser().parse(body).get(doc);
   if (err) {
@@ -337,7 +363,11 @@ Doc parse(const std::string& body) {
     shrink_thread_parser();
     malformed("top level is not an object");
   }
-  return Doc{doc};  // guaranteed elision: no copy whose destructor would shrink the parser
+  return doc;
+}
+
+Doc parse(const std::string& body) {
+  return Doc{parse_object(body)};  // guaranteed elision: no copy whose destructor would shrink the parser
 }
 
 std::string_view str(dom::element e, const char* what) {
@@ -428,12 +458,18 @@ double num(dom::element e) {
   return 0;
 }
 
+// ConsumedCapacity.CapacityUnits; 0 when absent.
+double capacity_units(dom::element e) {
+  dom::element x;
+  return e["CapacityUnits"].get(x) == simdjson::SUCCESS ? num(x) : 0;
+}
+
 ConsumedCapacity to_capacity(dom::element e) {
   ConsumedCapacity c;
   std::string_view t;
   if (e["TableName"].get(t) == simdjson::SUCCESS) c.table_name = std::string(t);
   dom::element x;
-  if (e["CapacityUnits"].get(x) == simdjson::SUCCESS) c.capacity_units = num(x);
+  c.capacity_units = capacity_units(e);
   if (e["ReadCapacityUnits"].get(x) == simdjson::SUCCESS) c.read_capacity_units = num(x);
   if (e["WriteCapacityUnits"].get(x) == simdjson::SUCCESS) c.write_capacity_units = num(x);
   return c;
@@ -492,6 +528,51 @@ GetItemResult decode_get_item(const std::string& body) {
   if (doc["Item"].get(item) == simdjson::SUCCESS) r.item = to_item(item);
   r.consumed = opt_capacity(doc);
   return r;
+}
+
+GetItemFields::~GetItemFields() { shrink_thread_parser(); }
+
+void decode_get_item_fields(const std::string& body, std::span<const std::string_view> names,
+                            GetItemFields& out) {
+  if (names.size() > kMaxFields) throw std::logic_error("decode_get_item_fields: more than kMaxFields names");
+  for (auto& f : out.fields) f.present = false;
+  dom::element doc = parse_object(body);  // out's destructor gives back an oversized parser
+  out.kind = GetItemFields::kNoItem;
+  dom::element ce;
+  out.capacity_units = doc["ConsumedCapacity"].get(ce) == simdjson::SUCCESS ? capacity_units(ce) : 0;
+  dom::element item;
+  if (doc["Item"].get(item) != simdjson::SUCCESS) return;
+  out.kind = GetItemFields::kOther;
+  dom::object obj;
+  if (item.get(obj) != simdjson::SUCCESS) return;
+  // The attributes as to_item/to_value read them: each value's first member is its type.
+  for (auto attribute : obj) {
+    size_t i = 0;
+    while (i < names.size() && names[i] != attribute.key) ++i;
+    if (i == names.size() || out.fields[i].present) return;
+    Field& f = out.fields[i];
+    dom::object av;
+    if (attribute.value.get(av) != simdjson::SUCCESS) return;
+    auto it = av.begin();
+    if (it == av.end()) return;
+    std::string_view type = (*it).key;
+    std::string_view text;
+    if ((*it).value.get(text) != simdjson::SUCCESS) return;
+    if (type == "S") {
+      f.type = AttrType::kS;
+      f.text = text;
+    } else if (type == "N") {
+      f.type = AttrType::kN;
+      f.text = text;
+    } else if (type == "B") {
+      f.type = AttrType::kB;
+      f.bytes = decode_b64(text);
+    } else {
+      return;
+    }
+    f.present = true;
+  }
+  out.kind = GetItemFields::kItem;
 }
 
 WriteResult decode_write(const std::string& body) {

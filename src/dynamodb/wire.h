@@ -3,6 +3,8 @@
 // per thread).
 #pragma once
 
+#include <array>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -14,6 +16,10 @@ namespace dynamodb_cache::dynamodb::wire {
 void append_attribute_value(std::string& out, const AttributeValue& v);
 
 std::string encode(const GetItemRequest& r);
+// encode(r) of a GetItemRequest with only table_name, consistent_read, return_consumed_capacity
+// and one string key attribute set (the same bytes), without building the request.
+std::string encode_get_item(std::string_view table, std::string_view key_name, std::string_view key,
+                            bool consistent_read, ReturnConsumedCapacity rcc);
 std::string encode(const PutItemRequest& r);
 std::string encode(const DeleteItemRequest& r);
 std::string encode(const UpdateItemRequest& r);
@@ -34,6 +40,48 @@ BatchWriteItemResult decode_batch_write(const std::string& body);
 PageResult decode_page(const std::string& body);
 TableDescription decode_table(const std::string& body, const char* wrapper);  // "Table" / "TableDescription"
 TimeToLiveDescription decode_ttl(const std::string& body, bool update);
+
+// ---- a GetItem answer read without building an Item ----
+
+// One attribute of a GetItemFields. S and N: `text`, a view into this thread's parser; B:
+// `bytes`, decoded.
+struct Field {
+  bool present = false;
+  AttrType type = AttrType::kNull;  // kS, kN or kB when present
+  std::string_view text;
+  std::string bytes;
+  // What AttributeValue::scalar would hold.
+  std::string_view scalar() const { return type == AttrType::kB ? std::string_view(bytes) : text; }
+};
+inline constexpr size_t kMaxFields = 8;
+
+// A GetItem answer decoded by decode_get_item_fields. Its views stay valid while it lives,
+// provided this thread decodes no other answer meanwhile (the parser is per thread);
+// destroying it gives back an oversized parser, as the other decoders do. Not copyable.
+struct GetItemFields {
+  enum Kind {
+    kNoItem,  // the answer has no Item
+    kItem,    // fields[i] is the attribute names[i] (present or not); there are no others
+    kOther,   // anything else: decode the body with decode_get_item instead
+  };
+  Kind kind = kNoItem;
+  std::array<Field, kMaxFields> fields;
+  double capacity_units = 0;  // ConsumedCapacity.CapacityUnits; 0 when absent
+
+  GetItemFields() = default;
+  GetItemFields(const GetItemFields&) = delete;
+  GetItemFields& operator=(const GetItemFields&) = delete;
+  ~GetItemFields();
+};
+
+// Decodes a GetItem answer into `out` for the attributes `names` (at most kMaxFields), without
+// building an Item: for an item of only those attributes, each S, N or B, named once, out is
+// what decode_get_item would have given. Anything else (another attribute, another type, a
+// name twice, an Item that is not an object) is kOther, which decode_get_item then reads, or
+// rejects with its error. Throws decode_get_item's ProtocolError for a body that is not a
+// JSON object and for invalid base64 (which decode_get_item would refuse just the same).
+void decode_get_item_fields(const std::string& body, std::span<const std::string_view> names,
+                            GetItemFields& out);
 
 struct ErrorBody {
   std::string name;     // after '#', e.g. "ResourceNotFoundException"; empty if unknown
