@@ -183,37 +183,57 @@ struct Client::Impl {
                        std::move(err.message), rid ? *rid : std::string());
   }
 
+  // A T kept per thread and reused by each blocking attempt, its strings' buffers with it; a
+  // nested attempt on the same thread (a credentials provider or a custom transport calling
+  // a client) gets a fresh one. `value` is valid for this object's life.
+  template <class T>
+  class PerThread {
+   public:
+    PerThread() : was_busy_(busy()) {
+      busy() = true;
+      value = was_busy_ ? &own_.emplace() : &kept();
+    }
+    ~PerThread() { busy() = was_busy_; }
+    PerThread(const PerThread&) = delete;
+    PerThread& operator=(const PerThread&) = delete;
+    T* value;
+
+   private:
+    static T& kept() {
+      thread_local T t;
+      return t;
+    }
+    static bool& busy() {
+      thread_local bool b = false;
+      return b;
+    }
+    const bool was_busy_;
+    std::optional<T> own_;
+  };
+
   // One blocking attempt: sign, send, check. `body` is lent to the request for the send and
-  // handed back, also when send() throws.
+  // handed back, also when send() throws. The request and the response are the thread's,
+  // reused (prepare and the built-in transport's send_into overwrite their strings in place):
+  // no allocation for their headers per request. The answer's body leaves with the result;
+  // an error's large body is not kept.
   std::string attempt(const char* target, std::string& body, bool& skew_corrected) {
     aws::SystemClock::time_point signed_at;
-    http::Request req;
-    prepare(target, body, signed_at, req);
+    PerThread<http::Request> req;
+    prepare(target, body, signed_at, *req.value);
     struct GiveBack {
       std::string& to;
       std::string& from;
       ~GiveBack() { to = std::move(from); }
-    } give_back{body, req.body};
-    // One Response per thread, whose header strings the built-in transport overwrites in
-    // place (send_into): no allocation for them per request. A nested call on the same thread
-    // (a custom transport calling a client) gets its own. The body leaves with the result;
-    // an error's large body is not kept.
-    thread_local http::Response reused;
-    thread_local bool in_use = false;
-    std::optional<http::Response> own;
-    http::Response& resp = in_use ? own.emplace() : reused;
-    struct Release {
-      bool& in_use;
-      bool was;
-      http::Response& resp;
-      ~Release() {
-        in_use = was;
-        if (resp.body.capacity() > (64u << 10)) std::string().swap(resp.body);
+    } give_back{body, req.value->body};
+    PerThread<http::Response> resp;
+    struct Trim {
+      std::string& body;
+      ~Trim() {
+        if (body.capacity() > (64u << 10)) std::string().swap(body);
       }
-    } release{in_use, in_use, resp};
-    in_use = true;
-    transport->send_into(req, resp);
-    return check(target, resp, signed_at, skew_corrected);
+    } trim{resp.value->body};
+    transport->send_into(*req.value, *resp.value);
+    return check(target, *resp.value, signed_at, skew_corrected);
   }
 
   // Corrects the clock offset when the answer's Date is more than 4 minutes (the AWS SDKs'
