@@ -57,7 +57,6 @@ class SyscallBatch {
   void* sq_ring_ = nullptr;
   size_t sq_ring_size_ = 0;
   void* cq_ring_ = nullptr;  // == sq_ring_ with IORING_FEAT_SINGLE_MMAP
-  size_t cq_ring_size_ = 0;
   void* sqes_ = nullptr;
   size_t sqes_size_ = 0;
   unsigned* sq_head_ = nullptr;
