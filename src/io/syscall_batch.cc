@@ -78,7 +78,7 @@ std::unique_ptr<SyscallBatch> SyscallBatch::make(unsigned depth) {
   void* ring = ::mmap(nullptr, b->sq_ring_size_, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, b->fd_,
                       IORING_OFF_SQ_RING);
   if (ring == MAP_FAILED) return nullptr;
-  b->sq_ring_ = b->cq_ring_ = ring;
+  b->sq_ring_ = ring;  // the completion ring too (IORING_FEAT_SINGLE_MMAP)
   b->sqes_size_ = p.sq_entries * sizeof(io_uring_sqe);
   void* sqes = ::mmap(nullptr, b->sqes_size_, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, b->fd_,
                       IORING_OFF_SQES);

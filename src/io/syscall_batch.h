@@ -56,7 +56,6 @@ class SyscallBatch {
   // The mapped rings (see io_uring(7)): submission queue indices and entries, completions.
   void* sq_ring_ = nullptr;
   size_t sq_ring_size_ = 0;
-  void* cq_ring_ = nullptr;  // == sq_ring_ with IORING_FEAT_SINGLE_MMAP
   void* sqes_ = nullptr;
   size_t sqes_size_ = 0;
   unsigned* sq_head_ = nullptr;
