@@ -20,7 +20,7 @@
 #include <rapidjson/document.h>
 #endif
 
-#include "cache/dynamodb_items.h"
+#include "cache/dynamodb_backend_impl.h"
 #include "dynamodb/wire.h"
 #include "dynamodb_cache/dynamodb_cache.h"
 #include "util/crypto.h"

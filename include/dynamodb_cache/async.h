@@ -11,11 +11,9 @@
 #include <optional>
 #include <utility>
 
-#include "dynamodb_cache/dynamodb.h"
+#include "dynamodb_cache/outcome.h"
 
 namespace dynamodb_cache {
-
-using dynamodb::Outcome;
 
 // Made with the operation already started. Await it once, or get() it once, not both.
 // The awaiting coroutine is resumed on the thread that completes the operation: one of the

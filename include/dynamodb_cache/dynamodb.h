@@ -6,18 +6,17 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
-#include <exception>
 #include <functional>
 #include <future>
 #include <map>
 #include <memory>
 #include <optional>
 #include <string>
-#include <variant>
 #include <vector>
 
 #include "dynamodb_cache/aws.h"
 #include "dynamodb_cache/http.h"
+#include "dynamodb_cache/outcome.h"
 
 namespace dynamodb_cache::dynamodb {
 
@@ -294,47 +293,6 @@ struct ClientStats {
   std::atomic<uint64_t> failures{0};  // calls that threw
 };
 
-// What an asynchronous operation hands to its callback: the result, or the error (an
-// exception of errors.h, exactly what the synchronous call would have thrown).
-template <class T>
-class Outcome {
- public:
-  Outcome(T value) : v_(std::move(value)) {}
-  Outcome(std::exception_ptr error) : v_(std::move(error)) {}
-  bool ok() const noexcept { return v_.index() == 0; }
-  // The result; rethrows the error when there is one.
-  T& value() & {
-    if (!ok()) std::rethrow_exception(std::get<1>(v_));
-    return std::get<0>(v_);
-  }
-  T&& value() && { return std::move(value()); }
-  // nullptr when ok(). The rvalue form moves the error out: hand an error on with it, so that
-  // no reference to it stays behind on the completing thread.
-  std::exception_ptr error() const& noexcept { return ok() ? nullptr : std::get<1>(v_); }
-  std::exception_ptr error() && noexcept { return ok() ? nullptr : std::move(std::get<1>(v_)); }
-
- private:
-  std::variant<T, std::exception_ptr> v_;
-};
-
-// An operation without a result: success or the error.
-template <>
-class Outcome<void> {
- public:
-  Outcome() = default;
-  Outcome(std::exception_ptr error) : error_(std::move(error)) {}
-  bool ok() const noexcept { return !error_; }
-  // Rethrows the error when there is one.
-  void value() const {
-    if (error_) std::rethrow_exception(error_);
-  }
-  std::exception_ptr error() const& noexcept { return error_; }
-  std::exception_ptr error() && noexcept { return std::move(error_); }
-
- private:
-  std::exception_ptr error_;
-};
-
 // Completion of an asynchronous operation. Called exactly once, on one of the client's I/O
 // threads (never on the calling thread from within the call, except when the operation is
 // refused at once: see InFlightPolicy, or the client is being destroyed), and never after the
@@ -458,6 +416,8 @@ class Client {
   const std::string& endpoint() const;
   const ClientStats& stats() const;
 
+  // The implementation (src/dynamodb/client_impl.h), opaque here; named in this public section
+  // only so that the library's private calls (src/dynamodb/raw_call.h) can reach it.
   struct Impl;
 
  private:

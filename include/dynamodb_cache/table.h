@@ -47,8 +47,6 @@ class Table {
   const TableOptions& options() const { return options_; }
 
  private:
-  void check_schema(const dynamodb::TableDescription& d) const;
-  void enable_ttl(bool created);
   std::shared_ptr<dynamodb::Client> client_;
   TableOptions options_;
 };

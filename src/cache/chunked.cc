@@ -7,7 +7,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "dynamodb_cache/backend.h"
+#include "dynamodb_cache/dynamodb_backend.h"
 #include "dynamodb_cache/errors.h"
 #include "util/crypto.h"
 

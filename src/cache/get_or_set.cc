@@ -8,7 +8,7 @@
 #include <thread>
 
 #include "cache/chunked.h"
-#include "cache/dynamodb_items.h"
+#include "cache/dynamodb_backend_impl.h"
 #include "cache/single_flight.h"
 #include "dynamodb_cache/errors.h"
 #include "util/crypto.h"
@@ -145,7 +145,7 @@ class LeaseTable {
     auto seen = chunked::read_retrying([&](bool reread) -> std::optional<Seen> {
       ddb::GetItemRequest r;
       r.table_name = options_.table;
-      r.key = detail::stored_key_item(backend_, key, prefix_);
+      r.key = layout::key_item(backend_.stored_key(key, prefix_));
       r.consistent_read = consistent || reread || options_.consistent_read;
       auto res = client_.get_item(r);
       if (!res.item) return Seen{};
@@ -195,7 +195,8 @@ class LeaseTable {
   bool store_unless_changed(std::string_view key, std::string_view value, Ttl ttl, const Seen& seen) {
     ddb::PutItemRequest r;
     r.table_name = options_.table;
-    r.item = detail::build_item(backend_, key, prefix_, value, ttl, &client_);
+    r.item = detail::build_item(options_, backend_.stored_key(key, prefix_), full_key(key), key, value, ttl,
+                                &client_);
     bool chunked_value = chunked::parse_head(r.item).has_value();
     if (!chunked_value && !options_.python_compat) r.item.emplace(kVersion, ddb::AttributeValue::S(random_hex(8)));
     if (!seen.item) {
@@ -235,6 +236,12 @@ class LeaseTable {
   // `STORED#lease`, STORED being the key's stored key (namespace, digest: so a namespace clear
   // orphans old leases with the old values); for stored keys too long for that, their first
   // 1900 bytes, then `#lease:` and the SHA-256 of the whole stored key.
+  // The full_key a value item under `key` holds: the key, when it is stored under a digest.
+  std::optional<std::string_view> full_key(std::string_view key) const {
+    if (!backend_.is_digest(key, prefix_)) return std::nullopt;
+    return key;
+  }
+
   ddb::Item lease_key(std::string_view key) const {
     const std::string stored = backend_.stored_key(key, prefix_);
     std::string k = stored;

@@ -1,21 +1,52 @@
+// MemoryBackend: shards, each an LRU list with an index under one mutex.
+#include "dynamodb_cache/memory_backend.h"
+
 #include <list>
 #include <mutex>
+#include <string>
 #include <unordered_map>
+#include <vector>
 
-#include "dynamodb_cache/backend.h"
 #include "dynamodb_cache/errors.h"
+#include "util/hidden.h"
 
 namespace dynamodb_cache {
 
-namespace {
+// An entry and a shard of MemoryBackend: private to this file (a named namespace, as the
+// backend's Impl holds shards).
+namespace memory {
 using Steady = std::chrono::steady_clock;
+struct Entry;
+struct Shard;
+}  // namespace memory
 
-struct Entry {
+using memory::Entry;
+using memory::Shard;
+using memory::Steady;
+
+// The backend's state: its options and shards. Thread-safety: each shard's lists and
+// counters only under its mutex; `options` and `shards` are not changed after construction.
+struct DYNAMODB_CACHE_HIDDEN MemoryBackend::Impl {
+  explicit Impl(MemoryOptions o);
+  // The shard that holds `key`.
+  Shard& shard_for(std::string_view key) const;
+  // Runs f(shard, live entry or nullptr, expiry for ttl) under the key's shard lock: the
+  // frame of touch, add and increment.
+  template <class F>
+  auto locked(std::string_view key, Ttl ttl, F&& f);
+
+  MemoryOptions options;
+  std::vector<std::unique_ptr<Shard>> shards;
+};
+
+struct memory::Entry {
   std::string key;
   std::string value;           // a counter's: its decimal text
   Steady::time_point expires;  // time_point::max(): never
   bool counter = false;        // written by increment()
 };
+
+namespace {
 
 // When an entry written at `now` with `ttl` expires. Saturates: steady_clock counts
 // nanoseconds in an int64_t (292 years from its epoch), so a longer TTL (up to kMaxTtl)
@@ -34,7 +65,7 @@ std::optional<Ttl> ttl_left(const Entry& e, Steady::time_point now) {
 }
 }  // namespace
 
-struct MemoryBackend::Shard {
+struct memory::Shard {
   mutable std::mutex mu;
   std::list<Entry> lru;  // front: most recently used
   // Keys view into the list nodes, which never move.
@@ -84,31 +115,43 @@ struct MemoryBackend::Shard {
   }
 };
 
-MemoryBackend::MemoryBackend(MemoryOptions options) : options_(std::move(options)) {
-  if (!options_.now) options_.now = [] { return Steady::now(); };
+MemoryBackend::Impl::Impl(MemoryOptions o) : options(std::move(o)) {
+  if (!options.now) options.now = [] { return Steady::now(); };
   std::size_t n = 1;
-  while (n < std::max<std::size_t>(1, options_.shards)) n <<= 1;
-  options_.shards = n;
+  while (n < std::max<std::size_t>(1, options.shards)) n <<= 1;
+  options.shards = n;
   for (std::size_t i = 0; i < n; ++i) {
     auto s = std::make_unique<Shard>();
-    s->max_entries = std::max<std::size_t>(1, (options_.max_entries + n - 1) / n);
-    s->max_bytes = std::max<std::size_t>(1, (options_.max_bytes + n - 1) / n);
-    shards_.push_back(std::move(s));
+    s->max_entries = std::max<std::size_t>(1, (options.max_entries + n - 1) / n);
+    s->max_bytes = std::max<std::size_t>(1, (options.max_bytes + n - 1) / n);
+    shards.push_back(std::move(s));
   }
 }
 
-MemoryBackend::~MemoryBackend() = default;
-
-MemoryBackend::Shard& MemoryBackend::shard_for(std::string_view key) const {
+Shard& MemoryBackend::Impl::shard_for(std::string_view key) const {
   auto h = std::hash<std::string_view>{}(key);
   // Mix the high bits in: the map uses the low bits of the same hash.
-  return *shards_[(h ^ (h >> 29)) & (shards_.size() - 1)];
+  return *shards[(h ^ (h >> 29)) & (shards.size() - 1)];
 }
+
+template <class F>
+auto MemoryBackend::Impl::locked(std::string_view key, Ttl ttl, F&& f) {
+  validate_key(key);
+  auto now = options.now();
+  auto expires = expiry(now, ttl);
+  Shard& s = shard_for(key);
+  std::lock_guard lock(s.mu);
+  return f(s, s.live(key, now), expires);
+}
+
+MemoryBackend::MemoryBackend(MemoryOptions options) : impl_(std::make_unique<Impl>(std::move(options))) {}
+
+MemoryBackend::~MemoryBackend() = default;
 
 std::optional<Hit> MemoryBackend::get_entry(std::string_view key) {
   validate_key(key);
-  Shard& s = shard_for(key);
-  auto now = options_.now();
+  Shard& s = impl_->shard_for(key);
+  auto now = impl_->options.now();
   std::lock_guard lock(s.mu);
   Entry* e = s.live(key, now);
   ++(e ? s.hits : s.misses);
@@ -118,8 +161,8 @@ std::optional<Hit> MemoryBackend::get_entry(std::string_view key) {
 
 void MemoryBackend::set(std::string_view key, std::string_view value, Ttl ttl) {
   validate_key(key);
-  auto expires = expiry(options_.now(), ttl);
-  Shard& s = shard_for(key);
+  auto expires = expiry(impl_->options.now(), ttl);
+  Shard& s = impl_->shard_for(key);
   std::lock_guard lock(s.mu);
   s.put(Entry{std::string(key), std::string(value), expires});
   ++s.sets;
@@ -127,24 +170,14 @@ void MemoryBackend::set(std::string_view key, std::string_view value, Ttl ttl) {
 
 bool MemoryBackend::contains(std::string_view key) {
   validate_key(key);
-  Shard& s = shard_for(key);
-  auto now = options_.now();
+  Shard& s = impl_->shard_for(key);
+  auto now = impl_->options.now();
   std::lock_guard lock(s.mu);
   return s.live(key, now) != nullptr;
 }
 
-template <class F>
-auto MemoryBackend::locked(std::string_view key, Ttl ttl, F&& f) {
-  validate_key(key);
-  auto now = options_.now();
-  auto expires = expiry(now, ttl);
-  Shard& s = shard_for(key);
-  std::lock_guard lock(s.mu);
-  return f(s, s.live(key, now), expires);
-}
-
 bool MemoryBackend::touch(std::string_view key, Ttl ttl) {
-  return locked(key, ttl, [](Shard&, Entry* e, Steady::time_point expires) {
+  return impl_->locked(key, ttl, [](Shard&, Entry* e, Steady::time_point expires) {
     if (!e) return false;
     e->expires = expires;
     return true;
@@ -152,7 +185,7 @@ bool MemoryBackend::touch(std::string_view key, Ttl ttl) {
 }
 
 bool MemoryBackend::add(std::string_view key, std::string_view value, Ttl ttl) {
-  return locked(key, ttl, [&](Shard& s, Entry* e, Steady::time_point expires) {
+  return impl_->locked(key, ttl, [&](Shard& s, Entry* e, Steady::time_point expires) {
     if (e) return false;
     s.put(Entry{std::string(key), std::string(value), expires});
     ++s.sets;
@@ -161,7 +194,7 @@ bool MemoryBackend::add(std::string_view key, std::string_view value, Ttl ttl) {
 }
 
 int64_t MemoryBackend::increment(std::string_view key, int64_t delta, Ttl ttl) {
-  return locked(key, ttl, [&](Shard& s, Entry* e, Steady::time_point expires) {
+  return impl_->locked(key, ttl, [&](Shard& s, Entry* e, Steady::time_point expires) {
     if (e && !e->counter)
       throw WrongTypeError("key '" + std::string(key.substr(0, 64)) + "' holds a value, not a counter");
     int64_t current = e ? std::stoll(e->value) : 0;  // our own decimal text
@@ -183,7 +216,7 @@ int64_t MemoryBackend::increment(std::string_view key, int64_t delta, Ttl ttl) {
 
 void MemoryBackend::erase(std::string_view key) {
   validate_key(key);
-  Shard& s = shard_for(key);
+  Shard& s = impl_->shard_for(key);
   std::lock_guard lock(s.mu);
   if (auto it = s.index.find(key); it != s.index.end()) s.drop(it->second);
   ++s.erases;
@@ -191,7 +224,7 @@ void MemoryBackend::erase(std::string_view key) {
 
 void MemoryBackend::clear(const std::function<void(uint64_t)>& progress) {
   uint64_t n = 0;
-  for (auto& s : shards_) {
+  for (auto& s : impl_->shards) {
     std::lock_guard lock(s->mu);
     n += s->lru.size();
     s->index.clear();
@@ -203,7 +236,7 @@ void MemoryBackend::clear(const std::function<void(uint64_t)>& progress) {
 
 std::size_t MemoryBackend::size() const {
   std::size_t n = 0;
-  for (auto& s : shards_) {
+  for (auto& s : impl_->shards) {
     std::lock_guard lock(s->mu);
     n += s->lru.size();
   }
@@ -212,7 +245,7 @@ std::size_t MemoryBackend::size() const {
 
 std::size_t MemoryBackend::bytes() const {
   std::size_t n = 0;
-  for (auto& s : shards_) {
+  for (auto& s : impl_->shards) {
     std::lock_guard lock(s->mu);
     n += s->bytes;
   }
@@ -221,7 +254,7 @@ std::size_t MemoryBackend::bytes() const {
 
 CacheStats& MemoryBackend::stats() const {
   uint64_t hits = 0, misses = 0, sets = 0, erases = 0;
-  for (auto& s : shards_) {
+  for (auto& s : impl_->shards) {
     std::lock_guard lock(s->mu);
     hits += s->hits;
     misses += s->misses;
@@ -237,7 +270,7 @@ CacheStats& MemoryBackend::stats() const {
 
 uint64_t MemoryBackend::evictions() const {
   uint64_t n = 0;
-  for (auto& s : shards_) {
+  for (auto& s : impl_->shards) {
     std::lock_guard lock(s->mu);
     n += s->evictions;
   }

@@ -2,7 +2,7 @@
 
 #include <thread>
 
-#include "dynamodb_cache/backend.h"
+#include "dynamodb_cache/dynamodb_backend.h"  // attr::
 #include "dynamodb_cache/errors.h"
 #include "util/warn.h"
 
@@ -30,7 +30,10 @@ bool Table::exists() {
   }
 }
 
-void Table::check_schema(const ddb::TableDescription& d) const {
+namespace {
+
+// ConfigError unless `d` has the cache layout's key schema: a single hash key `key` (S).
+void check_schema(const TableOptions& o, const ddb::TableDescription& d) {
   bool ok = d.key_schema.size() == 1 && d.key_schema[0].name == attr::kKey &&
             d.key_schema[0].key_type == ddb::KeyType::kHash;
   for (const auto& a : d.attribute_definitions)
@@ -39,9 +42,41 @@ void Table::check_schema(const ddb::TableDescription& d) const {
   std::string got;
   for (const auto& k : d.key_schema)
     got += (got.empty() ? "" : ", ") + k.name + (k.key_type == ddb::KeyType::kHash ? " (HASH)" : " (RANGE)");
-  throw ConfigError("table '" + options_.name + "' exists with key schema [" + got +
+  throw ConfigError("table '" + o.name + "' exists with key schema [" + got +
                     "], not the cache layout's single hash key `key` (S)");
 }
+
+// Turns on native TTL on expire_at; a server without it (or another TTL attribute) is warned
+// about, never a failure. `created`: this create() made the table.
+void enable_ttl(ddb::Client& client, const TableOptions& o, bool created) {
+  try {
+    auto ttl = client.describe_time_to_live(o.name);
+    if ((ttl.status == "ENABLED" || ttl.status == "ENABLING")) {
+      if (ttl.attribute_name != attr::kExpireAt)
+        o.warn("table '" + o.name + "' already uses native TTL on `" + ttl.attribute_name +
+               "`; expired cache items are filtered on read but not deleted by DynamoDB");
+      return;
+    }
+    client.update_time_to_live(o.name, attr::kExpireAt, true);
+  } catch (const ServiceError& e) {
+    if (e.retryable()) throw;
+    if (e.name() == "UnknownOperationException") {
+      // dynalite and some other local servers do not implement UpdateTimeToLive. That is a
+      // fact about the server, said when the table is made; every later create() of the
+      // same table would only repeat it.
+      if (created)
+        o.warn("the DynamoDB server at " + client.endpoint() +
+               " has no native TTL (UpdateTimeToLive: UnknownOperationException; local servers "
+               "such as dynalite lack it): expired items are still filtered on read, but "
+               "nothing deletes them");
+      return;
+    }
+    o.warn("could not enable native TTL on table '" + o.name + "' (" + e.name() +
+           "); expired items are still filtered on read, but DynamoDB will not delete them");
+  }
+}
+
+}  // namespace
 
 void Table::create(bool wait) {
   ddb::CreateTableRequest r;
@@ -56,12 +91,12 @@ void Table::create(bool wait) {
     client_->create_table(r);
   } catch (const ServiceError& e) {
     if (e.name() != "ResourceInUseException") throw;
-    check_schema(describe());  // already there (or being made): fine if it is ours
+    check_schema(options_, describe());  // already there (or being made): fine if it is ours
     created = false;
   }
   if (!wait) return;
   wait_active();
-  if (options_.enable_ttl) enable_ttl(created);
+  if (options_.enable_ttl) enable_ttl(*client_, options_, created);
 }
 
 void Table::wait_active() {
@@ -69,41 +104,13 @@ void Table::wait_active() {
   for (;;) {
     auto d = describe();
     if (d.table_status == "ACTIVE") {
-      check_schema(d);
+      check_schema(options_, d);
       return;
     }
     if (std::chrono::steady_clock::now() >= deadline)
       throw TimeoutError("table '" + options_.name + "' is still " + d.table_status + " after " +
                          std::to_string(options_.wait_timeout.count()) + " ms");
     std::this_thread::sleep_for(options_.poll_interval);
-  }
-}
-
-void Table::enable_ttl(bool created) {
-  try {
-    auto ttl = client_->describe_time_to_live(options_.name);
-    if ((ttl.status == "ENABLED" || ttl.status == "ENABLING")) {
-      if (ttl.attribute_name != attr::kExpireAt)
-        options_.warn("table '" + options_.name + "' already uses native TTL on `" + ttl.attribute_name +
-                      "`; expired cache items are filtered on read but not deleted by DynamoDB");
-      return;
-    }
-    client_->update_time_to_live(options_.name, attr::kExpireAt, true);
-  } catch (const ServiceError& e) {
-    if (e.retryable()) throw;
-    if (e.name() == "UnknownOperationException") {
-      // dynalite and some other local servers do not implement UpdateTimeToLive. That is a
-      // fact about the server, said when the table is made; every later create() of the
-      // same table would only repeat it.
-      if (created)
-        options_.warn("the DynamoDB server at " + client_->endpoint() +
-                      " has no native TTL (UpdateTimeToLive: UnknownOperationException; local servers "
-                      "such as dynalite lack it): expired items are still filtered on read, but "
-                      "nothing deletes them");
-      return;
-    }
-    options_.warn("could not enable native TTL on table '" + options_.name + "' (" + e.name() +
-                  "); expired items are still filtered on read, but DynamoDB will not delete them");
   }
 }
 

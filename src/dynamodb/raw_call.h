@@ -1,6 +1,9 @@
-// GetItem answered with the body undecoded (private): for a caller that reads only what it
-// needs from the answer (DynamodbBackend's gets: wire::decode_get_item_fields) instead of
-// building a GetItemResult. Implemented in client.cc; thread-safety as Client's.
+// One DynamoDB operation with a request body the caller encoded, answered with the 200
+// answer's body undecoded (private): for a caller that reads only what it needs from an
+// answer (DynamodbBackend's gets: wire::decode_get_item_fields) instead of building the typed
+// result. The same retries, deadline, stats and errors as the typed calls of Client, which
+// are built on the same two functions. Implemented in client.cc (raw_call) and
+// client_async.cc (raw_call_async); thread-safety as Client's.
 #pragma once
 
 #include <exception>
@@ -9,19 +12,23 @@
 
 #include "dynamodb_cache/dynamodb.h"
 
+// The X-Amz-Target of an operation, e.g. DDB_TARGET("GetItem"): a string literal, as raw_call
+// needs (it is kept, not copied, while the operation lasts).
+#define DDB_TARGET(op) "DynamoDB_20120810." op
+
 namespace dynamodb_cache::dynamodb::detail {
 
-// Client::get_item with a request body the caller encoded (wire::encode_get_item or
-// wire::encode): the same retries, deadline, stats and errors; returns the 200 answer's body.
-std::string get_item_body(Client& client, std::string request);
+// Sends `body` (wire::encode or wire::encode_get_item) as operation `target` (DDB_TARGET) and
+// returns the 200 answer's body; throws the typed error otherwise.
+std::string raw_call(Client& client, const char* target, std::string body);
 
 // Called once with the 200 answer's body (non-null; it may be moved from) and no error, or
 // with a null body and the error; on an I/O thread, under Callback's rules.
 using BodyDone = std::function<void(std::string* body, std::exception_ptr error)>;
 
-// Client::get_item_async with a request body the caller encoded, completed with the answer's
-// body. A `done` that captures at most one pointer (or two, trivially copyable) is stored
-// without an allocation: the operation then costs one allocation of its own.
-void get_item_body_async(Client& client, std::string request, BodyDone done);
+// raw_call on the client's I/O threads. A `done` that captures at most one pointer (or two,
+// trivially copyable) is stored without an allocation: the operation then costs one
+// allocation of its own.
+void raw_call_async(Client& client, const char* target, std::string body, BodyDone done);
 
 }  // namespace dynamodb_cache::dynamodb::detail

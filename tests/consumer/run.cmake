@@ -121,7 +121,9 @@ elseif(MODE STREQUAL "subproject")
     endif()
   endforeach()
   # Helpers declared only under src/ stay hidden.
-  string(REGEX MATCHALL "dynamodb_cache::(util|dynamodb::wire|aws::detail|dynamodb::detail)::[^\n]*"
+  # So do the classes behind a public class (its Impl, util/hidden.h).
+  string(REGEX MATCHALL
+         "dynamodb_cache::(util|detail|layout|dynamodb::wire|aws::detail|dynamodb::detail)::[^\n]*|[A-Za-z_:]+::Impl::[^\n]*"
          private "${exports}")
   if(private)
     message(FATAL_ERROR "the shared library exports private symbols: ${private}")

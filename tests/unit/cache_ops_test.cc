@@ -229,7 +229,7 @@ TEST(TtlLimits, HugeStoredExpireIsALiveItemInALayeredBackend) {
 
 // Issue 8 item 12: fmt is an integer, or the item is refused.
 TEST(StoredNumbers, NonIntegerOrUnknownFormatIsACodecError) {
-  // (3, 4 and 5 are chunked heads, chunks and leases: chunked.h, dynamodb_items.h.)
+  // (3, 4 and 5 are chunked heads, chunks and leases: chunked.h, item_layout.h.)
   for (std::string fmt : {"1.9", "1e0", "99999999999999999999", "6"}) {
     ScriptedTable t;
     t.item = python_item("0");

@@ -7,7 +7,7 @@
 #include <typeinfo>
 
 #include "cache/chunked.h"
-#include "cache/dynamodb_items.h"
+#include "cache/dynamodb_backend_impl.h"
 #include "dynamodb/wire.h"
 #include "dynamodb_cache/backend.h"
 #include "dynamodb_cache/errors.h"

@@ -1,0 +1,60 @@
+// Outcome<T>: what an asynchronous operation hands to its completion callback (the result
+// or the error), for every asynchronous call of the library: the DynamoDB client's, the
+// backends' and Cache<T>'s. A header of its own so that the layers above the client (the
+// Backend contract, async.h) need not include the client's header for it.
+#pragma once
+
+#include <exception>
+#include <utility>
+#include <variant>
+
+// The type lives in namespace dynamodb, where it was first declared (its mangled name is part
+// of the shared library's ABI); dynamodb_cache::Outcome names the same type.
+namespace dynamodb_cache::dynamodb {
+
+// What an asynchronous operation hands to its callback: the result, or the error (an
+// exception of errors.h, exactly what the synchronous call would have thrown).
+template <class T>
+class Outcome {
+ public:
+  Outcome(T value) : v_(std::move(value)) {}
+  Outcome(std::exception_ptr error) : v_(std::move(error)) {}
+  bool ok() const noexcept { return v_.index() == 0; }
+  // The result; rethrows the error when there is one.
+  T& value() & {
+    if (!ok()) std::rethrow_exception(std::get<1>(v_));
+    return std::get<0>(v_);
+  }
+  T&& value() && { return std::move(value()); }
+  // nullptr when ok(). The rvalue form moves the error out: hand an error on with it, so that
+  // no reference to it stays behind on the completing thread.
+  std::exception_ptr error() const& noexcept { return ok() ? nullptr : std::get<1>(v_); }
+  std::exception_ptr error() && noexcept { return ok() ? nullptr : std::move(std::get<1>(v_)); }
+
+ private:
+  std::variant<T, std::exception_ptr> v_;
+};
+
+// An operation without a result: success or the error.
+template <>
+class Outcome<void> {
+ public:
+  Outcome() = default;
+  Outcome(std::exception_ptr error) : error_(std::move(error)) {}
+  bool ok() const noexcept { return !error_; }
+  // Rethrows the error when there is one.
+  void value() const {
+    if (error_) std::rethrow_exception(error_);
+  }
+  std::exception_ptr error() const& noexcept { return error_; }
+  std::exception_ptr error() && noexcept { return std::move(error_); }
+
+ private:
+  std::exception_ptr error_;
+};
+
+}  // namespace dynamodb_cache::dynamodb
+
+namespace dynamodb_cache {
+using dynamodb::Outcome;
+}  // namespace dynamodb_cache

@@ -1,0 +1,327 @@
+// The asynchronous path of dynamodb::Client (private; see client_impl.h): the I/O threads,
+// the max_in_flight slots, an operation from submit() to finish() (its attempts and retries
+// on its I/O thread's loop, under RetryRun's policy), and the *_async calls.
+#include <algorithm>
+
+#include "dynamodb/client_impl.h"
+#include "dynamodb/raw_call.h"
+#include "dynamodb/wire.h"
+
+namespace dynamodb_cache::dynamodb {
+
+// An asynchronous operation: owned by its I/O thread from submit() to finish().
+struct Client::Impl::AsyncOp {
+  AsyncOp(Impl& c, const char* t, std::string b) : target(t), body(std::move(b)), run(c, t) {}
+  virtual ~AsyncOp() = default;
+  // The operation's end: the 200 answer's body, or null and the error. Called once.
+  virtual void complete(std::string* body, std::exception_ptr error) = 0;
+  const char* target;
+  std::string body;  // lent to each attempt's request
+  RetryRun run;
+  uint64_t timer = 0;  // a backoff or limiter wait under way
+  aws::SystemClock::time_point signed_at;
+  IoThread* io = nullptr;  // the loop it runs on, once linked there
+  AsyncOp* prev = nullptr;
+  AsyncOp* next = nullptr;
+};
+
+// An operation and its completion in one allocation (a std::function beside the operation
+// would be a second one whenever its captures outgrow the function's inline buffer).
+template <class Done>
+struct Client::Impl::OpWith final : AsyncOp {
+  OpWith(Impl& c, const char* t, std::string b, Done d) : AsyncOp(c, t, std::move(b)), done(std::move(d)) {}
+  void complete(std::string* body, std::exception_ptr error) override { done(body, std::move(error)); }
+  Done done;
+};
+
+void Client::Impl::IoThread::link(AsyncOp* op) {
+  op->io = this;
+  op->prev = nullptr;
+  op->next = ops;
+  if (ops) ops->prev = op;
+  ops = op;
+}
+
+void Client::Impl::IoThread::unlink(AsyncOp* op) {
+  (op->prev ? op->prev->next : ops) = op->next;
+  if (op->next) op->next->prev = op->prev;
+}
+
+void Client::Impl::start_io() {
+  std::call_once(io_once, [this] {
+    auto tls = endpoint.rfind("https://", 0) == 0 && !blocking_async
+                   ? std::make_shared<http::TlsContext>(http_options)
+                   : nullptr;
+    http::HttpOptions engine_options = http_options;
+    engine_options.max_idle_connections =
+        std::max(http_options.max_idle_connections,
+                 (options.max_in_flight + static_cast<size_t>(options.io_threads) - 1) /
+                     static_cast<size_t>(options.io_threads));
+    for (int i = 0; i < options.io_threads; ++i) {
+      auto t = std::make_unique<IoThread>();
+      t->loop = std::make_unique<io::EventLoop>();
+      t->engine = std::make_unique<io::HttpEngine>(*t->loop, engine_options, tls);
+      io.push_back(std::move(t));
+    }
+  });
+}
+
+void Client::Impl::stop_io() {
+  closing.store(true);
+  for (auto& t : io) {
+    IoThread* tp = t.get();
+    t->loop->post([this, tp] {
+      // One error object per operation: callers on other threads share none.
+      auto cancelled = [] {
+        return std::make_exception_ptr(
+            CancelledError("DynamoDB client destroyed with the operation pending"));
+      };
+      // In-flight requests first (their operations give up: CancelledError is final), then
+      // those waiting on a backoff timer.
+      tp->engine->shutdown(cancelled);
+      while (tp->ops) finish(*tp, tp->ops, nullptr, cancelled());
+    });
+  }
+  for (auto& t : io) t->loop->stop();
+  for (auto& t : io) t->loop->join();  // nothing runs on the loops any more
+  io.clear();
+}
+
+bool Client::Impl::acquire_slot() {
+  auto try_take = [this] {
+    size_t cur = in_flight.load(std::memory_order_relaxed);
+    while (cur < options.max_in_flight)
+      if (in_flight.compare_exchange_weak(cur, cur + 1, std::memory_order_acq_rel)) return true;
+    return false;
+  };
+  if (try_take()) return true;
+  bool on_loop = false;
+  for (auto& t : io) on_loop = on_loop || t->loop->in_loop();
+  if (options.in_flight_policy == InFlightPolicy::kFail || on_loop)
+    return false;  // waiting there would deadlock
+  std::unique_lock lock(slot_mu);
+  slot_waiters.fetch_add(1);
+  slot_cv.wait(lock, try_take);
+  slot_waiters.fetch_sub(1);
+  return true;
+}
+
+void Client::Impl::release_slot() {
+  in_flight.fetch_sub(1, std::memory_order_acq_rel);
+  if (slot_waiters.load() > 0) {
+    std::lock_guard lock(slot_mu);
+    slot_cv.notify_one();
+  }
+}
+
+template <class Done>
+void Client::Impl::submit(const char* target, std::string body, Done done) {
+  const std::string_view op_name(target + kTargetPrefix);
+  if (closing.load()) {
+    auto error = std::make_exception_ptr(
+        CancelledError(std::string(op_name).append(": the DynamoDB client is being destroyed")));
+    return done(nullptr, std::move(error));
+  }
+  try {
+    start_io();
+  } catch (...) {  // a bad CA bundle, no threads left
+    done(nullptr, std::current_exception());
+    return;
+  }
+  if (!acquire_slot()) {
+    auto error = std::make_exception_ptr(
+        OverloadedError(std::string(op_name) + ": " + std::to_string(options.max_in_flight) +
+                        " operations already in flight (ClientOptions::max_in_flight)"));
+    return done(nullptr, std::move(error));
+  }
+  AsyncOp* op = new OpWith<Done>(*this, target, std::move(body), std::move(done));
+  // Called on one of the loops (a callback starting the next operation): start it there at
+  // once, without a hand-off through the task queue.
+  for (auto& l : io)
+    if (l->loop->in_loop()) {
+      l->link(op);
+      return begin(*l, op);
+    }
+  IoThread& t = *io[next_io.fetch_add(1, std::memory_order_relaxed) % io.size()];
+  t.loop->post([this, &t, op] {
+    t.link(op);
+    begin(t, op);
+  });
+}
+
+void Client::Impl::begin(IoThread& t, AsyncOp* op) {
+  try {
+    auto wait = op->run.before_attempt();
+    if (wait.count() > 0) {
+      op->timer = t.loop->add_timer(io::Clock::now() + wait, [this, &t, op] {
+        op->timer = 0;
+        send(t, op);
+      });
+      return;
+    }
+  } catch (...) {
+    return finish(t, op, nullptr, std::current_exception());
+  }
+  send(t, op);
+}
+
+void Client::Impl::send(IoThread& t, AsyncOp* op) {
+  http::Request& req = t.request;
+  try {
+    prepare(op->target, op->body, op->signed_at, req);
+  } catch (...) {  // prepare lends the body last, with a move: op->body is untouched
+    return on_answer(t, op, nullptr, std::current_exception());
+  }
+  if (blocking_async) {
+    http::Response resp;
+    std::exception_ptr error;
+    try {
+      resp = transport->send(req);
+    } catch (...) {
+      error = std::current_exception();
+    }
+    op->body = std::move(req.body);
+    return on_answer(t, op, error ? nullptr : &resp, error);
+  }
+  // The engine copies the request before it returns, and never calls back from within send().
+  // One pointer captured: the callback fits std::function's inline buffer (no allocation).
+  t.engine->send(req, [op](http::Response* resp, std::exception_ptr error) {
+    op->run.c.on_answer(*op->io, op, resp, std::move(error));
+  });
+  op->body = std::move(req.body);
+}
+
+void Client::Impl::on_answer(IoThread& t, AsyncOp* op, http::Response* resp, std::exception_ptr error) {
+  bool skew_corrected = false;
+  if (!error) {
+    try {
+      std::string out = check(op->target, *resp, op->signed_at, skew_corrected);
+      op->run.succeeded();
+      return finish(t, op, &out, nullptr);
+    } catch (...) {
+      error = std::current_exception();
+    }
+  }
+  std::optional<std::chrono::microseconds> delay;
+  // Decided outside any catch handler, and the error moved on: when the user sees it, this
+  // thread holds no reference to it (its last release is then ordered by what hands it over).
+  error = decide(op, std::move(error), skew_corrected, delay);
+  if (error) return finish(t, op, nullptr, std::move(error));
+  if (!delay) return begin(t, op);
+  // The backoff is a timer: the loop runs other operations meanwhile.
+  op->timer = t.loop->add_timer(io::Clock::now() + *delay, [this, &t, op] {
+    op->timer = 0;
+    begin(t, op);
+  });
+}
+
+std::exception_ptr Client::Impl::decide(AsyncOp* op, std::exception_ptr error, bool skew_corrected,
+                                        std::optional<std::chrono::microseconds>& delay) {
+  try {
+    std::rethrow_exception(std::move(error));
+  } catch (const Error& e) {
+    try {
+      delay = op->run.failed(e, skew_corrected);
+      return nullptr;
+    } catch (...) {
+      return std::current_exception();
+    }
+  } catch (...) {
+    return std::current_exception();
+  }
+}
+
+void Client::Impl::finish(IoThread& t, AsyncOp* op, std::string* body, std::exception_ptr error) {
+  if (op->timer) t.loop->cancel_timer(op->timer);
+  t.unlink(op);
+  std::unique_ptr<AsyncOp> owned(op);
+  release_slot();
+  owned->complete(body, std::move(error));
+}
+
+namespace {
+
+// The callback form of an operation's completion: decodes the body on the I/O thread.
+// Kept whole in the operation (Impl::OpWith): no allocation of its own.
+template <class T, class Decode>
+struct Typed {
+  Callback<T> done;
+  Decode decode;
+  void operator()(std::string* body, std::exception_ptr error) {
+    if (error) return done(Outcome<T>(std::move(error)));
+    std::optional<Outcome<T>> out;
+    try {
+      out.emplace(decode(std::move(*body)));
+    } catch (...) {
+      out.emplace(std::current_exception());
+    }
+    done(std::move(*out));
+  }
+};
+template <class T, class Decode>
+Typed<T, Decode> typed(Callback<T> done, Decode decode) {
+  return Typed<T, Decode>{std::move(done), decode};
+}
+
+template <class T>
+Callback<T> promise_callback(std::shared_ptr<std::promise<T>> p) {
+  return [p = std::move(p)](Outcome<T> o) {
+    if (o.ok())
+      p->set_value(std::move(o).value());
+    else
+      p->set_exception(std::move(o).error());  // no reference left on this thread
+  };
+}
+
+}  // namespace
+
+size_t Client::in_flight() const { return impl_->in_flight.load(std::memory_order_relaxed); }
+
+http::TransportStats Client::io_stats() const {
+  http::TransportStats sum;
+  for (auto& t : impl_->io) {
+    std::promise<http::TransportStats> p;
+    t->loop->post([&] { p.set_value(t->engine->stats()); });
+    auto s = p.get_future().get();
+    sum.connections += s.connections;
+    sum.tls_handshakes += s.tls_handshakes;
+    sum.tls_resumptions += s.tls_resumptions;
+    sum.batched_socket_calls += s.batched_socket_calls;
+    sum.batches += s.batches;
+  }
+  return sum;
+}
+
+#define DDB_ASYNC(name, Req, Res, op, decode_expr)                                         \
+  void Client::name(Req r, Callback<Res> done) {                                           \
+    impl_->submit(DDB_TARGET(op), wire::encode(r),                                         \
+                  typed<Res>(std::move(done), [](std::string b) { return decode_expr; })); \
+  }                                                                                        \
+  std::future<Res> Client::name(Req r) {                                                   \
+    auto p = std::make_shared<std::promise<Res>>();                                        \
+    auto f = p->get_future();                                                              \
+    name(std::move(r), promise_callback<Res>(std::move(p)));                               \
+    return f;                                                                              \
+  }
+
+DDB_ASYNC(get_item_async, GetItemRequest, GetItemResult, "GetItem", wire::decode_get_item(b))
+DDB_ASYNC(put_item_async, PutItemRequest, WriteResult, "PutItem", wire::decode_write(b))
+DDB_ASYNC(delete_item_async, DeleteItemRequest, WriteResult, "DeleteItem", wire::decode_write(b))
+DDB_ASYNC(update_item_async, UpdateItemRequest, WriteResult, "UpdateItem", wire::decode_write(b))
+DDB_ASYNC(batch_get_item_async, BatchGetItemRequest, BatchGetItemResult, "BatchGetItem",
+          wire::decode_batch_get(b))
+DDB_ASYNC(batch_write_item_async, BatchWriteItemRequest, BatchWriteItemResult, "BatchWriteItem",
+          wire::decode_batch_write(b))
+DDB_ASYNC(query_async, QueryRequest, PageResult, "Query", wire::decode_page(b))
+DDB_ASYNC(scan_async, ScanRequest, PageResult, "Scan", wire::decode_page(b))
+#undef DDB_ASYNC
+
+namespace detail {
+
+void raw_call_async(Client& client, const char* target, std::string body, BodyDone done) {
+  Client::Impl::of(client).submit(target, std::move(body), std::move(done));
+}
+
+}  // namespace detail
+
+}  // namespace dynamodb_cache::dynamodb

@@ -1,0 +1,307 @@
+// One attempt and the one retry policy (private; see client_impl.h): Impl's constructor, the
+// signing of a request, the checking of its answer (CRC, error classification, clock skew),
+// RetryRun, and the blocking retry loop call().
+#include <algorithm>
+#include <charconv>
+
+#include "dynamodb/client_impl.h"
+#include "dynamodb/wire.h"
+#include "http/headers.h"
+#include "http/transports.h"
+#include "util/crypto.h"
+#include "util/time.h"
+
+namespace dynamodb_cache::dynamodb {
+
+namespace {
+
+// The throttling and transient error codes of the AWS SDKs' standard retry mode.
+bool is_throttling(std::string_view name) {
+  return name == "ProvisionedThroughputExceededException" || name == "ThrottlingException" ||
+         name == "RequestLimitExceeded" || name == "Throttling" || name == "LimitExceededException" ||
+         name == "TooManyRequestsException" || name == "TransactionInProgressException" ||
+         name == "ThrottledException" || name == "RequestThrottledException" || name == "RequestThrottled" ||
+         name == "BandwidthLimitExceeded" || name == "SlowDown" || name == "EC2ThrottledException";
+}
+
+ErrorKind classify(int status, std::string_view name) {
+  if (is_throttling(name) || status == 429) return ErrorKind::kThrottling;
+  if (name == "ConditionalCheckFailedException") return ErrorKind::kConditionFailed;
+  if (name == "ResourceNotFoundException") return ErrorKind::kResourceNotFound;
+  if (name == "InternalServerError" || name == "ServiceUnavailable" || name == "RequestTimeout" ||
+      name == "RequestTimeoutException" || name == "PriorRequestNotComplete" || status >= 500)
+    return ErrorKind::kServiceTransient;
+  return ErrorKind::kService;
+}
+
+// "host[:port]" of an endpoint URL, as the Host header and the signature need it.
+std::string host_of(const std::string& endpoint) {
+  auto start = endpoint.find("://") + 3;
+  auto end = endpoint.find_first_of("/?", start);
+  std::string host = endpoint.substr(start, end == std::string::npos ? std::string::npos : end - start);
+  // Drop a default port: signers on the other side see the Host header without it.
+  bool https = endpoint.rfind("https://", 0) == 0;
+  std::string_view def = https ? ":443" : ":80";
+  if (host.size() > def.size() && host.compare(host.size() - def.size(), def.size(), def) == 0)
+    host.resize(host.size() - def.size());
+  return host;
+}
+
+// Errors with which services reject a request signed too far from their clock (the set the
+// AWS SDKs treat as possible clock skew). InvalidSignatureException is also a wrong secret:
+// only the Date header of the answer tells the two apart.
+bool is_clock_skew_error(std::string_view name) {
+  return name == "RequestTimeTooSkewed" || name == "RequestExpired" || name == "InvalidSignatureException" ||
+         name == "SignatureDoesNotMatch" || name == "AuthFailure" || name == "RequestInTheFuture";
+}
+
+// "30 s", "1500 ms".
+std::string duration_text(std::chrono::milliseconds d) {
+  return d.count() % 1000 == 0 ? std::to_string(d.count() / 1000) + " s" : std::to_string(d.count()) + " ms";
+}
+
+double seconds_of(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double>(t.time_since_epoch()).count();
+}
+
+}  // namespace
+
+ClientOptions Client::Impl::with_resolved_retry(ClientOptions o) {
+  o.retry = detail::resolve_retry(std::move(o.retry), o.profile);
+  return o;
+}
+
+Client::Impl::Impl(ClientOptions o)
+    : options(with_resolved_retry(std::move(o))),
+      quota(options.retry.quota_capacity),
+      backoff(options.retry) {
+  if (options.operation_timeout.count() <= 0) throw InvalidArgumentError("operation_timeout must be > 0");
+  if (options.io_threads < 1) throw InvalidArgumentError("io_threads must be at least 1");
+  if (options.max_in_flight < 1) throw InvalidArgumentError("max_in_flight must be at least 1");
+  region = aws::resolve_region(options.region, options.profile);
+  endpoint = aws::resolve_dynamodb_endpoint(region, options.endpoint, options.profile);
+  url = endpoint + "/";
+  path = http::parse_url(url, "endpoint").path;  // ConfigError for a malformed endpoint; signed below
+  host = host_of(endpoint);
+  credentials = options.credentials ? options.credentials : aws::make_default_chain(options.profile);
+  // no attempt outlives the operation deadline
+  http_options = aws::resolve_http_options(options.profile);
+  http_options.request_timeout = std::min(http_options.request_timeout, options.operation_timeout);
+  transport = options.transport ? options.transport : http::make_default_transport(http_options);
+  sleeper = options.retry.sleeper ? options.retry.sleeper : real_sleeper();
+  blocking_async = options.transport != nullptr || http::proxy_configured(endpoint.rfind("https://", 0) == 0);
+  if (!options.now) options.now = [] { return aws::SystemClock::now(); };
+}
+
+void Client::Impl::prepare(const char* target, std::string& body, aws::SystemClock::time_point& signed_at,
+                           http::Request& req) {
+  // Per thread, their strings reused: the credentials, the three headers signed, and the
+  // SigningResult (canonical request, string to sign, signature). Nothing here allocates per
+  // request once warm, when `req` is reused too. The provider is asked first: one that calls
+  // a client on this thread (STS, SSO) has finished with these before they are written.
+  thread_local aws::Credentials creds;
+  credentials->get_into(creds);
+  thread_local std::vector<http::Header> to_sign{
+      {"Host", ""}, {"Content-Type", "application/x-amz-json-1.0"}, {"X-Amz-Target", ""}};
+  to_sign[0].value.assign(host);
+  to_sign[2].value.assign(target);
+  aws::SigningParams p;
+  p.method = "POST";
+  p.path = path;
+  p.headers = &to_sign;
+  p.body = body;
+  p.credentials = &creds;
+  p.region = region;
+  p.service = "dynamodb";
+  p.time = options.now() + std::chrono::milliseconds(clock_offset_ms.load(std::memory_order_relaxed));
+  signed_at = p.time;
+  thread_local aws::SigningResult signed_;
+  aws::sign_v4(p, signed_);
+  req.method = "POST";
+  req.url.assign(url);
+  size_t n = 0;
+  for (const auto& h : to_sign) http::put_header(req.headers, n, h.name, h.value);
+  for (const auto& h : signed_.added_headers) http::put_header(req.headers, n, h.name, h.value);
+  http::put_header(req.headers, n, "Authorization", signed_.authorization);
+  req.headers.resize(n);
+  req.body = std::move(body);
+}
+
+std::string Client::Impl::check(const char* target, http::Response& resp,
+                                aws::SystemClock::time_point signed_at, bool& skew_corrected) {
+  if (const std::string* crc = resp.header("x-amz-crc32")) {
+    uint32_t want = 0;
+    auto [ptr, ec] = std::from_chars(crc->data(), crc->data() + crc->size(), want);
+    if (ec != std::errc() || ptr != crc->data() + crc->size() || want != util::crc32(resp.body))
+      throw ProtocolError(std::string(target + kTargetPrefix) + ": response failed its x-amz-crc32 check (" +
+                              std::to_string(resp.body.size()) + " bytes)",
+                          true);
+  }
+  if (resp.status == 200) return std::move(resp.body);
+
+  auto err = wire::decode_error(resp.body);
+  const std::string* rid = resp.header("x-amzn-requestid");
+  const ErrorKind kind = classify(resp.status, err.name);  // before err.name is moved from
+  if (is_clock_skew_error(err.name)) skew_corrected = learn_clock_offset(resp, signed_at);
+  throw ServiceError(kind, resp.status, std::move(err.name), std::move(err.message),
+                     rid ? *rid : std::string());
+}
+
+// A T kept per thread and reused by each blocking attempt, its strings' buffers with it; a
+// nested attempt on the same thread (a credentials provider or a custom transport calling
+// a client) gets a fresh one. `value` is valid for this object's life.
+template <class T>
+class Client::Impl::PerThread {
+ public:
+  PerThread() : was_busy_(busy()) {
+    busy() = true;
+    value = was_busy_ ? &own_.emplace() : &kept();
+  }
+  ~PerThread() { busy() = was_busy_; }
+  PerThread(const PerThread&) = delete;
+  PerThread& operator=(const PerThread&) = delete;
+  T* value;
+
+ private:
+  static T& kept() {
+    thread_local T t;
+    return t;
+  }
+  static bool& busy() {
+    thread_local bool b = false;
+    return b;
+  }
+  const bool was_busy_;
+  std::optional<T> own_;
+};
+
+std::string Client::Impl::attempt(const char* target, std::string& body, bool& skew_corrected) {
+  aws::SystemClock::time_point signed_at;
+  PerThread<http::Request> req;
+  prepare(target, body, signed_at, *req.value);
+  struct GiveBack {
+    std::string& to;
+    std::string& from;
+    ~GiveBack() { to = std::move(from); }
+  } give_back{body, req.value->body};
+  PerThread<http::Response> resp;
+  struct Trim {
+    std::string& body;
+    ~Trim() {
+      if (body.capacity() > (64u << 10)) std::string().swap(body);
+    }
+  } trim{resp.value->body};
+  transport->send_into(*req.value, *resp.value);
+  return check(target, *resp.value, signed_at, skew_corrected);
+}
+
+bool Client::Impl::learn_clock_offset(const http::Response& resp, aws::SystemClock::time_point signed_at) {
+  const std::string* date = resp.header("date");
+  auto server = date ? util::parse_http_date(*date) : std::nullopt;
+  if (!server) return false;
+  using std::chrono::milliseconds;
+  if (std::chrono::abs(*server - signed_at) <= std::chrono::minutes(4)) return false;
+  clock_offset_ms.store(std::chrono::duration_cast<milliseconds>(*server - options.now()).count(),
+                        std::memory_order_relaxed);
+  return true;
+}
+
+void Client::Impl::deadline_expired(const char* target, int attempts, const std::string& last) {
+  stats.failures.fetch_add(1, std::memory_order_relaxed);
+  throw TimeoutError(std::string(target + kTargetPrefix) + ": operation deadline of " +
+                     duration_text(options.operation_timeout) +
+                     " (ClientOptions::operation_timeout) expired after " + std::to_string(attempts) +
+                     (attempts == 1 ? " attempt" : " attempts") +
+                     (last.empty() ? std::string() : "; last error: " + last));
+}
+
+Client::Impl::RetryRun::RetryRun(Impl& impl, const char* t)
+    : c(impl),
+      target(t),
+      deadline(impl.sleeper->now() + impl.options.operation_timeout),
+      adaptive(impl.options.retry.mode == RetryMode::kAdaptive) {
+  c.stats.calls.fetch_add(1, std::memory_order_relaxed);
+}
+
+std::chrono::microseconds Client::Impl::RetryRun::before_attempt() {
+  std::chrono::microseconds wait{0};
+  if (adaptive) {
+    wait = c.limiter.acquire(seconds_of(c.sleeper->now()));
+    if (wait.count() > 0 && c.sleeper->now() + wait >= deadline)
+      c.deadline_expired(target, n - 1, last_error);
+  }
+  c.stats.attempts.fetch_add(1, std::memory_order_relaxed);
+  return wait;
+}
+
+void Client::Impl::RetryRun::succeeded() {
+  if (adaptive) c.limiter.update(false, seconds_of(c.sleeper->now()));
+  c.quota.release(n == 1 ? 1 : spent);
+}
+
+std::optional<std::chrono::microseconds> Client::Impl::RetryRun::failed(const Error& e, bool skew_corrected) {
+  if (adaptive) c.limiter.update(e.kind() == ErrorKind::kThrottling, seconds_of(c.sleeper->now()));
+  last_error = e.what();
+  auto* se = dynamic_cast<const ServiceError*>(&e);
+  // A request signed with a clock too far from the service's: the offset is corrected
+  // now, so sending again once (beyond max_attempts: this one never reached the
+  // operation) can succeed.
+  if (skew_corrected && !corrected_skew) {
+    corrected_skew = true;
+    if (c.sleeper->now() >= deadline) c.deadline_expired(target, n, last_error);
+    c.stats.retries.fetch_add(1, std::memory_order_relaxed);
+    return std::nullopt;
+  }
+  // Temporary credentials the service already considers expired (clock skew against
+  // their issuer, or a revoked session): fetch new ones and try once more.
+  if (se && se->name() == "ExpiredTokenException" && !refreshed_credentials &&
+      n < c.options.retry.max_attempts) {
+    refreshed_credentials = true;
+    if (c.sleeper->now() >= deadline) c.deadline_expired(target, n, last_error);
+    c.credentials->invalidate();
+    c.stats.retries.fetch_add(1, std::memory_order_relaxed);
+    ++n;
+    return std::nullopt;
+  }
+  if (!e.retryable() || n >= c.options.retry.max_attempts) give_up(e);
+  auto delay = c.backoff.delay(n, e.kind() == ErrorKind::kThrottling);
+  if (c.sleeper->now() + delay >= deadline) c.deadline_expired(target, n, e.what());
+  if (c.options.retry.mode != RetryMode::kLegacy) {  // legacy has no retry quota
+    int cost =
+        e.kind() == ErrorKind::kTimeout ? c.options.retry.timeout_retry_cost : c.options.retry.retry_cost;
+    if (!c.quota.acquire(cost)) {
+      c.stats.quota_exhausted.fetch_add(1, std::memory_order_relaxed);
+      give_up(e);
+    }
+    spent += cost;
+  }
+  c.stats.retries.fetch_add(1, std::memory_order_relaxed);
+  ++n;
+  return delay;
+}
+
+void Client::Impl::RetryRun::give_up(const Error& e) {
+  c.stats.failures.fetch_add(1, std::memory_order_relaxed);
+  if (e.kind() == ErrorKind::kTimeout)  // say which timeout it was
+    throw TimeoutError(std::string(target + kTargetPrefix) + ": " + e.what() +
+                       " (the per-attempt transport timeout; attempt " + std::to_string(n) + " of " +
+                       std::to_string(c.options.retry.max_attempts) + ")");
+  throw;
+}
+
+std::string Client::Impl::call(const char* target, std::string body) {
+  RetryRun run(*this, target);
+  for (;;) {
+    if (auto wait = run.before_attempt(); wait.count() > 0) sleeper->sleep(wait);
+    bool skew_corrected = false;
+    try {
+      std::string out = attempt(target, body, skew_corrected);
+      run.succeeded();
+      return out;
+    } catch (const Error& e) {
+      if (auto delay = run.failed(e, skew_corrected)) sleeper->sleep(*delay);
+    }
+  }
+}
+
+}  // namespace dynamodb_cache::dynamodb

@@ -1,0 +1,174 @@
+// dynamodb::Client's state and internals (private): struct Client::Impl, shared by the files
+// that implement the client:
+//   client_attempt.cc  Impl's constructor; one attempt (prepare signs, attempt sends, check
+//                      turns the answer into its body or a typed error: CRC check, error
+//                      classification, clock-skew correction); RetryRun, the one retry
+//                      policy of the blocking and asynchronous paths; the blocking loop call()
+//   client_async.cc    the asynchronous path: AsyncOp, the I/O threads (start_io, stop_io),
+//                      the max_in_flight slots, an operation from submit() to finish(); the
+//                      *_async calls, in_flight(), io_stats(), detail::raw_call_async
+//   client.cc          the public blocking API over call(), batch_get_all, batch_write_all,
+//                      scan_all, detail::raw_call
+//
+// Thread-safety: as Client's, any number of threads at once. The configuration (options,
+// region, endpoint, url, path, host, credentials, transport, http_options, sleeper,
+// blocking_async) is set by the constructor and only read after; quota, backoff, limiter,
+// clock_offset_ms, stats and the in-flight counters are thread-safe themselves; `io` is set
+// once (start_io) and cleared by the destructor. An IoThread's members, and begin, send,
+// on_answer, decide and finish, run on that I/O thread's loop only. A RetryRun, and the
+// AsyncOp holding one, serves one operation at a time.
+#pragma once
+
+#include <condition_variable>
+#include <mutex>
+#include <optional>
+
+#include "dynamodb/raw_call.h"  // DDB_TARGET
+#include "dynamodb/retry.h"
+#include "dynamodb_cache/dynamodb.h"
+#include "dynamodb_cache/errors.h"
+#include "io/event_loop.h"
+#include "io/http_engine.h"
+#include "util/hidden.h"
+
+namespace dynamodb_cache::dynamodb {
+
+struct DYNAMODB_CACHE_HIDDEN Client::Impl {
+  ClientOptions options;
+  std::string region;
+  std::string endpoint;
+  std::string url;
+  std::string path;
+  std::string host;
+  std::shared_ptr<aws::CredentialsProvider> credentials;
+  std::shared_ptr<http::Transport> transport;
+  http::HttpOptions http_options;  // of the built-in transports (the blocking one and the engines)
+  std::shared_ptr<Sleeper> sleeper;
+  detail::RetryQuota quota;
+  detail::Backoff backoff;
+  detail::ClientRateLimiter limiter;  // used in adaptive mode only
+  // Server clock minus ours, learnt from clock-skew errors; added to options.now() when
+  // signing. Milliseconds.
+  std::atomic<int64_t> clock_offset_ms{0};
+  ClientStats stats;
+
+  static ClientOptions with_resolved_retry(ClientOptions o);
+
+  explicit Impl(ClientOptions o);
+
+  static constexpr size_t kTargetPrefix = sizeof("DynamoDB_20120810.") - 1;
+  struct RetryRun;
+
+  // The Impl of `c` (a nested class may reach Client's members): for the private calls of
+  // raw_call.h.
+  static Impl& of(Client& c) { return *c.impl_; }
+
+  // The signed request of one attempt, made in `req` (whose strings are reused: a request
+  // kept by the caller allocates less the next time); `body` is lent to it (moved in: the
+  // caller takes it back from the request after sending). `signed_at` receives the signing time.
+  void prepare(const char* target, std::string& body, aws::SystemClock::time_point& signed_at,
+               http::Request& req);
+
+  // The body of a 200 answer; throws Error otherwise. Sets `skew_corrected` when the answer
+  // was a clock-skew error and the clock offset was corrected from its Date header (sending
+  // again may then succeed).
+  std::string check(const char* target, http::Response& resp, aws::SystemClock::time_point signed_at,
+                    bool& skew_corrected);
+
+  // A T kept per thread and reused by each blocking attempt (client_attempt.cc).
+  template <class T>
+  class PerThread;
+
+  // One blocking attempt: sign, send, check. `body` is lent to the request for the send and
+  // handed back, also when send() throws. The request and the response are the thread's,
+  // reused (prepare and the built-in transport's send_into overwrite their strings in place):
+  // no allocation for their headers per request. The answer's body leaves with the result;
+  // an error's large body is not kept.
+  std::string attempt(const char* target, std::string& body, bool& skew_corrected);
+
+  // Corrects the clock offset when the answer's Date is more than 4 minutes (the AWS SDKs'
+  // threshold; services allow 5) from the time the request was signed with. Returns whether
+  // it did.
+  bool learn_clock_offset(const http::Response& resp, aws::SystemClock::time_point signed_at);
+
+  // Thrown when the operation deadline ends the retries.
+  [[noreturn]] void deadline_expired(const char* target, int attempts, const std::string& last);
+
+  // The retry loop around attempt(), within the operation deadline.
+  std::string call(const char* target, std::string body);
+
+  // ---- the asynchronous path ----
+  struct AsyncOp;
+  template <class Done>
+  struct OpWith;
+  struct IoThread {
+    std::unique_ptr<io::EventLoop> loop;
+    std::unique_ptr<io::HttpEngine> engine;
+    // Loop thread only: every operation not yet completed, an intrusive list (AsyncOp::prev,
+    // next) so that starting and ending one allocates nothing.
+    AsyncOp* ops = nullptr;
+    http::Request request;  // loop thread only: each attempt's, reused (see prepare)
+    void link(AsyncOp* op);
+    void unlink(AsyncOp* op);
+  };
+  std::once_flag io_once;
+  std::vector<std::unique_ptr<IoThread>> io;  // set once (io_once)
+  std::atomic<size_t> next_io{0};
+  std::atomic<bool> closing{false};
+  std::atomic<size_t> in_flight{0};
+  std::atomic<int> slot_waiters{0};
+  std::mutex slot_mu;
+  std::condition_variable slot_cv;
+  bool blocking_async = false;  // a custom transport or a proxy: the loop calls `transport`
+
+  ~Impl() { stop_io(); }
+  void start_io();
+  void stop_io();
+  bool acquire_slot();
+  void release_slot();
+  // Starts an operation that completes with done(body, error): `Done` is called once with
+  // the 200 answer's body (non-null) or a null body and the error. The operation, `done`
+  // inside, is one allocation. Defined, and instantiated only, in client_async.cc.
+  template <class Done>
+  void submit(const char* target, std::string body, Done done);
+  void begin(IoThread& t, AsyncOp* op);
+  void send(IoThread& t, AsyncOp* op);
+  void on_answer(IoThread& t, AsyncOp* op, http::Response* resp, std::exception_ptr error);
+  // After a failed attempt: the error to complete with, or nullptr and `delay` (nullopt: at once).
+  std::exception_ptr decide(AsyncOp* op, std::exception_ptr error, bool skew_corrected,
+                            std::optional<std::chrono::microseconds>& delay);
+  void finish(IoThread& t, AsyncOp* op, std::string* body, std::exception_ptr error);
+};
+
+// One operation's retry state: what the blocking loop and the asynchronous path both ask
+// before each attempt and after each failure, so the two share one policy (quota, backoff,
+// deadline, adaptive limiter, clock-skew and expired-token resends). One operation at a time.
+// Implemented in client_attempt.cc.
+struct Client::Impl::RetryRun {
+  Impl& c;
+  const char* target;
+  const std::chrono::steady_clock::time_point deadline;
+  const bool adaptive;
+  int n = 1;      // the attempt about to be made (1-based)
+  int spent = 0;  // quota tokens taken by this operation's retries
+  bool refreshed_credentials = false, corrected_skew = false;
+  std::string last_error;
+
+  RetryRun(Impl& impl, const char* t);
+
+  // Before attempt n: how long to wait first (the adaptive mode's limiter; zero otherwise).
+  // Counts the attempt. Throws the deadline error when the wait would pass the deadline.
+  std::chrono::microseconds before_attempt();
+
+  void succeeded();
+
+  // After attempt n failed with `e`: the backoff to sleep before the next attempt, or
+  // nullopt to send again at once. Gives up by throwing: `e` itself (rethrown: call only
+  // from the handler catching `e`), a TimeoutError naming the transport timeout, or the
+  // deadline error. Takes quota tokens for a retry.
+  std::optional<std::chrono::microseconds> failed(const Error& e, bool skew_corrected);
+
+  [[noreturn]] void give_up(const Error& e);
+};
+
+}  // namespace dynamodb_cache::dynamodb
