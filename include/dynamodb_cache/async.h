@@ -6,12 +6,16 @@
 #include <atomic>
 #include <condition_variable>
 #include <coroutine>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <utility>
 
 #include "dynamodb_cache/outcome.h"
+// Not needed here since Outcome has a header of its own; kept for code that included only this
+// header and used the client.
+#include "dynamodb_cache/dynamodb.h"
 
 namespace dynamodb_cache {
 

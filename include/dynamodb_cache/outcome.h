@@ -1,7 +1,9 @@
 // Outcome<T>: what an asynchronous operation hands to its completion callback (the result
 // or the error), for every asynchronous call of the library: the DynamoDB client's, the
-// backends' and Cache<T>'s. A header of its own so that the layers above the client (the
-// Backend contract, async.h) need not include the client's header for it.
+// backends' and Cache<T>'s. It is the one type the Backend contract (backend.h) and Pending<T>
+// (async.h) take from the client's asynchronous API, so it has a header of its own: what they
+// declare does not depend on the client. Thread-safety: a value type; an Outcome is handed
+// from the completing thread to its receiver, not shared.
 #pragma once
 
 #include <exception>

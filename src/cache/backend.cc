@@ -5,7 +5,7 @@
 #include <limits>
 #include <utility>
 
-#include "cache/outcome.h"
+#include "cache/outcome_of.h"
 #include "dynamodb_cache/errors.h"
 
 namespace dynamodb_cache {

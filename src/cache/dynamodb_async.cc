@@ -33,7 +33,8 @@ std::optional<ErrorKind> kind_of(const std::exception_ptr& e) {
 // allocation (a class derived from this one, which says what the answer goes to), and the
 // client's callback captures only a pointer to it, which std::function stores without
 // another. An answer naming a chunked head goes to chunked() instead (more round trips: the
-// caller reads it on a helper thread).
+// caller reads it on a helper thread). Thread-safety: owned by one thread at a time (the
+// caller, then the I/O thread that completes it, or the helper thread it is handed to).
 struct DynamodbBackend::Impl::AsyncGet {
   AsyncGet(Impl* backend, std::string k, std::string p)
       : b(backend), key(std::move(k)), prefix(std::move(p)) {}

@@ -14,10 +14,9 @@ namespace dynamodb_cache {
 
 namespace detail {
 
-dynamodb::Item build_item(const DynamodbOptions& o, std::string stored,
-                          std::optional<std::string_view> full_key, std::string_view key,
+dynamodb::Item build_item(const DynamodbOptions& o, std::string stored, std::string_view key, bool digest,
                           std::string_view value, Ttl ttl, dynamodb::Client* chunk_to) {
-  dynamodb::Item item = layout::encode_item(o, std::move(stored), full_key, key, value, ttl, o.now());
+  dynamodb::Item item = layout::encode_item(o, std::move(stored), key, digest, value, ttl, o.now());
   const std::size_t size = layout::item_bytes(item);
   if (size <= layout::kMaxItemBytes) return item;
   if (!chunk_to)
@@ -63,10 +62,9 @@ std::optional<Hit> read_entry(const DynamodbOptions& o, dynamodb::Client& client
 std::optional<Hit> read_answer(const DynamodbOptions& o, dynamodb::Client* chunks_from,
                                const std::string& body, std::string_view key,
                                std::atomic<double>& read_units) {
-  const double now = layout::seconds_of(o.now());
-  if (!chunks_from) return layout::decode_answer(body, key, now, nullptr, read_units);
+  if (!chunks_from) return layout::decode_answer(body, key, o.now, nullptr, read_units);
   const layout::ChunkReader chunks = chunk_reader(o, *chunks_from);
-  return layout::decode_answer(body, key, now, &chunks, read_units);
+  return layout::decode_answer(body, key, o.now, &chunks, read_units);
 }
 
 void Join::one(std::exception_ptr e) {
@@ -111,15 +109,23 @@ std::vector<size_t> last_of_each_key(const std::vector<std::pair<std::string, st
 
 // ---- the Impl's shared parts ----
 
+namespace {
+// `o` with its clock set, once the client and the table name are known to be there (the first
+// checks, before those of the namespace in StoredKeys and of clear_segments).
+DynamodbOptions checked(const std::shared_ptr<ddb::Client>& client, DynamodbOptions o) {
+  if (!client) throw InvalidArgumentError("DynamodbBackend needs a client");
+  if (o.table.empty()) throw InvalidArgumentError("DynamodbBackend needs a table name");
+  if (!o.now) o.now = [] { return SystemClock::now(); };
+  return o;
+}
+}  // namespace
+
 DynamodbBackend::Impl::Impl(std::shared_ptr<ddb::Client> c, DynamodbOptions o, std::shared_ptr<CacheStats> s)
     : client(std::move(c)),
-      options(std::move(o)),
+      options(checked(client, std::move(o))),
       stats_owner(std::move(s)),
       stats(*stats_owner),
       key_map(options) {
-  if (!client) throw InvalidArgumentError("DynamodbBackend needs a client");
-  if (options.table.empty()) throw InvalidArgumentError("DynamodbBackend needs a table name");
-  if (!options.now) options.now = [] { return SystemClock::now(); };
   if (options.clear_segments < 1 || options.clear_segments > 64)
     throw InvalidArgumentError("clear_segments must be 1 to 64 (one thread each)");
 }
@@ -212,11 +218,11 @@ std::string DynamodbBackend::Impl::key_prefix() {
 
 ddb::Item DynamodbBackend::Impl::item_for(std::string_view key, std::string_view prefix,
                                           std::string_view value, Ttl ttl, ddb::Client* chunk_to) const {
-  // The arguments in the order every write checks them: value size, ttl, then key.
+  // The arguments in the order set() always checked them: value size, ttl, then the key.
   layout::check_value_size(key, value);
   validate_ttl(ttl);
-  return detail::build_item(options, key_map.stored_key(key, prefix), full_key(key, prefix), key, value, ttl,
-                            chunk_to);
+  return detail::build_item(options, key_map.stored_key(key, prefix), key, key_map.is_digest(key, prefix),
+                            value, ttl, chunk_to);
 }
 
 std::string DynamodbBackend::Impl::get_request(std::string_view stored, bool consistent) const {
@@ -234,8 +240,8 @@ ddb::DeleteItemRequest DynamodbBackend::Impl::erase_request(std::string stored) 
 ddb::Item DynamodbBackend::Impl::head_for(std::string_view key, Ttl ttl, bool expire_at) {
   const std::string prefix = key_prefix();
   validate_ttl(ttl);  // before the key, as every write checks its arguments
-  return layout::item_head(key_map.stored_key(key, prefix), full_key(key, prefix), ttl, options.now(),
-                           expire_at);
+  return layout::item_head(key_map.stored_key(key, prefix), key, key_map.is_digest(key, prefix), ttl,
+                           options.now(), expire_at);
 }
 
 void DynamodbBackend::Impl::record_latency(Op op, std::chrono::steady_clock::time_point start) const {

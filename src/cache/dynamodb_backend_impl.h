@@ -36,7 +36,7 @@
 #include <vector>
 
 #include "cache/item_layout.h"
-#include "cache/outcome.h"
+#include "cache/outcome_of.h"
 #include "cache/stored_keys.h"
 #include "dynamodb_cache/dynamodb_backend.h"
 #include "dynamodb_cache/errors.h"
@@ -62,12 +62,11 @@ bool conditional(F&& write) {
 using layout::kLeaseFormat;
 using layout::NeedsChunks;
 
-// The item for `value` under `key`, stored under `stored` (StoredKeys::stored_key; `full_key`:
-// StoredKeys::full_key). When it would not fit in one item: with `chunk_to`, the value is
+// The item for `value` under `key`, stored under `stored` (StoredKeys::stored_key; `digest`:
+// StoredKeys::is_digest). When it would not fit in one item: with `chunk_to`, the value is
 // written as chunks there (chunked.h) and the head is returned; without, InvalidArgumentError.
 // Throws InvalidArgumentError for a bad ttl or value size.
-dynamodb::Item build_item(const DynamodbOptions& o, std::string stored,
-                          std::optional<std::string_view> full_key, std::string_view key,
+dynamodb::Item build_item(const DynamodbOptions& o, std::string stored, std::string_view key, bool digest,
                           std::string_view value, Ttl ttl, dynamodb::Client* chunk_to);
 
 // layout::holds_key of an Item.
@@ -156,9 +155,6 @@ struct DYNAMODB_CACHE_HIDDEN DynamodbBackend::Impl {
   // "NS:GEN:" for the namespace's current generation (as namespace_refresh allows), or "";
   // a consistent GetItem when the generation must be read again.
   std::string key_prefix();
-  std::optional<std::string_view> full_key(std::string_view key, std::string_view prefix) const {
-    return key_map.full_key(key, prefix);
-  }
   // The GetItem of a cache read of the item stored under `stored`.
   std::string get_request(std::string_view stored, bool consistent) const;
   // The DeleteItem of an erase of the item stored under `stored` (unconditional: what

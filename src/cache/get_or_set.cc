@@ -195,8 +195,8 @@ class LeaseTable {
   bool store_unless_changed(std::string_view key, std::string_view value, Ttl ttl, const Seen& seen) {
     ddb::PutItemRequest r;
     r.table_name = options_.table;
-    r.item = detail::build_item(options_, backend_.stored_key(key, prefix_), full_key(key), key, value, ttl,
-                                &client_);
+    r.item = detail::build_item(options_, backend_.stored_key(key, prefix_), key,
+                                backend_.is_digest(key, prefix_), value, ttl, &client_);
     bool chunked_value = chunked::parse_head(r.item).has_value();
     if (!chunked_value && !options_.python_compat) r.item.emplace(kVersion, ddb::AttributeValue::S(random_hex(8)));
     if (!seen.item) {
@@ -236,12 +236,6 @@ class LeaseTable {
   // `STORED#lease`, STORED being the key's stored key (namespace, digest: so a namespace clear
   // orphans old leases with the old values); for stored keys too long for that, their first
   // 1900 bytes, then `#lease:` and the SHA-256 of the whole stored key.
-  // The full_key a value item under `key` holds: the key, when it is stored under a digest.
-  std::optional<std::string_view> full_key(std::string_view key) const {
-    if (!backend_.is_digest(key, prefix_)) return std::nullopt;
-    return key;
-  }
-
   ddb::Item lease_key(std::string_view key) const {
     const std::string stored = backend_.stored_key(key, prefix_);
     std::string k = stored;

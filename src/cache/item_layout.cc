@@ -222,7 +222,7 @@ bool holds_key(const ItemView& item, std::string_view key) {
   return !fk || fk->scalar == key;
 }
 
-ddb::Item item_head(std::string stored, std::optional<std::string_view> full_key, Ttl ttl,
+ddb::Item item_head(std::string stored, std::string_view key, bool digest, Ttl ttl,
                     SystemClock::time_point now, bool expire_at) {
   validate_ttl(ttl);
   // Whole seconds, rounded up: the layout stores seconds, and a short TTL must not become 0
@@ -234,15 +234,14 @@ ddb::Item item_head(std::string stored, std::optional<std::string_view> full_key
   item.emplace(attr::kExpire, ddb::AttributeValue::N(ttl_s));
   item.emplace(attr::kUpdateTs, ddb::AttributeValue::N(now_s));
   if (ttl_s > 0 && expire_at) item.emplace(attr::kExpireAt, ddb::AttributeValue::N(now_s + ttl_s));
-  if (full_key) item.emplace(attr::kFullKey, ddb::AttributeValue::S(std::string(*full_key)));
+  if (digest) item.emplace(attr::kFullKey, ddb::AttributeValue::S(std::string(key)));
   return item;
 }
 
-ddb::Item encode_item(const DynamodbOptions& options, std::string stored,
-                      std::optional<std::string_view> full_key, std::string_view key, std::string_view value,
-                      Ttl ttl, SystemClock::time_point now) {
+ddb::Item encode_item(const DynamodbOptions& options, std::string stored, std::string_view key, bool digest,
+                      std::string_view value, Ttl ttl, SystemClock::time_point now) {
   check_value_size(key, value);
-  ddb::Item item = item_head(std::move(stored), full_key, ttl, now, !options.python_compat);
+  ddb::Item item = item_head(std::move(stored), key, digest, ttl, now, !options.python_compat);
   if (options.python_compat) {
     item.emplace(attr::kValue, ddb::AttributeValue::B(util::base64_encode(value)));
   } else if (options.compress_min_bytes > 0 && value.size() >= options.compress_min_bytes) {
@@ -299,7 +298,8 @@ std::optional<Hit> decode_entry(const ItemView& item, double now, const ChunkRea
                    ", unknown to this version");
 }
 
-std::optional<Hit> decode_answer(const std::string& body, std::string_view key, double now,
+std::optional<Hit> decode_answer(const std::string& body, std::string_view key,
+                                 const std::function<SystemClock::time_point()>& now,
                                  const ChunkReader* chunks, std::atomic<double>& read_units) {
   ddb::wire::GetItemFields fields;
   ddb::wire::decode_get_item_fields(body, field_names(), fields);
@@ -308,14 +308,14 @@ std::optional<Hit> decode_answer(const std::string& body, std::string_view key, 
     if (fields.kind == ddb::wire::GetItemFields::kNoItem) return std::nullopt;
     ItemView item(fields);
     if (!holds_key(item, key)) return std::nullopt;
-    return decode_entry(item, now, chunks);
+    return decode_entry(item, seconds_of(now()), chunks);
   }
   // Anything unusual (a chunked head, attributes of other types...): the whole Item.
   auto res = ddb::wire::decode_get_item(body);
   if (res.consumed) read_units.fetch_add(res.consumed->capacity_units, std::memory_order_relaxed);
   // full_key is compared before any chunk is read: a digest's chunks are the key's only.
   if (!res.item || !holds_key(*res.item, key)) return std::nullopt;
-  return decode_entry(*res.item, now, chunks);
+  return decode_entry(*res.item, seconds_of(now()), chunks);
 }
 
 }  // namespace dynamodb_cache::layout

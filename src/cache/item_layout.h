@@ -139,18 +139,18 @@ void bind_names(ddb::ConditionalWrite& w, std::string_view expressions);
 // an entry is read, so a foreign item's chunks are never fetched.
 bool holds_key(const ItemView& item, std::string_view key);
 
-// key, expire, update_ts, (with a TTL, if `expire_at`) expire_at and (for a digest, when
-// `full_key` is given) the user's key in full_key: what every item has. `stored`: the key
-// the item is stored under. InvalidArgumentError for a bad ttl.
-ddb::Item item_head(std::string stored, std::optional<std::string_view> full_key, Ttl ttl,
+// key, expire, update_ts, (with a TTL, if `expire_at`) expire_at and (when `digest`: `stored`
+// is a long-key digest, StoredKeys::is_digest) the user's `key` in full_key: what every item
+// has. `stored`: the key the item is stored under. InvalidArgumentError for a bad ttl.
+ddb::Item item_head(std::string stored, std::string_view key, bool digest, Ttl ttl,
                     SystemClock::time_point now, bool expire_at);
 
 // The one-item form of `value` under `key`: item_head plus `value` and `fmt` as the options
 // say (raw, zstd when it saves space, or python_compat's base64 text without fmt). It may be
 // larger than kMaxItemBytes (item_bytes tells): detail::build_item then stores it in chunks.
 // InvalidArgumentError for a bad ttl or value size.
-ddb::Item encode_item(const DynamodbOptions& o, std::string stored, std::optional<std::string_view> full_key,
-                      std::string_view key, std::string_view value, Ttl ttl, SystemClock::time_point now);
+ddb::Item encode_item(const DynamodbOptions& o, std::string stored, std::string_view key, bool digest,
+                      std::string_view value, Ttl ttl, SystemClock::time_point now);
 // DynamoDB's size of an item: attribute names (UTF-8) plus values (numbers: the decimal text
 // length, a safe upper bound).
 std::size_t item_bytes(const ddb::Item& item);
@@ -169,12 +169,13 @@ struct NeedsChunks {};
 // item that is no cache entry or cannot be decoded.
 std::optional<Hit> decode_entry(const ItemView& item, double now, const ChunkReader* chunks);
 
-// What a GetItem answer's `body`, asked for `key`, stands for at `now`: a miss without an
-// item or for another key's item (holds_key), else decode_entry's. The items of the usual
+// What a GetItem answer's `body`, asked for `key`, stands for: a miss without an item or for
+// another key's item (holds_key), else decode_entry's at now() (asked only then). The items of the usual
 // layouts are read without building an Item (wire::decode_get_item_fields), the rest with
 // decode_get_item: the same answers and errors either way. Adds the capacity the answer
 // reports to `read_units`.
-std::optional<Hit> decode_answer(const std::string& body, std::string_view key, double now,
+std::optional<Hit> decode_answer(const std::string& body, std::string_view key,
+                                 const std::function<SystemClock::time_point()>& now,
                                  const ChunkReader* chunks, std::atomic<double>& read_units);
 
 }  // namespace dynamodb_cache::layout

@@ -44,11 +44,6 @@ bool StoredKeys::is_digest(std::string_view key, std::string_view prefix) const 
   return long_keys_ && (prefix.size() + key.size() > 2048 || key.starts_with(layout::kDigestMark));
 }
 
-std::optional<std::string_view> StoredKeys::full_key(std::string_view key, std::string_view prefix) const {
-  if (!is_digest(key, prefix)) return std::nullopt;
-  return key;
-}
-
 std::string StoredKeys::generation_key() const { return ns_ + ":generation"; }
 
 std::string StoredKeys::prefix_of(int64_t generation) const {

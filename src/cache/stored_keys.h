@@ -35,8 +35,6 @@ class StoredKeys {
   std::string stored_key(std::string_view key, std::string_view prefix) const;
   // True when stored_key(key, prefix) is a digest (the item then holds full_key).
   bool is_digest(std::string_view key, std::string_view prefix) const;
-  // stored_key's full_key attribute: `key` for a digest, else nullopt.
-  std::optional<std::string_view> full_key(std::string_view key, std::string_view prefix) const;
 
   bool has_namespace() const { return !ns_.empty(); }
   const std::string& key_namespace() const { return ns_; }

@@ -29,7 +29,7 @@ DynamodbOptions options() {
 
 TEST(ItemLayout, EncodeThenDecodeGivesTheValueAndTheTtlLeft) {
   auto o = options();
-  ddb::Item item = layout::encode_item(o, "k", std::nullopt, "k", "payload", 60s, kNow);
+  ddb::Item item = layout::encode_item(o, "k", "k", false, "payload", 60s, kNow);
   EXPECT_EQ(item.at("key"), ddb::AttributeValue::S("k"));
   EXPECT_EQ(item.at("expire"), ddb::AttributeValue::N(60));
   EXPECT_EQ(item.at("update_ts"), ddb::AttributeValue::N(1700000000));
@@ -45,7 +45,7 @@ TEST(ItemLayout, EncodeThenDecodeGivesTheValueAndTheTtlLeft) {
 TEST(ItemLayout, LargeValuesAreCompressedOnlyWhenThatSavesSpace) {
   auto o = options();
   const std::string text(5000, 'a');
-  ddb::Item z = layout::encode_item(o, "k", std::nullopt, "k", text, 0s, kNow);
+  ddb::Item z = layout::encode_item(o, "k", "k", false, text, 0s, kNow);
   EXPECT_EQ(z.at("fmt"), ddb::AttributeValue::N(layout::kZstd));
   EXPECT_LT(z.at("value").scalar.size(), text.size());
   EXPECT_FALSE(z.count("expire_at"));  // never expires
@@ -54,7 +54,7 @@ TEST(ItemLayout, LargeValuesAreCompressedOnlyWhenThatSavesSpace) {
   std::string noise;  // a linear congruential generator's high bytes: zstd finds nothing to save
   uint32_t x = 1;
   for (int i = 0; i < 5000; ++i) noise.push_back(static_cast<char>((x = x * 1664525u + 1013904223u) >> 24));
-  ddb::Item raw = layout::encode_item(o, "k", std::nullopt, "k", noise, 0s, kNow);
+  ddb::Item raw = layout::encode_item(o, "k", "k", false, noise, 0s, kNow);
   EXPECT_EQ(raw.at("fmt"), ddb::AttributeValue::N(layout::kRaw));
   EXPECT_EQ(layout::decode_entry(raw, kNowS, nullptr)->value, noise);
 }
@@ -62,7 +62,7 @@ TEST(ItemLayout, LargeValuesAreCompressedOnlyWhenThatSavesSpace) {
 TEST(ItemLayout, PythonCompatItemsAreBase64WithoutFmtOrExpireAt) {
   auto o = options();
   o.python_compat = true;
-  ddb::Item item = layout::encode_item(o, "k", std::nullopt, "k", "v\x01", 10s, kNow);
+  ddb::Item item = layout::encode_item(o, "k", "k", false, "v\x01", 10s, kNow);
   EXPECT_FALSE(item.count("fmt"));
   EXPECT_FALSE(item.count("expire_at"));
   EXPECT_EQ(item.at("value").scalar, util::base64_encode("v\x01"));
@@ -80,7 +80,7 @@ TEST(ItemLayout, ItemSizeCountsNamesAndValues) {
 
 TEST(ItemLayout, ValueAndTtlLimitsAreInvalidArguments) {
   auto o = options();
-  EXPECT_THROW(layout::encode_item(o, "k", std::nullopt, "k", "v", -1s, kNow), InvalidArgumentError);
+  EXPECT_THROW(layout::encode_item(o, "k", "k", false, "v", -1s, kNow), InvalidArgumentError);
   EXPECT_THROW(layout::check_value_size("k", std::string(kMaxValueBytes + 1, 'a')), InvalidArgumentError);
   EXPECT_NO_THROW(layout::check_value_size("k", std::string(16, 'a')));
 }
@@ -98,7 +98,7 @@ TEST(ItemLayout, DecodeRefusesWhatIsNoCacheEntry) {
 }
 
 TEST(ItemLayout, ACounterReadsAsItsDecimalText) {
-  ddb::Item c = layout::item_head("n", std::nullopt, 0s, kNow, true);
+  ddb::Item c = layout::item_head("n", "n", false, 0s, kNow, true);
   c.emplace("counter", ddb::AttributeValue::N(-42));
   auto hit = layout::decode_entry(c, kNowS, nullptr);
   ASSERT_TRUE(hit);
@@ -107,7 +107,7 @@ TEST(ItemLayout, ACounterReadsAsItsDecimalText) {
 }
 
 TEST(ItemLayout, AChunkedHeadNeedsAChunkReader) {
-  ddb::Item head = layout::item_head("big", std::nullopt, 0s, kNow, true);
+  ddb::Item head = layout::item_head("big", "big", false, 0s, kNow, true);
   chunked::Head h;
   h.write_id = std::string(32, 'a');
   h.chunks = 1;
@@ -151,11 +151,13 @@ TEST(StoredKeys, NamespaceAndDigestShapeTheStoredKey) {
   o.long_keys = true;
   detail::StoredKeys keys(o);
   EXPECT_EQ(keys.stored_key("user:1", "app:3:"), "app:3:user:1");
-  EXPECT_FALSE(keys.full_key("user:1", "app:3:"));
+  EXPECT_FALSE(keys.is_digest("user:1", "app:3:"));
   const std::string long_key(3000, 'k');
   EXPECT_EQ(keys.stored_key(long_key, "app:3:"), "app:3:#sha256:" + util::hex(util::sha256(long_key)));
-  EXPECT_EQ(keys.full_key(long_key, "app:3:"), std::optional<std::string_view>(long_key));
-  EXPECT_TRUE(keys.is_digest("#sha256:short", ""));  // no short key takes a digest's place
+  EXPECT_TRUE(keys.is_digest(long_key, "app:3:"));
+  ddb::Item head = layout::item_head(keys.stored_key(long_key, "app:3:"), long_key, true, 0s, kNow, true);
+  EXPECT_EQ(head.at("full_key"), ddb::AttributeValue::S(long_key));  // the whole key, checked on every read
+  EXPECT_TRUE(keys.is_digest("#sha256:short", ""));                  // no short key takes a digest's place
   EXPECT_EQ(keys.generation_key(), "app:generation");
   EXPECT_FALSE(keys.known_prefix());  // not read yet
   ddb::Item gen;
