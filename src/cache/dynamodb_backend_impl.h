@@ -40,7 +40,6 @@
 #include "cache/stored_keys.h"
 #include "dynamodb_cache/dynamodb_backend.h"
 #include "dynamodb_cache/errors.h"
-#include "util/hidden.h"
 
 namespace dynamodb_cache {
 
@@ -110,7 +109,7 @@ std::vector<size_t> last_of_each_key(const std::vector<std::pair<std::string, st
 
 namespace ddb = dynamodb;
 
-struct DYNAMODB_CACHE_HIDDEN DynamodbBackend::Impl {
+struct DynamodbBackend::Impl {
   // Validates the options (InvalidArgumentError).
   Impl(std::shared_ptr<ddb::Client> client, DynamodbOptions options, std::shared_ptr<CacheStats> stats);
   // Waits for the helper threads, then destroys the client (which completes what is pending

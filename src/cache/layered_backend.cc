@@ -2,7 +2,6 @@
 #include "dynamodb_cache/layered_backend.h"
 
 #include "dynamodb_cache/errors.h"
-#include "util/hidden.h"
 
 namespace dynamodb_cache {
 
@@ -17,7 +16,7 @@ Ttl refill_ttl(const Hit& h) {
 // The layers and the asynchronous forms' steps, each continuing from one layer to the next
 // in the completion of the one before. Thread-safe: `layers` is not changed after
 // construction; `stats` is the backend's (relaxed atomics).
-struct DYNAMODB_CACHE_HIDDEN LayeredBackend::Impl {
+struct LayeredBackend::Impl {
   struct Many;
   Impl(std::vector<std::shared_ptr<Backend>> l, CacheStats& s) : layers(std::move(l)), stats(s) {}
   void get_from(size_t layer, std::string key, Done<std::optional<Hit>> done);

@@ -8,7 +8,6 @@
 #include <vector>
 
 #include "dynamodb_cache/errors.h"
-#include "util/hidden.h"
 
 namespace dynamodb_cache {
 
@@ -26,7 +25,7 @@ using memory::Steady;
 
 // The backend's state: its options and shards. Thread-safety: each shard's lists and
 // counters only under its mutex; `options` and `shards` are not changed after construction.
-struct DYNAMODB_CACHE_HIDDEN MemoryBackend::Impl {
+struct MemoryBackend::Impl {
   explicit Impl(MemoryOptions o);
   // The shard that holds `key`.
   Shard& shard_for(std::string_view key) const;

@@ -29,11 +29,10 @@
 #include "dynamodb_cache/errors.h"
 #include "io/event_loop.h"
 #include "io/http_engine.h"
-#include "util/hidden.h"
 
 namespace dynamodb_cache::dynamodb {
 
-struct DYNAMODB_CACHE_HIDDEN Client::Impl {
+struct Client::Impl {
   ClientOptions options;
   std::string region;
   std::string endpoint;
