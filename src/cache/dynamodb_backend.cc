@@ -46,16 +46,20 @@ dynamodb::Item build_item(const DynamodbOptions& o, std::string stored, std::str
 bool holds_key(const dynamodb::Item& item, std::string_view key) { return layout::holds_key(item, key); }
 
 namespace {
-layout::ChunkReader chunk_reader(const DynamodbOptions& o, dynamodb::Client& client) {
-  return [&o, &client](std::string_view stored_key, const chunked::Head& head) {
+// A chunked value's chunks, read through `client` as the options say.
+struct ClientChunks {
+  const DynamodbOptions& o;
+  dynamodb::Client& client;
+  std::string operator()(std::string_view stored_key, const chunked::Head& head) const {
     return chunked::read_chunks(client, o.table, stored_key, head, o.consistent_read);
-  };
-}
+  }
+};
 }  // namespace
 
 std::optional<Hit> read_entry(const DynamodbOptions& o, dynamodb::Client& client,
                               const dynamodb::Item& item) {
-  const layout::ChunkReader chunks = chunk_reader(o, client);
+  ClientChunks read{o, client};
+  const layout::ChunkReader chunks(read);
   return layout::decode_entry(item, layout::seconds_of(o.now()), &chunks);
 }
 
@@ -63,7 +67,8 @@ std::optional<Hit> read_answer(const DynamodbOptions& o, dynamodb::Client* chunk
                                const std::string& body, std::string_view key,
                                std::atomic<double>& read_units) {
   if (!chunks_from) return layout::decode_answer(body, key, o.now, nullptr, read_units);
-  const layout::ChunkReader chunks = chunk_reader(o, *chunks_from);
+  ClientChunks read{o, *chunks_from};
+  const layout::ChunkReader chunks(read);
   return layout::decode_answer(body, key, o.now, &chunks, read_units);
 }
 

@@ -17,6 +17,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <type_traits>
 
 #include "cache/chunked.h"
 #include "dynamodb/wire.h"
@@ -155,9 +156,26 @@ ddb::Item encode_item(const DynamodbOptions& o, std::string stored, std::string_
 // length, a safe upper bound).
 std::size_t item_bytes(const ddb::Item& item);
 
-// Reads the stored bytes of the chunked value `head` of the item stored under `stored_key`
-// names (chunked::read_chunks over a client); may throw chunked::ChunksGone.
-using ChunkReader = std::function<std::string(std::string_view stored_key, const chunked::Head& head)>;
+// Reads the stored bytes of the chunked value that `head`, the item stored under `stored_key`,
+// names (chunked::read_chunks over a client); may throw chunked::ChunksGone. A reference to a
+// callable `std::string(std::string_view stored_key, const chunked::Head&)`, valid while that
+// callable is: made per read, so it neither allocates nor copies.
+class ChunkReader {
+ public:
+  template <class F>
+  requires(!std::is_same_v<std::remove_cvref_t<F>, ChunkReader>) explicit ChunkReader(F& read)
+      : read_(&read),
+        call_([](void* r, std::string_view stored_key, const chunked::Head& head) -> std::string {
+          return (*static_cast<F*>(r))(stored_key, head);
+        }) {}
+  std::string operator()(std::string_view stored_key, const chunked::Head& head) const {
+    return call_(read_, stored_key, head);
+  }
+
+ private:
+  void* read_;
+  std::string (*call_)(void*, std::string_view, const chunked::Head&);
+};
 
 // Thrown by decode_entry without a ChunkReader, for a chunked head: its chunks take more
 // requests (the asynchronous get reads them on a helper thread).

@@ -50,8 +50,7 @@ std::string StoredKeys::prefix_of(int64_t generation) const {
   return ns_ + ":" + std::to_string(generation) + ":";
 }
 
-std::optional<std::string> StoredKeys::known_prefix() const {
-  if (ns_.empty()) return std::string();
+std::optional<std::string> StoredKeys::known_generation() const {
   const auto now = std::chrono::steady_clock::now();
   std::lock_guard lock(mu_);
   if (known_ && now - read_at_ < refresh_) return prefix_of(generation_);

@@ -42,7 +42,10 @@ class StoredKeys {
   std::string generation_key() const;
   // The key prefix when it needs no request: "" without a namespace (no clock read, no
   // lock), "NS:GEN:" with a generation read less than namespace_refresh ago; else nullopt.
-  std::optional<std::string> known_prefix() const;
+  std::optional<std::string> known_prefix() const {
+    if (ns_.empty()) return std::string();  // inline: every operation asks
+    return known_generation();
+  }
   // The consistent GetItem of the generation (no capacity asked).
   dynamodb::GetItemRequest generation_request(const std::string& table) const;
   // What the generation GetItem's answer (asked at `asked`) tells this process: the prefix.
@@ -56,6 +59,8 @@ class StoredKeys {
 
  private:
   std::string prefix_of(int64_t generation) const;
+  // known_prefix() in a namespace.
+  std::optional<std::string> known_generation() const;
   const std::string ns_;
   const std::chrono::milliseconds refresh_;
   const bool long_keys_;

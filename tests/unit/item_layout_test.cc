@@ -115,11 +115,12 @@ TEST(ItemLayout, AChunkedHeadNeedsAChunkReader) {
   h.crc32 = 0;
   chunked::add_head_attributes(head, h);
   EXPECT_THROW(layout::decode_entry(head, kNowS, nullptr), layout::NeedsChunks);
-  const layout::ChunkReader reader = [&](std::string_view stored, const chunked::Head& named) {
+  auto read = [&](std::string_view stored, const chunked::Head& named) {
     EXPECT_EQ(stored, "big");
     EXPECT_EQ(named.write_id, h.write_id);
     return std::string("abc");
   };
+  const layout::ChunkReader reader(read);
   EXPECT_EQ(layout::decode_entry(head, kNowS, &reader)->value, "abc");
 }
 
