@@ -66,13 +66,6 @@ std::string decompress(std::string_view in, std::string_view key) {
   return out;
 }
 
-const std::string& name_of(Name n) {
-  static const std::string* const names[kNames] = {&attr::kKey,      &attr::kValue,    &attr::kExpire,
-                                                   &attr::kUpdateTs, &attr::kExpireAt, &attr::kFormat,
-                                                   &attr::kCounter,  &attr::kFullKey};
-  return *names[n];
-}
-
 std::span<const std::string_view> field_names() {
   static const std::array<std::string_view, kNames> names = [] {
     std::array<std::string_view, kNames> a;
@@ -80,17 +73,6 @@ std::span<const std::string_view> field_names() {
     return a;
   }();
   return names;
-}
-
-std::optional<Attr> ItemView::get(Name n) const {
-  if (item_) {
-    auto it = item_->find(name_of(n));
-    if (it == item_->end()) return std::nullopt;
-    return Attr{it->second.type, it->second.scalar};
-  }
-  const ddb::wire::Field& f = fields_->fields[n];
-  if (!f.present) return std::nullopt;
-  return Attr{f.type, f.scalar()};
 }
 
 std::string ItemView::take_value() const {

@@ -70,7 +70,13 @@ enum Name : size_t {
   kFullKeyName,
   kNames
 };
-const std::string& name_of(Name n);
+// Inline: a read looks attributes up by name about a dozen times.
+inline const std::string& name_of(Name n) {
+  static const std::string* const names[kNames] = {&attr::kKey,      &attr::kValue,    &attr::kExpire,
+                                                   &attr::kUpdateTs, &attr::kExpireAt, &attr::kFormat,
+                                                   &attr::kCounter,  &attr::kFullKey};
+  return *names[n];
+}
 std::span<const std::string_view> field_names();
 
 // An attribute's type and scalar, as an AttributeValue holds them.
@@ -87,7 +93,17 @@ class ItemView {
   ItemView(const ddb::Item& item) : item_(&item) {}  // NOLINT: implicit, as Items are read too
   explicit ItemView(ddb::wire::GetItemFields& fields) : fields_(&fields) {}
 
-  std::optional<Attr> get(Name n) const;
+  // Inline, as name_of: the hot part of every read.
+  std::optional<Attr> get(Name n) const {
+    if (item_) {
+      auto it = item_->find(name_of(n));
+      if (it == item_->end()) return std::nullopt;
+      return Attr{it->second.type, it->second.scalar};
+    }
+    const ddb::wire::Field& f = fields_->fields[n];
+    if (!f.present) return std::nullopt;
+    return Attr{f.type, f.scalar()};
+  }
   // The bytes of `value` (present, binary) for a hit: moved out of answer fields (which are
   // then done with), copied from an Item.
   std::string take_value() const;
