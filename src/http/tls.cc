@@ -1,13 +1,12 @@
 #include "http/tls.h"
 
+#include <openssl/err.h>
+#include <openssl/x509v3.h>
 #include <sys/socket.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
-
-#include <openssl/err.h>
-#include <openssl/x509v3.h>
 
 #include "dynamodb_cache/errors.h"
 
@@ -96,6 +95,16 @@ TlsContext::TlsContext(const HttpOptions& o) : ctx_(SSL_CTX_new(TLS_client_metho
   } else {
     SSL_CTX_set_default_verify_paths(ctx_);
   }
+  // The store's certificates are shared by every handshake of this context, on any thread.
+  // OpenSSL fills a certificate's extension cache (key identifiers, purposes) on its first use
+  // in a chain, under the certificate's lock, while a thread that finds it filled reads it
+  // without the lock: two first handshakes at once race (ThreadSanitizer saw ASN1_STRING_cmp
+  // read a key identifier another handshake was writing). Filling them here, before the
+  // context is shared, leaves only reads. (Certificates a hashed directory loads later on
+  // demand are not covered; a CA bundle file is loaded whole, above.)
+  STACK_OF(X509_OBJECT)* objects = X509_STORE_get0_objects(SSL_CTX_get_cert_store(ctx_));
+  for (int i = 0; i < sk_X509_OBJECT_num(objects); ++i)
+    if (X509* cert = X509_OBJECT_get0_X509(sk_X509_OBJECT_value(objects, i))) X509_check_purpose(cert, -1, 0);
   // Sessions are kept here, per origin, not in OpenSSL's internal cache: TLS 1.3 tickets
   // arrive after the handshake and reach new_session().
   SSL_CTX_set_session_cache_mode(ctx_, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
@@ -130,7 +139,8 @@ SSL* TlsContext::new_session(TlsSocket* s, const Url& url, const std::string& wh
       throw TransportError(where + ": TLS: cannot set the expected host name");
     }
   }
-  bool is_ip = url.host.find_first_not_of("0123456789.") == std::string::npos || url.host.find(':') != std::string::npos;
+  bool is_ip = url.host.find_first_not_of("0123456789.") == std::string::npos ||
+               url.host.find(':') != std::string::npos;
   if (!is_ip) SSL_set_tlsext_host_name(ssl, url.host.c_str());  // SNI: names only (RFC 6066)
   std::lock_guard lock(mu_);
   if (auto it = sessions_.find(url.origin); it != sessions_.end()) SSL_set_session(ssl, it->second);
@@ -148,7 +158,8 @@ void TlsContext::free_session(SSL* ssl) {
 void TlsContext::handshake_failed(SSL* ssl, const TlsSocket& s, const std::string& where) const {
   const long verify = SSL_get_verify_result(ssl);
   if (verify_ && verify != X509_V_OK)
-    throw CertificateError(where + ": TLS certificate verification failed (" + X509_verify_cert_error_string(verify) +
+    throw CertificateError(where + ": TLS certificate verification failed (" +
+                           X509_verify_cert_error_string(verify) +
                            "); to trust a private CA, name its PEM bundle in AWS_CA_BUNDLE, the profile's "
                            "ca_bundle or --ca-bundle (HttpOptions::ca_file)");
   const int e = SSL_get_error(ssl, 0);
@@ -156,8 +167,9 @@ void TlsContext::handshake_failed(SSL* ssl, const TlsSocket& s, const std::strin
       (e == SSL_ERROR_SYSCALL && (s.last_errno == EAGAIN || s.last_errno == EWOULDBLOCK)))
     throw TimeoutError(where + ": TLS handshake timed out");
   unsigned long code = ERR_peek_last_error();
-  std::string why = code ? ERR_reason_error_string(code) ? ERR_reason_error_string(code) : "error"
-                         : s.last_errno ? std::strerror(s.last_errno) : "connection closed";
+  std::string why = code           ? ERR_reason_error_string(code) ? ERR_reason_error_string(code) : "error"
+                    : s.last_errno ? std::strerror(s.last_errno)
+                                   : "connection closed";
   throw TransportError(where + ": TLS handshake failed: " + why);
 }
 
