@@ -203,7 +203,7 @@ void DynamodbBackend::Impl::Metered::scan_all(ddb::ScanRequest r,
 }
 
 ddb::ReturnConsumedCapacity DynamodbBackend::Impl::capacity_request() const {
-  return options.track_capacity ? ddb::ReturnConsumedCapacity::kTotal : ddb::ReturnConsumedCapacity::kNone;
+  return Metered{*client, stats, options.track_capacity}.rcc();
 }
 
 void DynamodbBackend::Impl::add_read_units(const std::optional<ddb::ConsumedCapacity>& c) const {

@@ -9,10 +9,10 @@ namespace dynamodb_cache {
 
 void DynamodbBackend::Impl::clear(const std::function<void(uint64_t)>& progress) {
   return measured(Op::kClear, [&]() -> void {
-    if (options.key_namespace.empty())
-      clear_table(progress);
-    else
+    if (key_map.has_namespace())
       clear_namespace();
+    else
+      clear_table(progress);
   });
 }
 
@@ -143,7 +143,7 @@ void DynamodbBackend::Impl::clear_async(Done<void> done, std::function<void(uint
   Done<void> finish = [this, start, done = std::move(done)](Outcome<void> out) {
     done(settle<void>(Op::kClear, "clear", options.table, start, std::move(out), std::nullopt));
   };
-  if (!options.key_namespace.empty()) {
+  if (key_map.has_namespace()) {
     ddb::UpdateItemRequest r = key_map.next_generation(options.table);
     r.return_consumed_capacity = capacity_request();
     return client->update_item_async(std::move(r), [this, finish](ddb::Outcome<ddb::WriteResult> res) {

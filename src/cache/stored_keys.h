@@ -37,7 +37,6 @@ class StoredKeys {
   bool is_digest(std::string_view key, std::string_view prefix) const;
 
   bool has_namespace() const { return !ns_.empty(); }
-  const std::string& key_namespace() const { return ns_; }
   // The namespace's generation item key, "NS:generation".
   std::string generation_key() const;
   // The key prefix when it needs no request: "" without a namespace (no clock read, no
