@@ -19,6 +19,7 @@ const char* to_string(ErrorKind kind) noexcept {
     case ErrorKind::kCancelled: return "cancelled";
     case ErrorKind::kOverloaded: return "overloaded";
     case ErrorKind::kWrongType: return "wrong_type";
+    case ErrorKind::kUnknownOutcome: return "unknown_outcome";
   }
   return "unknown";
 }

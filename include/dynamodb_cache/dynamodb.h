@@ -118,6 +118,14 @@ struct ConditionalWrite {
   Values values;
   ReturnValues return_values = ReturnValues::kNone;  // Put/Delete: kNone or kAllOld
   ReturnConsumedCapacity return_consumed_capacity = ReturnConsumedCapacity::kNone;
+  // After an attempt whose outcome is unknown (it may have been applied but its answer was
+  // lost: a connection reset or timeout after sending, a 5xx, an answer failing its CRC):
+  // true (the AWS SDKs' way) sends the request again, which applies a non-idempotent write
+  // twice if the first attempt was applied; false throws UnknownOutcomeError instead, so that
+  // the caller can find out (the cache's exactly-once writes read the item back). Attempts
+  // refused before anything was applied (throttling, a connection never made) are retried
+  // either way.
+  bool resend_if_unknown = true;
 };
 
 struct PutItemRequest : ConditionalWrite {

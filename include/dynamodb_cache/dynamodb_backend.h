@@ -104,6 +104,10 @@ inline const std::string kFormat = "fmt";
 inline const std::string kCounter = "counter";
 inline const std::string kFullKey = "full_key";
 inline const std::string kGeneration = "generation";
+// A random token that an exactly-once write (add, increment, get_or_set's store) puts in its
+// item, so that after a lost answer a read tells whether that write was applied. Chunked heads
+// use their write id (`wid`) instead.
+inline const std::string kVersion = "ver";
 }  // namespace attr
 
 // Thread-safe (the client is).

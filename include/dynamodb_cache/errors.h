@@ -29,6 +29,8 @@ enum class ErrorKind {
   kCancelled,        // an asynchronous operation ended unfinished: its client was destroyed
   kOverloaded,       // too many asynchronous operations in flight (ClientOptions::max_in_flight)
   kWrongType,        // a counter operation on a cached value under the same key, or the reverse
+  kUnknownOutcome,   // a write whose answer was lost: it may or may not have been applied
+  // (stats.h kErrorKindCount counts the kinds: keep the last kind last there)
 };
 
 // Returns a stable lower-case name for kind ("throttling", "transport", ...).
@@ -88,6 +90,13 @@ class TransportError : public Error {
   TransportError(ErrorKind kind, const std::string& message) : Error(kind, message, true) {}
 };
 
+// No connection could be made (refused, unreachable, a name that does not resolve, a failed
+// TLS handshake): the request was certainly not sent, so sending it again cannot apply it twice.
+class ConnectError : public TransportError {
+ public:
+  explicit ConnectError(const std::string& message) : TransportError(message) {}
+};
+
 class TimeoutError : public TransportError {
  public:
   explicit TimeoutError(const std::string& message)
@@ -126,6 +135,20 @@ class ServiceError : public Error {
   std::string name_;
   std::string service_message_;
   std::string request_id_;
+};
+
+// A write whose outcome is unknown: an attempt may have reached DynamoDB and been applied, but
+// its answer was lost (a connection reset or timeout after sending, a 5xx, a damaged answer),
+// and sending it again could apply it twice. The client throws it in place of resending when
+// the request asks so (dynamodb::ConditionalWrite::resend_if_unknown = false); the cache's
+// exactly-once writes then read the item back and settle the outcome, and throw it only when
+// they cannot (README, "Exactly-once writes"). A write the client may resend (set, erase: the
+// same item again) that was sent again and then failed ends with it too, retryable: applying
+// it once more is harmless. Otherwise not retryable: the caller decides.
+class UnknownOutcomeError : public Error {
+ public:
+  explicit UnknownOutcomeError(const std::string& message, bool retryable = false)
+      : Error(ErrorKind::kUnknownOutcome, message, retryable) {}
 };
 
 // An asynchronous operation that was still pending when its client was destroyed: it may or

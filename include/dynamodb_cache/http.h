@@ -28,6 +28,13 @@ struct Request {
   std::string url;              // absolute: scheme://host[:port]/path[?query]
   std::vector<Header> headers;  // sent as given; Content-Length is added by the transport
   std::string body;
+  // A pooled connection found closed makes the transport send the request again on a new
+  // one. true: also when it died after the whole request went out and before any byte of the
+  // answer (most often a server that closed it while idle, but the request may have been
+  // processed). false, for a write that must not apply twice: only when nothing was sent;
+  // otherwise a TransportError (the client reports an unknown outcome). libcurl resends on
+  // its own, so the curl transport sends such a request on a fresh connection.
+  bool resend_if_stale = true;
 };
 
 struct Response {

@@ -46,7 +46,7 @@ class LatencyHistogram {
   std::array<std::atomic<uint64_t>, kBuckets> buckets_{};
 };
 
-inline constexpr std::size_t kErrorKindCount = static_cast<std::size_t>(ErrorKind::kWrongType) + 1;
+inline constexpr std::size_t kErrorKindCount = static_cast<std::size_t>(ErrorKind::kUnknownOutcome) + 1;
 
 // Counters since the backend was made; all relaxed atomics, incremented by the backend
 // (and by get_or_set for loads and lease waits). Thread-safe.

@@ -1,6 +1,5 @@
 #include "cache/chunked.h"
 
-#include <openssl/rand.h>
 
 #include <algorithm>
 #include <charconv>
@@ -25,11 +24,7 @@ constexpr const char* kInnerFormat = "cfmt";
 
 constexpr uint64_t kMaxChunks = (kMaxValueBytes + kChunkBytes - 1) / kChunkBytes;
 
-std::string new_write_id() {
-  unsigned char id[16];
-  if (RAND_bytes(id, sizeof id) != 1) throw CodecError("cannot draw random bytes for a write id (OpenSSL RAND_bytes)");
-  return util::hex(std::string_view(reinterpret_cast<const char*>(id), sizeof id));
-}
+std::string new_write_id() { return util::random_hex(16, "a write id"); }
 
 // An unsigned number attribute; nullopt when absent, CodecError when not a whole number.
 std::optional<uint64_t> whole_number(const ddb::Item& item, const std::string& name) {
@@ -67,9 +62,17 @@ std::optional<ddb::ConsumedCapacity> write_replacing(ddb::Client& client, Reques
     if (e.kind() != ErrorKind::kConditionFailed) throw;
   }
   // The key holds a never-expiring chunked value: replace it, learn its write id, clean up.
+  // That value may be this very write, applied by an attempt whose answer was lost (the client
+  // sent it again): its chunks are the ones just written, and stay.
   r.return_values = ddb::ReturnValues::kAllOld;
   auto res = call(client, r);
-  if (res.attributes) delete_chunks_of(client, r.table_name, *res.attributes, true);
+  bool ours = false;
+  if constexpr (requires { r.item; }) {
+    auto old_id = res.attributes ? res.attributes->find(kWriteId) : ddb::Item::iterator();
+    auto new_id = r.item.find(kWriteId);
+    ours = res.attributes && old_id != res.attributes->end() && new_id != r.item.end() && old_id->second == new_id->second;
+  }
+  if (res.attributes && !ours) delete_chunks_of(client, r.table_name, *res.attributes, true);
   return res.consumed;
 }
 

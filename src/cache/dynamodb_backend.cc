@@ -7,6 +7,7 @@
 
 #include "cache/chunked.h"
 #include "cache/dynamodb_backend_impl.h"
+#include "util/crypto.h"
 
 namespace dynamodb_cache {
 
@@ -70,6 +71,22 @@ std::optional<Hit> read_answer(const DynamodbOptions& o, dynamodb::Client* chunk
   ClientChunks read{o, *chunks_from};
   const layout::ChunkReader chunks(read);
   return layout::decode_answer(body, key, o.now, &chunks, read_units);
+}
+
+void add_write_token(dynamodb::Item& item) {
+  if (!item.count(chunked::kWriteId))
+    item.insert_or_assign(attr::kVersion, dynamodb::AttributeValue::S(util::random_hex(8, "a write token")));
+}
+
+bool same_write(const std::optional<dynamodb::Item>& seen, const dynamodb::Item& written) {
+  if (!seen) return false;
+  for (const std::string& name : {std::string(chunked::kWriteId), attr::kVersion}) {
+    auto w = written.find(name);
+    if (w == written.end()) continue;
+    auto s = seen->find(name);
+    return s != seen->end() && s->second == w->second;
+  }
+  return false;
 }
 
 void Join::one(std::exception_ptr e) {

@@ -58,6 +58,58 @@ bool conditional(F&& write) {
   }
 }
 
+// Exactly-once writes (README, "Exactly-once writes"). Each such write carries a random token in
+// its item (attr::kVersion, or a chunked head's write id) and is sent with
+// resend_if_unknown = false: when its answer is lost, the client does not send it again, and a
+// strongly consistent read of the item tells whether it was applied (the token is there) or
+// not. A write applied twice, or reported failed although it was applied, is thus never seen.
+
+// How one such write ended.
+enum class Written { kYes, kConditionFailed, kUnknown };
+
+// Runs one exactly-once write; on kUnknown, `unknown` holds its UnknownOutcomeError. Any other
+// error propagates.
+template <class F>
+Written write_once(F&& write, std::exception_ptr& unknown) {
+  try {
+    write();
+    return Written::kYes;
+  } catch (const UnknownOutcomeError&) {
+    unknown = std::current_exception();
+    return Written::kUnknown;
+  } catch (const ServiceError& e) {
+    if (e.kind() == ErrorKind::kConditionFailed) return Written::kConditionFailed;
+    throw;
+  }
+}
+
+// The strongly consistent `read` of an item after a write whose outcome is unknown (`unknown`,
+// its UnknownOutcomeError). When the read fails too, the outcome stays unknown: throws an
+// UnknownOutcomeError naming both causes.
+template <class Read>
+std::optional<dynamodb::Item> read_back(const std::exception_ptr& unknown, Read&& read) {
+  try {
+    return read();
+  } catch (const Error& e) {
+    try {
+      std::rethrow_exception(unknown);
+    } catch (const UnknownOutcomeError& u) {
+      throw UnknownOutcomeError(std::string(u.what()) + "; reading the item back failed too: " + e.what());
+    }
+  }
+}
+
+// Rounds of "outcome unknown, read back, not applied, send again" an exactly-once write makes
+// before it reports UnknownOutcomeError: each is an attempt lost on the way.
+inline constexpr int kMaxUnknownRounds = 3;
+
+// Gives `item` (about to be written) a fresh token, unless it is a chunked head (its write id
+// is one).
+void add_write_token(dynamodb::Item& item);
+
+// Whether `seen`, read back, is the item `written` wrote: the same token.
+bool same_write(const std::optional<dynamodb::Item>& seen, const dynamodb::Item& written);
+
 using layout::kLeaseFormat;
 using layout::NeedsChunks;
 

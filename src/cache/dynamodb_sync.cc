@@ -109,11 +109,15 @@ void DynamodbBackend::Impl::erase(std::string_view key) {
 // One conditional PutItem: written unless the item is live. A failed condition is checked
 // with a consistent read, which tells a live item (false) from one that changed meanwhile or
 // that only the read's expire value lets the condition judge (LiveRule): then again.
+// Exactly once (detail::write_once): the item carries a token, and after a lost answer the
+// read finds this write (true), another live item (false), or none (sent again).
 bool DynamodbBackend::Impl::add(std::string_view key, std::string_view value, Ttl ttl) {
   return measured(Op::kAdd, [&]() -> bool {
     ddb::PutItemRequest r;
     r.table_name = options.table;
     r.item = item_for(key, key_prefix(), value, ttl, client.get());
+    detail::add_write_token(r.item);
+    r.resend_if_unknown = false;
     const std::string stored = r.item.at(attr::kKey).scalar;
     // A value past one item has its chunks written already: when the head is not written
     // (a live entry, contention, an error), nothing will ever name them.
@@ -126,18 +130,25 @@ bool DynamodbBackend::Impl::add(std::string_view key, std::string_view value, Tt
       }
     } orphans{*this, r.item};
     std::optional<std::string> python_expire;
+    int unknown_rounds = 0;
     for (int round = 0; round < kMaxRounds; ++round) {
       layout::LiveRule rule{layout::seconds_of(options.now()), python_expire};
       r.condition_expression = rule.not_live();
       r.values.clear();
       rule.add_values(r.values);
       layout::bind_names(r, r.condition_expression);
-      if (detail::conditional([&] { wire().put_item(r); })) {
+      std::exception_ptr unknown;
+      const detail::Written w = detail::write_once([&] { wire().put_item(r); }, unknown);
+      std::optional<ddb::Item> item;
+      if (w != detail::Written::kYes)
+        item = detail::read_back(unknown, [&] { return read_consistent(stored); });
+      if (w == detail::Written::kYes || detail::same_write(item, r.item)) {
         orphans.written = true;
         count_write(1, value.size());
         return true;
       }
-      auto item = read_consistent(stored);
+      if (w == detail::Written::kUnknown && ++unknown_rounds == detail::kMaxUnknownRounds)
+        std::rethrow_exception(unknown);
       if (!item) continue;  // erased meanwhile
       layout::Liveness l = layout::liveness(*item, layout::seconds_of(options.now()));
       if (l.live) return false;
@@ -192,12 +203,25 @@ bool DynamodbBackend::Impl::touch(std::string_view key, Ttl ttl) {
 //      (InvalidArgumentError), or a change by another writer between 1 and 2 (again).
 // Concurrent increments never lose an update: 1 is atomic on the item, and 2 only writes
 // where no live item exists, so at most one creator wins and the rest add to its counter.
+// Exactly once: 1 and 2 write a token (detail::write_once) and are never sent twice. After a
+// lost answer a consistent read settles it: the token there means applied, and the counter
+// is this increment's result (nobody wrote since). Otherwise the increment may or may not have
+// been applied (another writer replaced the token since, or a delayed attempt may still
+// land): UnknownOutcomeError, never a second application.
 int64_t DynamodbBackend::Impl::increment(std::string_view key, int64_t delta, Ttl ttl) {
   return measured(Op::kIncrement, [&]() -> int64_t {
     // Counters carry expire_at even with python_compat: the Python package cannot read them.
     ddb::Item created = head_for(key, ttl, true);
     created.emplace(attr::kCounter, ddb::AttributeValue::N(delta));
+    detail::add_write_token(created);
+    const ddb::AttributeValue& token = created.at(attr::kVersion);
     const std::string stored = created.at(attr::kKey).scalar;
+    // After a lost answer: the counter's value if this increment was applied; else throws.
+    auto settle_unknown = [&](const std::exception_ptr& unknown) -> int64_t {
+      auto item = detail::read_back(unknown, [&] { return read_consistent(stored); });
+      if (!detail::same_write(item, created) || !item->count(attr::kCounter)) std::rethrow_exception(unknown);
+      return layout::integer(item->at(attr::kCounter), attr::kCounter, key);
+    };
     const int64_t limit = delta >= 0 ? std::numeric_limits<int64_t>::max() - delta
                                      : std::numeric_limits<int64_t>::min() - delta;
     std::optional<std::string> python_expire;
@@ -207,15 +231,19 @@ int64_t DynamodbBackend::Impl::increment(std::string_view key, int64_t delta, Tt
       ddb::UpdateItemRequest u;
       u.table_name = options.table;
       u.key = layout::key_item(stored);
-      u.update_expression = "SET #c = #c + :d";
+      u.update_expression = "SET #c = #c + :d, #v = :v";
       u.condition_expression =
           "(" + rule.live() + ") AND attribute_exists(#c) AND #c " + (delta >= 0 ? "<=" : ">=") + " :lim";
-      u.values = {{":d", ddb::AttributeValue::N(delta)}, {":lim", ddb::AttributeValue::N(limit)}};
+      u.values = {{":d", ddb::AttributeValue::N(delta)}, {":lim", ddb::AttributeValue::N(limit)}, {":v", token}};
       rule.add_values(u.values);
       layout::bind_names(u, u.update_expression + " " + u.condition_expression);
       u.return_values = ddb::ReturnValues::kUpdatedNew;
+      u.resend_if_unknown = false;
       std::optional<ddb::Item> updated;
-      if (detail::conditional([&] { updated = wire().update_item(u).attributes; })) {
+      std::exception_ptr unknown;
+      const detail::Written wu = detail::write_once([&] { updated = wire().update_item(u).attributes; }, unknown);
+      if (wu == detail::Written::kUnknown) return settle_unknown(unknown);
+      if (wu == detail::Written::kYes) {
         if (!updated || !updated->count(attr::kCounter))
           throw ProtocolError(
               "UpdateItem returned no `counter` for key '" + std::string(key.substr(0, 64)) + "'", false);
@@ -228,7 +256,10 @@ int64_t DynamodbBackend::Impl::increment(std::string_view key, int64_t delta, Tt
       p.condition_expression = rule.not_live();
       rule.add_values(p.values);
       layout::bind_names(p, p.condition_expression);
-      if (detail::conditional([&] { wire().put_item(p); })) return delta;
+      p.resend_if_unknown = false;
+      const detail::Written wp = detail::write_once([&] { wire().put_item(p); }, unknown);
+      if (wp == detail::Written::kUnknown) return settle_unknown(unknown);
+      if (wp == detail::Written::kYes) return delta;
 
       auto item = read_consistent(stored);
       if (!item) continue;

@@ -1,6 +1,5 @@
 #include "dynamodb_cache/get_or_set.h"
 
-#include <openssl/rand.h>
 
 #include <algorithm>
 #include <functional>
@@ -107,12 +106,6 @@ namespace {
 
 using detail::FlightRegistry;
 
-std::string random_hex(std::size_t bytes) {
-  std::string id(bytes, '\0');
-  if (RAND_bytes(reinterpret_cast<unsigned char*>(id.data()), static_cast<int>(bytes)) != 1)
-    throw CodecError("cannot draw random bytes for a lease token (OpenSSL RAND_bytes)");
-  return util::hex(id);
-}
 
 bool wants_refresh(const Hit& hit, const GetOrSetOptions& o) {
   return o.refresh_ahead.count() > 0 && hit.ttl_left && *hit.ttl_left < o.refresh_ahead;
@@ -120,9 +113,6 @@ bool wants_refresh(const Hit& hit, const GetOrSetOptions& o) {
 
 // ---- the table side: what a process saw, leases, and writes conditional on what it saw ----
 
-// Attribute a get_or_set write adds to a one-item value: a random version, so that a later
-// conditional write can tell this write from any other. (Chunked heads have their `wid`.)
-constexpr const char* kVersion = "ver";
 // Lease item attributes.
 constexpr const char* kLeaseToken = "token";
 constexpr const char* kLeaseUntil = "until";  // epoch milliseconds
@@ -158,9 +148,11 @@ class LeaseTable {
   }
 
   // A lease on `key` for `ttl`: its token, or nullopt when another holder's has not lapsed.
+  // Exactly once (detail::write_once): after a lost answer, a consistent read tells whether
+  // the lease taken is this one.
   std::optional<std::string> try_lease(std::string_view key, Ttl ttl) {
     int64_t now = now_ms();
-    std::string token = random_hex(16);
+    std::string token = util::random_hex(16, "a lease token");
     ddb::PutItemRequest r;
     r.table_name = options_.table;
     r.item = lease_key(key);
@@ -172,8 +164,17 @@ class LeaseTable {
     r.condition_expression = "attribute_not_exists(#k) OR #until < :now";
     r.names = {{"#k", attr::kKey}, {"#until", kLeaseUntil}};
     r.values = {{":now", ddb::AttributeValue::N(now)}};
-    if (detail::conditional([&] { client_.put_item(r); })) return token;
-    return std::nullopt;
+    r.resend_if_unknown = false;
+    std::exception_ptr unknown;
+    switch (detail::write_once([&] { client_.put_item(r); }, unknown)) {
+      case detail::Written::kYes: return token;
+      case detail::Written::kConditionFailed: return std::nullopt;
+      case detail::Written::kUnknown: break;
+    }
+    auto held = detail::read_back(unknown, [&] { return read_item(r.item.at(attr::kKey).scalar); });
+    auto t = held ? held->find(kLeaseToken) : ddb::Item::iterator();
+    if (held && t != held->end() && t->second.scalar == token) return token;
+    return std::nullopt;  // another holder's, or none: the caller asks again later
   }
 
   // Gives the lease back if it is still ours. Best effort: on failure it lapses on its own.
@@ -192,13 +193,15 @@ class LeaseTable {
 
   // Stores `value` unless the item changed since `seen` (someone stored a newer value): one
   // conditional PutItem (after the chunks, for a value past one item). Returns whether it wrote.
+  // Exactly once (detail::write_once): after a lost answer, a consistent read tells whether the
+  // item is this write (written) or not (not written: a later get_or_set stores again).
   bool store_unless_changed(std::string_view key, std::string_view value, Ttl ttl, const Seen& seen) {
     ddb::PutItemRequest r;
     r.table_name = options_.table;
     r.item = detail::build_item(options_, backend_.stored_key(key, prefix_), key,
                                 backend_.is_digest(key, prefix_), value, ttl, &client_);
-    bool chunked_value = chunked::parse_head(r.item).has_value();
-    if (!chunked_value && !options_.python_compat) r.item.emplace(kVersion, ddb::AttributeValue::S(random_hex(8)));
+    detail::add_write_token(r.item);
+    r.resend_if_unknown = false;
     if (!seen.item) {
       r.condition_expression = "attribute_not_exists(#k)";
       r.names["#k"] = attr::kKey;
@@ -206,21 +209,26 @@ class LeaseTable {
       r.condition_expression = "#w = :w";
       r.names["#w"] = chunked::kWriteId;
       r.values[":w"] = wid->second;
-    } else if (auto ver = seen.item->find(kVersion); ver != seen.item->end()) {
+    } else if (auto ver = seen.item->find(attr::kVersion); ver != seen.item->end()) {
       r.condition_expression = "#v = :v";
-      r.names["#v"] = kVersion;
+      r.names["#v"] = attr::kVersion;
       r.values[":v"] = ver->second;
     } else {
       // Written by set() or the Python package: known by its write time and TTL (seconds).
       r.condition_expression = "attribute_not_exists(#w) AND attribute_not_exists(#v) AND #u = :u AND #e = :e";
       r.names["#w"] = chunked::kWriteId;
-      r.names["#v"] = kVersion;
+      r.names["#v"] = attr::kVersion;
       r.names["#u"] = attr::kUpdateTs;
       r.names["#e"] = attr::kExpire;
       r.values[":u"] = attr_or_zero(*seen.item, attr::kUpdateTs);
       r.values[":e"] = attr_or_zero(*seen.item, attr::kExpire);
     }
-    if (!detail::conditional([&] { client_.put_item(r); })) {
+    std::exception_ptr unknown;
+    const detail::Written w = detail::write_once([&] { client_.put_item(r); }, unknown);
+    if (w == detail::Written::kUnknown &&
+        detail::same_write(detail::read_back(unknown, [&] { return read_item(r.item.at(attr::kKey).scalar); }), r.item))
+      return true;  // its old value's chunks are left to their TTL: the answer naming them was lost
+    if (w != detail::Written::kYes) {
       chunked::delete_chunks_of(client_, options_.table, r.item, false);  // ours, never named
       return false;
     }
@@ -229,6 +237,15 @@ class LeaseTable {
   }
 
  private:
+  // The item stored under `stored`, read strongly consistently.
+  std::optional<ddb::Item> read_item(const std::string& stored) {
+    ddb::GetItemRequest g;
+    g.table_name = options_.table;
+    g.key = layout::key_item(stored);
+    g.consistent_read = true;
+    return client_.get_item(g).item;
+  }
+
   int64_t now_ms() const {
     return std::chrono::duration_cast<std::chrono::milliseconds>(options_.now().time_since_epoch()).count();
   }
@@ -340,16 +357,16 @@ std::string get_or_set(Backend& backend, std::string_view key, const std::functi
     } timed{stats};
     return user_load();
   };
+  // Over DynamoDB, the store is conditional on the item the load was decided on (a value set
+  // meanwhile, by any process, is never overwritten), and a lease may be taken.
   std::optional<LeaseTable> table;
-  if (o.lease.count() > 0) {
-    auto* d = dynamic_cast<DynamodbBackend*>(&backend);
-    if (!d) throw InvalidArgumentError("get_or_set: a lease needs a DynamodbBackend");
-    table.emplace(*d);
-  }
+  const bool leased = o.lease.count() > 0;
+  if (auto* d = dynamic_cast<DynamodbBackend*>(&backend)) table.emplace(*d);
+  if (leased && !table) throw InvalidArgumentError("get_or_set: a lease needs a DynamodbBackend");
   auto& registry = FlightRegistry::instance();
   uint64_t finished_before = registry.finished(&backend, key);
   auto read = [&](bool consistent) {
-    if (table) return table->read(key, consistent);
+    if (leased) return table->read(key, consistent);
     LeaseTable::Seen s;
     s.hit = backend.get_entry(key);
     return s;
@@ -368,8 +385,18 @@ std::string get_or_set(Backend& backend, std::string_view key, const std::functi
     if (!seen.hit && registry.finished(&backend, key) != finished_before) seen = read(false);
     if (seen.hit && !wants_refresh(*seen.hit, o)) {
       value = std::move(seen.hit->value);
-    } else if (table) {
+    } else if (leased) {
       value = load_with_lease(*table, key, load, ttl, o, std::move(seen), stats);
+    } else if (table) {
+      // The item itself (the fast read above keeps only the entry), read before the load: a
+      // set that lands after this read makes the store a no-op. One GetItem per load.
+      seen = table->read(key, false);
+      if (seen.hit && !wants_refresh(*seen.hit, o)) {
+        value = std::move(seen.hit->value);  // stored meanwhile (or refreshed by another process)
+      } else {
+        value = load();
+        table->store_unless_changed(key, value, ttl, seen);
+      }
     } else {
       value = load();
       backend.set(key, value, ttl);

@@ -194,7 +194,8 @@ void LiveRule::add_values(ddb::Values& v) const {
 void bind_names(ddb::ConditionalWrite& w, std::string_view expressions) {
   static const std::pair<const char*, const std::string*> kNames[] = {
       {"#k", &attr::kKey},      {"#x", &attr::kExpire},  {"#u", &attr::kUpdateTs},
-      {"#t", &attr::kExpireAt}, {"#c", &attr::kCounter}, {"#g", &attr::kGeneration}};
+      {"#t", &attr::kExpireAt}, {"#c", &attr::kCounter}, {"#g", &attr::kGeneration},
+      {"#v", &attr::kVersion}};
   for (const auto& [ph, name] : kNames)
     if (expressions.find(ph) != std::string_view::npos) w.names[ph] = *name;
 }

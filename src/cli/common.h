@@ -36,8 +36,12 @@ struct GlobalOptions {
 
 // Exit codes: 0 success, 1 a miss (get), 2 usage or invalid input, 3 configuration or
 // credentials, 4 a DynamoDB error answer, 5 network (transport, timeout), 6 a value or
-// response that cannot be decoded, 7 get-or-run's command failed (nothing cached).
-enum Exit : int { kOk = 0, kMiss = 1, kUsage = 2, kConfig = 3, kService = 4, kNetwork = 5, kData = 6, kCommand = 7 };
+// response that cannot be decoded, 7 get-or-run's command failed (nothing cached), 8 a write
+// whose outcome is unknown (UnknownOutcomeError: it may or may not have been applied).
+enum Exit : int {
+  kOk = 0, kMiss = 1, kUsage = 2, kConfig = 3, kService = 4, kNetwork = 5, kData = 6, kCommand = 7,
+  kUnknownOutcome = 8
+};
 
 // A client from the global options; `transport` null: the library's default.
 std::shared_ptr<dynamodb::Client> make_client(const GlobalOptions& g,

@@ -49,6 +49,7 @@ int exit_code(const Error& e) {
     case ErrorKind::kCodec:
     case ErrorKind::kWrongType:
     case ErrorKind::kProtocol: return kData;
+    case ErrorKind::kUnknownOutcome: return kUnknownOutcome;
     default: return kService;
   }
 }

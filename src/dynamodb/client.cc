@@ -18,13 +18,13 @@ GetItemResult Client::get_item(const GetItemRequest& r) {
   return wire::decode_get_item(impl_->call(DDB_TARGET("GetItem"), wire::encode(r)));
 }
 WriteResult Client::put_item(const PutItemRequest& r) {
-  return wire::decode_write(impl_->call(DDB_TARGET("PutItem"), wire::encode(r)));
+  return wire::decode_write(impl_->call(DDB_TARGET("PutItem"), wire::encode(r), r.resend_if_unknown));
 }
 WriteResult Client::delete_item(const DeleteItemRequest& r) {
-  return wire::decode_write(impl_->call(DDB_TARGET("DeleteItem"), wire::encode(r)));
+  return wire::decode_write(impl_->call(DDB_TARGET("DeleteItem"), wire::encode(r), r.resend_if_unknown));
 }
 WriteResult Client::update_item(const UpdateItemRequest& r) {
-  return wire::decode_write(impl_->call(DDB_TARGET("UpdateItem"), wire::encode(r)));
+  return wire::decode_write(impl_->call(DDB_TARGET("UpdateItem"), wire::encode(r), r.resend_if_unknown));
 }
 BatchGetItemResult Client::batch_get_item(const BatchGetItemRequest& r) {
   return wire::decode_batch_get(impl_->call(DDB_TARGET("BatchGetItem"), wire::encode(r)));

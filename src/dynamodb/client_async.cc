@@ -2,6 +2,7 @@
 // the max_in_flight slots, an operation from submit() to finish() (its attempts and retries
 // on its I/O thread's loop, under RetryRun's policy), and the *_async calls.
 #include <algorithm>
+#include <type_traits>
 
 #include "dynamodb/client_impl.h"
 #include "dynamodb/raw_call.h"
@@ -11,7 +12,7 @@ namespace dynamodb_cache::dynamodb {
 
 // An asynchronous operation: owned by its I/O thread from submit() to finish().
 struct Client::Impl::AsyncOp {
-  AsyncOp(Impl& c, const char* t, std::string b) : target(t), body(std::move(b)), run(c, t) {}
+  AsyncOp(Impl& c, const char* t, std::string b, bool resend) : target(t), body(std::move(b)), run(c, t, resend) {}
   virtual ~AsyncOp() = default;
   // The operation's end: the 200 answer's body, or null and the error. Called once.
   virtual void complete(std::string* body, std::exception_ptr error) = 0;
@@ -29,7 +30,8 @@ struct Client::Impl::AsyncOp {
 // would be a second one whenever its captures outgrow the function's inline buffer).
 template <class Done>
 struct Client::Impl::OpWith final : AsyncOp {
-  OpWith(Impl& c, const char* t, std::string b, Done d) : AsyncOp(c, t, std::move(b)), done(std::move(d)) {}
+  OpWith(Impl& c, const char* t, std::string b, Done d, bool resend)
+      : AsyncOp(c, t, std::move(b), resend), done(std::move(d)) {}
   void complete(std::string* body, std::exception_ptr error) override { done(body, std::move(error)); }
   Done done;
 };
@@ -115,7 +117,7 @@ void Client::Impl::release_slot() {
 }
 
 template <class Done>
-void Client::Impl::submit(const char* target, std::string body, Done done) {
+void Client::Impl::submit(const char* target, std::string body, Done done, bool resend_if_unknown) {
   const std::string_view op_name(target + kTargetPrefix);
   if (closing.load()) {
     auto error = std::make_exception_ptr(
@@ -134,7 +136,7 @@ void Client::Impl::submit(const char* target, std::string body, Done done) {
                         " operations already in flight (ClientOptions::max_in_flight)"));
     return done(nullptr, std::move(error));
   }
-  AsyncOp* op = new OpWith<Done>(*this, target, std::move(body), std::move(done));
+  AsyncOp* op = new OpWith<Done>(*this, target, std::move(body), std::move(done), resend_if_unknown);
   // Called on one of the loops (a callback starting the next operation): start it there at
   // once, without a hand-off through the task queue.
   for (auto& l : io)
@@ -168,7 +170,7 @@ void Client::Impl::begin(IoThread& t, AsyncOp* op) {
 void Client::Impl::send(IoThread& t, AsyncOp* op) {
   http::Request& req = t.request;
   try {
-    prepare(op->target, op->body, op->signed_at, req);
+    prepare(op->target, op->body, op->signed_at, req, op->run.resend_if_unknown);
   } catch (...) {  // prepare lends the body last, with a move: op->body is untouched
     return on_answer(t, op, nullptr, std::current_exception());
   }
@@ -292,10 +294,20 @@ http::TransportStats Client::io_stats() const {
   return sum;
 }
 
+namespace {
+template <class Req>
+bool resend_if_unknown_of(const Req& r) {
+  if constexpr (std::is_base_of_v<ConditionalWrite, Req>) return r.resend_if_unknown;
+  return true;
+}
+}  // namespace
+
 #define DDB_ASYNC(name, Req, Res, op, decode_expr)                                         \
   void Client::name(Req r, Callback<Res> done) {                                           \
+    bool resend = resend_if_unknown_of(r);                                                 \
     impl_->submit(DDB_TARGET(op), wire::encode(r),                                         \
-                  typed<Res>(std::move(done), [](std::string b) { return decode_expr; })); \
+                  typed<Res>(std::move(done), [](std::string b) { return decode_expr; }),  \
+                  resend);                                                                 \
   }                                                                                        \
   std::future<Res> Client::name(Req r) {                                                   \
     auto p = std::make_shared<std::promise<Res>>();                                        \

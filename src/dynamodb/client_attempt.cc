@@ -60,6 +60,30 @@ std::string duration_text(std::chrono::milliseconds d) {
   return d.count() % 1000 == 0 ? std::to_string(d.count() / 1000) + " s" : std::to_string(d.count()) + " ms";
 }
 
+// Whether a failed attempt may have been applied: its request may have reached DynamoDB and
+// only the answer was lost or damaged. A throttling or other 4xx answer says it was not; a
+// connection never made, that it was never sent.
+bool may_have_applied(const Error& e) {
+  if (dynamic_cast<const ConnectError*>(&e)) return false;
+  switch (e.kind()) {
+    case ErrorKind::kTransport:
+    case ErrorKind::kTimeout:
+    case ErrorKind::kServiceTransient:
+    case ErrorKind::kProtocol: return true;
+    default: return false;
+  }
+}
+
+// Operations that change items: after an attempt that may have been applied, a later failure
+// does not say that nothing was written.
+bool is_write(const char* target) {
+  std::string_view op(target);
+  op.remove_prefix(std::min(op.size(), Client::Impl::kTargetPrefix));
+  return op == "PutItem" || op == "UpdateItem" || op == "DeleteItem" || op == "BatchWriteItem" ||
+         op == "TransactWriteItems" || op == "ExecuteStatement" || op == "BatchExecuteStatement" ||
+         op == "ExecuteTransaction";
+}
+
 double seconds_of(std::chrono::steady_clock::time_point t) {
   return std::chrono::duration<double>(t.time_since_epoch()).count();
 }
@@ -94,7 +118,7 @@ Client::Impl::Impl(ClientOptions o)
 }
 
 void Client::Impl::prepare(const char* target, std::string& body, aws::SystemClock::time_point& signed_at,
-                           http::Request& req) {
+                           http::Request& req, bool resend_if_stale) {
   // Per thread, their strings reused: the credentials, the three headers signed, and the
   // SigningResult (canonical request, string to sign, signature). Nothing here allocates per
   // request once warm, when `req` is reused too. The provider is asked first: one that calls
@@ -118,6 +142,7 @@ void Client::Impl::prepare(const char* target, std::string& body, aws::SystemClo
   thread_local aws::SigningResult signed_;
   aws::sign_v4(p, signed_);
   req.method = "POST";
+  req.resend_if_stale = resend_if_stale;
   req.url.assign(url);
   size_t n = 0;
   for (const auto& h : to_sign) http::put_header(req.headers, n, h.name, h.value);
@@ -175,10 +200,11 @@ class Client::Impl::PerThread {
   std::optional<T> own_;
 };
 
-std::string Client::Impl::attempt(const char* target, std::string& body, bool& skew_corrected) {
+std::string Client::Impl::attempt(const char* target, std::string& body, bool& skew_corrected,
+                                  bool resend_if_stale) {
   aws::SystemClock::time_point signed_at;
   PerThread<http::Request> req;
-  prepare(target, body, signed_at, *req.value);
+  prepare(target, body, signed_at, *req.value, resend_if_stale);
   struct GiveBack {
     std::string& to;
     std::string& from;
@@ -215,12 +241,30 @@ void Client::Impl::deadline_expired(const char* target, int attempts, const std:
                      (last.empty() ? std::string() : "; last error: " + last));
 }
 
-Client::Impl::RetryRun::RetryRun(Impl& impl, const char* t)
+Client::Impl::RetryRun::RetryRun(Impl& impl, const char* t, bool resend)
     : c(impl),
       target(t),
       deadline(impl.sleeper->now() + impl.options.operation_timeout),
-      adaptive(impl.options.retry.mode == RetryMode::kAdaptive) {
+      adaptive(impl.options.retry.mode == RetryMode::kAdaptive),
+      resend_if_unknown(resend),
+      write(is_write(t)) {
   c.stats.calls.fetch_add(1, std::memory_order_relaxed);
+}
+
+void Client::Impl::RetryRun::unknown_outcome(const std::string& last) {
+  c.stats.failures.fetch_add(1, std::memory_order_relaxed);
+  std::string m = std::string(target + kTargetPrefix) + ": the outcome of attempt " + std::to_string(unknown_attempt) +
+                  " is unknown (" + unknown_what + "); it may have been applied";
+  if (!resend_if_unknown) throw UnknownOutcomeError(m + ", so it was not sent again");
+  // An idempotent write, sent again and then failed: applying it once more is harmless.
+  throw UnknownOutcomeError(m + "; then " + last, true);
+}
+
+void Client::Impl::RetryRun::out_of_time(int attempts, const std::string& last) {
+  if (write && unknown_attempt > 0)
+    unknown_outcome("the operation deadline of " + duration_text(c.options.operation_timeout) + " expired after " +
+                    std::to_string(attempts) + " attempts; last error: " + last);
+  c.deadline_expired(target, attempts, last);
 }
 
 std::chrono::microseconds Client::Impl::RetryRun::before_attempt() {
@@ -228,7 +272,7 @@ std::chrono::microseconds Client::Impl::RetryRun::before_attempt() {
   if (adaptive) {
     wait = c.limiter.acquire(seconds_of(c.sleeper->now()));
     if (wait.count() > 0 && c.sleeper->now() + wait >= deadline)
-      c.deadline_expired(target, n - 1, last_error);
+      out_of_time(n - 1, last_error);
   }
   c.stats.attempts.fetch_add(1, std::memory_order_relaxed);
   return wait;
@@ -242,13 +286,18 @@ void Client::Impl::RetryRun::succeeded() {
 std::optional<std::chrono::microseconds> Client::Impl::RetryRun::failed(const Error& e, bool skew_corrected) {
   if (adaptive) c.limiter.update(e.kind() == ErrorKind::kThrottling, seconds_of(c.sleeper->now()));
   last_error = e.what();
+  if (unknown_attempt == 0 && may_have_applied(e)) {
+    unknown_attempt = n;
+    unknown_what = e.what();
+    if (!resend_if_unknown) unknown_outcome("");
+  }
   auto* se = dynamic_cast<const ServiceError*>(&e);
   // A request signed with a clock too far from the service's: the offset is corrected
   // now, so sending again once (beyond max_attempts: this one never reached the
   // operation) can succeed.
   if (skew_corrected && !corrected_skew) {
     corrected_skew = true;
-    if (c.sleeper->now() >= deadline) c.deadline_expired(target, n, last_error);
+    if (c.sleeper->now() >= deadline) out_of_time(n, last_error);
     c.stats.retries.fetch_add(1, std::memory_order_relaxed);
     return std::nullopt;
   }
@@ -257,7 +306,7 @@ std::optional<std::chrono::microseconds> Client::Impl::RetryRun::failed(const Er
   if (se && se->name() == "ExpiredTokenException" && !refreshed_credentials &&
       n < c.options.retry.max_attempts) {
     refreshed_credentials = true;
-    if (c.sleeper->now() >= deadline) c.deadline_expired(target, n, last_error);
+    if (c.sleeper->now() >= deadline) out_of_time(n, last_error);
     c.credentials->invalidate();
     c.stats.retries.fetch_add(1, std::memory_order_relaxed);
     ++n;
@@ -265,7 +314,7 @@ std::optional<std::chrono::microseconds> Client::Impl::RetryRun::failed(const Er
   }
   if (!e.retryable() || n >= c.options.retry.max_attempts) give_up(e);
   auto delay = c.backoff.delay(n, e.kind() == ErrorKind::kThrottling);
-  if (c.sleeper->now() + delay >= deadline) c.deadline_expired(target, n, e.what());
+  if (c.sleeper->now() + delay >= deadline) out_of_time(n, e.what());
   if (c.options.retry.mode != RetryMode::kLegacy) {  // legacy has no retry quota
     int cost =
         e.kind() == ErrorKind::kTimeout ? c.options.retry.timeout_retry_cost : c.options.retry.retry_cost;
@@ -281,6 +330,9 @@ std::optional<std::chrono::microseconds> Client::Impl::RetryRun::failed(const Er
 }
 
 void Client::Impl::RetryRun::give_up(const Error& e) {
+  if (write && unknown_attempt > 0)
+    unknown_outcome(unknown_attempt == n ? std::string("no attempt left")
+                                         : "attempt " + std::to_string(n) + ", the last, failed: " + e.what());
   c.stats.failures.fetch_add(1, std::memory_order_relaxed);
   if (e.kind() == ErrorKind::kTimeout)  // say which timeout it was
     throw TimeoutError(std::string(target + kTargetPrefix) + ": " + e.what() +
@@ -289,13 +341,13 @@ void Client::Impl::RetryRun::give_up(const Error& e) {
   throw;
 }
 
-std::string Client::Impl::call(const char* target, std::string body) {
-  RetryRun run(*this, target);
+std::string Client::Impl::call(const char* target, std::string body, bool resend_if_unknown) {
+  RetryRun run(*this, target, resend_if_unknown);
   for (;;) {
     if (auto wait = run.before_attempt(); wait.count() > 0) sleeper->sleep(wait);
     bool skew_corrected = false;
     try {
-      std::string out = attempt(target, body, skew_corrected);
+      std::string out = attempt(target, body, skew_corrected, resend_if_unknown);
       run.succeeded();
       return out;
     } catch (const Error& e) {

@@ -65,8 +65,9 @@ struct Client::Impl {
   // The signed request of one attempt, made in `req` (whose strings are reused: a request
   // kept by the caller allocates less the next time); `body` is lent to it (moved in: the
   // caller takes it back from the request after sending). `signed_at` receives the signing time.
+  // `resend_if_stale`: http::Request's (false for a write that must not be sent twice).
   void prepare(const char* target, std::string& body, aws::SystemClock::time_point& signed_at,
-               http::Request& req);
+               http::Request& req, bool resend_if_stale);
 
   // The body of a 200 answer; throws Error otherwise. Sets `skew_corrected` when the answer
   // was a clock-skew error and the clock offset was corrected from its Date header (sending
@@ -83,7 +84,7 @@ struct Client::Impl {
   // reused (prepare and the built-in transport's send_into overwrite their strings in place):
   // no allocation for their headers per request. The answer's body leaves with the result;
   // an error's large body is not kept.
-  std::string attempt(const char* target, std::string& body, bool& skew_corrected);
+  std::string attempt(const char* target, std::string& body, bool& skew_corrected, bool resend_if_stale);
 
   // Corrects the clock offset when the answer's Date is more than 4 minutes (the AWS SDKs'
   // threshold; services allow 5) from the time the request was signed with. Returns whether
@@ -93,8 +94,10 @@ struct Client::Impl {
   // Thrown when the operation deadline ends the retries.
   [[noreturn]] void deadline_expired(const char* target, int attempts, const std::string& last);
 
-  // The retry loop around attempt(), within the operation deadline.
-  std::string call(const char* target, std::string body);
+  // The retry loop around attempt(), within the operation deadline. `resend_if_unknown`:
+  // ConditionalWrite's (false: an attempt whose outcome is unknown ends the call with
+  // UnknownOutcomeError).
+  std::string call(const char* target, std::string body, bool resend_if_unknown = true);
 
   // ---- the asynchronous path ----
   struct AsyncOp;
@@ -129,7 +132,7 @@ struct Client::Impl {
   // the 200 answer's body (non-null) or a null body and the error. The operation, `done`
   // inside, is one allocation. Defined, and instantiated only, in client_async.cc.
   template <class Done>
-  void submit(const char* target, std::string body, Done done);
+  void submit(const char* target, std::string body, Done done, bool resend_if_unknown = true);
   void begin(IoThread& t, AsyncOp* op);
   void send(IoThread& t, AsyncOp* op);
   void on_answer(IoThread& t, AsyncOp* op, http::Response* resp, std::exception_ptr error);
@@ -148,12 +151,16 @@ struct Client::Impl::RetryRun {
   const char* target;
   const std::chrono::steady_clock::time_point deadline;
   const bool adaptive;
-  int n = 1;      // the attempt about to be made (1-based)
+  const bool resend_if_unknown;  // ConditionalWrite::resend_if_unknown
+  const bool write;              // an operation that changes items (is_write)
+  int n = 1;
+  int unknown_attempt = 0;       // the first attempt that may have been applied, 0: none
+  std::string unknown_what;      // its error      // the attempt about to be made (1-based)
   int spent = 0;  // quota tokens taken by this operation's retries
   bool refreshed_credentials = false, corrected_skew = false;
   std::string last_error;
 
-  RetryRun(Impl& impl, const char* t);
+  RetryRun(Impl& impl, const char* t, bool resend_if_unknown = true);
 
   // Before attempt n: how long to wait first (the adaptive mode's limiter; zero otherwise).
   // Counts the attempt. Throws the deadline error when the wait would pass the deadline.
@@ -163,11 +170,18 @@ struct Client::Impl::RetryRun {
 
   // After attempt n failed with `e`: the backoff to sleep before the next attempt, or
   // nullopt to send again at once. Gives up by throwing: `e` itself (rethrown: call only
-  // from the handler catching `e`), a TimeoutError naming the transport timeout, or the
-  // deadline error. Takes quota tokens for a retry.
+  // from the handler catching `e`), a TimeoutError naming the transport timeout, the
+  // deadline error, or UnknownOutcomeError (`e` may have been applied and the operation must
+  // not be resent). Takes quota tokens for a retry.
   std::optional<std::chrono::microseconds> failed(const Error& e, bool skew_corrected);
 
+  // Ends the operation with `e` (rethrown: call only from its handler), or for a write after
+  // an attempt that may have been applied, with UnknownOutcomeError.
   [[noreturn]] void give_up(const Error& e);
+  // Ends it with the deadline's TimeoutError, or UnknownOutcomeError as give_up.
+  [[noreturn]] void out_of_time(int attempts, const std::string& last);
+  // UnknownOutcomeError for the attempt unknown_attempt; `last`: how the operation ended.
+  [[noreturn]] void unknown_outcome(const std::string& last);
 };
 
 }  // namespace dynamodb_cache::dynamodb

@@ -175,6 +175,8 @@ class CurlTransport final : public Transport {
     } free_list{curl_, headers};
 
     curl_.easy_setopt(h, CURLOPT_URL, request.url.c_str());
+    // libcurl sends a request again by itself when a reused connection dies before the answer.
+    curl_.easy_setopt(h, CURLOPT_FRESH_CONNECT, request.resend_if_stale ? 0L : 1L);
     curl_.easy_setopt(h, CURLOPT_HTTPHEADER, headers);
     if (request.method == "GET") {
       curl_.easy_setopt(h, CURLOPT_HTTPGET, 1L);
@@ -237,6 +239,11 @@ class CurlTransport final : public Transport {
       case CURLE_SSL_CACERT_BADFILE:
         throw ConfigError(where + "cannot use the CA bundle (" + detail +
                           "): check AWS_CA_BUNDLE, the profile's ca_bundle or --ca-bundle");
+      case CURLE_COULDNT_RESOLVE_PROXY:
+      case CURLE_COULDNT_RESOLVE_HOST:
+      case CURLE_COULDNT_CONNECT:
+      case CURLE_SSL_CONNECT_ERROR:  // the request was not sent
+        throw ConnectError(where + detail);
       case CURLE_WEIRD_SERVER_REPLY:
       case CURLE_BAD_CONTENT_ENCODING:
       case CURLE_UNSUPPORTED_PROTOCOL:

@@ -226,7 +226,7 @@ class PlainTransport final : public Transport {
       Conn c = acquire(url, where, deadline, reused);
       try {
         bool keep = true;
-        exchange(*c.stream, *head, body, where, deadline, keep, out);
+        exchange(*c.stream, *head, body, request.resend_if_stale, where, deadline, keep, out);
         release(std::move(c), keep);
         return;
       } catch (const StaleConnection&) {
@@ -314,14 +314,14 @@ class PlainTransport final : public Transport {
       ::setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
       return fd;
     }
-    throw TransportError(where + ": cannot connect: " + last);
+    throw ConnectError(where + ": cannot connect: " + last);
   }
 
   // One request and its final answer. `keep` comes back false when the connection must not
   // be reused: the answer said so, ran to the end of the connection, or bytes followed it.
   // The answer goes into `out` (its buffers reused).
-  void exchange(Stream& s, std::string_view head, std::string_view body, const Where& where,
-                std::chrono::steady_clock::time_point deadline, bool& keep, Response& out) {
+  void exchange(Stream& s, std::string_view head, std::string_view body, bool resend_if_stale,
+                const Where& where, std::chrono::steady_clock::time_point deadline, bool& keep, Response& out) {
     auto timed_out = [&] {
       return TimeoutError(where.str() + ": request timed out after " +
                           std::to_string(options_.request_timeout.count()) + " ms");
@@ -372,7 +372,7 @@ class PlainTransport final : public Transport {
         keep = false;
         return;
       }
-      if (!parser.started() && (n == 0 || errno == ECONNRESET)) throw StaleConnection{};
+      if (resend_if_stale && !parser.started() && (n == 0 || errno == ECONNRESET)) throw StaleConnection{};
       throw TransportError(where.str() + (n == 0 ? ": connection closed before the whole response arrived"
                                                  : std::string(": receive failed: ") + std::strerror(errno)));
     }
@@ -434,7 +434,7 @@ AddrInfo resolve_host(const Url& url, const std::string& where) {
   addrinfo* res = nullptr;
   const std::string port = std::to_string(url.port);
   if (int rc = getaddrinfo(url.host.c_str(), port.c_str(), &hints, &res); rc != 0)
-    throw TransportError(where + ": cannot resolve host: " + gai_strerror(rc));
+    throw ConnectError(where + ": cannot resolve host: " + gai_strerror(rc));
   return AddrInfo(res, &freeaddrinfo);
 }
 

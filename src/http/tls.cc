@@ -170,7 +170,7 @@ void TlsContext::handshake_failed(SSL* ssl, const TlsSocket& s, const std::strin
   std::string why = code           ? ERR_reason_error_string(code) ? ERR_reason_error_string(code) : "error"
                     : s.last_errno ? std::strerror(s.last_errno)
                                    : "connection closed";
-  throw TransportError(where + ": TLS handshake failed: " + why);
+  throw ConnectError(where + ": TLS handshake failed: " + why);
 }
 
 void TlsContext::keep(const std::string& key, SSL_SESSION* session) {

@@ -58,6 +58,7 @@ class HttpEngine::Conn final : public IoHandler {
   SSL* ssl_ = nullptr;
   http::TlsSocket sock_;
   bool reused_ = false;
+  bool resend_if_stale_ = true;  // http::Request::resend_if_stale
   bool queued_send_ = false, queued_recv_ = false;  // in the engine's send_queue_ / recv_queue_
   uint32_t interest_ = 0;
   uint64_t exchanges_ = 0;  // answers completed: read() stops at the end of its own
@@ -167,6 +168,7 @@ void HttpEngine::send(const http::Request& request, Done done) {
       c = add_conn(connect_to(url, where_text(request.method, url)), url_);
     }
     c->method_ = request.method;
+    c->resend_if_stale_ = request.resend_if_stale;
     c->out_.swap(out);  // the connection's previous buffer (cleared) is the next request's
     c->out_off_ = 0;
     c->done_ = std::move(done);
@@ -287,7 +289,7 @@ void HttpEngine::Conn::connected() {
   int err = 0;
   socklen_t len = sizeof err;
   ::getsockopt(fd_, SOL_SOCKET, SO_ERROR, &err, &len);
-  if (err != 0) throw TransportError(where() + ": cannot connect: " + std::strerror(err));
+  if (err != 0) throw ConnectError(where() + ": cannot connect: " + std::strerror(err));
   int one = 1;
   ::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   ::setsockopt(fd_, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
@@ -483,7 +485,7 @@ void HttpEngine::Conn::got(const char* data, size_t n) {
 
 void HttpEngine::Conn::eof_or_error(ssize_t n, int err) {
   if (n == 0 && parser_.on_eof()) return e_.finished(this, false);
-  if (reused_ && !parser_.started() && (n == 0 || err == ECONNRESET)) return stale();
+  if (reused_ && resend_if_stale_ && !parser_.started() && (n == 0 || err == ECONNRESET)) return stale();
   throw TransportError(where() + (n == 0 ? ": connection closed before the whole response arrived"
                                         : std::string(": receive failed: ") + std::strerror(err)));
 }
@@ -641,7 +643,7 @@ int HttpEngine::connect_to(const http::Url& url, const std::string& where) {
     last = std::strerror(errno);
     ::close(fd);
   }
-  throw TransportError(where + ": cannot connect: " + last);
+  throw ConnectError(where + ": cannot connect: " + last);
 }
 
 namespace {

@@ -1,5 +1,7 @@
 #include "util/crypto.h"
 
+#include "dynamodb_cache/errors.h"
+
 // SHA256_Init/Update/Final are deprecated in OpenSSL 3 in favour of EVP, but stay supported
 // throughout 3.x; OpenSSL 3.0's EVP_DigestInit_ex2 frees and allocates the provider's context
 // on every call, and a signature takes five digests (measured: five mallocs per request and
@@ -7,6 +9,7 @@
 // SHA extensions.
 #define OPENSSL_SUPPRESS_DEPRECATED
 #include <openssl/evp.h>
+#include <openssl/rand.h>
 #include <openssl/sha.h>
 #if DYNAMODB_CACHE_HAVE_ISAL
 #include <isa-l/crc.h>
@@ -110,6 +113,13 @@ std::string hex(std::string_view data) {
   std::string out;
   hex_append(out, data);
   return out;
+}
+
+std::string random_hex(std::size_t bytes, const char* what) {
+  std::string raw(bytes, '\0');
+  if (RAND_bytes(reinterpret_cast<unsigned char*>(raw.data()), static_cast<int>(bytes)) != 1)
+    throw CodecError(std::string("cannot draw random bytes for ") + what + " (OpenSSL RAND_bytes)");
+  return hex(raw);
 }
 
 void base64_append(std::string& out, std::string_view bytes) {

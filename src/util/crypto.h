@@ -33,6 +33,9 @@ class HmacSha256Key {
 };
 // Lower-case hex of `data`.
 std::string hex(std::string_view data);
+// `bytes` random bytes (OpenSSL's RAND_bytes) as 2 * bytes lower-case hex digits: write ids
+// and tokens. Throws CodecError naming `what` when no random bytes can be drawn.
+std::string random_hex(std::size_t bytes, const char* what);
 // Appends the lower-case hex of `data` to `out` (no allocation when `out` has the room).
 void hex_append(std::string& out, std::string_view data);
 inline std::string hex(const Sha256& d) {

@@ -1,9 +1,12 @@
 // The atomic and multi-key operations of DynamodbBackend against dynalite: add, touch,
 // increment/decrement, contains, erase_many, with request counts checked on the wire.
+#include <mutex>
+#include <random>
 #include <thread>
 
 #include "counting_transport.h"
 #include "it_env.h"
+#include "test_server.h"
 #include "util_clock.h"
 
 using namespace dynamodb_cache;
@@ -265,4 +268,164 @@ TEST(CacheOpsIT, StatsCountHitsBytesCapacityAndLatency) {
   EXPECT_GT(s.latency[static_cast<size_t>(Op::kGet)].percentile_us(50), 0);
   EXPECT_THROW(b.increment("n", INT64_MAX, 0s), InvalidArgumentError);
   EXPECT_EQ(s.errors[static_cast<size_t>(ErrorKind::kInvalidArgument)].load(), 1u);
+}
+
+// ---- Exactly-once writes (README, "Exactly-once writes") ----
+// A proxy on 127.0.0.1 in front of dynalite forwards every request and loses the answers it is
+// told to (a connection closed after forwarding: the write was applied, its answer never
+// arrives), the case in which a resent write would apply twice.
+namespace {
+using testing_support::TestRequest;
+using testing_support::TestResponse;
+using testing_support::TestServer;
+
+struct LossyProxy {
+  explicit LossyProxy(std::string upstream) : upstream_(std::move(upstream) + "/") {}
+  // Which 200 answers to lose (called under a lock, in request order), and what to do after
+  // forwarding such a request and before losing its answer (another writer's turn).
+  std::function<bool(const TestRequest&)> lose;
+  std::function<void()> meanwhile;
+  int lost() {
+    std::lock_guard lock(mu_);
+    return lost_;
+  }
+  std::string url() const { return server_.url(); }
+
+ private:
+  TestResponse handle(const TestRequest& r) {
+    http::Request fwd;
+    fwd.url = upstream_;
+    for (auto& h : r.headers)
+      if (h.name == "content-type" || h.name == "x-amz-target" || h.name == "authorization" || h.name == "x-amz-date")
+        fwd.headers.push_back(h);
+    fwd.body = r.body;
+    http::Response resp = forward_->send(fwd);
+    TestResponse out;
+    out.status = resp.status;
+    for (auto& h : resp.headers)
+      if (h.name == "content-type" || h.name == "x-amz-crc32" || h.name == "x-amzn-requestid") out.headers.push_back(h);
+    out.body = std::move(resp.body);
+    bool drop = false;
+    {
+      std::lock_guard lock(mu_);
+      drop = out.status == 200 && lose && lose(r);
+      if (drop) ++lost_;
+    }
+    if (drop) {
+      if (meanwhile) meanwhile();
+      out.raw.emplace();  // closed without an answer
+    }
+    return out;
+  }
+
+  std::string upstream_;
+  std::shared_ptr<http::Transport> forward_ = http::make_default_transport();
+  std::mutex mu_;
+  int lost_ = 0;
+  TestServer server_{[this](const TestRequest& r) { return handle(r); }};
+};
+
+bool is_write(const TestRequest& r, const char* op) {
+  const std::string* t = r.header("x-amz-target");
+  return t && *t == std::string("DynamoDB_20120810.") + op;
+}
+
+struct ExactlyOnce : ::testing::Test {
+  std::shared_ptr<ddb::Client> direct = it::client();
+  std::string name = it::unique_table("it-once");
+  Table table = it::make_cache_table(direct, name);
+  LossyProxy proxy{direct->endpoint()};
+  std::shared_ptr<ddb::Client> lossy = [this] {
+    ddb::ClientOptions o;
+    o.region = "us-east-1";
+    o.endpoint = proxy.url();
+    o.retry.max_attempts = 5;
+    return std::make_shared<ddb::Client>(o);
+  }();
+  DynamodbOptions opts() {
+    DynamodbOptions o;
+    o.table = name;
+    o.consistent_read = true;
+    return o;
+  }
+  DynamodbBackend through{lossy, opts()};  // answers may be lost
+  DynamodbBackend beside{direct, opts()};  // another process, directly
+  ~ExactlyOnce() override { table.drop(false); }
+};
+}  // namespace
+
+TEST_F(ExactlyOnce, AddWhoseAnswerIsLostReportsItsOwnWrite) {
+  EXPECT_FALSE(through.get("k"));  // the connection the add reuses (a lost answer on a kept-alive one)
+  proxy.lose = [](const TestRequest& r) { return is_write(r, "PutItem"); };
+  EXPECT_TRUE(through.add("k", "mine", 0s));  // not "already present": the write found is its own
+  EXPECT_EQ(proxy.lost(), 1);
+  EXPECT_FALSE(through.add("k", "again", 0s));  // its condition fails: an answer, none lost
+  EXPECT_EQ(proxy.lost(), 1);
+  EXPECT_EQ(*beside.get("k"), "mine");
+}
+
+TEST_F(ExactlyOnce, IncrementsWhoseAnswersAreLostApplyOnceAndReturnTheirValue) {
+  proxy.lose = [](const TestRequest& r) { return is_write(r, "PutItem") || is_write(r, "UpdateItem"); };
+  EXPECT_EQ(through.increment("c", 5, 0s), 5);   // created (PutItem), answer lost
+  EXPECT_EQ(through.increment("c", 5, 0s), 10);  // UpdateItem, answer lost
+  EXPECT_EQ(through.increment("c", -3, 0s), 7);
+  EXPECT_EQ(proxy.lost(), 3);
+  EXPECT_EQ(beside.increment("c", 0, 0s), 7);
+}
+
+TEST_F(ExactlyOnce, AnIncrementChangedByAnotherWriterBeforeItsReadBackIsUnknownNeverDoubled) {
+  EXPECT_EQ(through.increment("c", 1, 0s), 1);
+  proxy.lose = [](const TestRequest& r) { return is_write(r, "UpdateItem"); };
+  proxy.meanwhile = [this] { beside.increment("c", 100, 0s); };
+  try {
+    through.increment("c", 5, 0s);
+    ADD_FAILURE() << "an increment whose answer was lost and whose token was overwritten must not report success";
+  } catch (const UnknownOutcomeError& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::kUnknownOutcome);
+    EXPECT_FALSE(e.retryable());
+    EXPECT_NE(std::string(e.what()).find("UpdateItem"), std::string::npos) << e.what();
+  }
+  proxy.lose = nullptr;
+  EXPECT_EQ(beside.increment("c", 0, 0s), 106);  // 1 + 5 + 100: applied once, not resent
+}
+
+TEST_F(ExactlyOnce, LeaseAndConditionalStoreWhoseAnswersAreLost) {
+  proxy.lose = [](const TestRequest& r) { return is_write(r, "PutItem"); };  // the lease and the store
+  GetOrSetOptions g;
+  g.lease = 5s;
+  g.lease_wait = 2s;
+  int loads = 0;
+  auto v = get_or_set(through, "k", [&] { return "loaded " + std::to_string(++loads); }, 0s, g);
+  EXPECT_EQ(v, "loaded 1");
+  EXPECT_EQ(loads, 1);
+  EXPECT_GE(proxy.lost(), 2);
+  EXPECT_EQ(*beside.get("k"), "loaded 1");
+  // The lease was its own, and was given back: another caller takes it at once.
+  proxy.lose = nullptr;
+  beside.erase("k");
+  auto w = get_or_set(beside, "k", [&] { return std::string("other"); }, 0s, g);
+  EXPECT_EQ(w, "other");
+}
+
+TEST_F(ExactlyOnce, AChunkedValueWhoseHeadAnswerIsLostKeepsItsChunks) {
+  std::mt19937_64 rng(22);
+  auto incompressible = [&] {  // past one item even after zstd: chunked
+    std::string s(900 * 1024, '\0');
+    for (auto& c : s) c = static_cast<char>(rng());
+    return s;
+  };
+  const std::string big1 = incompressible(), big2 = incompressible();
+  through.set("big", big1, 0s);  // never expires: replacing it cleans its chunks up
+  // The replacing head (unconditional, ALL_OLD) is applied and its answer lost: the client sends
+  // it again and is answered with its own head as the old one, whose chunks must stay.
+  proxy.lose = [once = true](const TestRequest& r) mutable {
+    bool lose = once && is_write(r, "PutItem") && r.body.find("\"ReturnValues\":\"ALL_OLD\"") != std::string::npos;
+    if (lose) once = false;
+    return lose;
+  };
+  through.set("big", big2, 0s);
+  EXPECT_EQ(proxy.lost(), 1);
+  auto got = beside.get("big");
+  ASSERT_TRUE(got);
+  EXPECT_TRUE(*got == big2) << "the value read back is not the one written";
 }

@@ -146,6 +146,35 @@ TEST(GetOrSetIT, AHolderThatFinishesLateNeverOverwritesANewerValue) {
   EXPECT_EQ(chunks, 3u);
 }
 
+// Without a lease too: a set made (by another process) while a load runs is the newer truth,
+// and the load's store leaves it; the loading caller still gets what it loaded.
+TEST(GetOrSetIT, ALoadWithoutALeaseNeverOverwritesASetMadeWhileItRan) {
+  CountedTable t("it-gos");
+  DynamodbBackend a(t.c, t.opts()), b(t.c, t.opts());
+  for (bool big : {false, true}) {
+    std::string key = big ? "big" : "small";
+    std::string loaded = big ? it::random_bytes(1u << 20, 3) : "loaded";
+    std::string newer = big ? it::random_bytes(1u << 20, 4) : "newer";
+    for (bool expired_before : {false, true}) {
+      if (expired_before) {
+        a.set(key, "stale", 1ms);
+        std::this_thread::sleep_for(1100ms);
+      } else {
+        a.erase(key);
+      }
+      auto v = get_or_set(a, key, [&] {
+        b.set(key, newer, 0s);
+        return loaded;
+      }, 0s);
+      EXPECT_TRUE(v == loaded);
+      EXPECT_TRUE(*b.get(key) == newer) << key << (expired_before ? " over an expired item" : " over none");
+    }
+  }
+  // Nobody else writing: the load is stored.
+  EXPECT_EQ(get_or_set(a, "quiet", [] { return std::string("x"); }, 0s), "x");
+  EXPECT_EQ(*b.get("quiet"), "x");
+}
+
 TEST(GetOrSetIT, RefreshAheadWithALeaseOneProcessReloadsTheOthersGetTheCurrentValue) {
   CountedTable t("it-gos");
   test_clock::FakeWallClock clock;

@@ -167,6 +167,91 @@ TEST(Client, TransportErrorsAreRetriedAndEachAttemptIsResigned) {
   EXPECT_EQ(reqs[0].body, reqs[2].body);
 }
 
+// A write sent with resend_if_unknown = false is never sent twice after an attempt that may
+// have been applied (its answer lost or failed); attempts refused before anything was applied
+// are retried as usual. The flag reaches the transport too (no silent resend on a stale
+// connection).
+TEST(Client, WritesThatMustNotApplyTwiceAreNotResentAfterAnUnknownOutcome) {
+  struct Case {
+    const char* what;
+    std::function<http::Response()> first;
+    bool unknown;
+  };
+  const std::vector<Case> cases = {
+      {"reset after sending", []() -> http::Response { throw TransportError("connection reset"); }, true},
+      {"timeout", []() -> http::Response { throw TimeoutError("timed out"); }, true},
+      {"500", [] { return ddb_error(500, "InternalServerError"); }, true},
+      {"503", [] { return ddb_error(503, "ServiceUnavailable"); }, true},
+      {"bad CRC", [] {
+         auto r = ddb_response(200, "{}");
+         r.headers[0].value = "12345";
+         return r;
+       }, true},
+      {"refused", []() -> http::Response { throw ConnectError("cannot connect: refused"); }, false},
+      {"throttled", [] { return ddb_error(400, "ThrottlingException"); }, false},
+  };
+  for (const auto& c : cases) {
+    for (bool resend : {false, true}) {
+      Harness h([&](const http::Request&, int n) { return n == 1 ? c.first() : ddb_response(200, "{}"); });
+      UpdateItemRequest u;
+      u.table_name = "t";
+      u.key = {{"key", AttributeValue::S("k")}};
+      u.update_expression = "SET n = n + :d";
+      u.values = {{":d", AttributeValue::N(1)}};
+      u.resend_if_unknown = resend;
+      if (c.unknown && !resend) {
+        try {
+          h.client->update_item(u);
+          ADD_FAILURE() << c.what;
+        } catch (const UnknownOutcomeError& e) {
+          EXPECT_EQ(e.kind(), ErrorKind::kUnknownOutcome) << c.what;
+          EXPECT_FALSE(e.retryable());
+          EXPECT_NE(std::string(e.what()).find("UpdateItem: the outcome of attempt 1 is unknown"), std::string::npos)
+              << e.what();
+        }
+        EXPECT_EQ(h.transport->calls(), 1) << c.what;
+      } else {
+        EXPECT_NO_THROW(h.client->update_item(u)) << c.what;
+        EXPECT_EQ(h.transport->calls(), 2) << c.what;
+      }
+      for (const auto& r : h.transport->requests()) EXPECT_EQ(r.resend_if_stale, resend) << c.what;
+    }
+  }
+}
+
+// A write sent again after an attempt that may have been applied, whose later attempts then
+// fail, does not report their error as if nothing had been written: UnknownOutcomeError,
+// retryable (the write is idempotent). A read ends with the last error, as ever.
+TEST(Client, AWriteThatFailsAfterAnUnknownOutcomeSaysSo) {
+  RetryOptions retry;
+  retry.max_attempts = 3;
+  auto handler = [](const http::Request&, int n) -> http::Response {
+    if (n == 1) throw TransportError("connection reset");
+    return ddb_error(400, "ThrottlingException");
+  };
+  Harness w(handler, retry);
+  PutItemRequest p;
+  p.table_name = "t";
+  p.item = {{"key", AttributeValue::S("k")}};
+  try {
+    w.client->put_item(p);
+    ADD_FAILURE();
+  } catch (const UnknownOutcomeError& e) {
+    EXPECT_TRUE(e.retryable());
+    const std::string m = e.what();
+    EXPECT_NE(m.find("PutItem: the outcome of attempt 1 is unknown (connection reset)"), std::string::npos) << m;
+    EXPECT_NE(m.find("attempt 3, the last, failed: ThrottlingException"), std::string::npos) << m;
+  }
+  EXPECT_EQ(w.transport->calls(), 3);
+  Harness r(handler, retry);
+  EXPECT_THROW(r.get(), ServiceError);
+  Harness refused([](const http::Request&, int n) -> http::Response {
+    if (n == 1) throw ConnectError("cannot connect");
+    return ddb_error(400, "ThrottlingException");
+  }, retry);
+  EXPECT_THROW(refused.client->put_item(p), ServiceError);  // nothing was ever applied
+}
+
 TEST(Client, BackoffIsFullJitterWithinBounds) {
   RetryOptions retry;
   retry.max_attempts = 12;

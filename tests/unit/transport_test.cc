@@ -165,6 +165,51 @@ TEST_P(Transport, ConnectionRefusedIsATransportErrorWithoutPathOrQuery) {
   }
 }
 
+// A connection refused is a ConnectError: the request was never sent (a write may be resent).
+TEST_P(Transport, ConnectionRefusedIsAConnectError) {
+  int port;
+  {
+    TestServer s([](const TestRequest&) { return TestResponse{}; });
+    port = s.port();
+  }
+  EXPECT_THROW(make()->send(post("http://127.0.0.1:" + std::to_string(port), "{}")), ConnectError);
+}
+
+// A kept-alive connection closed after the request went out and before any byte of the
+// answer: resent on a new connection by default (the server most likely closed it while
+// idle), but never a request that must not apply twice (resend_if_stale = false): that one
+// is a TransportError, and the server saw it once.
+TEST_P(Transport, ARequestThatMustNotApplyTwiceIsNotResentOnAStaleConnection) {
+  std::atomic<int> writes{0};
+  TestServer server([&](const TestRequest& r) {
+    TestResponse resp;
+    if (r.body == "write") {
+      if (writes.fetch_add(1) == 0) resp.raw = "";  // processed, then closed without an answer
+    }
+    resp.body = "ok";
+    return resp;
+  });
+  auto t = make();
+  for (bool resend : {true, false}) {
+    writes = 0;
+    EXPECT_EQ(t->send(post(server.url(), "warm")).status, 200);  // the connection the write reuses
+    http::Request w = post(server.url(), "write");
+    w.resend_if_stale = resend;
+    if (resend) {
+      EXPECT_EQ(t->send(w).status, 200);
+      EXPECT_EQ(writes.load(), 2);
+    } else {
+      try {
+        t->send(w);
+        ADD_FAILURE() << "resent";
+      } catch (const TransportError& e) {
+        EXPECT_EQ(dynamic_cast<const ConnectError*>(&e), nullptr);
+      }
+      EXPECT_EQ(writes.load(), 1);
+    }
+  }
+}
+
 TEST_P(Transport, LargeBodiesBothWays) {
   TestServer server([](const TestRequest& r) {
     TestResponse resp;
