@@ -33,7 +33,7 @@ struct CountedTable {
   std::string name;
   std::optional<dynamodb_cache::Table> table;
   explicit CountedTable(const std::string& prefix) : name(unique_table(prefix)) {
-    client();  // checks the endpoint is a loopback dynalite
+    client();  // checks the endpoint is a loopback local DynamoDB
     dynamodb_cache::dynamodb::ClientOptions o;
     o.transport = wire;
     c = std::make_shared<dynamodb_cache::dynamodb::Client>(o);

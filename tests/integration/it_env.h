@@ -1,5 +1,5 @@
-// Integration tests run under scripts/with-dynalite, which exports the endpoint, a region
-// and dummy credentials for a fresh local DynamoDB on 127.0.0.1.
+// Integration tests run under scripts/with-dynalite or scripts/with-ddblocal, which export the
+// endpoint, a region and dummy credentials for a fresh local DynamoDB on 127.0.0.1.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -19,7 +19,8 @@ namespace it {
 inline std::shared_ptr<dynamodb_cache::dynamodb::Client> client() {
   const char* ep = std::getenv("AWS_ENDPOINT_URL_DYNAMODB");
   if (!ep || std::string(ep).rfind("http://127.0.0.1:", 0) != 0) {
-    ADD_FAILURE() << "AWS_ENDPOINT_URL_DYNAMODB must point at a loopback dynalite (run under scripts/with-dynalite)";
+    ADD_FAILURE() << "AWS_ENDPOINT_URL_DYNAMODB must point at a loopback local DynamoDB "
+                     "(run under scripts/with-dynalite or scripts/with-ddblocal)";
     std::abort();
   }
   return std::make_shared<dynamodb_cache::dynamodb::Client>();

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The coroutine example against dynalite (run under scripts/with-dynalite): 200 coroutines in
-# flight miss, then all hit; get_many_async answers in key order.
+# The coroutine example against a local DynamoDB (run under scripts/with-dynalite or
+# scripts/with-ddblocal): 200 coroutines in flight miss, then all hit; get_many_async answers
+# in key order.
 set -euo pipefail
 example="$1"
 export DYNAMODB_CACHE_TABLE=async-example-test

@@ -1,4 +1,4 @@
-"""The dynamodb-cache command-line contract, against dynalite (and a few hostile endpoints)."""
+"""The dynamodb-cache command-line contract, against a local DynamoDB (and a few hostile endpoints)."""
 import os
 import socket
 import sys
@@ -50,10 +50,24 @@ f.check(rc >= 2 and is_error_line(err) and "ResourceNotFoundException" in err an
 env = {"DYNAMODB_CACHE_TABLE": "cli-table"}
 rc, _, err = cli_run("create-table", env=env)
 f.check(rc == 0, f"create-table: {err}")
-f.check("warning:" in err and "TTL" in err, "dynalite's missing UpdateTimeToLive is a warning")
+c = ddb()
+# Native TTL on expire_at where the server has UpdateTimeToLive (DynamoDB Local, DynamoDB);
+# a warning where it has not (dynalite answers DescribeTimeToLive with DISABLED, but has no
+# UpdateTimeToLive).
+ttl = c.describe_time_to_live(TableName="cli-table")["TimeToLiveDescription"]
+if ttl.get("TimeToLiveStatus") in ("ENABLED", "ENABLING"):
+    f.check(ttl.get("AttributeName") == "expire_at", f"create-table turns on native TTL on expire_at: {ttl}")
+    f.check("warning:" not in err, f"create-table with native TTL warns of nothing: {err!r}")
+else:
+    f.check("warning:" in err and "TTL" in err, f"a server without native TTL is a warning: {err!r}")
+    try:
+        c.update_time_to_live(TableName="cli-table",
+                              TimeToLiveSpecification={"Enabled": True, "AttributeName": "expire_at"})
+        f.check(False, f"the server has UpdateTimeToLive, yet create-table left TTL {ttl}")
+    except c.exceptions.ClientError as e:
+        f.check(e.response["Error"]["Code"] == "UnknownOperationException", f"UpdateTimeToLive: {e}")
 rc, _, err = cli_run("create-table", env=env)
 f.check(rc == 0, "create-table twice is fine")
-c = ddb()
 f.check(c.describe_table(TableName="cli-table")["Table"]["KeySchema"][0]["AttributeName"] == "key", "hash key `key`")
 
 # set / get / delete, binary-safe through stdin and stdout.

@@ -1,4 +1,4 @@
-"""Helpers shared by the interoperability tests (run under scripts/with-dynalite)."""
+"""Helpers shared by the interoperability tests (run under scripts/with-dynalite or scripts/with-ddblocal)."""
 import base64
 import os
 import subprocess
@@ -9,7 +9,7 @@ import boto3
 
 ENDPOINT = os.environ.get("AWS_ENDPOINT_URL_DYNAMODB", "")
 if not ENDPOINT.startswith("http://127.0.0.1:"):
-    sys.exit("these tests need a loopback dynalite: run them under scripts/with-dynalite")
+    sys.exit("these tests need a loopback local DynamoDB: run them under scripts/with-dynalite or scripts/with-ddblocal")
 
 
 class Failures:

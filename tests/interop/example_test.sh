@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The credential example prints the slow read once and the credential twice (run under
-# scripts/with-dynalite).
+# scripts/with-dynalite or scripts/with-ddblocal).
 set -euo pipefail
 cli="$1" example="$2"
 export DYNAMODB_CACHE_TABLE=example-test
