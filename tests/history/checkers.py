@@ -120,6 +120,7 @@ def check_incr(ops, stale_ns=0):
                 v.append(Violation("I2 includes acknowledged deltas",
                                    f"incr {key} +{o['arg']} returned {o['value']}, below {low} (its delta and "
                                    f"{len(before)} acknowledged before it)", [*before, o]))
+        failed = [o for o in incrs if o["type"] == "fail"]
         sums = subset_sums(o["arg"] for o in unknown)
         chain = sorted(acked, key=lambda o: o["value"])
         prev = None
@@ -129,9 +130,29 @@ def check_incr(ops, stale_ns=0):
             if gap < 0 or not (sums >> gap) & 1:
                 why = (f"grew by {o['value'] - base} from {base} to {o['value']} with delta {o['arg']}: "
                        f"{gap} more than any sum of the {len(unknown)} unknown-outcome deltas")
-                v.append(Violation("I3 growth explained", f"counter {key} {why}",
-                                   [p for p in (prev, o) if p] + unknown[:10],
-                                   note="an increment applied twice (answer lost, retried) leaves such a gap"))
+                # Could increments reported as failed fill the gap? Then one of them was applied
+                # although its error said it was not (an earlier attempt's answer was lost).
+                lo = prev["invoke"] if prev else 0
+                near = [f for f in failed if f["complete"] > lo and f["invoke"] < o["complete"]]
+                if gap > 0 and (subset_sums([f["arg"] for f in near] + [u["arg"] for u in unknown]) >> gap) & 1:
+                    note = (f"the gap is a sum of deltas including incrs reported as failed ({len(near)} overlap): "
+                            "a 'failed' increment was applied (an earlier attempt's answer was lost, the "
+                            "retries then failed)")
+                    shown = [p for p in (prev, o) if p] + near[:8]
+                else:
+                    # An acknowledged increment whose delta is the gap and that could have
+                    # been applied in it: applied here, and again where its value was returned.
+                    twice = [x for x in acked if x["arg"] == gap and x["invoke"] < o["complete"]
+                             and x["complete"] > lo]
+                    if twice:
+                        x = twice[0]
+                        who = "this increment itself" if x is o else f"incr {x['id']} (+{x['arg']}, returned {x['value']})"
+                        note = (f"{who} was applied twice: its delta fills this gap and it was applied again "
+                                "for the answer it returned (answer lost, retried)")
+                    else:
+                        note = "an increment applied twice (answer lost, retried) leaves such a gap"
+                    shown = [p for p in (prev, o) if p] + twice[:1] + unknown[:10]
+                v.append(Violation("I3 growth explained", f"counter {key} {why}", shown, note=note))
             prev = o
         total_acked = sum(o["arg"] for o in acked)
         total_unknown = sum(o["arg"] for o in unknown)

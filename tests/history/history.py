@@ -152,7 +152,8 @@ class Violation:
     def __init__(self, rule, message, ops, note=None):
         self.rule = rule
         self.message = message
-        self.ops = sorted(ops, key=lambda o: (o["invoke"], o["complete"]))
+        unique = {id(o): o for o in ops}
+        self.ops = sorted(unique.values(), key=lambda o: (o["invoke"], o["complete"]))
         self.note = note
 
     def render(self, workload="", seed=None, replay=""):

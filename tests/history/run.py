@@ -44,9 +44,14 @@ class Faults:
         self.url = os.environ.get("FAULT_PROXY_URL", "").rstrip("/")
         if self.url and not self.url.startswith(("http://127.0.0.1:", "http://localhost:")):
             sys.exit(f"FAULT_PROXY_URL must be a loopback address: {self.url}")
-        self.profile = profile
         # Never through an http_proxy: the proxy is on this machine.
         self.opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        # The settings in force when we start are the ones restored after each final read.
+        self.config = self._req("/__faults/config") if self.url else {}
+        if profile:
+            self.config = {"profile": profile}
+            self.set_profile(profile)
+        self.profile = self.config.get("profile", "")
 
     def _req(self, path, body=None):
         data = None if body is None else json.dumps(body).encode()
@@ -63,7 +68,14 @@ class Faults:
         self.set_profile("none")
 
     def on(self):
-        self.set_profile(self.profile)
+        if self.url:
+            self._req("/__faults/config", self.config)
+
+    def stale_ms(self):
+        """The proxy's staleness of eventually consistent reads, in ms (0: none)."""
+        if not self.url or not float(self.config.get("stale_rate", 0) or 0):
+            return 0
+        return int(float(self.config.get("stale_ms", 0)))
 
     def stats(self):
         if not self.url:
@@ -103,6 +115,12 @@ def outcome_counts(ops):
         c = counts.setdefault(o["op"], {"ok": 0, "fail": 0, "info": 0})
         c[o["type"]] += 1
     return counts
+
+
+def error_name(err):
+    """The error's name from the CLI's `error: Name: message` line."""
+    e = err[len("error:"):].strip() if err.startswith("error:") else err
+    return e.split(":")[0][:60]
 
 
 def replay_command(a, name, mode):
@@ -155,6 +173,18 @@ def run_workload(a, name, mode, faults, totals):
         print(f"  ... {len(violations) - PRINT_AT_MOST} more violations in {name}", flush=True)
     for v in unpromised[:2]:
         print("(not a promise of the README, reported only) " + v.render(name, a.seed, replay), flush=True)
+    reasons = {}
+    for o in ops:
+        if o["type"] in ("fail", "info") and o["op"] != "run":
+            what = f"{o['op']} {o['type']} rc={o['rc']} {error_name(o['err'])}"
+            reasons[what] = reasons.get(what, 0) + 1
+    if reasons:
+        print("  not ok: " + "; ".join(f"{k} x{n}" for k, n in sorted(reasons.items(), key=lambda x: -x[1])[:6]),
+              flush=True)
+    if a.keep:
+        os.makedirs(a.keep, exist_ok=True)
+        with open(os.path.join(a.keep, f"{mode}-{name}.json"), "w") as fh:
+            json.dump(ops, fh)
     totals["ops"] += n
     totals["violations"] += len(violations)
     totals["unpromised"] += len(unpromised)
@@ -178,10 +208,13 @@ def main(argv=None):
     m.add_argument("--consistent", dest="mode", action="store_const", const="consistent")
     m.add_argument("--eventual", dest="mode", action="store_const", const="eventual")
     m.add_argument("--both", dest="mode", action="store_const", const="both")
-    ap.add_argument("--stale-ms", type=int, default=1000, help="staleness allowed in --eventual (default 1000)")
+    ap.add_argument("--stale-ms", type=int, default=None,
+                    help="staleness allowed in --eventual (default 1000, or the fault proxy's stale_ms if larger)")
     ap.add_argument("--cli-timeout", type=float, default=10.0, help="the CLI's --timeout per operation")
-    ap.add_argument("--fault-profile", default=os.environ.get("FAULT_PROFILE", "default"),
-                    help="the proxy's profile to restore after final reads (default $FAULT_PROFILE, else default)")
+    ap.add_argument("--fault-profile", default=os.environ.get("FAULT_PROFILE"),
+                    help="set the fault proxy to this profile first (default: keep its settings, restored "
+                         "after each final read)")
+    ap.add_argument("--keep", metavar="DIR", help="save each workload's history as DIR/MODE-WORKLOAD.json")
     ap.add_argument("--self-test", action="store_true", help="feed hand-made bad histories to every checker")
     a = ap.parse_args(argv)
     if a.self_test:
@@ -207,6 +240,11 @@ def main(argv=None):
     modes = {"consistent": ["consistent"], "eventual": ["eventual"], "both": ["consistent", "eventual"],
              None: ["consistent"]}[a.mode]
     faults = Faults(a.fault_profile)
+    if a.stale_ms is None:
+        a.stale_ms = max(1000, faults.stale_ms())
+    elif a.stale_ms < faults.stale_ms():
+        print(f"warning: --stale-ms {a.stale_ms} is below the fault proxy's stale_ms {faults.stale_ms()}: "
+              "eventual-mode violations may be the proxy's staleness", flush=True)
     print(f"history: seed {a.seed}, {a.workers} workers, modes {','.join(modes)}, endpoint {endpoint}"
           + (f", faults {faults.url} profile {faults.profile}" if faults.url else ""), flush=True)
     totals = {"ops": 0, "violations": 0, "unpromised": 0, "errors": 0, "ok": 0, "fail": 0, "info": 0}
