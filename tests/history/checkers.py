@@ -192,7 +192,8 @@ def check_lease(ops, lease_ns, stale_ns=0):
     each run (pseudo-operations "run": invoke = the command's start, complete = its end;
     arg = the get-or-run operation that ran it):
     L1  no run starts while another run's lease surely holds: after run R1 started and
-        before min(R1's start + L, the completion of the get-or-run that ran R1);
+        before min(R1's start + L, the completion of the get-or-run that ran R1 - or R1's
+        end when that get-or-run failed: it may have released the lease then);
     L2  every value a get-or-run printed is the output of a run of that key;
     L3  a later read answers the output of a run of that key, and not a miss when some
         get-or-run printed a value (it was cached).
@@ -207,7 +208,8 @@ def check_lease(ops, lease_ns, stale_ns=0):
                 holder = callers.get(r1["arg"])
                 end = r1["invoke"] + lease_ns
                 if holder:
-                    end = min(end, holder["complete"])
+                    # A caller that failed may have released its lease as soon as its run ended.
+                    end = min(end, holder["complete"] if holder["type"] == "ok" else r1["complete"])
                 if r1["invoke"] <= r2["invoke"] < end:
                     inv = [r1, r2] + [c for c in (holder, callers.get(r2["arg"])) if c]
                     v.append(Violation("L1 one run per lease",

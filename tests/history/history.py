@@ -40,7 +40,8 @@ WRITES = ("add", "incr", "set", "delete", "clear", "get-or-run")
 
 def classify(op, rc, err):
     """ok / fail / info for one finished subprocess (see the module's docstring)."""
-    low = err.lower()
+    low = err.lower().replace("_", " ")
+    # The exactly-once CLI names it `error: unknown_outcome: ...` (ErrorKind::kUnknownOutcome).
     if "unknown outcome" in low or "outcome unknown" in low or "outcome is unknown" in low:
         return "info"
     if rc in (0, 1):
