@@ -151,7 +151,8 @@ def check_incr(ops, stale_ns=0):
                                 "for the answer it returned (answer lost, retried)")
                     else:
                         note = "an increment applied twice (answer lost, retried) leaves such a gap"
-                    shown = [p for p in (prev, o) if p] + twice[:1] + unknown[:10]
+                    shown = [p for p in (prev, o) if p] + twice[:1] + [
+                        u for u in unknown if u["complete"] > lo and u["invoke"] < o["complete"]][:10]
                 v.append(Violation("I3 growth explained", f"counter {key} {why}", shown, note=note))
             prev = o
         total_acked = sum(o["arg"] for o in acked)
@@ -303,7 +304,9 @@ def check_register(ops, stale_ns=0, unpromised=None):
             continue
         if w["type"] == "fail":
             v.append(Violation("R1 a written value",
-                               f"read of {r['key']} answered the value of a write that failed", [w, r]))
+                               f"read of {r['key']} answered the value of a write that failed", [w, r],
+                               note="the write was applied although the CLI reported a definite error: an "
+                                    "earlier attempt's answer was lost, a later attempt failed"))
             continue
         for w2 in acked:
             if w2 is w or not _covers(w2, r) or w2.get("arg") == val and w2["op"] == "set":
