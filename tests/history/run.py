@@ -224,7 +224,7 @@ def check_file(a):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cli", help="the dynamodb-cache binary")
     ap.add_argument("--workers", type=int, default=6)
     g = ap.add_mutually_exclusive_group()
