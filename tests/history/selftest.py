@@ -63,6 +63,12 @@ def cases():
         op("incr", "c", 0, 10, "ok", 5, 5), op("incr", "c", 20, 30, "ok", 7, 7)], "I2"
     yield "incr: a delta applied twice (gap in the returned values)", incr, [
         op("incr", "c", 0, 10, "ok", 5, 5), op("incr", "c", 20, 30, "ok", 19, 7)], "I3"
+    yield "incr: a gap filled by an incr reported as failed (it was applied)", incr, [
+        op("incr", "c", 0, 10, "ok", 5, 5), op("incr", "c", 11, 15, "fail", None, 9),
+        op("incr", "c", 20, 30, "ok", 21, 7)], "I3"
+    yield "add: read answers the value of an add that failed", add, [
+        op("add", "k", 0, 10, "fail", None, "a"), op("add", "k", 0, 12, "ok", False, "b"),
+        op("get", "k", 20, 25, "ok", "a")], "A3"
     yield "incr: the gap is an unknown-outcome delta", incr, [
         op("incr", "c", 0, 10, "ok", 5, 5), op("incr", "c", 12, 15, "info", None, 7),
         op("incr", "c", 20, 30, "ok", 19, 7)], None
