@@ -142,12 +142,18 @@ def check_incr(ops, stale_ns=0):
                 else:
                     # An acknowledged increment whose delta is the gap and that could have
                     # been applied in it: applied here, and again where its value was returned.
-                    twice = [x for x in acked if x["arg"] == gap and x["invoke"] < o["complete"]
-                             and x["complete"] > lo]
+                    # Else one whose delta plus some unknown or 'failed' deltas is the gap.
+                    around = [x for x in acked if x["invoke"] < o["complete"] and x["complete"] > lo]
+                    twice = [x for x in around if x["arg"] == gap]
+                    if not twice:
+                        near = [f for f in failed if f["complete"] > lo and f["invoke"] < o["complete"]]
+                        rest = subset_sums([f["arg"] for f in near] + [u["arg"] for u in unknown])
+                        twice = [x for x in around if 0 < gap - x["arg"] and (rest >> (gap - x["arg"])) & 1]
                     if twice:
                         x = twice[0]
                         who = "this increment itself" if x is o else f"incr {x['id']} (+{x['arg']}, returned {x['value']})"
-                        note = (f"{who} was applied twice: its delta fills this gap and it was applied again "
+                        fills = "fills this gap" if x["arg"] == gap else "with unknown or 'failed' deltas fills this gap"
+                        note = (f"{who} was applied twice: its delta {fills} and it was applied again "
                                 "for the answer it returned (answer lost, retried)")
                     else:
                         note = "an increment applied twice (answer lost, retried) leaves such a gap"
