@@ -248,7 +248,7 @@ def _covers(w, r):
     return w["key"] == r["key"] and w.get("ns") == r.get("ns")
 
 
-def check_register(ops, stale_ns=0, unpromised=None):
+def check_register(ops, stale_ns=0):
     """For keys written by `set` (values unique per write), erased by `delete` or a
     namespace `clear`, stored by `get-or-run` (its runs recorded), and read by `get` or by a
     get-or-run that did not run its command:
@@ -264,8 +264,8 @@ def check_register(ops, stale_ns=0, unpromised=None):
     R4  a read does not answer the value of a get-or-run whose command started (so its read
         of the key, a miss, came before) before a set that was invoked after that start and
         acknowledged before the read's horizon: get_or_set's store never overwrites a newer
-        acknowledged value. Callers without --lease are checked too; `unpromised` (a list)
-        collects their violations apart when given.
+        acknowledged value, with or without --lease (without one, the store is conditional
+        on the item read just before the command).
     """
     v = []
     runs = {o["arg"]: o for o in ops if o["op"] == "run"}  # get-or-run id -> its run
@@ -328,15 +328,9 @@ def check_register(ops, stale_ns=0, unpromised=None):
                 _, caller, run = store_of[val]
                 for s in acked:
                     if s["op"] == "set" and _covers(s, r) and s["invoke"] > run["invoke"] and s["complete"] <= horizon:
-                        viol = Violation("R4 get-or-run never overwrites",
-                                         f"read of {r['key']} answered get-or-run {caller['id']}'s output though a "
-                                         "set invoked after its miss was acknowledged before the read",
-                                         [run, caller, s, r],
-                                         note=None if caller.get("lease") else
-                                         "this get-or-run had no --lease: its store is a plain set")
-                        if unpromised is not None and not caller.get("lease"):
-                            unpromised.append(viol)
-                        else:
-                            v.append(viol)
+                        v.append(Violation("R4 get-or-run never overwrites",
+                                           f"read of {r['key']} answered get-or-run {caller['id']}'s output though a "
+                                           "set invoked after its miss was acknowledged before the read",
+                                           [run, caller, s, r]))
                         break
     return v

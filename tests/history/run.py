@@ -102,7 +102,7 @@ def ctx_with(ctx, **kw):
     return c
 
 
-def check(name, ops, ctx, unpromised):
+def check(name, ops, ctx):
     if name == "add":
         return checkers.check_add(ops, ctx.stale_ns)
     if name == "incr":
@@ -110,7 +110,7 @@ def check(name, ops, ctx, unpromised):
     if name == "lease":
         return checkers.check_lease(ops, workloads.LEASE_S * 1000 * MS, ctx.stale_ns)
     if name == "gor_set":
-        return checkers.check_register(ops, ctx.stale_ns, unpromised=unpromised)
+        return checkers.check_register(ops, ctx.stale_ns)
     return checkers.check_register(ops, ctx.stale_ns)
 
 
@@ -165,12 +165,11 @@ def run_workload(a, name, mode, faults, totals):
         cli_call(a.cli, ctx.table, "delete-table", "--no-wait")
         faults.on()
         shutil.rmtree(ctx.tmp, ignore_errors=True)
-    unpromised = []
-    violations = check(name, ops, ctx, unpromised)
+    violations = check(name, ops, ctx)
     stale_note = ""
     if ctx.stale_ns:
         # The same history judged as if the reads had been consistent: what the window excused.
-        strict = check(name, ops, ctx_with(ctx, stale_ns=0), [])
+        strict = check(name, ops, ctx_with(ctx, stale_ns=0))
         excused = len(strict) - len(violations)
         stale_note = f"; {max(0, excused)} stale answers within the {a.stale_ms} ms window (a violation with consistent reads)"
         totals["stale_excused"] = totals.get("stale_excused", 0) + max(0, excused)
@@ -178,16 +177,13 @@ def run_workload(a, name, mode, faults, totals):
     n = sum(sum(c.values()) for c in counts.values())
     by = ", ".join(f"{op} {c['ok']}/{c['fail']}/{c['info']}" for op, c in sorted(counts.items()))
     print(f"[{mode}] {name}: {n} operations in {time.monotonic() - started:.1f} s (ok/fail/info: {by}); "
-          f"{len(violations)} violations" + (f", {len(unpromised)} outside the promise" if unpromised else "")
-          + stale_note,
+          f"{len(violations)} violations" + stale_note,
           flush=True)
     replay = replay_command(a, name, mode)
     for v in violations[:PRINT_AT_MOST]:
         print(v.render(name, a.seed, replay), flush=True)
     if len(violations) > PRINT_AT_MOST:
         print(f"  ... {len(violations) - PRINT_AT_MOST} more violations in {name}", flush=True)
-    for v in unpromised[:2]:
-        print("(not a promise of the README, reported only) " + v.render(name, a.seed, replay), flush=True)
     reasons = {}
     for o in ops:
         if o["type"] in ("fail", "info") and o["op"] != "run":
@@ -202,7 +198,6 @@ def run_workload(a, name, mode, faults, totals):
             json.dump(ops, fh)
     totals["ops"] += n
     totals["violations"] += len(violations)
-    totals["unpromised"] += len(unpromised)
     for o in ops:
         if o["op"] != "run":
             totals[o["type"]] += 1
@@ -215,11 +210,10 @@ def check_file(a):
         ops = json.load(fh)
     ctx = Ctx()
     ctx.stale_ns = 0 if mode == "consistent" else (a.stale_ms if a.stale_ms is not None else 1000) * MS
-    unpromised = []
-    violations = check(name, ops, ctx, unpromised)
+    violations = check(name, ops, ctx)
     for v in violations:
         print(v.render(name, a.seed, ""))
-    print(f"{a.check_file}: {len(ops)} operations, {len(violations)} violations, {len(unpromised)} outside the promise")
+    print(f"{a.check_file}: {len(ops)} operations, {len(violations)} violations")
     return 1 if violations else 0
 
 
@@ -280,7 +274,7 @@ def main(argv=None):
               "eventual-mode violations may be the proxy's staleness", flush=True)
     print(f"history: seed {a.seed}, {a.workers} workers, modes {','.join(modes)}, endpoint {endpoint}"
           + (f", faults {faults.url} profile {faults.profile}" if faults.url else ""), flush=True)
-    totals = {"ops": 0, "violations": 0, "unpromised": 0, "errors": 0, "ok": 0, "fail": 0, "info": 0,
+    totals = {"ops": 0, "violations": 0, "errors": 0, "ok": 0, "fail": 0, "info": 0,
               "stale_excused": 0}
     start = time.monotonic()
     for mode in modes:
@@ -291,7 +285,7 @@ def main(argv=None):
     stats = faults.stats()
     if stats is not None:
         print("faults injected: " + json.dumps(stats, sort_keys=True), flush=True)
-    print("RESULT " + json.dumps({k: totals[k] for k in ("ops", "ok", "fail", "info", "violations", "unpromised",
+    print("RESULT " + json.dumps({k: totals[k] for k in ("ops", "ok", "fail", "info", "violations",
                                                            "errors", "stale_excused")} | {"faults": stats}), flush=True)
     return 1 if totals["violations"] or totals["errors"] else 0
 
