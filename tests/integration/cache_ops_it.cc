@@ -293,18 +293,7 @@ struct LossyProxy {
 
  private:
   TestResponse handle(const TestRequest& r) {
-    http::Request fwd;
-    fwd.url = upstream_;
-    for (auto& h : r.headers)
-      if (h.name == "content-type" || h.name == "x-amz-target" || h.name == "authorization" || h.name == "x-amz-date")
-        fwd.headers.push_back(h);
-    fwd.body = r.body;
-    http::Response resp = forward_->send(fwd);
-    TestResponse out;
-    out.status = resp.status;
-    for (auto& h : resp.headers)
-      if (h.name == "content-type" || h.name == "x-amz-crc32" || h.name == "x-amzn-requestid") out.headers.push_back(h);
-    out.body = std::move(resp.body);
+    TestResponse out = testing_support::forward_dynamodb(*forward_, upstream_, r);
     bool drop = false;
     {
       std::lock_guard lock(mu_);

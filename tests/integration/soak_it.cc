@@ -159,23 +159,12 @@ TEST(Soak, SixteenThreadsThroughAFaultyProxyWithRotatingCredentials) {
       out.raw.emplace();  // the connection closes, nothing forwarded
       return out;
     }
-    http::Request fwd;
-    fwd.url = upstream;
-    for (auto& h : r.headers)
-      if (h.name == "content-type" || h.name == "x-amz-target" || h.name == "authorization" || h.name == "x-amz-date")
-        fwd.headers.push_back(h);
-    fwd.body = r.body;
-    http::Response resp;
     try {
-      resp = forward->send(fwd);
+      out = testing_support::forward_dynamodb(*forward, upstream, r);
     } catch (const Error&) {
       return error(500, "InternalServerError");
     }
     stats.forwarded++;
-    out.status = resp.status;
-    for (auto& h : resp.headers)
-      if (h.name == "content-type" || h.name == "x-amz-crc32" || h.name == "x-amzn-requestid") out.headers.push_back(h);
-    out.body = std::move(resp.body);
     if (roll < 80) {  // the write happened, its answer is lost
       stats.reset_after++;
       out.raw.emplace();

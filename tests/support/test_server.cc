@@ -153,4 +153,21 @@ done:
   ::close(fd);
 }
 
+TestResponse forward_dynamodb(dynamodb_cache::http::Transport& t, const std::string& upstream_url,
+                              const TestRequest& r) {
+  dynamodb_cache::http::Request fwd;
+  fwd.url = upstream_url;
+  for (auto& h : r.headers)
+    if (h.name == "content-type" || h.name == "x-amz-target" || h.name == "authorization" || h.name == "x-amz-date")
+      fwd.headers.push_back(h);
+  fwd.body = r.body;
+  dynamodb_cache::http::Response resp = t.send(fwd);
+  TestResponse out;
+  out.status = resp.status;
+  for (auto& h : resp.headers)
+    if (h.name == "content-type" || h.name == "x-amz-crc32" || h.name == "x-amzn-requestid") out.headers.push_back(h);
+  out.body = std::move(resp.body);
+  return out;
+}
+
 }  // namespace testing_support

@@ -66,4 +66,10 @@ class TestServer {
   std::vector<int> open_fds_;
 };
 
+// A proxy's forwarding of a DynamoDB request: `r` sent to `upstream_url` (ending in "/") with
+// its content type, target, signature and date, and the answer with its content type, CRC and
+// request id. Throws the transport's errors.
+TestResponse forward_dynamodb(dynamodb_cache::http::Transport& t, const std::string& upstream_url,
+                              const TestRequest& r);
+
 }  // namespace testing_support
