@@ -370,12 +370,19 @@ async function call(op, obj, table) {
   return {status: r.status, json};
 }
 
+const MAX_SCHEMAS = 10000;
+
 async function schemaOf(table) {
-  if (typeof table !== 'string') return null;
+  if (typeof table !== 'string' || !table) return null;
   const s = schemas.get(table);
-  if (s && now() - s.at < 30000) return s;
+  if (s && now() - s.at < (s.missing ? 500 : 30000)) return s.missing ? null : s;
+  if (schemas.size >= MAX_SCHEMAS) schemas.clear();
   const r = await call('DescribeTable', {TableName: table}, table);
-  if (r.status !== 200 || !r.json || !r.json.Table) return null;
+  if (r.status !== 200 || !r.json || !r.json.Table) {
+    // Remembered briefly, so requests to a missing table do not each cost a DescribeTable.
+    if (r.status === 400) schemas.set(table, {missing: true, at: now()});
+    return null;
+  }
   const t = r.json.Table;
   const keysOf = ks => ({hash: (ks.find(k => k.KeyType === 'HASH') || {}).AttributeName,
     range: (ks.find(k => k.KeyType === 'RANGE') || {}).AttributeName});
@@ -421,16 +428,16 @@ function record(table, key, image) {
   history.set(hk, h);
 }
 
-// The image at time t: {image} or undefined when the key has no history.
+// The image at time t: {image, t}, or undefined when the server's current answer should stand:
+// the key has no history, or no write recorded after t. (The latest record is only what the
+// proxy last saw; the server may have changed since without it, by a native TTL delete or a
+// client going around the proxy, and then its answer is the truer one.)
 function imageAt(table, key, t) {
   const h = history.get(histKey(table, key));
   if (!h || !h.length) return undefined;
-  let pick = h[0];  // before the first record: the first image, current at h[0].t > t >= now - stale_ms
-  for (const e of h) {
-    if (e.t <= t) pick = e;
-    else break;
-  }
-  return pick;
+  let i = 0;  // before the first record: the first image, current at h[0].t > t >= now - stale_ms
+  while (i + 1 < h.length && h[i + 1].t <= t) i++;
+  return i === h.length - 1 ? undefined : h[i];
 }
 
 async function readConsistent(table, key) {
@@ -1152,8 +1159,11 @@ async function handle(req, res) {
     return adminAnswer(res, 404, {error: 'unknown admin path'});
   }
   const target = String(req.headers['x-amz-target'] || '');
-  const op = target.slice(target.indexOf('.') + 1) || 'unknown';
-  stats.requests[op] = (stats.requests[op] || 0) + 1;
+  let op = target.slice(target.indexOf('.') + 1) || 'unknown';
+  if (!/^[A-Za-z]{1,40}$/.test(op)) op = 'unknown';
+  // The names come from the network: a bounded set of counters.
+  const counted = stats.requests[op] !== undefined || Object.keys(stats.requests).length < 64 ? op : 'other';
+  stats.requests[counted] = (stats.requests[counted] || 0) + 1;
   const headers = Object.assign({}, req.headers);
   const ctx = {req, res, body, op, headers, json: null};
   try {
