@@ -40,6 +40,7 @@
 //     [{reason: Table{Read,Write}KeyRangeThroughputExceeded, resource: the table's ARN}].
 //     Batch items on an empty bucket become unprocessed; when none is left the whole request
 //     is throttled, as DynamoDB does. throttle_rate adds seeded throttles without buckets.
+//     Scans, which read every partition, are not throttled.
 //  3. Unprocessed batch entries (unprocessed_rate, unprocessed_share): a BatchGetItem or
 //     BatchWriteItem is forwarded with only part of its entries, the rest returned as
 //     UnprocessedKeys (with the table's ProjectionExpression etc.) / UnprocessedItems.
@@ -799,6 +800,7 @@ async function handleData(ctx) {
     await Promise.all(writes.map(w => recordBefore(w.table, w.key)));
   }
 
+  ctx.forwarding = true;
   const up = await upstreamRequest(ctx.req.url, ctx.headers, body);
   let out = null;  // a changed answer object, or null to pass the upstream body through
   let answer = null;
@@ -1185,7 +1187,14 @@ async function handle(req, res) {
   if (ctx.json && (op === 'UpdateTimeToLive' || op === 'DescribeTimeToLive')) {
     if (await handleTtl(ctx)) return;
   }
-  if (ctx.json && DATA_OPS.has(op)) return handleData(ctx);
+  if (ctx.json && DATA_OPS.has(op)) {
+    try {
+      return await handleData(ctx);
+    } catch (e) {
+      // A request of a shape the proxy did not expect: the server says what is wrong with it.
+      if (ctx.forwarding || ctx.res.headersSent || ctx.res.destroyed) throw e;
+    }
+  }
   const up = await upstreamRequest(req.url, headers, body);
   sendRaw(ctx, up);
 }
