@@ -1156,6 +1156,9 @@ async function handle(req, res) {
       } catch (e) {
         return adminAnswer(res, 400, {error: e.message});
       }
+      // Writes are not recorded while stale reads are off: a history kept across such a phase
+      // would miss its writes, and a later stale read could pick an image they had replaced.
+      if (!config.stale_rate) history.clear();
       return adminAnswer(res, 200, config);
     }
     return adminAnswer(res, 404, {error: 'unknown admin path'});
