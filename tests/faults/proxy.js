@@ -499,7 +499,9 @@ function bucketTake(table, side, pk, units, cfg) {
   }
   b.tokens = Math.min(cap, b.tokens + (t - b.at) / 1000 * rate);
   b.at = t;
-  if (b.tokens <= 0) return false;
+  // A request needs its units in the bucket (one bigger than the bucket, a full bucket); what a
+  // read really used is charged after its answer (bucketCharge), so the bucket may go below 0.
+  if (b.tokens < Math.min(units, cap) - 1e-9) return false;
   b.tokens -= units;
   return true;
 }
@@ -710,9 +712,15 @@ async function handleData(ctx) {
       const k = op === 'PutItem' ? keyOf(req.Item, schema) : req.Key;
       pk = k && schema && schema.hash ? k[schema.hash] : undefined;
     }
-    let units = 0;
-    if (side === 'write') units = writeUnits(Math.max(op === 'PutItem' ? itemSize(req.Item) : 0,
-      req.Key ? knownSize(table, req.Key) : 0));
+    // Writes: the larger of the new item and the one it replaces (when the proxy saw it). Reads:
+    // an estimate now (the item's last seen size), the rest charged when the answer is known.
+    let units;
+    if (side === 'write') {
+      units = writeUnits(Math.max(op === 'PutItem' ? itemSize(req.Item) : 0, req.Key ? knownSize(table, req.Key) : 0));
+    } else {
+      units = readUnits(op === 'GetItem' && req.Key ? knownSize(table, req.Key) : 0, consistent);
+    }
+    ctx.readEstimate = side === 'read' ? units : 0;
     if (d.throttle < cfg.throttle_rate || !bucketTake(table, side, pk, units, cfg)) {
       fault('throttle', ctx, side);
       return sendJson(ctx, 400, throttleBody(schema, table, side));
@@ -825,9 +833,10 @@ async function handleData(ctx) {
       await Promise.all(done.map(w => recordAfter(w.table, w.key)));
     }
     // Capacity actually used by reads.
-    if (op === 'GetItem') bucketCharge(table, 'read', pk, readUnits(itemSize(answer.Item), consistent) - 0, cfg);
+    if (op === 'GetItem') bucketCharge(table, 'read', pk, readUnits(itemSize(answer.Item), consistent) - ctx.readEstimate, cfg);
     if (op === 'Query' && answer.Items) {
-      bucketCharge(table, 'read', pk, readUnits(answer.Items.reduce((a, it) => a + itemSize(it), 0), consistent), cfg);
+      bucketCharge(table, 'read', pk, readUnits(answer.Items.reduce((a, it) => a + itemSize(it), 0), consistent) -
+        ctx.readEstimate, cfg);
     }
     // Stale reads.
     if (!consistent && d.stale < cfg.stale_rate) {

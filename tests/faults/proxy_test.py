@@ -310,16 +310,23 @@ def check_stale_reads():
         c.put_item(TableName='stale_t', Item={'k': {'S': 'b'}, 'v': {'N': '1'}})
         time.sleep(stale_ms / 1000 + 0.1)
         c.put_item(TableName='stale_t', Item={'k': {'S': 'b'}, 'v': {'N': '2'}})
-        bg, sc, qu = set(), set(), set()
-        for _ in range(10):
+        acked = time.monotonic()
+        seen = {'BatchGetItem': [], 'Scan': [], 'Query': []}
+        while time.monotonic() - acked < (stale_ms + 250) / 1000:
+            s = time.monotonic() - acked
             r = c.batch_get_item(RequestItems={'stale_t': {'Keys': [{'k': {'S': 'b'}}]}})
-            bg.update(int(i['v']['N']) for i in r['Responses']['stale_t'])
+            seen['BatchGetItem'] += [(s, int(i['v']['N'])) for i in r['Responses']['stale_t']]
+            s = time.monotonic() - acked
             r = c.scan(TableName='stale_t')
-            sc.update(int(i['v']['N']) for i in r['Items'] if i['k']['S'] == 'b')
+            seen['Scan'] += [(s, int(i['v']['N'])) for i in r['Items'] if i['k']['S'] == 'b']
+            s = time.monotonic() - acked
             r = c.query(TableName='stale_t', KeyConditionExpression='k = :k', ExpressionAttributeValues={':k': {'S': 'b'}})
-            qu.update(int(i['v']['N']) for i in r['Items'])
-        for name, got in (('BatchGetItem', bg), ('Scan', sc), ('Query', qu)):
-            assert got == {1, 2}, '%s saw %s, wanted both the old and the new image' % (name, got)
+            seen['Query'] += [(s, int(i['v']['N'])) for i in r['Items']]
+            time.sleep(0.01)
+        for name, got in seen.items():
+            assert {v for _, v in got} == {1, 2}, '%s saw %s, wanted both the old and the new image' % (name, got)
+            late = [at for at, v in got if v == 1 and at > stale_ms / 1000 + 0.02]
+            assert not late, '%s: the old image %.0f ms after it was replaced' % (name, late[0] * 1000)
         r = c.scan(TableName='stale_t', ConsistentRead=True)
         assert [int(i['v']['N']) for i in r['Items'] if i['k']['S'] == 'b'] == [2]
         time.sleep(stale_ms / 1000 + 0.1)
@@ -351,10 +358,26 @@ def check_throttle():
             st, _, _ = raw.call('PutItem', {'TableName': table, 'Item': {'k': {'S': 'cold'}}})
             assert st == 200, 'another partition key was throttled'
         # Reads: 30 units a second, an eventually consistent small read costs half a unit.
-        sts = [raw.call('GetItem', {'TableName': 'thr_p', 'Key': {'k': {'S': 'hotread'}}})[0] for _ in range(150)]
-        assert sts.count(400) >= 30, sts.count(400)
-        st, h, b = raw.call('GetItem', {'TableName': 'thr_p', 'Key': {'k': {'S': 'hotread'}}})
-        assert st == 400 and b['ThrottlingReasons'][0]['reason'] == 'TableReadKeyRangeThroughputExceeded', b
+        answers = [raw.call('GetItem', {'TableName': 'thr_p', 'Key': {'k': {'S': 'hotread'}}}) for _ in range(150)]
+        throttled = [b for st, h, b in answers if st == 400]
+        assert len(throttled) >= 30, len(throttled)
+        assert all(b['ThrottlingReasons'][0]['reason'] == 'TableReadKeyRangeThroughputExceeded' for b in throttled)
+        # Batch entries on a throttled partition come back unprocessed; all of them: the request fails.
+        make_table(DIRECT, 'thr_r', hash_='p', range_='r')
+        p.config(throttle_scale=0.001)   # 1 WCU/s a partition key
+        batch = lambda lo: {'RequestItems': {'thr_r': [
+            {'PutRequest': {'Item': {'p': {'S': 'one'}, 'r': {'N': str(i)}}}} for i in range(lo, lo + 10)]}}
+        st, h, b = raw.call('BatchWriteItem', batch(0))
+        assert st == 200, (st, b)
+        un = b['UnprocessedItems']['thr_r']
+        assert 5 <= len(un) <= 9, len(un)
+        done = {int(x['PutRequest']['Item']['r']['N']) for x in un} ^ set(range(10))
+        got = {int(i['r']['N']) for i in DIRECT.scan(TableName='thr_r', ConsistentRead=True)['Items']}
+        assert got == done, (got, done)
+        st, h, b = raw.call('BatchWriteItem', batch(10))
+        assert st == 400 and b['__type'].endswith('#ThrottlingException'), (st, b)
+        p.config(throttle_scale=0.01)
+
         # boto3 retries throttling until it gets through.
         before = p.stats()['faults']['throttle']
         c = client(p.url, attempts=20)
