@@ -291,15 +291,23 @@ try {
 } catch (e) {
   die(e.message);
 }
-const logStream = args.log ? fs.createWriteStream(args.log, {flags: 'a'}) : null;
+// Written synchronously, a line at a time, so a proxy stopped by a signal loses none.
+let logFd = null;
+if (args.log) {
+  try {
+    logFd = fs.openSync(args.log, 'a');
+  } catch (e) {
+    die(`--log: ${e.message}`);
+  }
+}
 
 const stats = {seed: args.seed, requests: {}, faults: {}};
 for (const k of FAULT_KINDS) stats.faults[k] = 0;
 
 function fault(kind, ctx, detail) {
   stats.faults[kind]++;
-  if (logStream) {
-    logStream.write(JSON.stringify({t: Date.now(), fault: kind, op: ctx && ctx.op, table: ctx && ctx.table,
+  if (logFd !== null) {
+    fs.writeSync(logFd, JSON.stringify({t: Date.now(), fault: kind, op: ctx && ctx.op, table: ctx && ctx.table,
       key: ctx && ctx.keyStr, n: ctx && ctx.n, detail}) + '\n');
   }
 }
