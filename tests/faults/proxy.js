@@ -24,9 +24,11 @@
 //     is recorded with the time; before the first recorded write of a key its image is read
 //     first, so the history starts with what was there. An eventually consistent GetItem,
 //     BatchGetItem, Query or Scan is, with probability stale_rate, answered as of a time t
-//     drawn in [now - stale_ms, now]: each recorded key gets the image current at t (the
-//     request itself is still forwarded, for validation errors and ConsumedCapacity).
-//     Keys never written through the proxy are passed through. Query and Scan only replace or
+//     drawn in [now - stale_ms, now]: each key with a write recorded after t gets the image
+//     current at t (the request itself is still forwarded, for validation errors and
+//     ConsumedCapacity); other keys keep the server's answer, so keys never written through
+//     the proxy, or changed around it (a native TTL), pass through. The history is dropped when
+//     stale_rate is set to 0 (its writes are not recorded then). Query and Scan only replace or
 //     drop the items the server returned (an item deleted since t is not brought back), and
 //     are left alone with a filter or Select=COUNT. A projection with nested paths skips it.
 //  2. Throttling (throttle_scale, throttle_burst_s, throttle_rate). A token bucket per
@@ -34,7 +36,9 @@
 //     read units and 1,000 write units a second) times throttle_scale, and holds
 //     throttle_burst_s seconds of them. Units as DynamoDB counts them: reads 4 KB per unit
 //     (an item, or a Query/Scan page's total), half for eventually consistent ones, writes 1
-//     KB per unit, transactions twice. A request finding its bucket empty is refused: for a
+//     KB per unit, transactions twice; a read is charged an estimate (the item's last seen
+//     size) before and the rest after its answer. A request whose units are not in its bucket
+//     (one bigger than the bucket: unless it is full) is refused: for a
 //     provisioned table 400 ProvisionedThroughputExceededException, for an on-demand
 //     (PAY_PER_REQUEST) table 400 ThrottlingException, each with ThrottlingReasons
 //     [{reason: Table{Read,Write}KeyRangeThroughputExceeded, resource: the table's ARN}].
@@ -46,7 +50,10 @@
 //     UnprocessedKeys (with the table's ProjectionExpression etc.) / UnprocessedItems.
 //  4. 500 InternalServerError and 503 ServiceUnavailable: before forwarding (not applied;
 //     error_500_before_rate, error_503_rate) and after (applied, the answer replaced;
-//     error_500_after_rate, error_503_after_rate).
+//     error_500_after_rate, error_503_after_rate). Bodies: 500
+//     {"__type":"com.amazonaws.dynamodb.v20120810#InternalServerError",...}; 503 the
+//     ServiceUnavailable of DynamoDB's common-errors list, in the same namespace (the namespace
+//     real DynamoDB puts on a 503 is not documented; clients key on the status and the name).
 //  5. Connection resets (a TCP RST): before forwarding (reset_before_rate) and after it, the
 //     answer lost (reset_after_rate). Slow answers (slow_rate): delayed by up to slow_ms, half
 //     of them before forwarding and half after (applied, then late: a client that times out
@@ -63,6 +70,9 @@
 //     seconds) is past, each one late by a seeded delay up to ttl_late_ms, with a condition that
 //     the TTL attribute still holds the value seen. As DynamoDB, items expired more than five
 //     years ago and non-numbers are ignored.
+//
+// dynalite has no transactions: TransactWriteItems/TransactGetItems handling (history,
+// throttling, errors) is written for DynamoDB Local and untested against dynalite.
 //
 // Only data operations get faults (GetItem, PutItem, UpdateItem, DeleteItem, BatchGetItem,
 // BatchWriteItem, Query, Scan, TransactGetItems, TransactWriteItems); control operations
