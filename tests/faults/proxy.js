@@ -57,7 +57,8 @@
 //  5. Connection resets (a TCP RST): before forwarding (reset_before_rate) and after it, the
 //     answer lost (reset_after_rate). Slow answers (slow_rate): delayed by up to slow_ms, half
 //     of them before forwarding and half after (applied, then late: a client that times out
-//     sees a write it thinks failed).
+//     sees a write it thinks failed); slow_long_share of them by slow_long_ms instead (11 s:
+//     past the library's 10 s request timeout).
 //  6. Pages cut (scan_page_bytes, DynamoDB's is 1 MB): a Scan or Query answer with more item
 //     bytes is truncated, LastEvaluatedKey set to the last returned item's key (the index's
 //     keys too for an index), Count fixed, and ScannedCount = Count (an undercount with a
@@ -125,7 +126,7 @@ const SETTINGS = {
   unprocessed_rate: 0, unprocessed_share: 0.5,
   error_500_before_rate: 0, error_500_after_rate: 0, error_503_rate: 0, error_503_after_rate: 0,
   reset_before_rate: 0, reset_after_rate: 0,
-  slow_rate: 0, slow_ms: 0,
+  slow_rate: 0, slow_ms: 0, slow_long_share: 0, slow_long_ms: 11000,
   scan_page_bytes: 0,
   ttl_mode: 'passthrough', ttl_sweep_ms: 500, ttl_late_ms: 0,
 };
@@ -147,7 +148,7 @@ const PROFILES = {
     unprocessed_rate: 0.3, unprocessed_share: 0.5,
     error_500_before_rate: 0.03, error_500_after_rate: 0.02, error_503_rate: 0.02, error_503_after_rate: 0.01,
     reset_before_rate: 0.02, reset_after_rate: 0.02,
-    slow_rate: 0.05, slow_ms: 1000,
+    slow_rate: 0.05, slow_ms: 1000, slow_long_share: 0.05, slow_long_ms: 11000,
     scan_page_bytes: 2048,
     ttl_mode: 'auto', ttl_sweep_ms: 250, ttl_late_ms: 5000,
   },
@@ -703,7 +704,7 @@ async function handleData(ctx) {
   // Every draw, in a fixed order, whatever the settings.
   const d = {resetBefore: rng(), e500b: rng(), e503b: rng(), throttle: rng(), slow: rng(), slowAmt: rng(),
     slowAfter: rng(), unproc: rng(), resetAfter: rng(), e500a: rng(), e503a: rng(), stale: rng(), staleAt: rng(),
-    subsetSeed: Math.floor(rng() * 4294967296)};
+    subsetSeed: Math.floor(rng() * 4294967296), slowLong: rng()};
 
   if (d.resetBefore < cfg.reset_before_rate) {
     fault('reset_before', ctx);
@@ -814,7 +815,8 @@ async function handleData(ctx) {
     }
   }
 
-  const slow = d.slow < cfg.slow_rate ? Math.round(d.slowAmt * cfg.slow_ms) : 0;
+  let slow = d.slow < cfg.slow_rate ? Math.round(d.slowAmt * cfg.slow_ms) : 0;
+  if (d.slow < cfg.slow_rate && d.slowLong < cfg.slow_long_share) slow = Math.max(slow, cfg.slow_long_ms);
   if (slow) fault('slow', ctx, {ms: slow, after: d.slowAfter < 0.5});
   if (slow && d.slowAfter >= 0.5) await sleep(slow);
 

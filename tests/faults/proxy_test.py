@@ -27,6 +27,7 @@ import tempfile
 import time
 import traceback
 import urllib.parse
+import urllib.error
 import urllib.request
 import zlib
 
@@ -251,6 +252,25 @@ def check_passthrough():
         assert all(v == 0 for v in s['faults'].values()), s
         final = p.stop()
         assert final['requests'] == s['requests']
+    # Settings from a file, then --set, then at run time; a bad one is refused whole.
+    fd, path = tempfile.mkstemp(suffix='.json')
+    with os.fdopen(fd, 'w') as f:
+        json.dump({'profile': 'heavy', 'stale_ms': 1234, 'scan_page_bytes': 99}, f)
+    try:
+        with Proxy('--config', path, '--set', 'scan_page_bytes=77', '--set', 'ttl_mode=proxy') as p:
+            cfg = p.admin('/__faults/config')
+            assert (cfg['profile'], cfg['stale_ms'], cfg['scan_page_bytes'], cfg['ttl_mode'], cfg['slow_long_share']) == \
+                ('heavy', 1234, 77, 'proxy', 0.05), cfg
+            try:
+                p.config(stale_ms=5, stale_rate=7)
+                raise AssertionError('a rate of 7 was accepted')
+            except urllib.error.HTTPError as e:
+                assert e.code == 400
+            assert p.admin('/__faults/config')['stale_ms'] == 1234
+            cfg = p.config(profile='none', scan_page_bytes=10)
+            assert cfg['stale_rate'] == 0 and cfg['scan_page_bytes'] == 10 and cfg['ttl_mode'] == 'passthrough', cfg
+    finally:
+        os.unlink(path)
 
 
 def check_stale_reads():
