@@ -2,7 +2,7 @@
 """Checks that tests/faults/proxy.js really does what it says, well-formed, and can fail.
 
     scripts/with-dynalite /usr/bin/python3 tests/faults/proxy_test.py
-    scripts/with-dynalite scripts/with-faults --seed 7 -- /usr/bin/python3 tests/faults/proxy_test.py
+    scripts/with-dynalite scripts/with-faults --seed 7 -- /usr/bin/python3 tests/faults/proxy_test.py [CLI]
 
 Every check starts its own proxy (node tests/faults/proxy.js) in front of
 $AWS_ENDPOINT_URL_DYNAMODB. Under scripts/with-faults that endpoint is the outer proxy; it is
@@ -11,8 +11,8 @@ outer one is exercised as a relay. Debian's boto3 does not read AWS_ENDPOINT_URL
 so every client here is given its loopback endpoint explicitly (never AWS).
 
 Standard library and boto3 only. Exit 0 when every check passes; names the failures otherwise.
-DYNAMODB_CACHE_CLI names the CLI binary for the CLI check (default /work/snap/bin/dynamodb-cache;
-skipped when absent). FAULT_TEST_ONLY=name,name runs only those checks.
+The CLI binary for the CLI check: the first argument, else $DYNAMODB_CACHE_CLI, else
+/work/snap/bin/dynamodb-cache (the check is skipped only when none was named and that is absent). FAULT_TEST_ONLY=name,name runs only those checks.
 """
 import hashlib
 import http.client
@@ -41,7 +41,8 @@ UPSTREAM = os.environ.get('AWS_ENDPOINT_URL_DYNAMODB', '')
 REGION = os.environ.get('AWS_REGION', 'us-east-1')
 AK = os.environ.get('AWS_ACCESS_KEY_ID', 'AKIDLOCALDYNALITE')
 SK = os.environ.get('AWS_SECRET_ACCESS_KEY', 'local-dynalite-secret')
-CLI = os.environ.get('DYNAMODB_CACHE_CLI', '/work/snap/bin/dynamodb-cache')
+CLI_GIVEN = len(sys.argv) > 1 or 'DYNAMODB_CACHE_CLI' in os.environ
+CLI = sys.argv[1] if len(sys.argv) > 1 else os.environ.get('DYNAMODB_CACHE_CLI', '/work/snap/bin/dynamodb-cache')
 
 
 def loopback(url):
@@ -672,6 +673,7 @@ def check_replay():
 def check_cli():
     """The CLI through the default profile: create-table, set, get, incr, add."""
     if not os.access(CLI, os.X_OK):
+        assert not CLI_GIVEN, 'no CLI at %s' % CLI
         print('  (skipped: no CLI at %s)' % CLI)
         return
     with Proxy('--seed', '29', '--profile', 'default') as p:
