@@ -64,8 +64,9 @@
 //     keys too for an index), Count fixed, and ScannedCount = Count (an undercount with a
 //     filter, since the server's scanned items past the cut are unknown).
 //  7. TTL (ttl_mode auto|proxy|passthrough, ttl_sweep_ms, ttl_late_ms). dynalite answers
-//     UpdateTimeToLive with 400 com.amazon.coral.service#UnknownOperationException. In `auto`
-//     an upstream that answers so gets the proxy's own UpdateTimeToLive/DescribeTimeToLive
+//     UpdateTimeToLive with 400 com.amazon.coral.service#UnknownOperationException (and
+//     DescribeTimeToLive with DISABLED, always). In `auto` an upstream that answers
+//     UpdateTimeToLive so gets the proxy's own UpdateTimeToLive/DescribeTimeToLive
 //     (`proxy` always, `passthrough` never), and a sweeper that every ttl_sweep_ms scans
 //     (consistently) each table with TTL enabled and deletes items whose TTL number (epoch
 //     seconds) is past, each one late by a seeded delay up to ttl_late_ms, with a condition that
@@ -1035,7 +1036,13 @@ async function handleTtl(ctx) {
   const {op, json: req} = ctx;
   if (config.ttl_mode === 'passthrough') return false;
   if (config.ttl_mode === 'auto' && ttlUpstreamNative !== false) {
+    // Only UpdateTimeToLive tells: dynalite answers DescribeTimeToLive (always DISABLED) but
+    // not UpdateTimeToLive. Until that is known, a DescribeTimeToLive is the server's to answer.
     const up = await upstreamRequest(ctx.req.url, ctx.headers, ctx.body);
+    if (op === 'DescribeTimeToLive') {
+      sendRaw(ctx, up);
+      return true;
+    }
     const unknown = up.status === 400 && /UnknownOperationException/.test(up.body.toString('utf8'));
     if (!unknown) {
       ttlUpstreamNative = true;

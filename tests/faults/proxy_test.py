@@ -585,6 +585,9 @@ def check_ttl():
     with Proxy('--seed', str(seed)) as p:
         p.config(profile='none', ttl_mode='auto', ttl_sweep_ms=sweep_ms, ttl_late_ms=late_ms)
         c = client(p.url)
+        # As the CLI's create-table does: ask first (dynalite answers that one), then enable.
+        d = c.describe_time_to_live(TableName='ttl_t')['TimeToLiveDescription']
+        assert d == {'TimeToLiveStatus': 'DISABLED'}, d
         c.update_time_to_live(TableName='ttl_t', TimeToLiveSpecification={'AttributeName': 'exp', 'Enabled': True})
         d = c.describe_time_to_live(TableName='ttl_t')['TimeToLiveDescription']
         assert d == {'TimeToLiveStatus': 'ENABLED', 'AttributeName': 'exp'}, d
