@@ -86,9 +86,10 @@ int main(int argc, char** argv) {
                "dynamodb-cache"};
   app.require_subcommand(1);
   app.footer(
-      "Exit codes: 0 done, 1 a miss (get, touch) or a live key (add), 2 usage or invalid input, 3 configuration or\n"
-      "credentials, 4 a DynamoDB error, 5 network, 6 an answer or value that cannot be decoded, 7 get-or-run's\n"
-      "command failed, 8 a write whose outcome is unknown (its answer was lost; it may have been applied).");
+      "Exit codes: 0 done, 1 a miss (get, touch) or a live key (add), 2 usage or invalid input,\n"
+      "3 configuration or credentials, 4 a DynamoDB error, 5 network, 6 an answer or value that\n"
+      "cannot be decoded, 7 get-or-run's command failed, 8 a write whose outcome is unknown (its\n"
+      "answer was lost; it may have been applied).");
   app.set_version_flag("--version", "dynamodb-cache " DYNAMODB_CACHE_VERSION);
   GlobalOptions g;
   const char* env_table = std::getenv("DYNAMODB_CACHE_TABLE");
