@@ -85,22 +85,30 @@ class TransportError : public Error {
   // line, bad framing, a certificate the peer cannot be trusted with).
   explicit TransportError(const std::string& message, bool retryable = true)
       : Error(ErrorKind::kTransport, message, retryable) {}
+  // False when the request certainly never left this process (no connection could be made,
+  // or it timed out connecting): sending it again cannot apply it twice.
+  bool request_sent() const noexcept { return request_sent_; }
 
  protected:
-  TransportError(ErrorKind kind, const std::string& message) : Error(kind, message, true) {}
+  TransportError(ErrorKind kind, const std::string& message, bool request_sent)
+      : Error(kind, message, true), request_sent_(request_sent) {}
+
+ private:
+  bool request_sent_ = true;
 };
 
 // No connection could be made (refused, unreachable, a name that does not resolve, a failed
-// TLS handshake): the request was certainly not sent, so sending it again cannot apply it twice.
+// TLS handshake): the request was certainly not sent (request_sent() is false).
 class ConnectError : public TransportError {
  public:
-  explicit ConnectError(const std::string& message) : TransportError(message) {}
+  explicit ConnectError(const std::string& message) : TransportError(ErrorKind::kTransport, message, false) {}
 };
 
+// request_sent false: it timed out connecting (or in the TLS handshake), before sending.
 class TimeoutError : public TransportError {
  public:
-  explicit TimeoutError(const std::string& message)
-      : TransportError(ErrorKind::kTimeout, message) {}
+  explicit TimeoutError(const std::string& message, bool request_sent = true)
+      : TransportError(ErrorKind::kTimeout, message, request_sent) {}
 };
 
 // The TLS peer's certificate could not be verified (untrusted or self-signed CA, wrong host

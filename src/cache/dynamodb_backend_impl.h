@@ -85,12 +85,13 @@ Written write_once(F&& write, std::exception_ptr& unknown) {
 
 // The strongly consistent `read` of an item after a write whose outcome is unknown (`unknown`,
 // its UnknownOutcomeError). When the read fails too, the outcome stays unknown: throws an
-// UnknownOutcomeError naming both causes.
+// UnknownOutcomeError naming both causes. (Without `unknown`, the read's own error.)
 template <class Read>
 std::optional<dynamodb::Item> read_back(const std::exception_ptr& unknown, Read&& read) {
   try {
     return read();
   } catch (const Error& e) {
+    if (!unknown) throw;
     try {
       std::rethrow_exception(unknown);
     } catch (const UnknownOutcomeError& u) {

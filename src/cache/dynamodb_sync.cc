@@ -121,12 +121,14 @@ bool DynamodbBackend::Impl::add(std::string_view key, std::string_view value, Tt
     const std::string stored = r.item.at(attr::kKey).scalar;
     // A value past one item has its chunks written already: when the head is not written
     // (a live entry, contention, an error), nothing will ever name them.
+    // Unless an attempt's outcome was unknown: a head delayed in the network may still land
+    // and name them (chunks nothing names are better than a head whose chunks are gone).
     struct Orphans {
       Impl& b;
       const ddb::Item& head;
-      bool written = false;
+      bool written = false, maybe_named = false;
       ~Orphans() {
-        if (!written) chunked::delete_chunks_of(*b.client, b.options.table, head, false);
+        if (!written && !maybe_named) chunked::delete_chunks_of(*b.client, b.options.table, head, false);
       }
     } orphans{*this, r.item};
     std::optional<std::string> python_expire;
@@ -140,8 +142,12 @@ bool DynamodbBackend::Impl::add(std::string_view key, std::string_view value, Tt
       std::exception_ptr unknown;
       const detail::Written w = detail::write_once([&] { wire().put_item(r); }, unknown);
       std::optional<ddb::Item> item;
-      if (w != detail::Written::kYes)
+      if (w == detail::Written::kUnknown) {
+        orphans.maybe_named = true;  // a late arrival of this head would name them
         item = detail::read_back(unknown, [&] { return read_consistent(stored); });
+      } else if (w == detail::Written::kConditionFailed) {
+        item = read_consistent(stored);
+      }
       if (w == detail::Written::kYes || detail::same_write(item, r.item)) {
         orphans.written = true;
         count_write(1, value.size());

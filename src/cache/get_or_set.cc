@@ -132,6 +132,7 @@ class LeaseTable {
 
   // The item under `key` and what it stands for; a strongly consistent read when asked.
   Seen read(std::string_view key, bool consistent) {
+    std::optional<ddb::Item> last;  // a head whose chunks are gone: what a store replaces
     auto seen = chunked::read_retrying([&](bool reread) -> std::optional<Seen> {
       ddb::GetItemRequest r;
       r.table_name = options_.table;
@@ -141,15 +142,18 @@ class LeaseTable {
       if (!res.item) return Seen{};
       // Another key's item under the same digest: a miss, and the item a store is conditioned on.
       if (!detail::holds_key(*res.item, key)) return Seen{std::move(res.item), std::nullopt};
+      last = res.item;
       auto hit = detail::read_entry(options_, client_, *res.item);
       return Seen{std::move(res.item), std::move(hit)};
     });
-    return seen ? std::move(*seen) : Seen{};  // chunks gone three times: a miss
+    return seen ? std::move(*seen) : Seen{std::move(last), std::nullopt};  // chunks gone three times: a miss
   }
 
   // A lease on `key` for `ttl`: its token, or nullopt when another holder's has not lapsed.
-  // Exactly once (detail::write_once): after a lost answer, a consistent read tells whether
-  // the lease taken is this one.
+  // Exactly once: after a lost answer a consistent read finds this token (taken) or not, and
+  // then the take is sent again (not by the client: detail::write_once); its condition also
+  // accepts a lease with this very token, so it succeeds whether or not the lost one lands. (A lost take that lands after this call has given up, or
+  // after the release, leaves a lease nobody holds until it lapses.)
   std::optional<std::string> try_lease(std::string_view key, Ttl ttl) {
     int64_t now = now_ms();
     std::string token = util::random_hex(16, "a lease token");
@@ -161,20 +165,23 @@ class LeaseTable {
     r.item.emplace(kLeaseUntil, ddb::AttributeValue::N(now + ttl.count()));
     // Native TTL removes lapsed leases; a second's rounding up keeps it after `until`.
     r.item.emplace(attr::kExpireAt, ddb::AttributeValue::N((now + ttl.count()) / 1000 + 1));
-    r.condition_expression = "attribute_not_exists(#k) OR #until < :now";
-    r.names = {{"#k", attr::kKey}, {"#until", kLeaseUntil}};
-    r.values = {{":now", ddb::AttributeValue::N(now)}};
+    r.condition_expression = "attribute_not_exists(#k) OR #until < :now OR #t = :t";
+    r.names = {{"#k", attr::kKey}, {"#until", kLeaseUntil}, {"#t", kLeaseToken}};
+    r.values = {{":now", ddb::AttributeValue::N(now)}, {":t", ddb::AttributeValue::S(token)}};
     r.resend_if_unknown = false;
-    std::exception_ptr unknown;
-    switch (detail::write_once([&] { client_.put_item(r); }, unknown)) {
-      case detail::Written::kYes: return token;
-      case detail::Written::kConditionFailed: return std::nullopt;
-      case detail::Written::kUnknown: break;
+    for (int round = 1;; ++round) {
+      std::exception_ptr unknown;
+      switch (detail::write_once([&] { client_.put_item(r); }, unknown)) {
+        case detail::Written::kYes: return token;
+        case detail::Written::kConditionFailed: return std::nullopt;
+        case detail::Written::kUnknown: break;
+      }
+      // Taken, if the lease read back holds this token; else (not applied, or not yet) again.
+      auto held = detail::read_back(unknown, [&] { return read_item(r.item.at(attr::kKey).scalar); });
+      auto t = held ? held->find(kLeaseToken) : ddb::Item::iterator();
+      if (held && t != held->end() && t->second.scalar == token) return token;
+      if (round == detail::kMaxUnknownRounds) std::rethrow_exception(unknown);
     }
-    auto held = detail::read_back(unknown, [&] { return read_item(r.item.at(attr::kKey).scalar); });
-    auto t = held ? held->find(kLeaseToken) : ddb::Item::iterator();
-    if (held && t != held->end() && t->second.scalar == token) return token;
-    return std::nullopt;  // another holder's, or none: the caller asks again later
   }
 
   // Gives the lease back if it is still ours. Best effort: on failure it lapses on its own.
@@ -225,16 +232,26 @@ class LeaseTable {
     }
     std::exception_ptr unknown;
     const detail::Written w = detail::write_once([&] { client_.put_item(r); }, unknown);
-    if (w == detail::Written::kUnknown &&
-        detail::same_write(detail::read_back(unknown, [&] { return read_item(r.item.at(attr::kKey).scalar); }), r.item))
-      return true;  // its old value's chunks are left to their TTL: the answer naming them was lost
+    if (w == detail::Written::kUnknown) {
+      // Stored, or not (yet): its chunks stay either way, since a head delayed in the network
+      // may still land and name them. The old value's chunks are left too (to their TTL, or
+      // to a full clear for a value that never expires): the answer naming them was lost.
+      bool stored = detail::same_write(
+          detail::read_back(unknown, [&] { return read_item(r.item.at(attr::kKey).scalar); }), r.item);
+      if (stored) counted_write(value);
+      return stored;
+    }
     if (w != detail::Written::kYes) {
       chunked::delete_chunks_of(client_, options_.table, r.item, false);  // ours, never named
       return false;
     }
     if (seen.item) chunked::delete_chunks_of(client_, options_.table, *seen.item, true);
+    counted_write(value);
     return true;
   }
+
+  // Whether the backend's fail_open turns `e` into a miss or a dropped write.
+  bool fails_open(const Error& e) const { return options_.fail_open && e.kind() != ErrorKind::kInvalidArgument; }
 
  private:
   // The item stored under `stored`, read strongly consistently.
@@ -244,6 +261,13 @@ class LeaseTable {
     g.key = layout::key_item(stored);
     g.consistent_read = true;
     return client_.get_item(g).item;
+  }
+
+  // A stored value in the backend's stats, as its set() counts one.
+  void counted_write(std::string_view value) {
+    CacheStats& s = backend_.stats();
+    s.sets.fetch_add(1, std::memory_order_relaxed);
+    s.bytes_written.fetch_add(value.size(), std::memory_order_relaxed);
   }
 
   int64_t now_ms() const {
@@ -389,13 +413,30 @@ std::string get_or_set(Backend& backend, std::string_view key, const std::functi
       value = load_with_lease(*table, key, load, ttl, o, std::move(seen), stats);
     } else if (table) {
       // The item itself (the fast read above keeps only the entry), read before the load: a
-      // set that lands after this read makes the store a no-op. One GetItem per load.
-      seen = table->read(key, false);
-      if (seen.hit && !wants_refresh(*seen.hit, o)) {
-        value = std::move(seen.hit->value);  // stored meanwhile (or refreshed by another process)
+      // set that lands after this read makes the store a no-op. One GetItem per load. With
+      // fail_open, a table that fails is answered as before: the load, and a set that fails
+      // open (counted and logged).
+      std::optional<LeaseTable::Seen> fresh;
+      try {
+        fresh = table->read(key, false);
+      } catch (const Error& e) {
+        if (!table->fails_open(e)) throw;
+      }
+      if (fresh && fresh->hit && !wants_refresh(*fresh->hit, o)) {
+        value = std::move(fresh->hit->value);  // stored meanwhile (or refreshed by another process)
       } else {
         value = load();
-        table->store_unless_changed(key, value, ttl, seen);
+        if (!fresh) {
+          backend.set(key, value, ttl);
+        } else {
+          try {
+            table->store_unless_changed(key, value, ttl, *fresh);
+          } catch (const Error& e) {
+            if (!table->fails_open(e)) throw;
+            stats.count_error(e.kind());
+            stats.fail_open.fetch_add(1, std::memory_order_relaxed);
+          }
+        }
       }
     } else {
       value = load();

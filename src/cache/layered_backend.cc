@@ -260,8 +260,17 @@ bool LayeredBackend::add(std::string_view key, std::string_view value, Ttl ttl) 
 }
 
 int64_t LayeredBackend::increment(std::string_view key, int64_t delta, Ttl ttl) {
-  int64_t v = impl_->lowest().increment(key, delta, ttl);
-  for (size_t j = 0; j + 1 < impl_->layers.size(); ++j) impl_->layers[j]->erase(key);
+  auto erase_above = [&] {
+    for (size_t j = 0; j + 1 < impl_->layers.size(); ++j) impl_->layers[j]->erase(key);
+  };
+  int64_t v;
+  try {
+    v = impl_->lowest().increment(key, delta, ttl);
+  } catch (const UnknownOutcomeError&) {
+    erase_above();  // the counter may have moved: no copy above may say otherwise
+    throw;
+  }
+  erase_above();
   return v;
 }
 

@@ -64,7 +64,7 @@ std::string duration_text(std::chrono::milliseconds d) {
 // only the answer was lost or damaged. A throttling or other 4xx answer says it was not; a
 // connection never made, that it was never sent.
 bool may_have_applied(const Error& e) {
-  if (dynamic_cast<const ConnectError*>(&e)) return false;
+  if (auto* t = dynamic_cast<const TransportError*>(&e); t && !t->request_sent()) return false;
   switch (e.kind()) {
     case ErrorKind::kTransport:
     case ErrorKind::kTimeout:
@@ -257,7 +257,7 @@ void Client::Impl::RetryRun::unknown_outcome(const std::string& last) {
                   " is unknown (" + unknown_what + "); it may have been applied";
   if (!resend_if_unknown) throw UnknownOutcomeError(m + ", so it was not sent again");
   // An idempotent write, sent again and then failed: applying it once more is harmless.
-  throw UnknownOutcomeError(m + "; then " + last, true);
+  throw UnknownOutcomeError(m + "; " + last, true);
 }
 
 void Client::Impl::RetryRun::out_of_time(int attempts, const std::string& last) {
@@ -330,9 +330,11 @@ std::optional<std::chrono::microseconds> Client::Impl::RetryRun::failed(const Er
 }
 
 void Client::Impl::RetryRun::give_up(const Error& e) {
-  if (write && unknown_attempt > 0)
-    unknown_outcome(unknown_attempt == n ? std::string("no attempt left")
-                                         : "attempt " + std::to_string(n) + ", the last, failed: " + e.what());
+  // A failed condition is an answer about the item as it is now (perhaps as an earlier attempt
+  // left it): the caller's to judge, as chunked::put_replacing does.
+  if (write && unknown_attempt > 0 && e.kind() != ErrorKind::kConditionFailed)
+    unknown_outcome(unknown_attempt == n ? std::string("not sent again")
+                                         : "then attempt " + std::to_string(n) + " failed: " + e.what());
   c.stats.failures.fetch_add(1, std::memory_order_relaxed);
   if (e.kind() == ErrorKind::kTimeout)  // say which timeout it was
     throw TimeoutError(std::string(target + kTargetPrefix) + ": " + e.what() +

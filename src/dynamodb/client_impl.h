@@ -153,9 +153,9 @@ struct Client::Impl::RetryRun {
   const bool adaptive;
   const bool resend_if_unknown;  // ConditionalWrite::resend_if_unknown
   const bool write;              // an operation that changes items (is_write)
-  int n = 1;
+  int n = 1;                     // the attempt about to be made (1-based)
   int unknown_attempt = 0;       // the first attempt that may have been applied, 0: none
-  std::string unknown_what;      // its error      // the attempt about to be made (1-based)
+  std::string unknown_what;      // its error
   int spent = 0;  // quota tokens taken by this operation's retries
   bool refreshed_credentials = false, corrected_skew = false;
   std::string last_error;

@@ -223,7 +223,7 @@ class PlainTransport final : public Transport {
     // any byte of an answer arrived, the request never reached the server: try a new one.
     for (int attempt = 0;; ++attempt) {
       bool reused = false;
-      Conn c = acquire(url, where, deadline, reused);
+      Conn c = acquire(url, where, deadline, !request.resend_if_stale, reused);
       try {
         bool keep = true;
         exchange(*c.stream, *head, body, request.resend_if_stale, where, deadline, keep, out);
@@ -241,17 +241,31 @@ class PlainTransport final : public Transport {
  private:
   struct StaleConnection {};
 
-  Conn acquire(const Url& url, const Where& w, std::chrono::steady_clock::time_point deadline, bool& reused) {
-    {
-      std::lock_guard lock(mu_);
-      for (size_t i = idle_.size(); i-- > 0;) {
-        if (idle_[i].key == url.origin) {
-          Conn c = std::move(idle_[i]);
-          idle_.erase(idle_.begin() + static_cast<std::ptrdiff_t>(i));
-          reused = true;
-          return c;
+  // `probe`: for a request that must not be sent twice (it cannot be resent on a stale
+  // connection), a pooled connection is taken only if the server has not closed it meanwhile
+  // (one poll(); an idle connection with anything to read is closed, never reused), so that
+  // a connection closed while idle, the usual case, does not make its outcome unknown.
+  Conn acquire(const Url& url, const Where& w, std::chrono::steady_clock::time_point deadline, bool probe,
+               bool& reused) {
+    for (;;) {
+      Conn c;
+      {
+        std::lock_guard lock(mu_);
+        for (size_t i = idle_.size(); i-- > 0;) {
+          if (idle_[i].key == url.origin) {
+            c = std::move(idle_[i]);
+            idle_.erase(idle_.begin() + static_cast<std::ptrdiff_t>(i));
+            break;
+          }
         }
       }
+      if (!c.stream) break;
+      if (probe) {
+        pollfd p{c.stream->fd(), POLLIN, 0};
+        if (::poll(&p, 1, 0) != 0) continue;  // closed (or unexpected bytes): `c` closes it
+      }
+      reused = true;
+      return c;
     }
     // A bad CA bundle is a ConfigError before any connection.
     if (url.https) std::call_once(tls_once_, [&] { tls_ = std::make_unique<TlsContext>(options_); });
@@ -286,8 +300,8 @@ class PlainTransport final : public Transport {
         rc = ::poll(&p, 1, static_cast<int>(std::max<int64_t>(0, budget.count())));
         if (rc == 0) {
           ::close(fd);
-          throw TimeoutError(where + ": connect timed out after " + std::to_string(options_.connect_timeout.count()) +
-                             " ms");
+          throw TimeoutError(
+              where + ": connect timed out after " + std::to_string(options_.connect_timeout.count()) + " ms", false);
         }
         int err = 0;
         socklen_t len = sizeof err;

@@ -165,7 +165,7 @@ void TlsContext::handshake_failed(SSL* ssl, const TlsSocket& s, const std::strin
   const int e = SSL_get_error(ssl, 0);
   if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE ||
       (e == SSL_ERROR_SYSCALL && (s.last_errno == EAGAIN || s.last_errno == EWOULDBLOCK)))
-    throw TimeoutError(where + ": TLS handshake timed out");
+    throw TimeoutError(where + ": TLS handshake timed out", false);
   unsigned long code = ERR_peek_last_error();
   std::string why = code           ? ERR_reason_error_string(code) ? ERR_reason_error_string(code) : "error"
                     : s.last_errno ? std::strerror(s.last_errno)

@@ -217,7 +217,7 @@ void HttpEngine::Conn::on_timer() {
   // Made in a statement of its own: the temporary error (whose message string shares its
   // reference-counted buffer) is gone before the copy is handed on to another thread.
   std::exception_ptr error = std::make_exception_ptr(
-      connecting_ ? TimeoutError(where() + ": connect timed out after " + ms_text(e_.options_.connect_timeout))
+      connecting_ ? TimeoutError(where() + ": connect timed out after " + ms_text(e_.options_.connect_timeout), false)
                   : TimeoutError(where() + ": request timed out after " + ms_text(e_.options_.request_timeout)));
   fail(std::move(error));
 }

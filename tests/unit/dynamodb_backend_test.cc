@@ -611,3 +611,23 @@ TEST(GetAnswer, EncodeGetItemWritesTheRequestsBytes) {
         EXPECT_EQ(wire::encode_get_item(r.table_name, "key", key, consistent, rcc), wire::encode(r));
       }
 }
+
+// add() whose condition fails reads the item to judge it; when that read fails, its error is
+// what add() throws (no unknown outcome: the write was answered).
+TEST(DynamodbBackend, AddWhoseReadAfterAFailedConditionFailsThrowsTheReadsError) {
+  Fixture f([](const http::Request& r, int) {
+    const std::string* target = nullptr;
+    for (auto& h : r.headers)
+      if (h.name == "X-Amz-Target") target = &h.value;
+    if (target && *target == "DynamoDB_20120810.PutItem")
+      return testing_support::ddb_error(400, "ConditionalCheckFailedException");
+    return testing_support::ddb_error(400, "AccessDeniedException", "no reads");
+  });
+  auto b = f.backend();
+  try {
+    b.add("k", "v", 0s);
+    ADD_FAILURE();
+  } catch (const ServiceError& e) {
+    EXPECT_EQ(e.name(), "AccessDeniedException");
+  }
+}

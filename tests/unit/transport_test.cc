@@ -210,6 +210,26 @@ TEST_P(Transport, ARequestThatMustNotApplyTwiceIsNotResentOnAStaleConnection) {
   }
 }
 
+// A pooled connection the server closed while idle (its answer was whole and kept alive, then
+// the server hung up): a request that must not be sent twice notices before sending and takes
+// a new connection, instead of failing with an unknown outcome.
+TEST_P(Transport, ARequestThatMustNotApplyTwiceSkipsAConnectionClosedWhileIdle) {
+  std::atomic<int> writes{0};
+  TestServer server([&](const TestRequest& r) {
+    TestResponse resp;
+    if (r.body == "write") ++writes;
+    resp.raw = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";  // kept alive, then closed
+    return resp;
+  });
+  auto t = make();
+  EXPECT_EQ(t->send(post(server.url(), "warm")).body, "ok");
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));  // the server's FIN arrives
+  http::Request w = post(server.url(), "write");
+  w.resend_if_stale = false;
+  EXPECT_EQ(t->send(w).body, "ok");
+  EXPECT_EQ(writes.load(), 1);
+}
+
 TEST_P(Transport, LargeBodiesBothWays) {
   TestServer server([](const TestRequest& r) {
     TestResponse resp;
