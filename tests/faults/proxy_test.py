@@ -361,7 +361,9 @@ def check_throttle():
     make_table(DIRECT, 'thr_o', ondemand=True)
     make_table(DIRECT, 'thr_p', ondemand=False)
     with Proxy('--seed', '9') as p:
-        p.config(profile='none', throttle_scale=0.01, throttle_burst_s=1)   # 10 WCU/s, 30 RCU/s a key
+        # 1 WCU/s and 3 RCU/s a key: a loaded machine (CI's 2 cores, a soak beside it) still
+        # sends faster than that, so the counts below do not depend on its speed.
+        p.config(profile='none', throttle_scale=0.001, throttle_burst_s=1)
         raw = Raw(p.url)
         for table, name in (('thr_o', 'com.amazon.coral.availability#ThrottlingException'),
                             ('thr_p', 'com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException')):
@@ -378,7 +380,7 @@ def check_throttle():
             assert statuses.count(400) >= 15, statuses
             st, _, _ = raw.call('PutItem', {'TableName': table, 'Item': {'k': {'S': 'cold'}}})
             assert st == 200, 'another partition key was throttled'
-        # Reads: 30 units a second, an eventually consistent small read costs half a unit.
+        # Reads: 3 units a second, an eventually consistent small read costs half a unit.
         answers = [raw.call('GetItem', {'TableName': 'thr_p', 'Key': {'k': {'S': 'hotread'}}}) for _ in range(150)]
         throttled = [b for st, h, b in answers if st == 400]
         assert len(throttled) >= 30, len(throttled)
@@ -397,15 +399,15 @@ def check_throttle():
         assert got == done, (got, done)
         st, h, b = raw.call('BatchWriteItem', batch(10))
         assert st == 400 and b['__type'].endswith('#ThrottlingException'), (st, b)
-        p.config(throttle_scale=0.01)
+        p.config(throttle_scale=0.003)   # 3 WCU/s a key
 
         # boto3 retries throttling until it gets through.
         before = p.stats()['faults']['throttle']
         c = client(p.url, attempts=20)
         t0 = time.monotonic()
-        for i in range(25):
+        for i in range(10):
             c.put_item(TableName='thr_o', Item={'k': {'S': 'hot2'}, 'v': {'N': str(i)}})
-        assert consistent_get('thr_o', {'k': {'S': 'hot2'}})['v']['N'] == '24'
+        assert consistent_get('thr_o', {'k': {'S': 'hot2'}})['v']['N'] == '9'
         assert p.stats()['faults']['throttle'] > before, 'boto3 was never throttled'
         assert time.monotonic() - t0 < 15
 
