@@ -201,7 +201,9 @@ class LeaseTable {
   // Stores `value` unless the item changed since `seen` (someone stored a newer value): one
   // conditional PutItem (after the chunks, for a value past one item). Returns whether it wrote.
   // Exactly once (detail::write_once): after a lost answer, a consistent read tells whether the
-  // item is this write (written) or not (not written: a later get_or_set stores again).
+  // item is this write (written) or not: then the same write again, whose condition settles it
+  // (a copy of it delayed in the network fails the same condition once either has landed).
+  // Throws UnknownOutcomeError after kMaxUnknownRounds lost answers.
   bool store_unless_changed(std::string_view key, std::string_view value, Ttl ttl, const Seen& seen) {
     ddb::PutItemRequest r;
     r.table_name = options_.table;
@@ -230,24 +232,36 @@ class LeaseTable {
       r.values[":u"] = attr_or_zero(*seen.item, attr::kUpdateTs);
       r.values[":e"] = attr_or_zero(*seen.item, attr::kExpire);
     }
-    std::exception_ptr unknown;
-    const detail::Written w = detail::write_once([&] { client_.put_item(r); }, unknown);
-    if (w == detail::Written::kUnknown) {
-      // Stored, or not (yet): its chunks stay either way, since a head delayed in the network
-      // may still land and name them. The old value's chunks are left too (to their TTL, or
-      // to a full clear for a value that never expires): the answer naming them was lost.
-      bool stored = detail::same_write(
-          detail::read_back(unknown, [&] { return read_item(r.item.at(attr::kKey).scalar); }), r.item);
-      if (stored) counted_write(value);
-      return stored;
+    const std::string& stored = r.item.at(attr::kKey).scalar;
+    bool lost_before = false;  // an earlier round's answer was lost: this write may be there
+    for (int round = 1;; ++round) {
+      std::exception_ptr unknown;
+      const detail::Written w = detail::write_once([&] { client_.put_item(r); }, unknown);
+      if (w == detail::Written::kYes) {
+        // After a lost answer the old value's chunks are left (to their TTL, or to a full
+        // clear for a value that never expires): the answer naming them may have been lost.
+        if (seen.item && !lost_before) chunked::delete_chunks_of(client_, options_.table, *seen.item, true);
+        counted_write(value);
+        return true;
+      }
+      if (w == detail::Written::kConditionFailed) {
+        if (lost_before && detail::same_write(read_item(stored), r.item)) {
+          counted_write(value);  // a lost round's copy landed first
+          return true;
+        }
+        // Another writer's item. Its chunks are nobody's, unless a lost copy of this write is
+        // still on its way (an item erased meanwhile would let it land): then they stay.
+        if (!lost_before) chunked::delete_chunks_of(client_, options_.table, r.item, false);
+        return false;
+      }
+      // Lost: its chunks stay whatever follows, since a head delayed in the network may land.
+      lost_before = true;
+      if (detail::same_write(detail::read_back(unknown, [&] { return read_item(stored); }), r.item)) {
+        counted_write(value);
+        return true;
+      }
+      if (round == detail::kMaxUnknownRounds) std::rethrow_exception(unknown);
     }
-    if (w != detail::Written::kYes) {
-      chunked::delete_chunks_of(client_, options_.table, r.item, false);  // ours, never named
-      return false;
-    }
-    if (seen.item) chunked::delete_chunks_of(client_, options_.table, *seen.item, true);
-    counted_write(value);
-    return true;
   }
 
   // Whether the backend's fail_open turns `e` into a miss or a dropped write.

@@ -285,6 +285,9 @@ struct LossyProxy {
   // forwarding such a request and before losing its answer (another writer's turn).
   std::function<bool(const TestRequest&)> lose;
   std::function<void()> meanwhile;
+  // Which requests to answer with a 500 without forwarding them (not applied; to the client,
+  // an unknown outcome all the same).
+  std::function<bool(const TestRequest&)> fail_before;
   int lost() {
     std::lock_guard lock(mu_);
     return lost_;
@@ -293,6 +296,16 @@ struct LossyProxy {
 
  private:
   TestResponse handle(const TestRequest& r) {
+    {
+      std::lock_guard lock(mu_);
+      if (fail_before && fail_before(r)) {
+        ++lost_;
+        TestResponse e;
+        e.status = 500;
+        e.body = R"({"__type":"com.amazonaws.dynamodb.v20120810#InternalServerError","message":"injected"})";
+        return e;
+      }
+    }
     TestResponse out = testing_support::forward_dynamodb(*forward_, upstream_, r);
     bool drop = false;
     {
@@ -417,4 +430,24 @@ TEST_F(ExactlyOnce, AChunkedValueWhoseHeadAnswerIsLostKeepsItsChunks) {
   auto got = beside.get("big");
   ASSERT_TRUE(got);
   EXPECT_TRUE(*got == big2) << "the value read back is not the one written";
+}
+
+// A store whose attempt failed before it was applied (a 500: to the client, an unknown
+// outcome): the read back does not find it, and it is sent again, so the value is cached.
+TEST_F(ExactlyOnce, AStoreWhoseOutcomeIsUnknownButNotAppliedIsSentAgain) {
+  for (bool leased : {false, true}) {
+    std::string key = leased ? "leased" : "plain";
+    proxy.fail_before = [once = true](const TestRequest& r) mutable {
+      bool fail = once && is_write(r, "PutItem") && r.body.find("\"ver\"") != std::string::npos;
+      if (fail) once = false;
+      return fail;
+    };
+    GetOrSetOptions g;
+    if (leased) g.lease = 5s;
+    EXPECT_EQ(get_or_set(through, key, [] { return std::string("loaded"); }, 0s, g), "loaded");
+    auto got = beside.get(key);
+    ASSERT_TRUE(got) << key << ": the load was not cached";
+    EXPECT_EQ(*got, "loaded");
+  }
+  EXPECT_EQ(proxy.lost(), 2);
 }
