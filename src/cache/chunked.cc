@@ -56,16 +56,31 @@ std::optional<ddb::ConsumedCapacity> write_replacing(ddb::Client& client, Reques
     throw InvalidArgumentError("chunked::put/delete_replacing takes unconditional requests");
   Request first = r;
   set_no_cleanup_condition(first);
+  // Not resent by the client after a lost answer: the replacing write below is the same write,
+  // idempotent, and it learns what it replaced. Its failure then does not say that nothing was
+  // written (the first may have been): UnknownOutcomeError.
+  first.resend_if_unknown = false;
+  std::exception_ptr first_unknown;
   try {
     return call(client, first).consumed;
+  } catch (const UnknownOutcomeError&) {
+    first_unknown = std::current_exception();
   } catch (const ServiceError& e) {
     if (e.kind() != ErrorKind::kConditionFailed) throw;
   }
-  // The key holds a never-expiring chunked value: replace it, learn its write id, clean up.
-  // That value may be this very write, applied by an attempt whose answer was lost (the client
-  // sent it again): its chunks are the ones just written, and stay.
+  // The key holds a never-expiring chunked value (or the outcome of the first write is
+  // unknown): replace it, learn its write id, clean up. That value may be this very write,
+  // applied by an attempt whose answer was lost: its chunks are the ones just written, and stay.
   r.return_values = ddb::ReturnValues::kAllOld;
-  auto res = call(client, r);
+  ddb::WriteResult res;
+  try {
+    res = call(client, r);
+  } catch (const Error& e) {
+    if (!first_unknown || e.kind() == ErrorKind::kUnknownOutcome) throw;
+    throw UnknownOutcomeError(std::string(e.what()) +
+                                  "; an earlier attempt's outcome is unknown, so the value may have been written",
+                              e.retryable());
+  }
   bool ours = false;
   if constexpr (requires { r.item; }) {
     auto old_id = res.attributes ? res.attributes->find(kWriteId) : ddb::Item::iterator();

@@ -288,6 +288,8 @@ struct LossyProxy {
   // Which requests to answer with a 500 without forwarding them (not applied; to the client,
   // an unknown outcome all the same).
   std::function<bool(const TestRequest&)> fail_before;
+  int fail_status = 500;  // and the error name: InternalServerError, or ThrottlingException for 400
+
   int lost() {
     std::lock_guard lock(mu_);
     return lost_;
@@ -301,8 +303,9 @@ struct LossyProxy {
       if (fail_before && fail_before(r)) {
         ++lost_;
         TestResponse e;
-        e.status = 500;
-        e.body = R"({"__type":"com.amazonaws.dynamodb.v20120810#InternalServerError","message":"injected"})";
+        e.status = fail_status;
+        e.body = std::string(R"({"__type":"com.amazonaws.dynamodb.v20120810#)") +
+                 (fail_status == 500 ? "InternalServerError" : "ThrottlingException") + R"(","message":"injected"})";
         return e;
       }
     }
@@ -450,4 +453,26 @@ TEST_F(ExactlyOnce, AStoreWhoseOutcomeIsUnknownButNotAppliedIsSentAgain) {
     EXPECT_EQ(*got, "loaded");
   }
   EXPECT_EQ(proxy.lost(), 2);
+}
+
+// A big value's head whose answer is lost, then whose replacing write is refused (throttled
+// every time): the value may have been written, and the error says so, not "throttled".
+TEST_F(ExactlyOnce, ABigValueWrittenAndThenRefusedReportsAnUnknownOutcome) {
+  std::mt19937_64 rng(7);
+  std::string big(900 * 1024, '\0');
+  for (auto& c : big) c = static_cast<char>(rng());
+  proxy.lose = [once = true](const TestRequest& r) mutable {
+    bool lose = once && is_write(r, "PutItem") && r.body.find("\"wid\"") != std::string::npos;
+    if (lose) once = false;
+    return lose;
+  };
+  proxy.fail_status = 400;
+  proxy.fail_before = [](const TestRequest& r) {
+    return is_write(r, "PutItem") && r.body.find("\"ReturnValues\":\"ALL_OLD\"") != std::string::npos;
+  };
+  EXPECT_THROW(through.set("big", big, 0s), UnknownOutcomeError);
+  proxy.fail_before = nullptr;
+  auto got = beside.get("big");
+  ASSERT_TRUE(got) << "the first attempt was applied";
+  EXPECT_TRUE(*got == big);
 }
