@@ -1,6 +1,5 @@
 #include "cache/chunked.h"
 
-
 #include <algorithm>
 #include <charconv>
 #include <unordered_map>

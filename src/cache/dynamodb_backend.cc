@@ -73,6 +73,14 @@ std::optional<Hit> read_answer(const DynamodbOptions& o, dynamodb::Client* chunk
   return layout::decode_answer(body, key, o.now, &chunks, read_units);
 }
 
+dynamodb::GetItemRequest consistent_get(const std::string& table, const std::string& stored) {
+  dynamodb::GetItemRequest r;
+  r.table_name = table;
+  r.key = layout::key_item(stored);
+  r.consistent_read = true;
+  return r;
+}
+
 void add_write_token(dynamodb::Item& item) {
   if (!item.count(chunked::kWriteId))
     item.insert_or_assign(attr::kVersion, dynamodb::AttributeValue::S(util::random_hex(8, "a write token")));

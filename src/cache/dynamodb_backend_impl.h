@@ -104,6 +104,9 @@ std::optional<dynamodb::Item> read_back(const std::exception_ptr& unknown, Read&
 // before it reports UnknownOutcomeError: each is an attempt lost on the way.
 inline constexpr int kMaxUnknownRounds = 3;
 
+// The request of a strongly consistent read of the item stored under `stored`.
+dynamodb::GetItemRequest consistent_get(const std::string& table, const std::string& stored);
+
 // Gives `item` (about to be written) a fresh token, unless it is a chunked head (its write id
 // is one).
 void add_write_token(dynamodb::Item& item);

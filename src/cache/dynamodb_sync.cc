@@ -34,11 +34,7 @@ std::string counter_message(std::string_view key, int64_t current, int64_t delta
 }  // namespace
 
 std::optional<ddb::Item> DynamodbBackend::Impl::read_consistent(const std::string& stored) {
-  ddb::GetItemRequest r;
-  r.table_name = options.table;
-  r.key = layout::key_item(stored);
-  r.consistent_read = true;
-  return wire().get_item(r).item;
+  return wire().get_item(detail::consistent_get(options.table, stored)).item;
 }
 
 std::optional<Hit> DynamodbBackend::Impl::read_stored(std::string_view key, const std::string& stored) {

@@ -1,6 +1,5 @@
 #include "dynamodb_cache/get_or_set.h"
 
-
 #include <algorithm>
 #include <functional>
 #include <random>
@@ -106,7 +105,6 @@ namespace {
 
 using detail::FlightRegistry;
 
-
 bool wants_refresh(const Hit& hit, const GetOrSetOptions& o) {
   return o.refresh_ahead.count() > 0 && hit.ttl_left && *hit.ttl_left < o.refresh_ahead;
 }
@@ -152,8 +150,9 @@ class LeaseTable {
   // A lease on `key` for `ttl`: its token, or nullopt when another holder's has not lapsed.
   // Exactly once: after a lost answer a consistent read finds this token (taken) or not, and
   // then the take is sent again (not by the client: detail::write_once); its condition also
-  // accepts a lease with this very token, so it succeeds whether or not the lost one lands. (A lost take that lands after this call has given up, or
-  // after the release, leaves a lease nobody holds until it lapses.)
+  // accepts a lease with this very token, so it succeeds whether or not the lost one lands.
+  // (A lost take that lands after this call has given up, or after the release, leaves a
+  // lease nobody holds until it lapses.)
   std::optional<std::string> try_lease(std::string_view key, Ttl ttl) {
     int64_t now = now_ms();
     std::string token = util::random_hex(16, "a lease token");
@@ -270,11 +269,7 @@ class LeaseTable {
  private:
   // The item stored under `stored`, read strongly consistently.
   std::optional<ddb::Item> read_item(const std::string& stored) {
-    ddb::GetItemRequest g;
-    g.table_name = options_.table;
-    g.key = layout::key_item(stored);
-    g.consistent_read = true;
-    return client_.get_item(g).item;
+    return client_.get_item(detail::consistent_get(options_.table, stored)).item;
   }
 
   // A stored value in the backend's stats, as its set() counts one.
