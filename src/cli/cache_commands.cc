@@ -26,9 +26,9 @@ DynamodbBackend backend(const GlobalOptions& g) {
 }  // namespace
 
 CLI::Option* add_ttl_option(CLI::App* cmd, int64_t& ttl_seconds, const std::string& what) {
-  const int64_t max_s = kMaxTtl.count() / 1000;
+  static constexpr int64_t max_s = kMaxTtl.count() / 1000;
   CLI::Validator whole_seconds(
-      [max_s](std::string& in) -> std::string {
+      [](std::string& in) -> std::string {
         int64_t v = 0;
         auto [p, ec] = std::from_chars(in.data(), in.data() + in.size(), v);
         bool digits = !in.empty() && in.find_first_not_of("0123456789") == std::string::npos;

@@ -173,8 +173,12 @@ for k in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_PROFILE", "AWS_S
 # There the bound applies to the growth over the same CLI's peak on an answer it rejects at
 # once (a small quarantine keeps freed buffers from counting); a normal build is held to the
 # absolute bound, which is the judgement.
-SANITIZED = any(lib in subprocess.run(["ldd", CLI], capture_output=True, text=True).stdout
-                for lib in ("libasan", "libtsan"))
+# GCC links the sanitizer runtime as a shared library, clang into the executable: look for its
+# entry point in the file rather than for a library in `ldd`.
+with open(CLI, "rb") as f:
+    _image = f.read()
+SANITIZED = b"__asan_init" in _image or b"__tsan_init" in _image
+del _image
 if SANITIZED:
     BASE_ENV["ASAN_OPTIONS"] = "quarantine_size_mb=4:" + BASE_ENV.get("ASAN_OPTIONS", "")
 HELP = subprocess.run([CLI, "--help"], capture_output=True, text=True).stdout

@@ -314,7 +314,12 @@ TEST(Credentials, CachingProviderGetIntoFollowsGet) {
 
 TEST(Credentials, CachingProviderRefreshesOnceForAllThreads) {
   CountedCache f;
-  auto& [inner, t, base, cache] = f;
+  // References, not a structured binding: the lambdas below capture `cache`, and clang 14
+  // cannot capture a structured binding (C++20 allows it; clang 16 implements it).
+  auto& inner = f.inner;
+  auto& t = f.t;
+  auto& base = f.base;
+  auto& cache = f.cache;
   std::vector<std::thread> threads;
   for (int i = 0; i < 8; ++i)
     threads.emplace_back([&] { for (int j = 0; j < 50; ++j) EXPECT_EQ(cache->get().access_key_id, "AKID1"); });

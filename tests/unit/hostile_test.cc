@@ -273,7 +273,16 @@ class HostileServer {
 
 // ---------- memory ----------
 
+// GCC says it builds with ASan by __SANITIZE_ADDRESS__, clang by __has_feature.
 #if defined(__SANITIZE_ADDRESS__)
+#define HOSTILE_TEST_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define HOSTILE_TEST_ASAN 1
+#endif
+#endif
+
+#if defined(HOSTILE_TEST_ASAN)
 // ASan keeps freed blocks in a quarantine (256 MB by default): memory the code under test has
 // given back stays resident. A small quarantine keeps the peak-RSS checks about the code.
 extern "C" const char* __asan_default_options() { return "quarantine_size_mb=4"; }
