@@ -11,6 +11,7 @@
 #include "aws/providers.h"
 #include "dynamodb_cache/aws.h"
 #include "dynamodb_cache/errors.h"
+#include "http/headers.h"
 #include "util/time.h"
 
 namespace dynamodb_cache::aws {
@@ -25,6 +26,7 @@ class StaticProvider final : public CredentialsProvider {
  public:
   explicit StaticProvider(Credentials c) : c_(std::move(c)) {
     if (c_.provider.empty()) c_.provider = "static";
+    detail::require_header_values(c_, "access key id", "session token");
   }
   Credentials get() override {
     if (c_.access_key_id.empty() || c_.secret_access_key.empty())
@@ -46,8 +48,9 @@ class EnvironmentProvider final : public CredentialsProvider {
       throw CredentialsError(std::string("environment: ") +
                              (id ? "AWS_SECRET_ACCESS_KEY" : "AWS_ACCESS_KEY_ID") +
                              " is not set but the other key is");
-    return Credentials{*id, *secret, env("AWS_SESSION_TOKEN").value_or(""), std::nullopt,
-                       "environment"};
+    Credentials c{*id, *secret, env("AWS_SESSION_TOKEN").value_or(""), std::nullopt, "environment"};
+    detail::require_header_values(c, "AWS_ACCESS_KEY_ID", "AWS_SESSION_TOKEN");
+    return c;
   }
 };
 
@@ -79,8 +82,11 @@ class ProfileResolver {
     if (!id || !secret)
       throw CredentialsError(where(name) + " in " + p_.credentials_file + " / " + p_.config_file +
                              " has only one of aws_access_key_id / aws_secret_access_key");
-    return Credentials{*id, *secret, detail::get(sec, "aws_session_token").value_or(""), std::nullopt,
-                       where(name)};
+    Credentials c{*id, *secret, detail::get(sec, "aws_session_token").value_or(""), std::nullopt,
+                  where(name)};
+    // An INI continuation line puts a line break into a value.
+    detail::require_header_values(c, "aws_access_key_id", "aws_session_token");
+    return c;
   }
 
   ProfileOptions options_for(const std::string& name) const {
@@ -250,15 +256,6 @@ std::function<std::optional<std::string>(const char*)> getenv_of(const HttpProvi
   return [](const char* n) { return env(n); };
 }
 
-// A header value as RFC 9110 allows it: no CR, LF, NUL or other control character but tab.
-// Tokens from files, the environment or a metadata server are checked before they are sent,
-// so none can inject a header or split a request.
-bool valid_header_value(std::string_view v) {
-  for (unsigned char c : v)
-    if ((c < 0x20 && c != '\t') || c == 0x7f) return false;
-  return true;
-}
-
 bool valid_role_name(std::string_view r) {
   if (r.empty() || r.size() > 64 || r == "." || r == "..") return false;
   for (unsigned char c : r)
@@ -287,8 +284,10 @@ class ContainerProvider final : public CredentialsProvider {
   Credentials get() override {
     std::string url;
     if (auto rel = getenv_("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI")) {
+      detail::require_header_value(*rel, "container", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI");
       url = "http://169.254.170.2" + (rel->front() == '/' ? *rel : "/" + *rel);
     } else if (auto full = getenv_("AWS_CONTAINER_CREDENTIALS_FULL_URI")) {
+      detail::require_header_value(*full, "container", "AWS_CONTAINER_CREDENTIALS_FULL_URI");
       url = *full;
       if (url.rfind("https://", 0) != 0 && !loopback_or_container_host(url))
         throw CredentialsError(
@@ -309,8 +308,7 @@ class ContainerProvider final : public CredentialsProvider {
       token = getenv_("AWS_CONTAINER_AUTHORIZATION_TOKEN");
     }
     if (token) {
-      if (!valid_header_value(*token))
-        throw CredentialsError("container: authorization token contains a line break or control character");
+      detail::require_header_value(*token, "container", "authorization token");
       req.headers.push_back({"Authorization", *token});
     }
     req.headers.push_back({"Accept", "application/json"});
@@ -340,6 +338,7 @@ class ImdsProvider final : public CredentialsProvider {
       if (d == "true" || d == "1") throw NotConfigured("imds: AWS_EC2_METADATA_DISABLED is set");
     }
     std::string endpoint = getenv_("AWS_EC2_METADATA_SERVICE_ENDPOINT").value_or("http://169.254.169.254");
+    detail::require_header_value(endpoint, "imds", "AWS_EC2_METADATA_SERVICE_ENDPOINT");  // the Host header
     while (!endpoint.empty() && endpoint.back() == '/') endpoint.pop_back();
     auto role_resp = authed_get(endpoint, "/latest/meta-data/iam/security-credentials/");
     if (role_resp.status == 404)
@@ -375,7 +374,7 @@ class ImdsProvider final : public CredentialsProvider {
                              resp.status >= 500);
     // The token is sent back as a header value: one with CR/LF or another control character
     // would inject headers. Real tokens are about 60 characters.
-    if (resp.body.size() > 4096 || !valid_header_value(resp.body))
+    if (resp.body.size() > 4096 || !http::valid_header_value(resp.body))
       throw CredentialsError("imds: the session token IMDS gave is not a valid header value", false);
     token_ = resp.body;
     // Renew a minute early so a token never expires between our check and IMDS's.
