@@ -80,7 +80,8 @@ struct HttpProviderOptions {
 // https://portal.sso.SSO_REGION.amazonaws.com, unless an endpoint is configured for "STS" or
 // "SSO" (AWS_ENDPOINT_URL_STS, ...; see resolve_service_endpoint). Temporary credentials of
 // each step are cached (make_caching_provider). Files are read at the first get(); a
-// profile without any of these is "not configured" for the chain. Every provider
+// profile without any of these is "not configured" for the chain. A source_profile chain of
+// more than 150 links is refused (the AWS CLI cannot follow one of 145). Every provider
 // refuses an access key id, session token or bearer token with a line break or other control
 // character (CredentialsError naming the source, never quoting the value): each becomes a
 // header value.

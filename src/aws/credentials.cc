@@ -55,9 +55,17 @@ class EnvironmentProvider final : public CredentialsProvider {
 };
 
 // Builds the provider a profile names (see make_profile_provider in aws.h). Everything is
-// read from one snapshot of the two files.
+// read from one snapshot of the two files, and every AssumeRole of a source_profile chain
+// shares one STS target and transport, so a chain reads the files once, not once per link.
 class ProfileResolver {
  public:
+  // The most source_profile links followed. botocore (the AWS CLI) sets none, but its
+  // recursion ends at Python's limit of 1000 frames: measured with awscli 2.9.19 and
+  // botocore 1.29.27, it fetches credentials through 140 links and fails at 145. Past this,
+  // a chain is refused with a clear error before anything is called; within it, the
+  // recursion here (a few frames a link) stays far from the stack's end.
+  static constexpr size_t kMaxSourceProfileLinks = 150;
+
   ProfileResolver(ProfileOptions o, detail::ResolvedProfile p)
       : o_(std::move(o)), p_(std::move(p)), cfg_(detail::SharedConfig::load(p_)) {}
 
@@ -126,6 +134,10 @@ class ProfileResolver {
         ar.duration = std::chrono::seconds(v);
       }
       ar.profile = options_for(p_.name);  // STS region, endpoint and CA bundle: the profile in use
+      const auto& sts = sts_of_profile();
+      ar.region = sts.target.region;
+      ar.endpoint = sts.target.endpoint;
+      ar.transport = sts.transport;
       ar.source = source_profile ? source_of(name, sec, *source_profile, visited)
                                  : named_source(name, *credential_source);
       return make_caching_provider(make_assume_role_provider(std::move(ar)));
@@ -183,6 +195,10 @@ class ProfileResolver {
       for (auto& v : visited) loop += v + " -> ";
       throw CredentialsError("source_profile loop: " + loop + source);
     }
+    if (visited.size() > kMaxSourceProfileLinks)
+      throw CredentialsError(where(p_.name) + ": its source_profile chain is longer than " +
+                             std::to_string(kMaxSourceProfileLinks) +
+                             " links (the AWS CLI cannot follow it either)");
     auto ssec = cfg_.profile(source);
     if (!ssec) throw CredentialsError(where(name) + ": source_profile '" + source + "' does not exist");
     return build(source, *ssec, visited, true);
@@ -196,9 +212,24 @@ class ProfileResolver {
                            "EcsContainer, not '" + source + "'");
   }
 
+  // Where the AssumeRole calls of the profile in use go, and the transport they share; made
+  // at the first role met.
+  struct Sts {
+    detail::StsTarget target;
+    std::shared_ptr<http::Transport> transport;
+  };
+  const Sts& sts_of_profile() {
+    if (!sts_) {
+      auto o = options_for(p_.name);
+      sts_ = Sts{detail::sts_target({}, {}, o), detail::service_transport(o)};
+    }
+    return *sts_;
+  }
+
   ProfileOptions o_;
   detail::ResolvedProfile p_;
   detail::SharedConfig cfg_;
+  std::optional<Sts> sts_;
 };
 
 class ProfileProvider final : public CredentialsProvider {

@@ -664,6 +664,52 @@ TEST(AssumeRole, RegionalEndpointByDefault) {
   EXPECT_EQ(aws::resolve_service_endpoint("SSO", "portal.sso", "eu-west-1"), "https://portal.sso.eu-west-1.amazonaws.com");
 }
 
+// Issue 28, item 7: a chain of N source_profile links, p0 -> p1 -> ... -> pN (static keys).
+namespace {
+std::string chain_config(int links) {
+  std::string out;
+  for (int i = 0; i < links; ++i)
+    out += "[profile p" + std::to_string(i) + "]\nrole_arn = arn:aws:iam::123456789012:role/r" +
+           std::to_string(i) + "\nsource_profile = p" + std::to_string(i + 1) + "\n";
+  return out + "[profile p" + std::to_string(links) +
+         "]\naws_access_key_id = AKIDSOURCE\naws_secret_access_key = source-secret\n";
+}
+}  // namespace
+
+TEST(AssumeRole, DeepSourceProfileChainsAreRefusedFastNotACrash) {
+  auto env = clean_env();
+  FakeSts sts;
+  std::string url = sts.server.url();
+  auto config = temp_file("config-deep-chain", chain_config(8000));
+  ScopedEnv e{{"AWS_CONFIG_FILE", config.c_str()}, {"AWS_ENDPOINT_URL_STS", url.c_str()}};
+  auto start = std::chrono::steady_clock::now();
+  auto err = error_of([] { aws::make_profile_provider({"p0", "", ""})->get(); });
+  EXPECT_NE(err.find("profile 'p0': its source_profile chain is longer than 150 links"), std::string::npos)
+      << err;
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));  // it took 19 s for 4,000
+  EXPECT_EQ(sts.count(), 0u);
+  // Through the default chain too: an error, not "no credentials here".
+  auto chain_err = error_of([] { aws::make_default_chain({"p0", "", ""})->get(); });
+  EXPECT_NE(chain_err.find("longer than 150 links"), std::string::npos) << chain_err;
+  // One link past the limit is refused; at the limit (beyond what the AWS CLI can follow),
+  // every role is assumed, each signed by the one before.
+  auto over = temp_file("config-chain-151", chain_config(151));
+  ScopedEnv o{{"AWS_CONFIG_FILE", over.c_str()}};
+  EXPECT_NE(error_of([] {
+              aws::make_profile_provider({"p0", "", ""})->get();
+            }).find("longer than 150"),
+            std::string::npos);
+  EXPECT_EQ(sts.count(), 0u);
+  auto at = temp_file("config-chain-150", chain_config(150));
+  ScopedEnv a{{"AWS_CONFIG_FILE", at.c_str()}};
+  EXPECT_EQ(aws::make_profile_provider({"p0", "", ""})->get().access_key_id, "ASIASTS150");
+  ASSERT_EQ(sts.count(), 150u);
+  EXPECT_EQ(form_value(sts.request(0).body, "RoleArn"), "arn:aws:iam::123456789012:role/r149");
+  EXPECT_NE(credential_scope(sts.request(0)).find("AKIDSOURCE/"), std::string::npos);
+  EXPECT_EQ(form_value(sts.request(149).body, "RoleArn"), "arn:aws:iam::123456789012:role/r0");
+  EXPECT_NE(credential_scope(sts.request(149)).find("ASIASTS149/"), std::string::npos);
+}
+
 TEST(WebIdentity, EnvironmentUnsignedWithTheTokenFromTheFile) {
   auto env = clean_env();
   FakeSts sts;
