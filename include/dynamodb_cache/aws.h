@@ -42,7 +42,8 @@ class CredentialsProvider {
   virtual void invalidate() {}
 };
 
-// Fixed credentials given by the caller.
+// Fixed credentials given by the caller. Throws CredentialsError when the access key id or
+// session token holds a line break or other control character (they become header values).
 std::shared_ptr<CredentialsProvider> make_static_provider(Credentials credentials);
 
 // AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN (read at each get()).
@@ -79,7 +80,11 @@ struct HttpProviderOptions {
 // https://portal.sso.SSO_REGION.amazonaws.com, unless an endpoint is configured for "STS" or
 // "SSO" (AWS_ENDPOINT_URL_STS, ...; see resolve_service_endpoint). Temporary credentials of
 // each step are cached (make_caching_provider). Files are read at the first get(); a
-// profile without any of these is "not configured" for the chain.
+// profile without any of these is "not configured" for the chain. A source_profile chain of
+// more than 150 links is refused (the AWS CLI cannot follow one of 145). Every provider
+// refuses an access key id, session token or bearer token with a line break or other control
+// character (CredentialsError naming the source, never quoting the value): each becomes a
+// header value.
 std::shared_ptr<CredentialsProvider> make_profile_provider(ProfileOptions options = {});
 
 // credential_process: runs `command` through /bin/sh -c (as the Go and Rust SDKs do on
@@ -184,7 +189,8 @@ void sign_v4(const SigningParams& params, SigningResult& out);
 // ---- configuration ----
 
 // Region: explicit, AWS_REGION, AWS_DEFAULT_REGION, the profile's `region` in the config
-// file. Throws ConfigError when none is set.
+// file. Throws ConfigError when none is set, or when the first one set is not a valid region
+// name as the AWS CLI checks it (a host label: 1-63 letters, digits and '-').
 std::string resolve_region(const std::string& explicit_region = {},
                            const ProfileOptions& profile = {});
 
@@ -194,7 +200,8 @@ std::string resolve_region(const std::string& explicit_region = {},
 // (`<id> =` then an indented `endpoint_url = ...`), AWS_ENDPOINT_URL, the profile's
 // `endpoint_url` (all skipped when AWS_IGNORE_CONFIGURED_ENDPOINT_URLS or the profile's
 // ignore_configured_endpoint_urls is true); else https://PREFIX.REGION.amazonaws.com
-// (amazonaws.com.cn for cn- regions). Throws ConfigError for a URL that is not http(s).
+// (amazonaws.com.cn for cn- regions). Throws ConfigError for a URL that is not http(s) or
+// that http::parse_url refuses (control characters, userinfo...).
 std::string resolve_service_endpoint(const std::string& service_id, const std::string& hostname_prefix,
                                      const std::string& region, const std::string& explicit_endpoint = {},
                                      const ProfileOptions& profile = {});

@@ -1,9 +1,11 @@
 #include "aws/config.h"
 
+#include <cctype>
 #include <cstdlib>
 #include <fstream>
 
 #include "dynamodb_cache/errors.h"
+#include "http/headers.h"
 
 namespace dynamodb_cache::aws {
 namespace detail {
@@ -18,6 +20,30 @@ std::optional<std::string> get(const IniSection& s, const std::string& name) {
   auto it = s.find(name);
   if (it == s.end() || it->second.empty()) return std::nullopt;
   return it->second;
+}
+
+void check_region(std::string_view r, const std::string& source) {
+  bool ok = !r.empty() && r.size() <= 63 && r.front() != '-' && r.back() != '-' &&
+            r.find_first_not_of("0123456789") != std::string_view::npos;
+  for (unsigned char c : r) ok = ok && (std::isalnum(c) || c == '-');
+  if (!ok)
+    throw ConfigError(source +
+                      " is not a valid AWS region name (1-63 letters, digits and '-', as in us-east-1)");
+}
+
+std::optional<std::string> configured_region(const ProfileOptions& profile) {
+  for (const char* name : {"AWS_REGION", "AWS_DEFAULT_REGION"})
+    if (auto r = env(name)) {
+      check_region(*r, std::string("environment: ") + name);
+      return r;
+    }
+  auto p = resolve_profile(profile);
+  if (auto sec = config_section(p))
+    if (auto r = get(*sec, "region")) {
+      check_region(*r, "the region of profile '" + p.name + "' in " + p.config_file);
+      return r;
+    }
+  return std::nullopt;
 }
 
 bool truthy(const std::string& v) {
@@ -125,12 +151,12 @@ std::optional<std::string> configured_endpoint(const std::string& service_id, co
 }  // namespace detail
 
 std::string resolve_region(const std::string& explicit_region, const ProfileOptions& profile) {
-  if (!explicit_region.empty()) return explicit_region;
-  if (auto r = detail::env("AWS_REGION")) return *r;
-  if (auto r = detail::env("AWS_DEFAULT_REGION")) return *r;
+  if (!explicit_region.empty()) {
+    detail::check_region(explicit_region, "the region given");
+    return explicit_region;
+  }
+  if (auto r = detail::configured_region(profile)) return *r;
   auto p = detail::resolve_profile(profile);
-  if (auto sec = detail::config_section(p))
-    if (auto r = detail::get(*sec, "region")) return *r;
   throw ConfigError(
       "no AWS region: pass one, or set AWS_REGION, AWS_DEFAULT_REGION or `region` in profile '" +
       p.name + "' of " + (p.config_file.empty() ? "the config file" : p.config_file));
@@ -143,14 +169,17 @@ std::string resolve_service_endpoint(const std::string& service_id, const std::s
   if (e.empty()) e = detail::configured_endpoint(service_id, profile).value_or("");
   if (e.empty()) {
     if (region.empty()) throw ConfigError("no AWS region to build the " + service_id + " endpoint from");
-    for (char c : region)
-      if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-'))
-        throw ConfigError("invalid AWS region '" + region + "'");
+    detail::check_region(region, "the region of the " + service_id + " endpoint");
     e = "https://" + hostname_prefix + "." + region +
         (region.rfind("cn-", 0) == 0 ? ".amazonaws.com.cn" : ".amazonaws.com");
   }
+  // Host and path become the Host header and the request line: no control character (nor
+  // one quoted in a message below), and nothing parse_url refuses.
+  if (!http::valid_header_value(e))
+    throw ConfigError("the " + service_id + " endpoint contains a line break or control character");
   if (e.rfind("http://", 0) != 0 && e.rfind("https://", 0) != 0)
     throw ConfigError("endpoint '" + e + "' must start with http:// or https://");
+  http::parse_url(e, (service_id + " endpoint").c_str());
   while (e.size() > 8 && e.back() == '/') e.pop_back();
   return e;
 }

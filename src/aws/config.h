@@ -56,6 +56,16 @@ struct SharedConfig {
 // true. nullopt: none configured.
 std::optional<std::string> configured_endpoint(const std::string& service_id, const ProfileOptions& profile);
 
+// The region configured (AWS_REGION, AWS_DEFAULT_REGION, the profile's `region`), checked
+// with check_region; nullopt when none is.
+std::optional<std::string> configured_region(const ProfileOptions& profile);
+
+// Throws ConfigError "<source>: ... is not a valid AWS region name" unless `region` is one as
+// botocore checks it (a host label: 1-63 letters, digits and '-', not starting or ending
+// with '-', not all digits). It becomes a host name, the signature's scope and part of the
+// Authorization header, so nothing else may pass; the value is never quoted.
+void check_region(std::string_view region, const std::string& source);
+
 // "true"/"1" in any case.
 bool truthy(const std::string& v);
 

@@ -11,6 +11,7 @@
 #include "aws/providers.h"
 #include "dynamodb_cache/aws.h"
 #include "dynamodb_cache/errors.h"
+#include "http/headers.h"
 #include "util/time.h"
 
 namespace dynamodb_cache::aws {
@@ -25,6 +26,7 @@ class StaticProvider final : public CredentialsProvider {
  public:
   explicit StaticProvider(Credentials c) : c_(std::move(c)) {
     if (c_.provider.empty()) c_.provider = "static";
+    detail::require_header_values(c_, "access key id", "session token");
   }
   Credentials get() override {
     if (c_.access_key_id.empty() || c_.secret_access_key.empty())
@@ -46,15 +48,24 @@ class EnvironmentProvider final : public CredentialsProvider {
       throw CredentialsError(std::string("environment: ") +
                              (id ? "AWS_SECRET_ACCESS_KEY" : "AWS_ACCESS_KEY_ID") +
                              " is not set but the other key is");
-    return Credentials{*id, *secret, env("AWS_SESSION_TOKEN").value_or(""), std::nullopt,
-                       "environment"};
+    Credentials c{*id, *secret, env("AWS_SESSION_TOKEN").value_or(""), std::nullopt, "environment"};
+    detail::require_header_values(c, "AWS_ACCESS_KEY_ID", "AWS_SESSION_TOKEN");
+    return c;
   }
 };
 
 // Builds the provider a profile names (see make_profile_provider in aws.h). Everything is
-// read from one snapshot of the two files.
+// read from one snapshot of the two files, and every AssumeRole of a source_profile chain
+// shares one STS target and transport, so a chain reads the files once, not once per link.
 class ProfileResolver {
  public:
+  // The most source_profile links followed. botocore (the AWS CLI) sets none, but its
+  // recursion ends at Python's limit of 1000 frames: measured with awscli 2.9.19 and
+  // botocore 1.29.27, it fetches credentials through 140 links and fails at 145. Past this,
+  // a chain is refused with a clear error before anything is called; within it, the
+  // recursion here (a few frames a link) stays far from the stack's end.
+  static constexpr size_t kMaxSourceProfileLinks = 150;
+
   ProfileResolver(ProfileOptions o, detail::ResolvedProfile p)
       : o_(std::move(o)), p_(std::move(p)), cfg_(detail::SharedConfig::load(p_)) {}
 
@@ -79,8 +90,11 @@ class ProfileResolver {
     if (!id || !secret)
       throw CredentialsError(where(name) + " in " + p_.credentials_file + " / " + p_.config_file +
                              " has only one of aws_access_key_id / aws_secret_access_key");
-    return Credentials{*id, *secret, detail::get(sec, "aws_session_token").value_or(""), std::nullopt,
-                       where(name)};
+    Credentials c{*id, *secret, detail::get(sec, "aws_session_token").value_or(""), std::nullopt,
+                  where(name)};
+    // An INI continuation line puts a line break into a value.
+    detail::require_header_values(c, "aws_access_key_id", "aws_session_token");
+    return c;
   }
 
   ProfileOptions options_for(const std::string& name) const {
@@ -120,6 +134,10 @@ class ProfileResolver {
         ar.duration = std::chrono::seconds(v);
       }
       ar.profile = options_for(p_.name);  // STS region, endpoint and CA bundle: the profile in use
+      const auto& sts = sts_of_profile();
+      ar.region = sts.target.region;
+      ar.endpoint = sts.target.endpoint;
+      ar.transport = sts.transport;
       ar.source = source_profile ? source_of(name, sec, *source_profile, visited)
                                  : named_source(name, *credential_source);
       return make_caching_provider(make_assume_role_provider(std::move(ar)));
@@ -177,6 +195,10 @@ class ProfileResolver {
       for (auto& v : visited) loop += v + " -> ";
       throw CredentialsError("source_profile loop: " + loop + source);
     }
+    if (visited.size() > kMaxSourceProfileLinks)
+      throw CredentialsError(where(p_.name) + ": its source_profile chain is longer than " +
+                             std::to_string(kMaxSourceProfileLinks) +
+                             " links (the AWS CLI cannot follow it either)");
     auto ssec = cfg_.profile(source);
     if (!ssec) throw CredentialsError(where(name) + ": source_profile '" + source + "' does not exist");
     return build(source, *ssec, visited, true);
@@ -190,9 +212,24 @@ class ProfileResolver {
                            "EcsContainer, not '" + source + "'");
   }
 
+  // Where the AssumeRole calls of the profile in use go, and the transport they share; made
+  // at the first role met.
+  struct Sts {
+    detail::StsTarget target;
+    std::shared_ptr<http::Transport> transport;
+  };
+  const Sts& sts_of_profile() {
+    if (!sts_) {
+      auto o = options_for(p_.name);
+      sts_ = Sts{detail::sts_target({}, {}, o), detail::service_transport(o)};
+    }
+    return *sts_;
+  }
+
   ProfileOptions o_;
   detail::ResolvedProfile p_;
   detail::SharedConfig cfg_;
+  std::optional<Sts> sts_;
 };
 
 class ProfileProvider final : public CredentialsProvider {
@@ -250,15 +287,6 @@ std::function<std::optional<std::string>(const char*)> getenv_of(const HttpProvi
   return [](const char* n) { return env(n); };
 }
 
-// A header value as RFC 9110 allows it: no CR, LF, NUL or other control character but tab.
-// Tokens from files, the environment or a metadata server are checked before they are sent,
-// so none can inject a header or split a request.
-bool valid_header_value(std::string_view v) {
-  for (unsigned char c : v)
-    if ((c < 0x20 && c != '\t') || c == 0x7f) return false;
-  return true;
-}
-
 bool valid_role_name(std::string_view r) {
   if (r.empty() || r.size() > 64 || r == "." || r == "..") return false;
   for (unsigned char c : r)
@@ -287,8 +315,10 @@ class ContainerProvider final : public CredentialsProvider {
   Credentials get() override {
     std::string url;
     if (auto rel = getenv_("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI")) {
+      detail::require_header_value(*rel, "container", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI");
       url = "http://169.254.170.2" + (rel->front() == '/' ? *rel : "/" + *rel);
     } else if (auto full = getenv_("AWS_CONTAINER_CREDENTIALS_FULL_URI")) {
+      detail::require_header_value(*full, "container", "AWS_CONTAINER_CREDENTIALS_FULL_URI");
       url = *full;
       if (url.rfind("https://", 0) != 0 && !loopback_or_container_host(url))
         throw CredentialsError(
@@ -309,8 +339,7 @@ class ContainerProvider final : public CredentialsProvider {
       token = getenv_("AWS_CONTAINER_AUTHORIZATION_TOKEN");
     }
     if (token) {
-      if (!valid_header_value(*token))
-        throw CredentialsError("container: authorization token contains a line break or control character");
+      detail::require_header_value(*token, "container", "authorization token");
       req.headers.push_back({"Authorization", *token});
     }
     req.headers.push_back({"Accept", "application/json"});
@@ -340,6 +369,7 @@ class ImdsProvider final : public CredentialsProvider {
       if (d == "true" || d == "1") throw NotConfigured("imds: AWS_EC2_METADATA_DISABLED is set");
     }
     std::string endpoint = getenv_("AWS_EC2_METADATA_SERVICE_ENDPOINT").value_or("http://169.254.169.254");
+    detail::require_header_value(endpoint, "imds", "AWS_EC2_METADATA_SERVICE_ENDPOINT");  // the Host header
     while (!endpoint.empty() && endpoint.back() == '/') endpoint.pop_back();
     auto role_resp = authed_get(endpoint, "/latest/meta-data/iam/security-credentials/");
     if (role_resp.status == 404)
@@ -375,7 +405,7 @@ class ImdsProvider final : public CredentialsProvider {
                              resp.status >= 500);
     // The token is sent back as a header value: one with CR/LF or another control character
     // would inject headers. Real tokens are about 60 characters.
-    if (resp.body.size() > 4096 || !valid_header_value(resp.body))
+    if (resp.body.size() > 4096 || !http::valid_header_value(resp.body))
       throw CredentialsError("imds: the session token IMDS gave is not a valid header value", false);
     token_ = resp.body;
     // Renew a minute early so a token never expires between our check and IMDS's.

@@ -8,6 +8,7 @@
 #include <ctime>
 
 #include "dynamodb_cache/errors.h"
+#include "http/headers.h"
 #include "util/json_writer.h"
 #include "util/time.h"
 
@@ -81,6 +82,18 @@ IniFile parse_ini(std::string_view text) {
   return out;
 }
 
+void require_header_value(std::string_view value, const std::string& source, std::string_view what) {
+  if (!http::valid_header_value(value))
+    throw CredentialsError(
+        std::string(source).append(": ").append(what).append(" contains a line break or control character"),
+        false);
+}
+
+void require_header_values(const Credentials& c, std::string_view id_name, std::string_view token_name) {
+  require_header_value(c.access_key_id, c.provider, id_name);
+  require_header_value(c.session_token, c.provider, token_name);
+}
+
 namespace {
 
 // A JSON object's string members, read with simdjson. Missing or non-string: empty.
@@ -126,6 +139,7 @@ Credentials parse_metadata_credentials(std::string_view body, const std::string&
     throw CredentialsError(provider + ": credentials response Code is " + code.substr(0, 64), true);
   Credentials c{doc.str("AccessKeyId"), doc.str("SecretAccessKey"), doc.str("Token"), std::nullopt, provider};
   require_keys(c, provider, "AccessKeyId/SecretAccessKey");
+  require_header_values(c, "AccessKeyId", "Token");
   std::string exp = doc.str("Expiration");
   if (!exp.empty()) c.expiration = expiration_of(exp, provider, "Expiration");
   return c;
@@ -140,6 +154,7 @@ Credentials parse_process_credentials(std::string_view output, const std::string
                 provider};
   if (c.access_key_id.empty() || c.secret_access_key.empty())
     throw CredentialsError(provider + ": output lacks AccessKeyId/SecretAccessKey", false);
+  require_header_values(c, "AccessKeyId", "SessionToken");
   std::string exp = doc.str("Expiration");
   if (!exp.empty()) c.expiration = expiration_of(exp, provider, "Expiration");
   return c;
@@ -235,6 +250,7 @@ Credentials parse_sts_credentials(std::string_view xml, const std::string& provi
                 xml_field(*creds, "SessionToken"), std::nullopt, provider};
   require_keys(c, provider, "AccessKeyId/SecretAccessKey");
   if (c.session_token.empty()) throw CredentialsError(provider + ": STS answer lacks SessionToken", true);
+  require_header_values(c, "AccessKeyId", "SessionToken");  // after entities like &#13;&#10; are decoded
   std::string exp = xml_field(*creds, "Expiration");
   if (exp.empty()) throw CredentialsError(provider + ": STS answer lacks Expiration", true);
   c.expiration = expiration_of(exp, provider, "Expiration");
@@ -247,6 +263,7 @@ SsoToken parse_sso_token(std::string_view json) {
   SsoToken t;
   t.access_token = doc.str("accessToken");
   if (t.access_token.empty()) throw CredentialsError(what + "has no accessToken");
+  require_header_value(t.access_token, "sso: the cached token (aws sso login)", "accessToken");
   std::string exp = doc.str("expiresAt");
   auto at = util::parse_iso8601(exp);
   if (!at) throw CredentialsError(what + "has no valid expiresAt");
@@ -292,6 +309,7 @@ SsoRefreshed parse_sso_oidc_token(std::string_view json) {
   if (r.access_token.empty() || doc.element()["expiresIn"].get(secs) != simdjson::SUCCESS || secs <= 0 ||
       secs > 366 * 86400)
     throw CredentialsError("sso: the CreateToken answer lacks accessToken or a valid expiresIn", true);
+  require_header_value(r.access_token, "sso: the CreateToken answer", "accessToken");
   r.expires_in = std::chrono::seconds(secs);
   r.refresh_token = doc.str("refreshToken");
   return r;
@@ -306,6 +324,7 @@ Credentials parse_sso_role_credentials(std::string_view json, const std::string&
   Credentials c{role.str("accessKeyId"), role.str("secretAccessKey"), role.str("sessionToken"), std::nullopt,
                 provider};
   require_keys(c, provider, "accessKeyId/secretAccessKey");
+  require_header_values(c, "accessKeyId", "sessionToken");
   int64_t ms = 0;
   if (rc["expiration"].get(ms) != simdjson::SUCCESS || ms <= 0)
     throw CredentialsError(provider + ": GetRoleCredentials answer lacks a valid expiration", true);

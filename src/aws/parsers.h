@@ -5,7 +5,8 @@
 // Each is a function of its input only: no I/O, no environment, safe from any thread, and
 // fuzzed (fuzz/credentials_fuzz.cc). Inputs are bounded by the callers; errors are
 // CredentialsError (or ConfigError for the config files) whose messages never quote a
-// secret, token or the raw input.
+// secret, token or the raw input. Credentials and tokens that would become header values
+// are refused when they hold a line break or control character (require_header_value).
 #pragma once
 
 #include <cstddef>
@@ -35,6 +36,15 @@ inline constexpr std::size_t kMaxCredentialsAnswerBytes = 1 << 20;
 // "dynamodb.endpoint_url"). Other indented lines continue the previous value. Lines outside
 // any section and malformed lines are skipped. A later duplicate key wins.
 IniFile parse_ini(std::string_view text);
+
+// Throws CredentialsError "<source>: <what> contains a line break or control character"
+// (not retryable) unless `value` may be a header value (http::valid_header_value). The one
+// check of every value that becomes a header, made where it enters; the value is never
+// quoted.
+void require_header_value(std::string_view value, const std::string& source, std::string_view what);
+// The same for the header-bound parts of `c` (its access key id, in Authorization, and its
+// session token), named `id_name` and `token_name`; `c.provider` is the source.
+void require_header_values(const Credentials& c, std::string_view id_name, std::string_view token_name);
 
 // The JSON both the container endpoint and IMDS return: Code (if present, "Success"),
 // AccessKeyId, SecretAccessKey, Token, Expiration (ISO 8601). `provider` names the source in

@@ -176,6 +176,16 @@ void sign_v4(const SigningParams& p, SigningResult& r) {
   if (p.credentials == nullptr || p.credentials->access_key_id.empty() ||
       p.credentials->secret_access_key.empty())
     throw CredentialsError("cannot sign: credentials are empty");
+  // The last line of defence against header injection, whatever the credentials' source: the
+  // access key id and region go into Authorization, the token into X-Amz-Security-Token.
+  // (The caller's own headers are signed as given: the signer does not send them.)
+  if (!http::valid_header_value(p.credentials->access_key_id) ||
+      !http::valid_header_value(p.credentials->session_token))
+    throw CredentialsError(std::string("cannot sign: the credentials from ")
+                               .append(p.credentials->provider)
+                               .append(" contain a line break or control character"));
+  if (!http::valid_header_value(p.region) || !http::valid_header_value(p.service))
+    throw ConfigError("cannot sign: the region or service name contains a line break or control character");
   r.canonical_request.clear();
   r.string_to_sign.clear();
   r.signature.clear();

@@ -61,12 +61,10 @@ std::string form_encode(std::string_view s) {
 StsTarget sts_target(const std::string& region, const std::string& endpoint, const ProfileOptions& profile) {
   StsTarget t;
   t.region = region;
-  if (t.region.empty()) {
-    try {
-      t.region = resolve_region({}, profile);
-    } catch (const ConfigError&) {
-    }
-  }
+  if (!t.region.empty())
+    check_region(t.region, "assume role: the region given");
+  else
+    t.region = configured_region(profile).value_or("");  // a region configured but invalid is an error
   std::string configured = endpoint.empty() ? configured_endpoint("STS", profile).value_or("") : endpoint;
   if (t.region.empty()) {
     // The SDKs' fallback without any region: the global endpoint, which signs as us-east-1.

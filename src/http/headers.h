@@ -18,4 +18,15 @@ inline void put_header(std::vector<Header>& headers, size_t& n, std::string_view
   ++n;
 }
 
+// Whether `v` may be sent as a header value (RFC 9110 field-value): no CR, LF, NUL or other
+// control character but tab. Every value that becomes a header passes this one check where
+// it enters (aws::detail::require_header_value) and again where it is signed, so none can
+// add a header line or start a second request. Branch-free, so it vectorises: a session
+// token is checked on every request.
+inline bool valid_header_value(std::string_view v) {
+  unsigned bad = 0;
+  for (unsigned char c : v) bad |= static_cast<unsigned>((c < 0x20 && c != '\t') || c == 0x7f);
+  return bad == 0;
+}
+
 }  // namespace dynamodb_cache::http

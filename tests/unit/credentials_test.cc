@@ -7,12 +7,12 @@
 #include <fstream>
 #include <thread>
 
-#include "scoped_env.h"
 #include "aws/parsers.h"
-
+#include "aws/providers.h"
 #include "dynamodb_cache/aws.h"
 #include "dynamodb_cache/dynamodb.h"
 #include "dynamodb_cache/errors.h"
+#include "scoped_env.h"
 #include "test_server.h"
 
 using namespace dynamodb_cache;
@@ -669,6 +669,52 @@ TEST(AssumeRole, RegionalEndpointByDefault) {
   EXPECT_EQ(aws::resolve_service_endpoint("SSO", "portal.sso", "eu-west-1"), "https://portal.sso.eu-west-1.amazonaws.com");
 }
 
+// Issue 28, item 7: a chain of N source_profile links, p0 -> p1 -> ... -> pN (static keys).
+namespace {
+std::string chain_config(int links) {
+  std::string out;
+  for (int i = 0; i < links; ++i)
+    out += "[profile p" + std::to_string(i) + "]\nrole_arn = arn:aws:iam::123456789012:role/r" +
+           std::to_string(i) + "\nsource_profile = p" + std::to_string(i + 1) + "\n";
+  return out + "[profile p" + std::to_string(links) +
+         "]\naws_access_key_id = AKIDSOURCE\naws_secret_access_key = source-secret\n";
+}
+}  // namespace
+
+TEST(AssumeRole, DeepSourceProfileChainsAreRefusedFastNotACrash) {
+  auto env = clean_env();
+  FakeSts sts;
+  std::string url = sts.server.url();
+  auto config = temp_file("config-deep-chain", chain_config(8000));
+  ScopedEnv e{{"AWS_CONFIG_FILE", config.c_str()}, {"AWS_ENDPOINT_URL_STS", url.c_str()}};
+  auto start = std::chrono::steady_clock::now();
+  auto err = error_of([] { aws::make_profile_provider({"p0", "", ""})->get(); });
+  EXPECT_NE(err.find("profile 'p0': its source_profile chain is longer than 150 links"), std::string::npos)
+      << err;
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));  // it took 19 s for 4,000
+  EXPECT_EQ(sts.count(), 0u);
+  // Through the default chain too: an error, not "no credentials here".
+  auto chain_err = error_of([] { aws::make_default_chain({"p0", "", ""})->get(); });
+  EXPECT_NE(chain_err.find("longer than 150 links"), std::string::npos) << chain_err;
+  // One link past the limit is refused; at the limit (beyond what the AWS CLI can follow),
+  // every role is assumed, each signed by the one before.
+  auto over = temp_file("config-chain-151", chain_config(151));
+  ScopedEnv o{{"AWS_CONFIG_FILE", over.c_str()}};
+  EXPECT_NE(error_of([] {
+              aws::make_profile_provider({"p0", "", ""})->get();
+            }).find("longer than 150"),
+            std::string::npos);
+  EXPECT_EQ(sts.count(), 0u);
+  auto at = temp_file("config-chain-150", chain_config(150));
+  ScopedEnv a{{"AWS_CONFIG_FILE", at.c_str()}};
+  EXPECT_EQ(aws::make_profile_provider({"p0", "", ""})->get().access_key_id, "ASIASTS150");
+  ASSERT_EQ(sts.count(), 150u);
+  EXPECT_EQ(form_value(sts.request(0).body, "RoleArn"), "arn:aws:iam::123456789012:role/r149");
+  EXPECT_NE(credential_scope(sts.request(0)).find("AKIDSOURCE/"), std::string::npos);
+  EXPECT_EQ(form_value(sts.request(149).body, "RoleArn"), "arn:aws:iam::123456789012:role/r0");
+  EXPECT_NE(credential_scope(sts.request(149)).find("ASIASTS149/"), std::string::npos);
+}
+
 TEST(WebIdentity, EnvironmentUnsignedWithTheTokenFromTheFile) {
   auto env = clean_env();
   FakeSts sts;
@@ -795,6 +841,217 @@ TEST(Sso, TokenCacheOfBothFormatsThenGetRoleCredentials) {
   EXPECT_NE(err.find("HTTP 401"), std::string::npos) << err;
   EXPECT_EQ(err.find("revoked"), std::string::npos) << err;
   std::filesystem::remove_all(home);
+}
+
+// Issue 28, item 1: every value that becomes a header is checked where it enters, whatever its
+// source, and refused naming the source, never quoting the value.
+namespace {
+const std::string kInjected = "tok\r\nX-Injected: yes";
+
+void expect_refused(const std::string& err, const std::string& source_and_field) {
+  EXPECT_NE(err.find(source_and_field + " contains a line break or control character"), std::string::npos)
+      << err;
+  EXPECT_EQ(err.find("X-Injected"), std::string::npos) << err;
+}
+}  // namespace
+
+TEST(HeaderInjection, EveryCredentialSourceRefusesLineBreaksAndControlCharacters) {
+  auto env = clean_env();
+  {
+    ScopedEnv e{{"AWS_ACCESS_KEY_ID", "AKIDENV"},
+                {"AWS_SECRET_ACCESS_KEY", "secretenv"},
+                {"AWS_SESSION_TOKEN", kInjected.c_str()}};
+    expect_refused(error_of([] { aws::make_environment_provider()->get(); }),
+                   "environment: AWS_SESSION_TOKEN");
+    expect_refused(error_of([] { aws::make_default_chain()->get(); }), "environment: AWS_SESSION_TOKEN");
+    ScopedEnv id{{"AWS_ACCESS_KEY_ID", "AKID\x01"}, {"AWS_SESSION_TOKEN", nullptr}};
+    expect_refused(error_of([] { aws::make_environment_provider()->get(); }),
+                   "environment: AWS_ACCESS_KEY_ID");
+  }
+  // An INI continuation line puts a line break into the value.
+  auto creds = temp_file("credentials-injected",
+                         "[cont]\naws_access_key_id = AKIDCONT\naws_secret_access_key = s\n"
+                         "aws_session_token = tok\n  X-Injected: yes\n");
+  {
+    ScopedEnv f{{"AWS_SHARED_CREDENTIALS_FILE", creds.c_str()}};
+    expect_refused(error_of([] {
+                     aws::make_profile_provider({"cont", "", ""})->get();
+                   }),
+                   "profile 'cont': aws_session_token");
+  }
+  expect_refused(error_of([] {
+                   aws::make_process_provider(
+                       R"(printf '%s' '{"Version":1,"AccessKeyId":"A","SecretAccessKey":"process-secret",)"
+                       R"("SessionToken":"tok\r\nX-Injected: yes"}')",
+                       "credential_process of p")
+                       ->get();
+                 }),
+                 "credential_process of p: SessionToken");
+  expect_refused(error_of([] {
+                   aws::detail::parse_metadata_credentials(
+                       R"({"AccessKeyId":"A\u0000B","SecretAccessKey":"SECRET-x","Token":"t"})", "imds");
+                 }),
+                 "imds: AccessKeyId");
+  {
+    TestServer container([](const TestRequest&) {
+      TestResponse resp;
+      resp.body = R"({"AccessKeyId":"A","SecretAccessKey":"SECRET-c","Token":"tok\r\nX-Injected: yes"})";
+      return resp;
+    });
+    std::string url = container.url() + "/creds";
+    ScopedEnv e{{"AWS_CONTAINER_CREDENTIALS_FULL_URI", url.c_str()}};
+    expect_refused(error_of([] { aws::make_container_provider()->get(); }), "container: Token");
+    ScopedEnv t{{"AWS_CONTAINER_AUTHORIZATION_TOKEN", kInjected.c_str()}};
+    expect_refused(error_of([] { aws::make_container_provider()->get(); }), "container: authorization token");
+    ScopedEnv u{{"AWS_CONTAINER_CREDENTIALS_FULL_URI", "http://127.0.0.1:1/\r\nX-Injected: yes"}};
+    expect_refused(error_of([] { aws::make_container_provider()->get(); }),
+                   "container: AWS_CONTAINER_CREDENTIALS_FULL_URI");
+  }
+  {
+    ScopedEnv e{{"AWS_EC2_METADATA_DISABLED", nullptr},
+                {"AWS_EC2_METADATA_SERVICE_ENDPOINT", "http://127.0.0.1\r\nX-Injected: yes:1"}};
+    expect_refused(error_of([] { aws::make_imds_provider()->get(); }),
+                   "imds: AWS_EC2_METADATA_SERVICE_ENDPOINT");
+  }
+  // STS answers are XML: character references decode to CR and LF.
+  expect_refused(error_of([] {
+                   aws::detail::parse_sts_credentials(
+                       "<AssumeRoleResponse><AssumeRoleResult><Credentials><AccessKeyId>ASIA</AccessKeyId>"
+                       "<SecretAccessKey>SECRET-s</SecretAccessKey><SessionToken>tok&#13;&#10;X-Injected: yes"
+                       "</SessionToken><Expiration>2099-01-01T00:00:00Z</Expiration></Credentials>"
+                       "</AssumeRoleResult></AssumeRoleResponse>",
+                       "assume role r");
+                 }),
+                 "assume role r: SessionToken");
+  expect_refused(error_of([] {
+                   aws::detail::parse_sso_role_credentials(
+                       R"({"roleCredentials":{"accessKeyId":"A","secretAccessKey":"SECRET-s",)"
+                       R"("sessionToken":"tok\nX-Injected: yes","expiration":4102444800000}})",
+                       "sso (profile 'x')");
+                 }),
+                 "sso (profile 'x'): sessionToken");
+  expect_refused(error_of([] {
+                   aws::detail::parse_sso_token(
+                       R"({"accessToken":"tok\r\nX-Injected: yes","expiresAt":"2099-01-01T00:00:00Z"})");
+                 }),
+                 "sso: the cached token (aws sso login): accessToken");
+  expect_refused(
+      error_of([] {
+        aws::detail::parse_sso_oidc_token(R"({"accessToken":"tok\u007fX-Injected","expiresIn":3600})");
+      }),
+      "sso: the CreateToken answer: accessToken");
+  expect_refused(error_of([] {
+                   aws::make_static_provider({"AKID", "s", kInjected, std::nullopt, "mine"});
+                 }),
+                 "mine: session token");
+  // A tab is a valid header character; so is everything printable.
+  EXPECT_EQ(aws::detail::parse_metadata_credentials(
+                R"({"AccessKeyId":"A","SecretAccessKey":"s","Token":"a\tb ~!\"#"})", "imds")
+                .session_token,
+            "a\tb ~!\"#");
+}
+
+TEST(HeaderInjection, RegionAndEndpointsWithControlCharactersAreConfigErrors) {
+  auto env = clean_env();
+  auto config_error = [](const std::function<void()>& f) {
+    try {
+      f();
+    } catch (const ConfigError& e) {
+      EXPECT_EQ(std::string(e.what()).find("X-Injected"), std::string::npos) << e.what();
+      return std::string(e.what());
+    } catch (const std::exception& e) {
+      return std::string("other error: ") + e.what();
+    }
+    return std::string("no error");
+  };
+  const std::string bad_region = "us-east-1\r\nX-Injected: yes";
+  {
+    ScopedEnv e{{"AWS_REGION", bad_region.c_str()}};
+    auto err = config_error([] { aws::resolve_region(); });
+    EXPECT_NE(err.find("environment: AWS_REGION is not a valid AWS region name"), std::string::npos) << err;
+  }
+  {
+    ScopedEnv e{{"AWS_DEFAULT_REGION", bad_region.c_str()}};
+    auto err = config_error([] { aws::resolve_region(); });
+    EXPECT_NE(err.find("environment: AWS_DEFAULT_REGION is not"), std::string::npos) << err;
+  }
+  auto config = temp_file("config-region-injected",
+                          "[profile cont]\nregion = us-east-1\n  X-Injected: yes\n"
+                          "[profile ok]\nregion = eu-west-1\n");
+  ScopedEnv f{{"AWS_CONFIG_FILE", config.c_str()}};
+  auto err = config_error([] { aws::resolve_region({}, {"cont", "", ""}); });
+  EXPECT_NE(err.find("the region of profile 'cont'"), std::string::npos) << err;
+  EXPECT_EQ(aws::resolve_region({}, {"ok", "", ""}), "eu-west-1");
+  // The AWS CLI's rule (botocore's validate_region_name): a host label.
+  for (const char* r : {"bad region!", "-us", "us-", "123", "us.east", "a\tb"})
+    EXPECT_NE(config_error([&] { aws::resolve_region(r); }).find("the region given is not"),
+              std::string::npos)
+        << r;
+  for (const char* r : {"us-east-1", "local", "cn-north-1", "x"}) EXPECT_EQ(aws::resolve_region(r), r);
+  // An invalid region is an error for STS too, not a reason to fall back to us-east-1.
+  {
+    ScopedEnv e{{"AWS_REGION", bad_region.c_str()}};
+    EXPECT_NE(config_error([] { aws::detail::sts_target({}, {}, {}); }).find("AWS_REGION"),
+              std::string::npos);
+  }
+  // Endpoints become the Host header and the request line.
+  ScopedEnv d{{"AWS_ENDPOINT_URL_DYNAMODB", "http://127.0.0.1:1/\r\nX-Injected: yes"}};
+  EXPECT_NE(config_error([] {
+              aws::resolve_dynamodb_endpoint("us-east-1");
+            }).find("the DynamoDB endpoint contains a line break"),
+            std::string::npos);
+  ScopedEnv s{{"AWS_ENDPOINT_URL_STS", "http://127.0.0.1\r\nX-Injected: yes:1"}};
+  EXPECT_NE(config_error([] {
+              aws::resolve_service_endpoint("STS", "sts", "us-east-1");
+            }).find("the STS endpoint contains a line break"),
+            std::string::npos);
+}
+
+// End to end: whatever the source, a loopback server never receives the request.
+TEST(HeaderInjection, ClientNeverSendsAnInjectedHeaderLine) {
+  auto env = clean_env();
+  std::mutex mu;
+  std::vector<TestRequest> seen;
+  TestServer server([&](const TestRequest& r) {
+    std::lock_guard lock(mu);
+    seen.push_back(r);
+    TestResponse resp;
+    resp.body = "{}";
+    return resp;
+  });
+  dynamodb::GetItemRequest g;
+  g.table_name = "t";
+  g.key = {{"key", dynamodb::AttributeValue::S("k")}};
+  dynamodb::ClientOptions o;
+  o.endpoint = server.url();
+  o.region = "us-east-1";
+  {
+    ScopedEnv e{{"AWS_ACCESS_KEY_ID", "AKIDENV"},
+                {"AWS_SECRET_ACCESS_KEY", "secretenv"},
+                {"AWS_SESSION_TOKEN", kInjected.c_str()}};
+    dynamodb::Client client(o);
+    expect_refused(error_of([&] { client.get_item(g); }), "environment: AWS_SESSION_TOKEN");
+  }
+  // A provider of the caller's that hands over such a token: the signer refuses it.
+  struct Hostile : aws::CredentialsProvider {
+    aws::Credentials get() override { return {"AKID", "s", kInjected, std::nullopt, "hostile"}; }
+  };
+  o.credentials = std::make_shared<Hostile>();
+  {
+    dynamodb::Client client(o);
+    auto err = error_of([&] { client.get_item(g); });
+    EXPECT_NE(err.find("cannot sign: the credentials from hostile contain a line break"), std::string::npos)
+        << err;
+    EXPECT_EQ(err.find("X-Injected"), std::string::npos) << err;
+  }
+  {
+    ScopedEnv e{{"AWS_REGION", "us-east-1\r\nX-Injected: yes"}};
+    o.region.clear();
+    EXPECT_THROW(dynamodb::Client{o}, ConfigError);
+  }
+  EXPECT_EQ(server.requests(), 0);
+  std::lock_guard lock(mu);
+  EXPECT_TRUE(seen.empty());
 }
 
 TEST(Config, ConfiguredEndpointsInTheAwsCliOrder) {

@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "dynamodb_cache/aws.h"
+#include "dynamodb_cache/errors.h"
 #include "util/time.h"
 
 namespace fs = std::filesystem;
@@ -139,19 +140,56 @@ TEST(SigV4, DerivedKeyCacheDoesNotMixSecrets) {
   EXPECT_EQ(s1, aws::sign_v4(p).signature);
 }
 
-TEST(SigV4, SecretNeverInOutput) {
-  std::vector<http::Header> h{{"Host", "x"}};
-  aws::Credentials a{"AKID", "TOPSECRETVALUE", "SESSIONTOKEN", std::nullopt, ""};
+namespace {
+// A POST to "/" with the headers `h`, signed with `c` for service "s" in region "r".
+aws::SigningParams post_to_root(const std::vector<http::Header>& h, const aws::Credentials& c) {
   aws::SigningParams p;
   p.method = "POST";
   p.path = "/";
   p.headers = &h;
   p.region = "r";
   p.service = "s";
-  p.credentials = &a;
-  auto r = aws::sign_v4(p);
+  p.credentials = &c;
+  return p;
+}
+}  // namespace
+
+TEST(SigV4, SecretNeverInOutput) {
+  std::vector<http::Header> h{{"Host", "x"}};
+  aws::Credentials a{"AKID", "TOPSECRETVALUE", "SESSIONTOKEN", std::nullopt, ""};
+  auto r = aws::sign_v4(post_to_root(h, a));
   EXPECT_EQ(r.authorization.find("TOPSECRETVALUE"), std::string::npos);
   EXPECT_EQ(r.canonical_request.find("TOPSECRETVALUE"), std::string::npos);
+}
+
+// Issue 28, item 1: the last line of defence against header injection. Whatever source the
+// credentials or the region came from, what the signer would put into a header is refused
+// when it holds a line break or control character; the caller's own headers are signed as
+// given (AWS's suite signs a folded value, get-header-value-multiline).
+TEST(SigV4, RefusesCredentialsAndRegionThatWouldInjectAHeader) {
+  std::vector<http::Header> h{{"Host", "x"}};
+  aws::Credentials good{"AKID", "secret", "SESSIONTOKEN\tok", std::nullopt, "test"};
+  auto p = post_to_root(h, good);
+  EXPECT_NO_THROW(aws::sign_v4(p));
+  for (auto bad : {aws::Credentials{"AKID", "secret", "tok\r\nX-Injected: yes", std::nullopt, "test"},
+                   aws::Credentials{"AKID\n", "secret", "", std::nullopt, "test"},
+                   aws::Credentials{"AKID", "secret", std::string("tok\0x", 5), std::nullopt, "test"}}) {
+    p.credentials = &bad;
+    try {
+      aws::sign_v4(p);
+      ADD_FAILURE() << "signed";
+    } catch (const CredentialsError& e) {
+      EXPECT_NE(std::string(e.what()).find("credentials from test contain a line break"), std::string::npos)
+          << e.what();
+      EXPECT_EQ(std::string(e.what()).find("X-Injected"), std::string::npos) << e.what();
+    }
+  }
+  p.credentials = &good;
+  p.region = "us-east-1\r\nX-Injected: yes";
+  EXPECT_THROW(aws::sign_v4(p), ConfigError);
+  p.region = "r";
+  p.service = "s\r\n";
+  EXPECT_THROW(aws::sign_v4(p), ConfigError);
 }
 
 // A reused SigningResult ends up exactly as a fresh one, whatever the previous signature held
