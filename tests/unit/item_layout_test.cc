@@ -208,9 +208,56 @@ TEST(StoredKeys, NamespaceAndDigestShapeTheStoredKey) {
   gen.emplace("generation", ddb::AttributeValue::N(7));
   EXPECT_EQ(keys.generation_read(gen, std::chrono::steady_clock::now()), "app:7:");
   EXPECT_EQ(keys.known_prefix(), "app:7:");
-  ddb::Item older;
-  older.emplace("generation", ddb::AttributeValue::N(5));
-  EXPECT_EQ(keys.generation_read(older, std::chrono::steady_clock::now()), "app:7:");  // never goes back
+  // The answer asked last wins, a lower generation too (set back by hand: every process
+  // follows it); an answer asked before the one known is older news.
+  const auto before = std::chrono::steady_clock::now() - 1s;
+  ddb::Item lower;
+  lower.emplace("generation", ddb::AttributeValue::N(5));
+  EXPECT_EQ(keys.generation_read(lower, before), "app:7:");
+  EXPECT_EQ(keys.generation_read(lower, std::chrono::steady_clock::now()), "app:5:");
+  EXPECT_EQ(keys.generation_read(std::nullopt, std::chrono::steady_clock::now()),
+            std::nullopt);  // none: start it
+}
+
+TEST(StoredKeys, GenerationsMoveToValuesNeverUsedAndRefuseWhatIsNoGeneration) {
+  auto o = options();
+  o.key_namespace = "app";
+  detail::StoredKeys keys(o);
+  const int64_t clock_us = static_cast<int64_t>(kNowS) * 1000000;
+  auto gen = [](ddb::AttributeValue v) { return ddb::Item{{"generation", std::move(v)}}; };
+  // No item: started at the clock's microseconds, only if still none.
+  auto start = keys.move("t", std::nullopt, kNow);
+  EXPECT_EQ(start.next, clock_us);
+  EXPECT_EQ(start.request.condition_expression, "attribute_not_exists(#k)");
+  EXPECT_EQ(start.request.update_expression, "SET #g = :next");
+  EXPECT_EQ(start.request.values.at(":next"), ddb::AttributeValue::N(clock_us));
+  // A clear: past both the generation seen and the clock, only if it is still the one seen.
+  auto clear = keys.move("t", gen(ddb::AttributeValue::N(7)), kNow);
+  EXPECT_EQ(clear.next, clock_us);
+  EXPECT_EQ(clear.request.condition_expression, "#g = :seen");
+  EXPECT_EQ(clear.request.values.at(":seen"), ddb::AttributeValue::N(7));
+  EXPECT_EQ(keys.move("t", gen(ddb::AttributeValue::N(clock_us + 5)), kNow).next, clock_us + 6);
+  // At the limit, or not a generation: afresh from the clock, replacing exactly what was seen.
+  EXPECT_EQ(keys.move("t", gen(ddb::AttributeValue::N(detail::kMaxGeneration)), kNow).next, clock_us);
+  auto repair = keys.move("t", gen(ddb::AttributeValue::N("9223372036854775807")), kNow);
+  EXPECT_EQ(repair.next, clock_us);
+  EXPECT_EQ(repair.request.values.at(":seen"), ddb::AttributeValue::N("9223372036854775807"));
+  EXPECT_EQ(keys.move("t", gen(ddb::AttributeValue::S("x")), kNow).next, clock_us);
+  // An item without `generation` is someone's value: refused, never overwritten.
+  EXPECT_THROW(keys.move("t", ddb::Item{{"key", ddb::AttributeValue::S("app:generation")}}, kNow),
+               CodecError);
+  // The answer must hold the generation written.
+  ddb::Item answer = gen(ddb::AttributeValue::N(clear.next));
+  EXPECT_EQ(keys.moved(clear, answer), clock_us);
+  EXPECT_EQ(keys.known_prefix(), "app:" + std::to_string(clock_us) + ":");
+  EXPECT_THROW(keys.moved(clear, gen(ddb::AttributeValue::N(8))), ProtocolError);
+  // Read: out of range or not an integer is a CodecError naming the item.
+  for (auto bad : {ddb::AttributeValue::N(-1), ddb::AttributeValue::N("1000000000000000000"),
+                   ddb::AttributeValue::N("1.5"), ddb::AttributeValue::S("7")})
+    EXPECT_THROW(keys.generation_read(gen(bad), std::chrono::steady_clock::now()), CodecError);
+  EXPECT_EQ(keys.generation_read(gen(ddb::AttributeValue::N(detail::kMaxGeneration)),
+                                 std::chrono::steady_clock::now()),
+            "app:" + std::to_string(detail::kMaxGeneration) + ":");
 }
 
 TEST(StoredKeys, BadKeysAndNamespacesAreInvalidArguments) {
