@@ -246,6 +246,17 @@ TEST(AsyncBackendIT, NamespaceGenerationsAsTheSynchronousCalls) {
   EXPECT_EQ(t.items().count(b.key_prefix() + "y"), 1u);
   erase_async(eager, "y").get();
   EXPECT_FALSE(b.get("y"));
+
+  // An asynchronous clear from a generation known but out of date (another backend cleared
+  // since): its UpdateItem's condition fails, and it reads the generation and moves it on.
+  DynamodbBackend stale(t.c, o);
+  set_async(stale, "s", "v", 0s).get();
+  b.clear();
+  b.set("s", "after b's clear", 0s);
+  clear_async(stale).get();
+  EXPECT_FALSE(DynamodbBackend(t.c, o).get("s"));
+  EXPECT_NE(stale.key_prefix(), b.key_prefix());  // b still within its namespace_refresh
+  EXPECT_EQ(stale.key_prefix(), DynamodbBackend(t.c, o).key_prefix());
 }
 
 TEST(AsyncBackendIT, LongKeysGoThroughTheirDigestAndFullKey) {
