@@ -98,7 +98,7 @@ std::optional<std::string> StoredKeys::generation_read(const std::optional<dynam
         "namespace '" + ns_ + "': item '" + generation_key() + "' holds generation " +
         (v.type == dynamodb::AttrType::kN ? v.scalar.substr(0, 40) : std::string("of another type")) +
         ", not an integer from 0 to " + std::to_string(kMaxGeneration) +
-        "; clear() replaces it with a new generation");
+        "; clearing the namespace replaces it with a new generation");
   }
   std::lock_guard lock(mu_);
   // The answer asked last wins (not the largest generation: an item set back by hand is
