@@ -22,12 +22,8 @@ void DynamodbBackend::Impl::clear(const std::function<void(uint64_t)>& progress)
 // the item is read and the move made from there, so a clear that returns has taken effect:
 // the namespace is at a generation it never used before.
 void DynamodbBackend::Impl::clear_namespace() {
-  std::optional<ddb::Item> seen;
-  bool read = true;
-  if (auto known = key_map.last_generation()) {
-    seen = ddb::Item{{attr::kGeneration, ddb::AttributeValue::N(*known)}};
-    read = false;
-  }
+  std::optional<ddb::Item> seen = key_map.last_seen();
+  bool read = !seen;
   constexpr int kMaxRounds = 16;  // as the atomic operations: a generation changed 16 times in a row
   for (int round = 0; round < kMaxRounds; ++round) {
     if (read) seen = wire().get_item(key_map.generation_request(options.table)).item;
@@ -170,10 +166,10 @@ void DynamodbBackend::Impl::clear_async(Done<void> done, std::function<void(uint
   if (key_map.has_namespace()) {
     // The one UpdateItem of clear_namespace's common case on the loop; anything more (no
     // generation known, its condition failed) is clear_namespace on a helper thread.
-    const auto known = key_map.last_generation();
-    if (!known) return offload<void>(std::move(finish), [this] { clear_namespace(); });
-    auto move = std::make_shared<const detail::StoredKeys::Move>(key_map.move(
-        options.table, ddb::Item{{attr::kGeneration, ddb::AttributeValue::N(*known)}}, options.now()));
+    const std::optional<ddb::Item> seen = key_map.last_seen();
+    if (!seen) return offload<void>(std::move(finish), [this] { clear_namespace(); });
+    auto move =
+        std::make_shared<const detail::StoredKeys::Move>(key_map.move(options.table, seen, options.now()));
     ddb::UpdateItemRequest r = move->request;
     r.return_consumed_capacity = capacity_request();
     return client->update_item_async(std::move(r), [this, move, finish](ddb::Outcome<ddb::WriteResult> res) {

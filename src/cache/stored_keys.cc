@@ -112,10 +112,10 @@ std::optional<std::string> StoredKeys::generation_read(const std::optional<dynam
   return prefix_of(generation_);
 }
 
-std::optional<int64_t> StoredKeys::last_generation() const {
+std::optional<dynamodb::Item> StoredKeys::last_seen() const {
   std::lock_guard lock(mu_);
   if (!known_) return std::nullopt;
-  return generation_;
+  return dynamodb::Item{{attr::kGeneration, dynamodb::AttributeValue::N(generation_)}};
 }
 
 StoredKeys::Move StoredKeys::move(const std::string& table, const std::optional<dynamodb::Item>& seen,

@@ -71,8 +71,9 @@ class StoredKeys {
   // CodecError naming the item when it holds no valid generation.
   std::optional<std::string> generation_read(const std::optional<dynamodb::Item>& item,
                                              std::chrono::steady_clock::time_point asked);
-  // The generation this process knows (whatever its age), for a clear's first attempt.
-  std::optional<int64_t> last_generation() const;
+  // The generation item as this process last knew it (whatever its age; nullopt: not known),
+  // what a clear's first attempt moves from.
+  std::optional<dynamodb::Item> last_seen() const;
   // The conditional UpdateItem (UPDATED_NEW) that moves the generation from `seen`, the
   // generation item as read (nullopt: none), to `next`: the namespace's start, or a clear.
   // Its condition fails when the item changed since it was seen. CodecError for an item
