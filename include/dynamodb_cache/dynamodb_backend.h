@@ -35,7 +35,12 @@ inline constexpr std::size_t kMaxValueBytes = std::size_t{64} << 20;
 // A counter (increment()) is an item with `counter` (N) in place of `value` and `fmt`, and
 // the same key/expire/update_ts/expire_at; the Python package cannot read counters.
 // Live while expire == 0 or now - update_ts < expire (the Python rule); DynamoDB returns
-// expired items until its lazy TTL sweep, so they are filtered here.
+// expired items until its lazy TTL sweep, so they are filtered here. Where expire_at is
+// present it decides instead (now < expire_at: the same, as expire_at = update_ts + expire
+// on every item written here, and a rule DynamoDB condition expressions can state); an
+// attribute missing or not a number counts as absent, and absent expire or update_ts as 0 (an
+// item another tool wrote with expire but no update_ts has expired). get, contains, add,
+// touch and increment all judge an item by this one rule.
 struct DynamodbOptions {
   std::string table = "dynamodb-cache";
   // Strongly consistent reads (2x the read units). Default false, as the Python package.
@@ -51,10 +56,19 @@ struct DynamodbOptions {
 
   // Namespace: empty (the default) for none. A name of 1-64 characters [A-Za-z0-9_.-].
   // Items are then stored under "NS:GEN:key" (readable in the table), and clear() clears
-  // only this namespace with one UpdateItem that increments GEN, kept in the item
+  // only this namespace with one conditional UpdateItem of GEN, kept in the item
   // "NS:generation" (attribute `generation`, N); no Scan, whatever the namespace holds.
-  // Items of older generations are never read again and age out through native TTL
-  // (items written with TTL zero stay until a full clear() without namespace).
+  // GEN is an integer from 0 to 10^18 - 1 and never takes a value the namespace had: a
+  // namespace without its generation item (its first use, or the item was deleted) starts at
+  // the wall clock's microseconds since the epoch (one UpdateItem creating the item), and
+  // clear() moves it to max(GEN + 1, that clock) if GEN is still the one seen (else it reads
+  // it and tries again), so a clear that returns has taken effect. Items of older generations
+  // are never read again and age out through native TTL (items written with TTL zero stay
+  // until a full clear() without namespace). A generation item holding no valid generation
+  // makes every operation but clear() a CodecError naming the item; clear() replaces it.
+  // Reserved: a key stored outside namespaces as "NS:generation" takes the place of the
+  // generation item (the namespace's operations then fail naming it, until that key is
+  // erased), and one shaped "NS:GEN:key" for a generation in use is that namespace's item.
   std::string key_namespace;
   // How long a process uses the generation it last read before reading it again (one
   // consistent GetItem). A clear() made by this backend is seen at once; one made by

@@ -14,20 +14,7 @@
 
 namespace dynamodb_cache {
 
-namespace {
-
-// Error kind of an exception from the library, or nullopt for anything else.
-std::optional<ErrorKind> kind_of(const std::exception_ptr& e) {
-  try {
-    std::rethrow_exception(e);
-  } catch (const Error& x) {
-    return x.kind();
-  } catch (...) {
-  }
-  return std::nullopt;
-}
-
-}  // namespace
+using detail::kind_of;
 
 // One GetItem of an asynchronous read, from the request to the answer: the state is one
 // allocation (a class derived from this one, which says what the answer goes to), and the
@@ -129,7 +116,17 @@ void DynamodbBackend::Impl::prefix_async(Then then) {
   client->get_item_async(
       std::move(r), [this, now, then = std::move(then)](ddb::Outcome<ddb::GetItemResult> res) mutable {
         if (res.ok()) add_read_units(res.value().consumed);
-        then(detail::outcome_of<std::string>([&] { return key_map.generation_read(res.value().item, now); }));
+        std::optional<std::string> read;
+        Outcome<std::string> out = detail::outcome_of<std::string>([&] {
+          read = key_map.generation_read(res.value().item, now);
+          return read.value_or(std::string());
+        });
+        if (!out.ok() || read) return then(std::move(out));
+        // No generation item (the namespace's first use, or its item was deleted): key_prefix
+        // starts it, with requests that depend on each other, on a helper thread.
+        offload<std::string>([then = std::make_shared<Then>(std::move(then))](
+                                 Outcome<std::string> o) { (*then)(std::move(o)); },
+                             [this] { return key_prefix(); });
       });
 }
 

@@ -242,8 +242,23 @@ void DynamodbBackend::Impl::add_write_units(const std::optional<ddb::ConsumedCap
 std::string DynamodbBackend::Impl::key_prefix() {
   if (auto known = key_map.known_prefix()) return std::move(*known);
   // Read without the lock: threads arriving together may read it more than once, harmlessly.
-  const auto asked = std::chrono::steady_clock::now();
-  return key_map.generation_read(wire().get_item(key_map.generation_request(options.table)).item, asked);
+  for (int round = 0;; ++round) {
+    const auto asked = std::chrono::steady_clock::now();
+    auto read =
+        key_map.generation_read(wire().get_item(key_map.generation_request(options.table)).item, asked);
+    if (read) return std::move(*read);
+    // No generation item: the namespace's first use, or its item was deleted. Start it (a
+    // generation never used before); when another process just did, read theirs.
+    const detail::StoredKeys::Move start = key_map.move(options.table, std::nullopt, options.now());
+    ddb::WriteResult res;
+    if (detail::conditional([&] { res = wire().update_item(start.request); }))
+      return key_map.prefix_of(key_map.moved(start, res.attributes));
+    if (round == 2)  // created and deleted again between our requests, three times over
+      throw Error(ErrorKind::kConditionFailed,
+                  "namespace '" + options.key_namespace + "': its generation item '" +
+                      key_map.generation_key() + "' keeps disappearing",
+                  true);
+  }
 }
 
 ddb::Item DynamodbBackend::Impl::item_for(std::string_view key, std::string_view prefix,

@@ -45,6 +45,17 @@ namespace dynamodb_cache {
 
 namespace detail {
 
+// Error kind of an exception from the library, or nullopt for anything else.
+inline std::optional<ErrorKind> kind_of(const std::exception_ptr& e) {
+  try {
+    std::rethrow_exception(e);
+  } catch (const Error& x) {
+    return x.kind();
+  } catch (...) {
+  }
+  return std::nullopt;
+}
+
 // Runs one conditional write: true if it was made, false if its condition failed (an
 // answer, not a fault); any other error propagates.
 template <class F>
@@ -358,8 +369,8 @@ struct DynamodbBackend::Impl {
   void clear_async(Done<void> done, std::function<void(uint64_t)> progress);
   void clear_namespace();
   void clear_table(const std::function<void(uint64_t)>& progress);
-  // What a namespace clear's UpdateItem answered: the new generation, taken in and logged.
-  void generation_cleared(const std::optional<ddb::Item>& attributes);
+  // What a namespace clear's UpdateItem (`move`) answered: the new generation, taken in and logged.
+  void generation_cleared(const detail::StoredKeys::Move& move, const std::optional<ddb::Item>& attributes);
   // What a finished full clear counts and logs.
   void table_cleared(uint64_t erased);
   // A full clear's Scan of one segment (keys only, generation items left out).

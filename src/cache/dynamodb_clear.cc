@@ -16,12 +16,32 @@ void DynamodbBackend::Impl::clear(const std::function<void(uint64_t)>& progress)
   });
 }
 
+// One conditional UpdateItem of the generation in the common case (the generation this
+// process knows is current): StoredKeys::move, from what was seen. When its condition fails
+// (another process cleared or started the namespace, or this process knew an old generation),
+// the item is read and the move made from there, so a clear that returns has taken effect:
+// the namespace is at a generation it never used before.
 void DynamodbBackend::Impl::clear_namespace() {
-  generation_cleared(wire().update_item(key_map.next_generation(options.table)).attributes);
+  std::optional<ddb::Item> seen = key_map.last_seen();
+  bool read = !seen;
+  constexpr int kMaxRounds = 16;  // as the atomic operations: a generation changed 16 times in a row
+  for (int round = 0; round < kMaxRounds; ++round) {
+    if (read) seen = wire().get_item(key_map.generation_request(options.table)).item;
+    const detail::StoredKeys::Move move = key_map.move(options.table, seen, options.now());
+    ddb::WriteResult res;
+    if (detail::conditional([&] { res = wire().update_item(move.request); }))
+      return generation_cleared(move, res.attributes);
+    read = true;
+  }
+  throw Error(ErrorKind::kConditionFailed,
+              "clear of namespace '" + options.key_namespace + "' gave up: its generation changed under " +
+                  std::to_string(kMaxRounds) + " conditional writes in a row",
+              true);
 }
 
-void DynamodbBackend::Impl::generation_cleared(const std::optional<ddb::Item>& attributes) {
-  const int64_t gen = key_map.generation_cleared(attributes);
+void DynamodbBackend::Impl::generation_cleared(const detail::StoredKeys::Move& move,
+                                               const std::optional<ddb::Item>& attributes) {
+  const int64_t gen = key_map.moved(move, attributes);
   emit(LogLevel::kInfo,
        "namespace '" + options.key_namespace + "' cleared: generation " + std::to_string(gen));
 }
@@ -144,11 +164,19 @@ void DynamodbBackend::Impl::clear_async(Done<void> done, std::function<void(uint
     done(settle<void>(Op::kClear, "clear", options.table, start, std::move(out), std::nullopt));
   };
   if (key_map.has_namespace()) {
-    ddb::UpdateItemRequest r = key_map.next_generation(options.table);
+    // The one UpdateItem of clear_namespace's common case on the loop; anything more (no
+    // generation known, its condition failed) is clear_namespace on a helper thread.
+    const std::optional<ddb::Item> seen = key_map.last_seen();
+    if (!seen) return offload<void>(std::move(finish), [this] { clear_namespace(); });
+    auto move =
+        std::make_shared<const detail::StoredKeys::Move>(key_map.move(options.table, seen, options.now()));
+    ddb::UpdateItemRequest r = move->request;
     r.return_consumed_capacity = capacity_request();
-    return client->update_item_async(std::move(r), [this, finish](ddb::Outcome<ddb::WriteResult> res) {
+    return client->update_item_async(std::move(r), [this, move, finish](ddb::Outcome<ddb::WriteResult> res) {
       if (res.ok()) add_write_units(res.value().consumed);
-      finish(detail::outcome_of<void>([&] { generation_cleared(res.value().attributes); }));
+      if (!res.ok() && detail::kind_of(res.error()) == ErrorKind::kConditionFailed)
+        return offload<void>(finish, [this] { clear_namespace(); });
+      finish(detail::outcome_of<void>([&] { generation_cleared(*move, res.value().attributes); }));
     });
   }
   auto run = std::make_shared<ClearRun>();

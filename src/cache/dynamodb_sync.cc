@@ -104,7 +104,7 @@ void DynamodbBackend::Impl::erase(std::string_view key) {
 
 // One conditional PutItem: written unless the item is live. A failed condition is checked
 // with a consistent read, which tells a live item (false) from one that changed meanwhile or
-// that only the read's expire value lets the condition judge (LiveRule): then again.
+// that only a condition on what the read saw can judge (LiveRule): then again.
 // Exactly once (detail::write_once): the item carries a token, and after a lost answer the
 // read finds this write (true), another live item (false), or none (sent again).
 bool DynamodbBackend::Impl::add(std::string_view key, std::string_view value, Ttl ttl) {
@@ -127,13 +127,13 @@ bool DynamodbBackend::Impl::add(std::string_view key, std::string_view value, Tt
         if (!written && !maybe_named) chunked::delete_chunks_of(*b.client, b.options.table, head, false);
       }
     } orphans{*this, r.item};
-    std::optional<std::string> python_expire;
+    std::optional<layout::LiveInputs> seen;
     int unknown_rounds = 0;
     for (int round = 0; round < kMaxRounds; ++round) {
-      layout::LiveRule rule{layout::seconds_of(options.now()), python_expire};
+      layout::LiveRule rule{layout::seconds_of(options.now()), seen};
       r.condition_expression = rule.not_live();
       r.values.clear();
-      rule.add_values(r.values);
+      rule.add_values(r.values, r.condition_expression);
       layout::bind_names(r, r.condition_expression);
       std::exception_ptr unknown;
       const detail::Written w = detail::write_once([&] { wire().put_item(r); }, unknown);
@@ -154,7 +154,7 @@ bool DynamodbBackend::Impl::add(std::string_view key, std::string_view value, Tt
       if (!item) continue;  // erased meanwhile
       layout::Liveness l = layout::liveness(*item, layout::seconds_of(options.now()));
       if (l.live) return false;
-      python_expire = l.python_expire;
+      seen = std::move(l.seen);
     }
     contention("add", key);
   });
@@ -172,14 +172,14 @@ bool DynamodbBackend::Impl::touch(std::string_view key, Ttl ttl) {
     r.key = layout::key_item(stored);
     r.update_expression =
         head.count(attr::kExpireAt) ? "SET #x = :e, #u = :u, #t = :t" : "SET #x = :e, #u = :u REMOVE #t";
-    std::optional<std::string> python_expire;
+    std::optional<layout::LiveInputs> seen;
     for (int round = 0; round < kMaxRounds; ++round) {
-      layout::LiveRule rule{layout::seconds_of(options.now()), python_expire};
+      layout::LiveRule rule{layout::seconds_of(options.now()), seen};
       // Not a chunked head: its chunks carry their own expire_at, which this would not move.
       r.condition_expression = "(" + rule.live() + ") AND attribute_not_exists(#w)";
       r.values = {{":e", head.at(attr::kExpire)}, {":u", head.at(attr::kUpdateTs)}};
       if (auto t = head.find(attr::kExpireAt); t != head.end()) r.values[":t"] = t->second;
-      rule.add_values(r.values);
+      rule.add_values(r.values, r.condition_expression);
       layout::bind_names(r, r.update_expression + " " + r.condition_expression);
       r.names["#w"] = chunked::kWriteId;
       if (detail::conditional([&] { wire().update_item(r); })) return true;
@@ -191,7 +191,7 @@ bool DynamodbBackend::Impl::touch(std::string_view key, Ttl ttl) {
         throw WrongTypeError("key '" + std::string(key.substr(0, 64)) +
                              "' holds a value past one item (stored in chunks), which touch cannot re-time; "
                              "set it again with the new TTL");
-      python_expire = l.python_expire;  // nullopt: it became live meanwhile; try again
+      seen = std::move(l.seen);  // live: conditioned on what was read, again
     }
     contention("touch", key);
   });
@@ -226,9 +226,9 @@ int64_t DynamodbBackend::Impl::increment(std::string_view key, int64_t delta, Tt
     };
     const int64_t limit = delta >= 0 ? std::numeric_limits<int64_t>::max() - delta
                                      : std::numeric_limits<int64_t>::min() - delta;
-    std::optional<std::string> python_expire;
+    std::optional<layout::LiveInputs> seen;
     for (int round = 0; round < kMaxRounds; ++round) {
-      layout::LiveRule rule{layout::seconds_of(options.now()), python_expire};
+      layout::LiveRule rule{layout::seconds_of(options.now()), seen};
 
       ddb::UpdateItemRequest u;
       u.table_name = options.table;
@@ -237,7 +237,7 @@ int64_t DynamodbBackend::Impl::increment(std::string_view key, int64_t delta, Tt
       u.condition_expression =
           "(" + rule.live() + ") AND attribute_exists(#c) AND #c " + (delta >= 0 ? "<=" : ">=") + " :lim";
       u.values = {{":d", ddb::AttributeValue::N(delta)}, {":lim", ddb::AttributeValue::N(limit)}, {":v", token}};
-      rule.add_values(u.values);
+      rule.add_values(u.values, u.condition_expression);
       layout::bind_names(u, u.update_expression + " " + u.condition_expression);
       u.return_values = ddb::ReturnValues::kUpdatedNew;
       u.resend_if_unknown = false;
@@ -256,7 +256,7 @@ int64_t DynamodbBackend::Impl::increment(std::string_view key, int64_t delta, Tt
       p.table_name = options.table;
       p.item = created;
       p.condition_expression = rule.not_live();
-      rule.add_values(p.values);
+      rule.add_values(p.values, p.condition_expression);
       layout::bind_names(p, p.condition_expression);
       p.resend_if_unknown = false;
       const detail::Written wp = detail::write_once([&] { wire().put_item(p); }, unknown);
@@ -266,8 +266,10 @@ int64_t DynamodbBackend::Impl::increment(std::string_view key, int64_t delta, Tt
       auto item = read_consistent(stored);
       if (!item) continue;
       layout::Liveness l = layout::liveness(*item, layout::seconds_of(options.now()));
-      python_expire = l.python_expire;
-      if (!l.live) continue;
+      if (!l.live) {
+        seen = std::move(l.seen);
+        continue;
+      }
       auto c = item->find(attr::kCounter);
       if (c == item->end())
         throw WrongTypeError("key '" + std::string(key.substr(0, 64)) +

@@ -149,17 +149,40 @@ std::string decimal(double seconds) {
   return std::string(buf, static_cast<size_t>(n));
 }
 
+namespace {
+// A number attribute's text; nullopt when absent or of another type. CodecError when it is
+// no number.
+std::optional<std::string> number_text(const ItemView& item, Name name) {
+  auto a = item.get(name);
+  if (!a || a->type != ddb::AttrType::kN) return std::nullopt;
+  (void)number(item, name, 0);  // checked here, so that liveness(LiveInputs) cannot fail
+  return std::string(a->scalar);
+}
+double parsed(const std::optional<std::string>& text) {
+  double d = 0;
+  if (text) std::from_chars(text->data(), text->data() + text->size(), d);
+  return d;
+}
+}  // namespace
+
 Liveness liveness(const ItemView& item, double now) {
+  return liveness(LiveInputs{number_text(item, kExpireName), number_text(item, kExpireAtName),
+                             number_text(item, kUpdateTsName)},
+                  now);
+}
+
+Liveness liveness(LiveInputs in, double now) {
   Liveness l;
-  double expire = number(item, kExpireName, 0);
-  double update_ts = number(item, kUpdateTsName, 0);
-  if (expire != 0 && !item.get(kExpireAtName)) l.python_expire = std::string(item.get(kExpireName)->scalar);
+  const double expire = parsed(in.expire);
+  l.seen = std::move(in);
   if (expire == 0) {
     l.live = true;
     return l;
   }
-  double remaining = update_ts + expire - now;  // > 0 exactly when now - update_ts < expire
-  if (!(remaining > 0)) return l;               // NaN included
+  // > 0 exactly when now < expire_at, or now - update_ts < expire.
+  const double remaining =
+      (l.seen.expire_at ? parsed(l.seen.expire_at) : parsed(l.seen.update_ts) + expire) - now;
+  if (!(remaining > 0)) return l;  // NaN included
   l.live = true;
   // Clamped before the conversion: an expire of 1e16, 1e300 or inf (the Python package can
   // store any of them) would overflow int64_t milliseconds, which is undefined behaviour.
@@ -168,26 +191,41 @@ Liveness liveness(const ItemView& item, double now) {
   return l;
 }
 
-std::string LiveRule::live() const {
-  std::string e = "attribute_exists(#k) AND (#x = :z OR #t > :now";
-  if (python_expire) e += " OR (attribute_not_exists(#t) AND #x = :pe AND #u > :cut)";
-  return e + ")";
-}
-std::string LiveRule::not_live() const {
-  std::string e = "attribute_not_exists(#k) OR (#x <> :z AND #t <= :now)";
-  if (python_expire) e += " OR (attribute_not_exists(#t) AND #x = :pe AND #u <= :cut)";
+namespace {
+// "The rule's inputs are still `in`": each number equal, each absent one absent or no number.
+std::string unchanged(const LiveInputs& in) {
+  std::string e;
+  auto one = [&](const std::optional<std::string>& v, const char* name, const char* value) {
+    if (!e.empty()) e += " AND ";
+    e += v ? std::string(name) + " = " + value
+           : std::string("(attribute_not_exists(") + name + ") OR NOT attribute_type(" + name + ", :num))";
+  };
+  one(in.expire, "#x", ":sx");
+  one(in.expire_at, "#t", ":st");
+  one(in.update_ts, "#u", ":su");
   return e;
 }
-void LiveRule::add_values(ddb::Values& v) const {
-  v[":z"] = ddb::AttributeValue::N(0);
-  v[":now"] = ddb::AttributeValue::N(decimal(now));
-  if (python_expire) {
-    v[":pe"] = ddb::AttributeValue::N(*python_expire);
-    double e = 0;
-    std::from_chars(python_expire->data(), python_expire->data() + python_expire->size(), e);
-    // Far past any update_ts when E exceeds now (1e16, 1e125): and in DynamoDB's range.
-    double cut = now - e;
-    v[":cut"] = ddb::AttributeValue::N(cut < 0 ? std::string("-1") : decimal(cut));
+}  // namespace
+
+std::string LiveRule::live() const {
+  if (seen && liveness(*seen, now).live) return "attribute_exists(#k) AND " + unchanged(*seen);
+  return "attribute_exists(#k) AND (#x = :z OR #t > :now)";
+}
+std::string LiveRule::not_live() const {
+  if (seen && !liveness(*seen, now).live) return "attribute_not_exists(#k) OR (" + unchanged(*seen) + ")";
+  return "attribute_not_exists(#k) OR ((#x < :z OR #x > :z) AND #t <= :now)";
+}
+void LiveRule::add_values(ddb::Values& v, std::string_view expression) const {
+  auto add = [&](const char* ph, auto make) {
+    if (expression.find(ph) != std::string_view::npos) v[ph] = make();
+  };
+  add(":z", [] { return ddb::AttributeValue::N(0); });
+  add(":now", [&] { return ddb::AttributeValue::N(decimal(now)); });
+  add(":num", [] { return ddb::AttributeValue::S("N"); });
+  if (seen) {
+    add(":sx", [&] { return ddb::AttributeValue::N(*seen->expire); });
+    add(":st", [&] { return ddb::AttributeValue::N(*seen->expire_at); });
+    add(":su", [&] { return ddb::AttributeValue::N(*seen->update_ts); });
   }
 }
 

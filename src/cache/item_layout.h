@@ -120,30 +120,49 @@ class ItemView {
 int64_t integer(Attr v, std::string_view name, std::string_view key);
 int64_t integer(const ddb::AttributeValue& v, std::string_view name, std::string_view key);
 
-// The liveness of an item under the Python rule, expire == 0 or now - update_ts < expire.
+// What the liveness rule reads of an item: the decimal text of `expire`, `expire_at` and
+// `update_ts`, each nullopt when absent or not a number (the rule reads those as absent).
+struct LiveInputs {
+  std::optional<std::string> expire, expire_at, update_ts;
+};
+
+// The liveness of an item. The rule, over LiveInputs (a missing or non-number attribute
+// counts as absent; `expire` and `update_ts` absent count as 0):
+//   expire == 0                           live, never expires;
+//   else, with expire_at                  live while now < expire_at;
+//   else (the Python package's items)     live while now - update_ts < expire.
+// For every item this library writes expire_at = update_ts + expire, so the rule is the
+// Python package's own (expire == 0 or now - update_ts < expire) for its items and ours; it
+// reads expire_at first because DynamoDB expressions have no arithmetic: with it, condition
+// expressions (LiveRule) state the rule exactly for any item. An item without update_ts
+// (the Python package itself cannot read one) has expired unless its expire_at says not.
 struct Liveness {
   bool live = false;
   std::optional<Ttl> left;  // nullopt: never expires
-  // The item's `expire` text when it has a TTL but no expire_at (written by the Python
-  // package, or with python_compat): LiveRule then needs it (see there).
-  std::optional<std::string> python_expire;
+  LiveInputs seen;          // what the verdict was made of (LiveRule's condition after a read)
 };
-// `now`: epoch seconds.
+// `now`: epoch seconds. CodecError for a number attribute that is no number.
 Liveness liveness(const ItemView& item, double now);
+// The same rule over inputs already read.
+Liveness liveness(LiveInputs in, double now);
 
-// The Python liveness rule as DynamoDB condition expressions. Expressions have no
-// arithmetic, so `now - update_ts < expire` cannot be written for an unknown expire. Our
-// items carry expire_at = update_ts + expire, and for them the rule is `expire_at > now`.
-// For an item without expire_at (the Python package's, or python_compat), the rule is
-// written for the expire value an earlier read saw, E: `expire = E AND update_ts > now - E`;
-// a write conditioned on it cannot act on a different item than the one that was read.
+// The liveness rule as DynamoDB condition expressions, sound for any item: an item a
+// condition lets through is live (live()) or not (not_live()) under liveness() at `now`.
+// Before any read (`seen` nullopt) they are the one-request forms:
+//   live:     #x = 0 OR #t > now          (expire 0, or expire_at in the future)
+//   not live: #x <> 0 (a number) AND #t <= now
+// which decide every item with expire_at; any other item (the Python package's, an item
+// without expire, ill-typed attributes) fails both, and the caller reads it. After a read
+// (`seen`: liveness(item).seen), the form matching the verdict on `seen` at `now` is "the
+// rule's inputs are still those": exact for every item, whatever its attributes hold.
 struct LiveRule {
   double now;
-  std::optional<std::string> python_expire;  // E, as stored
+  std::optional<LiveInputs> seen;
 
   std::string live() const;
   std::string not_live() const;
-  void add_values(ddb::Values& v) const;
+  // The values `expression` (made of live()/not_live() and the caller's own parts) uses.
+  void add_values(ddb::Values& v, std::string_view expression) const;
 };
 
 // Sets the ExpressionAttributeNames a request's expressions use (DynamoDB refuses unused

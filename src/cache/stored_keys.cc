@@ -62,44 +62,100 @@ dynamodb::GetItemRequest StoredKeys::generation_request(const std::string& table
   r.table_name = table;
   r.key = layout::key_item(generation_key());
   r.consistent_read = true;
-  r.projection_expression = "#g";
-  r.names = {{"#g", attr::kGeneration}};
+  r.projection_expression = "#k, #g";  // #k: an item without `generation` is told from none
+  r.names = {{"#k", attr::kKey}, {"#g", attr::kGeneration}};
   return r;
 }
 
-std::string StoredKeys::generation_read(const std::optional<dynamodb::Item>& item,
-                                        std::chrono::steady_clock::time_point asked) {
-  int64_t read = 0;  // no item: nothing cleared yet
-  if (item)
-    if (auto it = item->find(attr::kGeneration); it != item->end())
-      read = layout::integer(it->second, attr::kGeneration, generation_key());
+namespace {
+// The generation `item`, a generation item, holds: nullopt when it is not an integer from 0
+// to kMaxGeneration. CodecError when it has no `generation`: a key outside namespaces was
+// stored under the generation item's name.
+std::optional<int64_t> generation_in(const dynamodb::Item& item, const std::string& ns,
+                                     const std::string& key) {
+  auto it = item.find(attr::kGeneration);
+  if (it == item.end())
+    throw CodecError("namespace '" + ns + "': item '" + key +
+                     "' has no `generation`: a value stored outside namespaces under that key took the "
+                     "place of the namespace's generation item; erase that key or use another namespace");
+  std::optional<int64_t> g;
+  try {
+    g = layout::integer(it->second, attr::kGeneration, key);
+  } catch (const CodecError&) {
+  }
+  if (g && *g >= 0 && *g <= kMaxGeneration) return g;
+  return std::nullopt;
+}
+}  // namespace
+
+std::optional<std::string> StoredKeys::generation_read(const std::optional<dynamodb::Item>& item,
+                                                       std::chrono::steady_clock::time_point asked) {
+  if (!item) return std::nullopt;
+  const std::optional<int64_t> read = generation_in(*item, ns_, generation_key());
+  if (!read) {
+    const auto& v = item->at(attr::kGeneration);  // a number's text is digits, '-', '.', 'e': safe to show
+    throw CodecError(
+        "namespace '" + ns_ + "': item '" + generation_key() + "' holds generation " +
+        (v.type == dynamodb::AttrType::kN ? v.scalar.substr(0, 40) : std::string("of another type")) +
+        ", not an integer from 0 to " + std::to_string(kMaxGeneration) +
+        "; clearing the namespace replaces it with a new generation");
+  }
   std::lock_guard lock(mu_);
-  generation_ = std::max(generation_, read);  // generations only grow; a full clear keeps their items
-  known_ = true;
-  read_at_ = asked;
+  // The answer asked last wins (not the largest generation: an item set back by hand is
+  // followed, so every process agrees within namespace_refresh); an answer asked before the
+  // one known, such as a read that crossed this process's own clear, is older news.
+  if (!known_ || asked >= read_at_) {
+    generation_ = *read;
+    known_ = true;
+    read_at_ = asked;
+  }
   return prefix_of(generation_);
 }
 
-dynamodb::UpdateItemRequest StoredKeys::next_generation(const std::string& table) const {
-  dynamodb::UpdateItemRequest r;
-  r.table_name = table;
-  r.key = layout::key_item(generation_key());
-  r.update_expression = "ADD #g :one";
-  r.values = {{":one", dynamodb::AttributeValue::N(1)}};
-  layout::bind_names(r, r.update_expression);
-  r.return_values = dynamodb::ReturnValues::kUpdatedNew;
-  return r;
+std::optional<dynamodb::Item> StoredKeys::last_seen() const {
+  std::lock_guard lock(mu_);
+  if (!known_) return std::nullopt;
+  return dynamodb::Item{{attr::kGeneration, dynamodb::AttributeValue::N(generation_)}};
 }
 
-int64_t StoredKeys::generation_cleared(const std::optional<dynamodb::Item>& attributes) {
-  if (!attributes || !attributes->count(attr::kGeneration))
-    throw ProtocolError("UpdateItem returned no `generation` for namespace '" + ns_ + "'", false);
-  int64_t gen = layout::integer(attributes->at(attr::kGeneration), attr::kGeneration, generation_key());
+StoredKeys::Move StoredKeys::move(const std::string& table, const std::optional<dynamodb::Item>& seen,
+                                  SystemClock::time_point now) const {
+  const int64_t clock = std::clamp<int64_t>(
+      std::chrono::duration_cast<std::chrono::microseconds>(now.time_since_epoch()).count(), 0,
+      kMaxGeneration);
+  Move m;
+  dynamodb::UpdateItemRequest& r = m.request;
+  r.table_name = table;
+  r.key = layout::key_item(generation_key());
+  r.update_expression = "SET #g = :next";
+  if (!seen) {
+    m.next = clock;
+    r.condition_expression = "attribute_not_exists(#k)";
+  } else {
+    const std::optional<int64_t> g = generation_in(*seen, ns_, generation_key());
+    m.next = g && *g < kMaxGeneration ? std::max(*g + 1, clock) : clock;
+    r.condition_expression = "#g = :seen";
+    r.values[":seen"] = seen->at(attr::kGeneration);
+  }
+  r.values[":next"] = dynamodb::AttributeValue::N(m.next);
+  layout::bind_names(r, r.update_expression + " " + r.condition_expression);
+  r.return_values = dynamodb::ReturnValues::kUpdatedNew;
+  return m;
+}
+
+int64_t StoredKeys::moved(const Move& move, const std::optional<dynamodb::Item>& attributes) {
+  const dynamodb::AttributeValue* got = nullptr;
+  if (attributes)
+    if (auto it = attributes->find(attr::kGeneration); it != attributes->end()) got = &it->second;
+  if (!got || got->type != dynamodb::AttrType::kN || got->scalar != std::to_string(move.next))
+    throw ProtocolError("UpdateItem of the generation of namespace '" + ns_ +
+                            "' did not return the generation written (" + std::to_string(move.next) + ")",
+                        false);
   std::lock_guard lock(mu_);
-  generation_ = std::max(generation_, gen);
+  generation_ = move.next;
   known_ = true;
   read_at_ = std::chrono::steady_clock::now();
-  return gen;
+  return move.next;
 }
 
 }  // namespace dynamodb_cache::detail

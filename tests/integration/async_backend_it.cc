@@ -202,17 +202,20 @@ TEST(AsyncBackendIT, NamespaceGenerationsAsTheSynchronousCalls) {
   set_async(b, "k", "v", 0s).get();
   EXPECT_EQ(*b.get("k"), "v");
   EXPECT_EQ(value_of(get_async(b, "k").get()), "v");
-  EXPECT_EQ(t.items().count("app:0:k"), 1u);
+  const std::string first = b.key_prefix();
+  EXPECT_EQ(t.items().count(first + "k"), 1u);
 
   b.clear();
   EXPECT_FALSE(get_async(b, "k").get());
   EXPECT_EQ(value_of(get_async(other, "k").get()), "other's");
-  // A fresh backend (its generation unknown) reads generation 1 and misses too.
+  // A fresh backend (its generation unknown) reads the new generation and misses too.
   DynamodbBackend fresh(t.c, o);
   EXPECT_FALSE(get_async(fresh, "k").get());
   DynamodbBackend fresh_writer(t.c, o);
   set_async(fresh_writer, "k2", "gen 1", 0s).get();
-  EXPECT_EQ(t.items().count("app:1:k2"), 1u);
+  EXPECT_NE(fresh_writer.key_prefix(), first);
+  EXPECT_EQ(fresh_writer.key_prefix(), b.key_prefix());
+  EXPECT_EQ(t.items().count(b.key_prefix() + "k2"), 1u);
   EXPECT_EQ(value_of(get_async(b, "k2").get()), "gen 1");
   DynamodbBackend fresh_eraser(t.c, o);
   erase_async(fresh_eraser, "k2").get();
@@ -220,10 +223,12 @@ TEST(AsyncBackendIT, NamespaceGenerationsAsTheSynchronousCalls) {
 
   // A clear made asynchronously: one UpdateItem of the generation, seen at once here.
   set_async(b, "k3", "v", 0s).get();
+  const std::string second = b.key_prefix();
   clear_async(b).get();
   EXPECT_FALSE(get_async(b, "k3").get());
   EXPECT_FALSE(b.get("k3"));
-  EXPECT_EQ(t.items().at("app:generation").at("generation").scalar, "2");
+  EXPECT_NE(b.key_prefix(), second);
+  EXPECT_EQ("app:" + t.items().at("app:generation").at("generation").scalar + ":", b.key_prefix());
   EXPECT_EQ(value_of(get_async(other, "k").get()), "other's");
   EXPECT_EQ(b.stats().latency[static_cast<size_t>(Op::kClear)].count(), 2u);
 
@@ -238,9 +243,20 @@ TEST(AsyncBackendIT, NamespaceGenerationsAsTheSynchronousCalls) {
   b.clear();
   EXPECT_FALSE(get_async(eager, "z").get());
   set_many_async(eager, {{"y", "3"}}, 0s).get();
-  EXPECT_EQ(t.items().count("app:3:y"), 1u);
+  EXPECT_EQ(t.items().count(b.key_prefix() + "y"), 1u);
   erase_async(eager, "y").get();
   EXPECT_FALSE(b.get("y"));
+
+  // An asynchronous clear from a generation known but out of date (another backend cleared
+  // since): its UpdateItem's condition fails, and it reads the generation and moves it on.
+  DynamodbBackend stale(t.c, o);
+  set_async(stale, "s", "v", 0s).get();
+  b.clear();
+  b.set("s", "after b's clear", 0s);
+  clear_async(stale).get();
+  EXPECT_FALSE(DynamodbBackend(t.c, o).get("s"));
+  EXPECT_NE(stale.key_prefix(), b.key_prefix());  // b still within its namespace_refresh
+  EXPECT_EQ(stale.key_prefix(), DynamodbBackend(t.c, o).key_prefix());
 }
 
 TEST(AsyncBackendIT, LongKeysGoThroughTheirDigestAndFullKey) {
@@ -627,12 +643,12 @@ TEST(AsyncBackendIT, FullClearScansSegmentsConcurrentlyAndReportsProgress) {
   EXPECT_EQ(b.stats().erases.load(), 306u);
   EXPECT_EQ(b.stats().latency[static_cast<size_t>(Op::kClear)].count(), 1u);
   ns.set("y", "v", 0s);
-  EXPECT_EQ(t.keys()[0], "keepgen:1:y");  // generations never go back
+  EXPECT_EQ(t.keys()[0], ns.key_prefix() + "y");  // the generation item was kept: no going back
 
   // One item left, then nothing: no progress call for an empty table.
   reports.clear();
   clear_async(b, [&](uint64_t n) { reports.push_back(n); }).get();
-  EXPECT_EQ(reports, std::vector<uint64_t>{1});  // keepgen:1:y
+  EXPECT_EQ(reports, std::vector<uint64_t>{1});  // keepgen:GEN:y
   clear_async(b, [&](uint64_t n) { reports.push_back(n); }).get();
   EXPECT_EQ(reports, std::vector<uint64_t>{1});
   EXPECT_EQ(t.keys(), std::vector<std::string>{"keepgen:generation"});

@@ -85,6 +85,47 @@ TEST(CacheOpsIT, AddJudgesPythonWrittenItemsByTheirExpire) {
   EXPECT_FALSE(b.add("forever", "x", 0s));
 }
 
+// Items another tool wrote with some of the liveness attributes missing: add, increment and
+// touch agree with get (the conditions DynamoDB evaluates state the same rule), never
+// "the item changed" for an item nobody changes.
+TEST(CacheOpsIT, ItemsMissingLivenessAttributesAreJudgedAsGetJudgesThem) {
+  OpsTable t;
+  DynamodbBackend b(t.c, t.opts());
+  auto put = [&](const std::string& key, ddb::Item attrs) {
+    ddb::PutItemRequest p;
+    p.table_name = t.name;
+    p.item = std::move(attrs);
+    p.item["key"] = ddb::AttributeValue::S(key);
+    p.item["value"] = ddb::AttributeValue::B("v");
+    p.item["fmt"] = ddb::AttributeValue::N(1);
+    t.c->put_item(p);
+  };
+  // expire but no update_ts: expired (update_ts counts as 0), as get says.
+  const ddb::Item no_ts = {{"expire", ddb::AttributeValue::N(3600)}};
+  for (const char* k : {"a", "i", "t"}) put(k, no_ts);
+  EXPECT_FALSE(b.get("a"));
+  EXPECT_FALSE(b.touch("t", 60s));
+  EXPECT_TRUE(b.add("a", "added", 0s));
+  EXPECT_EQ(*b.get("a"), "added");
+  EXPECT_EQ(b.increment("i", 5, 0s), 5);
+  // ...and with an expire_at in the future, which decides: live, for every operation.
+  put("live",
+      {{"expire", ddb::AttributeValue::N(3600)}, {"expire_at", ddb::AttributeValue::N(t.now_s() + 600)}});
+  EXPECT_EQ(*b.get("live"), "v");
+  EXPECT_FALSE(b.add("live", "x", 0s));
+  EXPECT_TRUE(b.touch("live", 60s));
+  EXPECT_THROW(b.increment("live", 1, 0s), WrongTypeError);
+  // No expire at all (or one that is no number): never expires.
+  put("forever", {{"update_ts", ddb::AttributeValue::N(1)}});
+  put("text", {{"expire", ddb::AttributeValue::S("60")}, {"update_ts", ddb::AttributeValue::N(1)}});
+  for (const char* k : {"forever", "text"}) {
+    EXPECT_EQ(*b.get(k), "v") << k;
+    EXPECT_FALSE(b.add(k, "x", 0s)) << k;
+    EXPECT_TRUE(b.touch(k, 60s)) << k;
+    EXPECT_TRUE(b.get_entry(k)->ttl_left) << k;  // re-timed: it expires now
+  }
+}
+
 TEST(CacheOpsIT, ConcurrentAddsHaveOneWinner) {
   OpsTable t;
   std::atomic<int> won{0};

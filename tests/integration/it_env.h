@@ -32,13 +32,13 @@ inline std::string unique_table(const std::string& prefix) {
   return prefix + "-" + std::to_string(::getpid()) + "-" + std::to_string(n++);
 }
 
-// What the full-clear tests clear: namespace "keepgen" (backend `ns`) at generation 1, with
+// What the full-clear tests clear: namespace "keepgen" (backend `ns`) at its second generation, with
 // "x" written in both generations, and 300 plain 100-byte entries through `b`. The clear
 // must delete 302 items and keep "keepgen:generation".
 inline void fill_for_full_clear(dynamodb_cache::DynamodbBackend& b, dynamodb_cache::DynamodbBackend& ns) {
   using namespace std::chrono_literals;
   ns.set("x", "v", 0s);
-  ns.clear();  // generation 1
+  ns.clear();  // the second generation
   ns.set("x", "gen 1", 0s);
   std::vector<std::pair<std::string, std::string>> entries;
   for (int i = 0; i < 300; ++i) entries.emplace_back("k" + std::to_string(i), std::string(100, 'v'));

@@ -40,7 +40,35 @@ struct NsTable {
     std::sort(keys.begin(), keys.end());
     return keys;
   }
+  // Writes the item `key` as another tool would: `attrs` and the key.
+  void put_raw(const std::string& key, ddb::Item attrs) {
+    ddb::PutItemRequest p;
+    p.table_name = name;
+    p.item = std::move(attrs);
+    p.item["key"] = ddb::AttributeValue::S(key);
+    c->put_item(p);
+  }
+  void delete_raw(const std::string& key) {
+    ddb::DeleteItemRequest d;
+    d.table_name = name;
+    d.key = {{"key", ddb::AttributeValue::S(key)}};
+    c->delete_item(d);
+  }
 };
+
+// The largest generation (detail::kMaxGeneration, documented in dynamodb_backend.h).
+constexpr int64_t kMaxGeneration = 999'999'999'999'999'999;
+
+// The message of the CodecError `f` throws ("" when it throws none).
+template <class F>
+std::string codec_error_of(F&& f) {
+  try {
+    f();
+  } catch (const CodecError& e) {
+    return e.what();
+  }
+  return "";
+}
 }  // namespace
 
 TEST(NamespaceIT, KeysAreReadablePrefixedAndNamespacesAreApart) {
@@ -52,7 +80,10 @@ TEST(NamespaceIT, KeysAreReadablePrefixedAndNamespacesAreApart) {
   EXPECT_EQ(*a.get("user:1"), "in a");
   EXPECT_EQ(*b.get("user:1"), "in b");
   EXPECT_EQ(*plain.get("user:1"), "plain");
-  EXPECT_EQ(t.stored_keys(), (std::vector<std::string>{"app-a:0:user:1", "app.b:0:user:1", "user:1"}));
+  std::vector<std::string> expected = {a.key_prefix() + "user:1", "app-a:generation",
+                                       b.key_prefix() + "user:1", "app.b:generation", "user:1"};
+  std::sort(expected.begin(), expected.end());
+  EXPECT_EQ(t.stored_keys(), expected);
   EXPECT_THROW(DynamodbBackend(t.c, t.opts("has:colon")), InvalidArgumentError);
   EXPECT_THROW(DynamodbBackend(t.c, t.opts(std::string(65, 'n'))), InvalidArgumentError);
 }
@@ -77,7 +108,7 @@ TEST(NamespaceIT, ClearIsOneUpdateItemAndNoScan) {
   a.set("k1", "after", 0s);
   EXPECT_EQ(*a.get("k1"), "after");
   auto keys = t.stored_keys();
-  EXPECT_TRUE(std::count(keys.begin(), keys.end(), "ns:1:k1"));
+  EXPECT_TRUE(std::count(keys.begin(), keys.end(), a.key_prefix() + "k1"));
   EXPECT_TRUE(std::count(keys.begin(), keys.end(), "ns:generation"));
 }
 
@@ -122,6 +153,89 @@ TEST(NamespaceIT, StrictRefreshCostsOneGenerationReadPerOperation) {
   EXPECT_EQ(t.wire->total(), 2);  // no generation read within namespace_refresh
 }
 
+// A generation item set by hand to what is no generation (negative, past kMaxGeneration, not
+// an integer) is an error naming the item for every operation, never silently used; clear()
+// replaces it with a new generation, and what was stored before is gone for everyone.
+TEST(NamespaceIT, AGenerationOutOfRangeIsAnErrorAndClearReplacesIt) {
+  NsTable t;
+  DynamodbBackend a(t.c, t.opts("ns"));
+  a.set("k", "old", 0s);
+  for (const std::string bad : {"-5", "9223372036854775807", "1000000000000000000", "1.5"}) {
+    t.put_raw("ns:generation", {{"generation", ddb::AttributeValue::N(bad)}});
+    DynamodbBackend fresh(t.c, t.opts("ns"));
+    const std::string message = codec_error_of([&] { fresh.get("k"); });
+    EXPECT_NE(message.find("item 'ns:generation' holds generation " + bad), std::string::npos) << message;
+    EXPECT_NE(message.find("clearing the namespace replaces it"), std::string::npos) << message;
+    EXPECT_THROW(fresh.set("k", "v", 0s), CodecError) << bad;
+    fresh.clear();
+    EXPECT_FALSE(fresh.get("k")) << bad;
+    EXPECT_FALSE(DynamodbBackend(t.c, t.opts("ns")).get("k")) << bad;
+    fresh.set("k", "new", 0s);  // the namespace works again
+    EXPECT_EQ(*DynamodbBackend(t.c, t.opts("ns")).get("k"), "new") << bad;
+  }
+  // At the last valid generation a clear starts afresh instead of overflowing.
+  t.put_raw("ns:generation", {{"generation", ddb::AttributeValue::N(kMaxGeneration)}});
+  DynamodbBackend last(t.c, t.opts("ns"));
+  EXPECT_EQ(last.key_prefix(), "ns:" + std::to_string(kMaxGeneration) + ":");
+  last.set("k", "at the limit", 0s);
+  last.clear();
+  EXPECT_FALSE(last.get("k"));
+  EXPECT_FALSE(DynamodbBackend(t.c, t.opts("ns")).get("k"));
+  last.set("k", "after", 0s);
+  EXPECT_EQ(*DynamodbBackend(t.c, t.opts("ns")).get("k"), "after");
+}
+
+// Deleting the generation item brings back nothing a clear hid: a namespace without it
+// starts at a generation it never had (the clock's microseconds).
+TEST(NamespaceIT, DeletingTheGenerationItemBringsNothingBack) {
+  NsTable t;
+  DynamodbBackend a(t.c, t.opts("ns"));
+  a.set("k0", "before any clear", 0s);
+  a.clear();
+  a.set("k1", "before the second clear", 0s);
+  a.clear();
+  t.delete_raw("ns:generation");
+  DynamodbBackend fresh(t.c, t.opts("ns"));
+  EXPECT_FALSE(fresh.get("k0"));
+  EXPECT_FALSE(fresh.get("k1"));
+  fresh.set("k2", "v", 0s);
+  EXPECT_EQ(*DynamodbBackend(t.c, t.opts("ns")).get("k2"), "v");
+  // A clear by a process that knew the deleted generation: its condition fails, it reads, and
+  // it still takes effect.
+  t.delete_raw("ns:generation");
+  a.clear();
+  EXPECT_FALSE(DynamodbBackend(t.c, t.opts("ns")).get("k2"));
+  EXPECT_FALSE(a.get("k1"));
+}
+
+// User keys cannot pass for a namespace's items: a key outside namespaces shaped like
+// NS:GEN:key is not read as a namespace's (a started namespace's GEN is the clock's
+// microseconds, never 0), and one stored under the generation item's name is an error naming
+// it, never read as generation 0 (which brought cleared values back).
+TEST(NamespaceIT, KeysOutsideTheNamespaceCannotPassForItsItems) {
+  NsTable t;
+  DynamodbBackend plain(t.c, t.opts());
+  plain.set("ns:0:k", "a plain key shaped like generation 0's k", 0s);
+  DynamodbBackend ns(t.c, t.opts("ns"));
+  EXPECT_FALSE(ns.get("k"));
+  ns.set("generation", "a key named like the item", 0s);  // ns:GEN:generation, not ns:generation
+  EXPECT_EQ(*ns.get("generation"), "a key named like the item");
+  EXPECT_EQ(*plain.get("ns:0:k"), "a plain key shaped like generation 0's k");
+
+  ns.set("k", "cleared", 0s);
+  ns.clear();
+  plain.set("ns:generation", "someone's value", 0s);
+  DynamodbBackend fresh(t.c, t.opts("ns"));
+  const std::string message = codec_error_of([&] { fresh.get("k"); });
+  EXPECT_NE(message.find("item 'ns:generation' has no `generation`"), std::string::npos) << message;
+  EXPECT_THROW(fresh.clear(), CodecError);  // someone's value is not overwritten
+  EXPECT_EQ(*plain.get("ns:generation"), "someone's value");
+  plain.erase("ns:generation");
+  fresh.clear();
+  EXPECT_FALSE(fresh.get("k"));
+  EXPECT_EQ(*plain.get("ns:0:k"), "a plain key shaped like generation 0's k");
+}
+
 TEST(LongKeysIT, KeysPast2048BytesAreStoredUnderADigestAndChecked) {
   NsTable t;
   DynamodbOptions o = t.opts("ns");
@@ -132,7 +246,7 @@ TEST(LongKeysIT, KeysPast2048BytesAreStoredUnderADigestAndChecked) {
   b.set(long_key, "long", 0s);
   EXPECT_EQ(*b.get(long_key), "long");
   EXPECT_TRUE(b.contains(long_key));
-  std::string near = std::string(2045, 'n');  // fits alone, not with "ns:0:"
+  std::string near = std::string(2045, 'n');  // fits alone, not with "ns:GEN:"
   EXPECT_TRUE(b.add(near, "near", 0s));
   EXPECT_EQ(b.increment(long_key + "#n", 3, 0s), 3);
   EXPECT_TRUE(b.touch(long_key, 60s));
@@ -147,15 +261,15 @@ TEST(LongKeysIT, KeysPast2048BytesAreStoredUnderADigestAndChecked) {
   for (const auto& k : keys) EXPECT_LE(k.size(), 2048u) << k.substr(0, 80);
   ddb::GetItemRequest g;
   g.table_name = t.name;
-  g.key = {{"key", ddb::AttributeValue::S("ns:0:#sha256:" + std::string(64, '0'))}};
+  const std::string digests = b.key_prefix() + "#sha256:";
   std::string digest_key;
   for (const auto& k : keys)
-    if (k.starts_with("ns:0:#sha256:")) {
+    if (k.starts_with(digests)) {
       g.key["key"] = ddb::AttributeValue::S(k);
       auto item = t.c->get_item(g).item;
       if (item && item->at("full_key").scalar == long_key) digest_key = k;
     }
-  ASSERT_EQ(digest_key.size(), std::string("ns:0:#sha256:").size() + 64);
+  ASSERT_EQ(digest_key.size(), digests.size() + 64);
 
   // An item under the digest whose full_key is another key is not this key's: a miss.
   ddb::UpdateItemRequest u;
@@ -192,7 +306,7 @@ TEST(FullClearIT, ParallelSegmentsDeleteEverythingAndReportProgress) {
   EXPECT_EQ(t.stored_keys(), std::vector<std::string>{"keepgen:generation"});
   ns.set("y", "v", 0s);
   EXPECT_EQ(t.stored_keys()[1], "keepgen:generation");
-  EXPECT_EQ(t.stored_keys()[0], "keepgen:1:y");  // generations never go back
+  EXPECT_EQ(t.stored_keys()[0], ns.key_prefix() + "y");  // the generation item was kept: no going back
   EXPECT_THROW(DynamodbBackend(t.c,
                                [&] {
                                  auto x = t.opts();

@@ -67,8 +67,9 @@ TEST(ItemLayout, PythonCompatItemsAreBase64WithoutFmtOrExpireAt) {
   EXPECT_FALSE(item.count("expire_at"));
   EXPECT_EQ(item.at("value").scalar, util::base64_encode("v\x01"));
   EXPECT_EQ(layout::decode_entry(item, kNowS, nullptr)->value, "v\x01");
-  // Such an item's liveness rule needs the expire value it was read with.
-  EXPECT_EQ(layout::liveness(item, kNowS).python_expire, "10");
+  // Such an item's liveness is judged by update_ts + expire, as the Python package does.
+  EXPECT_EQ(layout::liveness(item, kNowS).seen.update_ts, std::to_string(layout::whole_seconds_of(kNow)));
+  EXPECT_FALSE(layout::liveness(item, kNowS + 10).live);
 }
 
 TEST(ItemLayout, ItemSizeCountsNamesAndValues) {
@@ -124,20 +125,62 @@ TEST(ItemLayout, AChunkedHeadNeedsAChunkReader) {
   EXPECT_EQ(layout::decode_entry(head, kNowS, &reader)->value, "abc");
 }
 
-TEST(ItemLayout, LiveRuleStatesThePythonRuleForTheExpireItSaw) {
+TEST(ItemLayout, LiveRuleAfterAReadConditionsOnWhatItSaw) {
   layout::LiveRule ours{kNowS, std::nullopt};
   EXPECT_EQ(ours.live(), "attribute_exists(#k) AND (#x = :z OR #t > :now)");
-  EXPECT_EQ(ours.not_live(), "attribute_not_exists(#k) OR (#x <> :z AND #t <= :now)");
-  layout::LiveRule python{kNowS, std::string("30")};
+  EXPECT_EQ(ours.not_live(), "attribute_not_exists(#k) OR ((#x < :z OR #x > :z) AND #t <= :now)");
   ddb::Values v;
-  python.add_values(v);
-  EXPECT_EQ(v.at(":pe"), ddb::AttributeValue::N("30"));
-  EXPECT_EQ(v.at(":cut"), ddb::AttributeValue::N(layout::decimal(kNowS - 30)));
-  EXPECT_NE(python.live().find("#u > :cut"), std::string::npos);
-  layout::LiveRule far{kNowS, std::string("1e300")};
+  ours.add_values(v, ours.live());
+  EXPECT_EQ(v.size(), 2u);  // :z and :now; DynamoDB refuses unused values
+
+  // The Python package's item: expire 30, no expire_at, written 10 s ago: live.
+  layout::LiveRule python{kNowS, layout::LiveInputs{"30", std::nullopt, "1699999990"}};
+  EXPECT_EQ(
+      python.live(),
+      "attribute_exists(#k) AND #x = :sx AND (attribute_not_exists(#t) OR NOT attribute_type(#t, :num)) AND "
+      "#u = :su");
+  EXPECT_EQ(python.not_live(), ours.not_live());  // judged live: only the sound one-request form
   v.clear();
-  far.add_values(v);
-  EXPECT_EQ(v.at(":cut"), ddb::AttributeValue::N("-1"));  // past every update_ts
+  python.add_values(v, python.live());
+  EXPECT_EQ(v, (ddb::Values{{":sx", ddb::AttributeValue::N("30")},
+                            {":num", ddb::AttributeValue::S("N")},
+                            {":su", ddb::AttributeValue::N("1699999990")}}));
+
+  // expire without update_ts (written by another tool): expired, and conditioned as such.
+  layout::LiveRule no_ts{kNowS, layout::LiveInputs{"60", std::nullopt, std::nullopt}};
+  EXPECT_FALSE(layout::liveness(*no_ts.seen, kNowS).live);
+  EXPECT_EQ(
+      no_ts.not_live(),
+      "attribute_not_exists(#k) OR (#x = :sx AND (attribute_not_exists(#t) OR NOT attribute_type(#t, :num)) "
+      "AND (attribute_not_exists(#u) OR NOT attribute_type(#u, :num)))");
+  EXPECT_EQ(no_ts.live(), ours.live());
+}
+
+TEST(ItemLayout, LivenessReadsExpireAtFirstAndMissingAttributesAsAbsent) {
+  auto item_of = [](std::initializer_list<std::pair<const char*, ddb::AttributeValue>> attrs) {
+    ddb::Item item;
+    item.emplace("key", ddb::AttributeValue::S("k"));
+    for (const auto& [n, v] : attrs) item.emplace(n, v);
+    return item;
+  };
+  const int64_t now = static_cast<int64_t>(kNowS);
+  // No expire, or one that is no number: never expires, whatever update_ts says.
+  EXPECT_TRUE(layout::liveness(item_of({{"update_ts", ddb::AttributeValue::N(1)}}), kNowS).live);
+  EXPECT_TRUE(layout::liveness(item_of({{"expire", ddb::AttributeValue::S("60")}}), kNowS).live);
+  // expire without update_ts: update_ts counts as 0, so expired (a miss, and add/incr replace it).
+  EXPECT_FALSE(layout::liveness(item_of({{"expire", ddb::AttributeValue::N(60)}}), kNowS).live);
+  // With expire_at, it decides (the rule DynamoDB conditions can state).
+  auto l = layout::liveness(
+      item_of({{"expire", ddb::AttributeValue::N(60)}, {"expire_at", ddb::AttributeValue::N(now + 30)}}),
+      kNowS);
+  EXPECT_TRUE(l.live);
+  EXPECT_EQ(l.left, Ttl(30s));
+  EXPECT_FALSE(layout::liveness(item_of({{"expire", ddb::AttributeValue::N(60)},
+                                         {"update_ts", ddb::AttributeValue::N(now)},
+                                         {"expire_at", ddb::AttributeValue::N(now - 1)}}),
+                                kNowS)
+                   .live);
+  EXPECT_THROW(layout::liveness(item_of({{"expire", ddb::AttributeValue::N("x")}}), kNowS), CodecError);
 }
 
 TEST(ItemLayout, BindNamesBindsOnlyThePlaceholdersUsed) {
@@ -165,9 +208,56 @@ TEST(StoredKeys, NamespaceAndDigestShapeTheStoredKey) {
   gen.emplace("generation", ddb::AttributeValue::N(7));
   EXPECT_EQ(keys.generation_read(gen, std::chrono::steady_clock::now()), "app:7:");
   EXPECT_EQ(keys.known_prefix(), "app:7:");
-  ddb::Item older;
-  older.emplace("generation", ddb::AttributeValue::N(5));
-  EXPECT_EQ(keys.generation_read(older, std::chrono::steady_clock::now()), "app:7:");  // never goes back
+  // The answer asked last wins, a lower generation too (set back by hand: every process
+  // follows it); an answer asked before the one known is older news.
+  const auto before = std::chrono::steady_clock::now() - 1s;
+  ddb::Item lower;
+  lower.emplace("generation", ddb::AttributeValue::N(5));
+  EXPECT_EQ(keys.generation_read(lower, before), "app:7:");
+  EXPECT_EQ(keys.generation_read(lower, std::chrono::steady_clock::now()), "app:5:");
+  EXPECT_EQ(keys.generation_read(std::nullopt, std::chrono::steady_clock::now()),
+            std::nullopt);  // none: start it
+}
+
+TEST(StoredKeys, GenerationsMoveToValuesNeverUsedAndRefuseWhatIsNoGeneration) {
+  auto o = options();
+  o.key_namespace = "app";
+  detail::StoredKeys keys(o);
+  const int64_t clock_us = static_cast<int64_t>(kNowS) * 1000000;
+  auto gen = [](ddb::AttributeValue v) { return ddb::Item{{"generation", std::move(v)}}; };
+  // No item: started at the clock's microseconds, only if still none.
+  auto start = keys.move("t", std::nullopt, kNow);
+  EXPECT_EQ(start.next, clock_us);
+  EXPECT_EQ(start.request.condition_expression, "attribute_not_exists(#k)");
+  EXPECT_EQ(start.request.update_expression, "SET #g = :next");
+  EXPECT_EQ(start.request.values.at(":next"), ddb::AttributeValue::N(clock_us));
+  // A clear: past both the generation seen and the clock, only if it is still the one seen.
+  auto clear = keys.move("t", gen(ddb::AttributeValue::N(7)), kNow);
+  EXPECT_EQ(clear.next, clock_us);
+  EXPECT_EQ(clear.request.condition_expression, "#g = :seen");
+  EXPECT_EQ(clear.request.values.at(":seen"), ddb::AttributeValue::N(7));
+  EXPECT_EQ(keys.move("t", gen(ddb::AttributeValue::N(clock_us + 5)), kNow).next, clock_us + 6);
+  // At the limit, or not a generation: afresh from the clock, replacing exactly what was seen.
+  EXPECT_EQ(keys.move("t", gen(ddb::AttributeValue::N(detail::kMaxGeneration)), kNow).next, clock_us);
+  auto repair = keys.move("t", gen(ddb::AttributeValue::N("9223372036854775807")), kNow);
+  EXPECT_EQ(repair.next, clock_us);
+  EXPECT_EQ(repair.request.values.at(":seen"), ddb::AttributeValue::N("9223372036854775807"));
+  EXPECT_EQ(keys.move("t", gen(ddb::AttributeValue::S("x")), kNow).next, clock_us);
+  // An item without `generation` is someone's value: refused, never overwritten.
+  EXPECT_THROW(keys.move("t", ddb::Item{{"key", ddb::AttributeValue::S("app:generation")}}, kNow),
+               CodecError);
+  // The answer must hold the generation written.
+  ddb::Item answer = gen(ddb::AttributeValue::N(clear.next));
+  EXPECT_EQ(keys.moved(clear, answer), clock_us);
+  EXPECT_EQ(keys.known_prefix(), "app:" + std::to_string(clock_us) + ":");
+  EXPECT_THROW(keys.moved(clear, gen(ddb::AttributeValue::N(8))), ProtocolError);
+  // Read: out of range or not an integer is a CodecError naming the item.
+  for (auto bad : {ddb::AttributeValue::N(-1), ddb::AttributeValue::N("1000000000000000000"),
+                   ddb::AttributeValue::N("1.5"), ddb::AttributeValue::S("7")})
+    EXPECT_THROW(keys.generation_read(gen(bad), std::chrono::steady_clock::now()), CodecError);
+  EXPECT_EQ(keys.generation_read(gen(ddb::AttributeValue::N(detail::kMaxGeneration)),
+                                 std::chrono::steady_clock::now()),
+            "app:" + std::to_string(detail::kMaxGeneration) + ":");
 }
 
 TEST(StoredKeys, BadKeysAndNamespacesAreInvalidArguments) {
