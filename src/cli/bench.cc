@@ -21,6 +21,7 @@
 #include <thread>
 
 #include "cli/common.h"
+#include "util/text.h"
 
 namespace dynamodb_cache::cli {
 
@@ -397,7 +398,7 @@ int run_bench(const GlobalOptions& g, const BenchOptions& o) {
     if (o.threads > 0)
       std::printf("socket calls   %" PRIu64 " batched into %" PRIu64 " system calls (io_uring%s)\n",
                   ts.batched_socket_calls, ts.batches, ts.batches ? "" : " not in use");
-    if (!first_error.empty()) std::printf("first error    %s\n", first_error.c_str());
+    if (!first_error.empty()) std::printf("first error    %s\n", util::printable(first_error, 2048).c_str());
   }
   return error_total ? kService : kOk;
 }
