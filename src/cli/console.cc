@@ -1,0 +1,90 @@
+// What the command line reads: numeric arguments, standard input.
+#include <charconv>
+#include <cstdio>
+#include <sstream>
+
+#include "cli/common.h"
+#include "util/text.h"
+
+namespace dynamodb_cache::cli {
+
+namespace {
+
+// An argument quoted in a message: one line, bounded.
+std::string quote_arg(const std::string& arg) { return "'" + util::printable(arg, 40) + "'"; }
+
+std::string number_text(double v) {
+  std::ostringstream out;
+  out << v;
+  return out.str();
+}
+
+}  // namespace
+
+CLI::Validator whole_number(int64_t min, int64_t max, const std::string& max_text) {
+  const std::string max_said = max_text.empty() ? std::to_string(max) : max_text;
+  return CLI::Validator(
+      [min, max, max_said](std::string& in) -> std::string {
+        std::string_view digits(in);
+        const bool negative = !digits.empty() && digits[0] == '-';
+        if (!digits.empty() && (digits[0] == '-' || digits[0] == '+')) digits.remove_prefix(1);
+        if (digits.empty() || digits.find_first_not_of("0123456789") != std::string_view::npos)
+          return quote_arg(in) + " is not a whole number (decimal digits, optionally signed)";
+        // from_chars reads decimal only; the sign is put back so INT64_MIN parses too.
+        const std::string text = (negative ? "-" : "") + std::string(digits);
+        int64_t v = 0;
+        auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+        if (ec == std::errc::result_out_of_range || (ec == std::errc() && v > max))
+          return (negative ? quote_arg(in) + " is less than the minimum, " + std::to_string(min)
+                           : quote_arg(in) + " is more than the maximum, " + max_said);
+        if (ec != std::errc() || end != text.data() + text.size())
+          return quote_arg(in) + " is not a whole number (decimal digits, optionally signed)";
+        if (v < min) return quote_arg(in) + " is less than the minimum, " + std::to_string(min);
+        in = std::to_string(v);  // what CLI11 converts next: no leading zero it would read as octal
+        return {};
+      },
+      "");
+}
+
+CLI::Validator decimal_number(double min, double max) {
+  return CLI::Validator(
+      [min, max](std::string& in) -> std::string {
+        const size_t dot = in.find('.');
+        const bool shape = !in.empty() && in != "." &&
+                           in.find_first_not_of("0123456789.") == std::string::npos &&
+                           (dot == std::string::npos || in.find('.', dot + 1) == std::string::npos);
+        double v = 0;
+        auto [end, ec] = std::from_chars(in.data(), in.data() + in.size(), v, std::chars_format::fixed);
+        if (!shape || ec != std::errc() || end != in.data() + in.size())
+          return quote_arg(in) + " is not a decimal number (digits, optionally a fraction: 2.5)";
+        if (v < min) return quote_arg(in) + " is less than the minimum, " + number_text(min);
+        if (v > max) return quote_arg(in) + " is more than the maximum, " + number_text(max);
+        return {};
+      },
+      "");
+}
+
+CLI::Option* add_ttl_option(CLI::App* cmd, int64_t& ttl_seconds, const std::string& what) {
+  const int64_t max_s = kMaxTtl.count() / 1000;
+  return cmd->add_option("--ttl", ttl_seconds, what)
+      ->transform(whole_number(0, max_s, std::to_string(max_s) + " s (10,000 years)").description("SECONDS"))
+      ->capture_default_str();
+}
+
+std::string read_stdin(size_t max_bytes, const std::string& limit_said) {
+  std::string data;
+  char buf[65536];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, stdin)) > 0) {
+    if (n > max_bytes - data.size())
+      throw InvalidArgumentError("standard input holds more than " + std::to_string(max_bytes) + " bytes, " +
+                                 limit_said);
+    data.append(buf, n);
+  }
+  if (std::ferror(stdin)) throw InvalidArgumentError("cannot read standard input");
+  return data;
+}
+
+std::string read_stdin() { return read_stdin(kMaxValueBytes, "the largest value (kMaxValueBytes)"); }
+
+}  // namespace dynamodb_cache::cli
