@@ -1,6 +1,5 @@
 // The atomic and multi-key commands: add, incr, decr, touch, mget, mset.
 #include <cstdio>
-#include <iostream>
 
 #include "cli/common.h"
 #include "util/crypto.h"
@@ -65,7 +64,7 @@ void add_cache_commands(CLI::App& app, GlobalOptions& g, std::function<int()>& r
         auto b = backend(g);
         auto ttl = std::chrono::seconds(st->ttl);
         int64_t v = up ? b.increment(st->key, st->delta, ttl) : b.decrement(st->key, st->delta, ttl);
-        std::cout << v << "\n";
+        write_stdout(std::to_string(v) + "\n");
         return kOk;
       };
     });
@@ -92,8 +91,7 @@ void add_cache_commands(CLI::App& app, GlobalOptions& g, std::function<int()>& r
         if (hits[i]) util::base64_append(out, hits[i]->value);
         out += '\n';
       }
-      std::fwrite(out.data(), 1, out.size(), stdout);
-      std::fflush(stdout);
+      write_stdout(out);
       return kOk;
     };
   });

@@ -3,7 +3,9 @@
 
 #include <CLI/CLI.hpp>
 #include <memory>
+#include <stdexcept>
 #include <string>
+#include <string_view>
 
 #include "dynamodb_cache/dynamodb_cache.h"
 
@@ -37,7 +39,8 @@ struct GlobalOptions {
 // Exit codes: 0 success, 1 a miss (get), 2 usage or invalid input, 3 configuration or
 // credentials, 4 a DynamoDB error answer, 5 network (transport, timeout), 6 a value or
 // response that cannot be decoded, 7 get-or-run's command failed (nothing cached), 8 a write
-// whose outcome is unknown (UnknownOutcomeError: it may or may not have been applied).
+// whose outcome is unknown (UnknownOutcomeError: it may or may not have been applied), 9 what
+// the command printed could not all be written to standard output.
 enum Exit : int {
   kOk = 0,
   kMiss = 1,
@@ -47,7 +50,13 @@ enum Exit : int {
   kNetwork = 5,
   kData = 6,
   kCommand = 7,
-  kUnknownOutcome = 8
+  kUnknownOutcome = 8,
+  kOutput = 9
+};
+
+// Standard output could not be written (exit kOutput).
+struct OutputError : std::runtime_error {
+  using std::runtime_error::runtime_error;
 };
 
 // A client from the global options; `transport` null: the library's default.
@@ -60,6 +69,16 @@ DynamodbOptions backend_options(const GlobalOptions& g);
 // it, or if it cannot be read. Without arguments: at most the largest value, kMaxValueBytes.
 std::string read_stdin(size_t max_bytes, const std::string& limit_said);
 std::string read_stdin();
+
+// Writes `bytes` to standard output and flushes it; OutputError when not all of them could
+// be written (a full disk, a closed descriptor, a reader gone with SIGPIPE ignored).
+void write_stdout(std::string_view bytes);
+// Flushes standard output: "" if everything printed (by write_stdout, std::cout or printf)
+// was written, else why not, for an error line.
+std::string stdout_failure();
+// Opens /dev/null in place of any of descriptors 0-2 that is closed, the wrong way round, so
+// that using it still fails (main calls it first).
+void keep_standard_fds_open();
 
 // The one parser of integer arguments, for Option::transform: decimal digits with an optional
 // sign, from `min` to `max` (`max_text`, when given, says the maximum in messages); anything

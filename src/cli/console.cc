@@ -1,6 +1,12 @@
-// What the command line reads: numeric arguments, standard input.
+// What the command line reads and writes: numeric arguments, standard input, standard output.
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <charconv>
 #include <cstdio>
+#include <cstring>
+#include <iostream>
 #include <sstream>
 
 #include "cli/common.h"
@@ -86,5 +92,34 @@ std::string read_stdin(size_t max_bytes, const std::string& limit_said) {
 }
 
 std::string read_stdin() { return read_stdin(kMaxValueBytes, "the largest value (kMaxValueBytes)"); }
+
+void keep_standard_fds_open() {
+  // A descriptor of 0-2 left closed would be the next one opened (a connection to DynamoDB):
+  // what is printed would go there. /dev/null opened the wrong way round takes its place, so
+  // reading a closed stdin or writing a closed stdout still fails (EBADF), as it would have.
+  for (int fd = 0; fd <= 2; ++fd) {
+    if (fcntl(fd, F_GETFD) != -1 || errno != EBADF) continue;
+    int got = open("/dev/null", (fd == 0 ? O_WRONLY : O_RDONLY));
+    if (got >= 0 && got != fd) {
+      dup2(got, fd);
+      close(got);
+    }
+  }
+}
+
+void write_stdout(std::string_view bytes) {
+  errno = 0;
+  if (std::fwrite(bytes.data(), 1, bytes.size(), stdout) != bytes.size() || std::fflush(stdout) != 0)
+    throw OutputError(std::string("cannot write standard output") +
+                      (errno ? std::string(": ") + std::strerror(errno) : ""));
+}
+
+std::string stdout_failure() {
+  errno = 0;
+  const bool flushed = std::fflush(stdout) == 0;
+  const int err = errno;
+  if (flushed && !std::ferror(stdout) && std::cout.good()) return {};
+  return std::string("cannot write standard output") + (err ? std::string(": ") + std::strerror(err) : "");
+}
 
 }  // namespace dynamodb_cache::cli

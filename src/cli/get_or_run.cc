@@ -107,8 +107,7 @@ void add_get_or_run_command(CLI::App& app, GlobalOptions& g, std::function<int()
         std::cerr << "error: " << e.what << "\n";
         return kCommand;
       }
-      std::fwrite(value.data(), 1, value.size(), stdout);
-      std::fflush(stdout);
+      write_stdout(value);
       return kOk;
     };
   });

@@ -69,7 +69,8 @@ int run_cli(int argc, char** argv) {
       "Exit codes: 0 done, 1 a miss (get, touch) or a live key (add), 2 usage or invalid input,\n"
       "3 configuration or credentials, 4 a DynamoDB error, 5 network, 6 an answer or value that\n"
       "cannot be decoded, 7 get-or-run's command failed, 8 a write whose outcome is unknown (its\n"
-      "answer was lost; it may have been applied).");
+      "answer was lost; it may have been applied), 9 what it printed could not all be written to\n"
+      "standard output (a full disk, a closed descriptor, a reader gone with SIGPIPE ignored).");
   app.set_version_flag("--version", "dynamodb-cache " DYNAMODB_CACHE_VERSION);
   GlobalOptions g;
   const char* env_table = std::getenv("DYNAMODB_CACHE_TABLE");
@@ -164,8 +165,7 @@ int run_cli(int argc, char** argv) {
     run = [&] {
       auto v = DynamodbBackend(make_client(g), backend_options(g)).get(get_key);
       if (!v) return kMiss;
-      std::fwrite(v->data(), 1, v->size(), stdout);
-      std::fflush(stdout);
+      write_stdout(*v);
       return kOk;
     };
   });
@@ -247,6 +247,9 @@ int run_cli(int argc, char** argv) {
   } print_stats{g};
   try {
     return run ? run() : kUsage;
+  } catch (const OutputError& e) {
+    std::cerr << "error: " << e.what() << "\n";
+    return kOutput;
   } catch (const ServiceError& e) {
     std::string hint;
     if (e.kind() == ErrorKind::kResourceNotFound)
@@ -264,7 +267,19 @@ int run_cli(int argc, char** argv) {
 
 }  // namespace
 
-int main(int argc, char** argv) { return run_cli(argc, argv); }
+// As `cat` does, a command whose output was not all written fails, with an error line: a
+// script must not take an empty or cut value for the real one. A reader that went away
+// (EPIPE) ends the process with SIGPIPE unless SIGPIPE is ignored, as it ends `cat`.
+int main(int argc, char** argv) {
+  keep_standard_fds_open();
+  int rc = run_cli(argc, argv);
+  if (rc == kOutput) return rc;  // reported
+  if (std::string failure = stdout_failure(); !failure.empty()) {
+    std::cerr << "error: " << failure << "\n";
+    return rc == kOk ? kOutput : rc;
+  }
+  return rc;
+}
 
 }  // namespace dynamodb_cache::cli
 
