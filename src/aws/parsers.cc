@@ -10,6 +10,7 @@
 #include "dynamodb_cache/errors.h"
 #include "http/headers.h"
 #include "util/json_writer.h"
+#include "util/text.h"
 #include "util/time.h"
 
 namespace dynamodb_cache::aws::detail {
@@ -218,13 +219,8 @@ std::string xml_field(std::string_view xml, std::string_view tag) {
   return e ? xml_text(trim(*e)) : std::string();
 }
 
-// Printable ASCII only, at most 200 characters: STS codes and messages quoted in errors.
-std::string safe_text(std::string s) {
-  if (s.size() > 200) s.resize(200);
-  for (auto& c : s)
-    if (static_cast<unsigned char>(c) < 0x20 || static_cast<unsigned char>(c) >= 0x7f) c = '?';
-  return s;
-}
+// STS codes and messages quoted in errors.
+std::string safe_text(const std::string& s) { return util::printable(s, 200); }
 
 }  // namespace
 

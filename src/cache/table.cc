@@ -4,6 +4,7 @@
 
 #include "dynamodb_cache/dynamodb_backend.h"  // attr::
 #include "dynamodb_cache/errors.h"
+#include "util/text.h"
 #include "util/warn.h"
 
 namespace dynamodb_cache {
@@ -41,7 +42,8 @@ void check_schema(const TableOptions& o, const ddb::TableDescription& d) {
   if (ok) return;
   std::string got;
   for (const auto& k : d.key_schema)
-    got += (got.empty() ? "" : ", ") + k.name + (k.key_type == ddb::KeyType::kHash ? " (HASH)" : " (RANGE)");
+    got += (got.empty() ? "" : ", ") + util::printable(k.name, 64) +
+           (k.key_type == ddb::KeyType::kHash ? " (HASH)" : " (RANGE)");
   throw ConfigError("table '" + o.name + "' exists with key schema [" + got +
                     "], not the cache layout's single hash key `key` (S)");
 }
@@ -53,7 +55,8 @@ void enable_ttl(ddb::Client& client, const TableOptions& o, bool created) {
     auto ttl = client.describe_time_to_live(o.name);
     if ((ttl.status == "ENABLED" || ttl.status == "ENABLING")) {
       if (ttl.attribute_name != attr::kExpireAt)
-        o.warn("table '" + o.name + "' already uses native TTL on `" + ttl.attribute_name +
+        o.warn("table '" + o.name + "' already uses native TTL on `" +
+               util::printable(ttl.attribute_name, 64) +
                "`; expired cache items are filtered on read but not deleted by DynamoDB");
       return;
     }
@@ -108,8 +111,8 @@ void Table::wait_active() {
       return;
     }
     if (std::chrono::steady_clock::now() >= deadline)
-      throw TimeoutError("table '" + options_.name + "' is still " + d.table_status + " after " +
-                         std::to_string(options_.wait_timeout.count()) + " ms");
+      throw TimeoutError("table '" + options_.name + "' is still " + util::printable(d.table_status, 64) +
+                         " after " + std::to_string(options_.wait_timeout.count()) + " ms");
     std::this_thread::sleep_for(options_.poll_interval);
   }
 }

@@ -10,17 +10,18 @@
 #include <array>
 #include <atomic>
 #include <bit>
-#include <cmath>
 #include <cinttypes>
+#include <cmath>
 #include <cstdio>
 #include <future>
 #include <iostream>
-#include <mutex>
 #include <map>
+#include <mutex>
 #include <random>
 #include <thread>
 
 #include "cli/common.h"
+#include "util/text.h"
 
 namespace dynamodb_cache::cli {
 
@@ -397,7 +398,7 @@ int run_bench(const GlobalOptions& g, const BenchOptions& o) {
     if (o.threads > 0)
       std::printf("socket calls   %" PRIu64 " batched into %" PRIu64 " system calls (io_uring%s)\n",
                   ts.batched_socket_calls, ts.batches, ts.batches ? "" : " not in use");
-    if (!first_error.empty()) std::printf("first error    %s\n", first_error.c_str());
+    if (!first_error.empty()) std::printf("first error    %s\n", util::printable(first_error, 2048).c_str());
   }
   return error_total ? kService : kOk;
 }
@@ -408,18 +409,31 @@ void add_bench_command(CLI::App& app, GlobalOptions& g, std::function<int()>& ru
   static BenchOptions o;
   auto* b = app.add_subcommand("bench", "Load generator: ops/s, latency percentiles, client CPU and memory");
   b->add_option("--op", o.op, "get, set or mixed")->check(CLI::IsMember({"get", "set", "mixed"}))->capture_default_str();
-  b->add_option("--read-ratio", o.read_ratio, "Share of gets in --op mixed")->check(CLI::Range(0.0, 1.0))->capture_default_str();
-  auto* ops = b->add_option("--ops", o.ops, "Operations to time (default 10000)");
-  b->add_option("--duration", o.duration, "Seconds to run instead of --ops")->check(CLI::PositiveNumber)->excludes(ops);
-  b->add_option("--concurrency", o.concurrency, "Requests in flight")->check(CLI::Range(1, 1024))->capture_default_str();
+  b->add_option("--read-ratio", o.read_ratio, "Share of gets in --op mixed")
+      ->transform(decimal_number(0, 1))
+      ->capture_default_str();
+  auto* ops = b->add_option("--ops", o.ops, "Operations to time (default 10000)")
+                  ->transform(whole_number(1, INT64_MAX));
+  b->add_option("--duration", o.duration, "Seconds to run instead of --ops")
+      ->transform(decimal_number(0.001, 1e6))
+      ->excludes(ops);
+  b->add_option("--concurrency", o.concurrency, "Requests in flight")
+      ->transform(whole_number(1, 1024))
+      ->capture_default_str();
   b->add_option("--threads", o.threads,
                 "Asynchronous: the requests in flight spread over this many event-loop threads "
                 "(default: one blocking thread per request)")
-      ->check(CLI::Range(1, 64));
-  b->add_option("--value-size", o.value_size, "Bytes per value for set")->check(CLI::Range(2, 400 * 1024))->capture_default_str();
-  b->add_option("--keys", o.keys, "Size of the key space")->check(CLI::PositiveNumber)->capture_default_str();
-  b->add_option("--warmup", o.warmup, "Untimed operations first")->capture_default_str();
-  b->add_option("--ttl", o.ttl, "TTL of written values, seconds")->check(CLI::NonNegativeNumber)->capture_default_str();
+      ->transform(whole_number(1, 64));
+  b->add_option("--value-size", o.value_size, "Bytes per value for set")
+      ->transform(whole_number(2, 400 * 1024))
+      ->capture_default_str();
+  b->add_option("--keys", o.keys, "Size of the key space")
+      ->transform(whole_number(1, INT64_MAX))
+      ->capture_default_str();
+  b->add_option("--warmup", o.warmup, "Untimed operations first")
+      ->transform(whole_number(0, INT64_MAX))
+      ->capture_default_str();
+  add_ttl_option(b, o.ttl, "TTL of written values, seconds");
   b->add_flag("--prepare", o.prepare, "Write the whole key space first, so gets hit");
   b->add_flag("--json", o.json, "One JSON object on stdout instead of the report");
   b->callback([&] { run = [&] { return run_bench(g, o); }; });

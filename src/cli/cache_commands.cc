@@ -1,7 +1,5 @@
 // The atomic and multi-key commands: add, incr, decr, touch, mget, mset.
-#include <charconv>
 #include <cstdio>
-#include <iostream>
 
 #include "cli/common.h"
 #include "util/crypto.h"
@@ -19,30 +17,16 @@ void check_line_key(const std::string& key) {
         "' (base64) holds a tab or line break, which the KEY<TAB>VALUE lines cannot carry");
 }
 
+// The most standard input mset reads. Every line is held and checked before the first write,
+// so the input is bounded; 256 MiB holds three lines with a largest value (kMaxValueBytes,
+// 64 MiB, is 85.3 MiB as base64), and the decoded values take up to 192 MiB more.
+constexpr size_t kMaxMsetInputBytes = size_t{256} << 20;
+
 DynamodbBackend backend(const GlobalOptions& g) {
   return DynamodbBackend(make_client(g), backend_options(g));
 }
 
 }  // namespace
-
-CLI::Option* add_ttl_option(CLI::App* cmd, int64_t& ttl_seconds, const std::string& what) {
-  static constexpr int64_t max_s = kMaxTtl.count() / 1000;
-  CLI::Validator whole_seconds(
-      [](std::string& in) -> std::string {
-        int64_t v = 0;
-        auto [p, ec] = std::from_chars(in.data(), in.data() + in.size(), v);
-        bool digits = !in.empty() && in.find_first_not_of("0123456789") == std::string::npos;
-        if (!digits || (ec != std::errc() && ec != std::errc::result_out_of_range) ||
-            p != in.data() + in.size())
-          return "'" + in.substr(0, 40) + "' is not a whole number of seconds";
-        if (ec == std::errc::result_out_of_range || v > max_s)
-          return in.substr(0, 40) + " is more than the maximum, " + std::to_string(max_s) +
-                 " s (10,000 years)";
-        return {};
-      },
-      "SECONDS");
-  return cmd->add_option("--ttl", ttl_seconds, what)->check(whole_seconds)->capture_default_str();
-}
 
 void add_cache_commands(CLI::App& app, GlobalOptions& g, std::function<int()>& run) {
   // Parsed values live as long as `app` does: the command callbacks run after parsing.
@@ -71,14 +55,16 @@ void add_cache_commands(CLI::App& app, GlobalOptions& g, std::function<int()>& r
         up ? "incr" : "decr", std::string("Atomically ") + (up ? "add DELTA to" : "subtract DELTA from") +
                                   " a counter and print its new value; a missing or expired key starts at 0");
     cmd->add_option("KEY", st->key, "Counter key")->required();
-    cmd->add_option("DELTA", st->delta, "Amount (default 1)")->capture_default_str();
+    cmd->add_option("DELTA", st->delta, "Amount, a whole number (default 1)")
+        ->transform(whole_number(INT64_MIN, INT64_MAX))
+        ->capture_default_str();
     add_ttl_option(cmd, st->ttl, "Seconds to live when the counter is created; 0 = never expires");
     cmd->callback([&g, &run, st, up] {
       run = [&g, st, up] {
         auto b = backend(g);
         auto ttl = std::chrono::seconds(st->ttl);
         int64_t v = up ? b.increment(st->key, st->delta, ttl) : b.decrement(st->key, st->delta, ttl);
-        std::cout << v << "\n";
+        write_stdout(std::to_string(v) + "\n");
         return kOk;
       };
     });
@@ -105,19 +91,20 @@ void add_cache_commands(CLI::App& app, GlobalOptions& g, std::function<int()>& r
         if (hits[i]) util::base64_append(out, hits[i]->value);
         out += '\n';
       }
-      std::fwrite(out.data(), 1, out.size(), stdout);
-      std::fflush(stdout);
+      write_stdout(out);
       return kOk;
     };
   });
 
   auto* mset = app.add_subcommand("mset",
                                   "Store the KEY<TAB>BASE64VALUE lines of standard input (batched writes); "
-                                  "every line is checked before any write");
+                                  "every line is checked before any write; at most 256 MiB of input");
   add_ttl_option(mset, st->ttl, "Seconds to live; 0 = never expires");
   mset->callback([&g, &run, st] {
     run = [&g, st] {
-      std::string in = read_stdin();
+      std::string in = read_stdin(kMaxMsetInputBytes,
+                                  "mset's limit (256 MiB; every line is held until all are checked): "
+                                  "split the lines over several runs");
       std::vector<std::pair<std::string, std::string>> entries;
       size_t line_no = 0;
       for (size_t pos = 0; pos < in.size();) {

@@ -84,13 +84,14 @@ void add_get_or_run_command(CLI::App& app, GlobalOptions& g, std::function<int()
   static int64_t ttl = 0;
   static double lease = 0, lease_wait = 60;
   cmd->add_option("KEY", key, "Cache key")->required();
-  cmd->add_option("--ttl", ttl, "Seconds to live; 0 = never expires")->check(CLI::NonNegativeNumber)->capture_default_str();
+  add_ttl_option(cmd, ttl, "Seconds to live; 0 = never expires");
   cmd->add_option("--lease", lease,
                   "Seconds a process may hold the fleet-wide lease on KEY while COMMAND runs (0 = no lease; "
                   "longer than COMMAND takes)")
-      ->check(CLI::Range(0.0, 86400.0));
-  cmd->add_option("--lease-wait", lease_wait, "Seconds to wait for another process's COMMAND before running it here")
-      ->check(CLI::Range(0.0, 86400.0))
+      ->transform(decimal_number(0, 86400));
+  cmd->add_option("--lease-wait", lease_wait,
+                  "Seconds to wait for another process's COMMAND before running it here")
+      ->transform(decimal_number(0, 86400))
       ->capture_default_str();
   cmd->add_option("COMMAND", command, "The command and its arguments, after --")->required()->expected(-1);
   cmd->callback([&] {
@@ -106,8 +107,7 @@ void add_get_or_run_command(CLI::App& app, GlobalOptions& g, std::function<int()
         std::cerr << "error: " << e.what << "\n";
         return kCommand;
       }
-      std::fwrite(value.data(), 1, value.size(), stdout);
-      std::fflush(stdout);
+      write_stdout(value);
       return kOk;
     };
   });

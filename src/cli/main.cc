@@ -8,6 +8,7 @@
 
 #include "cli/common.h"
 #include "dynamodb_cache/version.h"
+#include "util/text.h"
 
 namespace dynamodb_cache::cli {
 
@@ -54,32 +55,11 @@ int exit_code(const Error& e) {
   }
 }
 
-// One line, whatever the message holds.
-std::string one_line(std::string s) {
-  for (auto& c : s)
-    if (c == '\n' || c == '\r') c = ' ';
-  return s;
-}
+// One line of printable text, whatever the message holds (the library's messages already
+// are; this is the last guard before the terminal).
+std::string one_line(const std::string& s) { return util::printable(s, 2048); }
 
-}  // namespace
-
-// Reads standard input, but no more than the largest value: an endless stream is refused
-// instead of held in memory.
-std::string read_stdin() {
-  std::string data;
-  char buf[65536];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, stdin)) > 0) {
-    if (n > kMaxValueBytes - data.size())
-      throw InvalidArgumentError("standard input holds more than " + std::to_string(kMaxValueBytes) +
-                                 " bytes, the largest value (kMaxValueBytes)");
-    data.append(buf, n);
-  }
-  if (std::ferror(stdin)) throw InvalidArgumentError("cannot read the value from standard input");
-  return data;
-}
-
-int main(int argc, char** argv) {
+int run_cli(int argc, char** argv) {
   CLI::App app{"dynamodb-cache: use an Amazon DynamoDB table as a cache.\n"
                "Credentials, region and endpoint come from the usual AWS environment variables,\n"
                "profiles and instance roles unless given here.",
@@ -89,7 +69,8 @@ int main(int argc, char** argv) {
       "Exit codes: 0 done, 1 a miss (get, touch) or a live key (add), 2 usage or invalid input,\n"
       "3 configuration or credentials, 4 a DynamoDB error, 5 network, 6 an answer or value that\n"
       "cannot be decoded, 7 get-or-run's command failed, 8 a write whose outcome is unknown (its\n"
-      "answer was lost; it may have been applied).");
+      "answer was lost; it may have been applied), 9 what it printed could not all be written to\n"
+      "standard output (a full disk, a closed descriptor, a reader gone with SIGPIPE ignored).");
   app.set_version_flag("--version", "dynamodb-cache " DYNAMODB_CACHE_VERSION);
   GlobalOptions g;
   const char* env_table = std::getenv("DYNAMODB_CACHE_TABLE");
@@ -112,9 +93,9 @@ int main(int argc, char** argv) {
   app.add_option("--max-attempts", g.max_attempts,
                  "Attempts per DynamoDB call, retries included (default: AWS_MAX_ATTEMPTS, the profile's "
                  "max_attempts, else 5)")
-      ->check(CLI::Range(1, 100));
+      ->transform(whole_number(1, 100));
   app.add_option("--timeout", g.timeout_s, "Seconds one DynamoDB call may take, retries and backoff included")
-      ->check(CLI::Range(0.001, 86400.0))
+      ->transform(decimal_number(0.001, 86400))
       ->capture_default_str();
   app.add_option("--namespace", g.key_namespace,
                  "Keys live in this namespace (stored as NS:GEN:KEY); `clear --yes` clears only it, in one request");
@@ -129,8 +110,12 @@ int main(int argc, char** argv) {
   create->add_option("--billing-mode", billing, "on-demand or provisioned")
       ->check(CLI::IsMember({"on-demand", "provisioned"}))
       ->capture_default_str();
-  create->add_option("--rcu", rcu, "Read capacity units (provisioned)")->check(CLI::PositiveNumber)->capture_default_str();
-  create->add_option("--wcu", wcu, "Write capacity units (provisioned)")->check(CLI::PositiveNumber)->capture_default_str();
+  create->add_option("--rcu", rcu, "Read capacity units (provisioned), at least 1")
+      ->transform(whole_number(1, INT64_MAX))
+      ->capture_default_str();
+  create->add_option("--wcu", wcu, "Write capacity units (provisioned), at least 1")
+      ->transform(whole_number(1, INT64_MAX))
+      ->capture_default_str();
   create->add_flag("--no-wait", no_wait, "Return without waiting for the table to become ACTIVE");
   create->callback([&] {
     run = [&] {
@@ -180,8 +165,7 @@ int main(int argc, char** argv) {
     run = [&] {
       auto v = DynamodbBackend(make_client(g), backend_options(g)).get(get_key);
       if (!v) return kMiss;
-      std::fwrite(v->data(), 1, v->size(), stdout);
-      std::fflush(stdout);
+      write_stdout(*v);
       return kOk;
     };
   });
@@ -263,6 +247,9 @@ int main(int argc, char** argv) {
   } print_stats{g};
   try {
     return run ? run() : kUsage;
+  } catch (const OutputError& e) {
+    std::cerr << "error: " << e.what() << "\n";
+    return kOutput;
   } catch (const ServiceError& e) {
     std::string hint;
     if (e.kind() == ErrorKind::kResourceNotFound)
@@ -276,6 +263,22 @@ int main(int argc, char** argv) {
     std::cerr << "error: " << one_line(e.what()) << "\n";
     return kData;
   }
+}
+
+}  // namespace
+
+// As `cat` does, a command whose output was not all written fails, with an error line: a
+// script must not take an empty or cut value for the real one. A reader that went away
+// (EPIPE) ends the process with SIGPIPE unless SIGPIPE is ignored, as it ends `cat`.
+int main(int argc, char** argv) {
+  keep_standard_fds_open();
+  int rc = run_cli(argc, argv);
+  if (rc == kOutput) return rc;  // reported
+  if (std::string failure = stdout_failure(); !failure.empty()) {
+    std::cerr << "error: " << failure << "\n";
+    return rc == kOk ? kOutput : rc;
+  }
+  return rc;
 }
 
 }  // namespace dynamodb_cache::cli

@@ -197,7 +197,7 @@ void Client::Impl::on_answer(IoThread& t, AsyncOp* op, http::Response* resp, std
   bool skew_corrected = false;
   if (!error) {
     try {
-      std::string out = check(op->target, *resp, op->signed_at, skew_corrected);
+      std::string out = check(op->target, t.request, *resp, op->signed_at, skew_corrected);
       op->run.succeeded();
       return finish(t, op, &out, nullptr);
     } catch (...) {

@@ -2,6 +2,7 @@
 // signing of a request, the checking of its answer (CRC, error classification, clock skew),
 // RetryRun, and the blocking retry loop call().
 #include <algorithm>
+#include <cctype>
 #include <charconv>
 
 #include "dynamodb/client_impl.h"
@@ -9,6 +10,7 @@
 #include "http/headers.h"
 #include "http/transports.h"
 #include "util/crypto.h"
+#include "util/text.h"
 #include "util/time.h"
 
 namespace dynamodb_cache::dynamodb {
@@ -152,7 +154,35 @@ void Client::Impl::prepare(const char* target, std::string& body, aws::SystemClo
   req.body = std::move(body);
 }
 
-std::string Client::Impl::check(const char* target, http::Response& resp,
+namespace {
+
+// Text a server sent (an error's name and message, a request id) made fit for an error
+// message: the secrets `req` carried redacted (its session token and signature: a server may
+// echo the request), then util::printable (one line, bounded). On the asynchronous path `req`
+// may be a later request signed on the same thread, with the same credentials but another
+// signature: a signature is also redacted wherever it follows "Signature=", as in an echoed
+// Authorization header.
+std::string server_text(std::string text, const http::Request& req) {
+  static constexpr std::string_view kSignature = "Signature=";
+  std::vector<std::string_view> secrets;
+  for (const auto& h : req.headers) {
+    if (h.name == "X-Amz-Security-Token") secrets.push_back(h.value);
+    if (auto at = h.name == "Authorization" ? h.value.find(kSignature) : std::string::npos;
+        at != std::string::npos)
+      secrets.push_back(std::string_view(h.value).substr(at + kSignature.size()));
+  }
+  text = util::redact(std::move(text), secrets);
+  for (size_t at = text.find(kSignature); at != std::string::npos; at = text.find(kSignature, at + 1)) {
+    size_t start = at + kSignature.size(), end = start;
+    while (end < text.size() && std::isxdigit(static_cast<unsigned char>(text[end]))) ++end;
+    if (end > start) text.replace(start, end - start, "[redacted]");
+  }
+  return util::printable(text);
+}
+
+}  // namespace
+
+std::string Client::Impl::check(const char* target, const http::Request& req, http::Response& resp,
                                 aws::SystemClock::time_point signed_at, bool& skew_corrected) {
   if (const std::string* crc = resp.header("x-amz-crc32")) {
     uint32_t want = 0;
@@ -168,8 +198,8 @@ std::string Client::Impl::check(const char* target, http::Response& resp,
   const std::string* rid = resp.header("x-amzn-requestid");
   const ErrorKind kind = classify(resp.status, err.name);  // before err.name is moved from
   if (is_clock_skew_error(err.name)) skew_corrected = learn_clock_offset(resp, signed_at);
-  throw ServiceError(kind, resp.status, std::move(err.name), std::move(err.message),
-                     rid ? *rid : std::string());
+  throw ServiceError(kind, resp.status, server_text(std::move(err.name), req),
+                     server_text(std::move(err.message), req), rid ? server_text(*rid, req) : std::string());
 }
 
 // A T kept per thread and reused by each blocking attempt, its strings' buffers with it; a
@@ -218,7 +248,7 @@ std::string Client::Impl::attempt(const char* target, std::string& body, bool& s
     }
   } trim{resp.value->body};
   transport->send_into(*req.value, *resp.value);
-  return check(target, *resp.value, signed_at, skew_corrected);
+  return check(target, *req.value, *resp.value, signed_at, skew_corrected);
 }
 
 bool Client::Impl::learn_clock_offset(const http::Response& resp, aws::SystemClock::time_point signed_at) {

@@ -71,9 +71,10 @@ struct Client::Impl {
 
   // The body of a 200 answer; throws Error otherwise. Sets `skew_corrected` when the answer
   // was a clock-skew error and the clock offset was corrected from its Date header (sending
-  // again may then succeed).
-  std::string check(const char* target, http::Response& resp, aws::SystemClock::time_point signed_at,
-                    bool& skew_corrected);
+  // again may then succeed). `req`: the request answered (or the last one signed on this
+  // thread); its secrets never reach the error's message.
+  std::string check(const char* target, const http::Request& req, http::Response& resp,
+                    aws::SystemClock::time_point signed_at, bool& skew_corrected);
 
   // A T kept per thread and reused by each blocking attempt (client_attempt.cc).
   template <class T>

@@ -7,6 +7,7 @@
 #include "dynamodb_cache/errors.h"
 #include "util/crypto.h"
 #include "util/json_writer.h"
+#include "util/text.h"
 
 namespace dynamodb_cache::dynamodb::wire {
 
@@ -445,7 +446,7 @@ AttributeValue to_value(dom::element e) {
   } else if (t == "BS") {
     set_of(AttrType::kBS, true);
   } else {
-    malformed("unknown attribute type '" + std::string(t) + "'");
+    malformed("unknown attribute type '" + util::printable(t, 40) + "'");
   }
   return a;
 }

@@ -13,6 +13,7 @@
 #include "dynamodb_cache/errors.h"
 #include "dynamodb_cache/http.h"
 #include "http/response_parser.h"
+#include "util/text.h"
 
 namespace dynamodb_cache::http {
 
@@ -202,7 +203,9 @@ class CurlTransport final : public Transport {
     if (rc != CURLE_OK) {
       release.keep = false;  // the connection state is unknown: do not reuse the handle
       const std::string where = "HTTP " + request.method + " " + url.origin + ": ";
-      const std::string detail = errbuf[0] ? errbuf : curl_.easy_strerror(rc);
+      // libcurl's message may quote what the peer sent
+      const std::string detail =
+          util::printable(errbuf[0] ? errbuf : curl_.easy_strerror(rc), CURL_ERROR_SIZE);
       throw_error(rc, where, detail, sink);
     }
     long status = 0;

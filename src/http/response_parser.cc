@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "dynamodb_cache/errors.h"
+#include "util/text.h"
 
 namespace dynamodb_cache::http {
 
@@ -51,12 +52,7 @@ void for_each_element(std::string_view v, F f) {
 }
 
 // A printable, bounded excerpt of peer bytes for error messages.
-std::string excerpt(std::string_view s) {
-  std::string out;
-  for (char c : s.substr(0, 40)) out.push_back(c >= 0x20 && c < 0x7f ? c : '?');
-  if (s.size() > 40) out += "...";
-  return out;
-}
+std::string excerpt(std::string_view s) { return util::printable(s, 40); }
 
 }  // namespace
 

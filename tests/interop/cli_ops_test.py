@@ -63,6 +63,44 @@ rc, _, err = cli_run("incr", "max", "9223372036854775807")
 rc, _, err = cli_run("incr", "max")
 f.check(rc == 2 and is_error_line(err) and "overflow" in err, f"counter overflow: rc={rc} {err!r}")
 
+# Issue 28 item 4: numbers are decimal and exact. CLI11 alone read 010 as octal (8), took hex,
+# and clamped 9223372036854775808 to INT64_MAX (a counter at -1 then stored ...806, exit 0).
+rc, out, err = cli_run("incr", "octal", "010")
+f.check(rc == 0 and out == b"10\n", f"incr 010 adds ten: rc={rc} {out!r} {err!r}")
+rc, out, err = cli_run("decr", "octal", "+07")
+f.check(rc == 0 and out == b"3\n", f"decr +07 subtracts seven: rc={rc} {out!r} {err!r}")
+rc, out, err = cli_run("incr", "octal", "-3")
+f.check(rc == 0 and out == b"0\n", f"a negative DELTA: rc={rc} {out!r} {err!r}")
+cli_run("decr", "at-minus-one")
+for delta in ("9223372036854775808", "99999999999999999999", "-9223372036854775809", "0x10", "0o7", "0b1",
+              "1e3", "1.5", " 5", "5 ", "", "+", "--5", "1_000", "\u0661"):
+    rc, out, err = cli_run("incr", "at-minus-one", delta)
+    f.check(rc == 2 and is_error_line(err) and len(err) < 160 and out == b"",
+            f"incr DELTA {delta!r} is a usage error: rc={rc} {out!r} {err!r}")
+rc, out, _ = cli_run("get", "at-minus-one")
+f.check(out == b"-1", f"no refused DELTA changed the counter: {out!r}")
+rc, _, err = cli_run("incr", "at-minus-one", "9223372036854775808")
+f.check("maximum, 9223372036854775807" in err, f"the range is said: {err!r}")
+# Every integer argument has the same parser; numbers with a fraction refuse hex, exponents,
+# inf and nan (nan passed CLI11's range check).
+for args in (["--max-attempts", "0x3", "get", "k"], ["--max-attempts", "101", "get", "k"], ["--timeout", "nan", "get", "k"], ["--timeout", "inf", "get", "k"],
+             ["--timeout", "0x10", "get", "k"], ["--timeout", "1e3", "get", "k"],
+             ["create-table", "--billing-mode", "provisioned", "--rcu", "0x10"],
+             ["create-table", "--billing-mode", "provisioned", "--wcu", "99999999999999999999"],
+             ["bench", "--ops", "-1"], ["bench", "--keys", "0x10"], ["bench", "--warmup", "-1"],
+             ["bench", "--concurrency", "010x"], ["bench", "--duration", "nan"], ["bench", "--read-ratio", "0x1"],
+             ["get-or-run", "--ttl", "0x10", "k", "--", "true"], ["get-or-run", "--lease", "inf", "k", "--", "true"]):
+    rc, out, err = cli_run(*args)
+    f.check(rc == 2 and is_error_line(err) and len(err) < 200 and out == b"", f"{args}: rc={rc} {err!r}")
+# create-table --rcu 0 said "not in range 0.000000 to <309 digits>".
+for opt in ("--rcu", "--wcu"):
+    rc, _, err = cli_run("create-table", "--billing-mode", "provisioned", opt, "0")
+    f.check(rc == 2 and is_error_line(err) and "minimum, 1" in err and len(err) < 120, f"{opt} 0: rc={rc} {err!r}")
+# A leading zero is decimal everywhere: --ttl 010 is ten seconds, not eight.
+rc, _, err = cli_run("set", "ten", "v", "--ttl", "010")
+item = ddb().get_item(TableName="cli-ops", Key={"key": {"S": "ten"}})["Item"]
+f.check(rc == 0 and item["expire"]["N"] == "10", f"--ttl 010: rc={rc} {err!r} {item.get('expire')}")
+
 # touch: exit 1 on a miss; --ttl is required.
 rc, _, _ = cli_run("touch", "a", "--ttl", "1000")
 f.check(rc == 0, "touch of a live key")

@@ -135,6 +135,54 @@ for op in ("get", "set", "mixed"):
     f.check(op == "set" or d.get("misses") == 0, f"bench --op {op}: --prepare makes gets hit")
 rc, out, _ = cli_run("bench", "--ops", "20", "--keys", "5", "--prepare", env=env)
 f.check(rc == 0 and b"throughput" in out and b"p99.9" in out, f"bench report: {out!r}")
+
+# Issue 28 item 5: output that cannot be written is an error (exit 9), as it is for `cat`:
+# to a full disk (/dev/full), to a closed descriptor, to a reader gone with SIGPIPE ignored.
+# It used to exit 0 with nothing on stderr: a script was told it had the value.
+import signal  # noqa: E402
+import subprocess  # noqa: E402
+
+cli_run("set", "out-k", stdin=b"x" * 300000, env=env)  # larger than stdio's buffer: written in parts
+
+
+def run_to(stdout, *args, preexec=None):
+    e = dict(os.environ)
+    e.update(base_env)
+    e.update(env)
+    p = subprocess.run([cli, *args], stdout=stdout, stderr=subprocess.PIPE, env=e, timeout=60, preexec_fn=preexec)
+    err = p.stderr.decode("utf-8", "replace")
+    f.check(SECRET not in err and TOKEN not in err, f"no secret in the output of {args}")
+    return p.returncode, err
+
+
+printing = (["get", "out-k"], ["mget", "out-k", "nope"], ["incr", "out-n"],
+            ["get-or-run", "out-run", "--", "echo", "hi"], ["bench", "--ops", "3", "--keys", "2", "--warmup", "0"],
+            ["--help"], ["get", "--help"], ["--version"])
+with open("/dev/full", "wb") as full:
+    for args in printing:
+        rc, err = run_to(full, *args)
+        f.check(rc == 9 and is_error_line(err) and "No space left on device" in err, f"{args} > /dev/full: rc={rc} {err!r}")
+for args in printing:
+    rc, err = run_to(None, *args, preexec=lambda: os.close(1))
+    f.check(rc == 9 and is_error_line(err) and "standard output" in err, f"{args} >&-: rc={rc} {err!r}")
+# A closed standard output is not handed to a connection: set prints nothing and succeeds,
+# and get still fails (with stdout closed, the next descriptor opened used to be 1).
+rc, err = run_to(None, "set", "out-closed", "v", preexec=lambda: os.close(1))
+f.check(rc == 0 and err == "", f"set >&-: rc={rc} {err!r}")
+# A reader that went away: with SIGPIPE ignored the write fails with EPIPE, an error; with
+# SIGPIPE as usual the process ends by it, as `cat` does.
+for ignore in (True, False):
+    r, w = os.pipe()
+    os.close(r)
+
+    def pre(ignore=ignore):
+        signal.signal(signal.SIGPIPE, signal.SIG_IGN if ignore else signal.SIG_DFL)
+    rc, err = run_to(w, "get", "out-k", preexec=pre)
+    os.close(w)
+    if ignore:
+        f.check(rc == 9 and is_error_line(err) and "Broken pipe" in err, f"get to a closed pipe: rc={rc} {err!r}")
+    else:
+        f.check(rc == -signal.SIGPIPE and err == "", f"get to a closed pipe, SIGPIPE: rc={rc} {err!r}")
 cli_run("clear", "--yes", env=env)
 
 # A table with another schema is a clear error.

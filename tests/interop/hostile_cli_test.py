@@ -12,6 +12,7 @@ usage: hostile_cli_test.py path/to/dynamodb-cache
 """
 import json
 import os
+import re
 import socket
 import ssl
 import subprocess
@@ -52,7 +53,7 @@ def read_request(conn):
         if not d:
             return False
         rest += d
-    return True
+    return head
 
 
 def endless(piece):
@@ -86,6 +87,23 @@ def continue_then_answer(conn):
     conn.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
     time.sleep(0.05)
     conn.sendall(get_item_answer("dmFsdWUx"))  # base64 "value1"
+
+
+SIGNATURE = re.compile(r"[0-9a-f]{64}")
+
+
+def echo_error(conn, head):
+    """A 400 whose message holds ESC, BEL, CR, LF and a NUL and echoes the request's
+    Authorization and X-Amz-Security-Token lines, as a server echoing its input would."""
+    echo = "".join(line + "\r\n" for line in head.decode("latin-1").split("\r\n")
+                   if line.lower().startswith(("authorization:", "x-amz-security-token:")))
+    message = "bad\x1b[31m red\x07\r\nX-Injected: yes\n\nsecond line\x00after NUL; echo: " + echo + "z" * 5000
+    body = json.dumps({"__type": "com.amazonaws.dynamodb.v20120810#ValidationException", "message": message}).encode()
+    conn.sendall(b"HTTP/1.1 400 Bad\x1b[2J Request\r\nx-amzn-RequestId: rid\x1b]0;owned\x07\r\n"
+                 b"Content-Length: %d\r\n\r\n" % len(body) + body)
+
+
+echo_error.wants_head = True
 
 
 SCRIPTS = {
@@ -126,8 +144,9 @@ class Peer:
             if self.tls:
                 conn = self.tls.wrap_socket(conn, server_side=True)
             conn.settimeout(60)
-            if read_request(conn):
-                self.script(conn)
+            head = read_request(conn)
+            if head:
+                self.script(*((conn, head) if getattr(self.script, "wants_head", False) else (conn,)))
         except (OSError, ssl.SSLError):
             pass
         finally:
@@ -274,6 +293,27 @@ def main():
         print(f"plain, trickle, default flags: exit {code} in {seconds:.1f} s: {err.strip()[:150]}", flush=True)
         check(code == 5 and seconds < 40 and len(err.splitlines()) == 1,
               f"trickle with default flags: exit {code} in {seconds:.1f} s, {err!r}")
+
+    # Issue 28 items 9 and 10: a server's error text with terminal escapes, line breaks and a
+    # NUL, echoing the request's secret headers, reaches stderr (and bench's "first error") as
+    # one printable line, bounded, without the session token or the signature.
+    token = "IQoJb3JpZ2luX2VjEHostileCliSessionToken"
+    for name, endpoint, env in transports(echo_error, tls_ctx, ca):
+        env = dict(env, AWS_SESSION_TOKEN=token)
+        code, out, err, _, _ = run_cli(endpoint, env, ["get", "key1"])
+        label = f"{name}, echoing error"
+        print(f"{label}: exit {code}: {err.strip()[:300]}", flush=True)
+        check(code == 4 and len(err.splitlines()) == 1 and err.startswith("error:"), f"{label}: exit {code}, {err!r}")
+        check(all(0x20 <= ord(c) < 0x7f for c in err.rstrip("\n")), f"{label}: control bytes in {err!r}")
+        check("after NUL" in err and "Signature=[redacted]" in err and "X-Amz-Security-Token: [redacted]" in err,
+              f"{label}: {err!r}")
+        check(token not in err and not SIGNATURE.search(err) and len(err) < 3000, f"{label}: secret or size: {err!r}")
+        code, out, err, _, _ = run_cli(endpoint, env, ["bench", "--ops", "2", "--warmup", "0", "--keys", "1"])
+        text = out.decode("utf-8", "replace")
+        first = [line for line in text.splitlines() if line.startswith("first error")]
+        check(len(first) == 1 and "after NUL" in first[0] and "[redacted]" in first[0], f"{label}, bench: {text!r}")
+        check(all(0x20 <= ord(c) < 0x7f or c == "\n" for c in text), f"{label}, bench: control bytes in {text!r}")
+        check(token not in text + err and not SIGNATURE.search(text), f"{label}, bench: secret in {text!r}")
 
     print(f"{len(failures)} failed", flush=True)
     sys.exit(1 if failures else 0)

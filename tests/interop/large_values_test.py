@@ -39,6 +39,20 @@ f.check(rc == 2 and is_error_line(err) and str(MAX_VALUE) in err,
         f"set of {MAX_VALUE + 1} bytes is a usage error naming the limit: rc={rc} err={err!r}")
 rc, _, _ = run(cli, "get", "over-limit", env=env)
 f.check(rc == 1, "nothing was written for the refused value")
+
+# Issue 28 item 11: mset's whole input used to be capped at the largest value (64 MiB), so a
+# line holding a largest value (85.3 MiB as base64) was refused, with a message calling the
+# input "the largest value". Its input limit is 256 MiB, said as mset's.
+import base64  # noqa: E402
+line = b"mset-at-limit\t" + base64.b64encode(at_limit) + b"\n"
+rc, _, err = run(cli, "mset", stdin=line, env=env, timeout=120)
+f.check(rc == 0, f"mset of a {len(line)}-byte line with a largest value: rc={rc} err={err!r}")
+rc, out, err = run(cli, "get", "mset-at-limit", env=env, timeout=120)
+f.check(rc == 0 and out == at_limit, f"get of mset's largest value: rc={rc} len={len(out)} err={err!r}")
+del line, out
+rc, _, err = run(cli, "mset", stdin=b"k\t" + b"A" * ((256 << 20) - 2) + b"=\n", env=env, timeout=120)
+f.check(rc == 2 and is_error_line(err) and "256 MiB" in err and "mset" in err and "largest value" not in err,
+        f"mset input over 256 MiB: rc={rc} err={err!r}")
 del at_limit
 
 

@@ -3,6 +3,7 @@
 // peer is the proxy), and libcurl over TLS with a CA made by the test. Each case asserts the
 // typed error (and whether it is retryable), a bounded time, and bounded peak memory.
 #include <arpa/inet.h>
+#include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <openssl/err.h>
@@ -11,11 +12,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <gtest/gtest.h>
-
 #include <algorithm>
-#include <csignal>
 #include <atomic>
+#include <cctype>
+#include <csignal>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -28,13 +29,14 @@
 #include <thread>
 #include <vector>
 
-#include "scoped_env.h"
+#include "dynamodb/wire.h"
 #include "dynamodb_cache/aws.h"
+#include "dynamodb_cache/dynamodb.h"
 #include "dynamodb_cache/errors.h"
 #include "dynamodb_cache/http.h"
-#include "dynamodb/wire.h"
 #include "http/transports.h"
 #include "io/http_engine.h"
+#include "scoped_env.h"
 
 using namespace dynamodb_cache;
 using namespace std::chrono_literals;
@@ -875,5 +877,148 @@ TEST(MemoryAfterALargeAnswer, TheJsonParserIsGivenBack) {
   EXPECT_LT((status_kb("VmRSS:") - before) * 1024, 16L << 20);
   EXPECT_TRUE(dynamodb::wire::decode_get_item("{\"Item\":{\"k\":{\"S\":\"key\"}}}").item.has_value());
 }
+
+}  // namespace
+
+namespace {
+
+// Issue 28 items 9 and 10: what a server says reaches an error message as one printable line
+// of bounded length (no ESC or BEL for the terminal, no line break to forge a line with,
+// nothing lost at a NUL), and without the request's secrets even when the server echoes
+// the request. Through the client, blocking and on the event loop, and libcurl via a proxy.
+class ServerText : public ::testing::TestWithParam<Mode> {
+ protected:
+  static constexpr const char* kToken = "IQoJb3JpZ2luX2VjEHostileTestSessionToken";
+
+  // The request's Authorization and token lines, as a server echoing the request quotes them.
+  struct Echo {
+    std::string lines;
+    std::string signature;
+  };
+  static Echo echo_of(const std::string& head) {
+    Echo e;
+    for (size_t at = 0, end; (end = head.find("\r\n", at)) != std::string::npos; at = end + 2) {
+      const std::string line = head.substr(at, end - at);
+      std::string lower = line;
+      for (auto& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      const bool auth = lower.rfind("authorization:", 0) == 0;
+      if (auth || lower.rfind("x-amz-security-token:", 0) == 0) e.lines += line + "\r\n";
+      if (auto s = line.find("Signature="); auth && s != std::string::npos) e.signature = line.substr(s + 10);
+    }
+    return e;
+  }
+
+  static std::string json_string(std::string_view s) {
+    std::string out;
+    for (char ch : s) {
+      const auto c = static_cast<unsigned char>(ch);
+      if (c == '"' || c == '\\') {
+        out += '\\';
+        out += ch;
+      } else if (c < 0x20) {
+        char u[8];
+        std::snprintf(u, sizeof u, "\\u%04x", c);
+        out += u;
+      } else {
+        out += ch;
+      }
+    }
+    return out;
+  }
+
+  // A 400 ValidationException with `message(echo)` from a server on 127.0.0.1, and the
+  // x-amzn-RequestId `request_id(echo)`; returns the client's error and the signature the
+  // server saw.
+  std::pair<ServiceError, std::string> error_for(const std::function<std::string(const Echo&)>& message,
+                                                 const std::function<std::string(const Echo&)>& request_id) {
+    std::mutex mu;
+    std::string signature;
+    HostileServer server(
+        [&](Peer& p, int) {
+          const Echo echo = echo_of(p.head);
+          {
+            std::lock_guard lock(mu);
+            signature = echo.signature;
+          }
+          const std::string body =
+              "{\"__type\":\"com.amazonaws.dynamodb.v20120810#ValidationException\","
+              "\"message\":\"" +
+              json_string(message(echo)) + "\"}";
+          return p.write(
+              "HTTP/1.1 400 Bad\x1b[2J Request\r\nContent-Type: application/x-amz-json-1.0\r\n"
+              "x-amzn-RequestId: " +
+              request_id(echo) + "\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body);
+        },
+        false);
+    std::list<ScopedEnv> env;
+    dynamodb::ClientOptions o;
+    o.region = "us-east-1";
+    o.endpoint = "http://127.0.0.1:" + std::to_string(server.port());
+    if (GetParam() == Mode::kCurlProxy) {
+      env.emplace_back("http_proxy", o.endpoint.c_str());
+      env.emplace_back("no_proxy", nullptr);
+      env.emplace_back("NO_PROXY", nullptr);
+      o.endpoint = "http://dynamodb.hostile.invalid";
+    }
+    o.credentials =
+        aws::make_static_provider({"AKIDHOSTILETEST", "hostile-secret-key", kToken, std::nullopt, "test"});
+    o.retry.max_attempts = 1;
+    dynamodb::Client client(o);
+    dynamodb::GetItemRequest r;
+    r.table_name = "t";
+    r.key = {{"key", dynamodb::AttributeValue::S("k")}};
+    try {
+      if (GetParam() == Mode::kAsync)
+        client.get_item_async(r).get();
+      else
+        client.get_item(r);
+    } catch (const ServiceError& e) {
+      std::lock_guard lock(mu);
+      return {e, signature};
+    }
+    throw std::runtime_error("no error");
+  }
+};
+
+TEST_P(ServerText, IsOneBoundedPrintableLine) {
+  auto [e, sig] = error_for(
+      [](const Echo&) {
+        return std::string("bad\x1b[31m red\x07 bell\r\nX-Injected: yes\n\nGET / HTTP/1.1") +
+               std::string(1, '\0') + "after NUL" + std::string(5000, 'z');
+      },
+      [](const Echo&) { return std::string("rid\x1b]0;owned\x07"); });
+  const std::string what = e.what();
+  for (char c : what)
+    ASSERT_TRUE(c >= 0x20 && c < 0x7f)
+        << "byte " << static_cast<int>(static_cast<unsigned char>(c)) << " in: " << what;
+  EXPECT_NE(
+      what.find("bad\\x1b[31m red\\x07 bell\\x0d\\x0aX-Injected: yes\\x0a\\x0aGET / HTTP/1.1\\x00after NUL"),
+      std::string::npos)
+      << what;
+  EXPECT_NE(what.find("request id rid\\x1b]0;owned\\x07)"), std::string::npos) << what;
+  // Bounded: 512 bytes of the message quoted (util::kMaxPeerTextBytes), at most 4 each escaped.
+  EXPECT_LT(what.size(), 1000u) << what;
+  EXPECT_NE(what.find("zzz..."), std::string::npos) << what;
+}
+
+TEST_P(ServerText, NeverHoldsTheRequestsSecrets) {
+  auto [e, sig] = error_for(
+      [](const Echo& echo) { return "the signature alone: " + echo.signature + "; echo: " + echo.lines; },
+      [](const Echo&) { return std::string("rid-") + kToken; });
+  const std::string what = e.what();
+  ASSERT_EQ(sig.size(), 64u) << "the server saw no signature";
+  // The echo is there, its secrets are not.
+  EXPECT_NE(what.find("the signature alone: [redacted]"), std::string::npos) << what;
+  EXPECT_NE(what.find("Signature=[redacted]"), std::string::npos) << what;
+  EXPECT_NE(what.find("X-Amz-Security-Token: [redacted]"), std::string::npos) << what;
+  EXPECT_NE(what.find("request id rid-[redacted]"), std::string::npos) << what;
+  EXPECT_EQ(what.find(kToken), std::string::npos) << what;
+  EXPECT_EQ(what.find(sig), std::string::npos) << what;
+  EXPECT_EQ(e.service_message().find(kToken), std::string::npos);
+  EXPECT_EQ(e.request_id().find(kToken), std::string::npos);
+}
+
+INSTANTIATE_TEST_SUITE_P(Client, ServerText, ::testing::Values(Mode::kPlain, Mode::kAsync, Mode::kCurlProxy),
+                         [](const auto& info) { return std::string(mode_name(info.param)); });
 
 }  // namespace
