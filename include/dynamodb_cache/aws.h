@@ -37,8 +37,25 @@ class CredentialsProvider {
   // per request. The caching provider (every chain) answers without allocating once `out`
   // has held credentials; the default is `out = get()`.
   virtual void get_into(Credentials& out) { out = get(); }
+  // What try_get_into found.
+  enum class Cached {
+    kNone,        // none usable without a fetch: call get_into where blocking is allowed
+    kReady,       // `out` holds credentials to sign with
+    kRefreshDue,  // `out` holds usable credentials, and a refresh is due: have get_into
+                  // called where blocking is allowed (it refreshes; the next calls find it done)
+  };
+  // get_into without ever waiting for a fetch (at most for a short lock): for callers that
+  // must not block, as the DynamoDB client's event loops. Thread-safe. Default: kNone, so a
+  // provider of your own is always called from a thread that may block; override it when
+  // yours can answer at once. The caching provider (every chain) answers from its cache.
+  virtual Cached try_get_into(Credentials& out) {
+    (void)out;
+    return Cached::kNone;
+  }
   // The service rejected what get() returned as expired: forget cached credentials so the
-  // next get() fetches new ones. Default: nothing is cached, nothing to do.
+  // next get() fetches new ones. Default: nothing is cached, nothing to do. The caching
+  // provider honours one invalidation per backoff interval (1, 2, 4, 8, then 10 s while they
+  // keep coming), however many requests saw the rejection.
   virtual void invalidate() {}
 };
 
