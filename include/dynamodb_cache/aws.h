@@ -102,8 +102,11 @@ std::shared_ptr<CredentialsProvider> make_profile_provider(ProfileOptions option
 // credential_process: runs `command` through /bin/sh -c (as the Go and Rust SDKs do on
 // Unix) with the caller's environment, and parses its standard output (JSON, "Version": 1;
 // at most 1 MiB). Its standard error is ours when that is a terminal, else dropped (it may
-// hold secrets and would land in a log). Killed after `timeout`. `name` names it in
-// messages (the command line and its output are never quoted: they may hold secrets).
+// hold secrets and would land in a log). It runs in a process group of its own, as
+// coreutils' `timeout` runs its command: after `timeout`, or at the calling operation's
+// deadline (ClientOptions::operation_timeout) when that comes first, it is killed with every
+// process it started; like a background job, it cannot read from the terminal. `name` names
+// it in messages (the command line and its output are never quoted: they may hold secrets).
 std::shared_ptr<CredentialsProvider> make_process_provider(
     std::string command, std::string name = "credential_process",
     std::chrono::milliseconds timeout = std::chrono::seconds(60));

@@ -175,15 +175,7 @@ void Client::Impl::send(IoThread& t, AsyncOp* op) {
   thread_local aws::Credentials creds;
   op->run.creds_epoch = creds_epoch.load(std::memory_order_relaxed);
   try {
-    switch (credentials->try_get_into(creds)) {
-      case aws::CredentialsProvider::Cached::kReady:
-        break;
-      case aws::CredentialsProvider::Cached::kRefreshDue:  // still valid: sign with them meanwhile
-        want_credentials(std::chrono::steady_clock::now() + options.operation_timeout);
-        break;
-      case aws::CredentialsProvider::Cached::kNone:
-        return wait_for_credentials(t, op);
-    }
+    if (!ready_credentials(creds)) return wait_for_credentials(t, op);
   } catch (...) {
     return on_answer(t, op, nullptr, std::current_exception());
   }

@@ -199,6 +199,19 @@ class Client::Impl::PerThread {
   std::optional<T> own_;
 };
 
+bool Client::Impl::ready_credentials(aws::Credentials& out) {
+  switch (credentials->try_get_into(out)) {
+    case aws::CredentialsProvider::Cached::kReady:
+      return true;
+    case aws::CredentialsProvider::Cached::kRefreshDue:
+      want_credentials(std::chrono::steady_clock::now() + options.operation_timeout);
+      return true;
+    case aws::CredentialsProvider::Cached::kNone:
+      break;
+  }
+  return false;
+}
+
 std::string Client::Impl::attempt(RetryRun& run, std::string& body, bool& skew_corrected) {
   const char* target = run.target;
   // The thread's, its strings reused (no allocation once they fit). The provider is asked
@@ -206,7 +219,7 @@ std::string Client::Impl::attempt(RetryRun& run, std::string& body, bool& skew_c
   // before they are written.
   thread_local aws::Credentials creds;
   run.creds_epoch = creds_epoch.load(std::memory_order_relaxed);
-  {
+  if (!ready_credentials(creds)) {
     aws::detail::ScopedFetchDeadline within(run.real_deadline(), kDeadlineWhat);
     credentials->get_into(creds);
   }

@@ -146,6 +146,11 @@ struct Client::Impl {
   std::thread fetcher;                                  // guarded by fetch_mu
   bool fetch_wanted = false, fetch_stop = false;        // guarded by fetch_mu
   std::chrono::steady_clock::time_point fetch_until{};  // guarded by fetch_mu
+  // Credentials the provider holds, into `out`, without waiting for a fetch: false when it
+  // has none. When they are due for a refresh, they are returned and the fetcher refreshes
+  // them meanwhile (within operation_timeout): no caller, blocking or on a loop, waits for it.
+  bool ready_credentials(aws::Credentials& out);
+  // Asks the fetcher for a fetch that ends by `until` at the latest.
   void want_credentials(std::chrono::steady_clock::time_point until);
   void fetch_loop();
   void stop_fetcher();

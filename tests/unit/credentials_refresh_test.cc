@@ -208,6 +208,29 @@ TEST(CredentialsRefresh, AsyncRequestsDoNotWaitForARefreshAhead) {
   EXPECT_EQ(ddb.seen().front(), "AKID1");
 }
 
+// The same for blocking calls: the caller signs with the still-valid credentials, the
+// client's fetcher refreshes them.
+TEST(CredentialsRefresh, BlockingRequestsDoNotWaitForARefreshAhead) {
+  Cache f;
+  f.cache->get();
+  f.inner->delay = 1500ms;
+  f.t = 56 * 60;
+  Dynamo ddb;
+  dynamodb::Client c(options_for(ddb.server.url(), f.cache));
+  for (int i = 0; i < 5; ++i) {
+    auto start = Steady::now();
+    c.get_item(get_k());
+    EXPECT_LT(seconds_since(start), 0.5) << "request " << i << " waited for the refresh";
+  }
+  auto start = Steady::now();
+  while (f.inner->calls.load() < 2 || ddb.seen().back() != "AKID2") {
+    ASSERT_LT(seconds_since(start), 5.0) << "the refresh never happened";
+    std::this_thread::sleep_for(20ms);
+    c.get_item(get_k());
+  }
+  EXPECT_EQ(f.inner->calls.load(), 2);
+}
+
 // With no credentials at all and a fetch slower than the operation deadline, the operation
 // ends at its deadline (the loop does not wait for the fetch), and the loop keeps serving
 // operations that need no fetch meanwhile.
