@@ -67,6 +67,7 @@ void Client::Impl::start_io() {
       t->engine = std::make_unique<io::HttpEngine>(*t->loop, engine_options, tls);
       io.push_back(std::move(t));
     }
+    io_ready.store(true, std::memory_order_release);
   });
 }
 
@@ -232,10 +233,13 @@ void Client::Impl::fetch_loop() {
       error = std::current_exception();
     }
     std::shared_ptr<const aws::Credentials> done = std::move(got);
-    for (auto& io_thread : io) {
-      IoThread* tp = io_thread.get();
-      tp->loop->post([this, tp, done, error] { credentials_fetched(*tp, done, error); });
-    }
+    // No loop yet (a blocking call's refresh): no operation waits on one. An operation that
+    // waits asks for a fetch after its loop exists, and this round or the next answers it.
+    if (io_ready.load(std::memory_order_acquire))
+      for (auto& io_thread : io) {
+        IoThread* tp = io_thread.get();
+        tp->loop->post([this, tp, done, error] { credentials_fetched(*tp, done, error); });
+      }
     lock.lock();
   }
 }

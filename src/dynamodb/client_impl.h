@@ -128,6 +128,7 @@ struct Client::Impl {
   };
   std::once_flag io_once;
   std::vector<std::unique_ptr<IoThread>> io;  // set once (io_once)
+  std::atomic<bool> io_ready{false};          // `io` is set: for threads that do not start it
   std::atomic<size_t> next_io{0};
   std::atomic<bool> closing{false};
   std::atomic<size_t> in_flight{0};
