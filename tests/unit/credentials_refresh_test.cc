@@ -183,9 +183,11 @@ TEST(CredentialsRefresh, TryGetIntoAnswersFromTheCacheAndNeverFetches) {
 
 // ---- item 2: a refresh never stalls the event loop ----
 
-// Inside the refresh window, with a refresh that takes 1.5 s: requests keep leaving with the
-// still-valid credentials while the refresh runs off the loop, then use the new ones.
-TEST(CredentialsRefresh, AsyncRequestsDoNotWaitForARefreshAhead) {
+// Inside the refresh window, with a refresh that takes 1.5 s: requests made by `get` keep
+// leaving with the still-valid credentials while the refresh runs off the caller (and off
+// the loop), then use the new ones.
+void requests_do_not_wait_for_a_refresh_ahead(
+    const std::function<void(dynamodb::Client&, const dynamodb::GetItemRequest&)>& get) {
   Cache f;
   f.cache->get();
   f.inner->delay = 1500ms;
@@ -194,7 +196,7 @@ TEST(CredentialsRefresh, AsyncRequestsDoNotWaitForARefreshAhead) {
   dynamodb::Client c(options_for(ddb.server.url(), f.cache));
   for (int i = 0; i < 5; ++i) {
     auto start = Steady::now();
-    c.get_item_async(get_k()).get();
+    get(c, get_k());
     EXPECT_LT(seconds_since(start), 0.5) << "request " << i << " waited for the refresh";
   }
   // The refresh ran once, in the background, and the next requests sign with its result.
@@ -202,33 +204,20 @@ TEST(CredentialsRefresh, AsyncRequestsDoNotWaitForARefreshAhead) {
   while (f.inner->calls.load() < 2 || ddb.seen().back() != "AKID2") {
     ASSERT_LT(seconds_since(start), 5.0) << "the refresh never happened";
     std::this_thread::sleep_for(20ms);
-    c.get_item_async(get_k()).get();
+    get(c, get_k());
   }
   EXPECT_EQ(f.inner->calls.load(), 2);
   EXPECT_EQ(ddb.seen().front(), "AKID1");
 }
 
-// The same for blocking calls: the caller signs with the still-valid credentials, the
-// client's fetcher refreshes them.
+TEST(CredentialsRefresh, AsyncRequestsDoNotWaitForARefreshAhead) {
+  requests_do_not_wait_for_a_refresh_ahead(
+      [](dynamodb::Client& c, const dynamodb::GetItemRequest& g) { c.get_item_async(g).get(); });
+}
+
 TEST(CredentialsRefresh, BlockingRequestsDoNotWaitForARefreshAhead) {
-  Cache f;
-  f.cache->get();
-  f.inner->delay = 1500ms;
-  f.t = 56 * 60;
-  Dynamo ddb;
-  dynamodb::Client c(options_for(ddb.server.url(), f.cache));
-  for (int i = 0; i < 5; ++i) {
-    auto start = Steady::now();
-    c.get_item(get_k());
-    EXPECT_LT(seconds_since(start), 0.5) << "request " << i << " waited for the refresh";
-  }
-  auto start = Steady::now();
-  while (f.inner->calls.load() < 2 || ddb.seen().back() != "AKID2") {
-    ASSERT_LT(seconds_since(start), 5.0) << "the refresh never happened";
-    std::this_thread::sleep_for(20ms);
-    c.get_item(get_k());
-  }
-  EXPECT_EQ(f.inner->calls.load(), 2);
+  requests_do_not_wait_for_a_refresh_ahead(
+      [](dynamodb::Client& c, const dynamodb::GetItemRequest& g) { c.get_item(g); });
 }
 
 // With no credentials at all and a fetch slower than the operation deadline, the operation
