@@ -43,6 +43,9 @@ class ProcessProvider final : public CredentialsProvider {
   // that fails is killed with every process it started (a child left behind could hold
   // credentials, or our pipe open), not only /bin/sh.
   std::string run() {
+    const auto limit = detail::bounded_wait(timeout_);
+    if (limit.by_deadline && limit.wait.count() == 0)  // not started only to be killed
+      throw CredentialsError(name_ + ": the command was not run: " + detail::deadline_text(), true);
     int p[2];
     if (::pipe2(p, O_CLOEXEC) != 0) throw CredentialsError(name_ + ": pipe: " + std::strerror(errno), true);
     Fd read_end{p[0]}, write_end{p[1]};
@@ -66,7 +69,6 @@ class ProcessProvider final : public CredentialsProvider {
     ::close(write_end.fd);
     write_end.fd = -1;
 
-    const auto limit = detail::bounded_wait(timeout_);
     const auto deadline = Clock::now() + limit.wait;
     std::string out;
     const char* failure = nullptr;
