@@ -37,8 +37,25 @@ class CredentialsProvider {
   // per request. The caching provider (every chain) answers without allocating once `out`
   // has held credentials; the default is `out = get()`.
   virtual void get_into(Credentials& out) { out = get(); }
+  // What try_get_into found.
+  enum class Cached {
+    kNone,        // none usable without a fetch: call get_into where blocking is allowed
+    kReady,       // `out` holds credentials to sign with
+    kRefreshDue,  // `out` holds usable credentials, and a refresh is due: have get_into
+                  // called where blocking is allowed (it refreshes; the next calls find it done)
+  };
+  // get_into without ever waiting for a fetch (at most for a short lock): for callers that
+  // must not block, as the DynamoDB client's event loops. Thread-safe. Default: kNone, so a
+  // provider of your own is always called from a thread that may block; override it when
+  // yours can answer at once. The caching provider (every chain) answers from its cache.
+  virtual Cached try_get_into(Credentials& out) {
+    (void)out;
+    return Cached::kNone;
+  }
   // The service rejected what get() returned as expired: forget cached credentials so the
-  // next get() fetches new ones. Default: nothing is cached, nothing to do.
+  // next get() fetches new ones. Default: nothing is cached, nothing to do. The caching
+  // provider honours one invalidation per backoff interval (1, 2, 4, 8, then 10 s while they
+  // keep coming), however many requests saw the rejection.
   virtual void invalidate() {}
 };
 
@@ -90,8 +107,11 @@ std::shared_ptr<CredentialsProvider> make_profile_provider(ProfileOptions option
 // credential_process: runs `command` through /bin/sh -c (as the Go and Rust SDKs do on
 // Unix) with the caller's environment, and parses its standard output (JSON, "Version": 1;
 // at most 1 MiB). Its standard error is ours when that is a terminal, else dropped (it may
-// hold secrets and would land in a log). Killed after `timeout`. `name` names it in
-// messages (the command line and its output are never quoted: they may hold secrets).
+// hold secrets and would land in a log). It runs in a process group of its own, as
+// coreutils' `timeout` runs its command: after `timeout`, or at the calling operation's
+// deadline (ClientOptions::operation_timeout) when that comes first, it is killed with every
+// process it started; like a background job, it cannot read from the terminal. `name` names
+// it in messages (the command line and its output are never quoted: they may hold secrets).
 std::shared_ptr<CredentialsProvider> make_process_provider(
     std::string command, std::string name = "credential_process",
     std::chrono::milliseconds timeout = std::chrono::seconds(60));

@@ -35,6 +35,10 @@ struct Request {
   // otherwise a TransportError (the client reports an unknown outcome). libcurl resends on
   // its own, so the curl transport sends such a request on a fresh connection.
   bool resend_if_stale = true;
+  // Shortens the transport's HttpOptions::request_timeout (and connect_timeout) for this
+  // request; zero: the transport's own. For a caller with a deadline of its own (a credentials
+  // fetch within an operation's deadline). The built-in transports honour it.
+  std::chrono::milliseconds timeout{0};
 };
 
 struct Response {

@@ -7,6 +7,7 @@
 #include <random>
 
 #include "aws/config.h"
+#include "aws/fetch_deadline.h"
 #include "aws/parsers.h"
 #include "aws/providers.h"
 #include "dynamodb_cache/aws.h"
@@ -33,6 +34,11 @@ class StaticProvider final : public CredentialsProvider {
       throw NotConfigured("static credentials are empty");
     return c_;
   }
+  Cached try_get_into(Credentials& out) override {
+    if (c_.access_key_id.empty() || c_.secret_access_key.empty()) return Cached::kNone;  // get() says why
+    out = c_;
+    return Cached::kReady;
+  }
 
  private:
   Credentials c_;
@@ -51,6 +57,14 @@ class EnvironmentProvider final : public CredentialsProvider {
     Credentials c{*id, *secret, env("AWS_SESSION_TOKEN").value_or(""), std::nullopt, "environment"};
     detail::require_header_values(c, "AWS_ACCESS_KEY_ID", "AWS_SESSION_TOKEN");
     return c;
+  }
+  Cached try_get_into(Credentials& out) override {  // reading the environment does not block
+    try {
+      out = get();
+      return Cached::kReady;
+    } catch (const CredentialsError&) {
+      return Cached::kNone;  // get() says why
+    }
   }
 };
 
@@ -249,6 +263,14 @@ class ProfileProvider final : public CredentialsProvider {
       p = resolved_;
     }
     return p->get();
+  }
+  Cached try_get_into(Credentials& out) override {
+    std::shared_ptr<CredentialsProvider> p;
+    {
+      std::lock_guard lock(mu_);
+      p = resolved_;
+    }
+    return p ? p->try_get_into(out) : Cached::kNone;  // resolving reads files: get()'s job
   }
 
  private:
@@ -460,6 +482,10 @@ class ChainProvider final : public CredentialsProvider {
     }
     throw CredentialsError("no AWS credentials found (" + tried + ")");
   }
+  Cached try_get_into(Credentials& out) override {
+    int last = last_.load(std::memory_order_relaxed);
+    return last < 0 ? Cached::kNone : ps_[static_cast<size_t>(last)]->try_get_into(out);
+  }
 
  private:
   std::vector<std::shared_ptr<CredentialsProvider>> ps_;
@@ -484,7 +510,16 @@ class CachingProvider final : public CredentialsProvider {
   void invalidate() override {
     std::lock_guard lock(mu_);
     // The service refused them: fetch again at the next get(), unless a fetch failed (or
-    // gave expired credentials) so recently that its backoff still runs.
+    // gave expired credentials) so recently that its backoff still runs. Every request in
+    // flight with them sees the refusal, and new credentials may be refused too (a clock
+    // skewed against their issuer): one invalidation per backoff interval, or each request
+    // would cause a fetch of its own.
+    const auto now = now_();
+    if (last_invalidation_ && now < *last_invalidation_ + invalidation_gap_) return;
+    invalidation_gap_ = last_invalidation_ && now < *last_invalidation_ + 2 * kMaxBackoff
+                            ? std::min<std::chrono::seconds>(invalidation_gap_ * 2, kMaxBackoff)
+                            : kFirstBackoff;
+    last_invalidation_ = now;
     stale_ = true;
     inner_->invalidate();
   }
@@ -492,19 +527,20 @@ class CachingProvider final : public CredentialsProvider {
   Credentials get() override {
     std::unique_lock lock(mu_);
     SystemClock::time_point now;
-    for (;;) {
+    for (bool fetch = false; !fetch;) {
       now = now_();
-      const bool usable = usable_at(now);
-      if (fresh_at(now)) return *cached_;
-      if (usable && !stale_ && refreshing_) return *cached_;  // one thread refreshes, the rest go on
-      if (!refreshing_) {
-        if (now < next_attempt_ && (usable || last_error_)) {  // backing off
-          if (usable) return *cached_;
+      switch (step_at(now)) {
+        case Step::kUseCached:
+          return *cached_;
+        case Step::kRethrow:
           std::rethrow_exception(last_error_);
-        }
-        break;
+        case Step::kWait:
+          wait_for_fetch(lock);
+          break;
+        case Step::kFetch:
+          fetch = true;
+          break;
       }
-      cv_.wait(lock);  // nothing usable and another thread is fetching
     }
     refreshing_ = true;
     lock.unlock();
@@ -559,7 +595,45 @@ class CachingProvider final : public CredentialsProvider {
     out = get();
   }
 
+  Cached try_get_into(Credentials& out) override {
+    std::lock_guard lock(mu_);
+    const auto now = now_();
+    switch (step_at(now)) {
+      case Step::kUseCached:
+        out = *cached_;
+        return Cached::kReady;
+      case Step::kFetch:
+        if (!usable_at(now) || stale_) return Cached::kNone;
+        out = *cached_;  // inside the refresh window: still valid while someone refreshes
+        return Cached::kRefreshDue;
+      default:
+        return Cached::kNone;
+    }
+  }
+
  private:
+  // What a get() finds: use the cached credentials (fresh; or still usable while another
+  // thread refreshes them or while a failed refresh backs off), rethrow the last error
+  // (nothing usable, backing off), wait for another thread's fetch, or fetch. mu_ held.
+  enum class Step { kUseCached, kRethrow, kWait, kFetch };
+  Step step_at(SystemClock::time_point now) const {
+    const bool usable = usable_at(now);
+    if (fresh_at(now)) return Step::kUseCached;
+    if (refreshing_) return usable && !stale_ ? Step::kUseCached : Step::kWait;
+    if (now < next_attempt_ && (usable || last_error_)) return usable ? Step::kUseCached : Step::kRethrow;
+    return Step::kFetch;
+  }
+
+  // Waits for another thread's fetch to end, until this thread's fetch deadline (the
+  // client's operation deadline) at most. mu_ held through `lock`.
+  void wait_for_fetch(std::unique_lock<std::mutex>& lock) {
+    const auto& d = detail::current_fetch_deadline();
+    if (!d) return cv_.wait(lock);
+    if (cv_.wait_until(lock, d->at) == std::cv_status::timeout && refreshing_)
+      throw CredentialsError("credentials: still being fetched by another thread; " + detail::deadline_text(),
+                             true);
+  }
+
   // Called with mu_ held.
   bool usable_at(SystemClock::time_point now) const { return cached_ && (!usable_until_ || now < *usable_until_); }
   bool fresh_at(SystemClock::time_point now) const {
@@ -598,6 +672,8 @@ class CachingProvider final : public CredentialsProvider {
   bool stale_ = false;               // invalidated: fetch again when the backoff allows
   bool refreshing_ = false;          // a thread is calling inner_
   int failures_ = 0;                 // consecutive failed fetches
+  std::optional<SystemClock::time_point> last_invalidation_;  // the last one honoured
+  std::chrono::seconds invalidation_gap_{kFirstBackoff};      // before the next is honoured
   SystemClock::time_point next_attempt_{};
   std::exception_ptr last_error_;
 };

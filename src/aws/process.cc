@@ -10,6 +10,7 @@
 #include <cstring>
 #include <thread>
 
+#include "aws/fetch_deadline.h"
 #include "aws/parsers.h"
 #include "aws/providers.h"
 
@@ -37,8 +38,14 @@ class ProcessProvider final : public CredentialsProvider {
 
  private:
   // Runs the command; returns its standard output. Throws CredentialsError on a spawn
-  // failure, a timeout, too much output, or a non-zero exit.
+  // failure, a timeout (its own, or the caller's fetch deadline when that comes first), too
+  // much output, or a non-zero exit. The command runs in a process group of its own: one
+  // that fails is killed with every process it started (a child left behind could hold
+  // credentials, or our pipe open), not only /bin/sh.
   std::string run() {
+    const auto limit = detail::bounded_wait(timeout_);
+    if (limit.by_deadline && limit.wait.count() == 0)  // not started only to be killed
+      throw CredentialsError(name_ + ": the command was not run: " + detail::deadline_text(), true);
     int p[2];
     if (::pipe2(p, O_CLOEXEC) != 0) throw CredentialsError(name_ + ": pipe: " + std::strerror(errno), true);
     Fd read_end{p[0]}, write_end{p[1]};
@@ -49,15 +56,20 @@ class ProcessProvider final : public CredentialsProvider {
     // else (a service's log) it is dropped, since we cannot know it holds no secret.
     const bool to_terminal = ::isatty(STDERR_FILENO) == 1;
     if (!to_terminal) posix_spawn_file_actions_addopen(&fa, STDERR_FILENO, "/dev/null", O_WRONLY, 0);
+    posix_spawnattr_t attr;
+    posix_spawnattr_init(&attr);
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP);
+    posix_spawnattr_setpgroup(&attr, 0);  // its own group, whose id is its pid
     const char* argv[] = {"/bin/sh", "-c", command_.c_str(), nullptr};
     pid_t pid = -1;
-    int rc = ::posix_spawn(&pid, "/bin/sh", &fa, nullptr, const_cast<char* const*>(argv), environ);
+    int rc = ::posix_spawn(&pid, "/bin/sh", &fa, &attr, const_cast<char* const*>(argv), environ);
+    posix_spawnattr_destroy(&attr);
     posix_spawn_file_actions_destroy(&fa);
     if (rc != 0) throw CredentialsError(name_ + ": cannot start /bin/sh: " + std::strerror(rc), false);
     ::close(write_end.fd);
     write_end.fd = -1;
 
-    const auto deadline = Clock::now() + timeout_;
+    const auto deadline = Clock::now() + limit.wait;
     std::string out;
     const char* failure = nullptr;
     char buf[8192];
@@ -92,13 +104,14 @@ class ProcessProvider final : public CredentialsProvider {
       }
     }
     if (failure != nullptr) {
-      ::kill(pid, SIGKILL);
+      ::kill(-pid, SIGKILL);  // the whole group: what it started dies with it
       while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
       }
-      throw CredentialsError(name_ + ": the command " + failure +
-                                 (std::string(failure) == "timed out"
-                                      ? " after " + std::to_string(timeout_.count()) + " ms"
-                                      : std::string()),
+      std::string why = failure;
+      if (why == "timed out")
+        why = limit.by_deadline ? "did not finish in time: " + detail::deadline_text()
+                                : "timed out after " + std::to_string(timeout_.count()) + " ms";
+      throw CredentialsError(name_ + ": the command " + why + "; it was killed with the processes it started",
                              true);
     }
     // The output may hold secrets, so it is never quoted.

@@ -3,6 +3,7 @@
 #include <charconv>
 #include <mutex>
 
+#include "aws/fetch_deadline.h"
 #include "aws/parsers.h"
 #include "aws/providers.h"
 
@@ -10,11 +11,25 @@ namespace dynamodb_cache::aws {
 namespace detail {
 
 http::Response fetch(http::Transport& t, const http::Request& req, const std::string& provider) {
+  // Within this thread's fetch deadline (the caller's operation deadline), when it has one.
+  const auto& deadline = current_fetch_deadline();
+  const http::Request* to_send = &req;
+  http::Request bounded;
+  if (deadline) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline->at -
+                                                                      std::chrono::steady_clock::now());
+    if (left.count() <= 0) throw CredentialsError(provider + ": not fetched: " + deadline_text(), true);
+    bounded = req;
+    bounded.timeout = req.timeout.count() > 0 ? std::min(req.timeout, left) : left;
+    to_send = &bounded;
+  }
   http::Response resp;
   try {
-    resp = t.send(req);
+    resp = t.send(*to_send);
   } catch (const Error& e) {
-    throw CredentialsError(provider + ": " + e.what(), true);
+    const bool late = deadline && std::chrono::steady_clock::now() >= deadline->at;
+    throw CredentialsError(provider + ": " + e.what() + (late ? "; " + deadline_text() : std::string()),
+                           true);
   }
   if (resp.body.size() > kMaxCredentialsAnswerBytes)
     throw CredentialsError(provider + ": answer of " + std::to_string(resp.body.size()) + " bytes is too large", true);

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <type_traits>
 
+#include "aws/fetch_deadline.h"
 #include "dynamodb/client_impl.h"
 #include "dynamodb/raw_call.h"
 #include "dynamodb/wire.h"
@@ -19,7 +20,8 @@ struct Client::Impl::AsyncOp {
   const char* target;
   std::string body;  // lent to each attempt's request
   RetryRun run;
-  uint64_t timer = 0;  // a backoff or limiter wait under way
+  uint64_t timer = 0;                // a backoff or limiter wait, or the deadline of a wait for credentials
+  bool waiting_credentials = false;  // in its IoThread's credential_waiters
   aws::SystemClock::time_point signed_at;
   IoThread* io = nullptr;  // the loop it runs on, once linked there
   AsyncOp* prev = nullptr;
@@ -65,6 +67,7 @@ void Client::Impl::start_io() {
       t->engine = std::make_unique<io::HttpEngine>(*t->loop, engine_options, tls);
       io.push_back(std::move(t));
     }
+    io_ready.store(true, std::memory_order_release);
   });
 }
 
@@ -168,9 +171,119 @@ void Client::Impl::begin(IoThread& t, AsyncOp* op) {
 }
 
 void Client::Impl::send(IoThread& t, AsyncOp* op) {
+  // The loop's, its strings reused. The provider only answers from what it holds: a fetch
+  // is the fetcher's (want_credentials), never the loop's.
+  thread_local aws::Credentials creds;
+  op->run.creds_epoch = creds_epoch.load(std::memory_order_relaxed);
+  try {
+    if (!ready_credentials(creds)) return wait_for_credentials(t, op);
+  } catch (...) {
+    return on_answer(t, op, nullptr, std::current_exception());
+  }
+  send_signed(t, op, creds);
+}
+
+void Client::Impl::wait_for_credentials(IoThread& t, AsyncOp* op) {
+  const auto until = op->run.real_deadline();
+  try {
+    want_credentials(until);
+  } catch (...) {  // no thread could be started
+    return on_answer(t, op, nullptr, std::current_exception());
+  }
+  op->waiting_credentials = true;
+  t.credential_waiters.push_back(op);
+  // The operation's deadline holds while it waits: the fetch may be slower.
+  op->timer = t.loop->add_timer(until, [this, &t, op] {
+    op->timer = 0;
+    std::exception_ptr error;
+    try {
+      op->run.out_of_time(op->run.n, "its credentials were still being fetched");
+    } catch (...) {
+      error = std::current_exception();
+    }
+    finish(t, op, nullptr, std::move(error));
+  });
+}
+
+void Client::Impl::want_credentials(std::chrono::steady_clock::time_point until) {
+  std::lock_guard lock(fetch_mu);
+  if (fetch_stop) return;
+  fetch_wanted = true;
+  fetch_until = std::max(fetch_until, until);
+  if (!fetcher.joinable()) fetcher = std::thread([this] { fetch_loop(); });
+  fetch_cv.notify_one();
+}
+
+void Client::Impl::fetch_loop() {
+  std::unique_lock lock(fetch_mu);
+  for (;;) {
+    fetch_cv.wait(lock, [this] { return fetch_wanted || fetch_stop; });
+    if (fetch_stop) return;
+    fetch_wanted = false;
+    const auto until = fetch_until;
+    fetch_until = {};
+    lock.unlock();
+    // Shared by the operations it serves, read only.
+    auto got = std::make_shared<aws::Credentials>();
+    std::exception_ptr error;
+    try {
+      aws::detail::ScopedFetchDeadline within(until, kDeadlineWhat);
+      credentials->get_into(*got);
+    } catch (...) {
+      error = std::current_exception();
+    }
+    std::shared_ptr<const aws::Credentials> done = std::move(got);
+    // No loop yet (a blocking call's refresh): no operation waits on one. An operation that
+    // waits asks for a fetch after its loop exists, and this round or the next answers it.
+    if (io_ready.load(std::memory_order_acquire))
+      for (auto& io_thread : io) {
+        IoThread* tp = io_thread.get();
+        tp->loop->post([this, tp, done, error] { credentials_fetched(*tp, done, error); });
+      }
+    lock.lock();
+  }
+}
+
+void Client::Impl::stop_fetcher() {
+  std::thread t;
+  {
+    std::lock_guard lock(fetch_mu);
+    fetch_stop = true;
+    t = std::move(fetcher);
+  }
+  fetch_cv.notify_all();
+  if (t.joinable()) t.join();  // a fetch under way ends by its deadline at the latest
+}
+
+void Client::Impl::credentials_fetched(IoThread& t, const std::shared_ptr<const aws::Credentials>& got,
+                                       const std::exception_ptr& error) {
+  std::vector<AsyncOp*> waiters;
+  waiters.swap(t.credential_waiters);  // an operation that waits again joins the next round
+  for (AsyncOp* op : waiters) {
+    op->waiting_credentials = false;
+    if (op->timer) t.loop->cancel_timer(op->timer);
+    op->timer = 0;
+    if (!error) {
+      send_signed(t, op, *got);
+      continue;
+    }
+    // Each operation its own copy of a credentials error: callers on other threads share none.
+    std::exception_ptr own;
+    try {
+      std::rethrow_exception(error);
+    } catch (const CredentialsError& e) {
+      own = std::make_exception_ptr(CredentialsError(e.what(), e.retryable()));
+    } catch (...) {
+      own = std::current_exception();
+    }
+    on_answer(t, op, nullptr, std::move(own));
+  }
+}
+
+void Client::Impl::send_signed(IoThread& t, AsyncOp* op, const aws::Credentials& creds) {
   http::Request& req = t.request;
   try {
-    prepare(op->target, op->body, op->signed_at, req, op->run.resend_if_unknown);
+    prepare(op->target, op->body, creds, op->signed_at, req, op->run.resend_if_unknown);
   } catch (...) {  // prepare lends the body last, with a move: op->body is untouched
     return on_answer(t, op, nullptr, std::current_exception());
   }
@@ -235,6 +348,8 @@ std::exception_ptr Client::Impl::decide(AsyncOp* op, std::exception_ptr error, b
 
 void Client::Impl::finish(IoThread& t, AsyncOp* op, std::string* body, std::exception_ptr error) {
   if (op->timer) t.loop->cancel_timer(op->timer);
+  if (op->waiting_credentials)
+    t.credential_waiters.erase(std::find(t.credential_waiters.begin(), t.credential_waiters.end(), op));
   t.unlink(op);
   std::unique_ptr<AsyncOp> owned(op);
   release_slot();

@@ -5,6 +5,7 @@
 #include <cctype>
 #include <charconv>
 
+#include "aws/fetch_deadline.h"
 #include "dynamodb/client_impl.h"
 #include "dynamodb/wire.h"
 #include "http/headers.h"
@@ -119,14 +120,12 @@ Client::Impl::Impl(ClientOptions o)
   if (!options.now) options.now = [] { return aws::SystemClock::now(); };
 }
 
-void Client::Impl::prepare(const char* target, std::string& body, aws::SystemClock::time_point& signed_at,
-                           http::Request& req, bool resend_if_stale) {
-  // Per thread, their strings reused: the credentials, the three headers signed, and the
-  // SigningResult (canonical request, string to sign, signature). Nothing here allocates per
-  // request once warm, when `req` is reused too. The provider is asked first: one that calls
-  // a client on this thread (STS, SSO) has finished with these before they are written.
-  thread_local aws::Credentials creds;
-  credentials->get_into(creds);
+void Client::Impl::prepare(const char* target, std::string& body, const aws::Credentials& creds,
+                           aws::SystemClock::time_point& signed_at, http::Request& req,
+                           bool resend_if_stale) {
+  // Per thread, their strings reused: the three headers signed, and the SigningResult
+  // (canonical request, string to sign, signature). Nothing here allocates per request once
+  // warm, when `req` is reused too.
   thread_local std::vector<http::Header> to_sign{
       {"Host", ""}, {"Content-Type", "application/x-amz-json-1.0"}, {"X-Amz-Target", ""}};
   to_sign[0].value.assign(host);
@@ -230,11 +229,33 @@ class Client::Impl::PerThread {
   std::optional<T> own_;
 };
 
-std::string Client::Impl::attempt(const char* target, std::string& body, bool& skew_corrected,
-                                  bool resend_if_stale) {
+bool Client::Impl::ready_credentials(aws::Credentials& out) {
+  switch (credentials->try_get_into(out)) {
+    case aws::CredentialsProvider::Cached::kReady:
+      return true;
+    case aws::CredentialsProvider::Cached::kRefreshDue:
+      want_credentials(std::chrono::steady_clock::now() + options.operation_timeout);
+      return true;
+    case aws::CredentialsProvider::Cached::kNone:
+      break;
+  }
+  return false;
+}
+
+std::string Client::Impl::attempt(RetryRun& run, std::string& body, bool& skew_corrected) {
+  const char* target = run.target;
+  // The thread's, its strings reused (no allocation once they fit). The provider is asked
+  // before anything else: one that calls a client on this thread has finished with these
+  // before they are written.
+  thread_local aws::Credentials creds;
+  run.creds_epoch = creds_epoch.load(std::memory_order_relaxed);
+  if (!ready_credentials(creds)) {
+    aws::detail::ScopedFetchDeadline within(run.real_deadline(), kDeadlineWhat);
+    credentials->get_into(creds);
+  }
   aws::SystemClock::time_point signed_at;
   PerThread<http::Request> req;
-  prepare(target, body, signed_at, *req.value, resend_if_stale);
+  prepare(target, body, creds, signed_at, *req.value, run.resend_if_unknown);
   struct GiveBack {
     std::string& to;
     std::string& from;
@@ -279,6 +300,10 @@ Client::Impl::RetryRun::RetryRun(Impl& impl, const char* t, bool resend)
       resend_if_unknown(resend),
       write(is_write(t)) {
   c.stats.calls.fetch_add(1, std::memory_order_relaxed);
+}
+
+std::chrono::steady_clock::time_point Client::Impl::RetryRun::real_deadline() const {
+  return std::chrono::steady_clock::now() + (deadline - c.sleeper->now());
 }
 
 void Client::Impl::RetryRun::unknown_outcome(const std::string& last) {
@@ -337,7 +362,11 @@ std::optional<std::chrono::microseconds> Client::Impl::RetryRun::failed(const Er
       n < c.options.retry.max_attempts) {
     refreshed_credentials = true;
     if (c.sleeper->now() >= deadline) out_of_time(n, last_error);
-    c.credentials->invalidate();
+    // The first refusal of the credentials taken in this epoch invalidates them; the others
+    // retry with what the provider has now. (The provider limits invalidations in time too.)
+    uint64_t seen = creds_epoch;
+    if (c.creds_epoch.compare_exchange_strong(seen, seen + 1, std::memory_order_relaxed))
+      c.credentials->invalidate();
     c.stats.retries.fetch_add(1, std::memory_order_relaxed);
     ++n;
     return std::nullopt;
@@ -379,7 +408,7 @@ std::string Client::Impl::call(const char* target, std::string body, bool resend
     if (auto wait = run.before_attempt(); wait.count() > 0) sleeper->sleep(wait);
     bool skew_corrected = false;
     try {
-      std::string out = attempt(target, body, skew_corrected, resend_if_unknown);
+      std::string out = attempt(run, body, skew_corrected);
       run.succeeded();
       return out;
     } catch (const Error& e) {

@@ -16,12 +16,14 @@
 // clock_offset_ms, stats and the in-flight counters are thread-safe themselves; `io` is set
 // once (start_io) and cleared by the destructor. An IoThread's members, and begin, send,
 // on_answer, decide and finish, run on that I/O thread's loop only. A RetryRun, and the
-// AsyncOp holding one, serves one operation at a time.
+// AsyncOp holding one, serves one operation at a time. The credentials fetcher's state is
+// guarded by fetch_mu; fetch_loop runs on its own thread.
 #pragma once
 
 #include <condition_variable>
 #include <mutex>
 #include <optional>
+#include <thread>
 
 #include "dynamodb/raw_call.h"  // DDB_TARGET
 #include "dynamodb/retry.h"
@@ -49,7 +51,14 @@ struct Client::Impl {
   // Server clock minus ours, learnt from clock-skew errors; added to options.now() when
   // signing. Milliseconds.
   std::atomic<int64_t> clock_offset_ms{0};
+  // Counts the client's invalidations of its credentials. An attempt notes it when it takes
+  // credentials; of the attempts refused with ExpiredTokenException, only one that took them
+  // in the current epoch invalidates them (the others were refused with credentials already
+  // given up on): one invalidation for all the requests in flight with the same credentials.
+  std::atomic<uint64_t> creds_epoch{0};
   ClientStats stats;
+  // Names the deadline within which credentials are fetched, in messages.
+  static constexpr const char* kDeadlineWhat = "the operation deadline (ClientOptions::operation_timeout)";
 
   static ClientOptions with_resolved_retry(ClientOptions o);
 
@@ -62,12 +71,13 @@ struct Client::Impl {
   // raw_call.h.
   static Impl& of(Client& c) { return *c.impl_; }
 
-  // The signed request of one attempt, made in `req` (whose strings are reused: a request
-  // kept by the caller allocates less the next time); `body` is lent to it (moved in: the
-  // caller takes it back from the request after sending). `signed_at` receives the signing time.
-  // `resend_if_stale`: http::Request's (false for a write that must not be sent twice).
-  void prepare(const char* target, std::string& body, aws::SystemClock::time_point& signed_at,
-               http::Request& req, bool resend_if_stale);
+  // The request of one attempt, signed with `creds`, made in `req` (whose strings are reused:
+  // a request kept by the caller allocates less the next time); `body` is lent to it (moved
+  // in: the caller takes it back from the request after sending). `signed_at` receives the
+  // signing time. `resend_if_stale`: http::Request's (false for a write that must not be sent
+  // twice).
+  void prepare(const char* target, std::string& body, const aws::Credentials& creds,
+               aws::SystemClock::time_point& signed_at, http::Request& req, bool resend_if_stale);
 
   // The body of a 200 answer; throws Error otherwise. Sets `skew_corrected` when the answer
   // was a clock-skew error and the clock offset was corrected from its Date header (sending
@@ -80,12 +90,13 @@ struct Client::Impl {
   template <class T>
   class PerThread;
 
-  // One blocking attempt: sign, send, check. `body` is lent to the request for the send and
-  // handed back, also when send() throws. The request and the response are the thread's,
-  // reused (prepare and the built-in transport's send_into overwrite their strings in place):
-  // no allocation for their headers per request. The answer's body leaves with the result;
-  // an error's large body is not kept.
-  std::string attempt(const char* target, std::string& body, bool& skew_corrected, bool resend_if_stale);
+  // One blocking attempt of `run`'s operation: credentials (fetched on this thread within the
+  // operation deadline when the provider has none ready), sign, send, check. `body` is lent to
+  // the request for the send and handed back, also when send() throws. The request and the
+  // response are the thread's, reused (prepare and the built-in transport's send_into
+  // overwrite their strings in place): no allocation for their headers per request. The
+  // answer's body leaves with the result; an error's large body is not kept.
+  std::string attempt(RetryRun& run, std::string& body, bool& skew_corrected);
 
   // Corrects the clock offset when the answer's Date is more than 4 minutes (the AWS SDKs'
   // threshold; services allow 5) from the time the request was signed with. Returns whether
@@ -111,11 +122,14 @@ struct Client::Impl {
     // next) so that starting and ending one allocates nothing.
     AsyncOp* ops = nullptr;
     http::Request request;  // loop thread only: each attempt's, reused (see prepare)
+    // Loop thread only: operations waiting for the credentials fetcher.
+    std::vector<AsyncOp*> credential_waiters;
     void link(AsyncOp* op);
     void unlink(AsyncOp* op);
   };
   std::once_flag io_once;
   std::vector<std::unique_ptr<IoThread>> io;  // set once (io_once)
+  std::atomic<bool> io_ready{false};          // `io` is set: for threads that do not start it
   std::atomic<size_t> next_io{0};
   std::atomic<bool> closing{false};
   std::atomic<size_t> in_flight{0};
@@ -124,7 +138,32 @@ struct Client::Impl {
   std::condition_variable slot_cv;
   bool blocking_async = false;  // a custom transport or a proxy: the loop calls `transport`
 
-  ~Impl() { stop_io(); }
+  // The asynchronous path's credentials fetcher: a loop never waits for a fetch (a
+  // credential_process or STS may take seconds). When the provider has no credentials ready
+  // (try_get_into), or wants a refresh, one thread of the client's own, started on first
+  // need, calls get_into within the latest deadline asked for, then hands the outcome to
+  // every loop, whose waiting operations go on with it.
+  std::mutex fetch_mu;
+  std::condition_variable fetch_cv;
+  std::thread fetcher;                                  // guarded by fetch_mu
+  bool fetch_wanted = false, fetch_stop = false;        // guarded by fetch_mu
+  std::chrono::steady_clock::time_point fetch_until{};  // guarded by fetch_mu
+  // Credentials the provider holds, into `out`, without waiting for a fetch: false when it
+  // has none. When they are due for a refresh, they are returned and the fetcher refreshes
+  // them meanwhile (within operation_timeout): no caller, blocking or on a loop, waits for it.
+  bool ready_credentials(aws::Credentials& out);
+  // Asks the fetcher for a fetch that ends by `until` at the latest.
+  void want_credentials(std::chrono::steady_clock::time_point until);
+  void fetch_loop();
+  void stop_fetcher();
+  void credentials_fetched(IoThread& t, const std::shared_ptr<const aws::Credentials>& got,
+                           const std::exception_ptr& error);
+  void wait_for_credentials(IoThread& t, AsyncOp* op);
+
+  ~Impl() {
+    stop_fetcher();  // first: it posts to the loops
+    stop_io();
+  }
   void start_io();
   void stop_io();
   bool acquire_slot();
@@ -136,6 +175,7 @@ struct Client::Impl {
   void submit(const char* target, std::string body, Done done, bool resend_if_unknown = true);
   void begin(IoThread& t, AsyncOp* op);
   void send(IoThread& t, AsyncOp* op);
+  void send_signed(IoThread& t, AsyncOp* op, const aws::Credentials& creds);
   void on_answer(IoThread& t, AsyncOp* op, http::Response* resp, std::exception_ptr error);
   // After a failed attempt: the error to complete with, or nullptr and `delay` (nullopt: at once).
   std::exception_ptr decide(AsyncOp* op, std::exception_ptr error, bool skew_corrected,
@@ -159,9 +199,14 @@ struct Client::Impl::RetryRun {
   std::string unknown_what;      // its error
   int spent = 0;  // quota tokens taken by this operation's retries
   bool refreshed_credentials = false, corrected_skew = false;
+  uint64_t creds_epoch = 0;  // Impl::creds_epoch when the attempt took its credentials
   std::string last_error;
 
   RetryRun(Impl& impl, const char* t, bool resend_if_unknown = true);
+
+  // The deadline on the steady clock (`deadline` is on the sleeper's, which tests replace):
+  // for credential fetches and the loops' timers.
+  std::chrono::steady_clock::time_point real_deadline() const;
 
   // Before attempt n: how long to wait first (the adaptive mode's limiter; zero otherwise).
   // Counts the attempt. Throws the deadline error when the wait would pass the deadline.

@@ -176,6 +176,12 @@ class CurlTransport final : public Transport {
     } free_list{curl_, headers};
 
     curl_.easy_setopt(h, CURLOPT_URL, request.url.c_str());
+    // Per request: a pooled handle may hold another request's shorter timeouts.
+    const auto budget = request.timeout.count() > 0 ? std::min(request.timeout, options_.request_timeout)
+                                                    : options_.request_timeout;
+    curl_.easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS,
+                      static_cast<long>(std::min(options_.connect_timeout, budget).count()));
+    curl_.easy_setopt(h, CURLOPT_TIMEOUT_MS, static_cast<long>(budget.count()));
     // libcurl sends a request again by itself when a reused connection dies before the answer.
     curl_.easy_setopt(h, CURLOPT_FRESH_CONNECT, request.resend_if_stale ? 0L : 1L);
     curl_.easy_setopt(h, CURLOPT_HTTPHEADER, headers);
@@ -273,8 +279,6 @@ class CurlTransport final : public Transport {
     curl_.easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
     curl_.easy_setopt(h, CURLOPT_TCP_NODELAY, 1L);
     curl_.easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
-    curl_.easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(options_.connect_timeout.count()));
-    curl_.easy_setopt(h, CURLOPT_TIMEOUT_MS, static_cast<long>(options_.request_timeout.count()));
     curl_.easy_setopt(h, CURLOPT_SSL_VERIFYPEER, options_.verify_tls ? 1L : 0L);
     curl_.easy_setopt(h, CURLOPT_SSL_VERIFYHOST, options_.verify_tls ? 2L : 0L);
     if (!options_.ca_file.empty()) curl_.easy_setopt(h, CURLOPT_CAINFO, options_.ca_file.c_str());

@@ -218,16 +218,22 @@ class PlainTransport final : public Transport {
     build_request_head(*head, request, url, options_.user_agent);
     if (url.https) head->append(request.body);
     const std::string_view body = url.https ? std::string_view() : std::string_view(request.body);
-    auto deadline = std::chrono::steady_clock::now() + options_.request_timeout;
+    // A request with a shorter timeout of its own gets it on its connection's socket too,
+    // and that connection is not pooled (the next request would inherit it).
+    const auto budget = request.timeout.count() > 0 ? std::min(request.timeout, options_.request_timeout)
+                                                    : options_.request_timeout;
+    const bool shortened = budget < options_.request_timeout;
+    auto deadline = std::chrono::steady_clock::now() + budget;
     // A pooled connection may have been closed by the server while idle; if it fails before
     // any byte of an answer arrived, the request never reached the server: try a new one.
     for (int attempt = 0;; ++attempt) {
       bool reused = false;
-      Conn c = acquire(url, where, deadline, !request.resend_if_stale, reused);
+      Conn c = acquire(url, where, deadline, !request.resend_if_stale, reused, budget);
+      if (shortened && reused) set_io_timeout(c.stream->fd(), budget);
       try {
         bool keep = true;
-        exchange(*c.stream, *head, body, request.resend_if_stale, where, deadline, keep, out);
-        release(std::move(c), keep);
+        exchange(*c.stream, *head, body, request.resend_if_stale, where, deadline, budget, keep, out);
+        release(std::move(c), keep && !shortened);
         return;
       } catch (const StaleConnection&) {
         if (!reused || attempt > 0) throw TransportError(where.str() + ": connection closed by the server");
@@ -246,7 +252,7 @@ class PlainTransport final : public Transport {
   // (one poll(); an idle connection with anything to read is closed, never reused), so that
   // a connection closed while idle, the usual case, does not make its outcome unknown.
   Conn acquire(const Url& url, const Where& w, std::chrono::steady_clock::time_point deadline, bool probe,
-               bool& reused) {
+               bool& reused, std::chrono::milliseconds io_timeout) {
     for (;;) {
       Conn c;
       {
@@ -270,7 +276,7 @@ class PlainTransport final : public Transport {
     // A bad CA bundle is a ConfigError before any connection.
     if (url.https) std::call_once(tls_once_, [&] { tls_ = std::make_unique<TlsContext>(options_); });
     const std::string where = w.str();
-    int fd = connect_to(url, where, deadline);
+    int fd = connect_to(url, where, deadline, io_timeout);
     {
       std::lock_guard lock(stats_mu_);
       ++stats_.connections;
@@ -286,7 +292,17 @@ class PlainTransport final : public Transport {
     }
   }
 
-  int connect_to(const Url& url, const std::string& where, std::chrono::steady_clock::time_point deadline) {
+  // Each send and receive on the socket is bounded by `io_timeout`.
+  static void set_io_timeout(int fd, std::chrono::milliseconds io_timeout) {
+    auto us = std::chrono::duration_cast<std::chrono::microseconds>(io_timeout).count();
+    if (us <= 0) us = 1;  // zero would mean no timeout at all
+    timeval tv{static_cast<time_t>(us / 1000000), static_cast<suseconds_t>(us % 1000000)};
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+  }
+
+  int connect_to(const Url& url, const std::string& where, std::chrono::steady_clock::time_point deadline,
+                 std::chrono::milliseconds io_timeout) {
     const AddrInfo res = resolve_host(url, where);
     std::string last = "no address";
     for (addrinfo* a = res.get(); a; a = a->ai_next) {
@@ -319,10 +335,7 @@ class PlainTransport final : public Transport {
       // checks the whole-request deadline after every read, so a trickling server is cut off
       // within two request_timeouts at worst.
       ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) & ~O_NONBLOCK);
-      auto us = std::chrono::duration_cast<std::chrono::microseconds>(options_.request_timeout).count();
-      timeval tv{static_cast<time_t>(us / 1000000), static_cast<suseconds_t>(us % 1000000)};
-      ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-      ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+      set_io_timeout(fd, io_timeout);
       int one = 1;
       ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
       ::setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
@@ -335,10 +348,11 @@ class PlainTransport final : public Transport {
   // be reused: the answer said so, ran to the end of the connection, or bytes followed it.
   // The answer goes into `out` (its buffers reused).
   void exchange(Stream& s, std::string_view head, std::string_view body, bool resend_if_stale,
-                const Where& where, std::chrono::steady_clock::time_point deadline, bool& keep, Response& out) {
+                const Where& where, std::chrono::steady_clock::time_point deadline,
+                std::chrono::milliseconds budget, bool& keep, Response& out) {
     auto timed_out = [&] {
-      return TimeoutError(where.str() + ": request timed out after " +
-                          std::to_string(options_.request_timeout.count()) + " ms");
+      return TimeoutError(where.str() + ": request timed out after " + std::to_string(budget.count()) +
+                          " ms");
     };
     // Send: header and body (if any) in one write, continuing after partial writes.
     iovec iov[2] = {{const_cast<char*>(head.data()), head.size()}, {const_cast<char*>(body.data()), body.size()}};
