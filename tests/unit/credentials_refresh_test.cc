@@ -16,6 +16,7 @@
 #include "dynamodb_cache/dynamodb.h"
 #include "dynamodb_cache/errors.h"
 #include "scoped_env.h"
+#include "temp_file.h"
 #include "test_server.h"
 
 using namespace dynamodb_cache;
@@ -115,13 +116,7 @@ double seconds_since(Steady::time_point start) {
   return std::chrono::duration<double>(Steady::now() - start).count();
 }
 
-std::string temp_file(const std::string& name, const std::string& content) {
-  auto dir = std::filesystem::temp_directory_path() / ("ddbc-refresh-test-" + std::to_string(getpid()));
-  std::filesystem::create_directories(dir);
-  auto p = dir / name;
-  std::ofstream(p) << content;
-  return p.string();
-}
+using testing_support::temp_file;
 
 // Whether process `pid` still runs (a zombie waiting for its reaper does not).
 bool running(pid_t pid) {

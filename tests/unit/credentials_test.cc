@@ -13,6 +13,7 @@
 #include "dynamodb_cache/dynamodb.h"
 #include "dynamodb_cache/errors.h"
 #include "scoped_env.h"
+#include "temp_file.h"
 #include "test_server.h"
 
 using namespace dynamodb_cache;
@@ -43,13 +44,7 @@ ScopedEnv clean_env() {
                    {"AWS_SDK_UA_APP_ID", nullptr}};
 }
 
-std::string temp_file(const std::string& name, const std::string& content) {
-  auto dir = std::filesystem::temp_directory_path() / ("ddbc-test-" + std::to_string(getpid()));
-  std::filesystem::create_directories(dir);
-  auto p = dir / name;
-  std::ofstream(p) << content;
-  return p.string();
-}
+using testing_support::temp_file;
 
 std::string creds_json(const std::string& id, const std::string& expiration) {
   return R"({"Code":"Success","AccessKeyId":")" + id +
