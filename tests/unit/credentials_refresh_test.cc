@@ -286,6 +286,19 @@ TEST(CredentialsRefresh, InvalidationsAreHonouredOncePerBackoffInterval) {
 
 // ---- item 6: deadlines hold over credential fetches ----
 
+namespace {
+// One GetItem that must end in a TimeoutError: its message ("" after reporting a failure).
+std::string timeout_of_get(dynamodb::Client& c) {
+  try {
+    c.get_item(get_k());
+    ADD_FAILURE() << "no error";
+  } catch (const TimeoutError& e) {
+    return e.what();
+  }
+  return "";
+}
+}  // namespace
+
 // A credential_process that hangs (with a child holding its output open): a blocking call
 // with a 1 s operation deadline fails after about 1 s, not the process's 60 s timeout, saying
 // so, and the process and its child are killed.
@@ -298,17 +311,12 @@ TEST(CredentialsRefresh, HungCredentialProcessIsKilledWithItsChildAtTheDeadline)
   o.operation_timeout = 1000ms;
   dynamodb::Client c(o);
   auto start = Steady::now();
-  try {
-    c.get_item(get_k());
-    ADD_FAILURE() << "no error";
-  } catch (const TimeoutError& e) {
-    std::string w = e.what();
-    EXPECT_NE(w.find("operation deadline of 1 s"), std::string::npos) << w;
-    EXPECT_NE(
-        w.find("credential_process: the command did not finish in time: stopped at the operation deadline"),
-        std::string::npos)
-        << w;
-  }
+  std::string w = timeout_of_get(c);
+  EXPECT_NE(w.find("operation deadline of 1 s"), std::string::npos) << w;
+  EXPECT_NE(
+      w.find("credential_process: the command did not finish in time: stopped at the operation deadline"),
+      std::string::npos)
+      << w;
   EXPECT_LT(seconds_since(start), 2.5);
   pid_t child = read_pid(pid_file);
   ASSERT_GT(child, 0);
@@ -360,14 +368,9 @@ TEST(CredentialsRefresh, SlowStsHoldsTheOperationDeadline) {
   o.operation_timeout = 1000ms;
   dynamodb::Client c(o);
   auto start = Steady::now();
-  try {
-    c.get_item(get_k());
-    ADD_FAILURE() << "no error";
-  } catch (const TimeoutError& e) {
-    std::string w = e.what();
-    EXPECT_NE(w.find("operation deadline of 1 s"), std::string::npos) << w;
-    EXPECT_NE(w.find("assume role"), std::string::npos) << w;
-  }
+  std::string w = timeout_of_get(c);
+  EXPECT_NE(w.find("operation deadline of 1 s"), std::string::npos) << w;
+  EXPECT_NE(w.find("assume role"), std::string::npos) << w;
   EXPECT_LT(seconds_since(start), 2.0);
   EXPECT_TRUE(ddb.seen().empty());
 }
