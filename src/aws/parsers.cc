@@ -219,22 +219,26 @@ std::string xml_field(std::string_view xml, std::string_view tag) {
   return e ? xml_text(trim(*e)) : std::string();
 }
 
-// STS codes and messages quoted in errors.
-std::string safe_text(const std::string& s) { return util::printable(s, 200); }
+// STS codes and messages quoted in errors: the request's secrets redacted before the cut, so
+// no part of an echoed one survives.
+std::string safe_text(const std::string& s, const std::vector<std::string_view>& secrets) {
+  return util::printable(util::redact(s, secrets), 200);
+}
 
 }  // namespace
 
-StsError parse_sts_error(std::string_view xml) {
+StsError parse_sts_error(std::string_view xml, const std::vector<std::string_view>& secrets) {
   if (xml.size() > kMaxCredentialsAnswerBytes) return {};
   auto err = element(xml, "Error");
   if (!err) return {};
-  return {safe_text(xml_field(*err, "Code")), safe_text(xml_field(*err, "Message"))};
+  return {safe_text(xml_field(*err, "Code"), secrets), safe_text(xml_field(*err, "Message"), secrets)};
 }
 
-Credentials parse_sts_credentials(std::string_view xml, const std::string& provider) {
+Credentials parse_sts_credentials(std::string_view xml, const std::string& provider,
+                                  const std::vector<std::string_view>& secrets) {
   if (xml.size() > kMaxCredentialsAnswerBytes)
     throw CredentialsError(provider + ": STS answer too large", true);
-  if (auto err = parse_sts_error(xml); !err.code.empty()) {
+  if (auto err = parse_sts_error(xml, secrets); !err.code.empty()) {
     bool transient = err.code == "Throttling" || err.code == "ThrottlingException" ||
                      err.code == "ServiceUnavailable" || err.code == "InternalFailure" ||
                      err.code == "IDPCommunicationError";

@@ -14,6 +14,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "dynamodb_cache/aws.h"
 
@@ -57,16 +58,20 @@ Credentials parse_process_credentials(std::string_view output, const std::string
 
 // An STS Query-protocol answer (AssumeRole, AssumeRoleWithWebIdentity): the
 // <Credentials> element of a 200 answer. For an <ErrorResponse>, throws CredentialsError
-// with its Code and Message (which never hold secrets), retryable for throttling and
-// server-side codes. `provider` names the source in messages.
-Credentials parse_sts_credentials(std::string_view xml, const std::string& provider);
+// with its Code and Message, retryable for throttling and server-side codes. `provider`
+// names the source in messages. `secrets` are what the request carried (its session token,
+// signature, web identity token): a server may echo them, so they are redacted from Code
+// and Message before these are cut to length.
+Credentials parse_sts_credentials(std::string_view xml, const std::string& provider,
+                                  const std::vector<std::string_view>& secrets = {});
 
-// Code and Message of an STS <ErrorResponse>, or empty strings.
+// Code and Message of an STS <ErrorResponse>, or empty strings: one printable line each,
+// `secrets` redacted (util::redact), bounded.
 struct StsError {
   std::string code;
   std::string message;
 };
-StsError parse_sts_error(std::string_view xml);
+StsError parse_sts_error(std::string_view xml, const std::vector<std::string_view>& secrets = {});
 
 // The token `aws sso login` caches in ~/.aws/sso/cache/<sha1>.json. The sso-session format
 // adds what refreshing it takes (SSO OIDC CreateToken): empty / nullopt when absent.

@@ -46,8 +46,11 @@ StsTarget sts_target(const std::string& region, const std::string& endpoint, con
 
 // POSTs the Query-protocol `form` (Action=...&Version=2011-06-15&...) to STS, SigV4-signed
 // with `signer` (service "sts") when not null, and parses the credentials of the answer.
+// What STS says in an error is quoted without the request's secrets: the signer's session
+// token, the signature and `form_secret` (a web identity token), should it echo them.
 Credentials call_sts(http::Transport& t, const StsTarget& target, const std::string& form,
-                     const Credentials* signer, const std::string& provider);
+                     const Credentials* signer, const std::string& provider,
+                     std::string_view form_secret = {});
 
 // The default session name of AssumeRole calls: "dynamodb-cache-<epoch seconds>".
 std::string default_session_name();

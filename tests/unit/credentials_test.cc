@@ -2,9 +2,11 @@
 // IMDS providers talk to loopback servers started here.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <regex>
 #include <thread>
 
 #include "aws/parsers.h"
@@ -655,6 +657,57 @@ TEST(AssumeRole, LoopsMfaAndBadConfigurationAreClearErrors) {
   EXPECT_NE(denied.find("AccessDenied"), std::string::npos) << denied;
   EXPECT_NE(denied.find("sts:AssumeRole & more"), std::string::npos) << denied;
   EXPECT_NE(denied.find("arn:aws:iam::123456789012:role/a"), std::string::npos) << denied;
+}
+
+// Issue 28 item 10: an STS that echoes its request in an error message gets none of the
+// request's secrets printed (the source's session token, the signature, the web identity
+// token), nor the part of one that cutting the message to length would leave.
+TEST(AssumeRole, AnStsEchoingItsRequestGetsNoSecretPrinted) {
+  auto env = clean_env();
+  const std::string token = "SOURCE-TOKEN-" + std::string(300, 'T');
+  const std::string web_token = "WEB-IDENTITY-" + std::string(300, 'W');
+  std::atomic<int> status{403};
+  std::atomic<int> echo{0};  // 0: the session token, 1: the signature, 2: the web identity token
+  TestServer sts([&](const TestRequest& r) {
+    std::string said;
+    if (echo == 0 && r.header("x-amz-security-token")) said = *r.header("x-amz-security-token");
+    if (echo == 1 && r.header("authorization"))
+      said = r.header("authorization")->substr(r.header("authorization")->rfind('=') + 1);
+    if (echo == 2) said = form_value(r.body, "WebIdentityToken");
+    TestResponse resp;
+    resp.status = status;
+    resp.body = "<ErrorResponse><Error><Code>InvalidClientTokenId</Code><Message>" + std::string(40, '.') +
+                " you sent " + said + "</Message></Error></ErrorResponse>";
+    return resp;
+  });
+  auto config = temp_file("config-echo",
+                          "[profile base]\naws_access_key_id = AKIDSOURCE\n"
+                          "aws_secret_access_key = source-secret\naws_session_token = " +
+                              token +
+                              "\n[profile role]\nrole_arn = arn:aws:iam::1:role/r\n"
+                              "source_profile = base\n");
+  auto web_file = temp_file("web-token-echo", web_token);
+  std::string url = sts.url();
+  ScopedEnv e{{"AWS_CONFIG_FILE", config.c_str()},
+              {"AWS_ENDPOINT_URL_STS", url.c_str()},
+              {"AWS_REGION", "us-east-1"}};
+  auto check = [&](const std::string& err, const std::string& secret) {
+    EXPECT_NE(err.find("InvalidClientTokenId"), std::string::npos) << err;
+    EXPECT_NE(err.find("you sent [redacted]"), std::string::npos) << err;
+    EXPECT_EQ(err.find(secret.substr(0, 12)), std::string::npos) << err;
+  };
+  auto role_err = [] { return error_of([] { aws::make_profile_provider({"role", "", ""})->get(); }); };
+  check(role_err(), token);
+  status = 200;  // an <ErrorResponse> in a 200 answer is quoted the same way
+  check(role_err(), token);
+  status = 403;
+  echo = 1;
+  auto err = role_err();
+  EXPECT_NE(err.find("you sent [redacted]"), std::string::npos) << err;
+  EXPECT_FALSE(std::regex_search(err, std::regex("[0-9a-f]{64}"))) << err;
+  echo = 2;
+  ScopedEnv w{{"AWS_WEB_IDENTITY_TOKEN_FILE", web_file.c_str()}, {"AWS_ROLE_ARN", "arn:aws:iam::1:role/w"}};
+  check(error_of([] { aws::make_web_identity_provider()->get(); }), web_token);
 }
 
 TEST(AssumeRole, RegionalEndpointByDefault) {
