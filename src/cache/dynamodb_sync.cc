@@ -277,6 +277,10 @@ int64_t DynamodbBackend::Impl::increment(std::string_view key, int64_t delta, Tt
       int64_t current = layout::integer(c->second, attr::kCounter, key);
       if (delta >= 0 ? current > limit : current < limit)
         throw InvalidArgumentError(counter_message(key, current, delta));
+      // A live counter without expire_at (another tool's: no expire, or the Python rule's
+      // expire and update_ts) fails the one-request condition every time: conditioned on what
+      // was read instead, as touch does.
+      seen = std::move(l.seen);
     }
     contention("increment", key);
   });

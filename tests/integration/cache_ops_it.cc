@@ -124,6 +124,24 @@ TEST(CacheOpsIT, ItemsMissingLivenessAttributesAreJudgedAsGetJudgesThem) {
     EXPECT_TRUE(b.touch(k, 60s)) << k;
     EXPECT_TRUE(b.get_entry(k)->ttl_left) << k;  // re-timed: it expires now
   }
+  // A live counter without expire_at (no expire at all, or the Python rule's expire and
+  // update_ts) is incremented, as get reads it: not 16 rounds of "the item changed".
+  auto put_counter = [&](const std::string& key, ddb::Item attrs) {
+    ddb::PutItemRequest p;
+    p.table_name = t.name;
+    p.item = std::move(attrs);
+    p.item["key"] = ddb::AttributeValue::S(key);
+    p.item["counter"] = ddb::AttributeValue::N(5);
+    t.c->put_item(p);
+  };
+  put_counter("c-forever", {});
+  put_counter("c-python", {{"expire", ddb::AttributeValue::N(3600)},
+                           {"update_ts", ddb::AttributeValue::N(t.now_s() - 10)}});
+  for (const char* k : {"c-forever", "c-python"}) {
+    EXPECT_EQ(*b.get(k), "5") << k;
+    EXPECT_EQ(b.increment(k, 2, 0s), 7) << k;
+    EXPECT_EQ(*b.get(k), "7") << k;
+  }
 }
 
 TEST(CacheOpsIT, ConcurrentAddsHaveOneWinner) {
