@@ -163,6 +163,7 @@ namespace {
 // Authorization header.
 std::string server_text(std::string text, const http::Request& req) {
   static constexpr std::string_view kSignature = "Signature=";
+  static constexpr size_t kMaxRedactedBytes = 64 * 1024;
   std::vector<std::string_view> secrets;
   for (const auto& h : req.headers) {
     if (h.name == "X-Amz-Security-Token") secrets.push_back(h.value);
@@ -170,6 +171,9 @@ std::string server_text(std::string text, const http::Request& req) {
         at != std::string::npos)
       secrets.push_back(std::string_view(h.value).substr(at + kSignature.size()));
   }
+  // Only the first kMaxPeerTextBytes are shown: redacting more of a hostile body than what
+  // can reach them (plus the secrets that may shrink before them) would only cost time.
+  if (text.size() > kMaxRedactedBytes) text.resize(kMaxRedactedBytes);
   text = util::redact(std::move(text), secrets);
   for (size_t at = text.find(kSignature); at != std::string::npos; at = text.find(kSignature, at + 1)) {
     size_t start = at + kSignature.size(), end = start;

@@ -24,9 +24,15 @@ std::string printable(std::string_view text, size_t max_bytes = kMaxPeerTextByte
 // hundreds of bytes, a SigV4 signature 64), and replacing every "t" would garble the text.
 inline constexpr size_t kMinRedactedBytes = 8;
 
-// `text` with every occurrence of each string of `secrets` (of at least kMinRedactedBytes)
-// replaced by "[redacted]": for text a peer sent, which may echo what it was sent (a token,
-// a signature).
+// A run of at least this many bytes of a secret is redacted wherever it appears: a peer may
+// echo part of what it was sent (cut to its own limit), and the part is a secret too. Long
+// enough that random text does not match a random secret by chance.
+inline constexpr size_t kMinRedactedPartBytes = 16;
+
+// `text` with every occurrence of each string of `secrets` (of at least kMinRedactedBytes),
+// of its percent-encoded form (as a peer quoting a URL or a form would echo it), and of any
+// run of at least kMinRedactedPartBytes bytes of either replaced by "[redacted]": for text a
+// peer sent, which may echo what it was sent (a token, a signature).
 std::string redact(std::string text, const std::vector<std::string_view>& secrets);
 
 }  // namespace dynamodb_cache::util

@@ -37,6 +37,7 @@
 #include "http/transports.h"
 #include "io/http_engine.h"
 #include "scoped_env.h"
+#include "util/text.h"
 
 using namespace dynamodb_cache;
 using namespace std::chrono_literals;
@@ -1018,7 +1019,39 @@ TEST_P(ServerText, NeverHoldsTheRequestsSecrets) {
   EXPECT_EQ(e.request_id().find(kToken), std::string::npos);
 }
 
+// A server that echoes part of a secret (cut to its own limit) gets no part of it shown.
+TEST_P(ServerText, NeverHoldsAPartOfTheRequestsSecrets) {
+  const std::string token(kToken);
+  auto [e, sig] = error_for(
+      [&](const Echo& echo) {
+        return "token part: " + token.substr(3, 20) + "; signature part: " + echo.signature.substr(0, 32);
+      },
+      [&](const Echo&) { return "rid-" + token.substr(0, 20); });
+  const std::string what = e.what();
+  ASSERT_EQ(sig.size(), 64u) << "the server saw no signature";
+  EXPECT_NE(what.find("token part: [redacted]; signature part: [redacted]"), std::string::npos) << what;
+  EXPECT_NE(what.find("request id rid-[redacted]"), std::string::npos) << what;
+  EXPECT_EQ(what.find(token.substr(3, 16)), std::string::npos) << what;
+  EXPECT_EQ(what.find(sig.substr(0, 16)), std::string::npos) << what;
+}
+
 INSTANTIATE_TEST_SUITE_P(Client, ServerText, ::testing::Values(Mode::kPlain, Mode::kAsync, Mode::kCurlProxy),
                          [](const auto& info) { return std::string(mode_name(info.param)); });
+
+// util::redact: a secret echoed whole, percent-encoded (as in a quoted URL or form, either
+// case of hex digits) or in part (16 bytes or more) is replaced; shorter parts and other text
+// stay.
+TEST(Redact, WholeEncodedAndPartialEchoes) {
+  std::string token = "FwoGZXIvYXdzE+/ab==";
+  for (int i = 0; token.size() < 600; ++i) token += static_cast<char>('A' + (i * 7919) % 26);
+  const std::string text = "a " + token + " b FwoGZXIvYXdzE%2B%2Fab%3D%3D" + token.substr(19) +
+                           " c FwoGZXIvYXdzE%2b%2fab" + " d " + token.substr(0, 300) + " e " +
+                           token.substr(100, 16) + " f " + token.substr(200, 15) + " g";
+  EXPECT_EQ(
+      util::redact(text, {token}),
+      "a [redacted] b [redacted] c [redacted] d [redacted] e [redacted] f " + token.substr(200, 15) + " g");
+  EXPECT_EQ(util::redact("nothing secret here", {token}), "nothing secret here");
+  EXPECT_EQ(util::redact("short tok", {"tok"}), "short tok");  // below kMinRedactedBytes
+}
 
 }  // namespace
