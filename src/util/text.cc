@@ -1,7 +1,6 @@
 #include "util/text.h"
 
 #include <cctype>
-#include <unordered_set>
 
 namespace dynamodb_cache::util {
 
@@ -44,23 +43,31 @@ std::string percent_encoded(std::string_view s, const char* hex) {
 constexpr std::string_view kMark = "[redacted]";
 
 // Replaces every run of at least kMinRedactedPartBytes bytes of `text` that is also a run of
-// `secret` (the whole of it included) by kMark, each run as long as it matches.
+// `secret` by kMark, each as long as it matches. Only stretches of `text` made of bytes the
+// secret holds are searched, so ordinary text (spaces, punctuation) costs one pass: this runs
+// for every error a server answers, conditional-check failures included.
 void redact_runs(std::string& text, std::string_view secret) {
   constexpr size_t n = kMinRedactedPartBytes;
-  if (secret.size() < n) return;
-  std::unordered_set<std::string_view> grams;
-  for (size_t i = 0; i + n <= secret.size(); ++i) grams.insert(secret.substr(i, n));
+  if (secret.size() < n || text.size() < n) return;
+  bool in_secret[256] = {};
+  for (unsigned char c : secret) in_secret[c] = true;
   for (size_t at = 0; at + n <= text.size();) {
-    if (!grams.count(std::string_view(text).substr(at, n))) {
-      ++at;
-      continue;
+    size_t end = at;
+    while (end < text.size() && in_secret[static_cast<unsigned char>(text[end])]) ++end;
+    for (size_t i = at; i + n <= end;) {
+      if (secret.find(std::string_view(text).substr(i, n)) == std::string_view::npos) {
+        ++i;
+        continue;
+      }
+      size_t len = n;
+      while (i + len < end &&
+             secret.find(std::string_view(text).substr(i, len + 1)) != std::string_view::npos)
+        ++len;
+      text.replace(i, len, kMark);
+      end = end - len + kMark.size();
+      i += kMark.size();
     }
-    size_t len = n;
-    while (at + len < text.size() &&
-           secret.find(std::string_view(text).substr(at, len + 1)) != std::string_view::npos)
-      ++len;
-    text.replace(at, len, kMark);
-    at += kMark.size();
+    at = end + 1;
   }
 }
 
@@ -69,14 +76,17 @@ void redact_runs(std::string& text, std::string_view secret) {
 std::string redact(std::string text, const std::vector<std::string_view>& secrets) {
   for (std::string_view s : secrets) {
     if (s.size() < kMinRedactedBytes) continue;
-    const std::string upper = percent_encoded(s, "0123456789ABCDEF"),
-                      lower = percent_encoded(s, "0123456789abcdef");
+    // The percent-encoded forms only where they could be: text holding a '%'.
+    const bool encoded = text.find('%') != std::string::npos;
+    const std::string upper = encoded ? percent_encoded(s, "0123456789ABCDEF") : std::string();
+    const std::string lower = encoded ? percent_encoded(s, "0123456789abcdef") : std::string();
     const std::string_view forms[] = {s, upper, lower};
     // Whole echoes first, each one mark; then what is left of any.
     for (std::string_view form : forms)
-      for (size_t at = text.find(form); at != std::string::npos; at = text.find(form, at + kMark.size()))
+      for (size_t at = form.empty() ? std::string::npos : text.find(form); at != std::string::npos;
+           at = text.find(form, at + kMark.size()))
         text.replace(at, form.size(), kMark);
-    for (std::string_view form : forms) redact_runs(text, form);
+    for (std::string_view form : forms) redact_runs(text, form);  // nothing for an empty one
   }
   return text;
 }
