@@ -16,6 +16,8 @@
 #include <string_view>
 #include <vector>
 
+#include "dynamodb_cache/version.h"
+
 namespace dynamodb_cache::http {
 
 struct Header {
@@ -104,7 +106,7 @@ struct HttpOptions {
   std::size_t max_response_bytes = kDefaultMaxResponseBytes;
   // Proxies: libcurl honours http_proxy, https_proxy, all_proxy and no_proxy from the
   // environment; nothing needs setting here.
-  std::string user_agent = "dynamodb-cache-cpp/0.1";
+  std::string user_agent = "dynamodb-cache-cpp/" DYNAMODB_CACHE_VERSION;  // this library's version
 };
 
 // An absolute http(s) URL taken apart. Userinfo ("user:pw@") is rejected, so it never reaches
