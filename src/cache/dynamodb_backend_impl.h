@@ -369,8 +369,10 @@ struct DynamodbBackend::Impl {
   void clear_async(Done<void> done, std::function<void(uint64_t)> progress);
   void clear_namespace();
   void clear_table(const std::function<void(uint64_t)>& progress);
-  // What a namespace clear's UpdateItem (`move`) answered: the new generation, taken in and logged.
-  void generation_cleared(const detail::StoredKeys::Move& move, const std::optional<ddb::Item>& attributes);
+  // Logs the generation a namespace clear moved to (StoredKeys::moved took it in). Its
+  // parameters name no detail:: type: Impl's members are exported from the shared library
+  // (it is a public class's member), and tests/consumer checks that no src/ type is.
+  void generation_cleared(int64_t gen);
   // What a finished full clear counts and logs.
   void table_cleared(uint64_t erased);
   // A full clear's Scan of one segment (keys only, generation items left out).

@@ -30,7 +30,7 @@ void DynamodbBackend::Impl::clear_namespace() {
     const detail::StoredKeys::Move move = key_map.move(options.table, seen, options.now());
     ddb::WriteResult res;
     if (detail::conditional([&] { res = wire().update_item(move.request); }))
-      return generation_cleared(move, res.attributes);
+      return generation_cleared(key_map.moved(move, res.attributes));
     read = true;
   }
   throw Error(ErrorKind::kConditionFailed,
@@ -39,9 +39,7 @@ void DynamodbBackend::Impl::clear_namespace() {
               true);
 }
 
-void DynamodbBackend::Impl::generation_cleared(const detail::StoredKeys::Move& move,
-                                               const std::optional<ddb::Item>& attributes) {
-  const int64_t gen = key_map.moved(move, attributes);
+void DynamodbBackend::Impl::generation_cleared(int64_t gen) {
   emit(LogLevel::kInfo,
        "namespace '" + options.key_namespace + "' cleared: generation " + std::to_string(gen));
 }
@@ -176,7 +174,8 @@ void DynamodbBackend::Impl::clear_async(Done<void> done, std::function<void(uint
       if (res.ok()) add_write_units(res.value().consumed);
       if (!res.ok() && detail::kind_of(res.error()) == ErrorKind::kConditionFailed)
         return offload<void>(finish, [this] { clear_namespace(); });
-      finish(detail::outcome_of<void>([&] { generation_cleared(*move, res.value().attributes); }));
+      finish(detail::outcome_of<void>(
+          [&] { generation_cleared(key_map.moved(*move, res.value().attributes)); }));
     });
   }
   auto run = std::make_shared<ClearRun>();
