@@ -1,6 +1,7 @@
 """Helpers shared by the interoperability tests (run under scripts/with-dynalite or scripts/with-ddblocal)."""
 import base64
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -40,8 +41,73 @@ def run(cli, *args, stdin=b"", env=None, timeout=60):
                 e.pop(k, None)
             else:
                 e[k] = v
-    p = subprocess.run([cli, *args], input=stdin, capture_output=True, env=e, timeout=timeout)
-    return p.returncode, p.stdout, p.stderr.decode("utf-8", "replace")
+    with subprocess.Popen([cli, *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          env=e) as p:
+        try:
+            out, err = p.communicate(stdin, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            # A hang is a bug to find, not to retry: print where every thread of the process
+            # tree stands before it is killed.
+            print(f"HANG: {[cli, *args]} still running after {timeout} s", flush=True)
+            for pid in [p.pid, *descendants(p.pid)]:
+                print(stacks(pid), flush=True)
+            for pid in [*descendants(p.pid), p.pid]:
+                try:
+                    os.kill(pid, 9)
+                except OSError:
+                    pass
+            p.communicate()
+            raise
+    return p.returncode, out, err.decode("utf-8", "replace")
+
+
+def descendants(pid):
+    """The processes below pid (from /proc), children before grandchildren."""
+    children = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as fh:
+                    ppid = int(fh.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(0), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def stacks(pid):
+    """Each thread of pid: its name, kernel wait channel and, if gdb is installed, its stack."""
+    lines = []
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as fh:
+            cmdline = fh.read().replace(b"\0", b" ").decode(errors="replace")
+        lines.append(f"process {pid}: {cmdline}")
+        for tid in sorted(os.listdir(f"/proc/{pid}/task"), key=int):
+            info = []
+            for name in ("comm", "wchan"):
+                try:
+                    with open(f"/proc/{pid}/task/{tid}/{name}") as fh:
+                        info.append(fh.read().strip())
+                except OSError:
+                    info.append("?")
+            lines.append(f"  thread {tid} {info[0]} waits in {info[1]}")
+    except OSError as e:
+        return f"process {pid}: {e}"
+    gdb = shutil.which("gdb")
+    if gdb:
+        try:
+            bt = subprocess.run([gdb, "-p", str(pid), "-batch", "-ex", "set print frame-arguments none",
+                                 "-ex", "thread apply all bt"],
+                                capture_output=True, timeout=60)
+            lines.append(bt.stdout.decode(errors="replace"))
+        except subprocess.TimeoutExpired:
+            lines.append("  (gdb did not answer in 60 s)")
+    return "\n".join(lines)
 
 
 def ddb(endpoint=None):
