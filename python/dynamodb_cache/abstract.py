@@ -1,0 +1,30 @@
+"""AbstractCache: what a user cache defines (``_serialize`` / ``_deserialize``) and what every
+backend gives (``get``, ``set``, ``clear``), as in dynamodb_cache 0.1.1."""
+import typing as T
+from abc import ABC, abstractmethod
+
+VT = T.TypeVar("VT")
+
+
+class AbstractCache(ABC, T.Generic[VT]):
+    """List it second, after a backend: ``class MyCache(DynamodbBackend[V], AbstractCache[V])``."""
+
+    @abstractmethod
+    def _serialize(self, value: VT) -> bytes:
+        """The bytes stored for ``value``."""
+
+    @abstractmethod
+    def _deserialize(self, value: bytes) -> VT:
+        """The value that ``value`` (bytes from ``_serialize``) stands for."""
+
+    @abstractmethod
+    def set(self, key: str, value: VT, expire: float = 0) -> None:
+        """Stores ``value`` for ``expire`` seconds (0 = never expires)."""
+
+    @abstractmethod
+    def get(self, key: str) -> T.Optional[VT]:
+        """The live value, or None."""
+
+    @abstractmethod
+    def clear(self) -> None:
+        """Removes every entry."""

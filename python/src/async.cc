@@ -1,0 +1,119 @@
+// The asynchronous methods of _native.Backend: each starts the C++ backend's asynchronous
+// call and returns at once; the backend completes it on its client's I/O thread (a memory
+// layer: inline), where `callback(error, result)` is called with the GIL taken. The Python
+// side (dynamodb_cache/_aio.py) hands that on to its asyncio loop with call_soon_threadsafe,
+// so no thread waits per request.
+#include <pybind11/stl.h>
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "dynamodb_cache/backend.h"
+#include "native.h"
+
+namespace dynamodb_cache::python {
+
+namespace {
+
+// Owns the Python callback; whichever thread drops the last reference takes the GIL to
+// release it (a completion that never came, e.g. a refused submission, must not leak it or
+// touch it without the GIL).
+struct PyCallback {
+  py::object fn;
+  explicit PyCallback(py::object f) : fn(std::move(f)) {}
+  PyCallback(const PyCallback&) = delete;
+  PyCallback& operator=(const PyCallback&) = delete;
+  ~PyCallback() {
+    if (!fn || !Py_IsInitialized()) {
+      fn.release();  // at interpreter exit: leak rather than touch a finalized interpreter
+      return;
+    }
+    py::gil_scoped_acquire locked;
+    fn = py::object();
+  }
+};
+
+// The Done<T> that calls `cb(None, convert(value))` or `cb(error, None)` under the GIL. An
+// exception the callback raises cannot reach anyone on an I/O thread: it is reported as
+// unraisable (sys.unraisablehook), as asyncio does for callbacks.
+template <class T, class Convert>
+Backend::Done<T> deliver(py::function cb, Convert convert) {
+  auto holder = std::make_shared<PyCallback>(std::move(cb));
+  return [holder, convert](Outcome<T> r) {
+    if (!Py_IsInitialized()) return;
+    py::gil_scoped_acquire locked;
+    try {
+      if (r.ok()) {
+        if constexpr (std::is_void_v<T>)
+          holder->fn(py::none(), py::none());
+        else
+          holder->fn(py::none(), convert(r.value()));
+      } else {
+        holder->fn(to_python_error(r.error()), py::none());
+      }
+    } catch (py::error_already_set& e) {
+      e.discard_as_unraisable("dynamodb_cache asynchronous callback");
+    }
+    holder->fn = py::object();
+  };
+}
+
+py::object hit_bytes(const std::optional<Hit>& h) { return h ? py::object(py::bytes(h->value)) : py::none(); }
+
+py::object hits_list(const std::vector<std::optional<Hit>>& hits) {
+  py::list out;
+  for (const auto& h : hits) out.append(hit_bytes(h));
+  return std::move(out);
+}
+
+const auto kNoResult = [](auto&&...) { return py::none(); };
+
+Ttl ttl_of(double seconds) { return to_ttl(std::chrono::duration<double>(seconds)); }
+
+}  // namespace
+
+void bind_async(py::class_<PyBackend, std::shared_ptr<PyBackend>>& cls) {
+  cls.def("get_async",
+          [](PyBackend& self, std::string key, py::function cb) {
+            auto done = deliver<std::optional<Hit>>(std::move(cb), hit_bytes);
+            py::gil_scoped_release unlocked;  // a full client (InFlightPolicy::kWait) blocks here
+            self.backend->get_entry_async(std::move(key), std::move(done));
+          })
+      .def("set_async",
+           [](PyBackend& self, std::string key, std::string value, double ttl, py::function cb) {
+             const Ttl t = ttl_of(ttl);
+             auto done = deliver<void>(std::move(cb), kNoResult);
+             py::gil_scoped_release unlocked;
+             self.backend->set_async(std::move(key), std::move(value), t, std::move(done));
+           })
+      .def("delete_async",
+           [](PyBackend& self, std::string key, py::function cb) {
+             auto done = deliver<void>(std::move(cb), kNoResult);
+             py::gil_scoped_release unlocked;
+             self.backend->erase_async(std::move(key), std::move(done));
+           })
+      .def("get_many_async",
+           [](PyBackend& self, std::vector<std::string> keys, py::function cb) {
+             auto done = deliver<std::vector<std::optional<Hit>>>(std::move(cb), hits_list);
+             py::gil_scoped_release unlocked;
+             self.backend->get_many_async(std::move(keys), std::move(done));
+           })
+      .def("set_many_async",
+           [](PyBackend& self, std::vector<std::pair<std::string, std::string>> entries, double ttl,
+              py::function cb) {
+             const Ttl t = ttl_of(ttl);
+             auto done = deliver<void>(std::move(cb), kNoResult);
+             py::gil_scoped_release unlocked;
+             self.backend->set_many_async(std::move(entries), t, std::move(done));
+           })
+      .def("clear_async", [](PyBackend& self, py::function cb) {
+        auto done = deliver<void>(std::move(cb), kNoResult);
+        py::gil_scoped_release unlocked;
+        self.backend->clear_async(std::move(done));
+      });
+}
+
+}  // namespace dynamodb_cache::python

@@ -1,0 +1,32 @@
+// Shared declarations of the extension dynamodb_cache._native (python/src/): a thin binding of
+// the C++ library; the Python modules in python/dynamodb_cache/ give it the 0.1.1 API.
+#pragma once
+
+#include <pybind11/pybind11.h>
+
+#include <exception>
+#include <memory>
+
+#include "dynamodb_cache/backend.h"
+
+namespace dynamodb_cache::python {
+
+namespace py = pybind11;
+
+// What a Python object of class _native.Backend holds. The destructor drops the backend with
+// the GIL released: destroying the last reference to a client completes its pending
+// asynchronous operations, whose callbacks take the GIL.
+struct PyBackend {
+  std::shared_ptr<Backend> backend;
+  ~PyBackend();
+};
+
+// The exception instance of dynamodb_cache.errors (or the Python exception itself, for one a
+// user's callback raised) that `error` stands for. REQUIRES: the GIL.
+py::object to_python_error(std::exception_ptr error);
+// Registers the translator of C++ errors into dynamodb_cache.errors for every binding.
+void register_errors(py::module_& m);
+// Adds the *_async methods to the Backend class.
+void bind_async(py::class_<PyBackend, std::shared_ptr<PyBackend>>& cls);
+
+}  // namespace dynamodb_cache::python
