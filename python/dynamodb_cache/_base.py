@@ -25,7 +25,10 @@ def _future(start: T.Callable[[T.Callable[[T.Any, T.Any], None]], None]) -> "asy
     fut = loop.create_future()
 
     def done(err: T.Any, result: T.Any) -> None:
-        loop.call_soon_threadsafe(_settle, fut, err, result)
+        try:
+            loop.call_soon_threadsafe(_settle, fut, err, result)
+        except RuntimeError:
+            pass  # the loop was closed before the answer came: nobody awaits it any more
 
     start(done)
     return fut

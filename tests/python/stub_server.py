@@ -38,7 +38,10 @@ class Stub:
                 self.end_headers()
                 self.wfile.write(stub.body)
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        class Server(http.server.ThreadingHTTPServer):
+            request_queue_size = 1024  # a thousand connections at once (test_concurrency)
+
+        self.server = Server(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
@@ -52,3 +55,14 @@ class Stub:
         self._stop.set()
         self.server.shutdown()
         self.server.server_close()
+
+
+if __name__ == "__main__":
+    # A stub in a process of its own (so its threads never wait on the tested process's GIL):
+    # python3 stub_server.py DELAY_SECONDS; prints its URL, then serves until stdin closes.
+    import sys
+    s = Stub()
+    s.delay = float(sys.argv[1])
+    print(s.url, flush=True)
+    sys.stdin.read()
+    s.close()
