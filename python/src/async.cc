@@ -71,8 +71,6 @@ py::object hits_list(const std::vector<std::optional<Hit>>& hits) {
 
 const auto kNoResult = [](auto&&...) { return py::none(); };
 
-Ttl ttl_of(double seconds) { return to_ttl(std::chrono::duration<double>(seconds)); }
-
 }  // namespace
 
 void bind_async(py::class_<PyBackend, std::shared_ptr<PyBackend>>& cls) {

@@ -1,11 +1,12 @@
 // C++ errors (errors.h) as the exceptions of dynamodb_cache.errors, one Python class per C++
 // class, with the kind and retryable of every error and the fields of ServiceError and
 // TransportError.
+#include "dynamodb_cache/errors.h"
+
 #include <pybind11/pybind11.h>
 
 #include <string>
 
-#include "dynamodb_cache/errors.h"
 #include "native.h"
 
 namespace dynamodb_cache::python {
@@ -43,7 +44,8 @@ py::object from_error(const Error& e) {
     exc.attr("request_id") = py::str(s->request_id());
     exc.attr("service_message") = py::str(s->service_message());
   }
-  if (auto* t = dynamic_cast<const TransportError*>(&e)) exc.attr("request_sent") = py::bool_(t->request_sent());
+  if (auto* t = dynamic_cast<const TransportError*>(&e))
+    exc.attr("request_sent") = py::bool_(t->request_sent());
   return exc;
 }
 

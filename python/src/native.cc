@@ -1,6 +1,8 @@
 // dynamodb_cache._native: the C++ library's backends, client and table for Python. Every call
 // that waits on the network runs with the GIL released; Python callables (loaders) are called
 // with it held. Values cross as bytes, TTLs as float seconds (0 = never).
+#include "native.h"
+
 #include <pybind11/functional.h>
 #include <pybind11/stl.h>
 
@@ -14,7 +16,6 @@
 
 #include "dynamodb_cache/dynamodb_cache.h"
 #include "dynamodb_cache/version.h"
-#include "native.h"
 
 namespace dynamodb_cache::python {
 
@@ -25,9 +26,9 @@ PyBackend::~PyBackend() {
   }
 }
 
-namespace {
-
 Ttl ttl_of(double seconds) { return to_ttl(std::chrono::duration<double>(seconds)); }
+
+namespace {
 
 std::chrono::milliseconds ms_of(double seconds) {
   if (!(seconds >= 0) || seconds > 1e9) throw InvalidArgumentError("a duration must be 0 to 1e9 seconds");
@@ -63,7 +64,8 @@ std::shared_ptr<PyBackend> wrap(std::shared_ptr<Backend> b) {
   return p;
 }
 
-TableOptions table_options(const std::string& name, const std::string& billing_mode, int64_t rcu, int64_t wcu) {
+TableOptions table_options(const std::string& name, const std::string& billing_mode, int64_t rcu,
+                           int64_t wcu) {
   TableOptions t;
   t.name = name;
   if (billing_mode == "PAY_PER_REQUEST")
@@ -97,7 +99,8 @@ PYBIND11_MODULE(_native, m) {
         py::gil_scoped_release unlocked;
         t.create(wait);
       },
-      py::arg("client"), py::arg("name"), py::arg("billing_mode"), py::arg("rcu"), py::arg("wcu"), py::arg("wait"));
+      py::arg("client"), py::arg("name"), py::arg("billing_mode"), py::arg("rcu"), py::arg("wcu"),
+      py::arg("wait"));
   m.def("table_exists", [](const Client& c, const std::string& name) {
     Table t(c, table_options(name, "PAY_PER_REQUEST", 5, 5));
     py::gil_scoped_release unlocked;
@@ -244,7 +247,8 @@ PYBIND11_MODULE(_native, m) {
             auto load = [&loader]() -> std::string {
               py::gil_scoped_acquire locked;
               py::object r = loader();
-              if (!py::isinstance<py::bytes>(r)) throw py::type_error("a get_or_set loader must return bytes");
+              if (!py::isinstance<py::bytes>(r))
+                throw py::type_error("a get_or_set loader must return bytes");
               return r.cast<std::string>();
             };
             std::string v;

@@ -21,6 +21,9 @@ struct PyBackend {
   ~PyBackend();
 };
 
+// Seconds from Python (float, 0 = never) as a Ttl: InvalidArgumentError if negative, NaN or
+// past kMaxTtl.
+Ttl ttl_of(double seconds);
 // The exception instance of dynamodb_cache.errors (or the Python exception itself, for one a
 // user's callback raised) that `error` stands for. REQUIRES: the GIL.
 py::object to_python_error(std::exception_ptr error);
