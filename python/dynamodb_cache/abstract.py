@@ -1,5 +1,6 @@
-"""AbstractCache: what a user cache defines (``_serialize`` / ``_deserialize``) and what every
-backend gives (``get``, ``set``, ``clear``), as in dynamodb_cache 0.1.1."""
+"""AbstractCache: what a user cache defines (``_serialize`` / ``_deserialize``, abstract) and
+what every backend gives (``get``, ``set``, ``clear``: here they raise NotImplementedError), as
+in dynamodb_cache 0.1.1."""
 import typing as T
 from abc import ABC, abstractmethod
 
@@ -17,14 +18,14 @@ class AbstractCache(ABC, T.Generic[VT]):
     def _deserialize(self, value: bytes) -> VT:
         """The value that ``value`` (bytes from ``_serialize``) stands for."""
 
-    @abstractmethod
     def set(self, key: str, value: VT, expire: float = 0) -> None:
         """Stores ``value`` for ``expire`` seconds (0 = never expires)."""
+        raise NotImplementedError
 
-    @abstractmethod
     def get(self, key: str) -> T.Optional[VT]:
         """The live value, or None."""
+        raise NotImplementedError
 
-    @abstractmethod
     def clear(self) -> None:
         """Removes every entry."""
+        raise NotImplementedError

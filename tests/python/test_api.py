@@ -179,3 +179,21 @@ def test_user_exceptions_reach_the_caller(table):
     with pytest.raises(Boom, match="loader"):
         BytesCache(table).get_or_set("new", loader, 60)
     assert BytesCache(table).get("new") is None
+
+
+def test_0_1_1_keyword_names_and_plain_abstract_cache(table):
+    cache = JsonDictDynamodbCache(dynamodb_table=table)
+    layered = MultiLayerCache(cache_list=[JsonDictInMemoryCache(max_entries=10), cache])
+    assert layered.cache_list[1] is cache
+    layered.set("k", {"a": 1})
+    assert cache.get("k") == {"a": 1}
+
+    class OnlySerializers(AbstractCache[int]):  # 0.1.1: get/set/clear are not abstract
+        def _serialize(self, value):
+            return b"%d" % value
+
+        def _deserialize(self, value):
+            return int(value)
+
+    with pytest.raises(NotImplementedError):
+        OnlySerializers().get("k")

@@ -88,7 +88,7 @@ def _errors() -> T.Any:
 
 
 class DynamodbBackend(RecordHooks[VT], NativeCache[VT]):
-    """A cache in the table ``table`` (a DynamodbBackendRecord subclass): ``MyCache(MyTable)``.
+    """A cache in the table ``dynamodb_table`` (a DynamodbBackendRecord subclass): ``MyCache(MyTable)``.
 
     ``python_compat`` (default True, unlike the C++ default): values written as 0.1.1 writes
     them, so programs still on 0.1.1 read them; False stores raw or zstd-compressed bytes
@@ -102,9 +102,9 @@ class DynamodbBackend(RecordHooks[VT], NativeCache[VT]):
     _CLIENT_OPTIONS = ("max_attempts", "operation_timeout", "io_threads", "max_in_flight", "fail_when_full",
                        "profile")
 
-    def __init__(self, table: T.Type[DynamodbBackendRecord], *, python_compat: bool = True,
+    def __init__(self, dynamodb_table: T.Type[DynamodbBackendRecord], *, python_compat: bool = True,
                  **options: T.Any) -> None:
-        self.dynamodb_table = table
+        table = self.dynamodb_table = dynamodb_table
         client_options = {k: options.pop(k) for k in self._CLIENT_OPTIONS if k in options}
         if client_options:
             meta = table.Meta

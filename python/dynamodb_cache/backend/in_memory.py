@@ -2,6 +2,7 @@
 a process shares one store, and clear() on any of them empties it; the store is the C++
 MemoryBackend (sharded, TTL, bounded: 100,000 entries and 64 MiB by default, least recently
 used first out), shared unless a cache is given options of its own."""
+import threading
 import typing as T
 from dataclasses import dataclass
 
@@ -14,13 +15,15 @@ from ..utils import utc_now
 VT = T.TypeVar("VT")
 
 _shared: T.Any = None
+_shared_lock = threading.Lock()
 
 
 def _shared_store() -> T.Any:
     global _shared
-    if _shared is None:
-        _shared = _native.memory_backend()
-    return _shared
+    with _shared_lock:
+        if _shared is None:
+            _shared = _native.memory_backend()
+        return _shared
 
 
 @dataclass
