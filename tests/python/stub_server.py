@@ -1,5 +1,5 @@
 """A loopback HTTP server that answers every request as a test tells it: a status and body
-after a delay, a hang, or a closed connection. It stands in for DynamoDB where a real server
+after a delay, a hang, or a connection closed without an answer. It stands in for DynamoDB where a real server
 cannot be made to fail a given way. Bounded: it only serves 127.0.0.1 and stops with the test."""
 import http.server
 import threading
@@ -12,6 +12,7 @@ class Stub:
         self.body = b"{}"
         self.delay = 0.0
         self.hang = False
+        self.reset = False  # close the connection without an answer
         self.requests = 0
         self._stop = threading.Event()
         stub = self
@@ -26,6 +27,9 @@ class Stub:
                 n = int(self.headers.get("Content-Length", "0"))
                 self.rfile.read(n)
                 stub.requests += 1
+                if stub.reset:
+                    self.close_connection = True
+                    return
                 if stub.hang:
                     stub._stop.wait(30)
                     return

@@ -87,3 +87,26 @@ async def test_async_forms_against_dynalite(table):
     assert await cache.get_async("one") is None
     await cache.clear_async()
     assert await cache.get_async("k1") is None
+
+
+def test_exit_with_requests_pending_is_clean(tmp_path):
+    # Completions that arrive while the interpreter shuts down must neither hang nor crash it.
+    script = tmp_path / "exit_pending.py"
+    script.write_text(f"""
+import asyncio, sys
+sys.path.insert(0, {os.path.dirname(os.path.abspath(__file__))!r})
+from stub_server import Stub
+from conftest import stub_cache
+stub = Stub()
+stub.hang = True
+cache = stub_cache(stub.url, operation_timeout=20)
+async def go():
+    for i in range(5):
+        asyncio.ensure_future(cache.get_async(f"k{{i}}"))
+    await asyncio.sleep(0.2)
+asyncio.run(go())
+print("exiting with requests pending", flush=True)
+""")
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == "exiting with requests pending\n"

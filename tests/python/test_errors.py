@@ -61,6 +61,19 @@ def test_connect():
     assert isinstance(e.value, errors.TransportError)
 
 
+def test_transport_and_unknown_outcome(stub):
+    stub.reset = True
+    cache = stub_cache(stub.url)
+    with pytest.raises(errors.TransportError) as e:
+        cache.get("k")
+    check(e.value, errors.TransportError, "transport", True)
+    assert e.value.request_sent is True
+    # add() must not apply twice: after a lost answer it reads the item back, which fails too.
+    with pytest.raises(errors.UnknownOutcomeError) as e:
+        cache.add("k", b"v", 60)
+    assert e.value.kind == "unknown_outcome"
+
+
 def test_timeout(stub):
     stub.hang = True
     with pytest.raises(errors.TimeoutError) as e:
