@@ -18,46 +18,28 @@ namespace dynamodb_cache::python {
 
 namespace {
 
-// Owns the Python callback; whichever thread drops the last reference takes the GIL to
-// release it (a completion that never came, e.g. a refused submission, must not leak it or
-// touch it without the GIL).
-struct PyCallback {
-  py::object fn;
-  explicit PyCallback(py::object f) : fn(std::move(f)) {}
-  PyCallback(const PyCallback&) = delete;
-  PyCallback& operator=(const PyCallback&) = delete;
-  ~PyCallback() {
-    if (!fn || !Py_IsInitialized()) {
-      fn.release();  // at interpreter exit: leak rather than touch a finalized interpreter
-      return;
-    }
-    py::gil_scoped_acquire locked;
-    fn = py::object();
-  }
-};
-
 // The Done<T> that calls `cb(None, convert(value))` or `cb(error, None)` under the GIL. An
 // exception the callback raises cannot reach anyone on an I/O thread: it is reported as
 // unraisable (sys.unraisablehook), as asyncio does for callbacks.
 template <class T, class Convert>
 Backend::Done<T> deliver(py::function cb, Convert convert) {
-  auto holder = std::make_shared<PyCallback>(std::move(cb));
+  auto holder = std::make_shared<GilObject>(std::move(cb));
   return [holder, convert](Outcome<T> r) {
     if (!Py_IsInitialized()) return;
     py::gil_scoped_acquire locked;
     try {
       if (r.ok()) {
         if constexpr (std::is_void_v<T>)
-          holder->fn(py::none(), py::none());
+          holder->obj(py::none(), py::none());
         else
-          holder->fn(py::none(), convert(r.value()));
+          holder->obj(py::none(), convert(r.value()));
       } else {
-        holder->fn(to_python_error(r.error()), py::none());
+        holder->obj(to_python_error(r.error()), py::none());
       }
     } catch (py::error_already_set& e) {
       e.discard_as_unraisable("dynamodb_cache asynchronous callback");
     }
-    holder->fn = py::object();
+    holder->obj = py::object();
   };
 }
 

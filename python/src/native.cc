@@ -58,6 +58,11 @@ Client make_client(const std::string& region, const std::string& endpoint, const
   return std::make_shared<dynamodb::Client>(std::move(o));
 }
 
+// A Python exception on its way through C++ code that calls back into Python.
+struct PythonRaised {
+  std::shared_ptr<GilObject> error;
+};
+
 std::shared_ptr<PyBackend> wrap(std::shared_ptr<Backend> b) {
   auto p = std::make_shared<PyBackend>();
   p->backend = std::move(b);
@@ -242,19 +247,30 @@ PYBIND11_MODULE(_native, m) {
             o.lease_wait = ttl_of(lease_wait);
             o.refresh_ahead = ttl_of(refresh_ahead);
             const Ttl t = ttl_of(ttl);
-            // The loader runs with the GIL held; what it raises reaches the caller unchanged
-            // (py::error_already_set crosses the C++ frames).
+            // The loader runs with the GIL held. What it raises is carried through the C++ single
+            // flight as a PythonRaised (every caller waiting on the load gets it) and raised again
+            // here: a py::error_already_set can be restored only once, and several threads may
+            // receive the same exception.
             auto load = [&loader]() -> std::string {
               py::gil_scoped_acquire locked;
-              py::object r = loader();
+              py::object r;
+              try {
+                r = loader();
+              } catch (py::error_already_set& e) {
+                throw PythonRaised{std::make_shared<GilObject>(e.value())};
+              }
               if (!py::isinstance<py::bytes>(r))
                 throw py::type_error("a get_or_set loader must return bytes");
               return r.cast<std::string>();
             };
             std::string v;
-            {
+            try {
               py::gil_scoped_release unlocked;
               v = dynamodb_cache::get_or_set(*self.backend, key, load, t, o);
+            } catch (const PythonRaised& raised) {
+              PyObject* exc = raised.error->obj.ptr();
+              PyErr_SetObject(reinterpret_cast<PyObject*>(Py_TYPE(exc)), exc);
+              throw py::error_already_set();
             }
             return py::bytes(v);
           },

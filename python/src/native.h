@@ -6,6 +6,7 @@
 
 #include <exception>
 #include <memory>
+#include <utility>
 
 #include "dynamodb_cache/backend.h"
 
@@ -19,6 +20,24 @@ namespace py = pybind11;
 struct PyBackend {
   std::shared_ptr<Backend> backend;
   ~PyBackend();
+};
+
+// Owns a Python object that threads without the GIL may hold (in a C++ callback or an
+// exception_ptr): whichever thread drops it last takes the GIL to release it. At interpreter
+// exit it is leaked rather than touched.
+struct GilObject {
+  py::object obj;
+  explicit GilObject(py::object o) : obj(std::move(o)) {}
+  GilObject(const GilObject&) = delete;
+  GilObject& operator=(const GilObject&) = delete;
+  ~GilObject() {
+    if (!obj || !Py_IsInitialized()) {
+      obj.release();
+      return;
+    }
+    py::gil_scoped_acquire locked;
+    obj = py::object();
+  }
 };
 
 // Seconds from Python (float, 0 = never) as a Ttl: InvalidArgumentError if negative, NaN or

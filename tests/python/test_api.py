@@ -197,3 +197,46 @@ def test_0_1_1_keyword_names_and_plain_abstract_cache(table):
 
     with pytest.raises(NotImplementedError):
         OnlySerializers().get("k")
+
+
+def test_user_exceptions_reach_awaiters_and_every_waiting_thread(table):
+    import asyncio
+    import threading
+
+    class Bad(DynamodbBackend[int], AbstractCache[int]):
+        def _serialize(self, value):
+            return b"1"
+
+        def _deserialize(self, value):
+            raise Boom("deserialize")
+
+    bad = Bad(table)
+    bad.set("k", 1)
+
+    async def go():
+        with pytest.raises(Boom, match="deserialize"):
+            await bad.get_async("k")
+
+    asyncio.run(go())
+
+    started = threading.Event()
+
+    def loader():
+        started.set()
+        time.sleep(0.3)  # the other threads join this load meanwhile (single flight)
+        raise Boom("shared load")
+
+    caught = []
+
+    def call():
+        try:
+            bad.get_or_set("slow", loader, 60)
+        except Boom as e:
+            caught.append(str(e))
+
+    threads = [threading.Thread(target=call) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert caught == ["shared load"] * 3
