@@ -29,10 +29,12 @@ Backend::Done<T> deliver(py::function cb, Convert convert) {
     py::gil_scoped_acquire locked;
     try {
       if (r.ok()) {
-        if constexpr (std::is_void_v<T>)
+        if constexpr (std::is_void_v<T>) {
+          (void)convert;  // nothing to convert (clang: -Wunused-lambda-capture)
           holder->obj(py::none(), py::none());
-        else
+        } else {
           holder->obj(py::none(), convert(r.value()));
+        }
       } else {
         holder->obj(to_python_error(r.error()), py::none());
       }
