@@ -45,14 +45,6 @@ Backend::Done<T> deliver(py::function cb, Convert convert) {
   };
 }
 
-py::object hit_bytes(const std::optional<Hit>& h) { return h ? py::object(py::bytes(h->value)) : py::none(); }
-
-py::object hits_list(const std::vector<std::optional<Hit>>& hits) {
-  py::list out;
-  for (const auto& h : hits) out.append(hit_bytes(h));
-  return std::move(out);
-}
-
 const auto kNoResult = [](auto&&...) { return py::none(); };
 
 }  // namespace

@@ -26,6 +26,14 @@ PyBackend::~PyBackend() {
   }
 }
 
+py::object hit_bytes(const std::optional<Hit>& h) { return h ? py::object(py::bytes(h->value)) : py::none(); }
+
+py::list hits_list(const std::vector<std::optional<Hit>>& hits) {
+  py::list out;
+  for (const auto& h : hits) out.append(hit_bytes(h));
+  return out;
+}
+
 Ttl ttl_of(double seconds) { return to_ttl(std::chrono::duration<double>(seconds)); }
 
 namespace {
@@ -205,9 +213,7 @@ PYBIND11_MODULE(_native, m) {
                py::gil_scoped_release unlocked;
                hits = self.backend->get_many(keys);
              }
-             py::list out;
-             for (auto& h : hits) out.append(h ? py::object(py::bytes(h->value)) : py::object(py::none()));
-             return out;
+             return hits_list(hits);
            })
       .def("set_many",
            [](PyBackend& self, const std::vector<std::pair<std::string, std::string>>& entries, double ttl) {

@@ -6,7 +6,9 @@
 
 #include <exception>
 #include <memory>
+#include <optional>
 #include <utility>
+#include <vector>
 
 #include "dynamodb_cache/backend.h"
 
@@ -40,6 +42,9 @@ struct GilObject {
   }
 };
 
+// A hit's bytes, or None; a list of them.
+py::object hit_bytes(const std::optional<Hit>& h);
+py::list hits_list(const std::vector<std::optional<Hit>>& hits);
 // Seconds from Python (float, 0 = never) as a Ttl: InvalidArgumentError if negative, NaN or
 // past kMaxTtl.
 Ttl ttl_of(double seconds);
