@@ -9,6 +9,7 @@
 #include "cli/common.h"
 #include "dynamodb_cache/version.h"
 #include "util/text.h"
+#include "util/warn.h"
 
 namespace dynamodb_cache::cli {
 
@@ -125,6 +126,8 @@ int run_cli(int argc, char** argv) {
                                                 : dynamodb::BillingMode::kPayPerRequest;
       t.read_capacity_units = rcu;
       t.write_capacity_units = wcu;
+      // The library says nothing itself: its warnings (a server without native TTL) go here.
+      t.log = [](LogLevel, std::string_view m) { util::warn_once(std::string(m)); };
       Table(make_client(g), t).create(!no_wait);
       std::cerr << "table '" << g.table << "' " << (no_wait ? "is being created" : "is ready") << "\n";
       return kOk;
