@@ -271,6 +271,9 @@ class Cache {
       throw;
     } catch (const std::exception& e) {
       throw CodecError("cannot encode the value for key '" + std::string(key) + "': " + e.what());
+    } catch (...) {
+      throw CodecError("cannot encode the value for key '" + std::string(key) +
+                       "': the codec threw a non-exception");
     }
   }
 
@@ -281,6 +284,9 @@ class Cache {
       throw;
     } catch (const std::exception& e) {
       throw CodecError("cannot decode the value of key '" + std::string(key) + "': " + e.what());
+    } catch (...) {
+      throw CodecError("cannot decode the value of key '" + std::string(key) +
+                       "': the codec threw a non-exception");
     }
   }
 

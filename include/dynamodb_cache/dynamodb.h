@@ -352,7 +352,11 @@ struct ClientOptions {
 // Thread-safety: a Client is safe to use from any number of threads at once; share one.
 class Client {
  public:
-  // Resolves region, endpoint and credentials now; throws ConfigError if none can be found.
+  // Resolves the region, the endpoint, the retry settings and the HTTP options now (throws
+  // ConfigError when no region can be found, for a malformed endpoint or a bad setting;
+  // InvalidArgumentError for a bad option). Credentials are not looked for here: the provider
+  // chain is built, and asked at the first call, whose error says when none can be found
+  // (CredentialsError). Makes no request.
   explicit Client(ClientOptions options = {});
   ~Client();
   Client(const Client&) = delete;

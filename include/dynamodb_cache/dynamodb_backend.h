@@ -124,6 +124,10 @@ inline const std::string kGeneration = "generation";
 inline const std::string kVersion = "ver";
 }  // namespace attr
 
+namespace detail {
+struct DynamodbBackendAccess;
+}  // namespace detail
+
 // Thread-safe (the client is).
 class DynamodbBackend final : public Backend {
  public:
@@ -166,12 +170,6 @@ class DynamodbBackend final : public Backend {
   // called once, when every segment has stopped, with that error.
   void clear_async(Done<void> done, std::function<void(uint64_t)> progress = nullptr) override;
 
-  // The item `set` would write (exposed for tests and capacity estimates).
-  dynamodb::Item make_item(std::string_view key, std::string_view value, Ttl ttl) const;
-  // The hit an item stands for, or nullopt when expired. Throws CodecError for an item whose
-  // value cannot be decoded.
-  std::optional<Hit> read_item(const dynamodb::Item& item) const;
-
   const DynamodbOptions& options() const;
   dynamodb::Client& client();
 
@@ -185,11 +183,11 @@ class DynamodbBackend final : public Backend {
   std::string stored_key(std::string_view key) const;
   // "NS:GEN:" for the namespace's current generation (as namespace_refresh allows), or "".
   std::string key_prefix() const;
-  // True when stored_key(key, prefix) gave a digest (the item then holds full_key).
-  bool is_digest(std::string_view key, std::string_view prefix) const;
 
  private:
   struct Impl;  // src/cache/dynamodb_backend_impl.h
+  // The library's own code and its tests reach Impl through it (src/cache/dynamodb_backend_impl.h).
+  friend struct detail::DynamodbBackendAccess;
   std::unique_ptr<Impl> impl_;
 };
 

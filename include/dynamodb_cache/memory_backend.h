@@ -16,7 +16,9 @@ namespace dynamodb_cache {
 
 struct MemoryOptions {
   // Bounds over all shards; the least recently used entries go first. Each shard holds an
-  // equal share. Defaults: 100,000 entries, 64 MiB of keys plus values.
+  // equal share. Defaults: 100,000 entries, 64 MiB of keys plus values. A bound of 0 stores
+  // nothing (every get misses): a memory layer turned off by configuration, without
+  // changing the program's layers.
   std::size_t max_entries = 100000;
   std::size_t max_bytes = 64u << 20;
   // Number of independently locked shards (rounded up to a power of two). Default 16.

@@ -207,7 +207,8 @@ class LeaseTable {
     ddb::PutItemRequest r;
     r.table_name = options_.table;
     r.item = detail::build_item(options_, backend_.stored_key(key, prefix_), key,
-                                backend_.is_digest(key, prefix_), value, ttl, &client_);
+                                detail::DynamodbBackendAccess::impl(backend_).key_map.is_digest(key, prefix_),
+                                value, ttl, &client_);
     detail::add_write_token(r.item);
     r.resend_if_unknown = false;
     if (!seen.item) {

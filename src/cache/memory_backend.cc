@@ -100,7 +100,7 @@ struct memory::Shard {
   void put(Entry e) {
     if (auto it = index.find(e.key); it != index.end()) drop(it->second);
     std::size_t need = e.key.size() + e.value.size();
-    if (need > max_bytes) {  // larger than the whole shard: not cached at all
+    if (need > max_bytes || max_entries == 0) {  // larger than the whole shard, or no room at all: not cached
       ++evictions;
       return;
     }
@@ -121,8 +121,8 @@ MemoryBackend::Impl::Impl(MemoryOptions o) : options(std::move(o)) {
   options.shards = n;
   for (std::size_t i = 0; i < n; ++i) {
     auto s = std::make_unique<Shard>();
-    s->max_entries = std::max<std::size_t>(1, (options.max_entries + n - 1) / n);
-    s->max_bytes = std::max<std::size_t>(1, (options.max_bytes + n - 1) / n);
+    s->max_entries = (options.max_entries + n - 1) / n;  // 0 stays 0: nothing stored
+    s->max_bytes = (options.max_bytes + n - 1) / n;
     shards.push_back(std::move(s));
   }
 }

@@ -251,6 +251,17 @@ int run_bench(const GlobalOptions& g, const BenchOptions& o) {
         entries.clear();
       }
     }
+    // The keys stay after the run: say which, for how long, and how to remove them.
+    std::string ns = g.key_namespace.empty() ? std::string() : " --namespace " + g.key_namespace;
+    std::cerr << "bench: --prepare wrote keys " << key_name(0) << " to " << key_name(o.keys - 1)
+              << " in table '" << g.table << "'"
+              << (ns.empty() ? "" : " (namespace '" + g.key_namespace + "')")
+              << (o.ttl > 0 ? "; they stay until their TTL (" + std::to_string(o.ttl) + " s) ends"
+                            : std::string("; they never expire"))
+              << (ns.empty() ? ", or run `dynamodb-cache --table " + g.table +
+                                   " clear --yes` (which deletes every item in the table)"
+                             : ", or run `dynamodb-cache --table " + g.table + ns + " clear --yes`")
+              << "\n";
   }
 
   // One operation; returns false on a miss.
@@ -434,7 +445,9 @@ void add_bench_command(CLI::App& app, GlobalOptions& g, std::function<int()>& ru
       ->transform(whole_number(0, INT64_MAX))
       ->capture_default_str();
   add_ttl_option(b, o.ttl, "TTL of written values, seconds");
-  b->add_flag("--prepare", o.prepare, "Write the whole key space first, so gets hit");
+  b->add_flag("--prepare", o.prepare,
+              "Write the whole key space (keys bench-00000000...) first, so gets hit; the keys stay in the "
+              "table until --ttl ends");
   b->add_flag("--json", o.json, "One JSON object on stdout instead of the report");
   b->callback([&] { run = [&] { return run_bench(g, o); }; });
 }

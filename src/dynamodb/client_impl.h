@@ -194,6 +194,8 @@ struct Client::Impl::RetryRun {
   const bool adaptive;
   const bool resend_if_unknown;  // ConditionalWrite::resend_if_unknown
   const bool write;              // an operation that changes items (is_write)
+  // Attempts at most for a refused connection (ConnectError::refused): the standard mode's.
+  static constexpr int kRefusedAttempts = 3;
   int n = 1;                     // the attempt about to be made (1-based)
   int unknown_attempt = 0;       // the first attempt that may have been applied, 0: none
   std::string unknown_what;      // its error

@@ -694,4 +694,16 @@ ErrorBody decode_error(const std::string& body) {
   return e;
 }
 
+std::string request_table(const std::string& body) {
+  dom::element parsed;
+  if (thread_parser().parse(body).get(parsed) != simdjson::SUCCESS) return {};
+  dom::object doc;
+  if (parsed.get(doc) != simdjson::SUCCESS) return {};
+  std::string_view s;
+  if (doc["TableName"].get(s) == simdjson::SUCCESS) return std::string(s);
+  dom::object items;
+  if (doc["RequestItems"].get(items) != simdjson::SUCCESS || items.size() != 1) return {};
+  return std::string((*items.begin()).key);
+}
+
 }  // namespace dynamodb_cache::dynamodb::wire

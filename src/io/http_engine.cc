@@ -289,7 +289,7 @@ void HttpEngine::Conn::connected() {
   int err = 0;
   socklen_t len = sizeof err;
   ::getsockopt(fd_, SOL_SOCKET, SO_ERROR, &err, &len);
-  if (err != 0) throw ConnectError(where() + ": cannot connect: " + std::strerror(err));
+  if (err != 0) throw ConnectError(where() + ": cannot connect: " + std::strerror(err), err == ECONNREFUSED);
   int one = 1;
   ::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   ::setsockopt(fd_, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
@@ -634,6 +634,7 @@ int HttpEngine::connect_to(const http::Url& url, const std::string& where) {
   // numeric address (the common case for local endpoints) costs nothing.
   const http::AddrInfo res = http::resolve_host(url, where);
   std::string last = "no address";
+  bool refused = false;
   for (addrinfo* a = res.get(); a; a = a->ai_next) {
     int fd = ::socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, a->ai_protocol);
     if (fd < 0) continue;
@@ -641,9 +642,10 @@ int HttpEngine::connect_to(const http::Url& url, const std::string& where) {
       return fd;
     }
     last = std::strerror(errno);
+    refused = errno == ECONNREFUSED;
     ::close(fd);
   }
-  throw ConnectError(where + ": cannot connect: " + last);
+  throw ConnectError(where + ": cannot connect: " + last, refused);
 }
 
 namespace {

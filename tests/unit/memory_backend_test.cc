@@ -65,6 +65,20 @@ TEST(MemoryBackend, BoundedByEntriesWithLruOrder) {
   EXPECT_EQ(m.evictions(), 1u);
 }
 
+// A bound of 0 stores nothing: every get misses (a memory layer turned off by configuration).
+TEST(MemoryBackend, MaxEntriesZeroStoresNothing) {
+  for (size_t shards : {size_t{1}, size_t{16}}) {
+    MemoryOptions o;
+    o.max_entries = 0;
+    o.shards = shards;
+    MemoryBackend m(o);
+    m.set("a", "1", 0ms);
+    EXPECT_FALSE(m.get("a")) << shards;
+    EXPECT_FALSE(m.add("b", "2", 0ms) && m.get("b")) << shards;
+    EXPECT_EQ(m.size(), 0u) << shards;
+  }
+}
+
 TEST(MemoryBackend, BoundedByBytes) {
   MemoryOptions o;
   o.max_bytes = 100;
