@@ -7,7 +7,7 @@
 
 #include "cache/chunked.h"
 #include "cache/dynamodb_backend_impl.h"
-#include "cache/log.h"
+#include "util/log.h"
 #include "util/crypto.h"
 
 namespace dynamodb_cache {

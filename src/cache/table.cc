@@ -2,7 +2,7 @@
 
 #include <thread>
 
-#include "cache/log.h"
+#include "util/log.h"
 #include "dynamodb_cache/dynamodb_backend.h"  // attr::
 #include "dynamodb_cache/errors.h"
 #include "util/text.h"

@@ -194,8 +194,6 @@ int run_cli(int argc, char** argv) {
                                                 : dynamodb::BillingMode::kPayPerRequest;
       t.read_capacity_units = rcu;
       t.write_capacity_units = wcu;
-      // The library says nothing itself: its warnings (a server without native TTL) go here.
-      t.log = [](LogLevel, std::string_view m) { util::warn_once(std::string(m)); };
       Table(make_client(g), t).create(!no_wait);
       std::cerr << "table '" << g.table << "' " << (no_wait ? "is being created" : "is ready") << "\n";
       return kOk;
@@ -349,6 +347,11 @@ int run_cli(int argc, char** argv) {
 // (EPIPE) ends the process with SIGPIPE unless SIGPIPE is ignored, as it ends `cat`.
 int main(int argc, char** argv) {
   keep_standard_fds_open();
+  // The library says nothing itself: its warnings (a server without native TTL, credentials
+  // used past their expiration) come here, each said once.
+  set_log_hook([](LogLevel level, std::string_view m) {
+    if (level >= LogLevel::kWarning) util::warn_once(std::string(m));
+  });
   int rc = run_cli(argc, argv);
   if (rc == kOutput) return rc;  // reported
   if (std::string failure = stdout_failure(); !failure.empty()) {
