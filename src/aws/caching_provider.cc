@@ -107,7 +107,8 @@ class CachingProvider final : public CredentialsProvider {
     }
     last_error_ = error;
     ++failures_;
-    if (cached_ && usable_until_ && now >= *usable_until_ && !extended_) say.text = extend(now, "could not be refreshed");
+    if (cached_ && usable_until_ && now >= *usable_until_ && !extended_)
+      say.text = extend(now, "could not be refreshed");
     const bool usable = usable_at(now);
     next_attempt_ = now + (usable ? kRetryWhileUsable : backoff());
     if (usable) return *cached_;
@@ -187,8 +188,8 @@ class CachingProvider final : public CredentialsProvider {
     extended_ = true;
     if (warned_) return {};
     warned_ = true;
-    return "credentials from " + cached_->provider + " " + why + "; using them " + std::to_string(extra.count()) +
-           " more seconds and trying again meanwhile";
+    return "credentials from " + cached_->provider + " " + why + "; using them " +
+           std::to_string(extra.count()) + " more seconds and trying again meanwhile";
   }
 
   std::shared_ptr<CredentialsProvider> inner_;
@@ -199,7 +200,7 @@ class CachingProvider final : public CredentialsProvider {
   // All guarded by mu_.
   std::optional<Credentials> cached_;
   std::optional<SystemClock::time_point> usable_until_;  // expiration, or the extension
-  bool warned_ = false;              // extend() has said it once
+  bool warned_ = false;                                  // extend() has said it once
   bool extended_ = false;            // usable_until_ is an extension (granted once per set)
   bool stale_ = false;               // invalidated: fetch again when the backoff allows
   bool refreshing_ = false;          // a thread is calling inner_

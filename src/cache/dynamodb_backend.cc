@@ -7,8 +7,8 @@
 
 #include "cache/chunked.h"
 #include "cache/dynamodb_backend_impl.h"
-#include "util/log.h"
 #include "util/crypto.h"
+#include "util/log.h"
 
 namespace dynamodb_cache {
 

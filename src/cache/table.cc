@@ -2,9 +2,9 @@
 
 #include <thread>
 
-#include "util/log.h"
 #include "dynamodb_cache/dynamodb_backend.h"  // attr::
 #include "dynamodb_cache/errors.h"
+#include "util/log.h"
 #include "util/text.h"
 
 namespace dynamodb_cache {

@@ -1,11 +1,12 @@
 // Process-wide warnings: each distinct message is printed once.
+#include "util/warn.h"
+
 #include <gtest/gtest.h>
 
 #include <string>
 #include <vector>
 
 #include "util/log.h"
-#include "util/warn.h"
 
 using dynamodb_cache::util::warn_once;
 
