@@ -3,9 +3,16 @@
 ``_deserialize`` with the GIL held; the engine's calls release it while they wait."""
 import asyncio
 import json
+import threading
 import typing as T
 
+from . import errors
+
 VT = T.TypeVar("VT")
+
+# The (backend, key) pairs whose loader runs on this thread: a get_or_set of the same pair from
+# inside its own loader would wait for itself forever in the engine's single flight.
+_loading = threading.local()
 
 
 def _settle(fut: "asyncio.Future", err: T.Optional[BaseException], result: T.Any) -> None:
@@ -58,11 +65,21 @@ class NativeCache(T.Generic[VT]):
         per key at a time in this process (others wait for it); with ``lease`` (seconds, a
         DynamoDB backend only) one per fleet; ``refresh_ahead``: a hit with less than that
         left is reloaded by one caller while the others get the current value. What
-        ``loader`` raises reaches every caller waiting on it, and nothing is cached."""
+        ``loader`` raises reaches every caller waiting on it, and nothing is cached. A loader
+        that calls get_or_set for its own key on the same cache gets InvalidArgumentError."""
         loaded: T.List[VT] = []
+        active: T.Set[T.Tuple[int, str]] = _loading.__dict__.setdefault("pairs", set())
+        pair = (id(self._native), key)
+        if pair in active:
+            raise errors.InvalidArgumentError(
+                f"get_or_set({key!r}) called from its own loader: it would wait for itself")
 
         def load() -> bytes:
-            value = loader()
+            active.add(pair)
+            try:
+                value = loader()
+            finally:
+                active.discard(pair)
             loaded.append(value)
             return self._serialize(value)  # type: ignore[attr-defined]
 
