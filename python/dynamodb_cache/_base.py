@@ -49,7 +49,15 @@ class NativeCache(T.Generic[VT]):
 
     # --- the 0.1.1 API ------------------------------------------------------------------
     def set(self, key: str, value: VT, expire: float = 0) -> None:
-        self._native.set(key, self._serialize(value), expire)  # type: ignore[attr-defined]
+        self._store(key, self._serialize(value), expire)  # type: ignore[attr-defined]
+
+    def _store(self, key: str, data: bytes, expire: float) -> None:
+        # 0.1.1 takes a negative expire and stores an entry that is already expired (reads
+        # miss); the engine refuses negative TTLs, so the key is emptied instead: same reads.
+        if expire < 0:
+            self._native.delete(key)
+        else:
+            self._native.set(key, data, expire)
 
     def get(self, key: str) -> T.Optional[VT]:
         raw = self._native.get(key)
@@ -177,7 +185,7 @@ class RecordHooks(T.Generic[VT]):
             NativeCache.set(self, key, value, expire)  # type: ignore[arg-type]
             return
         record = self._value_to_record(key, value, expire)
-        self._native.set(record.key, bytes(record.value), record.expire)  # type: ignore[attr-defined]
+        self._store(record.key, bytes(record.value), record.expire)  # type: ignore[attr-defined]
 
     def get(self, key: str) -> T.Optional[VT]:
         if type(self)._record_to_value is RecordHooks._record_to_value:

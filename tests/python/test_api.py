@@ -240,3 +240,15 @@ def test_user_exceptions_reach_awaiters_and_every_waiting_thread(table):
     for t in threads:
         t.join()
     assert caught == ["shared load"] * 3
+
+
+def test_a_negative_expire_stores_an_already_expired_entry_as_0_1_1(table):
+    # 0.1.1 accepts expire < 0 and writes an item its liveness rule reads as expired.
+    ddb, mem = BytesCache(table), JsonDictInMemoryCache()
+    ddb.set("neg", b"old")
+    ddb.set("neg", b"new", expire=-5)
+    mem.set("neg", {"old": 1})
+    mem.set("neg", {"new": 1}, expire=-0.5)
+    assert ddb.get("neg") is None and mem.get("neg") is None
+    common.py_set(common.ddb(), table.Meta.table_name, "neg-0.1.1", b"{}", expire=-5)
+    assert ddb.get("neg-0.1.1") is None
