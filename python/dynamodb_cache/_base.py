@@ -3,9 +3,16 @@
 ``_deserialize`` with the GIL held; the engine's calls release it while they wait."""
 import asyncio
 import json
+import threading
 import typing as T
 
+from . import errors
+
 VT = T.TypeVar("VT")
+
+# The (backend, key) pairs whose loader runs on this thread: a get_or_set of the same pair from
+# inside its own loader would wait for itself forever in the engine's single flight.
+_loading = threading.local()
 
 
 def _settle(fut: "asyncio.Future", err: T.Optional[BaseException], result: T.Any) -> None:
@@ -42,7 +49,15 @@ class NativeCache(T.Generic[VT]):
 
     # --- the 0.1.1 API ------------------------------------------------------------------
     def set(self, key: str, value: VT, expire: float = 0) -> None:
-        self._native.set(key, self._serialize(value), expire)  # type: ignore[attr-defined]
+        self._store(key, self._serialize(value), expire)  # type: ignore[attr-defined]
+
+    def _store(self, key: str, data: bytes, expire: float) -> None:
+        # 0.1.1 takes a negative expire and stores an entry that is already expired (reads
+        # miss); the engine refuses negative TTLs, so the key is emptied instead: same reads.
+        if expire < 0:
+            self._native.delete(key)
+        else:
+            self._native.set(key, data, expire)
 
     def get(self, key: str) -> T.Optional[VT]:
         raw = self._native.get(key)
@@ -58,11 +73,21 @@ class NativeCache(T.Generic[VT]):
         per key at a time in this process (others wait for it); with ``lease`` (seconds, a
         DynamoDB backend only) one per fleet; ``refresh_ahead``: a hit with less than that
         left is reloaded by one caller while the others get the current value. What
-        ``loader`` raises reaches every caller waiting on it, and nothing is cached."""
+        ``loader`` raises reaches every caller waiting on it, and nothing is cached. A loader
+        that calls get_or_set for its own key on the same cache gets InvalidArgumentError."""
         loaded: T.List[VT] = []
+        active: T.Set[T.Tuple[int, str]] = _loading.__dict__.setdefault("pairs", set())
+        pair = (id(self._native), key)
+        if pair in active:
+            raise errors.InvalidArgumentError(
+                f"get_or_set({key!r}) called from its own loader: it would wait for itself")
 
         def load() -> bytes:
-            value = loader()
+            active.add(pair)
+            try:
+                value = loader()
+            finally:
+                active.discard(pair)
             loaded.append(value)
             return self._serialize(value)  # type: ignore[attr-defined]
 
@@ -160,7 +185,7 @@ class RecordHooks(T.Generic[VT]):
             NativeCache.set(self, key, value, expire)  # type: ignore[arg-type]
             return
         record = self._value_to_record(key, value, expire)
-        self._native.set(record.key, bytes(record.value), record.expire)  # type: ignore[attr-defined]
+        self._store(record.key, bytes(record.value), record.expire)  # type: ignore[attr-defined]
 
     def get(self, key: str) -> T.Optional[VT]:
         if type(self)._record_to_value is RecordHooks._record_to_value:

@@ -25,6 +25,8 @@ DynamodbCacheError = Error
 class InvalidArgumentError(Error, ValueError):
     """The caller's input: empty or oversized key, oversized value, negative TTL, bad option."""
 
+    kind = "invalid_argument"
+
 
 class CodecError(Error):
     """A stored value could not be decoded (or encoded)."""

@@ -53,26 +53,26 @@ void bind_async(py::class_<PyBackend, std::shared_ptr<PyBackend>>& cls) {
   cls.def("get_async",
           [](PyBackend& self, std::string key, py::function cb) {
             auto done = deliver<std::optional<Hit>>(std::move(cb), hit_bytes);
-            py::gil_scoped_release unlocked;  // a full client (InFlightPolicy::kWait) blocks here
+            Unlocked unlocked;  // a full client (InFlightPolicy::kWait) blocks here
             self.backend->get_entry_async(std::move(key), std::move(done));
           })
       .def("set_async",
            [](PyBackend& self, std::string key, std::string value, double ttl, py::function cb) {
              const Ttl t = ttl_of(ttl);
              auto done = deliver<void>(std::move(cb), kNoResult);
-             py::gil_scoped_release unlocked;
+             Unlocked unlocked;
              self.backend->set_async(std::move(key), std::move(value), t, std::move(done));
            })
       .def("delete_async",
            [](PyBackend& self, std::string key, py::function cb) {
              auto done = deliver<void>(std::move(cb), kNoResult);
-             py::gil_scoped_release unlocked;
+             Unlocked unlocked;
              self.backend->erase_async(std::move(key), std::move(done));
            })
       .def("get_many_async",
            [](PyBackend& self, std::vector<std::string> keys, py::function cb) {
              auto done = deliver<std::vector<std::optional<Hit>>>(std::move(cb), hits_list);
-             py::gil_scoped_release unlocked;
+             Unlocked unlocked;
              self.backend->get_many_async(std::move(keys), std::move(done));
            })
       .def("set_many_async",
@@ -80,12 +80,12 @@ void bind_async(py::class_<PyBackend, std::shared_ptr<PyBackend>>& cls) {
               py::function cb) {
              const Ttl t = ttl_of(ttl);
              auto done = deliver<void>(std::move(cb), kNoResult);
-             py::gil_scoped_release unlocked;
+             Unlocked unlocked;
              self.backend->set_many_async(std::move(entries), t, std::move(done));
            })
       .def("clear_async", [](PyBackend& self, py::function cb) {
         auto done = deliver<void>(std::move(cb), kNoResult);
-        py::gil_scoped_release unlocked;
+        Unlocked unlocked;
         self.backend->clear_async(std::move(done));
       });
 }

@@ -62,7 +62,7 @@ Client make_client(const std::string& region, const std::string& endpoint, const
   o.io_threads = io_threads;
   o.max_in_flight = max_in_flight;
   o.in_flight_policy = fail_when_full ? dynamodb::InFlightPolicy::kFail : dynamodb::InFlightPolicy::kWait;
-  py::gil_scoped_release unlocked;  // resolving credentials may read files or ask a service
+  Unlocked unlocked;  // resolving credentials may read files or ask a service
   return std::make_shared<dynamodb::Client>(std::move(o));
 }
 
@@ -109,19 +109,19 @@ PYBIND11_MODULE(_native, m) {
       [](const Client& c, const std::string& name, const std::string& billing_mode, int64_t rcu, int64_t wcu,
          bool wait) {
         Table t(c, table_options(name, billing_mode, rcu, wcu));
-        py::gil_scoped_release unlocked;
+        Unlocked unlocked;
         t.create(wait);
       },
       py::arg("client"), py::arg("name"), py::arg("billing_mode"), py::arg("rcu"), py::arg("wcu"),
       py::arg("wait"));
   m.def("table_exists", [](const Client& c, const std::string& name) {
     Table t(c, table_options(name, "PAY_PER_REQUEST", 5, 5));
-    py::gil_scoped_release unlocked;
+    Unlocked unlocked;
     return t.exists();
   });
   m.def("table_drop", [](const Client& c, const std::string& name, bool wait) {
     Table t(c, table_options(name, "PAY_PER_REQUEST", 5, 5));
-    py::gil_scoped_release unlocked;
+    Unlocked unlocked;
     t.drop(wait);
   });
 
@@ -177,7 +177,7 @@ PYBIND11_MODULE(_native, m) {
           [](PyBackend& self, const std::string& key) {
             std::optional<std::string> v;
             {
-              py::gil_scoped_release unlocked;
+              Unlocked unlocked;
               v = self.backend->get(key);
             }
             return bytes_or_none(v);
@@ -185,24 +185,24 @@ PYBIND11_MODULE(_native, m) {
       .def("set",
            [](PyBackend& self, const std::string& key, const std::string& value, double ttl) {
              const Ttl t = ttl_of(ttl);
-             py::gil_scoped_release unlocked;
+             Unlocked unlocked;
              self.backend->set(key, value, t);
            })
       .def("delete",
            [](PyBackend& self, const std::string& key) {
-             py::gil_scoped_release unlocked;
+             Unlocked unlocked;
              self.backend->erase(key);
            })
       .def("delete_many",
            [](PyBackend& self, const std::vector<std::string>& keys) {
-             py::gil_scoped_release unlocked;
+             Unlocked unlocked;
              self.backend->erase_many(keys);
            })
       .def("clear",
            [](PyBackend& self) {
              // The erased count of a whole-table clear (0 for a namespace or memory).
              std::atomic<uint64_t> erased{0};
-             py::gil_scoped_release unlocked;
+             Unlocked unlocked;
              self.backend->clear([&](uint64_t n) { erased.store(n, std::memory_order_relaxed); });
              return erased.load();
            })
@@ -210,7 +210,7 @@ PYBIND11_MODULE(_native, m) {
            [](PyBackend& self, const std::vector<std::string>& keys) {
              std::vector<std::optional<Hit>> hits;
              {
-               py::gil_scoped_release unlocked;
+               Unlocked unlocked;
                hits = self.backend->get_many(keys);
              }
              return hits_list(hits);
@@ -218,30 +218,30 @@ PYBIND11_MODULE(_native, m) {
       .def("set_many",
            [](PyBackend& self, const std::vector<std::pair<std::string, std::string>>& entries, double ttl) {
              const Ttl t = ttl_of(ttl);
-             py::gil_scoped_release unlocked;
+             Unlocked unlocked;
              self.backend->set_many(entries, t);
            })
       .def("contains",
            [](PyBackend& self, const std::string& key) {
-             py::gil_scoped_release unlocked;
+             Unlocked unlocked;
              return self.backend->contains(key);
            })
       .def("touch",
            [](PyBackend& self, const std::string& key, double ttl) {
              const Ttl t = ttl_of(ttl);
-             py::gil_scoped_release unlocked;
+             Unlocked unlocked;
              return self.backend->touch(key, t);
            })
       .def("add",
            [](PyBackend& self, const std::string& key, const std::string& value, double ttl) {
              const Ttl t = ttl_of(ttl);
-             py::gil_scoped_release unlocked;
+             Unlocked unlocked;
              return self.backend->add(key, value, t);
            })
       .def("incr",
            [](PyBackend& self, const std::string& key, int64_t delta, double ttl) {
              const Ttl t = ttl_of(ttl);
-             py::gil_scoped_release unlocked;
+             Unlocked unlocked;
              return self.backend->increment(key, delta, t);
            })
       .def(
@@ -271,7 +271,7 @@ PYBIND11_MODULE(_native, m) {
             };
             std::string v;
             try {
-              py::gil_scoped_release unlocked;
+              Unlocked unlocked;
               v = dynamodb_cache::get_or_set(*self.backend, key, load, t, o);
             } catch (const PythonRaised& raised) {
               PyObject* exc = raised.error->obj.ptr();

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <pybind11/pybind11.h>
+#include <unistd.h>
 
 #include <exception>
 #include <memory>
@@ -15,6 +16,35 @@
 namespace dynamodb_cache::python {
 
 namespace py = pybind11;
+
+// Releases the GIL for its scope, as py::gil_scoped_release, for calls that wait on the engine;
+// unlike it, survives interpreter exit. A daemon thread that comes back while Python finalizes
+// is parked forever (as Python 3.14 does) instead of being pthread_exit-ed from inside a
+// noexcept destructor, which aborted the process ("terminate called without an active
+// exception"). The destructor is noexcept(false) for the moment between the check and
+// PyEval_RestoreThread: a finalization starting then ends the thread by forced unwinding, which
+// pybind11 lets through. Not for use in a destructor.
+class Unlocked {
+ public:
+  Unlocked() : state_(PyEval_SaveThread()) {}
+  Unlocked(const Unlocked&) = delete;
+  Unlocked& operator=(const Unlocked&) = delete;
+  ~Unlocked() noexcept(false) {
+    if (finalizing())
+      for (;;) pause();
+    PyEval_RestoreThread(state_);
+  }
+
+ private:
+  static bool finalizing() {
+#if PY_VERSION_HEX >= 0x030D0000
+    return Py_IsFinalizing();
+#else
+    return _Py_IsFinalizing();
+#endif
+  }
+  PyThreadState* state_;
+};
 
 // What a Python object of class _native.Backend holds. The destructor drops the backend with
 // the GIL released: destroying the last reference to a client completes its pending

@@ -240,3 +240,57 @@ def test_user_exceptions_reach_awaiters_and_every_waiting_thread(table):
     for t in threads:
         t.join()
     assert caught == ["shared load"] * 3
+
+
+def test_a_negative_expire_stores_an_already_expired_entry_as_0_1_1(table):
+    # 0.1.1 accepts expire < 0 and writes an item its liveness rule reads as expired.
+    ddb, mem = BytesCache(table), JsonDictInMemoryCache()
+    ddb.set("neg", b"old")
+    ddb.set("neg", b"new", expire=-5)
+    mem.set("neg", {"old": 1})
+    mem.set("neg", {"new": 1}, expire=-0.5)
+    assert ddb.get("neg") is None and mem.get("neg") is None
+    common.py_set(common.ddb(), table.Meta.table_name, "neg-0.1.1", b"{}", expire=-5)
+    assert ddb.get("neg-0.1.1") is None
+
+
+def test_multi_layer_over_a_cache_of_your_own_or_one_overriding_get_set():
+    # 0.1.1's MultiLayerCache calls each layer's get / set / clear: a layer may be any
+    # AbstractCache, and a layer's overrides are honoured.
+    class DictCache(AbstractCache[dict]):
+        def __init__(self):
+            self.d = {}
+
+        def _serialize(self, value):
+            raise AssertionError("not called")
+
+        def _deserialize(self, value):
+            raise AssertionError("not called")
+
+        def get(self, key):
+            return self.d.get(key)
+
+        def set(self, key, value, expire=0):
+            self.d[key] = (value, expire)
+
+        def clear(self):
+            self.d.clear()
+
+    class Prefixed(JsonDictInMemoryCache):
+        def get(self, key):
+            return super().get("p:" + key)
+
+        def set(self, key, value, expire=0):
+            super().set("p:" + key, value, expire)
+
+    own, mem, plain = DictCache(), Prefixed(), JsonDictInMemoryCache()
+    layers = MultiLayerCache([mem, own])
+    layers.set("k", {"v": 1}, expire=60)
+    assert own.d == {"k": ({"v": 1}, 60)} and plain.get("p:k") == {"v": 1} and plain.get("k") is None
+    assert layers.get("k") == {"v": 1}
+    own.d["only-own"] = {"o": 1}
+    assert layers.get("only-own") == {"o": 1}
+    with pytest.raises(TypeError, match="0.1.1's get, set and clear only"):
+        layers.incr("n")
+    layers.clear()
+    assert own.d == {} and layers.get("k") is None

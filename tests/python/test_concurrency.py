@@ -110,3 +110,25 @@ print("exiting with requests pending", flush=True)
     out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout == "exiting with requests pending\n"
+
+
+def test_interpreter_exit_with_a_daemon_thread_in_a_blocking_call(table, tmp_path):
+    # The daemon thread keeps coming back from the engine (GIL released) while Python finalizes;
+    # that used to abort the process ("terminate called without an active exception").
+    script = tmp_path / "daemon.py"
+    script.write_text(f"""
+import sys, threading, time
+sys.path.insert(0, {os.path.dirname(os.path.abspath(__file__))!r})
+from conftest import BytesCache, table_class
+cache = BytesCache(table_class({table.Meta.table_name!r}))
+cache.set("k", b"v")
+def poll():
+    while True:
+        cache.get("k")
+threading.Thread(target=poll, daemon=True).start()
+time.sleep(0.2)
+print("exiting", flush=True)
+""")
+    for _ in range(3):
+        out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60)
+        assert (out.returncode, out.stdout) == (0, "exiting\n"), out.stderr

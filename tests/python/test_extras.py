@@ -5,7 +5,7 @@ import time
 import pytest
 
 from dynamodb_cache import JsonDictDynamodbCache, JsonDictInMemoryCache
-from dynamodb_cache.errors import WrongTypeError
+from dynamodb_cache.errors import InvalidArgumentError, WrongTypeError
 from conftest import BytesCache, stub_cache
 
 
@@ -103,3 +103,12 @@ def test_in_memory_extras():
     assert c.add("x", {"a": 1}) and not c.add("x", {})
     assert c.incr("n", 3) == 3
     assert c.get_or_set("g", lambda: {"g": 1}) == {"g": 1}
+
+
+def test_a_loader_asking_for_its_own_key_gets_an_error_not_a_hang():
+    c = JsonDictInMemoryCache(max_entries=10)
+    with pytest.raises(InvalidArgumentError, match="own loader") as raised:
+        c.get_or_set("r", lambda: c.get_or_set("r", lambda: {"inner": 1}))
+    assert raised.value.kind == "invalid_argument" and c.get("r") is None
+    # Another key from inside a loader is fine, and the key is usable afterwards.
+    assert c.get_or_set("r", lambda: {"o": c.get_or_set("s", lambda: {"s": 1})}) == {"o": {"s": 1}}
