@@ -99,6 +99,11 @@ struct DynamodbOptions {
   // between backends sums them.
   std::shared_ptr<CacheStats> stats;
 
+  // Whether this backend's asynchronous gets may go out merged with others in one
+  // BatchGetItem when its client merges GetItems (dynamodb::ClientOptions::batch_gets, which
+  // says how); false sends each as a GetItem of its own. Default true.
+  bool batch_gets = true;
+
   // Segments of the parallel Scan a full clear() (no namespace) runs, one thread each:
   // 1 to 64. Default 4; 1 scans sequentially.
   int clear_segments = 4;

@@ -4,6 +4,7 @@
 
 #include <stdexcept>
 
+#include "dynamodb/wire_doc.h"
 #include "dynamodb_cache/errors.h"
 #include "util/crypto.h"
 #include "util/json_writer.h"
@@ -328,15 +329,12 @@ std::string encode_update_ttl(const std::string& table, const std::string& attri
 
 // ---------------- decoding ----------------
 
-namespace {
+namespace detail {
 
-[[noreturn]] void malformed(const std::string& what) {
+void malformed(const std::string& what) {
   throw ProtocolError("malformed DynamoDB response: " + what, false);
 }
 
-// One simdjson parser per thread. It keeps the capacity of the largest document it parsed, so
-// after a large answer (up to HttpOptions::max_response_bytes) a fresh one replaces it once
-// that document is decoded: a thread does not keep ~10x a past answer's size for good.
 dom::parser& thread_parser() {
   thread_local dom::parser parser;
   return parser;
@@ -346,13 +344,6 @@ void shrink_thread_parser() {
   if (thread_parser().capacity() > kKeep) thread_parser() = dom::parser();
 }
 
-// A parsed document; valid until it goes out of scope, then gives back an oversized parser.
-struct Doc : dom::element {
-  ~Doc() { shrink_thread_parser(); }
-};
-
-// The document of `body`, an object; the caller gives back an oversized parser when done
-// with it (shrink_thread_parser), except when this throws.
 dom::element parse_object(const std::string& body) {
   dom::element doc;
   auto err = thread_parser().parse(body).get(doc);
@@ -370,6 +361,17 @@ dom::element parse_object(const std::string& body) {
 Doc parse(const std::string& body) {
   return Doc{parse_object(body)};  // guaranteed elision: no copy whose destructor would shrink the parser
 }
+
+}  // namespace detail
+
+using detail::Doc;
+using detail::malformed;
+using detail::parse;
+using detail::parse_object;
+using detail::shrink_thread_parser;
+using detail::thread_parser;
+
+namespace {
 
 std::string_view str(dom::element e, const char* what) {
   std::string_view v;

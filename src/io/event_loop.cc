@@ -4,6 +4,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <system_error>
 
@@ -122,6 +123,13 @@ void EventLoop::run() {
     for (size_t i = 0; i < before_wait_.size(); ++i) {
       auto hook = before_wait_[i].second;  // a copy: a hook may add another (inline, no allocation)
       if (hook()) timeout_ms = 0;
+    }
+    // A timer a hook added (a retry's backoff started by an answer the hook received) bounds
+    // the wait too. The top may be a cancelled timer: waking early for it is harmless.
+    if (timeout_ms != 0 && !heap_.empty()) {
+      auto ms = std::chrono::ceil<std::chrono::milliseconds>(heap_.top().when - Clock::now()).count();
+      ms = std::clamp<int64_t>(ms, 0, 60'000);
+      if (timeout_ms < 0 || ms < timeout_ms) timeout_ms = static_cast<int>(ms);
     }
     {
       std::lock_guard lock(mu_);

@@ -587,6 +587,7 @@ bool HttpEngine::flush() {
   for (int round = 0; round < 8; ++round) {
     ops_.clear();
     batch_conns_.clear();
+    if (before_send_) before_send_();
     sending_.swap(send_queue_);  // what callbacks below queue waits for the next round
     for (Conn* c : sending_) {
       if (!c) continue;
@@ -623,6 +624,7 @@ bool HttpEngine::flush() {
     }
     if (from < recv_queue_.size()) continue;  // more receives than slots
     recv_queue_.clear();
+    if (before_send_) before_send_();
     if (send_queue_.empty()) return false;
     if (receives >= 2) return true;  // busy
   }
