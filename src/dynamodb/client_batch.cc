@@ -39,30 +39,30 @@ struct Client::Impl::GetBatch {
 
 namespace {
 
-// Each operation its own copy of an error that ended their shared request: callers on other
-// threads share no exception object.
-std::exception_ptr own_copy(const std::exception_ptr& error) {
+template <class E>
+std::exception_ptr copy_of_type(const std::exception& e) {
+  auto* as = dynamic_cast<const E*>(&e);
+  return as ? std::make_exception_ptr(*as) : nullptr;
+}
+
+template <class... E>
+std::exception_ptr copy_as(const std::exception_ptr& error) {
+  std::exception_ptr copy;
   try {
     std::rethrow_exception(error);
-  } catch (const ConnectError& e) {
-    return std::make_exception_ptr(e);
-  } catch (const TimeoutError& e) {
-    return std::make_exception_ptr(e);
-  } catch (const TransportError& e) {
-    return std::make_exception_ptr(e);
-  } catch (const CertificateError& e) {
-    return std::make_exception_ptr(e);
-  } catch (const ProtocolError& e) {
-    return std::make_exception_ptr(e);
-  } catch (const ServiceError& e) {
-    return std::make_exception_ptr(e);
-  } catch (const CancelledError& e) {
-    return std::make_exception_ptr(e);
-  } catch (const CredentialsError& e) {
-    return std::make_exception_ptr(e);
+  } catch (const std::exception& e) {
+    ((!copy && (copy = copy_of_type<E>(e))), ...);
   } catch (...) {
-    return error;
   }
+  return copy ? copy : error;
+}
+
+// Each operation its own copy of an error that ended their shared request: callers on other
+// threads share no exception object. The most derived classes first, so none is sliced
+// (a ThrottlingError stays one); any other error is shared as it is.
+std::exception_ptr own_copy(const std::exception_ptr& error) {
+  return copy_as<ConnectError, TimeoutError, CertificateError, TransportError, ProtocolError, ResourceNotFoundError,
+                 ThrottlingError, ConditionFailedError, ServiceError, CancelledError, CredentialsError>(error);
 }
 
 }  // namespace

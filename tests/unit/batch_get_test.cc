@@ -354,8 +354,10 @@ TEST(GetBatch, AKeyUnprocessedToTheEndIsAThrottlingError) {
   ASSERT_FALSE(out[2].ok());
   try {
     std::rethrow_exception(out[2].error());
-  } catch (const ServiceError& e) {
+  } catch (const ThrottlingError& e) {  // the class a GetItem's caller catches
     EXPECT_EQ(e.kind(), ErrorKind::kThrottling);
+  } catch (...) {
+    ADD_FAILURE() << "not a ThrottlingError";
   }
 }
 
@@ -388,10 +390,12 @@ TEST(GetBatch, EachGetGetsItsOwnError) {
     ASSERT_FALSE(r.ok());
     try {
       std::rethrow_exception(r.error());
-    } catch (const ServiceError& e) {
+    } catch (const ThrottlingError& e) {  // copied per caller without slicing its class
       EXPECT_EQ(e.kind(), ErrorKind::kThrottling);
       EXPECT_EQ(e.name(), "ProvisionedThroughputExceededException");
       objects.insert(&e);
+    } catch (...) {
+      ADD_FAILURE() << "not a ThrottlingError";
     }
   }
   EXPECT_EQ(objects.size(), 3u);  // no exception object shared between callers
