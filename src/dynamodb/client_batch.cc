@@ -61,8 +61,9 @@ std::exception_ptr copy_as(const std::exception_ptr& error) {
 // threads share no exception object. The most derived classes first, so none is sliced
 // (a ThrottlingError stays one); any other error is shared as it is.
 std::exception_ptr own_copy(const std::exception_ptr& error) {
-  return copy_as<ConnectError, TimeoutError, CertificateError, TransportError, ProtocolError, ResourceNotFoundError,
-                 ThrottlingError, ConditionFailedError, ServiceError, CancelledError, CredentialsError>(error);
+  return copy_as<ConnectError, TimeoutError, CertificateError, TransportError, ProtocolError,
+                 ResourceNotFoundError, ThrottlingError, ConditionFailedError, ServiceError, CancelledError,
+                 CredentialsError>(error);
 }
 
 }  // namespace

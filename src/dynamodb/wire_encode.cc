@@ -27,12 +27,28 @@ void write_item(JsonWriter& w, const Item& item) {
 void write_value(JsonWriter& w, const AttributeValue& v) {
   w.begin_object();
   switch (v.type) {
-    case AttrType::kNull: w.key("NULL"); w.boolean(true); break;
-    case AttrType::kS: w.field("S", v.scalar); break;
-    case AttrType::kN: w.field("N", v.scalar); break;
-    case AttrType::kB: w.key("B"); w.base64(v.scalar); break;
-    case AttrType::kBool: w.key("BOOL"); w.boolean(v.boolean); break;
-    case AttrType::kM: w.key("M"); write_item(w, v.map); break;
+    case AttrType::kNull:
+      w.key("NULL");
+      w.boolean(true);
+      break;
+    case AttrType::kS:
+      w.field("S", v.scalar);
+      break;
+    case AttrType::kN:
+      w.field("N", v.scalar);
+      break;
+    case AttrType::kB:
+      w.key("B");
+      w.base64(v.scalar);
+      break;
+    case AttrType::kBool:
+      w.key("BOOL");
+      w.boolean(v.boolean);
+      break;
+    case AttrType::kM:
+      w.key("M");
+      write_item(w, v.map);
+      break;
     case AttrType::kL:
       w.key("L");
       w.begin_array();
@@ -45,7 +61,10 @@ void write_value(JsonWriter& w, const AttributeValue& v) {
       w.key(v.type == AttrType::kSS ? "SS" : v.type == AttrType::kNS ? "NS" : "BS");
       w.begin_array();
       for (const auto& e : v.set) {
-        if (v.type == AttrType::kBS) w.base64(e); else w.string(e);
+        if (v.type == AttrType::kBS)
+          w.base64(e);
+        else
+          w.string(e);
       }
       w.end_array();
       break;
@@ -102,7 +121,10 @@ std::string encode(const GetItemRequest& r) {
   w.field("TableName", r.table_name);
   w.key("Key");
   write_item(w, r.key);
-  if (r.consistent_read) { w.key("ConsistentRead"); w.boolean(true); }
+  if (r.consistent_read) {
+    w.key("ConsistentRead");
+    w.boolean(true);
+  }
   write_opt(w, "ProjectionExpression", r.projection_expression);
   write_names(w, r.names);
   write_rcc(w, r.return_consumed_capacity);
@@ -174,7 +196,10 @@ std::string encode(const BatchGetItemRequest& r) {
     w.begin_array();
     for (const auto& k : ka.keys) write_item(w, k);
     w.end_array();
-    if (ka.consistent_read) { w.key("ConsistentRead"); w.boolean(true); }
+    if (ka.consistent_read) {
+      w.key("ConsistentRead");
+      w.boolean(true);
+    }
     write_opt(w, "ProjectionExpression", ka.projection_expression);
     write_names(w, ka.names);
     w.end_object();
@@ -229,9 +254,18 @@ void write_page_common(JsonWriter& w, const PageRequest& r) {
   write_opt(w, "ProjectionExpression", r.projection_expression);
   write_names(w, r.names);
   write_values(w, r.values);
-  if (r.limit) { w.key("Limit"); w.integer(*r.limit); }
-  if (r.exclusive_start_key) { w.key("ExclusiveStartKey"); write_item(w, *r.exclusive_start_key); }
-  if (r.consistent_read) { w.key("ConsistentRead"); w.boolean(true); }
+  if (r.limit) {
+    w.key("Limit");
+    w.integer(*r.limit);
+  }
+  if (r.exclusive_start_key) {
+    w.key("ExclusiveStartKey");
+    write_item(w, *r.exclusive_start_key);
+  }
+  if (r.consistent_read) {
+    w.key("ConsistentRead");
+    w.boolean(true);
+  }
   write_rcc(w, r.return_consumed_capacity);
 }
 }  // namespace
@@ -242,7 +276,10 @@ std::string encode(const QueryRequest& r) {
   w.begin_object();
   write_page_common(w, r);
   write_opt(w, "KeyConditionExpression", r.key_condition_expression);
-  if (!r.scan_index_forward) { w.key("ScanIndexForward"); w.boolean(false); }
+  if (!r.scan_index_forward) {
+    w.key("ScanIndexForward");
+    w.boolean(false);
+  }
   w.end_object();
   return out;
 }
@@ -252,8 +289,14 @@ std::string encode(const ScanRequest& r) {
   JsonWriter w(out);
   w.begin_object();
   write_page_common(w, r);
-  if (r.segment) { w.key("Segment"); w.integer(*r.segment); }
-  if (r.total_segments) { w.key("TotalSegments"); w.integer(*r.total_segments); }
+  if (r.segment) {
+    w.key("Segment");
+    w.integer(*r.segment);
+  }
+  if (r.total_segments) {
+    w.key("TotalSegments");
+    w.integer(*r.total_segments);
+  }
   w.end_object();
   return out;
 }
