@@ -98,7 +98,8 @@ class CachingProvider final : public CredentialsProvider {
     }
     last_error_ = error;
     ++failures_;
-    if (cached_ && usable_until_ && now >= *usable_until_ && !extended_) extend(now, "could not be refreshed");
+    if (cached_ && usable_until_ && now >= *usable_until_ && !extended_)
+      extend(now, "could not be refreshed");
     const bool usable = usable_at(now);
     next_attempt_ = now + (usable ? kRetryWhileUsable : backoff());
     if (usable) return *cached_;

@@ -386,11 +386,12 @@ int run_bench(const GlobalOptions& g, const BenchOptions& o) {
       first = false;
     }
     const http::TransportStats ts = o.threads > 0 ? client->io_stats() : transport->stats();
-    std::printf("},\"misses\":%" PRIu64 ",\"retries\":%" PRIu64 ",\"cpu_us_per_op\":%.2f,\"peak_rss_mb\":%.2f,"
+    std::printf("},\"misses\":%" PRIu64 ",\"retries\":%" PRIu64
+                ",\"cpu_us_per_op\":%.2f,\"peak_rss_mb\":%.2f,"
                 "\"connections\":%" PRIu64 ",\"tls_handshakes\":%" PRIu64 ",\"tls_resumptions\":%" PRIu64
                 ",\"batched_socket_calls\":%" PRIu64 ",\"batches\":%" PRIu64 "}\n",
-                misses, retries, cpu_us_per_op, peak_rss_mb(), ts.connections, ts.tls_handshakes, ts.tls_resumptions,
-                ts.batched_socket_calls, ts.batches);
+                misses, retries, cpu_us_per_op, peak_rss_mb(), ts.connections, ts.tls_handshakes,
+                ts.tls_resumptions, ts.batched_socket_calls, ts.batches);
   } else {
     std::printf("op=%s concurrency=%d threads=%d value_size=%zu endpoint=%s\n", o.op.c_str(), o.concurrency,
                 o.threads, o.value_size, client->endpoint().c_str());

@@ -13,7 +13,8 @@ namespace dynamodb_cache::dynamodb {
 
 // An asynchronous operation: owned by its I/O thread from submit() to finish().
 struct Client::Impl::AsyncOp {
-  AsyncOp(Impl& c, const char* t, std::string b, bool resend) : target(t), body(std::move(b)), run(c, t, resend) {}
+  AsyncOp(Impl& c, const char* t, std::string b, bool resend)
+      : target(t), body(std::move(b)), run(c, t, resend) {}
   virtual ~AsyncOp() = default;
   // The operation's end: the 200 answer's body, or null and the error. Called once.
   virtual void complete(std::string* body, std::exception_ptr error) = 0;

@@ -1,7 +1,7 @@
 // Process-wide warnings: each distinct message is printed once.
-#include <gtest/gtest.h>
-
 #include "util/warn.h"
+
+#include <gtest/gtest.h>
 
 using dynamodb_cache::util::warn_once;
 
