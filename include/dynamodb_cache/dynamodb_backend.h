@@ -148,6 +148,11 @@ class DynamodbBackend final : public Backend {
   bool touch(std::string_view key, Ttl ttl) override;
   bool add(std::string_view key, std::string_view value, Ttl ttl) override;
   int64_t increment(std::string_view key, int64_t delta, Ttl ttl) override;
+  // contains_async, touch_async, add_async, increment_async, erase_many_async (Backend's
+  // defaults) run the blocking call here: on a helper thread of this backend's own.
+  void run_blocking(std::function<void(std::exception_ptr)> work) override;
+  using Backend::clear_async, Backend::erase_async, Backend::get_entry_async, Backend::get_many_async,
+      Backend::set_async, Backend::set_many_async;  // their Pending forms
 
   // One GetItem / PutItem / DeleteItem on the client's I/O threads, accounted in stats()
   // and under fail_open as the synchronous calls are (a namespace generation to re-read is

@@ -10,6 +10,7 @@
 #include "dynamodb_cache/http.h"
 #include "dynamodb_cache/layered_backend.h"
 #include "dynamodb_cache/log.h"
+#include "dynamodb_cache/make_cache.h"
 #include "dynamodb_cache/memory_backend.h"
 #include "dynamodb_cache/outcome.h"
 #include "dynamodb_cache/table.h"

@@ -24,7 +24,7 @@ struct MemoryOptions {
   // Number of independently locked shards (rounded up to a power of two). Default 16.
   std::size_t shards = 16;
   // Clock for expiry; default steady_clock (immune to wall-clock jumps).
-  std::function<std::chrono::steady_clock::time_point()> now;
+  std::function<std::chrono::steady_clock::time_point()> now{};
 };
 
 // An in-process LRU cache with per-entry TTL, one mutex per shard. Per instance: two

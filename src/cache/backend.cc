@@ -100,4 +100,41 @@ void Backend::clear_async(Done<void> done, std::function<void(uint64_t)> progres
   complete_inline(done, [&] { clear(progress); });
 }
 
+void Backend::run_blocking(std::function<void(std::exception_ptr)> work) { work(nullptr); }
+
+namespace {
+// Runs `f(backend)` through the backend's run_blocking and completes `done` with its result,
+// or with the error that kept it from running.
+template <class T, class F>
+void blocking(Backend& b, Backend::Done<T> done, F f) {
+  b.run_blocking([&b, done = std::move(done), f = std::move(f)](std::exception_ptr refused) mutable {
+    if (refused) return done(std::move(refused));
+    done(detail::outcome_of<T>([&] { return f(b); }));
+  });
+}
+}  // namespace
+
+void Backend::contains_async(std::string key, Done<bool> done) {
+  blocking(*this, std::move(done), [key = std::move(key)](Backend& b) { return b.contains(key); });
+}
+void Backend::touch_async(std::string key, Ttl ttl, Done<bool> done) {
+  blocking(*this, std::move(done), [key = std::move(key), ttl](Backend& b) { return b.touch(key, ttl); });
+}
+void Backend::add_async(std::string key, std::string value, Ttl ttl, Done<bool> done) {
+  blocking(*this, std::move(done), [key = std::move(key), value = std::move(value), ttl](Backend& b) {
+    return b.add(key, value, ttl);
+  });
+}
+void Backend::increment_async(std::string key, int64_t delta, Ttl ttl, Done<int64_t> done) {
+  blocking(*this, std::move(done),
+           [key = std::move(key), delta, ttl](Backend& b) { return b.increment(key, delta, ttl); });
+}
+void Backend::decrement_async(std::string key, int64_t delta, Ttl ttl, Done<int64_t> done) {
+  blocking(*this, std::move(done),
+           [key = std::move(key), delta, ttl](Backend& b) { return b.decrement(key, delta, ttl); });
+}
+void Backend::erase_many_async(std::vector<std::string> keys, Done<void> done) {
+  blocking(*this, std::move(done), [keys = std::move(keys)](Backend& b) { b.erase_many(keys); });
+}
+
 }  // namespace dynamodb_cache

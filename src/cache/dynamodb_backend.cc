@@ -376,6 +376,14 @@ void DynamodbBackend::set_many_async(std::vector<std::pair<std::string, std::str
 void DynamodbBackend::clear_async(Done<void> done, std::function<void(uint64_t)> progress) {
   impl_->clear_async(std::move(done), std::move(progress));
 }
+void DynamodbBackend::run_blocking(std::function<void(std::exception_ptr)> work) {
+  // The work completes its caller itself; offload's own completion only reports a refusal.
+  impl_->offload<void>(
+      [work](Outcome<void> refused) {
+        if (!refused.ok()) work(std::move(refused).error());
+      },
+      [work] { work(nullptr); });
+}
 
 dynamodb::Item detail::make_item(const DynamodbBackend& b, std::string_view key, std::string_view value,
                                  Ttl ttl) {

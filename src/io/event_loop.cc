@@ -6,9 +6,30 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <string>
 #include <system_error>
 
-namespace dynamodb_cache::io {
+#include "dynamodb_cache/async.h"
+#include "dynamodb_cache/errors.h"
+
+namespace dynamodb_cache {
+
+namespace {
+// Set for the life of an event loop's thread (EventLoop::run).
+thread_local bool t_on_io_thread = false;
+}  // namespace
+
+bool detail::on_io_thread() noexcept { return t_on_io_thread; }
+
+void detail::throw_blocking_on_io_thread(const char* what) {
+  throw InvalidArgumentError(
+      std::string(what) +
+      " called on one of the library's I/O threads (in a completion callback, or in a "
+      "coroutine resumed there): it would wait for that thread itself, forever. co_await "
+      "the result, pass a callback, or await it with .via(your_executor)");
+}
+
+namespace io {
 
 EventLoop::EventLoop() {
   epfd_ = ::epoll_create1(EPOLL_CLOEXEC);
@@ -95,6 +116,7 @@ void EventLoop::remove_before_wait(uint64_t id) {
 }
 
 void EventLoop::run() {
+  t_on_io_thread = true;
   // Up to one event per request in flight at 256 in flight: one epoll_wait per iteration.
   constexpr int kMaxEvents = 256;
   epoll_event events[kMaxEvents];
@@ -160,4 +182,5 @@ void EventLoop::run() {
   }
 }
 
-}  // namespace dynamodb_cache::io
+}  // namespace io
+}  // namespace dynamodb_cache
