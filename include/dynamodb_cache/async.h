@@ -20,14 +20,13 @@
 
 namespace dynamodb_cache {
 
-namespace detail {
 // True on one of the library's own I/O threads (a DynamoDB client's event loops), where
 // completion callbacks run and awaiting coroutines resume. Thread-safe.
 bool on_io_thread() noexcept;
-// The InvalidArgumentError of a blocking wait (`what`) on an I/O thread: waiting there would
-// wait for the loop that has to complete it, forever.
-[[noreturn]] void throw_blocking_on_io_thread(const char* what);
-}  // namespace detail
+// What Pending::get() does first, and what a blocking helper of yours can do too: on an I/O
+// thread, throws InvalidArgumentError naming `what`, since waiting there for an asynchronous
+// result would wait for the loop that has to complete it, forever. Elsewhere, nothing.
+void check_may_block(const char* what);
 
 // Made with the operation already started. Await it once, or get() it once, not both.
 // The awaiting coroutine is resumed on the thread that completes the operation: one of the
@@ -71,7 +70,7 @@ class [[nodiscard]] Pending {
   // Blocks until the operation completes; then as await_resume(). On one of the library's
   // I/O threads: InvalidArgumentError at once (see above).
   T get() {
-    if (detail::on_io_thread()) detail::throw_blocking_on_io_thread("Pending::get()");
+    check_may_block("Pending::get()");
     {
       std::unique_lock lock(st_->mu);
       st_->cv.wait(lock, [&] { return st_->out.has_value(); });

@@ -19,9 +19,10 @@ namespace {
 thread_local bool t_on_io_thread = false;
 }  // namespace
 
-bool detail::on_io_thread() noexcept { return t_on_io_thread; }
+bool on_io_thread() noexcept { return t_on_io_thread; }
 
-void detail::throw_blocking_on_io_thread(const char* what) {
+void check_may_block(const char* what) {
+  if (!t_on_io_thread) return;
   throw InvalidArgumentError(
       std::string(what) +
       " called on one of the library's I/O threads (in a completion callback, or in a "

@@ -54,7 +54,7 @@ TEST(AsyncApi, PendingGetOnAnIoThreadThrowsAtOnce) {
   std::thread completer;
   cache.get_async("k", [&](Outcome<std::optional<std::string>> r) {
     EXPECT_TRUE(r.ok());
-    EXPECT_TRUE(detail::on_io_thread());
+    EXPECT_TRUE(on_io_thread());
     auto [pending, done] = Pending<int>::make();
     completer = std::thread([done = std::move(done)] {
       std::this_thread::sleep_for(2s);
@@ -71,7 +71,7 @@ TEST(AsyncApi, PendingGetOnAnIoThreadThrowsAtOnce) {
   ASSERT_EQ(f.wait_for(1s), std::future_status::ready) << "get() waited on the I/O thread";
   EXPECT_NE(f.get().find("I/O thread"), std::string::npos);
   completer.join();
-  EXPECT_FALSE(detail::on_io_thread());
+  EXPECT_FALSE(on_io_thread());
   EXPECT_EQ(cache.get_async("k").get(), "hi");  // off the loop, get() waits as before
 }
 
@@ -87,7 +87,7 @@ TEST(AsyncApi, ViaResumesOnTheGivenExecutor) {
      std::promise<std::pair<std::thread::id, bool>>& out) -> Detached {
     auto v = co_await c.get_async("k").via(ex);
     EXPECT_EQ(v, "hi");
-    out.set_value({std::this_thread::get_id(), detail::on_io_thread()});
+    out.set_value({std::this_thread::get_id(), on_io_thread()});
   }(cache, executor, resumed);
   auto f = handed.get_future();
   ASSERT_EQ(f.wait_for(5s), std::future_status::ready);
@@ -170,7 +170,7 @@ TEST(AsyncApi, DynamodbRunsBlockingFormsOnAHelperThread) {
   std::promise<std::pair<std::thread::id, bool>> where;
   cache.contains_async("k", [&](Outcome<bool> r) {
     EXPECT_TRUE(r.ok() && r.value());
-    where.set_value({std::this_thread::get_id(), detail::on_io_thread()});
+    where.set_value({std::this_thread::get_id(), on_io_thread()});
   });
   release.set_value();  // contains_async returned before the server answered
   auto [thread, on_io] = where.get_future().get();
