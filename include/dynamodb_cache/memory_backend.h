@@ -23,6 +23,10 @@ struct MemoryOptions {
   std::size_t max_bytes = 64u << 20;
   // Number of independently locked shards (rounded up to a power of two). Default 16.
   std::size_t shards = 16;
+  // Keys up to this many bytes (default 2048, DynamoDB's limit, so a program that moves to a
+  // table fails early, not later). A memory layer over a DynamodbBackend with long_keys takes
+  // up to kMaxLongKeyBytes (64 KiB; make_cache sets this for you).
+  std::size_t max_key_bytes = 2048;
   // Clock for expiry; default steady_clock (immune to wall-clock jumps).
   std::function<std::chrono::steady_clock::time_point()> now{};
 };

@@ -14,7 +14,8 @@ void validate_key(std::string_view key, std::size_t max_bytes) {
   if (key.empty()) throw InvalidArgumentError("cache key is empty");
   if (key.size() > max_bytes)
     throw InvalidArgumentError("cache key is " + std::to_string(key.size()) + " bytes; " +
-                               (max_bytes == 2048 ? std::string("DynamoDB allows at most 2048")
+                               (max_bytes == 2048 ? std::string("DynamoDB allows at most 2048 (DynamodbOptions::long_keys "
+                                                                "stores keys up to 64 KiB as digests)")
                                                   : "at most " + std::to_string(max_bytes) + " are allowed"));
   // UTF-8 well-formedness (RFC 3629): DynamoDB rejects anything else in a string key.
   const auto* p = reinterpret_cast<const unsigned char*>(key.data());

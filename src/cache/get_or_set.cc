@@ -22,6 +22,10 @@ namespace ddb = dynamodb;
 namespace detail {
 
 std::string Flight::wait() {
+  if (leader_ == std::this_thread::get_id())
+    throw InvalidArgumentError(
+        "get_or_set: the loader asked for its own key (get_or_set of the same key on the same "
+        "cache, from inside its loader): it would wait for itself forever");
   std::unique_lock lock(mu_);
   ++waiters_;
   cv_.wait(lock, [&] { return done_; });
@@ -63,7 +67,10 @@ FlightRegistry::Joined FlightRegistry::join(const void* owner, std::string_view 
   Shard& s = shard(k);
   std::lock_guard lock(s.mu);
   auto [it, inserted] = s.flights.try_emplace(std::move(k));
-  if (inserted) it->second = std::make_shared<Flight>();
+  if (inserted) {
+    it->second = std::make_shared<Flight>();
+    it->second->leader_ = std::this_thread::get_id();
+  }
   return {it->second, inserted};
 }
 

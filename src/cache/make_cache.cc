@@ -16,6 +16,8 @@ std::shared_ptr<Backend> make_backend(std::string_view table, CacheOptions o) {
     o.table_options.name = name;
     Table(client, std::move(o.table_options)).create(/*wait=*/true);
   }
+  // The memory layer takes every key the table takes (long keys are stored as digests).
+  if (o.memory && o.backend.long_keys) o.memory->max_key_bytes = kMaxLongKeyBytes;
   o.backend.table = name;
   o.backend.key_namespace = std::move(o.ns);
   auto dynamodb = std::make_shared<DynamodbBackend>(std::move(client), std::move(o.backend));

@@ -135,7 +135,7 @@ Shard& MemoryBackend::Impl::shard_for(std::string_view key) const {
 
 template <class F>
 auto MemoryBackend::Impl::locked(std::string_view key, Ttl ttl, F&& f) {
-  validate_key(key);
+  validate_key(key, options.max_key_bytes);
   auto now = options.now();
   auto expires = expiry(now, ttl);
   Shard& s = shard_for(key);
@@ -148,7 +148,7 @@ MemoryBackend::MemoryBackend(MemoryOptions options) : impl_(std::make_unique<Imp
 MemoryBackend::~MemoryBackend() = default;
 
 std::optional<Hit> MemoryBackend::get_entry(std::string_view key) {
-  validate_key(key);
+  validate_key(key, impl_->options.max_key_bytes);
   Shard& s = impl_->shard_for(key);
   auto now = impl_->options.now();
   std::lock_guard lock(s.mu);
@@ -159,7 +159,7 @@ std::optional<Hit> MemoryBackend::get_entry(std::string_view key) {
 }
 
 void MemoryBackend::set(std::string_view key, std::string_view value, Ttl ttl) {
-  validate_key(key);
+  validate_key(key, impl_->options.max_key_bytes);
   auto expires = expiry(impl_->options.now(), ttl);
   Shard& s = impl_->shard_for(key);
   std::lock_guard lock(s.mu);
@@ -168,7 +168,7 @@ void MemoryBackend::set(std::string_view key, std::string_view value, Ttl ttl) {
 }
 
 bool MemoryBackend::contains(std::string_view key) {
-  validate_key(key);
+  validate_key(key, impl_->options.max_key_bytes);
   Shard& s = impl_->shard_for(key);
   auto now = impl_->options.now();
   std::lock_guard lock(s.mu);
@@ -214,7 +214,7 @@ int64_t MemoryBackend::increment(std::string_view key, int64_t delta, Ttl ttl) {
 }
 
 void MemoryBackend::erase(std::string_view key) {
-  validate_key(key);
+  validate_key(key, impl_->options.max_key_bytes);
   Shard& s = impl_->shard_for(key);
   std::lock_guard lock(s.mu);
   if (auto it = s.index.find(key); it != s.index.end()) s.drop(it->second);

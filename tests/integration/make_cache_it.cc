@@ -90,6 +90,24 @@ TEST(MakeCache, AnEmptyNameIsTheCliTable) {
   drop(client, name);
 }
 
+// long_keys under a memory layer: the memory layer takes the keys the table takes (a new user
+// found a 3000-byte key refused by the memory layer in front).
+TEST(MakeCache, LongKeysPassAMemoryLayer) {
+  auto client = it::client();
+  const std::string name = it::unique_table("it-open-long");
+  DynamodbOptions long_keys;
+  long_keys.long_keys = true;
+  auto cache = make_cache<std::string>(name, {.memory = MemoryOptions{},
+                                              .create_table = true,
+                                              .shared_client = client,
+                                              .backend = long_keys,
+                                              .table_options = quiet()});
+  const std::string key(3000, 'k');
+  cache.set(key, "long");
+  EXPECT_EQ(cache.get(key), "long");
+  drop(client, name);
+}
+
 // get_or_set with a lease through a memory layer takes the lease on the DynamoDB layer (the
 // lease item is there while the load runs), and the loaded value lands in both layers.
 TEST(MakeCache, GetOrSetWithALeaseThroughAMemoryLayerLeasesOnTheTable) {

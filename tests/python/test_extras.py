@@ -38,7 +38,7 @@ def test_atomic_operations(table):
     assert cache.incr("n") == 1 and cache.incr("n", 5) == 6 and cache.decr("n", 2) == 4
     with pytest.raises(WrongTypeError):
         cache.incr("a")
-    assert cache.touch("a", 1) is True and cache.touch("missing", 1) is False
+    assert cache.touch("a", 60) is True and cache.touch("missing", 60) is False
     assert cache.contains("a") and "a" in cache and not cache.contains("missing")
     cache.delete("a")
     assert cache.get("a") is None and not cache.contains("a")

@@ -98,6 +98,9 @@ TEST(MemoryBackend, RejectsBadKeysAndTtl) {
   EXPECT_THROW(m.set("", "v", 0ms), InvalidArgumentError);
   EXPECT_THROW(m.get(std::string(2049, 'k')), InvalidArgumentError);
   EXPECT_NO_THROW(m.get(std::string(2048, 'k')));
+  MemoryBackend wide(MemoryOptions{.max_key_bytes = 3000});
+  EXPECT_NO_THROW(wide.set(std::string(3000, 'k'), "v", 0ms));
+  EXPECT_THROW(wide.get(std::string(3001, 'k')), InvalidArgumentError);
   EXPECT_THROW(m.set("k", "v", -1ms), InvalidArgumentError);
   EXPECT_THROW(m.get("\xff\xfe"), InvalidArgumentError);
   EXPECT_THROW(m.get("\xed\xa0\x80"), InvalidArgumentError);  // UTF-16 surrogate
