@@ -77,10 +77,12 @@ def test_user_cache_set_get_expire_clear(table):
     cache = BytesCache(table)
     assert cache.get("missing") is None
     cache.set("a", b"\x00\xffbytes")
-    cache.set("short", b"x", expire=1)
+    # update_ts has a resolution of one second (0.1.1's rule): an entry of `expire` seconds
+    # lives between expire - 1 and expire seconds, so 1 s could be gone before the next read.
+    cache.set("short", b"x", expire=3)
     assert cache.get("a") == b"\x00\xffbytes"
     assert cache.get("short") == b"x"
-    time.sleep(2.1)  # update_ts has a resolution of one second (0.1.1's rule)
+    time.sleep(3.1)
     assert cache.get("short") is None
     assert cache.get("a") == b"\x00\xffbytes"
     cache.clear()
