@@ -1,1 +1,0 @@
-"""The backends of dynamodb_cache 0.1.1: in_memory and dynamodb."""
