@@ -189,8 +189,14 @@ import shutil  # noqa: E402
 faketime = shutil.which("faketime")
 f.check(faketime is not None, "faketime is installed (scripts/setup installs it)")
 if faketime:
-    # libfaketime is preloaded: an ASan build of the CLI must not insist on coming first.
-    asan = ":".join(filter(None, (os.environ.get("ASAN_OPTIONS"), "verify_asan_link_order=0")))
+    # libfaketime is preloaded: an ASan build of the CLI must not insist on coming first. And
+    # ASan's allocator, when it maps a size class's first region, reads the monotonic clock
+    # (to time its release of memory to the OS); libfaketime's first clock_gettime looks up
+    # the real one with dlsym, which can malloc from that same size class and wait forever on
+    # the allocator's own lock (CI hung so, 60 s, with gdb showing the loop). With the release
+    # timer off, the allocator never reads the clock.
+    asan = ":".join(filter(None, (os.environ.get("ASAN_OPTIONS"), "verify_asan_link_order=0",
+                                  "allocator_release_to_os_interval_ms=-1")))
     # A host whose clock is wrong has a wrong wall clock; its monotonic clock (time since boot)
     # is not shifted with it. libfaketime shifts both unless told: a process whose monotonic
     # clock jumps 15 minutes sees the kernel's absolute monotonic waits (pthread_cond_clockwait,
