@@ -33,9 +33,11 @@ install(FILES ${PROJECT_BINARY_DIR}/dynamodb_cacheConfig.cmake
 
 # pkg-config. The prefix is found from the .pc file's own place (${pcfiledir}), so the file
 # is right wherever the tree is installed (cmake --install --prefix, DESTDIR, a .deb).
-# Linking a static library needs its private dependencies (libcurl, libssl, libcrypto, zlib, zstd,
-# simdjson, and libisal when built with it) on the consumer's link line: they are in Requires then. A shared library carries
-# them itself, and its headers include none of them, so its file requires nothing.
+# Linking a static library needs its private dependencies (libssl, libcrypto, zlib, zstd,
+# simdjson, and libisal when built with it) on the consumer's link line: they are in Requires then,
+# with the dynamic loader's library in Libs. Not libcurl: it is loaded at run time (dlopen,
+# src/http/curl_transport.cc). A shared library carries them itself, and its headers include
+# none of them, so its file requires nothing.
 set(_dc_pcdir ${CMAKE_INSTALL_LIBDIR}/pkgconfig)
 if(IS_ABSOLUTE "${CMAKE_INSTALL_LIBDIR}" OR IS_ABSOLUTE "${CMAKE_INSTALL_INCLUDEDIR}")
   set(DYNAMODB_CACHE_PC_PREFIX "${CMAKE_INSTALL_PREFIX}")
@@ -55,12 +57,17 @@ else()
   set(DYNAMODB_CACHE_PC_INCLUDEDIR "\${prefix}/${CMAKE_INSTALL_INCLUDEDIR}")
 endif()
 if(DYNAMODB_CACHE_STATIC)
-  set(DYNAMODB_CACHE_PC_REQUIRES "libcurl libssl libcrypto zlib libzstd simdjson")
+  set(DYNAMODB_CACHE_PC_REQUIRES "libssl libcrypto zlib libzstd simdjson")
   if(DYNAMODB_CACHE_HAVE_ISAL)
     string(APPEND DYNAMODB_CACHE_PC_REQUIRES " libisal")
   endif()
+  set(DYNAMODB_CACHE_PC_LIBS "")
+  foreach(_dc_lib ${CMAKE_DL_LIBS})
+    string(APPEND DYNAMODB_CACHE_PC_LIBS " -l${_dc_lib}")
+  endforeach()
 else()
   set(DYNAMODB_CACHE_PC_REQUIRES "")
+  set(DYNAMODB_CACHE_PC_LIBS "")
 endif()
 configure_file(${PROJECT_SOURCE_DIR}/cmake/dynamodb_cache.pc.in
                ${PROJECT_BINARY_DIR}/dynamodb_cache.pc @ONLY)

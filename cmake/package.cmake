@@ -14,9 +14,10 @@ set(CPACK_DEBIAN_PACKAGE_SECTION libdevel)
 # Run-time dependencies of the CLI and of a shared library, from dpkg-shlibdeps.
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
 if(NOT BUILD_SHARED_LIBS)
-  # The static library and its CMake package need the dependencies' development files.
+  # The static library and its CMake package need the dependencies' development files; of
+  # libcurl, loaded at run time (dlopen, src/http/curl_transport.cc), only the library.
   set(CPACK_DEBIAN_PACKAGE_DEPENDS
-      "libcurl4-openssl-dev | libcurl-dev, libssl-dev, zlib1g-dev, libzstd-dev, libsimdjson-dev")
+      "libcurl4 | libcurl4t64, libssl-dev, zlib1g-dev, libzstd-dev, libsimdjson-dev")
   if(DYNAMODB_CACHE_HAVE_ISAL)
     string(APPEND CPACK_DEBIAN_PACKAGE_DEPENDS ", libisal-dev")
   endif()

@@ -28,8 +28,12 @@ Error::Error(ErrorKind kind, const std::string& message, bool retryable)
     : std::runtime_error(message), kind_(kind), retryable_(retryable) {}
 
 namespace {
+// "Name: message (HTTP 400, request id R)". Without a name (not a DynamoDB answer), the
+// message alone says what happened and names the status itself.
 std::string service_what(int status, const std::string& name, const std::string& msg,
                          const std::string& request_id) {
+  if (name.empty() && !msg.empty())
+    return request_id.empty() ? msg : msg + " (request id " + request_id + ")";
   std::string w = name.empty() ? "HTTP " + std::to_string(status) : name;
   if (!msg.empty()) w += ": " + msg;
   w += " (HTTP " + std::to_string(status);
@@ -37,15 +41,37 @@ std::string service_what(int status, const std::string& name, const std::string&
   w += ")";
   return w;
 }
+
+std::string not_found_what(int status, const std::string& name, const std::string& msg,
+                           const std::string& request_id, const std::string& table,
+                           const std::string& operation) {
+  std::string w = operation.empty() ? std::string() : operation + ": ";
+  if (table.empty()) return w + service_what(status, name, msg, request_id);
+  return w + "table '" + table + "' does not exist [" + service_what(status, name, msg, request_id) +
+         "]; create it with dynamodb_cache::Table::create (table.h) or `dynamodb-cache create-table "
+         "--table " +
+         table + "`, or check the table name, region and endpoint";
+}
 }  // namespace
 
-ServiceError::ServiceError(ErrorKind kind, int http_status, std::string name,
-                           std::string service_message, std::string request_id)
-    : Error(kind, service_what(http_status, name, service_message, request_id),
-            kind == ErrorKind::kThrottling || kind == ErrorKind::kServiceTransient),
+ServiceError::ServiceError(ErrorKind kind, int http_status, std::string name, std::string service_message,
+                           std::string request_id)
+    : ServiceError(kind, http_status, name, service_message, request_id,
+                   service_what(http_status, name, service_message, request_id)) {}
+
+ServiceError::ServiceError(ErrorKind kind, int http_status, std::string name, std::string service_message,
+                           std::string request_id, const std::string& what)
+    : Error(kind, what, kind == ErrorKind::kThrottling || kind == ErrorKind::kServiceTransient),
       http_status_(http_status),
       name_(std::move(name)),
       service_message_(std::move(service_message)),
       request_id_(std::move(request_id)) {}
+
+ResourceNotFoundError::ResourceNotFoundError(int http_status, std::string name, std::string service_message,
+                                             std::string request_id, std::string table,
+                                             const std::string& operation)
+    : ServiceError(ErrorKind::kResourceNotFound, http_status, name, service_message, request_id,
+                   not_found_what(http_status, name, service_message, request_id, table, operation)),
+      table_(std::move(table)) {}
 
 }  // namespace dynamodb_cache

@@ -161,7 +161,7 @@ std::shared_ptr<CredentialsProvider> make_chain_provider(
 // credentials: 10 s while usable credentials are held, else 1, 2, 4, 8, then 10 s; calls in
 // between fail fast with the last error. For static stability, as the AWS SDKs do, credentials
 // that come back already expired, or that expire while a refresh fails, are used for 5-10
-// more minutes (one warning on standard error per process), then dropped.
+// more minutes (said once per provider to the process-wide log hook, log.h), then dropped.
 std::shared_ptr<CredentialsProvider> make_caching_provider(
     std::shared_ptr<CredentialsProvider> inner,
     std::chrono::seconds refresh_before = std::chrono::minutes(5),

@@ -15,6 +15,7 @@
 #include <utility>
 #include <vector>
 
+#include "dynamodb_cache/async.h"
 #include "dynamodb_cache/outcome.h"
 #include "dynamodb_cache/stats.h"
 
@@ -133,6 +134,69 @@ class Backend {
   // backend completes (DynamoDB: its I/O threads; do not block in it). The default runs
   // clear() inline.
   virtual void clear_async(Done<void> done, std::function<void(uint64_t)> progress = nullptr);
+  // The other operations. The defaults run the blocking call through run_blocking():
+  // MemoryBackend inline; DynamodbBackend on a helper thread (never the caller's thread nor
+  // an I/O thread), completing `done` there; LayeredBackend where its lowest layer runs them.
+  virtual void contains_async(std::string key, Done<bool> done);
+  virtual void touch_async(std::string key, Ttl ttl, Done<bool> done);
+  virtual void add_async(std::string key, std::string value, Ttl ttl, Done<bool> done);
+  virtual void increment_async(std::string key, int64_t delta, Ttl ttl, Done<int64_t> done);
+  void decrement_async(std::string key, int64_t delta, Ttl ttl, Done<int64_t> done);
+  virtual void erase_many_async(std::vector<std::string> keys, Done<void> done);
+
+  // Every asynchronous form again without a callback: a Pending (async.h) to co_await or get().
+  // (A backend class that overrides some of the callback forms brings these back into scope
+  // with `using Backend::NAME;`.)
+  Pending<std::optional<Hit>> get_entry_async(std::string key) {
+    return detail::start_pending<std::optional<Hit>>(
+        [&](auto d) { get_entry_async(std::move(key), std::move(d)); });
+  }
+  Pending<void> set_async(std::string key, std::string value, Ttl ttl) {
+    return detail::start_pending<void>(
+        [&](auto d) { set_async(std::move(key), std::move(value), ttl, std::move(d)); });
+  }
+  Pending<void> erase_async(std::string key) {
+    return detail::start_pending<void>([&](auto d) { erase_async(std::move(key), std::move(d)); });
+  }
+  Pending<std::vector<std::optional<Hit>>> get_many_async(std::vector<std::string> keys) {
+    return detail::start_pending<std::vector<std::optional<Hit>>>(
+        [&](auto d) { get_many_async(std::move(keys), std::move(d)); });
+  }
+  Pending<void> set_many_async(std::vector<std::pair<std::string, std::string>> entries, Ttl ttl) {
+    return detail::start_pending<void>(
+        [&](auto d) { set_many_async(std::move(entries), ttl, std::move(d)); });
+  }
+  Pending<void> clear_async() {
+    return detail::start_pending<void>([&](auto d) { clear_async(std::move(d)); });
+  }
+  Pending<bool> contains_async(std::string key) {
+    return detail::start_pending<bool>([&](auto d) { contains_async(std::move(key), std::move(d)); });
+  }
+  Pending<bool> touch_async(std::string key, Ttl ttl) {
+    return detail::start_pending<bool>([&](auto d) { touch_async(std::move(key), ttl, std::move(d)); });
+  }
+  Pending<bool> add_async(std::string key, std::string value, Ttl ttl) {
+    return detail::start_pending<bool>(
+        [&](auto d) { add_async(std::move(key), std::move(value), ttl, std::move(d)); });
+  }
+  Pending<int64_t> increment_async(std::string key, int64_t delta, Ttl ttl) {
+    return detail::start_pending<int64_t>(
+        [&](auto d) { increment_async(std::move(key), delta, ttl, std::move(d)); });
+  }
+  Pending<int64_t> decrement_async(std::string key, int64_t delta, Ttl ttl) {
+    return detail::start_pending<int64_t>(
+        [&](auto d) { decrement_async(std::move(key), delta, ttl, std::move(d)); });
+  }
+  Pending<void> erase_many_async(std::vector<std::string> keys) {
+    return detail::start_pending<void>([&](auto d) { erase_many_async(std::move(keys), std::move(d)); });
+  }
+
+  // Runs blocking work for an asynchronous form, where this backend runs such work: calls
+  // `work` exactly once, with nullptr to run it, or with the error that kept it from running
+  // (the backend is being destroyed, no thread to be had). `work` must not throw. The default
+  // calls work(nullptr) inline; DynamodbBackend on a helper thread of its own (its
+  // destructor waits for it); LayeredBackend as its lowest layer.
+  virtual void run_blocking(std::function<void(std::exception_ptr)> work);
 
   // This backend's statistics (stats.h). DynamodbBackend counts everything there;
   // MemoryBackend and LayeredBackend count hits, misses, sets and erases.

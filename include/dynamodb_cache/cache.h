@@ -5,10 +5,13 @@
 #include <chrono>
 #include <concepts>
 #include <cstddef>
+#include <cstdlib>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -19,8 +22,11 @@
 
 namespace dynamodb_cache {
 
-// What a codec must provide. encode/decode may throw anything; the cache reports it as
-// CodecError. Codecs are used concurrently: keep them stateless or thread-safe.
+// The Codec contract: what Cache<T, Codec> needs to turn a T into bytes and back.
+//   std::string encode(const T& value) const;    // any bytes (binary is fine)
+//   T decode(std::string_view bytes) const;      // the bytes encode gave, for that key
+// Both may throw; the cache reports what they throw as CodecError. Codecs are used
+// concurrently: keep them stateless or thread-safe.
 template <class C, class T>
 concept CodecFor = requires(const C& c, const T& value, std::string_view bytes) {
   { c.encode(value) } -> std::convertible_to<std::string>;
@@ -44,7 +50,9 @@ struct BytesCodec {
   }
 };
 
-// The codec used when none is named. Specialise it for your types, or pass a codec.
+// The codec used when none is named: std::string, std::vector<std::byte> and, with
+// json_codec.h, nlohmann::json. Specialise it for your types (before naming Cache<YourType>),
+// or pass a codec: Cache<YourType, YourCodec>.
 template <class T>
 struct DefaultCodec;
 template <>
@@ -52,12 +60,49 @@ struct DefaultCodec<std::string> : StringCodec {};
 template <>
 struct DefaultCodec<std::vector<std::byte>> : BytesCodec {};
 
+// True when DefaultCodec<T> is defined (specialised) at this point.
+template <class T>
+concept HasDefaultCodec = requires {
+  sizeof(DefaultCodec<T>);
+};
+
+// A get_or_set loader for values of type T: called with no arguments, returns a T (or
+// something convertible to one).
+template <class L, class T>
+concept LoaderOf = std::invocable<L&> && std::convertible_to<std::invoke_result_t<L&>, T>;
+
+namespace detail {
+template <class C>
+concept Complete = requires {
+  sizeof(C);
+};
+template <class C, class T>
+concept UsableCodec = Complete<C> && CodecFor<C, T>;
+// Held in place of a codec that does not keep the contract, so that the static_assert saying
+// so is the only error.
+struct NoCodec {};
+}  // namespace detail
+
 // Thread-safety: as safe as its backend and codec (all built-in ones are thread-safe).
 template <class T, class Codec = DefaultCodec<T>>
-  requires CodecFor<Codec, T>
 class Cache {
+  static_assert(
+      !std::is_same_v<Codec, DefaultCodec<T>> || HasDefaultCodec<T>,
+      "Cache<T>: there is no DefaultCodec<T> for this T (built in: std::string, std::vector<std::byte>, "
+      "nlohmann::json). Name a codec, Cache<T, YourCodec>, with `std::string encode(const T&) const` and "
+      "`T decode(std::string_view) const`; or specialise dynamodb_cache::DefaultCodec<T>; or, for a type "
+      "with to_json/from_json, use JsonObjectCache<T> from <dynamodb_cache/json_codec.h>");
+  static_assert((std::is_same_v<Codec, DefaultCodec<T>> && !detail::Complete<Codec>) ||
+                    detail::UsableCodec<Codec, T>,
+                "Cache<T, Codec>: Codec must have `std::string encode(const T&) const` and "
+                "`T decode(std::string_view) const` (see the Codec contract in cache.h)");
+  // The codec, or a placeholder when the assertions above failed (no further errors then).
+  using HeldCodec = std::conditional_t<detail::UsableCodec<Codec, T>, Codec, detail::NoCodec>;
+
  public:
-  explicit Cache(std::shared_ptr<Backend> backend, Codec codec = Codec())
+  // `backend`: any Backend (std::make_shared<MemoryBackend>(), a DynamodbBackend, a
+  // LayeredBackend from make_layered); make_cache() (make_cache.h) builds the usual ones in one line.
+  explicit Cache(std::shared_ptr<Backend> backend, HeldCodec codec = HeldCodec())
       : backend_(std::move(backend)), codec_(std::move(codec)) {
     if (!backend_) throw InvalidArgumentError("Cache needs a backend");
   }
@@ -111,52 +156,50 @@ class Cache {
     return backend_->decrement(key, delta, to_ttl(ttl));
   }
 
-  // The cached value, or load()'s result, which is then cached for `ttl`. Protects the
-  // source (get_or_set.h): one load per key at a time in the process, waiters share its
-  // result or its exception (nothing is cached then); `options` adds a fleet-wide lease and
-  // refresh ahead of expiry. The caller that ran load() gets its T as returned; the others
-  // decode the stored bytes.
+  // The cached value, or load()'s result, which is then cached for `ttl`. `load` is called
+  // with no arguments and returns a T (LoaderOf). Protects the source (get_or_set.h): one
+  // load per key at a time in the process, waiters share its result or its exception
+  // (nothing is cached then); `options` adds a fleet-wide lease and refresh ahead of expiry.
+  // The caller that ran load() gets its T as returned; the others decode the stored bytes.
   template <class Load, class Rep = int64_t, class Period = std::ratio<1>>
   T get_or_set(std::string_view key, Load&& load,
                std::chrono::duration<Rep, Period> ttl = std::chrono::seconds(0),
                const GetOrSetOptions& options = {}) {
-    std::optional<T> loaded;
-    std::string bytes = dynamodb_cache::get_or_set(
-        *backend_, key,
-        [&] {
-          loaded.emplace(std::forward<Load>(load)());
-          return encode(key, *loaded);
-        },
-        to_ttl(ttl), options);
-    if (loaded) return std::move(*loaded);
-    return decode(key, bytes);
+    static_assert(LoaderOf<Load, T>,
+                  "Cache<T>::get_or_set(key, load, ttl): load must be callable with no arguments and return "
+                  "the cache's T (or something convertible to it)");
+    if constexpr (LoaderOf<Load, T>) {
+      std::optional<T> loaded;
+      std::string bytes = dynamodb_cache::get_or_set(*backend_, key, encoding_loader(key, load, loaded),
+                                                     to_ttl(ttl), options);
+      if (loaded) return std::move(*loaded);
+      return decode(key, bytes);
+    } else {
+      std::abort();  // not reached: the assertion above failed
+    }
   }
 
   // Result i answers keys[i].
   std::vector<std::optional<T>> get_many(const std::vector<std::string>& keys) {
-    auto hits = backend_->get_many(keys);
-    std::vector<std::optional<T>> out;
-    out.reserve(hits.size());
-    for (size_t i = 0; i < hits.size(); ++i)
-      out.push_back(hits[i] ? std::optional<T>(decode(keys[i], hits[i]->value)) : std::nullopt);
-    return out;
+    return decode_many(keys, backend_->get_many(keys));
   }
 
   template <class Rep = int64_t, class Period = std::ratio<1>>
   void set_many(const std::vector<std::pair<std::string, T>>& entries,
                 std::chrono::duration<Rep, Period> ttl = std::chrono::seconds(0)) {
-    std::vector<std::pair<std::string, std::string>> bytes;
-    bytes.reserve(entries.size());
-    for (const auto& [k, v] : entries) bytes.emplace_back(k, encode(k, v));
-    backend_->set_many(bytes, to_ttl(ttl));
+    backend_->set_many(encode_many(entries), to_ttl(ttl));
   }
 
   // ---- asynchronous forms ----
-  // Each has a callback form (`done` called once, where the backend completes: an I/O
-  // thread of the DynamoDB client, or inline for memory hits; see Backend) and a Pending
-  // form to co_await or get(). Errors (CodecError included) arrive in the Outcome.
-  // The cache must outlive its pending operations.
-  void get_async(std::string key, std::function<void(Outcome<std::optional<T>>)> done) {
+  // Every operation above has two: one taking a callback `done` (called once, where the
+  // backend completes: an I/O thread of the DynamoDB client, a helper thread, or inline for
+  // memory hits; see Backend), and one returning a Pending to co_await or get() (async.h).
+  // Errors (CodecError and invalid arguments included) arrive in the Outcome, never thrown
+  // by the call itself. The cache must outlive its pending operations.
+  template <class U>
+  using Done = std::function<void(Outcome<U>)>;
+
+  void get_async(std::string key, Done<std::optional<T>> done) {
     backend_->get_entry_async(key, [this, key, done = std::move(done)](Outcome<std::optional<Hit>> r) {
       done(map_outcome<std::optional<T>>(r, [&] {
         auto& h = r.value();
@@ -165,88 +208,162 @@ class Cache {
     });
   }
   Pending<std::optional<T>> get_async(std::string key) {
-    auto [p, done] = Pending<std::optional<T>>::make();
-    get_async(std::move(key), std::move(done));
-    return std::move(p);
+    return detail::start_pending<std::optional<T>>([&](auto d) { get_async(std::move(key), std::move(d)); });
   }
 
   template <class Rep, class Period>
-  void set_async(std::string key, const T& value, std::chrono::duration<Rep, Period> ttl,
-                 std::function<void(Outcome<void>)> done) {
+  void set_async(std::string key, const T& value, std::chrono::duration<Rep, Period> ttl, Done<void> done) {
     std::string bytes;
     Ttl t;
-    try {
-      bytes = encode(key, value);
-      t = to_ttl(ttl);
-    } catch (...) {
-      return done(std::current_exception());
-    }
+    if (!prepare(done, [&] { bytes = encode(key, value), t = to_ttl(ttl); })) return;
     backend_->set_async(std::move(key), std::move(bytes), t, std::move(done));
   }
   template <class Rep = int64_t, class Period = std::ratio<1>>
   Pending<void> set_async(std::string key, const T& value,
                           std::chrono::duration<Rep, Period> ttl = std::chrono::seconds(0)) {
-    auto [p, done] = Pending<void>::make();
-    set_async(std::move(key), value, ttl, std::move(done));
-    return std::move(p);
+    return detail::start_pending<void>([&](auto d) { set_async(std::move(key), value, ttl, std::move(d)); });
   }
 
-  void erase_async(std::string key, std::function<void(Outcome<void>)> done) {
+  void erase_async(std::string key, Done<void> done) {
     backend_->erase_async(std::move(key), std::move(done));
   }
-  Pending<void> erase_async(std::string key) {
-    auto [p, done] = Pending<void>::make();
-    erase_async(std::move(key), std::move(done));
-    return std::move(p);
+  Pending<void> erase_async(std::string key) { return backend_->erase_async(std::move(key)); }
+
+  void erase_many_async(std::vector<std::string> keys, Done<void> done) {
+    backend_->erase_many_async(std::move(keys), std::move(done));
+  }
+  Pending<void> erase_many_async(std::vector<std::string> keys) {
+    return backend_->erase_many_async(std::move(keys));
+  }
+
+  void contains_async(std::string key, Done<bool> done) {
+    backend_->contains_async(std::move(key), std::move(done));
+  }
+  Pending<bool> contains_async(std::string key) { return backend_->contains_async(std::move(key)); }
+
+  template <class Rep, class Period>
+  void touch_async(std::string key, std::chrono::duration<Rep, Period> ttl, Done<bool> done) {
+    Ttl t;
+    if (!prepare(done, [&] { t = to_ttl(ttl); })) return;
+    backend_->touch_async(std::move(key), t, std::move(done));
+  }
+  template <class Rep, class Period>
+  Pending<bool> touch_async(std::string key, std::chrono::duration<Rep, Period> ttl) {
+    return detail::start_pending<bool>([&](auto d) { touch_async(std::move(key), ttl, std::move(d)); });
+  }
+
+  template <class Rep, class Period>
+  void add_async(std::string key, const T& value, std::chrono::duration<Rep, Period> ttl, Done<bool> done) {
+    std::string bytes;
+    Ttl t;
+    if (!prepare(done, [&] { bytes = encode(key, value), t = to_ttl(ttl); })) return;
+    backend_->add_async(std::move(key), std::move(bytes), t, std::move(done));
+  }
+  template <class Rep = int64_t, class Period = std::ratio<1>>
+  Pending<bool> add_async(std::string key, const T& value,
+                          std::chrono::duration<Rep, Period> ttl = std::chrono::seconds(0)) {
+    return detail::start_pending<bool>([&](auto d) { add_async(std::move(key), value, ttl, std::move(d)); });
+  }
+
+  template <class Rep, class Period>
+  void increment_async(std::string key, int64_t delta, std::chrono::duration<Rep, Period> ttl,
+                       Done<int64_t> done) {
+    Ttl t;
+    if (!prepare(done, [&] { t = to_ttl(ttl); })) return;
+    backend_->increment_async(std::move(key), delta, t, std::move(done));
+  }
+  template <class Rep = int64_t, class Period = std::ratio<1>>
+  Pending<int64_t> increment_async(std::string key, int64_t delta = 1,
+                                   std::chrono::duration<Rep, Period> ttl = std::chrono::seconds(0)) {
+    return detail::start_pending<int64_t>(
+        [&](auto d) { increment_async(std::move(key), delta, ttl, std::move(d)); });
+  }
+  template <class Rep, class Period>
+  void decrement_async(std::string key, int64_t delta, std::chrono::duration<Rep, Period> ttl,
+                       Done<int64_t> done) {
+    Ttl t;
+    if (!prepare(done, [&] { t = to_ttl(ttl); })) return;
+    backend_->decrement_async(std::move(key), delta, t, std::move(done));
+  }
+  template <class Rep = int64_t, class Period = std::ratio<1>>
+  Pending<int64_t> decrement_async(std::string key, int64_t delta = 1,
+                                   std::chrono::duration<Rep, Period> ttl = std::chrono::seconds(0)) {
+    return detail::start_pending<int64_t>(
+        [&](auto d) { decrement_async(std::move(key), delta, ttl, std::move(d)); });
+  }
+
+  // get_or_set without waiting: it runs where the backend runs blocking work
+  // (Backend::run_blocking: a helper thread over DynamoDB, inline over memory), `load` too.
+  template <class Load, class Rep, class Period>
+  void get_or_set_async(std::string key, Load load, std::chrono::duration<Rep, Period> ttl,
+                        const GetOrSetOptions& options, Done<T> done) {
+    static_assert(LoaderOf<Load, T>,
+                  "Cache<T>::get_or_set_async(key, load, ...): load must be callable with no arguments and "
+                  "return the cache's T (or something convertible to it)");
+    if constexpr (LoaderOf<Load, T>) {
+      Ttl t;
+      if (!prepare(done, [&] { t = to_ttl(ttl); })) return;
+      auto loaded = std::make_shared<std::optional<T>>();
+      dynamodb_cache::get_or_set_async(
+          *backend_, key,
+          [this, key, load = std::move(load), loaded]() mutable {
+            return encoding_loader(key, load, *loaded)();
+          },
+          t, options,
+          [this, key, loaded, done = std::move(done)](Outcome<std::string> r) {
+            done(map_outcome<T>(r, [&] { return *loaded ? std::move(**loaded) : decode(key, r.value()); }));
+          });
+    }
+  }
+  template <class Load, class Rep = int64_t, class Period = std::ratio<1>>
+  Pending<T> get_or_set_async(std::string key, Load load,
+                              std::chrono::duration<Rep, Period> ttl = std::chrono::seconds(0),
+                              const GetOrSetOptions& options = {}) {
+    return detail::start_pending<T>(
+        [&](auto d) { get_or_set_async(std::move(key), std::move(load), ttl, options, std::move(d)); });
   }
 
   // Result i answers keys[i]; the backend issues the sub-requests concurrently.
-  void get_many_async(std::vector<std::string> keys, std::function<void(Outcome<std::vector<std::optional<T>>>)> done) {
+  void get_many_async(std::vector<std::string> keys, Done<std::vector<std::optional<T>>> done) {
     auto shared_keys = std::make_shared<std::vector<std::string>>(keys);
     backend_->get_many_async(std::move(keys), [this, shared_keys, done = std::move(done)](
                                                   Outcome<std::vector<std::optional<Hit>>> r) {
-      done(map_outcome<std::vector<std::optional<T>>>(r, [&] {
-        auto& hits = r.value();
-        std::vector<std::optional<T>> out;
-        out.reserve(hits.size());
-        for (size_t i = 0; i < hits.size(); ++i)
-          out.push_back(hits[i] ? std::optional<T>(decode((*shared_keys)[i], hits[i]->value)) : std::nullopt);
-        return out;
-      }));
+      done(map_outcome<std::vector<std::optional<T>>>(r,
+                                                      [&] { return decode_many(*shared_keys, r.value()); }));
     });
   }
   Pending<std::vector<std::optional<T>>> get_many_async(std::vector<std::string> keys) {
-    auto [p, done] = Pending<std::vector<std::optional<T>>>::make();
-    get_many_async(std::move(keys), std::move(done));
-    return std::move(p);
+    return detail::start_pending<std::vector<std::optional<T>>>(
+        [&](auto d) { get_many_async(std::move(keys), std::move(d)); });
+  }
+  // `co_await cache.get_many_async("a", "b")`: the keys as arguments. (GCC 12 rejects any
+  // braced list inside a co_await expression, `get_many_async({"a", "b"})` included: "array
+  // used as initializer"; this form, or a vector made before the co_await, avoids it.)
+  template <class... Keys>
+  requires(sizeof...(Keys) > 0 &&
+           (std::convertible_to<const Keys&, std::string_view> &&
+            ...)) Pending<std::vector<std::optional<T>>> get_many_async(const Keys&... keys) {
+    return get_many_async(std::vector<std::string>{std::string(std::string_view(keys))...});
   }
 
+  template <class Rep, class Period>
+  void set_many_async(const std::vector<std::pair<std::string, T>>& entries,
+                      std::chrono::duration<Rep, Period> ttl, Done<void> done) {
+    std::vector<std::pair<std::string, std::string>> bytes;
+    Ttl t;
+    if (!prepare(done, [&] { bytes = encode_many(entries), t = to_ttl(ttl); })) return;
+    backend_->set_many_async(std::move(bytes), t, std::move(done));
+  }
   template <class Rep = int64_t, class Period = std::ratio<1>>
   Pending<void> set_many_async(const std::vector<std::pair<std::string, T>>& entries,
                                std::chrono::duration<Rep, Period> ttl = std::chrono::seconds(0)) {
-    auto [p, done] = Pending<void>::make();
-    std::vector<std::pair<std::string, std::string>> bytes;
-    Ttl t;
-    try {
-      bytes.reserve(entries.size());
-      for (const auto& [k, v] : entries) bytes.emplace_back(k, encode(k, v));
-      t = to_ttl(ttl);
-    } catch (...) {
-      done(std::current_exception());
-      return std::move(p);
-    }
-    backend_->set_many_async(std::move(bytes), t, std::move(done));
-    return std::move(p);
+    return detail::start_pending<void>([&](auto d) { set_many_async(entries, ttl, std::move(d)); });
   }
 
   // Clears the backend (Backend::clear_async: a namespace's generation, or the whole table
   // scanned in parallel segments).
-  void clear_async(std::function<void(Outcome<void>)> done) { backend_->clear_async(std::move(done)); }
-  Pending<void> clear_async() {
-    auto [p, done] = Pending<void>::make();
-    clear_async(std::move(done));
-    return std::move(p);
-  }
+  void clear_async(Done<void> done) { backend_->clear_async(std::move(done)); }
+  Pending<void> clear_async() { return backend_->clear_async(); }
 
   Backend& backend() { return *backend_; }
   // The backend's statistics (stats.h); print them with stats().to_json().
@@ -264,6 +381,45 @@ class Cache {
     }
   }
 
+  // Runs `f` (the checks and encoding before a call); false, after completing `done` with
+  // its exception, when it threw.
+  template <class U, class F>
+  static bool prepare(Done<U>& done, F&& f) {
+    try {
+      f();
+      return true;
+    } catch (...) {
+      done(std::current_exception());
+      return false;
+    }
+  }
+
+  // get_or_set's byte-level loader: load() kept in `loaded`, its encoding returned.
+  template <class Load>
+  auto encoding_loader(std::string_view key, Load& load, std::optional<T>& loaded) {
+    return [this, key, &load, &loaded] {
+      loaded.emplace(load());
+      return encode(key, *loaded);
+    };
+  }
+
+  std::vector<std::optional<T>> decode_many(const std::vector<std::string>& keys,
+                                            const std::vector<std::optional<Hit>>& hits) const {
+    std::vector<std::optional<T>> out;
+    out.reserve(hits.size());
+    for (size_t i = 0; i < hits.size(); ++i)
+      out.push_back(hits[i] ? std::optional<T>(decode(keys[i], hits[i]->value)) : std::nullopt);
+    return out;
+  }
+
+  std::vector<std::pair<std::string, std::string>> encode_many(
+      const std::vector<std::pair<std::string, T>>& entries) const {
+    std::vector<std::pair<std::string, std::string>> bytes;
+    bytes.reserve(entries.size());
+    for (const auto& [k, v] : entries) bytes.emplace_back(k, encode(k, v));
+    return bytes;
+  }
+
   std::string encode(std::string_view key, const T& value) const {
     try {
       return codec_.encode(value);
@@ -271,6 +427,9 @@ class Cache {
       throw;
     } catch (const std::exception& e) {
       throw CodecError("cannot encode the value for key '" + std::string(key) + "': " + e.what());
+    } catch (...) {
+      throw CodecError("cannot encode the value for key '" + std::string(key) +
+                       "': the codec threw a non-exception");
     }
   }
 
@@ -281,11 +440,14 @@ class Cache {
       throw;
     } catch (const std::exception& e) {
       throw CodecError("cannot decode the value of key '" + std::string(key) + "': " + e.what());
+    } catch (...) {
+      throw CodecError("cannot decode the value of key '" + std::string(key) +
+                       "': the codec threw a non-exception");
     }
   }
 
   std::shared_ptr<Backend> backend_;
-  Codec codec_;
+  HeldCodec codec_;
 };
 
 }  // namespace dynamodb_cache

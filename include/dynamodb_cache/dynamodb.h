@@ -299,6 +299,10 @@ struct ClientStats {
   std::atomic<uint64_t> retries{0};
   std::atomic<uint64_t> quota_exhausted{0};
   std::atomic<uint64_t> failures{0};  // calls that threw
+  // Asynchronous GetItems merged (ClientOptions::batch_gets): the BatchGetItem requests sent
+  // for them, and the distinct keys those carried (keys per batch: batched_keys / batches).
+  std::atomic<uint64_t> batches{0};
+  std::atomic<uint64_t> batched_keys{0};
 };
 
 // Completion of an asynchronous operation. Called exactly once, on one of the client's I/O
@@ -347,12 +351,27 @@ struct ClientOptions {
   // more is refused or waits, as in_flight_policy says. Default 4096.
   size_t max_in_flight = 4096;
   InFlightPolicy in_flight_policy = InFlightPolicy::kWait;
+  // Asynchronous GetItems merged: the GetItems an I/O thread is sent within one turn of its
+  // event loop (nothing waits for more to come) that ask for the same table with the same
+  // ConsistentRead and ReturnConsumedCapacity, with string key attributes and no projection,
+  // go as one BatchGetItem of up to 100 distinct keys (same read units); each caller still
+  // gets its own GetItemResult, miss or error, as its GetItem would have: keys left in
+  // UnprocessedKeys are retried after the retry policy's backoff within each operation's
+  // deadline, a refused batch (ValidationException) is sent again as single GetItems, and
+  // the same key asked for twice is read once. A GetItem alone in its turn goes as it is.
+  // Counted in ClientStats::batches and batched_keys. Blocking calls are never merged.
+  // Default false.
+  bool batch_gets = false;
 };
 
 // Thread-safety: a Client is safe to use from any number of threads at once; share one.
 class Client {
  public:
-  // Resolves region, endpoint and credentials now; throws ConfigError if none can be found.
+  // Resolves the region, the endpoint, the retry settings and the HTTP options now (throws
+  // ConfigError when no region can be found, for a malformed endpoint or a bad setting;
+  // InvalidArgumentError for a bad option). Credentials are not looked for here: the provider
+  // chain is built, and asked at the first call, whose error says when none can be found
+  // (CredentialsError). Makes no request.
   explicit Client(ClientOptions options = {});
   ~Client();
   Client(const Client&) = delete;

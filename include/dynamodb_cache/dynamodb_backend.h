@@ -99,6 +99,11 @@ struct DynamodbOptions {
   // between backends sums them.
   std::shared_ptr<CacheStats> stats;
 
+  // Whether this backend's asynchronous gets may go out merged with others in one
+  // BatchGetItem when its client merges GetItems (dynamodb::ClientOptions::batch_gets, which
+  // says how); false sends each as a GetItem of its own. Default true.
+  bool batch_gets = true;
+
   // Segments of the parallel Scan a full clear() (no namespace) runs, one thread each:
   // 1 to 64. Default 4; 1 scans sequentially.
   int clear_segments = 4;
@@ -124,6 +129,10 @@ inline const std::string kGeneration = "generation";
 inline const std::string kVersion = "ver";
 }  // namespace attr
 
+namespace detail {
+struct DynamodbBackendAccess;
+}  // namespace detail
+
 // Thread-safe (the client is).
 class DynamodbBackend final : public Backend {
  public:
@@ -139,6 +148,11 @@ class DynamodbBackend final : public Backend {
   bool touch(std::string_view key, Ttl ttl) override;
   bool add(std::string_view key, std::string_view value, Ttl ttl) override;
   int64_t increment(std::string_view key, int64_t delta, Ttl ttl) override;
+  // contains_async, touch_async, add_async, increment_async, erase_many_async (Backend's
+  // defaults) run the blocking call here: on a helper thread of this backend's own.
+  void run_blocking(std::function<void(std::exception_ptr)> work) override;
+  using Backend::clear_async, Backend::erase_async, Backend::get_entry_async, Backend::get_many_async,
+      Backend::set_async, Backend::set_many_async;  // their Pending forms
 
   // One GetItem / PutItem / DeleteItem on the client's I/O threads, accounted in stats()
   // and under fail_open as the synchronous calls are (a namespace generation to re-read is
@@ -166,12 +180,6 @@ class DynamodbBackend final : public Backend {
   // called once, when every segment has stopped, with that error.
   void clear_async(Done<void> done, std::function<void(uint64_t)> progress = nullptr) override;
 
-  // The item `set` would write (exposed for tests and capacity estimates).
-  dynamodb::Item make_item(std::string_view key, std::string_view value, Ttl ttl) const;
-  // The hit an item stands for, or nullopt when expired. Throws CodecError for an item whose
-  // value cannot be decoded.
-  std::optional<Hit> read_item(const dynamodb::Item& item) const;
-
   const DynamodbOptions& options() const;
   dynamodb::Client& client();
 
@@ -185,11 +193,11 @@ class DynamodbBackend final : public Backend {
   std::string stored_key(std::string_view key) const;
   // "NS:GEN:" for the namespace's current generation (as namespace_refresh allows), or "".
   std::string key_prefix() const;
-  // True when stored_key(key, prefix) gave a digest (the item then holds full_key).
-  bool is_digest(std::string_view key, std::string_view prefix) const;
 
  private:
   struct Impl;  // src/cache/dynamodb_backend_impl.h
+  // The library's own code and its tests reach Impl through it (src/cache/dynamodb_backend_impl.h).
+  friend struct detail::DynamodbBackendAccess;
   std::unique_ptr<Impl> impl_;
 };
 

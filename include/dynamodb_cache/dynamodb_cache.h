@@ -9,6 +9,8 @@
 #include "dynamodb_cache/errors.h"
 #include "dynamodb_cache/http.h"
 #include "dynamodb_cache/layered_backend.h"
+#include "dynamodb_cache/log.h"
+#include "dynamodb_cache/make_cache.h"
 #include "dynamodb_cache/memory_backend.h"
 #include "dynamodb_cache/outcome.h"
 #include "dynamodb_cache/table.h"

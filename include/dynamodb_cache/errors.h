@@ -10,6 +10,7 @@
 
 #include <stdexcept>
 #include <string>
+#include <utility>
 
 namespace dynamodb_cache {
 
@@ -78,7 +79,9 @@ class WrongTypeError : public Error {
       : Error(ErrorKind::kWrongType, message, false) {}
 };
 
-// A failure below HTTP: the request may or may not have reached the service.
+// A failure below HTTP: the request may or may not have reached the service. Its kind is
+// kTransport (kTimeout for a TimeoutError); retryable unless it will recur (the constructor's
+// flag; a CertificateError is never retryable).
 class TransportError : public Error {
  public:
   // retryable false: a failure that will recur (an answer too large, a malformed status
@@ -90,8 +93,8 @@ class TransportError : public Error {
   bool request_sent() const noexcept { return request_sent_; }
 
  protected:
-  TransportError(ErrorKind kind, const std::string& message, bool request_sent)
-      : Error(kind, message, true), request_sent_(request_sent) {}
+  TransportError(ErrorKind kind, const std::string& message, bool request_sent, bool retryable = true)
+      : Error(kind, message, retryable), request_sent_(request_sent) {}
 
  private:
   bool request_sent_ = true;
@@ -101,7 +104,14 @@ class TransportError : public Error {
 // TLS handshake): the request was certainly not sent (request_sent() is false).
 class ConnectError : public TransportError {
  public:
-  explicit ConnectError(const std::string& message) : TransportError(ErrorKind::kTransport, message, false) {}
+  explicit ConnectError(const std::string& message, bool refused = false)
+      : TransportError(ErrorKind::kTransport, message, false), refused_(refused) {}
+  // True when the peer refused the connection (nothing listens on the endpoint's port): the
+  // client retries it at most 3 times, as the AWS SDKs' standard retry mode retries anything.
+  bool refused() const noexcept { return refused_; }
+
+ private:
+  bool refused_ = false;
 };
 
 // request_sent false: it timed out connecting (or in the TLS handshake), before sending.
@@ -112,12 +122,13 @@ class TimeoutError : public TransportError {
 };
 
 // The TLS peer's certificate could not be verified (untrusted or self-signed CA, wrong host
-// name, expired): kind kTransport but final, never retried, and not a TransportError (which
-// is transient). The message says how to trust a private CA (AWS_CA_BUNDLE, the profile's
-// ca_bundle, --ca-bundle).
-class CertificateError : public Error {
+// name, expired): a TransportError of kind kTransport, but final (retryable() is false, it is
+// never retried) and nothing was sent (request_sent() is false). The message says how to
+// trust a private CA (AWS_CA_BUNDLE, the profile's ca_bundle, --ca-bundle).
+class CertificateError : public TransportError {
  public:
-  explicit CertificateError(const std::string& message) : Error(ErrorKind::kTransport, message, false) {}
+  explicit CertificateError(const std::string& message)
+      : TransportError(ErrorKind::kTransport, message, false, false) {}
 };
 
 // The response could not be understood (bad JSON, missing fields, CRC32 mismatch).
@@ -127,7 +138,9 @@ class ProtocolError : public Error {
       : Error(ErrorKind::kProtocol, message, retryable) {}
 };
 
-// An error answer from DynamoDB (or an endpoint speaking its protocol).
+// An error answer from DynamoDB (or an endpoint speaking its protocol). The kinds callers
+// branch on have classes of their own below (ResourceNotFoundError, ThrottlingError,
+// ConditionFailedError); a catch of ServiceError catches them too.
 class ServiceError : public Error {
  public:
   // name: the part of "__type" after '#', e.g. "ValidationException".
@@ -138,11 +151,49 @@ class ServiceError : public Error {
   const std::string& service_message() const noexcept { return service_message_; }
   const std::string& request_id() const noexcept { return request_id_; }
 
+ protected:
+  // `what`: the message, in place of the one made of the fields.
+  ServiceError(ErrorKind kind, int http_status, std::string name, std::string service_message,
+               std::string request_id, const std::string& what);
+
  private:
   int http_status_;
   std::string name_;
   std::string service_message_;
   std::string request_id_;
+};
+
+// The table (or index) does not exist: kind kResourceNotFound, not retryable. When the request
+// named its table, the message names it, the operation, and how to create the table.
+class ResourceNotFoundError : public ServiceError {
+ public:
+  // table, operation: as the request named them ("" when unknown).
+  ResourceNotFoundError(int http_status, std::string name, std::string service_message,
+                        std::string request_id, std::string table = {}, const std::string& operation = {});
+  // The table the request named; empty when it named none (or several).
+  const std::string& table() const noexcept { return table_; }
+
+ private:
+  std::string table_;
+};
+
+// DynamoDB throttled the request (ProvisionedThroughputExceededException, ThrottlingException,
+// RequestLimitExceeded, HTTP 429), or a batch's entries stayed unprocessed: kind kThrottling,
+// retryable (later, or with less load). The client has already retried it.
+class ThrottlingError : public ServiceError {
+ public:
+  ThrottlingError(int http_status, std::string name, std::string service_message, std::string request_id)
+      : ServiceError(ErrorKind::kThrottling, http_status, std::move(name), std::move(service_message),
+                     std::move(request_id)) {}
+};
+
+// A conditional write's condition did not hold (ConditionalCheckFailedException): kind
+// kConditionFailed, an answer about the item rather than a fault; not retryable.
+class ConditionFailedError : public ServiceError {
+ public:
+  ConditionFailedError(int http_status, std::string name, std::string service_message, std::string request_id)
+      : ServiceError(ErrorKind::kConditionFailed, http_status, std::move(name), std::move(service_message),
+                     std::move(request_id)) {}
 };
 
 // A write whose outcome is unknown: an attempt may have reached DynamoDB and been applied, but

@@ -18,7 +18,9 @@ struct GetOrSetOptions {
   // only. Otherwise, before loading a missing key, a process takes a lease on it in the table
   // (the item `KEY#lease`, a conditional PutItem) for this long; other processes poll for the
   // value instead of loading. A crashed holder's lease lapses after this time. Choose it longer
-  // than a load takes. Needs a DynamodbBackend (others: InvalidArgumentError).
+  // than a load takes. Needs a DynamodbBackend, or a LayeredBackend whose lowest layer is one
+  // (the lease is then taken there, and the value loaded is written into the layers above
+  // too); others: InvalidArgumentError.
   Ttl lease{0};
   // How long a process waits for another's lease holder before it loads itself. Default 10 s.
   Ttl lease_wait{10000};
@@ -49,5 +51,13 @@ struct GetOrSetOptions {
 // wait for itself).
 std::string get_or_set(Backend& backend, std::string_view key, const std::function<std::string()>& load, Ttl ttl,
                        const GetOrSetOptions& options = {});
+
+// get_or_set without waiting: the same call, run where `backend` runs blocking work
+// (Backend::run_blocking: a helper thread over DynamoDB, inline over a MemoryBackend), which
+// then completes `done` (or the Pending). `load` runs there too. `backend` must outlive it.
+void get_or_set_async(Backend& backend, std::string key, std::function<std::string()> load, Ttl ttl,
+                      GetOrSetOptions options, Backend::Done<std::string> done);
+Pending<std::string> get_or_set_async(Backend& backend, std::string key, std::function<std::string()> load,
+                                      Ttl ttl, GetOrSetOptions options = {});
 
 }  // namespace dynamodb_cache

@@ -16,13 +16,19 @@ namespace dynamodb_cache {
 
 struct MemoryOptions {
   // Bounds over all shards; the least recently used entries go first. Each shard holds an
-  // equal share. Defaults: 100,000 entries, 64 MiB of keys plus values.
+  // equal share. Defaults: 100,000 entries, 64 MiB of keys plus values. A bound of 0 stores
+  // nothing (every get misses): a memory layer turned off by configuration, without
+  // changing the program's layers.
   std::size_t max_entries = 100000;
   std::size_t max_bytes = 64u << 20;
   // Number of independently locked shards (rounded up to a power of two). Default 16.
   std::size_t shards = 16;
+  // Keys up to this many bytes (default 2048, DynamoDB's limit, so a program that moves to a
+  // table fails early, not later). A memory layer over a DynamodbBackend with long_keys takes
+  // up to kMaxLongKeyBytes (64 KiB; make_cache sets this for you).
+  std::size_t max_key_bytes = 2048;
   // Clock for expiry; default steady_clock (immune to wall-clock jumps).
-  std::function<std::chrono::steady_clock::time_point()> now;
+  std::function<std::chrono::steady_clock::time_point()> now{};
 };
 
 // An in-process LRU cache with per-entry TTL, one mutex per shard. Per instance: two

@@ -11,6 +11,7 @@
 #include <string_view>
 
 #include "dynamodb_cache/errors.h"
+#include "dynamodb_cache/log.h"
 
 namespace dynamodb_cache {
 
@@ -68,13 +69,5 @@ struct CacheStats {
   // "p50":..,"p90":..,"p99":..,"max":..}},...}; operations never called are left out.
   std::string to_json(const uint64_t* client_retries = nullptr) const;
 };
-
-enum class LogLevel { kDebug, kInfo, kWarning, kError };
-const char* to_string(LogLevel level) noexcept;
-
-// The logging hook: called from any thread, one call per event, never with a secret (messages
-// are built from error messages, which carry none, and key names). Keep it fast and make it
-// thread-safe; exceptions it throws are swallowed.
-using LogHook = std::function<void(LogLevel, std::string_view message)>;
 
 }  // namespace dynamodb_cache

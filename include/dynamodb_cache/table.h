@@ -7,6 +7,7 @@
 #include <string>
 
 #include "dynamodb_cache/dynamodb.h"
+#include "dynamodb_cache/stats.h"
 
 namespace dynamodb_cache {
 
@@ -21,8 +22,12 @@ struct TableOptions {
   // How long create()/drop() wait for the table to settle, and how often they look.
   std::chrono::milliseconds wait_timeout{std::chrono::minutes(5)};
   std::chrono::milliseconds poll_interval{200};
-  // Where non-fatal problems go (e.g. a service without UpdateTimeToLive).
-  // Default: one line on stderr starting "warning: ", once per process for each message.
+  // The logging hook (stats.h; the same one DynamodbOptions::log takes): non-fatal problems
+  // (a service without UpdateTimeToLive, another TTL attribute) at LogLevel::kWarning.
+  // Default none: the library itself never writes to stderr.
+  LogHook log;
+  // Deprecated: use `log`. Kept for source compatibility; when set, it receives the warnings
+  // too (their message only).
   std::function<void(const std::string&)> warn;
 };
 

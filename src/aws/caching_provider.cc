@@ -9,6 +9,7 @@
 #include "aws/providers.h"
 #include "dynamodb_cache/aws.h"
 #include "dynamodb_cache/errors.h"
+#include "util/log.h"
 #include "util/time.h"
 
 namespace dynamodb_cache::aws {
@@ -48,6 +49,14 @@ class CachingProvider final : public CredentialsProvider {
   }
 
   Credentials get() override {
+    // Declared before the lock, so it speaks after the lock is released: a hook may call
+    // anything, this provider included.
+    struct SayAfterUnlock {
+      std::string text;
+      ~SayAfterUnlock() {
+        if (!text.empty()) dynamodb_cache::detail::log_to({}, LogLevel::kWarning, text);
+      }
+    } say;
     std::unique_lock lock(mu_);
     SystemClock::time_point now;
     for (bool fetch = false; !fetch;) {
@@ -87,7 +96,7 @@ class CachingProvider final : public CredentialsProvider {
       extended_ = false;
       if (usable_until_ && *usable_until_ <= now) {
         // Already expired when they came: use them a while rather than fetch on every call.
-        extend(now, "came back already expired");
+        say.text = extend(now, "came back already expired");
         next_attempt_ = now + kRetryWhileUsable;
       } else if (usable_until_ && now >= *usable_until_ - before_) {
         next_attempt_ = now + kRetryWhileUsable;  // inside the refresh window already
@@ -98,7 +107,8 @@ class CachingProvider final : public CredentialsProvider {
     }
     last_error_ = error;
     ++failures_;
-    if (cached_ && usable_until_ && now >= *usable_until_ && !extended_) extend(now, "could not be refreshed");
+    if (cached_ && usable_until_ && now >= *usable_until_ && !extended_)
+      say.text = extend(now, "could not be refreshed");
     const bool usable = usable_at(now);
     next_attempt_ = now + (usable ? kRetryWhileUsable : backoff());
     if (usable) return *cached_;
@@ -169,18 +179,17 @@ class CachingProvider final : public CredentialsProvider {
   }
 
   // Static stability: keeps expired credentials usable for 5-10 minutes (jittered, so a
-  // fleet does not come back at once). Called with mu_ held.
-  void extend(SystemClock::time_point now, const char* why) {
+  // fleet does not come back at once). Called with mu_ held. Returns the warning to log once
+  // the lock is released (empty: said already; each provider says it once).
+  std::string extend(SystemClock::time_point now, const char* why) {
     static thread_local std::minstd_rand rng{std::random_device{}()};
     auto extra = std::chrono::seconds(300 + static_cast<int>(rng() % 301));
     usable_until_ = now + extra;
     extended_ = true;
-    static std::atomic<bool> warned{false};
-    if (!warned.exchange(true))
-      std::fprintf(stderr,
-                   "warning: credentials from %s %s; using them %lld more seconds and trying again "
-                   "meanwhile\n",
-                   cached_->provider.c_str(), why, static_cast<long long>(extra.count()));
+    if (warned_) return {};
+    warned_ = true;
+    return "credentials from " + cached_->provider + " " + why + "; using them " +
+           std::to_string(extra.count()) + " more seconds and trying again meanwhile";
   }
 
   std::shared_ptr<CredentialsProvider> inner_;
@@ -191,6 +200,7 @@ class CachingProvider final : public CredentialsProvider {
   // All guarded by mu_.
   std::optional<Credentials> cached_;
   std::optional<SystemClock::time_point> usable_until_;  // expiration, or the extension
+  bool warned_ = false;                                  // extend() has said it once
   bool extended_ = false;            // usable_until_ is an extension (granted once per set)
   bool stale_ = false;               // invalidated: fetch again when the backoff allows
   bool refreshing_ = false;          // a thread is calling inner_

@@ -14,7 +14,8 @@ void validate_key(std::string_view key, std::size_t max_bytes) {
   if (key.empty()) throw InvalidArgumentError("cache key is empty");
   if (key.size() > max_bytes)
     throw InvalidArgumentError("cache key is " + std::to_string(key.size()) + " bytes; " +
-                               (max_bytes == 2048 ? std::string("DynamoDB allows at most 2048")
+                               (max_bytes == 2048 ? std::string("DynamoDB allows at most 2048 (DynamodbOptions::long_keys "
+                                                                "stores keys up to 64 KiB as digests)")
                                                   : "at most " + std::to_string(max_bytes) + " are allowed"));
   // UTF-8 well-formedness (RFC 3629): DynamoDB rejects anything else in a string key.
   const auto* p = reinterpret_cast<const unsigned char*>(key.data());
@@ -98,6 +99,43 @@ void Backend::set_many_async(std::vector<std::pair<std::string, std::string>> en
 }
 void Backend::clear_async(Done<void> done, std::function<void(uint64_t)> progress) {
   complete_inline(done, [&] { clear(progress); });
+}
+
+void Backend::run_blocking(std::function<void(std::exception_ptr)> work) { work(nullptr); }
+
+namespace {
+// Runs `f(backend)` through the backend's run_blocking and completes `done` with its result,
+// or with the error that kept it from running.
+template <class T, class F>
+void blocking(Backend& b, Backend::Done<T> done, F f) {
+  b.run_blocking([&b, done = std::move(done), f = std::move(f)](std::exception_ptr refused) mutable {
+    if (refused) return done(std::move(refused));
+    done(detail::outcome_of<T>([&] { return f(b); }));
+  });
+}
+}  // namespace
+
+void Backend::contains_async(std::string key, Done<bool> done) {
+  blocking(*this, std::move(done), [key = std::move(key)](Backend& b) { return b.contains(key); });
+}
+void Backend::touch_async(std::string key, Ttl ttl, Done<bool> done) {
+  blocking(*this, std::move(done), [key = std::move(key), ttl](Backend& b) { return b.touch(key, ttl); });
+}
+void Backend::add_async(std::string key, std::string value, Ttl ttl, Done<bool> done) {
+  blocking(*this, std::move(done), [key = std::move(key), value = std::move(value), ttl](Backend& b) {
+    return b.add(key, value, ttl);
+  });
+}
+void Backend::increment_async(std::string key, int64_t delta, Ttl ttl, Done<int64_t> done) {
+  blocking(*this, std::move(done),
+           [key = std::move(key), delta, ttl](Backend& b) { return b.increment(key, delta, ttl); });
+}
+void Backend::decrement_async(std::string key, int64_t delta, Ttl ttl, Done<int64_t> done) {
+  blocking(*this, std::move(done),
+           [key = std::move(key), delta, ttl](Backend& b) { return b.decrement(key, delta, ttl); });
+}
+void Backend::erase_many_async(std::vector<std::string> keys, Done<void> done) {
+  blocking(*this, std::move(done), [keys = std::move(keys)](Backend& b) { b.erase_many(keys); });
 }
 
 }  // namespace dynamodb_cache

@@ -42,24 +42,26 @@ void DynamodbBackend::Impl::start_get(std::unique_ptr<AsyncGet> op) {
       [&] { request = op->b->get_request(op->stored(), op->b->options.consistent_read); });
   if (!made.ok()) return op->answered(std::move(made).error());
   ddb::Client& client = *op->b->client;
-  ddb::detail::raw_call_async(client, DDB_TARGET("GetItem"), std::move(request),
-                              [p = op.release()](std::string* body, std::exception_ptr error) {
-                                std::unique_ptr<AsyncGet> op(p);
-                                if (error) return op->answered(std::move(error));
-                                bool chunks = false;
-                                auto out =
-                                    detail::outcome_of<std::optional<Hit>>([&]() -> std::optional<Hit> {
-                                      try {
-                                        return detail::read_answer(op->b->options, nullptr, *body, op->key,
-                                                                   op->b->stats.read_capacity_units);
-                                      } catch (const detail::NeedsChunks&) {
-                                        chunks = true;
-                                        return std::nullopt;
-                                      }
-                                    });
-                                if (chunks) return op->chunked();
-                                op->answered(std::move(out));
-                              });
+  const bool may_batch = op->b->options.batch_gets;
+  ddb::detail::raw_call_async(
+      client, DDB_TARGET("GetItem"), std::move(request),
+      [p = op.release()](std::string* body, std::exception_ptr error) {
+        std::unique_ptr<AsyncGet> op(p);
+        if (error) return op->answered(std::move(error));
+        bool chunks = false;
+        auto out = detail::outcome_of<std::optional<Hit>>([&]() -> std::optional<Hit> {
+          try {
+            return detail::read_answer(op->b->options, nullptr, *body, op->key,
+                                       op->b->stats.read_capacity_units);
+          } catch (const detail::NeedsChunks&) {
+            chunks = true;
+            return std::nullopt;
+          }
+        });
+        if (chunks) return op->chunked();
+        op->answered(std::move(out));
+      },
+      may_batch);
 }
 
 // GetItem on the loop; a chunked head found there is read with its chunks on a helper thread.

@@ -8,6 +8,7 @@
 #include "cache/chunked.h"
 #include "cache/dynamodb_backend_impl.h"
 #include "util/crypto.h"
+#include "util/log.h"
 
 namespace dynamodb_cache {
 
@@ -294,11 +295,7 @@ void DynamodbBackend::Impl::record_latency(Op op, std::chrono::steady_clock::tim
 }
 
 void DynamodbBackend::Impl::emit(LogLevel level, const std::string& message) const {
-  if (!options.log) return;
-  try {
-    options.log(level, message);
-  } catch (...) {  // a logging failure must not become a cache failure
-  }
+  detail::log_to(options.log, level, message);
 }
 
 bool DynamodbBackend::Impl::fails_open(const Error& e, const char* op, std::string_view key,
@@ -379,14 +376,25 @@ void DynamodbBackend::set_many_async(std::vector<std::pair<std::string, std::str
 void DynamodbBackend::clear_async(Done<void> done, std::function<void(uint64_t)> progress) {
   impl_->clear_async(std::move(done), std::move(progress));
 }
-
-dynamodb::Item DynamodbBackend::make_item(std::string_view key, std::string_view value, Ttl ttl) const {
-  return impl_->item_for(key, impl_->key_prefix(), value, ttl, nullptr);
+void DynamodbBackend::run_blocking(std::function<void(std::exception_ptr)> work) {
+  // The work completes its caller itself; offload's own completion only reports a refusal.
+  impl_->offload<void>(
+      [work](Outcome<void> refused) {
+        if (!refused.ok()) work(std::move(refused).error());
+      },
+      [work] { work(nullptr); });
 }
 
-std::optional<Hit> DynamodbBackend::read_item(const dynamodb::Item& item) const {
+dynamodb::Item detail::make_item(const DynamodbBackend& b, std::string_view key, std::string_view value,
+                                 Ttl ttl) {
+  auto& impl = DynamodbBackendAccess::impl(b);
+  return impl.item_for(key, impl.key_prefix(), value, ttl, nullptr);
+}
+
+std::optional<Hit> detail::read_item(const DynamodbBackend& b, const dynamodb::Item& item) {
+  auto& impl = DynamodbBackendAccess::impl(b);
   try {
-    return detail::read_entry(impl_->options, *impl_->client, item);
+    return detail::read_entry(impl.options, *impl.client, item);
   } catch (const chunked::ChunksGone&) {
     return std::nullopt;  // overwritten or erased while being read
   }
@@ -400,8 +408,5 @@ std::string DynamodbBackend::stored_key(std::string_view key, std::string_view p
 }
 std::string DynamodbBackend::stored_key(std::string_view key) const { return stored_key(key, key_prefix()); }
 std::string DynamodbBackend::key_prefix() const { return impl_->key_prefix(); }
-bool DynamodbBackend::is_digest(std::string_view key, std::string_view prefix) const {
-  return impl_->key_map.is_digest(key, prefix);
-}
 
 }  // namespace dynamodb_cache

@@ -381,4 +381,19 @@ struct DynamodbBackend::Impl {
   void clear_segment_async(std::shared_ptr<ClearRun> run, ddb::ScanRequest scan);
 };
 
+namespace detail {
+
+// DynamodbBackend's Impl, for the library's own code (friend of DynamodbBackend).
+struct DynamodbBackendAccess {
+  static DynamodbBackend::Impl& impl(const DynamodbBackend& b) { return *b.impl_; }
+};
+
+// The item b.set(key, value, ttl) would write (tests; not public: the layout is the README's).
+dynamodb::Item make_item(const DynamodbBackend& b, std::string_view key, std::string_view value, Ttl ttl);
+// The hit an item of b's table stands for, or nullopt when expired. Throws CodecError for an
+// item whose value cannot be decoded.
+std::optional<Hit> read_item(const DynamodbBackend& b, const dynamodb::Item& item);
+
+}  // namespace detail
+
 }  // namespace dynamodb_cache

@@ -7,8 +7,10 @@
 
 #include "cache/chunked.h"
 #include "cache/dynamodb_backend_impl.h"
+#include "cache/outcome_of.h"
 #include "cache/single_flight.h"
 #include "dynamodb_cache/errors.h"
+#include "dynamodb_cache/layered_backend.h"
 #include "util/crypto.h"
 
 namespace dynamodb_cache {
@@ -20,6 +22,10 @@ namespace ddb = dynamodb;
 namespace detail {
 
 std::string Flight::wait() {
+  if (leader_ == std::this_thread::get_id())
+    throw InvalidArgumentError(
+        "get_or_set: the loader asked for its own key (get_or_set of the same key on the same "
+        "cache, from inside its loader): it would wait for itself forever");
   std::unique_lock lock(mu_);
   ++waiters_;
   cv_.wait(lock, [&] { return done_; });
@@ -61,7 +67,10 @@ FlightRegistry::Joined FlightRegistry::join(const void* owner, std::string_view 
   Shard& s = shard(k);
   std::lock_guard lock(s.mu);
   auto [it, inserted] = s.flights.try_emplace(std::move(k));
-  if (inserted) it->second = std::make_shared<Flight>();
+  if (inserted) {
+    it->second = std::make_shared<Flight>();
+    it->second->leader_ = std::this_thread::get_id();
+  }
   return {it->second, inserted};
 }
 
@@ -207,7 +216,8 @@ class LeaseTable {
     ddb::PutItemRequest r;
     r.table_name = options_.table;
     r.item = detail::build_item(options_, backend_.stored_key(key, prefix_), key,
-                                backend_.is_digest(key, prefix_), value, ttl, &client_);
+                                detail::DynamodbBackendAccess::impl(backend_).key_map.is_digest(key, prefix_),
+                                value, ttl, &client_);
     detail::add_write_token(r.item);
     r.resend_if_unknown = false;
     if (!seen.item) {
@@ -370,10 +380,26 @@ void check(const GetOrSetOptions& o, Ttl ttl) {
                                "and 0 < poll_min <= poll_max");
 }
 
+// Over layers whose lowest is DynamoDB: the layers answer a hit as a get does (a memory copy
+// first); otherwise the lowest layer runs get_or_set (single flight, the lease, the store
+// conditional on what it read: its own stats count the loads), and the value is copied into
+// the layers above.
+std::string through_layers(LayeredBackend& layered, std::string_view key,
+                           const std::function<std::string()>& load, Ttl ttl, const GetOrSetOptions& o) {
+  check(o, ttl);
+  if (auto hit = layered.get_entry(key); hit && !wants_refresh(*hit, o)) return std::move(hit->value);
+  std::string value = get_or_set(*layered.layers().back(), key, load, ttl, o);
+  layered.fill_upper(key, value, ttl);
+  return value;
+}
+
 }  // namespace
 
 std::string get_or_set(Backend& backend, std::string_view key, const std::function<std::string()>& user_load,
                        Ttl ttl, const GetOrSetOptions& o) {
+  if (auto* layered = dynamic_cast<LayeredBackend*>(&backend);
+      layered && dynamic_cast<DynamodbBackend*>(layered->layers().back().get()))
+    return through_layers(*layered, key, user_load, ttl, o);
   check(o, ttl);
   // Keys are validated by the backend's first read, under its own limit (long_keys).
   CacheStats& stats = backend.stats();
@@ -395,7 +421,10 @@ std::string get_or_set(Backend& backend, std::string_view key, const std::functi
   std::optional<LeaseTable> table;
   const bool leased = o.lease.count() > 0;
   if (auto* d = dynamic_cast<DynamodbBackend*>(&backend)) table.emplace(*d);
-  if (leased && !table) throw InvalidArgumentError("get_or_set: a lease needs a DynamodbBackend");
+  if (leased && !table)
+    throw InvalidArgumentError(
+        "get_or_set: a lease needs a DynamodbBackend, or a LayeredBackend whose lowest layer "
+        "is one");
   auto& registry = FlightRegistry::instance();
   uint64_t finished_before = registry.finished(&backend, key);
   auto read = [&](bool consistent) {
@@ -459,6 +488,22 @@ std::string get_or_set(Backend& backend, std::string_view key, const std::functi
     joined.flight->fail(std::current_exception());
     throw;
   }
+}
+
+void get_or_set_async(Backend& backend, std::string key, std::function<std::string()> load, Ttl ttl,
+                      GetOrSetOptions options, Backend::Done<std::string> done) {
+  backend.run_blocking([&backend, key = std::move(key), load = std::move(load), ttl, options,
+                        done = std::move(done)](std::exception_ptr refused) {
+    if (refused) return done(std::move(refused));
+    done(detail::outcome_of<std::string>([&] { return get_or_set(backend, key, load, ttl, options); }));
+  });
+}
+
+Pending<std::string> get_or_set_async(Backend& backend, std::string key, std::function<std::string()> load,
+                                      Ttl ttl, GetOrSetOptions options) {
+  return detail::start_pending<std::string>([&](auto d) {
+    get_or_set_async(backend, std::move(key), std::move(load), ttl, options, std::move(d));
+  });
 }
 
 }  // namespace dynamodb_cache

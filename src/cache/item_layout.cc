@@ -57,8 +57,7 @@ std::string decompress(std::string_view in, std::string_view key) {
   // else; refusing it bounds the memory one read can take.
   if (size > kMaxValueBytes)
     throw CodecError("item '" + std::string(key) + "': compressed value declares " + std::to_string(size) +
-                     " bytes, over the limit of " + std::to_string(kMaxValueBytes) +
-                     " bytes (kMaxValueBytes)");
+                     " bytes, over the limit of " + std::to_string(kMaxValueBytes) + " bytes (64 MiB)");
   std::string out(static_cast<size_t>(size), '\0');
   size_t n = ZSTD_decompressDCtx(ctx.d, out.data(), out.size(), in.data(), in.size());
   if (ZSTD_isError(n) || n != size)
@@ -121,7 +120,7 @@ void check_value_size(std::string_view key, std::string_view value) {
   if (value.size() > kMaxValueBytes)
     throw InvalidArgumentError("value of " + std::to_string(value.size()) + " bytes for key '" +
                                std::string(key.substr(0, 64)) + "' is too large: values may be at most " +
-                               std::to_string(kMaxValueBytes) + " bytes (kMaxValueBytes)");
+                               std::to_string(kMaxValueBytes) + " bytes (64 MiB)");
 }
 
 bool fits_one_item(const DynamodbOptions& o, std::string_view key, std::string_view value) {

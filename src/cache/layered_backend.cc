@@ -1,6 +1,8 @@
 // LayeredBackend: reads in layer order with back-fill, writes lowest layer first.
 #include "dynamodb_cache/layered_backend.h"
 
+#include <algorithm>
+
 #include "dynamodb_cache/errors.h"
 
 namespace dynamodb_cache {
@@ -18,7 +20,8 @@ Ttl refill_ttl(const Hit& h) {
 // construction; `stats` is the backend's (relaxed atomics).
 struct LayeredBackend::Impl {
   struct Many;
-  Impl(std::vector<std::shared_ptr<Backend>> l, CacheStats& s) : layers(std::move(l)), stats(s) {}
+  Impl(std::vector<std::shared_ptr<Backend>> l, LayeredOptions o, CacheStats& s)
+      : layers(std::move(l)), options(o), stats(s) {}
   void get_from(size_t layer, std::string key, Done<std::optional<Hit>> done);
   void set_from(size_t layer, std::string key, std::string value, Ttl ttl, bool erase, Done<void> done);
   void clear_from(size_t layer, Done<void> done, std::function<void(uint64_t)> progress);
@@ -28,13 +31,22 @@ struct LayeredBackend::Impl {
                      std::shared_ptr<const std::vector<std::pair<std::string, std::string>>> entries, Ttl ttl,
                      Done<void> done);
   Backend& lowest() { return *layers.back(); }
+  // The TTL layer `layer` keeps a copy for: `ttl` in the lowest layer; above it, at most
+  // options.upper_max_age (when set), also for a `ttl` of zero (never expires).
+  Ttl ttl_in(size_t layer, Ttl ttl) const {
+    if (layer + 1 == layers.size() || options.upper_max_age.count() == 0) return ttl;
+    return ttl.count() == 0 ? options.upper_max_age : std::min(ttl, options.upper_max_age);
+  }
 
   std::vector<std::shared_ptr<Backend>> layers;
+  const LayeredOptions options;
   CacheStats& stats;
 };
 
-LayeredBackend::LayeredBackend(std::vector<std::shared_ptr<Backend>> layers)
-    : impl_(std::make_unique<Impl>(std::move(layers), *stats_)) {
+LayeredBackend::LayeredBackend(std::vector<std::shared_ptr<Backend>> layers, LayeredOptions options)
+    : impl_(std::make_unique<Impl>(std::move(layers), options, *stats_)) {
+  if (options.upper_max_age.count() < 0)
+    throw InvalidArgumentError("LayeredOptions::upper_max_age is negative");
   if (impl_->layers.empty()) throw InvalidArgumentError("LayeredBackend needs at least one layer");
   for (const auto& l : impl_->layers)
     if (!l) throw InvalidArgumentError("LayeredBackend: a layer is null");
@@ -42,13 +54,17 @@ LayeredBackend::LayeredBackend(std::vector<std::shared_ptr<Backend>> layers)
 
 LayeredBackend::~LayeredBackend() = default;
 
+void LayeredBackend::run_blocking(std::function<void(std::exception_ptr)> work) {
+  impl_->lowest().run_blocking(std::move(work));
+}
+
 std::optional<Hit> LayeredBackend::get_entry(std::string_view key) {
   for (size_t i = 0; i < impl_->layers.size(); ++i) {
     auto h = impl_->layers[i]->get_entry(key);
     if (!h) continue;
     if (h->ttl_left && h->ttl_left->count() <= 0) return std::nullopt;  // expired in transit
     if (!h->counter)
-      for (size_t j = 0; j < i; ++j) impl_->layers[j]->set(key, h->value, refill_ttl(*h));
+      for (size_t j = 0; j < i; ++j) impl_->layers[j]->set(key, h->value, impl_->ttl_in(j, refill_ttl(*h)));
     stats_->hits.fetch_add(1, std::memory_order_relaxed);
     return h;
   }
@@ -57,7 +73,7 @@ std::optional<Hit> LayeredBackend::get_entry(std::string_view key) {
 }
 
 void LayeredBackend::set(std::string_view key, std::string_view value, Ttl ttl) {
-  for (auto it = impl_->layers.rbegin(); it != impl_->layers.rend(); ++it) (*it)->set(key, value, ttl);
+  for (size_t j = impl_->layers.size(); j-- > 0;) impl_->layers[j]->set(key, value, impl_->ttl_in(j, ttl));
   stats_->sets.fetch_add(1, std::memory_order_relaxed);
 }
 
@@ -97,7 +113,8 @@ void LayeredBackend::Impl::take_layer(size_t layer, Many& m, std::vector<std::op
       continue;
     }
     if (!h->counter)
-      for (size_t j = 0; j < layer; ++j) layers[j]->set(m.keys[m.missing[k]], h->value, refill_ttl(*h));
+      for (size_t j = 0; j < layer; ++j)
+        layers[j]->set(m.keys[m.missing[k]], h->value, ttl_in(j, refill_ttl(*h)));
     m.out[m.missing[k]] = std::move(h);
   }
   m.missing = std::move(still);
@@ -148,7 +165,7 @@ void LayeredBackend::Impl::set_many_from(
     size_t layer, std::shared_ptr<const std::vector<std::pair<std::string, std::string>>> entries, Ttl ttl,
     Done<void> done) {
   if (layer == 0) return done(Outcome<void>());
-  layers[layer - 1]->set_many_async(*entries, ttl,
+  layers[layer - 1]->set_many_async(*entries, ttl_in(layer - 1, ttl),
                                     [this, layer, entries, ttl, done](Outcome<void> r) mutable {
                                       if (!r.ok()) return done(std::move(r));
                                       set_many_from(layer - 1, std::move(entries), ttl, std::move(done));
@@ -156,7 +173,7 @@ void LayeredBackend::Impl::set_many_from(
 }
 
 void LayeredBackend::set_many(const std::vector<std::pair<std::string, std::string>>& entries, Ttl ttl) {
-  for (auto it = impl_->layers.rbegin(); it != impl_->layers.rend(); ++it) (*it)->set_many(entries, ttl);
+  for (size_t j = impl_->layers.size(); j-- > 0;) impl_->layers[j]->set_many(entries, impl_->ttl_in(j, ttl));
 }
 
 void LayeredBackend::get_entry_async(std::string key, Done<std::optional<Hit>> done) {
@@ -181,7 +198,7 @@ void LayeredBackend::Impl::get_from(size_t layer, std::string key, Done<std::opt
     std::exception_ptr error;
     try {
       if (!h->counter)
-        for (size_t j = 0; j < layer; ++j) layers[j]->set(key, h->value, refill_ttl(*h));
+        for (size_t j = 0; j < layer; ++j) layers[j]->set(key, h->value, ttl_in(j, refill_ttl(*h)));
     } catch (...) {
       error = std::current_exception();
     }
@@ -214,7 +231,7 @@ void LayeredBackend::Impl::set_from(size_t layer, std::string key, std::string v
   if (erase)
     l.erase_async(std::move(key), std::move(next));
   else
-    l.set_async(std::move(key), std::move(value), ttl, std::move(next));
+    l.set_async(std::move(key), std::move(value), ttl_in(layer - 1, ttl), std::move(next));
 }
 
 void LayeredBackend::clear_async(Done<void> done, std::function<void(uint64_t)> progress) {
@@ -246,7 +263,8 @@ bool LayeredBackend::touch(std::string_view key, Ttl ttl) {
   bool touched = impl_->lowest().touch(key, ttl);
   for (size_t j = 0; j + 1 < impl_->layers.size(); ++j) {
     if (touched)
-      impl_->layers[j]->touch(key, ttl);  // false when this layer has no copy: nothing to re-time
+      impl_->layers[j]->touch(
+          key, impl_->ttl_in(j, ttl));  // false when this layer has no copy: nothing to re-time
     else
       impl_->layers[j]->erase(key);  // whatever copy it has outlived the shared entry
   }
@@ -255,9 +273,16 @@ bool LayeredBackend::touch(std::string_view key, Ttl ttl) {
 
 bool LayeredBackend::add(std::string_view key, std::string_view value, Ttl ttl) {
   if (!impl_->lowest().add(key, value, ttl)) return false;
-  for (size_t j = 0; j + 1 < impl_->layers.size(); ++j) impl_->layers[j]->set(key, value, ttl);
+  fill_upper(key, value, ttl);
   return true;
 }
+
+void LayeredBackend::fill_upper(std::string_view key, std::string_view value, Ttl ttl) {
+  for (size_t j = 0; j + 1 < impl_->layers.size(); ++j)
+    impl_->layers[j]->set(key, value, impl_->ttl_in(j, ttl));
+}
+
+const std::vector<std::shared_ptr<Backend>>& LayeredBackend::layers() const { return impl_->layers; }
 
 int64_t LayeredBackend::increment(std::string_view key, int64_t delta, Ttl ttl) {
   auto erase_above = [&] {

@@ -100,7 +100,7 @@ struct memory::Shard {
   void put(Entry e) {
     if (auto it = index.find(e.key); it != index.end()) drop(it->second);
     std::size_t need = e.key.size() + e.value.size();
-    if (need > max_bytes) {  // larger than the whole shard: not cached at all
+    if (need > max_bytes || max_entries == 0) {  // larger than the whole shard, or no room at all: not cached
       ++evictions;
       return;
     }
@@ -121,8 +121,8 @@ MemoryBackend::Impl::Impl(MemoryOptions o) : options(std::move(o)) {
   options.shards = n;
   for (std::size_t i = 0; i < n; ++i) {
     auto s = std::make_unique<Shard>();
-    s->max_entries = std::max<std::size_t>(1, (options.max_entries + n - 1) / n);
-    s->max_bytes = std::max<std::size_t>(1, (options.max_bytes + n - 1) / n);
+    s->max_entries = (options.max_entries + n - 1) / n;  // 0 stays 0: nothing stored
+    s->max_bytes = (options.max_bytes + n - 1) / n;
     shards.push_back(std::move(s));
   }
 }
@@ -135,7 +135,7 @@ Shard& MemoryBackend::Impl::shard_for(std::string_view key) const {
 
 template <class F>
 auto MemoryBackend::Impl::locked(std::string_view key, Ttl ttl, F&& f) {
-  validate_key(key);
+  validate_key(key, options.max_key_bytes);
   auto now = options.now();
   auto expires = expiry(now, ttl);
   Shard& s = shard_for(key);
@@ -148,7 +148,7 @@ MemoryBackend::MemoryBackend(MemoryOptions options) : impl_(std::make_unique<Imp
 MemoryBackend::~MemoryBackend() = default;
 
 std::optional<Hit> MemoryBackend::get_entry(std::string_view key) {
-  validate_key(key);
+  validate_key(key, impl_->options.max_key_bytes);
   Shard& s = impl_->shard_for(key);
   auto now = impl_->options.now();
   std::lock_guard lock(s.mu);
@@ -159,7 +159,7 @@ std::optional<Hit> MemoryBackend::get_entry(std::string_view key) {
 }
 
 void MemoryBackend::set(std::string_view key, std::string_view value, Ttl ttl) {
-  validate_key(key);
+  validate_key(key, impl_->options.max_key_bytes);
   auto expires = expiry(impl_->options.now(), ttl);
   Shard& s = impl_->shard_for(key);
   std::lock_guard lock(s.mu);
@@ -168,7 +168,7 @@ void MemoryBackend::set(std::string_view key, std::string_view value, Ttl ttl) {
 }
 
 bool MemoryBackend::contains(std::string_view key) {
-  validate_key(key);
+  validate_key(key, impl_->options.max_key_bytes);
   Shard& s = impl_->shard_for(key);
   auto now = impl_->options.now();
   std::lock_guard lock(s.mu);
@@ -214,7 +214,7 @@ int64_t MemoryBackend::increment(std::string_view key, int64_t delta, Ttl ttl) {
 }
 
 void MemoryBackend::erase(std::string_view key) {
-  validate_key(key);
+  validate_key(key, impl_->options.max_key_bytes);
   Shard& s = impl_->shard_for(key);
   std::lock_guard lock(s.mu);
   if (auto it = s.index.find(key); it != s.index.end()) s.drop(it->second);

@@ -8,6 +8,7 @@
 #include <exception>
 #include <memory>
 #include <mutex>
+#include <thread>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -17,7 +18,9 @@ namespace dynamodb_cache::detail {
 // One load of one key; the leader finishes it, followers wait for it. Thread-safe.
 class Flight {
  public:
-  // Blocks until finished; returns the value or rethrows the leader's exception.
+  // Blocks until finished; returns the value or rethrows the leader's exception. Called by
+  // the leader's own thread (its loader asking for its own key), InvalidArgumentError at once:
+  // it would wait for itself forever.
   std::string wait();
   void finish(std::string value);
   void fail(std::exception_ptr error);
@@ -30,6 +33,7 @@ class Flight {
   std::string value_;
   std::exception_ptr error_;
   std::size_t waiters_ = 0;
+  std::thread::id leader_;  // set once by FlightRegistry::join, before the flight is shared
 };
 
 // Flights by (owner, key): the owner is the Backend object. Sharded, one mutex per shard.

@@ -16,20 +16,6 @@ const char* to_string(Op op) noexcept {
   return i < kOpCount ? kNames[i] : "unknown";
 }
 
-const char* to_string(LogLevel level) noexcept {
-  switch (level) {
-    case LogLevel::kDebug:
-      return "debug";
-    case LogLevel::kInfo:
-      return "info";
-    case LogLevel::kWarning:
-      return "warning";
-    case LogLevel::kError:
-      return "error";
-  }
-  return "unknown";
-}
-
 namespace {
 // Bucket of a duration in microseconds: 0 for < 1 us, then four per power of two.
 int bucket_of(uint64_t us) {

@@ -4,8 +4,8 @@
 
 #include "dynamodb_cache/dynamodb_backend.h"  // attr::
 #include "dynamodb_cache/errors.h"
+#include "util/log.h"
 #include "util/text.h"
-#include "util/warn.h"
 
 namespace dynamodb_cache {
 
@@ -16,7 +16,6 @@ Table::Table(std::shared_ptr<ddb::Client> client, TableOptions options)
   if (!client_) throw InvalidArgumentError("Table needs a client");
   if (options_.name.size() < 3 || options_.name.size() > 255)
     throw InvalidArgumentError("table name must be 3 to 255 characters: '" + options_.name + "'");
-  if (!options_.warn) options_.warn = [](const std::string& m) { util::warn_once(m); };
 }
 
 ddb::TableDescription Table::describe() { return client_->describe_table(options_.name); }
@@ -48,6 +47,16 @@ void check_schema(const TableOptions& o, const ddb::TableDescription& d) {
                     "], not the cache layout's single hash key `key` (S)");
 }
 
+// Hands a warning to the options' hooks, `log` and the deprecated `warn`; what they throw is
+// swallowed (stats.h: a logging hook's exceptions never fail the call).
+void warn(const TableOptions& o, const std::string& message) {
+  detail::log_to(o.log, LogLevel::kWarning, message);
+  try {
+    if (o.warn) o.warn(message);
+  } catch (...) {
+  }
+}
+
 // Turns on native TTL on expire_at; a server without it (or another TTL attribute) is warned
 // about, never a failure. `created`: this create() made the table.
 void enable_ttl(ddb::Client& client, const TableOptions& o, bool created) {
@@ -55,9 +64,9 @@ void enable_ttl(ddb::Client& client, const TableOptions& o, bool created) {
     auto ttl = client.describe_time_to_live(o.name);
     if ((ttl.status == "ENABLED" || ttl.status == "ENABLING")) {
       if (ttl.attribute_name != attr::kExpireAt)
-        o.warn("table '" + o.name + "' already uses native TTL on `" +
-               util::printable(ttl.attribute_name, 64) +
-               "`; expired cache items are filtered on read but not deleted by DynamoDB");
+        warn(o, "table '" + o.name + "' already uses native TTL on `" +
+                    util::printable(ttl.attribute_name, 64) +
+                    "`; expired cache items are filtered on read but not deleted by DynamoDB");
       return;
     }
     client.update_time_to_live(o.name, attr::kExpireAt, true);
@@ -68,14 +77,14 @@ void enable_ttl(ddb::Client& client, const TableOptions& o, bool created) {
       // fact about the server, said when the table is made; every later create() of the
       // same table would only repeat it.
       if (created)
-        o.warn("the DynamoDB server at " + client.endpoint() +
-               " has no native TTL (UpdateTimeToLive: UnknownOperationException; local servers "
-               "such as dynalite lack it): expired items are still filtered on read, but "
-               "nothing deletes them");
+        warn(o, "the DynamoDB server at " + client.endpoint() +
+                    " has no native TTL (UpdateTimeToLive: UnknownOperationException; local servers "
+                    "such as dynalite lack it): expired items are still filtered on read, but "
+                    "nothing deletes them");
       return;
     }
-    o.warn("could not enable native TTL on table '" + o.name + "' (" + e.name() +
-           "); expired items are still filtered on read, but DynamoDB will not delete them");
+    warn(o, "could not enable native TTL on table '" + o.name + "' (" + e.name() +
+                "); expired items are still filtered on read, but DynamoDB will not delete them");
   }
 }
 

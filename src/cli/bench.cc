@@ -82,6 +82,7 @@ struct BenchOptions {
   bool prepare = false;
   bool json = false;
   int64_t ttl = 3600;
+  std::string batch_gets;  // "on", "off"; empty: the library's default
 };
 
 double cpu_seconds() {
@@ -237,6 +238,7 @@ int run_bench(const GlobalOptions& g, const BenchOptions& o) {
     ga.io_threads = o.threads;
     ga.max_in_flight = static_cast<size_t>(o.concurrency);
   }
+  if (!o.batch_gets.empty()) ga.batch_gets = o.batch_gets == "on";
   auto client = make_client(ga, o.threads > 0 ? nullptr : transport);
   DynamodbBackend backend(client, backend_options(g));
   const std::string value = make_value(o.value_size, 42);
@@ -251,6 +253,17 @@ int run_bench(const GlobalOptions& g, const BenchOptions& o) {
         entries.clear();
       }
     }
+    // The keys stay after the run: say which, for how long, and how to remove them.
+    std::string ns = g.key_namespace.empty() ? std::string() : " --namespace " + g.key_namespace;
+    std::cerr << "bench: --prepare wrote keys " << key_name(0) << " to " << key_name(o.keys - 1)
+              << " in table '" << g.table << "'"
+              << (ns.empty() ? "" : " (namespace '" + g.key_namespace + "')")
+              << (o.ttl > 0 ? "; they stay until their TTL (" + std::to_string(o.ttl) + " s) ends"
+                            : std::string("; they never expire"))
+              << (ns.empty() ? ", or run `dynamodb-cache --table " + g.table +
+                                   " clear --yes` (which deletes every item in the table)"
+                             : ", or run `dynamodb-cache --table " + g.table + ns + " clear --yes`")
+              << "\n";
   }
 
   // One operation; returns false on a miss.
@@ -375,11 +388,14 @@ int run_bench(const GlobalOptions& g, const BenchOptions& o) {
       first = false;
     }
     const http::TransportStats ts = o.threads > 0 ? client->io_stats() : transport->stats();
-    std::printf("},\"misses\":%" PRIu64 ",\"retries\":%" PRIu64 ",\"cpu_us_per_op\":%.2f,\"peak_rss_mb\":%.2f,"
+    std::printf("},\"misses\":%" PRIu64 ",\"retries\":%" PRIu64
+                ",\"cpu_us_per_op\":%.2f,\"peak_rss_mb\":%.2f,"
                 "\"connections\":%" PRIu64 ",\"tls_handshakes\":%" PRIu64 ",\"tls_resumptions\":%" PRIu64
-                ",\"batched_socket_calls\":%" PRIu64 ",\"batches\":%" PRIu64 "}\n",
-                misses, retries, cpu_us_per_op, peak_rss_mb(), ts.connections, ts.tls_handshakes, ts.tls_resumptions,
-                ts.batched_socket_calls, ts.batches);
+                ",\"batched_socket_calls\":%" PRIu64 ",\"batches\":%" PRIu64 ",\"get_batches\":%" PRIu64
+                ",\"batched_keys\":%" PRIu64 "}\n",
+                misses, retries, cpu_us_per_op, peak_rss_mb(), ts.connections, ts.tls_handshakes,
+                ts.tls_resumptions, ts.batched_socket_calls, ts.batches, client->stats().batches.load(),
+                client->stats().batched_keys.load());
   } else {
     std::printf("op=%s concurrency=%d threads=%d value_size=%zu endpoint=%s\n", o.op.c_str(), o.concurrency,
                 o.threads, o.value_size, client->endpoint().c_str());
@@ -398,6 +414,9 @@ int run_bench(const GlobalOptions& g, const BenchOptions& o) {
     if (o.threads > 0)
       std::printf("socket calls   %" PRIu64 " batched into %" PRIu64 " system calls (io_uring%s)\n",
                   ts.batched_socket_calls, ts.batches, ts.batches ? "" : " not in use");
+    if (const uint64_t n = client->stats().batches.load())
+      std::printf("get batches    %" PRIu64 " BatchGetItems carrying %" PRIu64 " keys\n", n,
+                  client->stats().batched_keys.load());
     if (!first_error.empty()) std::printf("first error    %s\n", util::printable(first_error, 2048).c_str());
   }
   return error_total ? kService : kOk;
@@ -424,6 +443,10 @@ void add_bench_command(CLI::App& app, GlobalOptions& g, std::function<int()>& ru
                 "Asynchronous: the requests in flight spread over this many event-loop threads "
                 "(default: one blocking thread per request)")
       ->transform(whole_number(1, 64));
+  b->add_option("--batch-gets", o.batch_gets,
+                "Asynchronous: merge the gets queued on a loop into BatchGetItems "
+                "(dynamodb::ClientOptions::batch_gets; default: the library's)")
+      ->check(CLI::IsMember({"on", "off"}));
   b->add_option("--value-size", o.value_size, "Bytes per value for set")
       ->transform(whole_number(2, 400 * 1024))
       ->capture_default_str();
@@ -434,7 +457,9 @@ void add_bench_command(CLI::App& app, GlobalOptions& g, std::function<int()>& ru
       ->transform(whole_number(0, INT64_MAX))
       ->capture_default_str();
   add_ttl_option(b, o.ttl, "TTL of written values, seconds");
-  b->add_flag("--prepare", o.prepare, "Write the whole key space first, so gets hit");
+  b->add_flag("--prepare", o.prepare,
+              "Write the whole key space (keys bench-00000000...) first, so gets hit; the keys stay in the "
+              "table until --ttl ends");
   b->add_flag("--json", o.json, "One JSON object on stdout instead of the report");
   b->callback([&] { run = [&] { return run_bench(g, o); }; });
 }

@@ -72,7 +72,7 @@ void add_cache_commands(CLI::App& app, GlobalOptions& g, std::function<int()>& r
 
   auto* touch = app.add_subcommand("touch", "Give a live entry a new TTL from now; exit 1 on a miss");
   touch->add_option("KEY", st->key, "Cache key")->required();
-  add_ttl_option(touch, st->ttl, "New seconds to live; 0 = never expires")->required();
+  add_ttl_option(touch, st->ttl, "New seconds to live; 0 = never expires")->required()->default_str("");
   touch->callback([&g, &run, st] {
     run = [&g, st] { return backend(g).touch(st->key, std::chrono::seconds(st->ttl)) ? kOk : kMiss; };
   });

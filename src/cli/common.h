@@ -27,6 +27,8 @@ struct GlobalOptions {
   // ClientOptions::io_threads and max_in_flight (bench --threads); 0: the library's defaults.
   int io_threads = 0;
   size_t max_in_flight = 0;
+  // ClientOptions::batch_gets (bench --batch-gets); -1: the library's default.
+  int batch_gets = -1;
   // --namespace: DynamodbOptions::key_namespace (empty: none).
   std::string key_namespace;
   // --stats: the command's stats as JSON on stderr afterwards; every backend counts here.

@@ -73,7 +73,8 @@ CLI::Validator decimal_number(double min, double max) {
 CLI::Option* add_ttl_option(CLI::App* cmd, int64_t& ttl_seconds, const std::string& what) {
   const int64_t max_s = kMaxTtl.count() / 1000;
   return cmd->add_option("--ttl", ttl_seconds, what)
-      ->transform(whole_number(0, max_s, std::to_string(max_s) + " s (10,000 years)").description("SECONDS"))
+      ->transform(whole_number(0, max_s, std::to_string(max_s) + " s (10,000 years)"))
+      ->type_name("SECONDS")
       ->capture_default_str();
 }
 
@@ -91,7 +92,7 @@ std::string read_stdin(size_t max_bytes, const std::string& limit_said) {
   return data;
 }
 
-std::string read_stdin() { return read_stdin(kMaxValueBytes, "the largest value (kMaxValueBytes)"); }
+std::string read_stdin() { return read_stdin(kMaxValueBytes, "the largest value (64 MiB)"); }
 
 void keep_standard_fds_open() {
   // A descriptor of 0-2 left closed would be the next one opened (a connection to DynamoDB):

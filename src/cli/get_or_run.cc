@@ -63,7 +63,7 @@ std::string run_command(const std::vector<std::string>& argv) {
   }
   if (too_long)
     throw InvalidArgumentError("'" + argv[0] + "' printed more than " + std::to_string(kMaxValueBytes) +
-                               " bytes, the largest value (kMaxValueBytes); it was stopped and nothing cached");
+                               " bytes (64 MiB), the largest value; it was stopped and nothing cached");
   if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return out;
   throw CommandFailed{"'" + argv[0] + "' " +
                       (WIFEXITED(status) ? "exited with status " + std::to_string(WEXITSTATUS(status))

@@ -1,6 +1,7 @@
 // dynamodb-cache: the command-line face of the library.
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
@@ -9,6 +10,7 @@
 #include "cli/common.h"
 #include "dynamodb_cache/version.h"
 #include "util/text.h"
+#include "util/warn.h"
 
 namespace dynamodb_cache::cli {
 
@@ -23,6 +25,7 @@ std::shared_ptr<dynamodb::Client> make_client(const GlobalOptions& g, std::share
   o.operation_timeout = std::chrono::milliseconds(static_cast<int64_t>(g.timeout_s * 1000));
   if (g.io_threads > 0) o.io_threads = g.io_threads;
   if (g.max_in_flight > 0) o.max_in_flight = g.max_in_flight;
+  if (g.batch_gets >= 0) o.batch_gets = g.batch_gets != 0;
   auto client = std::make_shared<dynamodb::Client>(o);
   g.clients.push_back(client);
   return client;
@@ -58,6 +61,73 @@ int exit_code(const Error& e) {
 // One line of printable text, whatever the message holds (the library's messages already
 // are; this is the last guard before the terminal).
 std::string one_line(const std::string& s) { return util::printable(s, 2048); }
+
+// Edits (insertions, deletions, substitutions) that turn a into b.
+size_t edit_distance(std::string_view a, std::string_view b) {
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t diag = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      size_t up = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diag = up;
+    }
+  }
+  return row[b.size()];
+}
+
+// The option named by `arg` ("--ttl", "--ttl=5", "-h") in `cmd` or, as options fall through,
+// its parents; nullptr when none knows it.
+const CLI::Option* option_of(const CLI::App* cmd, const std::string& arg) {
+  const std::string name = arg.substr(0, arg.find('='));
+  for (; cmd; cmd = cmd->get_parent())
+    if (const CLI::Option* o = cmd->get_option_no_throw(name)) return o;
+  return nullptr;
+}
+
+// What the command line gets wrong that CLI11 would report badly, as the aws CLI and
+// redis-cli would say it: a mistyped command (with the nearest one), and get-or-run's
+// COMMAND not after `--`, or no KEY before it. "" when nothing. Options may come before or
+// after the command (they fall through to the top level).
+std::string usage_problem(const CLI::App& app, int argc, char** argv) {
+  const CLI::App* cmd = nullptr;
+  int positionals = 0;  // after the command, before `--`
+  bool dashes = false;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--") {
+      dashes = true;
+      break;
+    }
+    if (a == "-h" || a == "--help" || a == "--version") return {};  // CLI11 answers these
+    if (a.size() > 1 && a[0] == '-') {
+      const CLI::Option* o = option_of(cmd ? cmd : &app, a);
+      if (o && o->get_items_expected_max() > 0 && a.find('=') == std::string::npos) ++i;  // its value
+      continue;
+    }
+    if (cmd) {
+      ++positionals;
+      continue;
+    }
+    for (const CLI::App* s : app.get_subcommands({}))
+      if (s->get_name() == a) cmd = s;
+    if (cmd) continue;
+    std::string best;
+    size_t best_d = 3;  // suggest only what is at most 2 edits away
+    for (const CLI::App* s : app.get_subcommands({}))
+      if (size_t d = edit_distance(a, s->get_name()); d < best_d) best_d = d, best = s->get_name();
+    return "unknown command '" + a + "'" + (best.empty() ? std::string() : "; did you mean '" + best + "'?");
+  }
+  if (cmd && cmd->get_name() == "get-or-run") {
+    if (!dashes)
+      return "get-or-run: put the command after --, as in: dynamodb-cache get-or-run KEY -- COMMAND [ARG...]";
+    if (positionals == 0) return "get-or-run: KEY is missing before --";
+    if (positionals > 1) return "get-or-run: one KEY before --; the command and its arguments go after --";
+  }
+  return {};
+}
 
 int run_cli(int argc, char** argv) {
   CLI::App app{"dynamodb-cache: use an Amazon DynamoDB table as a cache.\n"
@@ -214,7 +284,13 @@ int run_cli(int argc, char** argv) {
   add_bench_command(app, g, run);
   add_cache_commands(app, g, run);
   add_get_or_run_command(app, g, run);
+  // Global options anywhere, as in the aws CLI: after the command too.
+  for (CLI::App* s : app.get_subcommands({})) s->fallthrough();
 
+  if (std::string problem = usage_problem(app, argc, argv); !problem.empty()) {
+    std::cerr << "error: " << one_line(problem) << " (see --help)\n";
+    return kUsage;
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp&) {
@@ -250,14 +326,14 @@ int run_cli(int argc, char** argv) {
   } catch (const OutputError& e) {
     std::cerr << "error: " << e.what() << "\n";
     return kOutput;
-  } catch (const ServiceError& e) {
-    std::string hint;
-    if (e.kind() == ErrorKind::kResourceNotFound)
-      hint = " [table '" + g.table + "': create it with `dynamodb-cache create-table`]";
-    std::cerr << "error: " << one_line(e.what()) << hint << "\n";
+  } catch (const ServiceError& e) {  // names the table and how to create it when it is missing
+    std::cerr << "error: " << one_line(e.what()) << "\n";
     return exit_code(e);
   } catch (const Error& e) {
-    std::cerr << "error: " << to_string(e.kind()) << ": " << one_line(e.what()) << "\n";
+    // The kind in words ("invalid argument", "unknown outcome"), not its C++ spelling.
+    std::string kind = to_string(e.kind());
+    std::replace(kind.begin(), kind.end(), '_', ' ');
+    std::cerr << "error: " << kind << ": " << one_line(e.what()) << "\n";
     return exit_code(e);
   } catch (const std::exception& e) {
     std::cerr << "error: " << one_line(e.what()) << "\n";
@@ -272,6 +348,11 @@ int run_cli(int argc, char** argv) {
 // (EPIPE) ends the process with SIGPIPE unless SIGPIPE is ignored, as it ends `cat`.
 int main(int argc, char** argv) {
   keep_standard_fds_open();
+  // The library says nothing itself: its warnings (a server without native TTL, credentials
+  // used past their expiration) come here, each said once.
+  set_log_hook([](LogLevel level, std::string_view m) {
+    if (level >= LogLevel::kWarning) util::warn_once(std::string(m));
+  });
   int rc = run_cli(argc, argv);
   if (rc == kOutput) return rc;  // reported
   if (std::string failure = stdout_failure(); !failure.empty()) {

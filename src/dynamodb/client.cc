@@ -90,11 +90,11 @@ void drain(std::vector<T> work, size_t per_call, const char* what, const RetryOp
     }
     stalled = pending.size() < sent ? 0 : stalled + 1;
     if (stalled >= retry.max_attempts)
-      throw ServiceError(ErrorKind::kThrottling, 200, std::string("Unprocessed") + what,
-                         std::to_string(pending.size() + (work.size() - next)) + " of " +
-                             std::to_string(total) + " requests still unprocessed after " +
-                             std::to_string(stalled) + " calls without progress",
-                         "");
+      throw ThrottlingError(200, std::string("Unprocessed") + what,
+                            std::to_string(pending.size() + (work.size() - next)) + " of " +
+                                std::to_string(total) + " requests still unprocessed after " +
+                                std::to_string(stalled) + " calls without progress",
+                            "");
     stats.retries.fetch_add(1, std::memory_order_relaxed);
     sleeper.sleep(backoff.delay(++backoff_round, true));
   }

@@ -11,23 +11,6 @@
 
 namespace dynamodb_cache::dynamodb {
 
-// An asynchronous operation: owned by its I/O thread from submit() to finish().
-struct Client::Impl::AsyncOp {
-  AsyncOp(Impl& c, const char* t, std::string b, bool resend) : target(t), body(std::move(b)), run(c, t, resend) {}
-  virtual ~AsyncOp() = default;
-  // The operation's end: the 200 answer's body, or null and the error. Called once.
-  virtual void complete(std::string* body, std::exception_ptr error) = 0;
-  const char* target;
-  std::string body;  // lent to each attempt's request
-  RetryRun run;
-  uint64_t timer = 0;                // a backoff or limiter wait, or the deadline of a wait for credentials
-  bool waiting_credentials = false;  // in its IoThread's credential_waiters
-  aws::SystemClock::time_point signed_at;
-  IoThread* io = nullptr;  // the loop it runs on, once linked there
-  AsyncOp* prev = nullptr;
-  AsyncOp* next = nullptr;
-};
-
 // An operation and its completion in one allocation (a std::function beside the operation
 // would be a second one whenever its captures outgrow the function's inline buffer).
 template <class Done>
@@ -65,6 +48,19 @@ void Client::Impl::start_io() {
       auto t = std::make_unique<IoThread>();
       t->loop = std::make_unique<io::EventLoop>();
       t->engine = std::make_unique<io::HttpEngine>(*t->loop, engine_options, tls);
+      if (options.batch_gets && !blocking_async) {
+        // Posted before any operation: the hook runs before the engine's (added on its first
+        // send), so the batches it sends go out in the same iteration's system calls.
+        IoThread* tp = t.get();
+        // And in the engine's batched sends: gets its answers' callbacks started join them.
+        tp->engine->set_before_send([this, tp] { flush_gets(*tp); });
+        tp->loop->post([this, tp] {
+          tp->loop->add_before_wait([this, tp] {
+            flush_gets(*tp);
+            return false;
+          });
+        });
+      }
       io.push_back(std::move(t));
     }
     io_ready.store(true, std::memory_order_release);
@@ -120,7 +116,8 @@ void Client::Impl::release_slot() {
 }
 
 template <class Done>
-void Client::Impl::submit(const char* target, std::string body, Done done, bool resend_if_unknown) {
+void Client::Impl::submit(const char* target, std::string body, Done done, bool resend_if_unknown,
+                          bool may_batch) {
   const std::string_view op_name(target + kTargetPrefix);
   if (closing.load()) {
     auto error = std::make_exception_ptr(
@@ -140,6 +137,7 @@ void Client::Impl::submit(const char* target, std::string body, Done done, bool 
     return done(nullptr, std::move(error));
   }
   AsyncOp* op = new OpWith<Done>(*this, target, std::move(body), std::move(done), resend_if_unknown);
+  op->batchable = may_batch && options.batch_gets && !blocking_async && op_name == "GetItem";
   // Called on one of the loops (a callback starting the next operation): start it there at
   // once, without a hand-off through the task queue.
   for (auto& l : io)
@@ -171,6 +169,15 @@ void Client::Impl::begin(IoThread& t, AsyncOp* op) {
 }
 
 void Client::Impl::send(IoThread& t, AsyncOp* op) {
+  if (op->batchable) {
+    op->queued = true;
+    t.pending_gets.push_back(op);
+    return;
+  }
+  send_alone(t, op);
+}
+
+void Client::Impl::send_alone(IoThread& t, AsyncOp* op) {
   // The loop's, its strings reused. The provider only answers from what it holds: a fetch
   // is the fetcher's (want_credentials), never the loop's.
   thread_local aws::Credentials creds;
@@ -350,6 +357,7 @@ void Client::Impl::finish(IoThread& t, AsyncOp* op, std::string* body, std::exce
   if (op->timer) t.loop->cancel_timer(op->timer);
   if (op->waiting_credentials)
     t.credential_waiters.erase(std::find(t.credential_waiters.begin(), t.credential_waiters.end(), op));
+  if (op->queued) t.pending_gets.erase(std::find(t.pending_gets.begin(), t.pending_gets.end(), op));
   t.unlink(op);
   std::unique_ptr<AsyncOp> owned(op);
   release_slot();
@@ -445,8 +453,8 @@ DDB_ASYNC(scan_async, ScanRequest, PageResult, "Scan", wire::decode_page(b))
 
 namespace detail {
 
-void raw_call_async(Client& client, const char* target, std::string body, BodyDone done) {
-  Client::Impl::of(client).submit(target, std::move(body), std::move(done));
+void raw_call_async(Client& client, const char* target, std::string body, BodyDone done, bool may_batch) {
+  Client::Impl::of(client).submit(target, std::move(body), std::move(done), true, may_batch);
 }
 
 }  // namespace detail

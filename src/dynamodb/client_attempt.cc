@@ -58,6 +58,41 @@ bool is_clock_skew_error(std::string_view name) {
          name == "SignatureDoesNotMatch" || name == "AuthFailure" || name == "RequestInTheFuture";
 }
 
+// What to do about an endpoint that is not DynamoDB's, in messages: where it came from.
+const std::string kCheckEndpoint =
+    "check the endpoint (the client's endpoint option or the CLI's --endpoint, AWS_ENDPOINT_URL_DYNAMODB, "
+    "the "
+    "profile's endpoint_url)";
+
+// " Not Implemented": the reason phrase of the statuses a web server that is not DynamoDB
+// answers with; "" for others.
+const char* status_reason(int status) {
+  switch (status) {
+    case 400:
+      return " Bad Request";
+    case 401:
+      return " Unauthorized";
+    case 403:
+      return " Forbidden";
+    case 404:
+      return " Not Found";
+    case 405:
+      return " Method Not Allowed";
+    case 411:
+      return " Length Required";
+    case 413:
+      return " Payload Too Large";
+    case 415:
+      return " Unsupported Media Type";
+    case 501:
+      return " Not Implemented";
+    case 505:
+      return " HTTP Version Not Supported";
+    default:
+      return "";
+  }
+}
+
 // "30 s", "1500 ms".
 std::string duration_text(std::chrono::milliseconds d) {
   return d.count() % 1000 == 0 ? std::to_string(d.count() / 1000) + " s" : std::to_string(d.count()) + " ms";
@@ -198,11 +233,36 @@ std::string Client::Impl::check(const char* target, const http::Request& req, ht
   if (resp.status == 200) return std::move(resp.body);
 
   auto err = wire::decode_error(resp.body);
+  if (const std::string* type = resp.header("x-amzn-errortype"); type && err.name.empty())
+    err.name = type->substr(0, type->find(':'));  // "Name:http://internal.amazon.com/..."
   const std::string* rid = resp.header("x-amzn-requestid");
+  std::string request_id = rid ? server_text(*rid, req) : std::string();
+  const std::string operation(target + kTargetPrefix);
+  // No error type (neither __type nor x-amzn-ErrorType): not DynamoDB's answer. A 429 and the
+  // statuses gateways and proxies give for a passing fault stay transient; anything else (a
+  // web server's 404 or 501) is a wrong endpoint, which no retry mends.
+  if (err.name.empty() && resp.status != 429 && resp.status != 500 && resp.status != 502 &&
+      resp.status != 503 && resp.status != 504)
+    throw ServiceError(ErrorKind::kService, resp.status, "",
+                       operation + ": the endpoint " + endpoint + " is not DynamoDB: HTTP " +
+                           std::to_string(resp.status) + status_reason(resp.status) +
+                           " without a DynamoDB error type; " + kCheckEndpoint,
+                       std::move(request_id));
   const ErrorKind kind = classify(resp.status, err.name);  // before err.name is moved from
   if (is_clock_skew_error(err.name)) skew_corrected = learn_clock_offset(resp, signed_at);
-  throw ServiceError(kind, resp.status, server_text(std::move(err.name), req),
-                     server_text(std::move(err.message), req), rid ? server_text(*rid, req) : std::string());
+  std::string name = server_text(std::move(err.name), req),
+              message = server_text(std::move(err.message), req);
+  switch (kind) {
+    case ErrorKind::kResourceNotFound:
+      throw ResourceNotFoundError(resp.status, std::move(name), std::move(message), std::move(request_id),
+                                  wire::request_table(req.body), operation);
+    case ErrorKind::kThrottling:
+      throw ThrottlingError(resp.status, std::move(name), std::move(message), std::move(request_id));
+    case ErrorKind::kConditionFailed:
+      throw ConditionFailedError(resp.status, std::move(name), std::move(message), std::move(request_id));
+    default:
+      throw ServiceError(kind, resp.status, std::move(name), std::move(message), std::move(request_id));
+  }
 }
 
 // A T kept per thread and reused by each blocking attempt, its strings' buffers with it; a
@@ -376,6 +436,11 @@ std::optional<std::chrono::microseconds> Client::Impl::RetryRun::failed(const Er
     return std::nullopt;
   }
   if (!e.retryable() || n >= c.options.retry.max_attempts) give_up(e);
+  // Nothing listens on the endpoint's port: a wrong endpoint, or a server not (yet) running.
+  // Retried as the AWS SDKs' standard mode retries anything (3 attempts, well under a second),
+  // not max_attempts times: a refusal comes back at once, and ten of them only delay the error.
+  if (auto* ce = dynamic_cast<const ConnectError*>(&e); ce && ce->refused() && n >= kRefusedAttempts)
+    give_up(e);
   auto delay = c.backoff.delay(n, e.kind() == ErrorKind::kThrottling);
   if (c.sleeper->now() + delay >= deadline) out_of_time(n, e.what());
   if (c.options.retry.mode != RetryMode::kLegacy) {  // legacy has no retry quota
@@ -403,6 +468,11 @@ void Client::Impl::RetryRun::give_up(const Error& e) {
     throw TimeoutError(std::string(target + kTargetPrefix) + ": " + e.what() +
                        " (the per-attempt transport timeout; attempt " + std::to_string(n) + " of " +
                        std::to_string(c.options.retry.max_attempts) + ")");
+  if (auto* ce = dynamic_cast<const ConnectError*>(&e))  // say what was tried, and what to do
+    throw ConnectError(std::string(target + kTargetPrefix) + ": cannot reach DynamoDB at " + c.endpoint +
+                           " after " + std::to_string(n) + (n == 1 ? " attempt: " : " attempts: ") +
+                           e.what() + "; " + kCheckEndpoint + " and that the server runs",
+                       ce->refused());
   throw;
 }
 

@@ -124,6 +124,9 @@ struct Client::Impl {
     http::Request request;  // loop thread only: each attempt's, reused (see prepare)
     // Loop thread only: operations waiting for the credentials fetcher.
     std::vector<AsyncOp*> credential_waiters;
+    // Loop thread only: batchable GetItems sent in this iteration, merged at its end
+    // (flush_gets, a before-wait hook of the loop), and the vector flush_gets works on.
+    std::vector<AsyncOp*> pending_gets, flushing;
     void link(AsyncOp* op);
     void unlink(AsyncOp* op);
   };
@@ -172,9 +175,22 @@ struct Client::Impl {
   // the 200 answer's body (non-null) or a null body and the error. The operation, `done`
   // inside, is one allocation. Defined, and instantiated only, in client_async.cc.
   template <class Done>
-  void submit(const char* target, std::string body, Done done, bool resend_if_unknown = true);
+  // `may_batch`: a GetItem that ClientOptions::batch_gets may merge with others.
+  void submit(const char* target, std::string body, Done done, bool resend_if_unknown = true,
+              bool may_batch = true);
   void begin(IoThread& t, AsyncOp* op);
+  // Sends op's attempt, or for a batchable GetItem queues it for flush_gets.
   void send(IoThread& t, AsyncOp* op);
+  // Sends op's attempt on its own: credentials, sign, send.
+  void send_alone(IoThread& t, AsyncOp* op);
+  // ---- GetItems merged into BatchGetItems (client_batch.cc) ----
+  struct GetBatch;
+  // At the end of a loop iteration: the GetItems queued in it, merged by table, consistency
+  // and ReturnConsumedCapacity into BatchGetItems of up to 100 distinct keys; a lone one goes
+  // as it is.
+  void flush_gets(IoThread& t);
+  void send_batch(IoThread& t, GetBatch* b);
+  void on_batch_answer(IoThread& t, GetBatch* b, http::Response* resp, std::exception_ptr error);
   void send_signed(IoThread& t, AsyncOp* op, const aws::Credentials& creds);
   void on_answer(IoThread& t, AsyncOp* op, http::Response* resp, std::exception_ptr error);
   // After a failed attempt: the error to complete with, or nullptr and `delay` (nullopt: at once).
@@ -194,6 +210,8 @@ struct Client::Impl::RetryRun {
   const bool adaptive;
   const bool resend_if_unknown;  // ConditionalWrite::resend_if_unknown
   const bool write;              // an operation that changes items (is_write)
+  // Attempts at most for a refused connection (ConnectError::refused): the standard mode's.
+  static constexpr int kRefusedAttempts = 3;
   int n = 1;                     // the attempt about to be made (1-based)
   int unknown_attempt = 0;       // the first attempt that may have been applied, 0: none
   std::string unknown_what;      // its error
@@ -228,6 +246,28 @@ struct Client::Impl::RetryRun {
   [[noreturn]] void out_of_time(int attempts, const std::string& last);
   // UnknownOutcomeError for the attempt unknown_attempt; `last`: how the operation ended.
   [[noreturn]] void unknown_outcome(const std::string& last);
+};
+
+// An asynchronous operation: owned by its I/O thread from submit() to finish().
+struct Client::Impl::AsyncOp {
+  AsyncOp(Impl& c, const char* t, std::string b, bool resend)
+      : target(t), body(std::move(b)), run(c, t, resend) {}
+  virtual ~AsyncOp() = default;
+  // The operation's end: the 200 answer's body, or null and the error. Called once.
+  virtual void complete(std::string* body, std::exception_ptr error) = 0;
+  const char* target;
+  std::string body;  // lent to each attempt's request
+  RetryRun run;
+  uint64_t timer = 0;                // a backoff or limiter wait, or the deadline of a wait for credentials
+  bool waiting_credentials = false;  // in its IoThread's credential_waiters
+  aws::SystemClock::time_point signed_at;
+  IoThread* io = nullptr;  // the loop it runs on, once linked there
+  AsyncOp* prev = nullptr;
+  AsyncOp* next = nullptr;
+  // A GetItem that a BatchGetItem may carry (ClientOptions::batch_gets; client_batch.cc), and
+  // whether it waits in its IoThread's pending_gets for the end of the loop's iteration.
+  bool batchable = false;
+  bool queued = false;
 };
 
 }  // namespace dynamodb_cache::dynamodb

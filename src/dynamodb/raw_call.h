@@ -28,7 +28,9 @@ using BodyDone = std::function<void(std::string* body, std::exception_ptr error)
 
 // raw_call on the client's I/O threads. A `done` that captures at most one pointer (or two,
 // trivially copyable) is stored without an allocation: the operation then costs one
-// allocation of its own.
-void raw_call_async(Client& client, const char* target, std::string body, BodyDone done);
+// allocation of its own. `may_batch`: a GetItem that ClientOptions::batch_gets may merge
+// into a BatchGetItem.
+void raw_call_async(Client& client, const char* target, std::string body, BodyDone done,
+                    bool may_batch = true);
 
 }  // namespace dynamodb_cache::dynamodb::detail

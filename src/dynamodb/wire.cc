@@ -4,339 +4,23 @@
 
 #include <stdexcept>
 
+#include "dynamodb/wire_doc.h"
 #include "dynamodb_cache/errors.h"
 #include "util/crypto.h"
-#include "util/json_writer.h"
 #include "util/text.h"
 
 namespace dynamodb_cache::dynamodb::wire {
 
-using util::JsonWriter;
 namespace dom = simdjson::dom;
-
-// ---------------- encoding ----------------
-
-namespace {
-
-void write_value(JsonWriter& w, const AttributeValue& v);
-
-void write_item(JsonWriter& w, const Item& item) {
-  w.begin_object();
-  for (const auto& [k, v] : item) {
-    w.key(k);
-    write_value(w, v);
-  }
-  w.end_object();
-}
-
-void write_value(JsonWriter& w, const AttributeValue& v) {
-  w.begin_object();
-  switch (v.type) {
-    case AttrType::kNull: w.key("NULL"); w.boolean(true); break;
-    case AttrType::kS: w.field("S", v.scalar); break;
-    case AttrType::kN: w.field("N", v.scalar); break;
-    case AttrType::kB: w.key("B"); w.base64(v.scalar); break;
-    case AttrType::kBool: w.key("BOOL"); w.boolean(v.boolean); break;
-    case AttrType::kM: w.key("M"); write_item(w, v.map); break;
-    case AttrType::kL:
-      w.key("L");
-      w.begin_array();
-      for (const auto& e : v.list) write_value(w, e);
-      w.end_array();
-      break;
-    case AttrType::kSS:
-    case AttrType::kNS:
-    case AttrType::kBS:
-      w.key(v.type == AttrType::kSS ? "SS" : v.type == AttrType::kNS ? "NS" : "BS");
-      w.begin_array();
-      for (const auto& e : v.set) {
-        if (v.type == AttrType::kBS) w.base64(e); else w.string(e);
-      }
-      w.end_array();
-      break;
-  }
-  w.end_object();
-}
-
-void write_names(JsonWriter& w, const Names& names) {
-  if (names.empty()) return;
-  w.key("ExpressionAttributeNames");
-  w.begin_object();
-  for (const auto& [k, v] : names) w.field(k, v);
-  w.end_object();
-}
-
-void write_values(JsonWriter& w, const Values& values) {
-  if (values.empty()) return;
-  w.key("ExpressionAttributeValues");
-  write_item(w, values);
-}
-
-void write_opt(JsonWriter& w, const char* k, const std::string& v) {
-  if (!v.empty()) w.field(k, v);
-}
-
-void write_rcc(JsonWriter& w, ReturnConsumedCapacity r) {
-  if (r == ReturnConsumedCapacity::kNone) return;
-  w.field("ReturnConsumedCapacity", r == ReturnConsumedCapacity::kTotal ? "TOTAL" : "INDEXES");
-}
-
-void write_return_values(JsonWriter& w, ReturnValues r) {
-  static constexpr const char* kNames[] = {"NONE", "ALL_OLD", "UPDATED_OLD", "ALL_NEW", "UPDATED_NEW"};
-  if (r != ReturnValues::kNone) w.field("ReturnValues", kNames[static_cast<int>(r)]);
-}
-
-size_t item_size_hint(const Item& item) {
-  size_t n = 64;
-  for (const auto& [k, v] : item) n += k.size() + v.scalar.size() * 4 / 3 + 16;
-  return n;
-}
-
-}  // namespace
-
-void append_attribute_value(std::string& out, const AttributeValue& v) {
-  JsonWriter w(out);
-  write_value(w, v);
-}
-
-std::string encode(const GetItemRequest& r) {
-  std::string out;
-  out.reserve(96 + r.table_name.size() + item_size_hint(r.key));
-  JsonWriter w(out);
-  w.begin_object();
-  w.field("TableName", r.table_name);
-  w.key("Key");
-  write_item(w, r.key);
-  if (r.consistent_read) { w.key("ConsistentRead"); w.boolean(true); }
-  write_opt(w, "ProjectionExpression", r.projection_expression);
-  write_names(w, r.names);
-  write_rcc(w, r.return_consumed_capacity);
-  w.end_object();
-  return out;
-}
-
-std::string encode_get_item(std::string_view table, std::string_view key_name, std::string_view key,
-                            bool consistent_read, ReturnConsumedCapacity rcc) {
-  // encode(GetItemRequest)'s bytes, the fixed parts appended whole (a cache get's request:
-  // JsonWriter's key-by-key writing cost more than the rest of the encoding).
-  std::string out;
-  out.reserve(96 + table.size() + key_name.size() + key.size());
-  auto quoted = [&out](std::string_view s) { JsonWriter(out).string(s); };
-  out += "{\"TableName\":";
-  quoted(table);
-  out += ",\"Key\":{";
-  quoted(key_name);
-  out += ":{\"S\":";
-  quoted(key);
-  out += "}}";
-  if (consistent_read) out += ",\"ConsistentRead\":true";
-  if (rcc != ReturnConsumedCapacity::kNone)
-    out += rcc == ReturnConsumedCapacity::kTotal ? ",\"ReturnConsumedCapacity\":\"TOTAL\""
-                                                 : ",\"ReturnConsumedCapacity\":\"INDEXES\"";
-  out += '}';
-  return out;
-}
-
-namespace {
-// One of PutItem/DeleteItem/UpdateItem: the table, the item or key (`what`), the update
-// expression if any, then the shared conditional-write fields.
-std::string encode_write(const std::string& table, const char* what, const Item& item,
-                         const std::string& update_expression, const ConditionalWrite& c) {
-  std::string out;
-  out.reserve(128 + table.size() + item_size_hint(item));
-  JsonWriter w(out);
-  w.begin_object();
-  w.field("TableName", table);
-  w.key(what);
-  write_item(w, item);
-  write_opt(w, "UpdateExpression", update_expression);
-  write_opt(w, "ConditionExpression", c.condition_expression);
-  write_names(w, c.names);
-  write_values(w, c.values);
-  write_return_values(w, c.return_values);
-  write_rcc(w, c.return_consumed_capacity);
-  w.end_object();
-  return out;
-}
-}  // namespace
-
-std::string encode(const PutItemRequest& r) { return encode_write(r.table_name, "Item", r.item, {}, r); }
-std::string encode(const DeleteItemRequest& r) { return encode_write(r.table_name, "Key", r.key, {}, r); }
-std::string encode(const UpdateItemRequest& r) {
-  return encode_write(r.table_name, "Key", r.key, r.update_expression, r);
-}
-
-std::string encode(const BatchGetItemRequest& r) {
-  std::string out;
-  JsonWriter w(out);
-  w.begin_object();
-  w.key("RequestItems");
-  w.begin_object();
-  for (const auto& [table, ka] : r.request_items) {
-    w.key(table);
-    w.begin_object();
-    w.key("Keys");
-    w.begin_array();
-    for (const auto& k : ka.keys) write_item(w, k);
-    w.end_array();
-    if (ka.consistent_read) { w.key("ConsistentRead"); w.boolean(true); }
-    write_opt(w, "ProjectionExpression", ka.projection_expression);
-    write_names(w, ka.names);
-    w.end_object();
-  }
-  w.end_object();
-  write_rcc(w, r.return_consumed_capacity);
-  w.end_object();
-  return out;
-}
-
-std::string encode(const BatchWriteItemRequest& r) {
-  std::string out;
-  JsonWriter w(out);
-  w.begin_object();
-  w.key("RequestItems");
-  w.begin_object();
-  for (const auto& [table, writes] : r.request_items) {
-    w.key(table);
-    w.begin_array();
-    for (const auto& wr : writes) {
-      w.begin_object();
-      if (wr.put_item) {
-        w.key("PutRequest");
-        w.begin_object();
-        w.key("Item");
-        write_item(w, *wr.put_item);
-        w.end_object();
-      } else if (wr.delete_key) {
-        w.key("DeleteRequest");
-        w.begin_object();
-        w.key("Key");
-        write_item(w, *wr.delete_key);
-        w.end_object();
-      } else {
-        throw InvalidArgumentError("BatchWriteItem: a WriteRequest has neither put_item nor delete_key");
-      }
-      w.end_object();
-    }
-    w.end_array();
-  }
-  w.end_object();
-  write_rcc(w, r.return_consumed_capacity);
-  w.end_object();
-  return out;
-}
-
-namespace {
-void write_page_common(JsonWriter& w, const PageRequest& r) {
-  w.field("TableName", r.table_name);
-  write_opt(w, "IndexName", r.index_name);
-  write_opt(w, "FilterExpression", r.filter_expression);
-  write_opt(w, "ProjectionExpression", r.projection_expression);
-  write_names(w, r.names);
-  write_values(w, r.values);
-  if (r.limit) { w.key("Limit"); w.integer(*r.limit); }
-  if (r.exclusive_start_key) { w.key("ExclusiveStartKey"); write_item(w, *r.exclusive_start_key); }
-  if (r.consistent_read) { w.key("ConsistentRead"); w.boolean(true); }
-  write_rcc(w, r.return_consumed_capacity);
-}
-}  // namespace
-
-std::string encode(const QueryRequest& r) {
-  std::string out;
-  JsonWriter w(out);
-  w.begin_object();
-  write_page_common(w, r);
-  write_opt(w, "KeyConditionExpression", r.key_condition_expression);
-  if (!r.scan_index_forward) { w.key("ScanIndexForward"); w.boolean(false); }
-  w.end_object();
-  return out;
-}
-
-std::string encode(const ScanRequest& r) {
-  std::string out;
-  JsonWriter w(out);
-  w.begin_object();
-  write_page_common(w, r);
-  if (r.segment) { w.key("Segment"); w.integer(*r.segment); }
-  if (r.total_segments) { w.key("TotalSegments"); w.integer(*r.total_segments); }
-  w.end_object();
-  return out;
-}
-
-std::string encode(const CreateTableRequest& r) {
-  std::string out;
-  JsonWriter w(out);
-  w.begin_object();
-  w.field("TableName", r.table_name);
-  w.key("AttributeDefinitions");
-  w.begin_array();
-  for (const auto& a : r.attribute_definitions) {
-    w.begin_object();
-    w.field("AttributeName", a.name);
-    w.field("AttributeType", a.type);
-    w.end_object();
-  }
-  w.end_array();
-  w.key("KeySchema");
-  w.begin_array();
-  for (const auto& k : r.key_schema) {
-    w.begin_object();
-    w.field("AttributeName", k.name);
-    w.field("KeyType", k.key_type == KeyType::kHash ? "HASH" : "RANGE");
-    w.end_object();
-  }
-  w.end_array();
-  if (r.billing_mode == BillingMode::kPayPerRequest) {
-    w.field("BillingMode", "PAY_PER_REQUEST");
-  } else {
-    w.field("BillingMode", "PROVISIONED");
-    w.key("ProvisionedThroughput");
-    w.begin_object();
-    w.key("ReadCapacityUnits");
-    w.integer(r.read_capacity_units);
-    w.key("WriteCapacityUnits");
-    w.integer(r.write_capacity_units);
-    w.end_object();
-  }
-  w.end_object();
-  return out;
-}
-
-std::string encode_table_name(const std::string& table) {
-  std::string out;
-  JsonWriter w(out);
-  w.begin_object();
-  w.field("TableName", table);
-  w.end_object();
-  return out;
-}
-
-std::string encode_update_ttl(const std::string& table, const std::string& attribute, bool enabled) {
-  std::string out;
-  JsonWriter w(out);
-  w.begin_object();
-  w.field("TableName", table);
-  w.key("TimeToLiveSpecification");
-  w.begin_object();
-  w.field("AttributeName", attribute);
-  w.key("Enabled");
-  w.boolean(enabled);
-  w.end_object();
-  w.end_object();
-  return out;
-}
 
 // ---------------- decoding ----------------
 
-namespace {
+namespace detail {
 
-[[noreturn]] void malformed(const std::string& what) {
+void malformed(const std::string& what) {
   throw ProtocolError("malformed DynamoDB response: " + what, false);
 }
 
-// One simdjson parser per thread. It keeps the capacity of the largest document it parsed, so
-// after a large answer (up to HttpOptions::max_response_bytes) a fresh one replaces it once
-// that document is decoded: a thread does not keep ~10x a past answer's size for good.
 dom::parser& thread_parser() {
   thread_local dom::parser parser;
   return parser;
@@ -346,13 +30,6 @@ void shrink_thread_parser() {
   if (thread_parser().capacity() > kKeep) thread_parser() = dom::parser();
 }
 
-// A parsed document; valid until it goes out of scope, then gives back an oversized parser.
-struct Doc : dom::element {
-  ~Doc() { shrink_thread_parser(); }
-};
-
-// The document of `body`, an object; the caller gives back an oversized parser when done
-// with it (shrink_thread_parser), except when this throws.
 dom::element parse_object(const std::string& body) {
   dom::element doc;
   auto err = thread_parser().parse(body).get(doc);
@@ -370,6 +47,17 @@ dom::element parse_object(const std::string& body) {
 Doc parse(const std::string& body) {
   return Doc{parse_object(body)};  // guaranteed elision: no copy whose destructor would shrink the parser
 }
+
+}  // namespace detail
+
+using detail::Doc;
+using detail::malformed;
+using detail::parse;
+using detail::parse_object;
+using detail::shrink_thread_parser;
+using detail::thread_parser;
+
+namespace {
 
 std::string_view str(dom::element e, const char* what) {
   std::string_view v;
@@ -692,6 +380,18 @@ ErrorBody decode_error(const std::string& body) {
   if (doc["message"].get(s) == simdjson::SUCCESS || doc["Message"].get(s) == simdjson::SUCCESS)
     e.message = std::string(s);
   return e;
+}
+
+std::string request_table(const std::string& body) {
+  dom::element parsed;
+  if (thread_parser().parse(body).get(parsed) != simdjson::SUCCESS) return {};
+  dom::object doc;
+  if (parsed.get(doc) != simdjson::SUCCESS) return {};
+  std::string_view s;
+  if (doc["TableName"].get(s) == simdjson::SUCCESS) return std::string(s);
+  dom::object items;
+  if (doc["RequestItems"].get(items) != simdjson::SUCCESS || items.size() != 1) return {};
+  return std::string((*items.begin()).key);
 }
 
 }  // namespace dynamodb_cache::dynamodb::wire

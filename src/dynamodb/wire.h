@@ -90,4 +90,8 @@ struct ErrorBody {
 // Never throws: an unparseable body gives empty fields.
 ErrorBody decode_error(const std::string& body);
 
+// The table a request body names: its TableName, or the one table of a batch's RequestItems;
+// "" when it names none or several. Never throws.
+std::string request_table(const std::string& body);
+
 }  // namespace dynamodb_cache::dynamodb::wire

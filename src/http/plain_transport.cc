@@ -305,6 +305,7 @@ class PlainTransport final : public Transport {
                  std::chrono::milliseconds io_timeout) {
     const AddrInfo res = resolve_host(url, where);
     std::string last = "no address";
+    bool refused = false;
     for (addrinfo* a = res.get(); a; a = a->ai_next) {
       int fd = ::socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, a->ai_protocol);
       if (fd < 0) continue;
@@ -327,6 +328,7 @@ class PlainTransport final : public Transport {
       }
       if (rc != 0) {
         last = std::strerror(errno);
+        refused = errno == ECONNREFUSED;
         ::close(fd);
         continue;
       }
@@ -341,7 +343,7 @@ class PlainTransport final : public Transport {
       ::setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
       return fd;
     }
-    throw ConnectError(where + ": cannot connect: " + last);
+    throw ConnectError(where + ": cannot connect: " + last, refused);
   }
 
   // One request and its final answer. `keep` comes back false when the connection must not

@@ -4,10 +4,33 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <string>
 #include <system_error>
 
-namespace dynamodb_cache::io {
+#include "dynamodb_cache/async.h"
+#include "dynamodb_cache/errors.h"
+
+namespace dynamodb_cache {
+
+namespace {
+// Set for the life of an event loop's thread (EventLoop::run).
+thread_local bool t_on_io_thread = false;
+}  // namespace
+
+bool on_io_thread() noexcept { return t_on_io_thread; }
+
+void check_may_block(const char* what) {
+  if (!t_on_io_thread) return;
+  throw InvalidArgumentError(
+      std::string(what) +
+      " called on one of the library's I/O threads (in a completion callback, or in a "
+      "coroutine resumed there): it would wait for that thread itself, forever. co_await "
+      "the result, pass a callback, or await it with .via(your_executor)");
+}
+
+namespace io {
 
 EventLoop::EventLoop() {
   epfd_ = ::epoll_create1(EPOLL_CLOEXEC);
@@ -94,6 +117,7 @@ void EventLoop::remove_before_wait(uint64_t id) {
 }
 
 void EventLoop::run() {
+  t_on_io_thread = true;
   // Up to one event per request in flight at 256 in flight: one epoll_wait per iteration.
   constexpr int kMaxEvents = 256;
   epoll_event events[kMaxEvents];
@@ -122,6 +146,13 @@ void EventLoop::run() {
     for (size_t i = 0; i < before_wait_.size(); ++i) {
       auto hook = before_wait_[i].second;  // a copy: a hook may add another (inline, no allocation)
       if (hook()) timeout_ms = 0;
+    }
+    // A timer a hook added (a retry's backoff started by an answer the hook received) bounds
+    // the wait too. The top may be a cancelled timer: waking early for it is harmless.
+    if (timeout_ms != 0 && !heap_.empty()) {
+      auto ms = std::chrono::ceil<std::chrono::milliseconds>(heap_.top().when - Clock::now()).count();
+      ms = std::clamp<int64_t>(ms, 0, 60'000);
+      if (timeout_ms < 0 || ms < timeout_ms) timeout_ms = static_cast<int>(ms);
     }
     {
       std::lock_guard lock(mu_);
@@ -152,4 +183,5 @@ void EventLoop::run() {
   }
 }
 
-}  // namespace dynamodb_cache::io
+}  // namespace io
+}  // namespace dynamodb_cache

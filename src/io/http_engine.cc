@@ -289,7 +289,7 @@ void HttpEngine::Conn::connected() {
   int err = 0;
   socklen_t len = sizeof err;
   ::getsockopt(fd_, SOL_SOCKET, SO_ERROR, &err, &len);
-  if (err != 0) throw ConnectError(where() + ": cannot connect: " + std::strerror(err));
+  if (err != 0) throw ConnectError(where() + ": cannot connect: " + std::strerror(err), err == ECONNREFUSED);
   int one = 1;
   ::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   ::setsockopt(fd_, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
@@ -587,6 +587,7 @@ bool HttpEngine::flush() {
   for (int round = 0; round < 8; ++round) {
     ops_.clear();
     batch_conns_.clear();
+    if (before_send_) before_send_();
     sending_.swap(send_queue_);  // what callbacks below queue waits for the next round
     for (Conn* c : sending_) {
       if (!c) continue;
@@ -623,6 +624,7 @@ bool HttpEngine::flush() {
     }
     if (from < recv_queue_.size()) continue;  // more receives than slots
     recv_queue_.clear();
+    if (before_send_) before_send_();
     if (send_queue_.empty()) return false;
     if (receives >= 2) return true;  // busy
   }
@@ -634,6 +636,7 @@ int HttpEngine::connect_to(const http::Url& url, const std::string& where) {
   // numeric address (the common case for local endpoints) costs nothing.
   const http::AddrInfo res = http::resolve_host(url, where);
   std::string last = "no address";
+  bool refused = false;
   for (addrinfo* a = res.get(); a; a = a->ai_next) {
     int fd = ::socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, a->ai_protocol);
     if (fd < 0) continue;
@@ -641,9 +644,10 @@ int HttpEngine::connect_to(const http::Url& url, const std::string& where) {
       return fd;
     }
     last = std::strerror(errno);
+    refused = errno == ECONNREFUSED;
     ::close(fd);
   }
-  throw ConnectError(where + ": cannot connect: " + last);
+  throw ConnectError(where + ": cannot connect: " + last, refused);
 }
 
 namespace {

@@ -44,6 +44,13 @@ class HttpEngine {
 
   http::TransportStats stats() const;
 
+  // Called on the loop thread whenever the engine is about to take the sends queued for one
+  // batched system call (see batching()): work that queues sends, such as requests a caller
+  // defers to the end of the iteration and merges (the DynamoDB client's batched gets), runs
+  // there, so what answers' callbacks started goes out in the same system call. Set once,
+  // before the first send.
+  void set_before_send(std::function<void()> f) { before_send_ = std::move(f); }
+
   class Conn;
 
  private:
@@ -59,6 +66,7 @@ class HttpEngine {
   // (SyscallBatch), where io_uring is available: flush() is the loop's before-wait hook.
   // Connecting and TLS handshakes make their own calls.
   bool batching();
+  std::function<void()> before_send_;  // set_before_send
   void queue_send(Conn* c);
   void queue_recv(Conn* c);
   bool flush();

@@ -16,6 +16,7 @@
 #include <mutex>
 #include <thread>
 
+#include "cache/dynamodb_backend_impl.h"
 #include "counted_table.h"
 #include "it_env.h"
 
@@ -163,7 +164,7 @@ TEST(AsyncBackendIT, PlainKeysReadWriteAndEraseAsTheSynchronousCalls) {
   std::string text(3000, 'x');
   set_async(b, "z", text, 30s).get();
   EXPECT_EQ(*b.get("z"), text);
-  auto want = b.make_item("z", text, 30s);
+  auto want = detail::make_item(b, "z", text, 30s);
   auto stored = t.items().at("z");
   EXPECT_EQ(stored.at("fmt").scalar, want.at("fmt").scalar);
   EXPECT_EQ(stored.at("value").scalar, want.at("value").scalar);
@@ -469,7 +470,7 @@ TEST(AsyncBackendIT, PythonCompatItemsAsSetWritesThem) {
   value += std::string(2000, 'y');  // long enough that set() would compress it without python_compat
   set_async(b, "py", value, 60s).get();
   auto item = t.items().at("py");
-  auto want = b.make_item("py", value, 60s);
+  auto want = detail::make_item(b, "py", value, 60s);
   EXPECT_EQ(item.count("fmt"), 0u);
   EXPECT_EQ(item.count("expire_at"), 0u);
   EXPECT_EQ(item.at("value").scalar, want.at("value").scalar);  // base64 text

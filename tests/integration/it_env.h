@@ -50,7 +50,6 @@ inline dynamodb_cache::Table make_cache_table(const std::shared_ptr<dynamodb_cac
   dynamodb_cache::TableOptions o;
   o.name = name;
   o.poll_interval = std::chrono::milliseconds(20);
-  o.warn = [](const std::string&) {};
   dynamodb_cache::Table t(c, o);
   t.create(true);
   return t;

@@ -10,6 +10,7 @@
 #include <mutex>
 #include <thread>
 
+#include "detached.h"
 #include "dynamodb_cache/backend.h"
 #include "dynamodb_cache/cache.h"
 #include "dynamodb_cache/dynamodb.h"
@@ -22,6 +23,7 @@
 using namespace dynamodb_cache;
 using namespace dynamodb_cache::dynamodb;
 using namespace std::chrono_literals;
+using testing_support::Detached;
 using testing_support::TestRequest;
 using testing_support::TestResponse;
 using testing_support::TestServer;
@@ -276,19 +278,6 @@ TEST(AsyncClient, CustomTransportIsCalledFromTheLoop) {
 }
 
 // ---- backends and the typed cache ----
-
-
-namespace {
-struct Detached {
-  struct promise_type {
-    Detached get_return_object() { return {}; }
-    std::suspend_never initial_suspend() noexcept { return {}; }
-    std::suspend_never final_suspend() noexcept { return {}; }
-    void return_void() {}
-    void unhandled_exception() { std::terminate(); }
-  };
-};
-}  // namespace
 
 // A memory hit in a layered cache is answered on the calling thread, without a loop hop and
 // without a request; a miss goes to DynamoDB and completes on an I/O thread.

@@ -80,6 +80,28 @@ TEST(Cache, CodecFailuresAreCodecErrorsNamingTheKey) {
   EXPECT_THROW(c.get("raw"), CodecError);
 }
 
+namespace app {
+// A codec that throws what is not an exception, as cache.h allows a codec to do.
+struct ThrowsIntCodec {
+  std::string encode(const std::string&) const { throw 42; }
+  std::string decode(std::string_view) const { throw 42; }
+};
+}  // namespace app
+
+// Whatever a codec throws, std::exception or not, arrives as a CodecError naming the key.
+TEST(Cache, ACodecThrowingANonExceptionGivesACodecError) {
+  auto mem = std::make_shared<MemoryBackend>();
+  Cache<std::string, app::ThrowsIntCodec> c(mem);
+  try {
+    c.set("k", "v");
+    ADD_FAILURE();
+  } catch (const CodecError& e) {
+    EXPECT_NE(std::string(e.what()).find("'k'"), std::string::npos) << e.what();
+  }
+  mem->set("raw", "bytes", 0ms);
+  EXPECT_THROW(c.get("raw"), CodecError);
+}
+
 TEST(Cache, GetOrSetLoadsOnce) {
   Cache<std::string> c(std::make_shared<MemoryBackend>());
   int loads = 0;

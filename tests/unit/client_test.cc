@@ -1,21 +1,25 @@
 // DynamoDB client over a scripted transport: error mapping, CRC checks, retries, backoff,
 // the retry quota.
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <cstdlib>
 #include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <random>
+#include <type_traits>
 
-#include "scoped_env.h"
 #include "dynamodb/retry.h"
-#include "util/time.h"
-
 #include "dynamodb_cache/dynamodb.h"
 #include "dynamodb_cache/errors.h"
 #include "fake_transport.h"
+#include "scoped_env.h"
 #include "test_server.h"
+#include "util/time.h"
 
 using namespace dynamodb_cache;
 using namespace dynamodb_cache::dynamodb;
@@ -847,4 +851,154 @@ TEST(Client, DefaultTransportTimeoutIsClampedToTheOperationDeadline) {
     EXPECT_NE(std::string(e.what()).find("operation deadline of 300 ms"), std::string::npos) << e.what();
   }
   EXPECT_EQ(server.requests(), 1);
+}
+
+// The kinds callers branch on are classes of their own, thrown where the kind is decided, and
+// still ServiceErrors (old catch sites keep working). A missing table's message names the
+// operation, the table and how to create it.
+TEST(Client, ServiceErrorKindsCallersBranchOnHaveClasses) {
+  auto thrown = [](const char* name) -> std::exception_ptr {
+    RetryOptions once;
+    once.max_attempts = 1;
+    Harness h([&](const http::Request&, int) { return ddb_error(400, name, "Requested resource not found"); },
+              once);
+    try {
+      h.get();
+    } catch (...) {
+      return std::current_exception();
+    }
+    return nullptr;
+  };
+  try {
+    std::rethrow_exception(thrown("ResourceNotFoundException"));
+  } catch (const ResourceNotFoundError& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::kResourceNotFound);
+    EXPECT_EQ(e.table(), "t");
+    EXPECT_EQ(e.name(), "ResourceNotFoundException");
+    const std::string w = e.what();
+    EXPECT_EQ(w.find("GetItem: table 't' does not exist"), 0u) << w;
+    EXPECT_NE(w.find("Requested resource not found"), std::string::npos) << w;
+    EXPECT_NE(w.find("Table::create"), std::string::npos) << w;
+    EXPECT_NE(w.find("create-table --table t"), std::string::npos) << w;
+  }
+  EXPECT_THROW(std::rethrow_exception(thrown("ThrottlingException")), ThrottlingError);
+  EXPECT_THROW(std::rethrow_exception(thrown("ConditionalCheckFailedException")), ConditionFailedError);
+  EXPECT_THROW(std::rethrow_exception(thrown("ConditionalCheckFailedException")), ServiceError);
+  try {
+    std::rethrow_exception(thrown("ValidationException"));
+  } catch (const ServiceError& e) {
+    EXPECT_EQ(dynamic_cast<const ThrottlingError*>(&e), nullptr);
+    EXPECT_EQ(dynamic_cast<const ResourceNotFoundError*>(&e), nullptr);
+    EXPECT_EQ(dynamic_cast<const ConditionFailedError*>(&e), nullptr);
+  }
+}
+
+// A web server that is not DynamoDB (no __type, no x-amzn-ErrorType) answers a final error
+// that says so at once, not a retryable "HTTP 501 (HTTP 501)" after the retries; the statuses
+// gateways give for a passing fault stay transient.
+TEST(Client, AnEndpointThatIsNotDynamoDbIsSaidAtOnce) {
+  for (int status : {501, 404, 405, 400}) {
+    Harness h([&](const http::Request&, int) {
+      http::Response r;
+      r.status = status;
+      r.body = "<html><body>Not here</body></html>";
+      return r;
+    });
+    try {
+      h.get();
+      ADD_FAILURE() << status;
+    } catch (const ServiceError& e) {
+      EXPECT_FALSE(e.retryable()) << status;
+      EXPECT_EQ(e.kind(), ErrorKind::kService) << status;
+      const std::string w = e.what();
+      EXPECT_EQ(
+          w.find("GetItem: the endpoint http://127.0.0.1:9 is not DynamoDB: HTTP " + std::to_string(status)),
+          0u)
+          << w;
+      EXPECT_EQ(w.find("(HTTP"), std::string::npos) << w;
+    }
+    EXPECT_EQ(h.transport->calls(), 1) << status;
+  }
+  Harness h([](const http::Request&, int) {
+    http::Response r;
+    r.status = 501;
+    return r;
+  });
+  try {
+    h.get();
+  } catch (const ServiceError& e) {
+    EXPECT_NE(std::string(e.what()).find("HTTP 501 Not Implemented"), std::string::npos) << e.what();
+  }
+  RetryOptions three;
+  three.max_attempts = 3;
+  Harness gateway(
+      [](const http::Request&, int) {
+        http::Response r;
+        r.status = 503;
+        r.body = "<html>Service Unavailable</html>";
+        return r;
+      },
+      three);
+  EXPECT_THROW(gateway.get(), ServiceError);
+  EXPECT_EQ(gateway.transport->calls(), 3);
+}
+
+// Nothing listening on the endpoint: three attempts (the SDKs' standard mode), not the ten of
+// the default policy, and a message naming the operation, the endpoint, the attempts and what
+// to do. Both paths.
+TEST(Client, ARefusedConnectionIsTriedThreeTimesAndSaysWhatToDo) {
+  int port = 0;
+  {
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+    socklen_t len = sizeof a;
+    ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+    port = ntohs(a.sin_port);
+    ::close(fd);  // bound, never listened on: connections to it are refused
+  }
+  for (bool async : {false, true}) {
+    ClientOptions o;
+    o.region = "us-east-1";
+    o.endpoint = "http://127.0.0.1:" + std::to_string(port);
+    o.credentials = aws::make_static_provider({"AKIDTEST", "SECRETKEYVALUE", "", std::nullopt, ""});
+    o.retry.sleeper = std::make_shared<RecordingSleeper>();
+    Client c(o);
+    GetItemRequest g;
+    g.table_name = "t";
+    g.key = {{"key", AttributeValue::S("k")}};
+    try {
+      if (async)
+        c.get_item_async(g).get();
+      else
+        c.get_item(g);
+      ADD_FAILURE() << async;
+    } catch (const ConnectError& e) {
+      EXPECT_TRUE(e.refused()) << async;
+      const std::string w = e.what();
+      EXPECT_EQ(w.find("GetItem: cannot reach DynamoDB at " + o.endpoint + " after 3 attempts: "), 0u) << w;
+      EXPECT_NE(w.find("refused"), std::string::npos) << w;
+      EXPECT_NE(w.find("check the endpoint"), std::string::npos) << w;
+    }
+    EXPECT_EQ(c.stats().attempts.load(), 3u) << async;
+  }
+}
+
+// A certificate that cannot be trusted is a TransportError (catch sites for the transport
+// catch it), final and never sent.
+TEST(Client, ACertificateErrorIsAFinalTransportError) {
+  static_assert(std::is_base_of_v<TransportError, CertificateError>);
+  Harness h([](const http::Request&, int) -> http::Response { throw CertificateError("untrusted CA"); });
+  try {
+    h.get();
+    ADD_FAILURE();
+  } catch (const TransportError& e) {
+    EXPECT_NE(dynamic_cast<const CertificateError*>(&e), nullptr);
+    EXPECT_EQ(e.kind(), ErrorKind::kTransport);
+    EXPECT_FALSE(e.retryable());
+    EXPECT_FALSE(e.request_sent());
+  }
+  EXPECT_EQ(h.transport->calls(), 1);
 }

@@ -14,6 +14,7 @@
 #include "dynamodb_cache/aws.h"
 #include "dynamodb_cache/dynamodb.h"
 #include "dynamodb_cache/errors.h"
+#include "dynamodb_cache/log.h"
 #include "scoped_env.h"
 #include "temp_file.h"
 #include "test_server.h"
@@ -1180,6 +1181,30 @@ TEST(Credentials, ExpiredCredentialsAreNotFetchedByEveryCall) {
   t = 11;
   for (int i = 0; i < 100; ++i) cache->get();
   EXPECT_EQ(inner->calls.load(), 2);
+}
+
+// Issue 25, item 8: the library writes nothing to stderr; the credentials cache's one
+// warning (expired credentials kept in use) goes to the process-wide hook, after its lock is
+// released (the hook may use the provider), and only once per provider.
+TEST(Credentials, TheExpiredCredentialsWarningGoesToTheProcessHookOnce) {
+  auto inner = std::make_shared<CountingProvider>();
+  auto base = std::chrono::system_clock::time_point(std::chrono::seconds(1'000'000));
+  inner->expiration = base - std::chrono::minutes(1);
+  auto cache = aws::make_caching_provider(inner, std::chrono::minutes(5), [&] { return base; });
+  std::vector<std::string> said;
+  set_log_hook([&](LogLevel level, std::string_view m) {
+    EXPECT_EQ(level, LogLevel::kWarning);
+    said.emplace_back(m);
+    cache->get();  // would deadlock if called with the provider's lock held
+  });
+  testing::internal::CaptureStderr();
+  cache->get();
+  cache->get();
+  std::string err = testing::internal::GetCapturedStderr();
+  set_log_hook(nullptr);
+  EXPECT_EQ(err, "");
+  ASSERT_EQ(said.size(), 1u);
+  EXPECT_NE(said[0].find("came back already expired"), std::string::npos) << said[0];
 }
 
 TEST(Credentials, FailingSourceIsAskedOncePerBackoffAndFailsFast) {

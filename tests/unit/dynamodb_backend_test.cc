@@ -56,10 +56,20 @@ std::string json_doc(size_t size) {
 
 }  // namespace
 
+// The test hooks are not DynamodbBackend's public API: tests reach them in src/
+// (detail::make_item, detail::read_item in cache/dynamodb_backend_impl.h).
+template <class B>
+concept HasTestHooks = requires(const B& b, const dynamodb::Item& item) {
+  b.make_item("k", "v", Ttl(0));
+}
+|| requires(const B& b, const dynamodb::Item& item) { b.read_item(item); }
+|| requires(const B& b) { b.is_digest("k", ""); };
+static_assert(!HasTestHooks<DynamodbBackend>);
+
 TEST(DynamodbBackend, ItemLayoutMatchesThePythonPackagePlusTtlAndMarker) {
   Fixture f;
   auto b = f.backend();
-  auto item = b.make_item("my_db_credential", "payload", 3600s);
+  auto item = detail::make_item(b, "my_db_credential", "payload", 3600s);
   EXPECT_EQ(item.at("key"), AttributeValue::S("my_db_credential"));
   EXPECT_EQ(item.at("value"), AttributeValue::B("payload"));
   EXPECT_EQ(item.at("expire"), AttributeValue::N(3600));
@@ -67,10 +77,11 @@ TEST(DynamodbBackend, ItemLayoutMatchesThePythonPackagePlusTtlAndMarker) {
   EXPECT_EQ(item.at("expire_at"), AttributeValue::N(kNow + 3600));
   EXPECT_EQ(item.at("fmt"), AttributeValue::N(1));
   EXPECT_EQ(item.size(), 6u);
-  auto forever = b.make_item("k", "v", 0s);
+  auto forever = detail::make_item(b, "k", "v", 0s);
   EXPECT_EQ(forever.at("expire"), AttributeValue::N(0));
   EXPECT_EQ(forever.count("expire_at"), 0u);
-  EXPECT_EQ(b.make_item("k", "v", 1ms).at("expire"), AttributeValue::N(1));  // never rounds to "forever"
+  EXPECT_EQ(detail::make_item(b, "k", "v", 1ms).at("expire"),
+            AttributeValue::N(1));  // never rounds to "forever"
 }
 
 TEST(DynamodbBackend, PythonCompatWritesBase64TextWithoutMarker) {
@@ -78,11 +89,11 @@ TEST(DynamodbBackend, PythonCompatWritesBase64TextWithoutMarker) {
   DynamodbOptions o;
   o.python_compat = true;
   auto b = f.backend(o);
-  auto item = b.make_item("k", std::string(5000, 'a'), 60s);  // no compression in this mode
+  auto item = detail::make_item(b, "k", std::string(5000, 'a'), 60s);  // no compression in this mode
   EXPECT_EQ(item.at("value"), AttributeValue::B(util::base64_encode(std::string(5000, 'a'))));
   EXPECT_EQ(item.count("fmt"), 0u);
   EXPECT_EQ(item.count("expire_at"), 0u);
-  EXPECT_EQ(b.read_item(item)->value, std::string(5000, 'a'));
+  EXPECT_EQ(detail::read_item(b, item)->value, std::string(5000, 'a'));
 }
 
 TEST(DynamodbBackend, ReadsItemsThePythonPackageWrote) {
@@ -92,58 +103,58 @@ TEST(DynamodbBackend, ReadsItemsThePythonPackageWrote) {
           {"value", AttributeValue::B(util::base64_encode("{\"host\": \"www.db.com\"}"))},
           {"expire", AttributeValue::N(0)},
           {"update_ts", AttributeValue::N(kNow - 100000)}};
-  auto h = b.read_item(py);
+  auto h = detail::read_item(b, py);
   ASSERT_TRUE(h);
   EXPECT_EQ(h->value, "{\"host\": \"www.db.com\"}");
   EXPECT_FALSE(h->ttl_left);
   py["value"] = AttributeValue::B("raw bytes!");  // neither marker nor base64
-  EXPECT_THROW(b.read_item(py), CodecError);
+  EXPECT_THROW(detail::read_item(b, py), CodecError);
 }
 
 TEST(DynamodbBackend, LivenessIsThePythonRule) {
   Fixture f;
   auto b = f.backend();
-  Item item = b.make_item("k", "v", 10s);  // update_ts = kNow, now = kNow + 0.25
+  Item item = detail::make_item(b, "k", "v", 10s);  // update_ts = kNow, now = kNow + 0.25
   f.now_s = kNow + 9.5;
-  auto h = b.read_item(item);
+  auto h = detail::read_item(b, item);
   ASSERT_TRUE(h);
   EXPECT_EQ(h->ttl_left, Ttl(500));
   f.now_s = kNow + 10;  // now - update_ts == expire: expired
-  EXPECT_FALSE(b.read_item(item));
+  EXPECT_FALSE(detail::read_item(b, item));
   f.now_s = kNow + 1e6;
-  EXPECT_TRUE(b.read_item(b.make_item("k", "v", 0s)));
+  EXPECT_TRUE(detail::read_item(b, detail::make_item(b, "k", "v", 0s)));
 }
 
 TEST(DynamodbBackend, CompressesLargeCompressibleValues) {
   Fixture f;
   auto b = f.backend();
   std::string doc = json_doc(10 * 1024);
-  auto item = b.make_item("doc", doc, 0s);
+  auto item = detail::make_item(b, "doc", doc, 0s);
   EXPECT_EQ(item.at("fmt"), AttributeValue::N(2));
   EXPECT_LT(item.at("value").scalar.size(), doc.size() / 3);
-  EXPECT_EQ(b.read_item(item)->value, doc);
+  EXPECT_EQ(detail::read_item(b, item)->value, doc);
 
   std::string noise;
   uint32_t x = 1;
   for (int i = 0; i < 4096; ++i) noise.push_back(static_cast<char>((x = x * 1664525u + 1013904223u) >> 24));
-  auto raw = b.make_item("noise", noise, 0s);
+  auto raw = detail::make_item(b, "noise", noise, 0s);
   EXPECT_EQ(raw.at("fmt"), AttributeValue::N(1));  // compression would not help
-  EXPECT_EQ(b.read_item(raw)->value, noise);
+  EXPECT_EQ(detail::read_item(b, raw)->value, noise);
 }
 
 TEST(DynamodbBackend, CorruptOrUnknownValuesAreCodecErrors) {
   Fixture f;
   auto b = f.backend();
-  auto item = b.make_item("doc", json_doc(4096), 0s);
+  auto item = detail::make_item(b, "doc", json_doc(4096), 0s);
   item["value"].scalar[5] ^= 0x55;
   item["value"].scalar.resize(item["value"].scalar.size() / 2);
-  EXPECT_THROW(b.read_item(item), CodecError);
-  auto future = b.make_item("k", "v", 0s);
+  EXPECT_THROW(detail::read_item(b, item), CodecError);
+  auto future = detail::make_item(b, "k", "v", 0s);
   future["fmt"] = AttributeValue::N(9);
-  EXPECT_THROW(b.read_item(future), CodecError);
-  auto no_value = b.make_item("k", "v", 0s);
+  EXPECT_THROW(detail::read_item(b, future), CodecError);
+  auto no_value = detail::make_item(b, "k", "v", 0s);
   no_value.erase("value");
-  EXPECT_THROW(b.read_item(no_value), CodecError);
+  EXPECT_THROW(detail::read_item(b, no_value), CodecError);
 }
 
 TEST(DynamodbBackend, OversizedValuesAndBadKeysAreRejectedBeforeAnyRequest) {
@@ -154,8 +165,8 @@ TEST(DynamodbBackend, OversizedValuesAndBadKeysAreRejectedBeforeAnyRequest) {
   DynamodbOptions o;
   o.compress_min_bytes = 0;
   auto plain = f.backend(o);
-  EXPECT_THROW(plain.make_item("k", big, 0s), InvalidArgumentError);  // set() would chunk it
-  EXPECT_NO_THROW(plain.make_item("k", std::string(400 * 1024 - 100, 'x'), 0s));
+  EXPECT_THROW(detail::make_item(plain, "k", big, 0s), InvalidArgumentError);  // set() would chunk it
+  EXPECT_NO_THROW(detail::make_item(plain, "k", std::string(400 * 1024 - 100, 'x'), 0s));
   EXPECT_THROW(b.set("", "v", 0s), InvalidArgumentError);
   EXPECT_THROW(b.get("\xc3"), InvalidArgumentError);
   EXPECT_THROW(b.set("k", "v", -5s), InvalidArgumentError);
@@ -168,9 +179,9 @@ TEST(DynamodbBackend, WriteAndReadAgreeOnTheMaximumValueSize) {
   Fixture f;
   auto b = f.backend();
   std::string at_limit(kMaxValueBytes, 'z');
-  auto item = b.make_item("big", at_limit, 0s);
+  auto item = detail::make_item(b, "big", at_limit, 0s);
   EXPECT_EQ(item.at("fmt"), AttributeValue::N(2));
-  auto hit = b.read_item(item);
+  auto hit = detail::read_item(b, item);
   ASSERT_TRUE(hit);
   EXPECT_TRUE(hit->value == at_limit);
 
@@ -187,7 +198,7 @@ TEST(DynamodbBackend, WriteAndReadAgreeOnTheMaximumValueSize) {
 
   // An item from elsewhere whose zstd frame declares more than the limit: the error says so
   // instead of calling it corrupt. (The frame of 1 MiB with its declared size patched.)
-  auto src = b.make_item("x", std::string(1 << 20, 'z'), 0s);
+  auto src = detail::make_item(b, "x", std::string(1 << 20, 'z'), 0s);
   ASSERT_EQ(src.at("fmt"), AttributeValue::N(2));
   std::string& frame = src["value"].scalar;
   auto descriptor = static_cast<unsigned char>(frame[4]);
@@ -196,7 +207,7 @@ TEST(DynamodbBackend, WriteAndReadAgreeOnTheMaximumValueSize) {
   uint32_t declared = static_cast<uint32_t>(kMaxValueBytes) * 2;
   for (int i = 0; i < 4; ++i) frame[at + i] = static_cast<char>(declared >> (8 * i));
   try {
-    b.read_item(src);
+    detail::read_item(b, src);
     ADD_FAILURE() << "an oversized frame was decompressed";
   } catch (const CodecError& e) {
     std::string m = e.what();
@@ -211,7 +222,7 @@ TEST(DynamodbBackend, MalformedChunkedHeadsAreCodecErrorsWithoutRequests) {
   Fixture f;
   auto b = f.backend();
   auto head = [&] {
-    auto item = b.make_item("k", "v", 0s);
+    auto item = detail::make_item(b, "k", "v", 0s);
     item.erase("value");
     item["fmt"] = AttributeValue::N(3);
     item["wid"] = AttributeValue::S(std::string(32, 'a'));
@@ -232,7 +243,7 @@ TEST(DynamodbBackend, MalformedChunkedHeadsAreCodecErrorsWithoutRequests) {
   auto bad_format = head();
   bad_format["cfmt"] = AttributeValue::N(7);
   for (const auto& item : {too_big, too_many, bad_wid, no_count, bad_format})
-    EXPECT_THROW(b.read_item(item), CodecError);
+    EXPECT_THROW(detail::read_item(b, item), CodecError);
   EXPECT_EQ(f.transport->calls(), 0);
 }
 
@@ -240,7 +251,7 @@ TEST(DynamodbBackend, GetFiltersExpiredItemsDynamoDbStillReturns) {
   std::string item_json;
   Fixture f([&](const http::Request&, int) { return ddb_response(200, item_json); });
   auto b = f.backend();
-  auto item = b.make_item("k", "v", 5s);
+  auto item = detail::make_item(b, "k", "v", 5s);
   PutItemRequest p;
   p.item = item;
   std::string put = wire::encode(p);
@@ -403,15 +414,15 @@ TEST(GetAnswer, UsualLayoutsTakeTheFastPathWithTheSameAnswer) {
   zo.compress_min_bytes = 100;
   DynamodbBackend zb(env.client, zo);
   for (auto ttl : {0s, 1s, 3600s}) {
-    EXPECT_EQ(expect_same(env, item_body(backend.make_item("k", "payload", ttl))),
+    EXPECT_EQ(expect_same(env, item_body(detail::make_item(backend, "k", "payload", ttl))),
               wire::GetItemFields::kItem);
-    EXPECT_EQ(expect_same(env, item_body(zb.make_item("k", std::string(5000, 'z'), ttl))),
+    EXPECT_EQ(expect_same(env, item_body(detail::make_item(zb, "k", std::string(5000, 'z'), ttl))),
               wire::GetItemFields::kItem);
   }
   // python_compat: base64 text, no fmt, no expire_at.
   DynamodbOptions po = env.options;
   po.python_compat = true;
-  EXPECT_EQ(expect_same(env, item_body(DynamodbBackend(env.client, po).make_item("k", "abc", 60s))),
+  EXPECT_EQ(expect_same(env, item_body(detail::make_item(DynamodbBackend(env.client, po), "k", "abc", 60s))),
             wire::GetItemFields::kItem);
   // Counters: the decimal text, a value beside it wins, a non-integer is refused.
   Attrs counter = {{"key", AttributeValue::S("k")},
@@ -438,7 +449,7 @@ TEST(GetAnswer, DigestKeysCompareFullKey) {
   o.long_keys = true;
   DynamodbBackend b(env.client, o);
   std::string long_key(3000, 'L');
-  Item item = b.make_item(long_key, "v", 60s);
+  Item item = detail::make_item(b, long_key, "v", 60s);
   ASSERT_TRUE(item.count("full_key"));
   EXPECT_EQ(expect_same(env, item_body(item), long_key), wire::GetItemFields::kItem);
   Result r = fast(env, item_body(item), long_key);

@@ -142,3 +142,18 @@ TEST(GetOrSet, TypedFrontDecodesForWaitersAndChecksOptions) {
   EXPECT_THROW(cache.get_or_set("c", [] { return std::vector<std::byte>{}; }, 0s, bad), InvalidArgumentError);
   EXPECT_THROW(cache.get_or_set("", [] { return std::vector<std::byte>{}; }), InvalidArgumentError);
 }
+
+// A loader that asks for its own key on the same cache would wait for its own flight forever:
+// it gets InvalidArgumentError at once; the outer call fails with it and caches nothing, and
+// other keys from inside a loader still work (found by a new user: it hung).
+TEST(GetOrSet, ALoaderAskingForItsOwnKeyGetsAnErrorNotAHang) {
+  Cache<std::string> cache(std::make_shared<MemoryBackend>());
+  auto outer = std::async(std::launch::async, [&] {
+    return cache.get_or_set("r", [&] { return cache.get_or_set("r", [] { return std::string("in"); }); });
+  });
+  ASSERT_EQ(outer.wait_for(10s), std::future_status::ready) << "the loader waited for itself";
+  EXPECT_THROW(outer.get(), InvalidArgumentError);
+  EXPECT_FALSE(cache.get("r"));
+  EXPECT_EQ(cache.get_or_set("a", [&] { return cache.get_or_set("b", [] { return std::string("b"); }) + "a"; }),
+            "ba");
+}

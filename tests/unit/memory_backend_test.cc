@@ -65,6 +65,20 @@ TEST(MemoryBackend, BoundedByEntriesWithLruOrder) {
   EXPECT_EQ(m.evictions(), 1u);
 }
 
+// A bound of 0 stores nothing: every get misses (a memory layer turned off by configuration).
+TEST(MemoryBackend, MaxEntriesZeroStoresNothing) {
+  for (size_t shards : {size_t{1}, size_t{16}}) {
+    MemoryOptions o;
+    o.max_entries = 0;
+    o.shards = shards;
+    MemoryBackend m(o);
+    m.set("a", "1", 0ms);
+    EXPECT_FALSE(m.get("a")) << shards;
+    EXPECT_FALSE(m.add("b", "2", 0ms) && m.get("b")) << shards;
+    EXPECT_EQ(m.size(), 0u) << shards;
+  }
+}
+
 TEST(MemoryBackend, BoundedByBytes) {
   MemoryOptions o;
   o.max_bytes = 100;
@@ -84,6 +98,9 @@ TEST(MemoryBackend, RejectsBadKeysAndTtl) {
   EXPECT_THROW(m.set("", "v", 0ms), InvalidArgumentError);
   EXPECT_THROW(m.get(std::string(2049, 'k')), InvalidArgumentError);
   EXPECT_NO_THROW(m.get(std::string(2048, 'k')));
+  MemoryBackend wide(MemoryOptions{.max_key_bytes = 3000});
+  EXPECT_NO_THROW(wide.set(std::string(3000, 'k'), "v", 0ms));
+  EXPECT_THROW(wide.get(std::string(3001, 'k')), InvalidArgumentError);
   EXPECT_THROW(m.set("k", "v", -1ms), InvalidArgumentError);
   EXPECT_THROW(m.get("\xff\xfe"), InvalidArgumentError);
   EXPECT_THROW(m.get("\xed\xa0\x80"), InvalidArgumentError);  // UTF-16 surrogate

@@ -1,0 +1,194 @@
+"""NativeCache: the methods every cache of this package has, over one C++ backend
+(``self._native``, a ``_native.Backend``). Values go through the user's ``_serialize`` /
+``_deserialize`` with the GIL held; the engine's calls release it while they wait."""
+import asyncio
+import json
+import threading
+import typing as T
+
+from . import errors
+
+VT = T.TypeVar("VT")
+
+# The (backend, key) pairs whose loader runs on this thread: a get_or_set of the same pair from
+# inside its own loader would wait for itself forever in the engine's single flight.
+_loading = threading.local()
+
+
+def _settle(fut: "asyncio.Future", err: T.Optional[BaseException], result: T.Any) -> None:
+    if fut.cancelled():
+        return
+    if err is not None:
+        fut.set_exception(err)
+    else:
+        fut.set_result(result)
+
+
+def _future(start: T.Callable[[T.Callable[[T.Any, T.Any], None]], None]) -> "asyncio.Future":
+    """A future of the running loop that ``start(callback)``'s C++ completion settles: the
+    callback runs on the engine's I/O thread and hands the result over with
+    call_soon_threadsafe, so no thread waits per request."""
+    loop = asyncio.get_running_loop()
+    fut = loop.create_future()
+
+    def done(err: T.Any, result: T.Any) -> None:
+        try:
+            loop.call_soon_threadsafe(_settle, fut, err, result)
+        except RuntimeError:
+            pass  # the loop was closed before the answer came: nobody awaits it any more
+
+    start(done)
+    return fut
+
+
+class NativeCache(T.Generic[VT]):
+    """The API beyond 0.1.1, shared by every backend and the layered cache. ``expire`` and
+    the other durations are seconds (floats allowed); 0 means never expires."""
+
+    _native: T.Any
+
+    # --- the 0.1.1 API ------------------------------------------------------------------
+    def set(self, key: str, value: VT, expire: float = 0) -> None:
+        self._store(key, self._serialize(value), expire)  # type: ignore[attr-defined]
+
+    def _store(self, key: str, data: bytes, expire: float) -> None:
+        # 0.1.1 takes a negative expire and stores an entry that is already expired (reads
+        # miss); the engine refuses negative TTLs, so the key is emptied instead: same reads.
+        if expire < 0:
+            self._native.delete(key)
+        else:
+            self._native.set(key, data, expire)
+
+    def get(self, key: str) -> T.Optional[VT]:
+        raw = self._native.get(key)
+        return None if raw is None else self._deserialize(raw)  # type: ignore[attr-defined]
+
+    def clear(self) -> None:
+        self._native.clear()
+
+    # --- beyond 0.1.1 -------------------------------------------------------------------
+    def get_or_set(self, key: str, loader: T.Callable[[], VT], expire: float = 0, *, lease: float = 0,
+                   lease_wait: float = 10, refresh_ahead: float = 0) -> VT:
+        """The cached value, or ``loader()``'s, then cached for ``expire`` seconds. One load
+        per key at a time in this process (others wait for it); with ``lease`` (seconds, a
+        DynamoDB backend only) one per fleet; ``refresh_ahead``: a hit with less than that
+        left is reloaded by one caller while the others get the current value. What
+        ``loader`` raises reaches every caller waiting on it, and nothing is cached. A loader
+        that calls get_or_set for its own key on the same cache gets InvalidArgumentError."""
+        loaded: T.List[VT] = []
+        active: T.Set[T.Tuple[int, str]] = _loading.__dict__.setdefault("pairs", set())
+        pair = (id(self._native), key)
+        if pair in active:
+            raise errors.InvalidArgumentError(
+                f"get_or_set({key!r}) called from its own loader: it would wait for itself")
+
+        def load() -> bytes:
+            active.add(pair)
+            try:
+                value = loader()
+            finally:
+                active.discard(pair)
+            loaded.append(value)
+            return self._serialize(value)  # type: ignore[attr-defined]
+
+        raw = self._native.get_or_set(key, load, expire, lease=lease, lease_wait=lease_wait,
+                                      refresh_ahead=refresh_ahead)
+        return loaded[0] if loaded else self._deserialize(raw)  # type: ignore[attr-defined]
+
+    def add(self, key: str, value: VT, expire: float = 0) -> bool:
+        """Stores ``value`` only if ``key`` has no live entry; True if it did (atomic)."""
+        return self._native.add(key, self._serialize(value), expire)  # type: ignore[attr-defined]
+
+    def incr(self, key: str, delta: int = 1, expire: float = 0) -> int:
+        """Adds ``delta`` to the counter under ``key`` (a missing one starts at 0 and lives for
+        ``expire``) and returns the new value, atomically. A key holding a value: WrongTypeError."""
+        return self._native.incr(key, delta, expire)
+
+    def decr(self, key: str, delta: int = 1, expire: float = 0) -> int:
+        return self._native.incr(key, -delta, expire)
+
+    def touch(self, key: str, expire: float = 0) -> bool:
+        """Gives a live entry a new TTL from now; False if there was none."""
+        return self._native.touch(key, expire)
+
+    def delete(self, key: str) -> None:
+        self._native.delete(key)
+
+    def delete_many(self, keys: T.Iterable[str]) -> None:
+        self._native.delete_many(list(keys))
+
+    def contains(self, key: str) -> bool:
+        return self._native.contains(key)
+
+    def __contains__(self, key: str) -> bool:
+        return self.contains(key)
+
+    def get_many(self, keys: T.Iterable[str]) -> T.Dict[str, VT]:
+        """The live values among ``keys`` (misses are left out); DynamoDB: batched reads."""
+        keys = list(keys)
+        out: T.Dict[str, VT] = {}
+        for k, raw in zip(keys, self._native.get_many(keys)):
+            if raw is not None:
+                out[k] = self._deserialize(raw)  # type: ignore[attr-defined]
+        return out
+
+    def set_many(self, items: T.Mapping[str, VT], expire: float = 0) -> None:
+        self._native.set_many([(k, self._serialize(v)) for k, v in items.items()],  # type: ignore[attr-defined]
+                              expire)
+
+    def stats(self) -> T.Dict[str, T.Any]:
+        """Counters, consumed capacity, errors by kind and latency percentiles (as the C++
+        CacheStats::to_json)."""
+        return json.loads(self._native.stats_json())
+
+    # --- asyncio ------------------------------------------------------------------------
+    async def get_async(self, key: str) -> T.Optional[VT]:
+        raw = await _future(lambda cb: self._native.get_async(key, cb))
+        return None if raw is None else self._deserialize(raw)  # type: ignore[attr-defined]
+
+    async def set_async(self, key: str, value: VT, expire: float = 0) -> None:
+        data = self._serialize(value)  # type: ignore[attr-defined]
+        await _future(lambda cb: self._native.set_async(key, data, expire, cb))
+
+    async def delete_async(self, key: str) -> None:
+        await _future(lambda cb: self._native.delete_async(key, cb))
+
+    async def get_many_async(self, keys: T.Iterable[str]) -> T.Dict[str, VT]:
+        keys = list(keys)
+        raws = await _future(lambda cb: self._native.get_many_async(keys, cb))
+        return {k: self._deserialize(r) for k, r in zip(keys, raws) if r is not None}  # type: ignore[attr-defined]
+
+    async def set_many_async(self, items: T.Mapping[str, VT], expire: float = 0) -> None:
+        entries = [(k, self._serialize(v)) for k, v in items.items()]  # type: ignore[attr-defined]
+        await _future(lambda cb: self._native.set_many_async(entries, expire, cb))
+
+    async def clear_async(self) -> None:
+        await _future(lambda cb: self._native.clear_async(cb))
+
+
+class RecordHooks(T.Generic[VT]):
+    """0.1.1's ``_value_to_record`` / ``_record_to_value`` hooks. The engine stores and reads
+    records itself; a subclass that overrides a hook has it called on each set / get hit
+    (the record it makes is stored: its key, value bytes and expire)."""
+
+    def _make_record(self, key: str, value: bytes, expire: float) -> T.Any:
+        raise NotImplementedError
+
+    def _value_to_record(self, key: str, value: VT, expire: float = 0) -> T.Any:
+        return self._make_record(key, self._serialize(value), expire)  # type: ignore[attr-defined]
+
+    def _record_to_value(self, record: T.Any) -> VT:
+        return self._deserialize(record.value)  # type: ignore[attr-defined]
+
+    def set(self, key: str, value: VT, expire: float = 0) -> None:
+        if type(self)._value_to_record is RecordHooks._value_to_record:
+            NativeCache.set(self, key, value, expire)  # type: ignore[arg-type]
+            return
+        record = self._value_to_record(key, value, expire)
+        self._store(record.key, bytes(record.value), record.expire)  # type: ignore[attr-defined]
+
+    def get(self, key: str) -> T.Optional[VT]:
+        if type(self)._record_to_value is RecordHooks._record_to_value:
+            return NativeCache.get(self, key)  # type: ignore[arg-type]
+        raw = self._native.get(key)  # type: ignore[attr-defined]
+        return None if raw is None else self._record_to_value(self._make_record(key, raw, 0))

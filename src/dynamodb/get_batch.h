@@ -1,0 +1,60 @@
+// GetItems carried by one BatchGetItem (private): what the client's event loop needs to merge
+// the GetItem operations queued in one loop iteration (client_batch.cc) and to hand each its
+// own GetItem answer. Pure functions; thread-safe (the parser is per thread, as wire's).
+#pragma once
+
+#include <span>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+namespace dynamodb_cache::dynamodb::wire {
+
+// BatchGetItem's bound on the keys of one request.
+inline constexpr size_t kMaxBatchGetKeys = 100;
+
+// A GetItem request body that a BatchGetItem can carry.
+struct BatchableGet {
+  std::string table;
+  bool consistent = false;
+  std::string capacity;  // ReturnConsumedCapacity: "", "TOTAL" or "INDEXES"
+  // The key's attributes, sorted by name, each an S (what a cache key is; a number or binary
+  // key attribute may come back spelt otherwise than it was sent, so those gets go alone).
+  std::vector<std::pair<std::string, std::string>> key;
+  // `key` as one string, for finding duplicates and matching the answer's items to keys.
+  std::string identity;
+};
+
+// Fills `out` from a GetItem body and returns true when it holds nothing but TableName, Key
+// (S attributes only), ConsistentRead and ReturnConsumedCapacity; false otherwise (a
+// projection, other key types, or a body that is not such JSON: it is then sent alone and
+// DynamoDB judges it). Never throws.
+bool parse_batchable_get(const std::string& body, BatchableGet& out);
+
+// The BatchGetItem body asking for `keys` (distinct; at most kMaxBatchGetKeys) of one table,
+// with one consistency and ReturnConsumedCapacity.
+std::string encode_batch_get(std::string_view table, bool consistent, std::string_view capacity,
+                             std::span<const BatchableGet* const> keys);
+
+// A BatchGetItem answer for one table, by key identity (BatchableGet::identity).
+struct BatchGetAnswer {
+  std::unordered_map<std::string, std::string> items;  // identity -> the item's JSON
+  std::unordered_set<std::string> unprocessed;         // identities of UnprocessedKeys
+  double capacity_units = 0;                           // ConsumedCapacity of the table, summed
+};
+
+// Reads a BatchGetItem answer's items, unprocessed keys and capacity for `table`, whose key
+// attributes are `key_names` (sorted). Throws ProtocolError (not retryable) when the body is
+// malformed, or holds an item without a string key attribute of those names.
+BatchGetAnswer split_batch_get(const std::string& body, std::string_view table,
+                               std::span<const std::string> key_names);
+
+// The GetItem answer for one key of a batch: {"Item":...} (or {} without `item_json`: no such
+// item), with {"ConsumedCapacity":{"TableName":...,"CapacityUnits":units}} when `capacity`
+// is not empty.
+std::string get_item_answer(const std::string* item_json, std::string_view table, std::string_view capacity,
+                            double units);
+
+}  // namespace dynamodb_cache::dynamodb::wire

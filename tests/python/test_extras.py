@@ -1,0 +1,114 @@
+"""What the package adds to 0.1.1, against dynalite."""
+import threading
+import time
+
+import pytest
+
+from dynamodb_cache import JsonDictDynamodbCache, JsonDictInMemoryCache
+from dynamodb_cache.errors import InvalidArgumentError, WrongTypeError
+from conftest import BytesCache, stub_cache
+
+
+def test_get_or_set_loads_once_and_caches(table):
+    cache = JsonDictDynamodbCache(table)
+    calls = []
+
+    def load():
+        calls.append(1)
+        time.sleep(0.2)
+        return {"v": len(calls)}
+
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(cache.get_or_set("k", load, 60))) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results == [{"v": 1}] * 4 and calls == [1]
+    assert cache.get_or_set("k", load, 60) == {"v": 1} and calls == [1]
+    assert cache.get_or_set("leased", lambda: {"l": 1}, 60, lease=5, refresh_ahead=1) == {"l": 1}
+    assert cache.get("leased") == {"l": 1}
+
+
+def test_atomic_operations(table):
+    cache = BytesCache(table)
+    assert cache.add("a", b"1", 60) is True
+    assert cache.add("a", b"2", 60) is False
+    assert cache.get("a") == b"1"
+    assert cache.incr("n") == 1 and cache.incr("n", 5) == 6 and cache.decr("n", 2) == 4
+    with pytest.raises(WrongTypeError):
+        cache.incr("a")
+    assert cache.touch("a", 60) is True and cache.touch("missing", 60) is False
+    assert cache.contains("a") and "a" in cache and not cache.contains("missing")
+    cache.delete("a")
+    assert cache.get("a") is None and not cache.contains("a")
+
+
+def test_batches(table):
+    cache = JsonDictDynamodbCache(table)
+    cache.set_many({f"k{i}": {"i": i} for i in range(120)}, expire=60)
+    got = cache.get_many([f"k{i}" for i in range(125)])
+    assert got == {f"k{i}": {"i": i} for i in range(120)}
+    cache.delete_many([f"k{i}" for i in range(100)])
+    assert len(cache.get_many([f"k{i}" for i in range(120)])) == 20
+
+
+def test_namespaces_clear_alone(table):
+    a = JsonDictDynamodbCache(table, namespace="a")
+    b = JsonDictDynamodbCache(table, namespace="b")
+    a.set("k", {"a": 1})
+    b.set("k", {"b": 1})
+    a.clear()
+    assert a.get("k") is None and b.get("k") == {"b": 1}
+
+
+def test_stats_as_a_dict(table):
+    cache = BytesCache(table)
+    cache.set("k", b"v")
+    cache.get("k")
+    cache.get("missing")
+    s = cache.stats()
+    assert s["hits"] == 1 and s["misses"] == 1 and s["sets"] == 1
+    assert s["latency_us"]["get"]["count"] == 2
+
+
+def test_options_as_keyword_arguments(table):
+    compact = BytesCache(table, python_compat=False, compress_min_bytes=16, consistent_read=True)
+    compact.set("big", b"a" * 4000)
+    assert compact.get("big") == b"a" * 4000
+    with pytest.raises(TypeError):
+        BytesCache(table, no_such_option=1)
+
+
+def test_fail_open_turns_read_failures_into_misses(stub):
+    stub.error(500, "InternalServerError")
+    cache = stub_cache(stub.url, fail_open=True)
+    assert cache.get("k") is None
+    cache.set("k", b"v")  # dropped, not raised
+    assert cache.stats()["fail_open"] == 2
+    strict = stub_cache(stub.url)
+    with pytest.raises(Exception):
+        strict.get("k")
+
+
+def test_big_values(table):
+    cache = BytesCache(table, python_compat=False)
+    big = bytes(range(256)) * 4096  # 1 MiB: past one item, stored in chunks
+    cache.set("big", big, expire=60)
+    assert cache.get("big") == big
+
+
+def test_in_memory_extras():
+    c = JsonDictInMemoryCache(max_entries=100)
+    assert c.add("x", {"a": 1}) and not c.add("x", {})
+    assert c.incr("n", 3) == 3
+    assert c.get_or_set("g", lambda: {"g": 1}) == {"g": 1}
+
+
+def test_a_loader_asking_for_its_own_key_gets_an_error_not_a_hang():
+    c = JsonDictInMemoryCache(max_entries=10)
+    with pytest.raises(InvalidArgumentError, match="own loader") as raised:
+        c.get_or_set("r", lambda: c.get_or_set("r", lambda: {"inner": 1}))
+    assert raised.value.kind == "invalid_argument" and c.get("r") is None
+    # Another key from inside a loader is fine, and the key is usable afterwards.
+    assert c.get_or_set("r", lambda: {"o": c.get_or_set("s", lambda: {"s": 1})}) == {"o": {"s": 1}}
