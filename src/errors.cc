@@ -48,9 +48,10 @@ std::string not_found_what(int status, const std::string& name, const std::strin
   std::string w = operation.empty() ? std::string() : operation + ": ";
   if (table.empty()) return w + service_what(status, name, msg, request_id);
   return w + "table '" + table + "' does not exist [" + service_what(status, name, msg, request_id) +
-         "]; create it with dynamodb_cache::Table::create (table.h) or `dynamodb-cache create-table "
-         "--table " +
-         table + "`, or check the table name, region and endpoint";
+         "]; create it with `dynamodb-cache create-table --table " + table +
+         "` (in C++: Table::create, or make_cache's create_table; in Python: the record class's "
+         "create_table(wait=True)), "
+         "or check the table name, region and endpoint";
 }
 }  // namespace
 

@@ -6,6 +6,11 @@
 namespace dynamodb_cache {
 
 std::shared_ptr<Backend> make_backend(std::string_view table, CacheOptions o) {
+  // Checked before any network call: a bound for a layer that is not there is a mistake.
+  if (!o.memory && o.memory_max_age.count() != 0)
+    throw InvalidArgumentError(
+        "CacheOptions::memory_max_age is set without CacheOptions::memory: set memory "
+        "(e.g. .memory = MemoryOptions{}) for a memory layer, or drop memory_max_age");
   std::string name(table);
   if (name.empty()) {
     const char* env = std::getenv("DYNAMODB_CACHE_TABLE");

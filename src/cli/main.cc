@@ -284,8 +284,23 @@ int run_cli(int argc, char** argv) {
   add_bench_command(app, g, run);
   add_cache_commands(app, g, run);
   add_get_or_run_command(app, g, run);
-  // Global options anywhere, as in the aws CLI: after the command too.
-  for (CLI::App* s : app.get_subcommands({})) s->fallthrough();
+  // Global options anywhere, as in the aws CLI: after the command too. A command's --help names
+  // them (a new user looked for --endpoint in `get --help`); the top-level --help says what each does.
+  std::string globals =
+      "Global options, before or after the command (dynamodb-cache --help says what each does):\n ";
+  std::size_t line_start = globals.size() - 1;
+  for (const CLI::Option* o : app.get_options()) {
+    if (o->get_name() == "--help" || o->get_name() == "--version") continue;
+    if (globals.size() + 1 + o->get_name().size() - line_start > 90) {
+      globals += "\n ";
+      line_start = globals.size() - 1;
+    }
+    globals += " " + o->get_name();
+  }
+  for (CLI::App* s : app.get_subcommands({})) {
+    s->fallthrough();
+    s->footer(globals + "\n\n" + app.get_footer());
+  }
 
   if (std::string problem = usage_problem(app, argc, argv); !problem.empty()) {
     std::cerr << "error: " << one_line(problem) << " (see --help)\n";

@@ -90,6 +90,21 @@ TEST(MakeCache, AnEmptyNameIsTheCliTable) {
   drop(client, name);
 }
 
+// A memory bound without a memory layer is a mistake (a new user set it alone and thought the
+// layer was there): refused before anything reaches the service, so no table is created.
+TEST(MakeCache, AMemoryBoundWithoutAMemoryLayerIsRefused) {
+  auto client = it::client();
+  const std::string name = it::unique_table("it-open-bound");
+  EXPECT_THROW(
+      make_cache<std::string>(
+          name,
+          {.memory_max_age = 30s, .create_table = true, .shared_client = client, .table_options = quiet()}),
+      InvalidArgumentError);
+  TableOptions t;
+  t.name = name;
+  EXPECT_FALSE(Table(client, t).exists());
+}
+
 // long_keys under a memory layer: the memory layer takes the keys the table takes (a new user
 // found a 3000-byte key refused by the memory layer in front).
 TEST(MakeCache, LongKeysPassAMemoryLayer) {

@@ -54,6 +54,10 @@ f.check(rc == 0 and len(ttl_lines) == 1 and "SECONDS" in ttl_lines[0] and "REQUI
 for args in ([], ["get"]):
     rc, out, _ = run(cli, *args, "--help")
     f.check(rc == 0 and b"Exit codes: 0 done, 1 a miss" in out, f"{args} --help lists the exit codes")
+# A command's --help names the global options (a new user looked for --endpoint in get --help).
+rc, out, _ = run(cli, "get", "--help")
+f.check(rc == 0 and b"Global options" in out and all(o in out for o in (b"--endpoint", b"--table", b"--region")),
+        f"get --help names the global options: {out!r}")
 
 # get-or-run: COMMAND after --, KEY before it.
 rc, out, err = run(cli, "get-or-run", "k2", "sh", "-c", "echo hi", env=env)

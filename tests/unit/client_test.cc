@@ -878,7 +878,8 @@ TEST(Client, ServiceErrorKindsCallersBranchOnHaveClasses) {
     const std::string w = e.what();
     EXPECT_EQ(w.find("GetItem: table 't' does not exist"), 0u) << w;
     EXPECT_NE(w.find("Requested resource not found"), std::string::npos) << w;
-    EXPECT_NE(w.find("Table::create"), std::string::npos) << w;
+    EXPECT_NE(w.find("in C++: Table::create"), std::string::npos) << w;
+    EXPECT_NE(w.find("in Python: the record class's create_table(wait=True)"), std::string::npos) << w;
     EXPECT_NE(w.find("create-table --table t"), std::string::npos) << w;
   }
   EXPECT_THROW(std::rethrow_exception(thrown("ThrottlingException")), ThrottlingError);
