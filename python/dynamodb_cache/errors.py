@@ -58,8 +58,9 @@ class TimeoutError(TransportError, builtins.TimeoutError):  # noqa: A001 - the C
     """A connect or request timeout, or the operation's deadline passed."""
 
 
-class CertificateError(Error):
-    """The TLS peer's certificate could not be verified (final, not retried)."""
+class CertificateError(TransportError):
+    """The TLS peer's certificate could not be verified (final, not retried; the request was
+    not sent)."""
 
 
 class ProtocolError(Error):

@@ -20,10 +20,11 @@ const char* class_name(const Error& e) {
   if (dynamic_cast<const ConfigError*>(&e)) return "ConfigError";
   if (dynamic_cast<const CredentialsError*>(&e)) return "CredentialsError";
   if (dynamic_cast<const WrongTypeError*>(&e)) return "WrongTypeError";
+  // Subclasses before their bases: a CertificateError is a TransportError too.
   if (dynamic_cast<const ConnectError*>(&e)) return "ConnectError";
   if (dynamic_cast<const TimeoutError*>(&e)) return "TimeoutError";
-  if (dynamic_cast<const TransportError*>(&e)) return "TransportError";
   if (dynamic_cast<const CertificateError*>(&e)) return "CertificateError";
+  if (dynamic_cast<const TransportError*>(&e)) return "TransportError";
   if (dynamic_cast<const ProtocolError*>(&e)) return "ProtocolError";
   if (dynamic_cast<const ServiceError*>(&e)) return "ServiceError";
   if (dynamic_cast<const UnknownOutcomeError*>(&e)) return "UnknownOutcomeError";

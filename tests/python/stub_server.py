@@ -7,7 +7,8 @@ import time
 
 
 class Stub:
-    def __init__(self):
+    def __init__(self, ssl_context=None):
+        """``ssl_context``: serve https with it (a server-side ssl.SSLContext); default http."""
         self.status = 200
         self.body = b"{}"
         self.delay = 0.0
@@ -47,7 +48,10 @@ class Stub:
 
         self.server = Server(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        if ssl_context is not None:
+            self.server.socket = ssl_context.wrap_socket(self.server.socket, server_side=True)
+        scheme = "https" if ssl_context is not None else "http"
+        self.url = f"{scheme}://127.0.0.1:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 

@@ -61,6 +61,30 @@ def test_connect():
     assert isinstance(e.value, errors.TransportError)
 
 
+def test_certificate(tmp_path):
+    # An https server whose self-signed certificate no CA vouches for: final, not retried, and
+    # the request never left (the handshake failed first).
+    import ssl
+    import subprocess
+    from stub_server import Stub
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                    "-keyout", str(tmp_path / "key.pem"), "-out", str(tmp_path / "cert.pem"), "-days", "2",
+                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+                   check=True, capture_output=True)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(tmp_path / "cert.pem", tmp_path / "key.pem")
+    s = Stub(ssl_context=ctx)
+    try:
+        with pytest.raises(errors.CertificateError) as e:
+            stub_cache(s.url, max_attempts=3).get("k")
+        check(e.value, errors.CertificateError, "transport", False)
+        assert isinstance(e.value, errors.TransportError) and isinstance(e.value, ConnectionError)
+        assert e.value.request_sent is False
+        assert s.requests == 0
+    finally:
+        s.close()
+
+
 def test_transport_and_unknown_outcome(stub):
     stub.reset = True
     cache = stub_cache(stub.url)
