@@ -78,6 +78,21 @@ class ServiceError(Error):
     service_message: str = ""
 
 
+class ResourceNotFoundError(ServiceError):
+    """The table does not exist (kind resource_not_found); ``table``: its name, when the request
+    named one."""
+
+    table: str = ""
+
+
+class ThrottlingError(ServiceError):
+    """DynamoDB throttled the request, after the client's own retries (kind throttling, retryable)."""
+
+
+class ConditionFailedError(ServiceError):
+    """A conditional write's condition did not hold (kind condition_failed)."""
+
+
 class UnknownOutcomeError(Error):
     """A write whose answer was lost: it may or may not have been applied."""
 
@@ -93,6 +108,7 @@ class OverloadedError(Error):
 __all__ = [
     "Error", "DynamodbCacheError", "InvalidArgumentError", "CodecError", "ConfigError",
     "CredentialsError", "WrongTypeError", "TransportError", "ConnectError", "TimeoutError",
-    "CertificateError", "ProtocolError", "ServiceError", "UnknownOutcomeError", "CancelledError",
+    "CertificateError", "ProtocolError", "ServiceError", "ResourceNotFoundError", "ThrottlingError",
+    "ConditionFailedError", "UnknownOutcomeError", "CancelledError",
     "OverloadedError",
 ]

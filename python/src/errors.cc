@@ -26,6 +26,9 @@ const char* class_name(const Error& e) {
   if (dynamic_cast<const CertificateError*>(&e)) return "CertificateError";
   if (dynamic_cast<const TransportError*>(&e)) return "TransportError";
   if (dynamic_cast<const ProtocolError*>(&e)) return "ProtocolError";
+  if (dynamic_cast<const ResourceNotFoundError*>(&e)) return "ResourceNotFoundError";
+  if (dynamic_cast<const ThrottlingError*>(&e)) return "ThrottlingError";
+  if (dynamic_cast<const ConditionFailedError*>(&e)) return "ConditionFailedError";
   if (dynamic_cast<const ServiceError*>(&e)) return "ServiceError";
   if (dynamic_cast<const UnknownOutcomeError*>(&e)) return "UnknownOutcomeError";
   if (dynamic_cast<const CancelledError*>(&e)) return "CancelledError";
@@ -45,6 +48,7 @@ py::object from_error(const Error& e) {
     exc.attr("request_id") = py::str(s->request_id());
     exc.attr("service_message") = py::str(s->service_message());
   }
+  if (auto* r = dynamic_cast<const ResourceNotFoundError*>(&e)) exc.attr("table") = py::str(r->table());
   if (auto* t = dynamic_cast<const TransportError*>(&e))
     exc.attr("request_sent") = py::bool_(t->request_sent());
   return exc;

@@ -105,17 +105,17 @@ def test_timeout(stub):
     check(e.value, errors.TimeoutError, "timeout", True)
 
 
-@pytest.mark.parametrize("status,name,kind,retryable", [
-    (400, "ThrottlingException", "throttling", True),
-    (500, "InternalServerError", "service_transient", True),
-    (400, "ValidationException", "service", False),
-    (400, "ConditionalCheckFailedException", "condition_failed", False),
+@pytest.mark.parametrize("status,name,cls,kind,retryable", [
+    (400, "ThrottlingException", errors.ThrottlingError, "throttling", True),
+    (500, "InternalServerError", errors.ServiceError, "service_transient", True),
+    (400, "ValidationException", errors.ServiceError, "service", False),
+    (400, "ConditionalCheckFailedException", errors.ConditionFailedError, "condition_failed", False),
 ])
-def test_service(stub, status, name, kind, retryable):
+def test_service(stub, status, name, cls, kind, retryable):
     stub.error(status, name)
     with pytest.raises(errors.ServiceError) as e:
         stub_cache(stub.url).get("k")
-    check(e.value, errors.ServiceError, kind, retryable)
+    check(e.value, cls, kind, retryable)
     assert (e.value.name, e.value.status, e.value.request_id) == (name, status, "REQ-1234")
     assert "stub says no" in e.value.service_message
 
@@ -123,8 +123,9 @@ def test_service(stub, status, name, kind, retryable):
 def test_resource_not_found():
     with pytest.raises(errors.ServiceError) as e:
         BytesCache(table_class("no-such-table")).get("k")
-    check(e.value, errors.ServiceError, "resource_not_found", False)
-    assert e.value.name == "ResourceNotFoundException"
+    check(e.value, errors.ResourceNotFoundError, "resource_not_found", False)
+    assert e.value.name == "ResourceNotFoundException" and e.value.table == "no-such-table"
+    assert "create_table(wait=True)" in str(e.value)
 
 
 def test_protocol(stub):
