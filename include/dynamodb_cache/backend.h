@@ -63,6 +63,29 @@ Ttl to_ttl(std::chrono::duration<Rep, Period> ttl) {
     return std::chrono::ceil<Ttl>(ttl);
 }
 
+// TTL jitter (TypedOptions::ttl_jitter in cache.h): a fraction of the TTL, 0 <= jitter < 1.
+// Throws InvalidArgumentError for a negative, NaN or >= 1 jitter.
+void validate_ttl_jitter(double jitter);
+
+// `ttl` spread by `jitter`: drawn uniformly from [ttl * (1 - jitter), ttl * (1 + jitter)],
+// in whole milliseconds, so that entries written together do not expire together. Zero
+// ("never expires") stays zero, and a nonzero TTL stays at least 1 ms (never zero, never
+// negative) and at most kMaxTtl. jitter == 0 returns `ttl` exactly. REQUIRES: valid jitter
+// and ttl. Thread-safe.
+Ttl jitter_ttl(Ttl ttl, double jitter);
+
+namespace detail {
+// The entries a batch of writes sends: the index of each key's last entry (the last value for
+// a key wins, as with set()), in order. One batch may not name a key twice.
+std::vector<size_t> last_of_each_key(const std::vector<std::pair<std::string, std::string>>& entries);
+
+// set_many's entries under a TTL jitter (TypedOptions::ttl_jitter): the last value of each
+// key, in groups of at most 25 (a BatchWriteItem's worth: no extra DynamoDB request), each
+// group to be written with a TTL drawn for it, so a batch does not expire at once.
+std::vector<std::vector<std::pair<std::string, std::string>>> jitter_groups(
+    std::vector<std::pair<std::string, std::string>> entries);
+}  // namespace detail
+
 // The contract every backend keeps. Thread-safety: every implementation here may be used
 // from any number of threads at once.
 class Backend {

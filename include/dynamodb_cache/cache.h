@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -19,6 +20,7 @@
 #include "dynamodb_cache/backend.h"
 #include "dynamodb_cache/errors.h"
 #include "dynamodb_cache/get_or_set.h"
+#include "dynamodb_cache/log.h"
 
 namespace dynamodb_cache {
 
@@ -83,6 +85,35 @@ concept UsableCodec = Complete<C> && CodecFor<C, T>;
 struct NoCodec {};
 }  // namespace detail
 
+// Options of Cache<T> itself (the backend has its own: dynamodb_backend.h, memory_backend.h).
+// Every member has a default initializer, so designated initializers may name only some.
+struct TypedOptions {
+  // Spreads the TTLs of the values this cache writes (set, set_many, add, get_or_set's store
+  // and their asynchronous forms), so that keys written together do not expire together: a
+  // fraction of the TTL, each nonzero TTL drawn uniformly from [ttl * (1 - ttl_jitter),
+  // ttl * (1 + ttl_jitter)] in whole milliseconds (jitter_ttl in backend.h); 0.1 is +-10%.
+  // Jitter never makes a TTL zero ("never expires") or negative, and a TTL of zero stays
+  // zero. set_many draws one TTL per group of 25 entries (see set_many). touch() and the
+  // counters keep their exact TTLs. 0 (the default): exact TTLs.
+  // Must be 0 or more and less than 1 (else InvalidArgumentError from the constructor).
+  double ttl_jitter = 0;
+  // For deploys that change a stored type: a stored value the codec cannot decode (a
+  // CodecError) reads as a miss instead of throwing: get, get_entry, get_many and their
+  // asynchronous forms answer std::nullopt (the backend has counted a hit), counted in
+  // stats().decode_errors and logged at warning level through `log` below; get_or_set
+  // loads and stores as on a miss (that load is not shared with concurrent callers, which
+  // may each load once). The next set overwrites the value. Default false: a CodecError.
+  bool decode_error_is_miss = false;
+  // Where decode_error_is_miss logs; empty (the default): the process-wide hook (log.h).
+  LogHook log{};
+};
+
+namespace detail {
+// Counts (CacheStats::decode_errors) and logs (`log`, else the process-wide hook) the value
+// of `key` read as a miss under TypedOptions::decode_error_is_miss. Thread-safe.
+void note_undecodable(Backend& backend, const LogHook& log, std::string_view key) noexcept;
+}  // namespace detail
+
 // Thread-safety: as safe as its backend and codec (all built-in ones are thread-safe).
 template <class T, class Codec = DefaultCodec<T>>
 class Cache {
@@ -102,23 +133,36 @@ class Cache {
  public:
   // `backend`: any Backend (std::make_shared<MemoryBackend>(), a DynamodbBackend, a
   // LayeredBackend from make_layered); make_cache() (make_cache.h) builds the usual ones in one line.
-  explicit Cache(std::shared_ptr<Backend> backend, HeldCodec codec = HeldCodec())
-      : backend_(std::move(backend)), codec_(std::move(codec)) {
+  // `options`: TypedOptions above. Throws InvalidArgumentError for a missing backend or an
+  // invalid option.
+  explicit Cache(std::shared_ptr<Backend> backend, HeldCodec codec = HeldCodec(), TypedOptions options = {})
+      : backend_(std::move(backend)), codec_(std::move(codec)), options_(options) {
     if (!backend_) throw InvalidArgumentError("Cache needs a backend");
+    validate_ttl_jitter(options_.ttl_jitter);
   }
+
+  // A live entry read with its remaining time to live.
+  struct Entry {
+    T value;
+    std::optional<Ttl> ttl_left;  // nullopt: never expires
+  };
 
   // The value, or std::nullopt on a miss or an expired entry.
   std::optional<T> get(std::string_view key) {
-    auto bytes = backend_->get(key);
-    if (!bytes) return std::nullopt;
-    return decode(key, *bytes);
+    auto e = get_entry(key);
+    if (!e) return std::nullopt;
+    return std::move(e->value);
   }
+
+  // get() with the entry's remaining TTL (Backend::get_entry; a layered backend answers with
+  // the layer that had it).
+  std::optional<Entry> get_entry(std::string_view key) { return to_entry(key, backend_->get_entry(key)); }
 
   // Stores `value`; ttl zero (the default) means it never expires.
   template <class Rep = int64_t, class Period = std::ratio<1>>
   void set(std::string_view key, const T& value,
            std::chrono::duration<Rep, Period> ttl = std::chrono::seconds(0)) {
-    backend_->set(key, encode(key, value), to_ttl(ttl));
+    backend_->set(key, encode(key, value), write_ttl(ttl));
   }
 
   void erase(std::string_view key) { backend_->erase(key); }
@@ -140,7 +184,7 @@ class Cache {
   template <class Rep = int64_t, class Period = std::ratio<1>>
   bool add(std::string_view key, const T& value,
            std::chrono::duration<Rep, Period> ttl = std::chrono::seconds(0)) {
-    return backend_->add(key, encode(key, value), to_ttl(ttl));
+    return backend_->add(key, encode(key, value), write_ttl(ttl));
   }
 
   // Atomic counters (Backend::increment): the new value; a missing or expired key starts at
@@ -170,10 +214,12 @@ class Cache {
                   "the cache's T (or something convertible to it)");
     if constexpr (LoaderOf<Load, T>) {
       std::optional<T> loaded;
-      std::string bytes = dynamodb_cache::get_or_set(*backend_, key, encoding_loader(key, load, loaded),
-                                                     to_ttl(ttl), options);
+      const Ttl t = write_ttl(ttl);
+      std::string bytes =
+          dynamodb_cache::get_or_set(*backend_, key, encoding_loader(key, load, loaded), t, options);
       if (loaded) return std::move(*loaded);
-      return decode(key, bytes);
+      if (auto v = decode_or_miss(key, bytes)) return std::move(*v);
+      return load_over_undecodable(key, load, t);
     } else {
       std::abort();  // not reached: the assertion above failed
     }
@@ -184,10 +230,17 @@ class Cache {
     return decode_many(keys, backend_->get_many(keys));
   }
 
+  // With TypedOptions::ttl_jitter, the entries go in groups of 25 (the last value of each
+  // key), one after another, each with a TTL of its own; an error stops at its group, the
+  // groups before it written.
   template <class Rep = int64_t, class Period = std::ratio<1>>
   void set_many(const std::vector<std::pair<std::string, T>>& entries,
                 std::chrono::duration<Rep, Period> ttl = std::chrono::seconds(0)) {
-    backend_->set_many(encode_many(entries), to_ttl(ttl));
+    auto bytes = encode_many(entries);
+    const Ttl t = to_ttl(ttl);
+    if (options_.ttl_jitter == 0) return backend_->set_many(bytes, t);
+    for (const auto& group : detail::jitter_groups(std::move(bytes)))
+      backend_->set_many(group, jitter_ttl(t, options_.ttl_jitter));
   }
 
   // ---- asynchronous forms ----
@@ -200,22 +253,30 @@ class Cache {
   using Done = std::function<void(Outcome<U>)>;
 
   void get_async(std::string key, Done<std::optional<T>> done) {
-    backend_->get_entry_async(key, [this, key, done = std::move(done)](Outcome<std::optional<Hit>> r) {
-      done(map_outcome<std::optional<T>>(r, [&] {
-        auto& h = r.value();
-        return h ? std::optional<T>(decode(key, h->value)) : std::nullopt;
-      }));
+    get_entry_async(std::move(key), [done = std::move(done)](Outcome<std::optional<Entry>> r) {
+      done(map_outcome<std::optional<T>>(
+          r, [&] { return r.value() ? std::optional<T>(std::move(r.value()->value)) : std::nullopt; }));
     });
   }
   Pending<std::optional<T>> get_async(std::string key) {
     return detail::start_pending<std::optional<T>>([&](auto d) { get_async(std::move(key), std::move(d)); });
   }
 
+  void get_entry_async(std::string key, Done<std::optional<Entry>> done) {
+    backend_->get_entry_async(key, [this, key, done = std::move(done)](Outcome<std::optional<Hit>> r) {
+      done(map_outcome<std::optional<Entry>>(r, [&] { return to_entry(key, std::move(r.value())); }));
+    });
+  }
+  Pending<std::optional<Entry>> get_entry_async(std::string key) {
+    return detail::start_pending<std::optional<Entry>>(
+        [&](auto d) { get_entry_async(std::move(key), std::move(d)); });
+  }
+
   template <class Rep, class Period>
   void set_async(std::string key, const T& value, std::chrono::duration<Rep, Period> ttl, Done<void> done) {
     std::string bytes;
     Ttl t;
-    if (!prepare(done, [&] { bytes = encode(key, value), t = to_ttl(ttl); })) return;
+    if (!prepare(done, [&] { bytes = encode(key, value), t = write_ttl(ttl); })) return;
     backend_->set_async(std::move(key), std::move(bytes), t, std::move(done));
   }
   template <class Rep = int64_t, class Period = std::ratio<1>>
@@ -256,7 +317,7 @@ class Cache {
   void add_async(std::string key, const T& value, std::chrono::duration<Rep, Period> ttl, Done<bool> done) {
     std::string bytes;
     Ttl t;
-    if (!prepare(done, [&] { bytes = encode(key, value), t = to_ttl(ttl); })) return;
+    if (!prepare(done, [&] { bytes = encode(key, value), t = write_ttl(ttl); })) return;
     backend_->add_async(std::move(key), std::move(bytes), t, std::move(done));
   }
   template <class Rep = int64_t, class Period = std::ratio<1>>
@@ -302,16 +363,20 @@ class Cache {
                   "return the cache's T (or something convertible to it)");
     if constexpr (LoaderOf<Load, T>) {
       Ttl t;
-      if (!prepare(done, [&] { t = to_ttl(ttl); })) return;
+      if (!prepare(done, [&] { t = write_ttl(ttl); })) return;
       auto loaded = std::make_shared<std::optional<T>>();
+      auto shared_load = std::make_shared<Load>(std::move(load));
       dynamodb_cache::get_or_set_async(
           *backend_, key,
-          [this, key, load = std::move(load), loaded]() mutable {
-            return encoding_loader(key, load, *loaded)();
-          },
-          t, options,
-          [this, key, loaded, done = std::move(done)](Outcome<std::string> r) {
-            done(map_outcome<T>(r, [&] { return *loaded ? std::move(**loaded) : decode(key, r.value()); }));
+          [this, key, shared_load, loaded] { return encoding_loader(key, *shared_load, *loaded)(); }, t,
+          options,
+          [this, key, t, shared_load, loaded, done = std::move(done)](Outcome<std::string> r) {
+            // Here where the backend runs blocking work (get_or_set_async), so it may load.
+            done(map_outcome<T>(r, [&] {
+              if (*loaded) return std::move(**loaded);
+              if (auto v = decode_or_miss(key, r.value())) return std::move(*v);
+              return load_over_undecodable(key, *shared_load, t);
+            }));
           });
     }
   }
@@ -346,13 +411,34 @@ class Cache {
     return get_many_async(std::vector<std::string>{std::string(std::string_view(keys))...});
   }
 
+  // With TypedOptions::ttl_jitter, as set_many but the groups are sent at once; `done` hears
+  // the first error, after every group has completed.
   template <class Rep, class Period>
   void set_many_async(const std::vector<std::pair<std::string, T>>& entries,
                       std::chrono::duration<Rep, Period> ttl, Done<void> done) {
     std::vector<std::pair<std::string, std::string>> bytes;
     Ttl t;
     if (!prepare(done, [&] { bytes = encode_many(entries), t = to_ttl(ttl); })) return;
-    backend_->set_many_async(std::move(bytes), t, std::move(done));
+    if (options_.ttl_jitter == 0) return backend_->set_many_async(std::move(bytes), t, std::move(done));
+    auto groups = detail::jitter_groups(std::move(bytes));
+    if (groups.empty()) return done(Outcome<void>());
+    struct Join {
+      std::mutex mu;
+      size_t left;
+      std::exception_ptr error;
+      Done<void> done;
+    };
+    auto join = std::make_shared<Join>();
+    join->left = groups.size();
+    join->done = std::move(done);
+    for (auto& group : groups)
+      backend_->set_many_async(std::move(group), jitter_ttl(t, options_.ttl_jitter), [join](Outcome<void> r) {
+        std::unique_lock lock(join->mu);
+        if (!r.ok() && !join->error) join->error = std::move(r).error();
+        if (--join->left != 0) return;
+        lock.unlock();
+        join->done(std::move(join->error));
+      });
   }
   template <class Rep = int64_t, class Period = std::ratio<1>>
   Pending<void> set_many_async(const std::vector<std::pair<std::string, T>>& entries,
@@ -394,6 +480,40 @@ class Cache {
     }
   }
 
+  // The TTL of a value written: to_ttl, then jittered (TypedOptions::ttl_jitter).
+  template <class Rep, class Period>
+  Ttl write_ttl(std::chrono::duration<Rep, Period> ttl) const {
+    return jitter_ttl(to_ttl(ttl), options_.ttl_jitter);
+  }
+
+  std::optional<Entry> to_entry(std::string_view key, std::optional<Hit> hit) const {
+    if (!hit) return std::nullopt;
+    auto v = decode_or_miss(key, hit->value);
+    if (!v) return std::nullopt;
+    return Entry{std::move(*v), hit->ttl_left};
+  }
+
+  // decode(), or std::nullopt for a value that does not decode under
+  // TypedOptions::decode_error_is_miss (counted and logged).
+  std::optional<T> decode_or_miss(std::string_view key, std::string_view bytes) const {
+    try {
+      return decode(key, bytes);
+    } catch (const CodecError&) {
+      if (!options_.decode_error_is_miss) throw;
+      detail::note_undecodable(*backend_, options_.log, key);
+      return std::nullopt;
+    }
+  }
+
+  // get_or_set's answer when the stored value did not decode (decode_error_is_miss): load()'s
+  // result, stored over it as on a miss.
+  template <class Load>
+  T load_over_undecodable(std::string_view key, Load& load, Ttl ttl) {
+    T value = load();
+    backend_->set(key, encode(key, value), ttl);
+    return value;
+  }
+
   // get_or_set's byte-level loader: load() kept in `loaded`, its encoding returned.
   template <class Load>
   auto encoding_loader(std::string_view key, Load& load, std::optional<T>& loaded) {
@@ -408,7 +528,7 @@ class Cache {
     std::vector<std::optional<T>> out;
     out.reserve(hits.size());
     for (size_t i = 0; i < hits.size(); ++i)
-      out.push_back(hits[i] ? std::optional<T>(decode(keys[i], hits[i]->value)) : std::nullopt);
+      out.push_back(hits[i] ? decode_or_miss(keys[i], hits[i]->value) : std::nullopt);
     return out;
   }
 
@@ -448,6 +568,7 @@ class Cache {
 
   std::shared_ptr<Backend> backend_;
   HeldCodec codec_;
+  TypedOptions options_;
 };
 
 }  // namespace dynamodb_cache

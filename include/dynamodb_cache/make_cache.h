@@ -47,6 +47,8 @@ struct CacheOptions {
   DynamodbOptions backend{};
   // Billing mode and TTL settings for create_table; its `name` is set by make_cache().
   TableOptions table_options{};
+  // The options of the Cache<T> itself (cache.h: TTL jitter); make_backend() ignores them.
+  TypedOptions typed{};
 };
 
 // The backend make_cache() builds: a DynamodbBackend on table `table` (empty: $DYNAMODB_CACHE_TABLE,
@@ -57,7 +59,9 @@ std::shared_ptr<Backend> make_backend(std::string_view table, CacheOptions optio
 // A Cache<T, Codec> over make_backend(table, options).
 template <class T, class Codec = DefaultCodec<T>>
 Cache<T, Codec> make_cache(std::string_view table, CacheOptions options = {}) {
-  return Cache<T, Codec>(make_backend(table, std::move(options)));
+  const TypedOptions typed = options.typed;
+  validate_ttl_jitter(typed.ttl_jitter);  // before any network call
+  return Cache<T, Codec>(make_backend(table, std::move(options)), {}, typed);
 }
 
 }  // namespace dynamodb_cache

@@ -57,6 +57,7 @@ struct CacheStats {
   std::atomic<uint64_t> loads{0}, load_time_us{0}, lease_waits{0};  // get_or_set
   std::atomic<uint64_t> fail_open{0};                     // errors turned into misses or dropped writes
   std::atomic<uint64_t> throttles{0};                     // throttling errors that reached the cache
+  std::atomic<uint64_t> decode_errors{0};  // values read as misses: TypedOptions::decode_error_is_miss
   std::atomic<uint64_t> bytes_read{0}, bytes_written{0};  // value bytes (before compression)
   std::atomic<double> read_capacity_units{0}, write_capacity_units{0};  // ReturnConsumedCapacity
   std::array<std::atomic<uint64_t>, kErrorKindCount> errors{};          // by ErrorKind

@@ -10,6 +10,7 @@
 #include "dynamodb_cache/aws.h"
 #include "dynamodb_cache/errors.h"
 #include "util/log.h"
+#include "util/random.h"
 #include "util/time.h"
 
 namespace dynamodb_cache::aws {
@@ -182,8 +183,7 @@ class CachingProvider final : public CredentialsProvider {
   // fleet does not come back at once). Called with mu_ held. Returns the warning to log once
   // the lock is released (empty: said already; each provider says it once).
   std::string extend(SystemClock::time_point now, const char* why) {
-    static thread_local std::minstd_rand rng{std::random_device{}()};
-    auto extra = std::chrono::seconds(300 + static_cast<int>(rng() % 301));
+    auto extra = std::chrono::seconds(300 + static_cast<int>(util::thread_rng()() % 301));
     usable_until_ = now + extra;
     extended_ = true;
     if (warned_) return {};

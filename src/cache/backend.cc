@@ -1,12 +1,19 @@
 // What every backend shares: key validation and the default batch operations.
 #include "dynamodb_cache/backend.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
+#include <random>
+#include <unordered_map>
 #include <utility>
 
 #include "cache/outcome_of.h"
+#include "dynamodb_cache/cache.h"
 #include "dynamodb_cache/errors.h"
+#include "util/log.h"
+#include "util/random.h"
+#include "util/text.h"
 
 namespace dynamodb_cache {
 
@@ -50,6 +57,59 @@ void throw_bad_ttl(double seconds) {
 void validate_ttl(Ttl ttl) {
   if (ttl.count() < 0 || ttl > kMaxTtl) throw_bad_ttl(static_cast<double>(ttl.count()) / 1000);
 }
+
+void validate_ttl_jitter(double jitter) {
+  if (!(jitter >= 0 && jitter < 1))
+    throw InvalidArgumentError(
+        "ttl_jitter is " + (std::isnan(jitter) ? std::string("NaN") : std::to_string(jitter)) +
+        "; it must be a fraction of the TTL, 0 (off) or more and less than 1 (0.1: +-10%)");
+}
+
+Ttl jitter_ttl(Ttl ttl, double jitter) {
+  if (jitter == 0 || ttl.count() == 0) return ttl;
+  // Whole milliseconds inside the bounds; the lower one is above zero since jitter < 1.
+  const auto ms = static_cast<double>(ttl.count());
+  const auto lo = static_cast<Ttl::rep>(std::ceil(ms * (1 - jitter)));
+  const auto hi = static_cast<Ttl::rep>(std::floor(ms * (1 + jitter)));
+  if (lo >= hi) return ttl;
+  std::uniform_int_distribution<Ttl::rep> spread(lo, hi);
+  return std::min(Ttl(spread(util::thread_rng())), kMaxTtl);
+}
+
+namespace detail {
+std::vector<size_t> last_of_each_key(const std::vector<std::pair<std::string, std::string>>& entries) {
+  std::unordered_map<std::string_view, size_t> last;
+  for (size_t i = 0; i < entries.size(); ++i) last[entries[i].first] = i;
+  std::vector<size_t> send;
+  send.reserve(last.size());
+  for (size_t i = 0; i < entries.size(); ++i)
+    if (last[entries[i].first] == i) send.push_back(i);
+  return send;
+}
+
+std::vector<std::vector<std::pair<std::string, std::string>>> jitter_groups(
+    std::vector<std::pair<std::string, std::string>> entries) {
+  constexpr size_t kGroup = 25;
+  std::vector<std::vector<std::pair<std::string, std::string>>> groups;
+  for (size_t i : last_of_each_key(entries)) {
+    if (groups.empty() || groups.back().size() == kGroup) groups.emplace_back().reserve(kGroup);
+    groups.back().push_back(std::move(entries[i]));
+  }
+  return groups;
+}
+
+void note_undecodable(Backend& backend, const LogHook& log, std::string_view key) noexcept {
+  backend.stats().decode_errors.fetch_add(1, std::memory_order_relaxed);
+  try {
+    // Not the codec's message: it may quote the stored value.
+    log_to(log, LogLevel::kWarning,
+           "the value of key '" + util::printable(key) +
+               "' does not decode (a changed type?); read as a miss "
+               "(TypedOptions::decode_error_is_miss), the next set replaces it");
+  } catch (...) {  // no memory for the message: the count stands
+  }
+}
+}  // namespace detail
 
 int64_t Backend::decrement(std::string_view key, int64_t delta, Ttl ttl) {
   if (delta == std::numeric_limits<int64_t>::min())

@@ -126,16 +126,6 @@ Distinct distinct(const std::vector<std::string>& keys) {
   return d;
 }
 
-std::vector<size_t> last_of_each_key(const std::vector<std::pair<std::string, std::string>>& entries) {
-  std::unordered_map<std::string_view, size_t> last;
-  for (size_t i = 0; i < entries.size(); ++i) last[entries[i].first] = i;
-  std::vector<size_t> send;
-  send.reserve(last.size());
-  for (size_t i = 0; i < entries.size(); ++i)
-    if (last[entries[i].first] == i) send.push_back(i);
-  return send;
-}
-
 }  // namespace detail
 
 // ---- the Impl's shared parts ----

@@ -12,6 +12,7 @@
 #include "dynamodb_cache/errors.h"
 #include "dynamodb_cache/layered_backend.h"
 #include "util/crypto.h"
+#include "util/random.h"
 
 namespace dynamodb_cache {
 
@@ -324,10 +325,9 @@ class LeaseTable {
 
 // Sleeps before poll n: poll_min doubling up to poll_max, jittered down by up to half.
 void poll_sleep(const GetOrSetOptions& o, int n) {
-  thread_local std::minstd_rand rng(std::random_device{}());
   auto base = std::min<int64_t>(o.poll_max.count(), o.poll_min.count() << std::min(n, 20));
   std::uniform_int_distribution<int64_t> jitter(base / 2, std::max<int64_t>(base / 2, base));
-  std::this_thread::sleep_for(Ttl(jitter(rng)));
+  std::this_thread::sleep_for(Ttl(jitter(util::thread_rng())));
 }
 
 // The leader's work with a lease: returns the value to hand to every waiter.

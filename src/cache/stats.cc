@@ -90,6 +90,7 @@ std::string CacheStats::to_json(const uint64_t* client_retries) const {
   num("lease_waits", lease_waits.load());
   num("fail_open", fail_open.load());
   num("throttles", throttles.load());
+  num("decode_errors", decode_errors.load());
   if (client_retries) num("retries", *client_retries);
   num("bytes_read", bytes_read.load());
   num("bytes_written", bytes_written.load());

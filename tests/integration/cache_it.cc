@@ -1,4 +1,5 @@
 // The cache backends and the table helper against a local DynamoDB (dynalite, DynamoDB Local).
+#include <set>
 #include <thread>
 
 #include "dynamodb_cache/json_codec.h"
@@ -233,6 +234,50 @@ TEST(CacheIT, TypedJsonCacheOverDynamoDb) {
   JsonCache c(std::make_shared<DynamodbBackend>(t.c, t.opts()));
   c.set("dict", {{"a", 1}, {"b", "two"}}, 1h);
   EXPECT_EQ((*c.get("dict"))["b"], "two");
+}
+
+TEST(CacheIT, TypedGetEntryGivesTheTtlLeft) {
+  CacheTable t;
+  test_clock::FakeWallClock clock;
+  Cache<std::string> c(std::make_shared<DynamodbBackend>(t.c, t.opts(clock.fn())));
+  c.set("k", "v", 100s);
+  c.set("forever", "w");
+  clock.advance(40s);
+  for (auto e : {c.get_entry("k"), c.get_entry_async("k").get()}) {
+    ASSERT_TRUE(e && e->ttl_left);
+    EXPECT_EQ(e->value, "v");
+    EXPECT_GE(*e->ttl_left, 59s);
+    EXPECT_LE(*e->ttl_left, 60s);
+  }
+  auto f = c.get_entry("forever");
+  ASSERT_TRUE(f);
+  EXPECT_EQ(f->value, "w");
+  EXPECT_FALSE(f->ttl_left);
+  EXPECT_FALSE(c.get_entry("missing"));
+  EXPECT_FALSE(c.get_entry_async("missing").get());
+}
+
+TEST(CacheIT, JitteredTtlsAreStoredWithinTheirBounds) {
+  CacheTable t;
+  test_clock::FakeWallClock clock;  // frozen: ttl_left is the TTL written
+  auto backend = std::make_shared<DynamodbBackend>(t.c, t.opts(clock.fn()));
+  Cache<std::string> c(backend, {}, {.ttl_jitter = 0.2});
+  std::vector<std::pair<std::string, std::string>> entries;
+  std::vector<std::string> keys;
+  for (int i = 0; i < 200; ++i) keys.push_back("k" + std::to_string(i));
+  for (const auto& k : keys) entries.emplace_back(k, "v");
+  c.set_many(entries, 100s);  // 8 BatchWriteItems, each with a TTL of its own
+  c.set("one", "v", 100s);
+  keys.push_back("one");
+  std::set<Ttl::rep> distinct;
+  auto hits = backend->get_many(keys);
+  for (size_t i = 0; i < keys.size(); ++i) {
+    ASSERT_TRUE(hits[i] && hits[i]->ttl_left) << keys[i];
+    EXPECT_GE(*hits[i]->ttl_left, 80s - 1s) << keys[i];  // the table keeps whole seconds
+    EXPECT_LE(*hits[i]->ttl_left, 120s) << keys[i];
+    distinct.insert(hits[i]->ttl_left->count());
+  }
+  EXPECT_GT(distinct.size(), 1u);
 }
 
 TEST(CacheIT, ConcurrentClientsShareOneBackend) {
