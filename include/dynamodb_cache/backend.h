@@ -74,17 +74,12 @@ void validate_ttl_jitter(double jitter);
 // and ttl. Thread-safe.
 Ttl jitter_ttl(Ttl ttl, double jitter);
 
-namespace detail {
-// The entries a batch of writes sends: the index of each key's last entry (the last value for
-// a key wins, as with set()), in order. One batch may not name a key twice.
-std::vector<size_t> last_of_each_key(const std::vector<std::pair<std::string, std::string>>& entries);
-
-// set_many's entries under a TTL jitter (TypedOptions::ttl_jitter): the last value of each
-// key, in groups of at most 25 (a BatchWriteItem's worth: no extra DynamoDB request), each
-// group to be written with a TTL drawn for it, so a batch does not expire at once.
-std::vector<std::vector<std::pair<std::string, std::string>>> jitter_groups(
+// set_many's entries under a TTL jitter (TypedOptions::ttl_jitter in cache.h): the last value
+// of each key, in groups of at most 25 (a BatchWriteItem's worth: no extra DynamoDB request),
+// each group to be written with a TTL drawn for it, so a batch does not expire at once.
+// Public because Cache<T> (a header template) calls it.
+std::vector<std::vector<std::pair<std::string, std::string>>> ttl_jitter_groups(
     std::vector<std::pair<std::string, std::string>> entries);
-}  // namespace detail
 
 // The contract every backend keeps. Thread-safety: every implementation here may be used
 // from any number of threads at once.

@@ -108,11 +108,10 @@ struct TypedOptions {
   LogHook log{};
 };
 
-namespace detail {
 // Counts (CacheStats::decode_errors) and logs (`log`, else the process-wide hook) the value
-// of `key` read as a miss under TypedOptions::decode_error_is_miss. Thread-safe.
+// of `key` read as a miss under TypedOptions::decode_error_is_miss. Thread-safe. Public
+// because Cache<T> (a header template) calls it.
 void note_undecodable(Backend& backend, const LogHook& log, std::string_view key) noexcept;
-}  // namespace detail
 
 // Thread-safety: as safe as its backend and codec (all built-in ones are thread-safe).
 template <class T, class Codec = DefaultCodec<T>>
@@ -239,7 +238,7 @@ class Cache {
     auto bytes = encode_many(entries);
     const Ttl t = to_ttl(ttl);
     if (options_.ttl_jitter == 0) return backend_->set_many(bytes, t);
-    for (const auto& group : detail::jitter_groups(std::move(bytes)))
+    for (const auto& group : ttl_jitter_groups(std::move(bytes)))
       backend_->set_many(group, jitter_ttl(t, options_.ttl_jitter));
   }
 
@@ -420,7 +419,7 @@ class Cache {
     Ttl t;
     if (!prepare(done, [&] { bytes = encode_many(entries), t = to_ttl(ttl); })) return;
     if (options_.ttl_jitter == 0) return backend_->set_many_async(std::move(bytes), t, std::move(done));
-    auto groups = detail::jitter_groups(std::move(bytes));
+    auto groups = ttl_jitter_groups(std::move(bytes));
     if (groups.empty()) return done(Outcome<void>());
     struct Join {
       std::mutex mu;
@@ -500,7 +499,7 @@ class Cache {
       return decode(key, bytes);
     } catch (const CodecError&) {
       if (!options_.decode_error_is_miss) throw;
-      detail::note_undecodable(*backend_, options_.log, key);
+      note_undecodable(*backend_, options_.log, key);
       return std::nullopt;
     }
   }

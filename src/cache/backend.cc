@@ -8,6 +8,7 @@
 #include <unordered_map>
 #include <utility>
 
+#include "cache/batch_entries.h"
 #include "cache/outcome_of.h"
 #include "dynamodb_cache/cache.h"
 #include "dynamodb_cache/errors.h"
@@ -86,12 +87,13 @@ std::vector<size_t> last_of_each_key(const std::vector<std::pair<std::string, st
     if (last[entries[i].first] == i) send.push_back(i);
   return send;
 }
+}  // namespace detail
 
-std::vector<std::vector<std::pair<std::string, std::string>>> jitter_groups(
+std::vector<std::vector<std::pair<std::string, std::string>>> ttl_jitter_groups(
     std::vector<std::pair<std::string, std::string>> entries) {
   constexpr size_t kGroup = 25;
   std::vector<std::vector<std::pair<std::string, std::string>>> groups;
-  for (size_t i : last_of_each_key(entries)) {
+  for (size_t i : detail::last_of_each_key(entries)) {
     if (groups.empty() || groups.back().size() == kGroup) groups.emplace_back().reserve(kGroup);
     groups.back().push_back(std::move(entries[i]));
   }
@@ -102,14 +104,13 @@ void note_undecodable(Backend& backend, const LogHook& log, std::string_view key
   backend.stats().decode_errors.fetch_add(1, std::memory_order_relaxed);
   try {
     // Not the codec's message: it may quote the stored value.
-    log_to(log, LogLevel::kWarning,
-           "the value of key '" + util::printable(key) +
-               "' does not decode (a changed type?); read as a miss "
-               "(TypedOptions::decode_error_is_miss), the next set replaces it");
+    detail::log_to(log, LogLevel::kWarning,
+                   "the value of key '" + util::printable(key) +
+                       "' does not decode (a changed type?); read as a miss "
+                       "(TypedOptions::decode_error_is_miss), the next set replaces it");
   } catch (...) {  // no memory for the message: the count stands
   }
 }
-}  // namespace detail
 
 int64_t Backend::decrement(std::string_view key, int64_t delta, Ttl ttl) {
   if (delta == std::numeric_limits<int64_t>::min())

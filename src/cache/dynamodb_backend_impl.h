@@ -35,6 +35,7 @@
 #include <utility>
 #include <vector>
 
+#include "cache/batch_entries.h"
 #include "cache/item_layout.h"
 #include "cache/outcome_of.h"
 #include "cache/stored_keys.h"
