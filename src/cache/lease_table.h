@@ -1,0 +1,222 @@
+// The table side of get_or_set over a DynamodbBackend: what a process saw of a key's item,
+// fleet leases, and stores conditional on what was seen. Private to get_or_set.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "cache/chunked.h"
+#include "cache/dynamodb_backend_impl.h"
+#include "dynamodb_cache/backend.h"
+#include "dynamodb_cache/errors.h"
+#include "util/crypto.h"
+#include "util/random.h"
+
+namespace dynamodb_cache::detail {
+
+namespace ddb = dynamodb;
+
+// Lease item attributes.
+inline constexpr const char* kLeaseToken = "token";
+inline constexpr const char* kLeaseUntil = "until";  // epoch milliseconds
+
+// One DynamodbBackend's table, as get_or_set with a lease uses it, for one call: the key
+// mapping's prefix (namespace generation) is resolved once, at construction, so the value, its
+// chunks and its lease are all read and written under one generation. Thread-safe.
+class LeaseTable {
+ public:
+  explicit LeaseTable(DynamodbBackend& b)
+      : backend_(b), client_(b.client()), options_(b.options()), prefix_(b.key_prefix()) {}
+
+  struct Seen {
+    std::optional<ddb::Item> item;  // nullopt: no item
+    std::optional<Hit> hit;         // nullopt: missing or expired
+  };
+
+  // The item under `key` and what it stands for; a strongly consistent read when asked.
+  Seen read(std::string_view key, bool consistent) {
+    std::optional<ddb::Item> last;  // a head whose chunks are gone: what a store replaces
+    auto seen = chunked::read_retrying([&](bool reread) -> std::optional<Seen> {
+      ddb::GetItemRequest r;
+      r.table_name = options_.table;
+      r.key = layout::key_item(backend_.stored_key(key, prefix_));
+      r.consistent_read = consistent || reread || options_.consistent_read;
+      auto res = client_.get_item(r);
+      if (!res.item) return Seen{};
+      // Another key's item under the same digest: a miss, and the item a store is conditioned on.
+      if (!detail::holds_key(*res.item, key)) return Seen{std::move(res.item), std::nullopt};
+      last = res.item;
+      auto hit = detail::read_entry(options_, client_, *res.item);
+      return Seen{std::move(res.item), std::move(hit)};
+    });
+    return seen ? std::move(*seen) : Seen{std::move(last), std::nullopt};  // chunks gone three times: a miss
+  }
+
+  // A lease on `key` for `ttl`: its token, or nullopt when another holder's has not lapsed.
+  // Exactly once: after a lost answer a consistent read finds this token (taken) or not, and
+  // then the take is sent again (not by the client: detail::write_once); its condition also
+  // accepts a lease with this very token, so it succeeds whether or not the lost one lands.
+  // (A lost take that lands after this call has given up, or after the release, leaves a
+  // lease nobody holds until it lapses.)
+  std::optional<std::string> try_lease(std::string_view key, Ttl ttl) {
+    int64_t now = now_ms();
+    std::string token = util::random_hex(16, "a lease token");
+    ddb::PutItemRequest r;
+    r.table_name = options_.table;
+    r.item = lease_key(key);
+    r.item.emplace(attr::kFormat, ddb::AttributeValue::N(detail::kLeaseFormat));
+    r.item.emplace(kLeaseToken, ddb::AttributeValue::S(token));
+    r.item.emplace(kLeaseUntil, ddb::AttributeValue::N(now + ttl.count()));
+    // Native TTL removes lapsed leases; a second's rounding up keeps it after `until`.
+    r.item.emplace(attr::kExpireAt, ddb::AttributeValue::N((now + ttl.count()) / 1000 + 1));
+    r.condition_expression = "attribute_not_exists(#k) OR #until < :now OR #t = :t";
+    r.names = {{"#k", attr::kKey}, {"#until", kLeaseUntil}, {"#t", kLeaseToken}};
+    r.values = {{":now", ddb::AttributeValue::N(now)}, {":t", ddb::AttributeValue::S(token)}};
+    r.resend_if_unknown = false;
+    for (int round = 1;; ++round) {
+      std::exception_ptr unknown;
+      switch (detail::write_once([&] { client_.put_item(r); }, unknown)) {
+        case detail::Written::kYes: return token;
+        case detail::Written::kConditionFailed: return std::nullopt;
+        case detail::Written::kUnknown: break;
+      }
+      // Taken, if the lease read back holds this token; else (not applied, or not yet) again.
+      auto held = detail::read_back(unknown, [&] { return read_item(r.item.at(attr::kKey).scalar); });
+      auto t = held ? held->find(kLeaseToken) : ddb::Item::iterator();
+      if (held && t != held->end() && t->second.scalar == token) return token;
+      if (round == detail::kMaxUnknownRounds) std::rethrow_exception(unknown);
+    }
+  }
+
+  // Gives the lease back if it is still ours. Best effort: on failure it lapses on its own.
+  void release(std::string_view key, const std::string& token) noexcept {
+    try {
+      ddb::DeleteItemRequest r;
+      r.table_name = options_.table;
+      r.key = lease_key(key);
+      r.condition_expression = "#t = :t";
+      r.names = {{"#t", kLeaseToken}};
+      r.values = {{":t", ddb::AttributeValue::S(token)}};
+      client_.delete_item(r);
+    } catch (...) {
+    }
+  }
+
+  // Stores `value` unless the item changed since `seen` (someone stored a newer value): one
+  // conditional PutItem (after the chunks, for a value past one item). Returns whether it wrote.
+  // Exactly once (detail::write_once): after a lost answer, a consistent read tells whether the
+  // item is this write (written) or not: then the same write again, whose condition settles it
+  // (a copy of it delayed in the network fails the same condition once either has landed).
+  // Throws UnknownOutcomeError after kMaxUnknownRounds lost answers.
+  bool store_unless_changed(std::string_view key, std::string_view value, Ttl ttl, const Seen& seen) {
+    ddb::PutItemRequest r;
+    r.table_name = options_.table;
+    r.item = detail::build_item(options_, backend_.stored_key(key, prefix_), key,
+                                detail::DynamodbBackendAccess::impl(backend_).key_map.is_digest(key, prefix_),
+                                value, ttl, &client_);
+    detail::add_write_token(r.item);
+    r.resend_if_unknown = false;
+    if (!seen.item) {
+      r.condition_expression = "attribute_not_exists(#k)";
+      r.names["#k"] = attr::kKey;
+    } else if (auto wid = seen.item->find(chunked::kWriteId); wid != seen.item->end()) {
+      r.condition_expression = "#w = :w";
+      r.names["#w"] = chunked::kWriteId;
+      r.values[":w"] = wid->second;
+    } else if (auto ver = seen.item->find(attr::kVersion); ver != seen.item->end()) {
+      r.condition_expression = "#v = :v";
+      r.names["#v"] = attr::kVersion;
+      r.values[":v"] = ver->second;
+    } else {
+      // Written by set() or the Python package: known by its write time and TTL (seconds).
+      r.condition_expression = "attribute_not_exists(#w) AND attribute_not_exists(#v) AND #u = :u AND #e = :e";
+      r.names["#w"] = chunked::kWriteId;
+      r.names["#v"] = attr::kVersion;
+      r.names["#u"] = attr::kUpdateTs;
+      r.names["#e"] = attr::kExpire;
+      r.values[":u"] = attr_or_zero(*seen.item, attr::kUpdateTs);
+      r.values[":e"] = attr_or_zero(*seen.item, attr::kExpire);
+    }
+    const std::string& stored = r.item.at(attr::kKey).scalar;
+    bool lost_before = false;  // an earlier round's answer was lost: this write may be there
+    for (int round = 1;; ++round) {
+      std::exception_ptr unknown;
+      const detail::Written w = detail::write_once([&] { client_.put_item(r); }, unknown);
+      if (w == detail::Written::kYes) {
+        // After a lost answer the old value's chunks are left (to their TTL, or to a full
+        // clear for a value that never expires): the answer naming them may have been lost.
+        if (seen.item && !lost_before) chunked::delete_chunks_of(client_, options_.table, *seen.item, true);
+        counted_write(value);
+        return true;
+      }
+      if (w == detail::Written::kConditionFailed) {
+        if (lost_before && detail::same_write(read_item(stored), r.item)) {
+          counted_write(value);  // a lost round's copy landed first
+          return true;
+        }
+        // Another writer's item. Its chunks are nobody's, unless a lost copy of this write is
+        // still on its way (an item erased meanwhile would let it land): then they stay.
+        if (!lost_before) chunked::delete_chunks_of(client_, options_.table, r.item, false);
+        return false;
+      }
+      // Lost: its chunks stay whatever follows, since a head delayed in the network may land.
+      lost_before = true;
+      if (detail::same_write(detail::read_back(unknown, [&] { return read_item(stored); }), r.item)) {
+        counted_write(value);
+        return true;
+      }
+      if (round == detail::kMaxUnknownRounds) std::rethrow_exception(unknown);
+    }
+  }
+
+  // Whether the backend's fail_open turns `e` into a miss or a dropped write.
+  bool fails_open(const Error& e) const { return options_.fail_open && e.kind() != ErrorKind::kInvalidArgument; }
+
+ private:
+  // The item stored under `stored`, read strongly consistently.
+  std::optional<ddb::Item> read_item(const std::string& stored) {
+    return client_.get_item(detail::consistent_get(options_.table, stored)).item;
+  }
+
+  // A stored value in the backend's stats, as its set() counts one.
+  void counted_write(std::string_view value) {
+    CacheStats& s = backend_.stats();
+    s.sets.fetch_add(1, std::memory_order_relaxed);
+    s.bytes_written.fetch_add(value.size(), std::memory_order_relaxed);
+  }
+
+  int64_t now_ms() const {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(options_.now().time_since_epoch()).count();
+  }
+
+  // `STORED#lease`, STORED being the key's stored key (namespace, digest: so a namespace clear
+  // orphans old leases with the old values); for stored keys too long for that, their first
+  // 1900 bytes, then `#lease:` and the SHA-256 of the whole stored key.
+  ddb::Item lease_key(std::string_view key) const {
+    const std::string stored = backend_.stored_key(key, prefix_);
+    std::string k = stored;
+    if (k.size() + 6 <= 2048) {
+      k += "#lease";
+    } else {
+      std::size_t n = 1900;
+      while (n > 0 && (static_cast<unsigned char>(stored[n]) & 0xC0) == 0x80) --n;
+      k = stored.substr(0, n) + "#lease:" + util::hex(util::sha256(stored));
+    }
+    ddb::Item item;
+    item.emplace(attr::kKey, ddb::AttributeValue::S(std::move(k)));
+    return item;
+  }
+
+  static ddb::AttributeValue attr_or_zero(const ddb::Item& item, const std::string& name) {
+    auto it = item.find(name);
+    return it == item.end() ? ddb::AttributeValue::N(0) : it->second;
+  }
+
+  DynamodbBackend& backend_;
+  ddb::Client& client_;
+  const DynamodbOptions& options_;
+  const std::string prefix_;
+};
+
+}  // namespace dynamodb_cache::detail
