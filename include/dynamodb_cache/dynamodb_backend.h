@@ -30,6 +30,10 @@ inline constexpr std::size_t kMaxValueBytes = std::size_t{64} << 20;
 //   expire_at (N, epoch seconds; only when expire > 0) for DynamoDB's native TTL deletion,
 //   fmt (N) marking how `value` holds the bytes: 1 = raw, 2 = zstd-compressed; values past
 //   one item are chunked (src/cache/chunked.h: fmt 3 head, 4 chunk; 5 a get_or_set lease).
+// get_or_set reserves a key with no item before loading it with a placeholder: an entry of
+// no bytes with expire 1, update_ts 0 and no expire_at (expired for every reader, never
+// deleted by native TTL under a running load), replaced by the load's store or deleted by an
+// erase meanwhile, which then makes that store a no-op.
 // An item without `fmt` was written the Python package's way: PynamoDB 5 stores `value` as
 // the base64 text of the bytes, so it is decoded once more.
 // A counter (increment()) is an item with `counter` (N) in place of `value` and `fmt`, and

@@ -41,10 +41,13 @@ struct GetOrSetOptions {
 // even on one table, do not share: each is its own flight registry, as two processes are.)
 // An exception from `load` reaches every caller waiting on that load, and nothing is cached.
 //
-// With options.lease on a DynamodbBackend, see GetOrSetOptions::lease. A holder writes the
-// value only if the item is still the one it saw missing or expiring (a conditional write on
-// the item's version): a holder that finishes after its lease lapsed and someone else stored a
-// newer value returns its own result to its callers but does not overwrite the newer one.
+// With options.lease on a DynamodbBackend, see GetOrSetOptions::lease. Over a DynamodbBackend
+// (leased or not) a load's value is written only if the item is still the one seen before the
+// load (a conditional write on the item's version; a key with no item is first reserved by a
+// placeholder item that reads as expired): a set, add or erase of the key, in any process,
+// or another process's store, that lands while the load runs wins, and the late load's store
+// is a no-op. Its callers still get its result. Through a LayeredBackend the layers above the
+// table are filled only when the table took the value.
 //
 // Thread-safe. Blocking: callers may wait up to a load's duration (plus lease_wait with a
 // lease). REQUIRES: `load` does not call get_or_set for the same backend and key (it would

@@ -126,9 +126,52 @@ void poll_sleep(const GetOrSetOptions& o, int n) {
   std::this_thread::sleep_for(Ttl(jitter(util::thread_rng())));
 }
 
+// Loads `key` and stores the value unless the item changed since `seen` (store_unless_changed);
+// a key without an item is first reserved (LeaseTable::reserve), so that an erase or set during
+// the load makes the store a no-op. Returns the value for the callers; `settled`: whether the
+// table holds it now (stored, or found stored meanwhile). With `fail_open` (the backend's
+// fail_open, counted in its stats), a table error around the load (not the loader's) is
+// counted and the value returned unstored.
+std::string load_and_store(LeaseTable& table, std::string_view key, const std::function<std::string()>& load,
+                           Ttl ttl, LeaseTable::Seen seen, bool& settled, CacheStats* fail_open = nullptr) {
+  auto failed_open = [&](const Error& e) {
+    if (!fail_open || !table.fails_open(e)) return false;
+    fail_open->count_error(e.kind());
+    fail_open->fail_open.fetch_add(1, std::memory_order_relaxed);
+    settled = false;
+    return true;
+  };
+  if (!seen.item) {
+    try {
+      seen = table.reserve(key);
+    } catch (const Error& e) {
+      if (!failed_open(e)) throw;
+      return load();
+    }
+    if (seen.hit) {
+      settled = true;
+      return std::move(seen.hit->value);
+    }
+  }
+  std::string value;
+  try {
+    value = load();
+  } catch (...) {
+    if (seen.placeholder) table.unreserve(*seen.item);
+    throw;
+  }
+  try {
+    settled = table.store_unless_changed(key, value, ttl, seen);
+  } catch (const Error& e) {
+    if (!failed_open(e)) throw;
+  }
+  return value;
+}
+
 // The leader's work with a lease: returns the value to hand to every waiter.
-std::string load_with_lease(LeaseTable& table, std::string_view key, const std::function<std::string()>& load, Ttl ttl,
-                            const GetOrSetOptions& o, LeaseTable::Seen seen, CacheStats& stats) {
+std::string load_with_lease(LeaseTable& table, std::string_view key, const std::function<std::string()>& load,
+                            Ttl ttl, const GetOrSetOptions& o, LeaseTable::Seen seen, CacheStats& stats,
+                            bool& settled) {
   const bool refresh = seen.hit.has_value();
   bool waited = false;
   auto deadline = std::chrono::steady_clock::now() + o.lease_wait;
@@ -141,11 +184,11 @@ std::string load_with_lease(LeaseTable& table, std::string_view key, const std::
           seen = table.read(key, true);
           if (seen.hit) {
             table.release(key, *token);
+            settled = true;
             return std::move(seen.hit->value);
           }
         }
-        value = load();
-        table.store_unless_changed(key, value, ttl, seen);
+        value = load_and_store(table, key, load, ttl, std::move(seen), settled);
       } catch (...) {
         table.release(key, *token);
         throw;
@@ -154,18 +197,22 @@ std::string load_with_lease(LeaseTable& table, std::string_view key, const std::
       return value;
     }
     // Another process holds the lease. A refresh leaves it to that process.
-    if (refresh) return std::move(seen.hit->value);
+    if (refresh) {
+      settled = true;
+      return std::move(seen.hit->value);
+    }
     if (std::chrono::steady_clock::now() >= deadline) break;
     if (!waited) stats.lease_waits.fetch_add(1, std::memory_order_relaxed);  // once per call
     waited = true;
     poll_sleep(o, n);
     seen = table.read(key, true);
-    if (seen.hit) return std::move(seen.hit->value);
+    if (seen.hit) {
+      settled = true;
+      return std::move(seen.hit->value);
+    }
   }
   // Waited long enough: load here, without overwriting what the holder may store meanwhile.
-  std::string value = load();
-  table.store_unless_changed(key, value, ttl, seen);
-  return value;
+  return load_and_store(table, key, load, ttl, std::move(seen), settled);
 }
 
 void check(const GetOrSetOptions& o, Ttl ttl) {
@@ -176,26 +223,30 @@ void check(const GetOrSetOptions& o, Ttl ttl) {
                                "and 0 < poll_min <= poll_max");
 }
 
+std::string get_or_set_settled(Backend& backend, std::string_view key,
+                               const std::function<std::string()>& user_load, Ttl ttl,
+                               const GetOrSetOptions& o, bool& settled);
+
 // Over layers whose lowest is DynamoDB: the layers answer a hit as a get does (a memory copy
 // first); otherwise the lowest layer runs get_or_set (single flight, the lease, the store
 // conditional on what it read: its own stats count the loads), and the value is copied into
-// the layers above.
+// the layers above when the table holds it (a load whose store was a no-op, because the key
+// was erased or set meanwhile, is not: the next get reads the table's truth).
 std::string through_layers(LayeredBackend& layered, std::string_view key,
                            const std::function<std::string()>& load, Ttl ttl, const GetOrSetOptions& o) {
   check(o, ttl);
   if (auto hit = layered.get_entry(key); hit && !wants_refresh(*hit, o)) return std::move(hit->value);
-  std::string value = get_or_set(*layered.layers().back(), key, load, ttl, o);
-  layered.fill_upper(key, value, ttl);
+  bool settled = false;
+  std::string value = get_or_set_settled(*layered.layers().back(), key, load, ttl, o, settled);
+  if (settled) layered.fill_upper(key, value, ttl);
   return value;
 }
 
-}  // namespace
-
-std::string get_or_set(Backend& backend, std::string_view key, const std::function<std::string()>& user_load,
-                       Ttl ttl, const GetOrSetOptions& o) {
-  if (auto* layered = dynamic_cast<LayeredBackend*>(&backend);
-      layered && dynamic_cast<DynamodbBackend*>(layered->layers().back().get()))
-    return through_layers(*layered, key, user_load, ttl, o);
+// get_or_set, telling in `settled` whether the backend holds the value returned (a hit, a
+// store that happened; false for a waiter of another caller's load, which cannot tell).
+std::string get_or_set_settled(Backend& backend, std::string_view key,
+                               const std::function<std::string()>& user_load, Ttl ttl,
+                               const GetOrSetOptions& o, bool& settled) {
   check(o, ttl);
   // Keys are validated by the backend's first read, under its own limit (long_keys).
   CacheStats& stats = backend.stats();
@@ -230,12 +281,14 @@ std::string get_or_set(Backend& backend, std::string_view key, const std::functi
     return s;
   };
   LeaseTable::Seen seen = read(false);
+  settled = true;
   if (seen.hit && !wants_refresh(*seen.hit, o)) return std::move(seen.hit->value);
 
   auto joined = registry.join(&backend, key);
   if (!joined.leader) {
     // A refresh under way elsewhere in the process: the current value will do.
     if (seen.hit) return std::move(seen.hit->value);
+    settled = false;
     return joined.flight->wait();
   }
   try {
@@ -244,7 +297,7 @@ std::string get_or_set(Backend& backend, std::string_view key, const std::functi
     if (seen.hit && !wants_refresh(*seen.hit, o)) {
       value = std::move(seen.hit->value);
     } else if (leased) {
-      value = load_with_lease(*table, key, load, ttl, o, std::move(seen), stats);
+      value = load_with_lease(*table, key, load, ttl, o, std::move(seen), stats, settled);
     } else if (table) {
       // The item itself (the fast read above keeps only the entry), read before the load: a
       // set that lands after this read makes the store a no-op. One GetItem per load. With
@@ -258,19 +311,11 @@ std::string get_or_set(Backend& backend, std::string_view key, const std::functi
       }
       if (fresh && fresh->hit && !wants_refresh(*fresh->hit, o)) {
         value = std::move(fresh->hit->value);  // stored meanwhile (or refreshed by another process)
-      } else {
+      } else if (!fresh) {
         value = load();
-        if (!fresh) {
-          backend.set(key, value, ttl);
-        } else {
-          try {
-            table->store_unless_changed(key, value, ttl, *fresh);
-          } catch (const Error& e) {
-            if (!table->fails_open(e)) throw;
-            stats.count_error(e.kind());
-            stats.fail_open.fetch_add(1, std::memory_order_relaxed);
-          }
-        }
+        backend.set(key, value, ttl);
+      } else {
+        value = load_and_store(*table, key, load, ttl, std::move(*fresh), settled, &stats);
       }
     } else {
       value = load();
@@ -284,6 +329,17 @@ std::string get_or_set(Backend& backend, std::string_view key, const std::functi
     joined.flight->fail(std::current_exception());
     throw;
   }
+}
+
+}  // namespace
+
+std::string get_or_set(Backend& backend, std::string_view key, const std::function<std::string()>& load,
+                       Ttl ttl, const GetOrSetOptions& o) {
+  if (auto* layered = dynamic_cast<LayeredBackend*>(&backend);
+      layered && dynamic_cast<DynamodbBackend*>(layered->layers().back().get()))
+    return through_layers(*layered, key, load, ttl, o);
+  bool settled = false;
+  return get_or_set_settled(backend, key, load, ttl, o, settled);
 }
 
 void get_or_set_async(Backend& backend, std::string key, std::function<std::string()> load, Ttl ttl,

@@ -32,6 +32,7 @@ class LeaseTable {
   struct Seen {
     std::optional<ddb::Item> item;  // nullopt: no item
     std::optional<Hit> hit;         // nullopt: missing or expired
+    bool placeholder = false;       // `item` is the placeholder reserve() wrote
   };
 
   // The item under `key` and what it stands for; a strongly consistent read when asked.
@@ -98,6 +99,62 @@ class LeaseTable {
       r.condition_expression = "#t = :t";
       r.names = {{"#t", kLeaseToken}};
       r.values = {{":t", ddb::AttributeValue::S(token)}};
+      client_.delete_item(r);
+    } catch (...) {
+    }
+  }
+
+  // Before loading a key that has no item: writes a placeholder item (an expired entry of no
+  // bytes, with a write token) unless an item appeared meanwhile, so that the store after the
+  // load (store_unless_changed, conditional on the placeholder's token) becomes a no-op when
+  // the key is erased (the placeholder deleted) or set (replaced) while the load runs, in any
+  // process: a late load never overwrites a newer truth. Returns what the store is to be
+  // conditioned on: the placeholder, or the item found in its place (when it holds a live
+  // entry, seen.hit is set and no load is needed). `seen` without an item only; one PutItem.
+  // The placeholder has no expire_at, so native TTL never deletes it under a running load;
+  // the Python package and every reader of this library read it as expired (update_ts 0).
+  // Exactly once, as try_lease: after a lost answer a consistent read tells which item is there.
+  Seen reserve(std::string_view key) {
+    ddb::PutItemRequest r;
+    r.table_name = options_.table;
+    const std::string stored = backend_.stored_key(key, prefix_);
+    r.item = detail::build_item(options_, stored, key,
+                                detail::DynamodbBackendAccess::impl(backend_).key_map.is_digest(key, prefix_),
+                                "", Ttl(1000), nullptr);
+    r.item.insert_or_assign(attr::kUpdateTs, ddb::AttributeValue::N(0));
+    r.item.erase(attr::kExpireAt);
+    detail::add_write_token(r.item);
+    r.condition_expression = "attribute_not_exists(#k)";
+    r.names = {{"#k", attr::kKey}};
+    r.resend_if_unknown = false;
+    for (int round = 1;; ++round) {
+      std::exception_ptr unknown;
+      switch (detail::write_once([&] { client_.put_item(r); }, unknown)) {
+        case detail::Written::kYes:
+          return Seen{std::move(r.item), std::nullopt, true};
+        case detail::Written::kConditionFailed:
+          return read(key, true);  // written meanwhile
+        case detail::Written::kUnknown:
+          break;
+      }
+      auto there = detail::read_back(unknown, [&] { return read_item(stored); });
+      if (detail::same_write(there, r.item)) return Seen{std::move(r.item), std::nullopt, true};
+      if (there) return read(key, true);  // another writer's item: condition on it
+      if (round == detail::kMaxUnknownRounds) std::rethrow_exception(unknown);
+    }
+  }
+
+  // Deletes the placeholder reserve() wrote (`placeholder`, its item) if it is still there, after
+  // a load that failed. Best effort: a placeholder left reads as expired and is replaced by the
+  // next store.
+  void unreserve(const ddb::Item& placeholder) noexcept {
+    try {
+      ddb::DeleteItemRequest r;
+      r.table_name = options_.table;
+      r.key = layout::key_item(placeholder.at(attr::kKey).scalar);
+      r.condition_expression = "#v = :v";
+      r.names = {{"#v", attr::kVersion}};
+      r.values = {{":v", placeholder.at(attr::kVersion)}};
       client_.delete_item(r);
     } catch (...) {
     }

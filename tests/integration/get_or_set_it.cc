@@ -68,12 +68,13 @@ TEST(GetOrSetIT, OneLoadAmongManyProcessesWithALease) {
   EXPECT_EQ(*fleet[0]->get("hot"), "computed once");
 
   // On the wire: a hit is one GetItem; a miss in the loading process is GetItem, the lease's
-  // PutItem, GetItem, the value's PutItem and the lease's DeleteItem.
+  // PutItem, GetItem, the placeholder's PutItem (LeaseTable::reserve), the value's PutItem and
+  // the lease's DeleteItem.
   t.wire->take();
   EXPECT_EQ(get_or_set(*fleet[0], "hot", [] { return std::string("x"); }, 60s, with_lease(10s)), "computed once");
   EXPECT_EQ(t.wire->take(), (std::map<std::string, int>{{"GetItem", 1}}));
   EXPECT_EQ(get_or_set(*fleet[0], "cold", [] { return std::string("c"); }, 60s, with_lease(10s)), "c");
-  EXPECT_EQ(t.wire->take(), (std::map<std::string, int>{{"DeleteItem", 1}, {"GetItem", 2}, {"PutItem", 2}}));
+  EXPECT_EQ(t.wire->take(), (std::map<std::string, int>{{"DeleteItem", 1}, {"GetItem", 2}, {"PutItem", 3}}));
 }
 
 TEST(GetOrSetIT, ACrashedHoldersLeaseLapsesAndTheWaitIsBounded) {
@@ -207,4 +208,97 @@ TEST(GetOrSetIT, RefreshAheadWithALeaseOneProcessReloadsTheOthersGetTheCurrentVa
   ASSERT_TRUE(hit);
   EXPECT_EQ(hit->value, "v2");
   EXPECT_GT(*hit->ttl_left, 55s);
+}
+
+// Issue 24's "a late load never overwrites a newer truth": an erase made while a get_or_set
+// is loading (by this process's backend, or another's) leaves the key erased; the loader's
+// callers still get what it loaded. A key with no item is reserved by a placeholder first
+// (LeaseTable::reserve), which the erase deletes; over an expired item the store is already
+// conditional on that item.
+TEST(GetOrSetIT, AnEraseDuringALoadLeavesTheKeyErased) {
+  CountedTable t("it-gos");
+  DynamodbBackend a(t.c, t.opts()), b(t.c, t.opts());
+  for (bool leased : {false, true})
+    for (bool big : {false, true})
+      for (bool same_process : {false, true})
+        for (bool expired_before : {false, true}) {
+          const std::string key = std::string(big ? "big" : "small") + (leased ? "-l" : "") +
+                                  (same_process ? "-same" : "-other") + (expired_before ? "-exp" : "");
+          const std::string loaded = big ? it::random_bytes(1u << 20, 5) : "loaded";
+          if (expired_before) {
+            a.set(key, "stale", 1ms);
+            std::this_thread::sleep_for(1100ms);
+          }
+          DynamodbBackend& eraser = same_process ? a : b;
+          GetOrSetOptions o = leased ? with_lease(10s) : GetOrSetOptions{};
+          auto v = get_or_set(
+              a, key,
+              [&] {
+                // While loading, the key reads as missing everywhere (a placeholder is an expired entry).
+                EXPECT_FALSE(b.get(key)) << key;
+                EXPECT_FALSE(b.contains(key)) << key;
+                eraser.erase(key);
+                return loaded;
+              },
+              0s, o);
+          EXPECT_TRUE(v == loaded) << key;
+          EXPECT_FALSE(a.get(key)) << key << ": the late load was stored over the erase";
+          EXPECT_FALSE(b.get(key)) << key;
+        }
+}
+
+// Two processes' worth of backends with the loader held on a latch: the erase happens strictly
+// inside the load, from the other backend, with no call of the loader's own.
+TEST(GetOrSetIT, AnEraseFromAnotherProcessWhileTheLoaderWaitsWins) {
+  CountedTable t("it-gos");
+  DynamodbBackend a(t.c, t.opts()), b(t.c, t.opts());
+  std::promise<void> loading, erased;
+  auto result = std::async(std::launch::async, [&] {
+    return get_or_set(
+        a, "k",
+        [&] {
+          loading.set_value();
+          erased.get_future().wait();
+          return std::string("late");
+        },
+        60s);
+  });
+  loading.get_future().wait();
+  b.erase("k");
+  erased.set_value();
+  EXPECT_EQ(result.get(), "late");
+  EXPECT_FALSE(b.get("k"));
+  EXPECT_FALSE(raw(t, "k")) << "nothing left in the table";
+  // Without an erase the load is stored as before.
+  EXPECT_EQ(get_or_set(
+                a, "k", [] { return std::string("on time"); }, 60s),
+            "on time");
+  EXPECT_EQ(*b.get("k"), "on time");
+}
+
+// The placeholder: expired by the Python package's rule (now - update_ts >= expire), no
+// expire_at (so native TTL never deletes it under a load), and gone when the loader fails.
+TEST(GetOrSetIT, ThePlaceholderReadsAsExpiredAndALoaderFailureRemovesIt) {
+  CountedTable t("it-gos");
+  DynamodbBackend a(t.c, t.opts()), b(t.c, t.opts());
+  std::optional<ddb::Item> during;
+  EXPECT_EQ(get_or_set(
+                a, "k",
+                [&] {
+                  during = raw(t, "k");
+                  EXPECT_TRUE(b.add("k", "added", 60s)) << "add sees no live entry";
+                  return std::string("late");
+                },
+                60s),
+            "late");
+  ASSERT_TRUE(during);
+  const double now = std::chrono::duration<double>(SystemClock::now().time_since_epoch()).count();
+  EXPECT_GE(now - std::stod(during->at("update_ts").scalar), std::stod(during->at("expire").scalar));
+  EXPECT_FALSE(during->count("expire_at"));
+  EXPECT_EQ(*b.get("k"), "added") << "an add during the load wins too";
+
+  EXPECT_THROW(get_or_set(
+                   a, "gone", []() -> std::string { throw std::runtime_error("source down"); }, 60s),
+               std::runtime_error);
+  EXPECT_FALSE(raw(t, "gone"));
 }

@@ -140,7 +140,8 @@ TEST(MakeCache, GetOrSetWithALeaseThroughAMemoryLayerLeasesOnTheTable) {
       },
       1h, GetOrSetOptions{.lease = 10s});
   EXPECT_EQ(v, "loaded");
-  EXPECT_EQ(during, std::vector<std::string>{"k#lease"});
+  // The lease, and the placeholder that makes the store a no-op if "k" is erased meanwhile.
+  EXPECT_EQ(during, (std::vector<std::string>{"k", "k#lease"}));
   auto& layers = dynamic_cast<LayeredBackend&>(cache.backend()).layers();
   EXPECT_EQ(layers[0]->get("k"), "loaded");                              // memory
   EXPECT_EQ(layers[1]->get("k"), "loaded");                              // the table
@@ -149,6 +150,34 @@ TEST(MakeCache, GetOrSetWithALeaseThroughAMemoryLayerLeasesOnTheTable) {
   EXPECT_EQ(cache.get_or_set(
                 "k", [] { return std::string("again"); }, 1h, GetOrSetOptions{.lease = 10s}),
             "loaded");
+  drop(client, name);
+}
+
+// An erase through a layered cache while its get_or_set loads: the late value lands in neither
+// layer (the table's store is a no-op, so the memory layer is not filled either).
+TEST(MakeCache, AnEraseDuringALoadThroughAMemoryLayerLeavesBothLayersEmpty) {
+  auto client = it::client();
+  const std::string name = it::unique_table("it-open-late");
+  auto cache = make_cache<std::string>(
+      name,
+      {.memory = MemoryOptions{}, .create_table = true, .shared_client = client, .table_options = quiet()});
+  for (bool leased : {false, true}) {
+    const std::string key = leased ? "leased" : "plain";
+    GetOrSetOptions o;
+    if (leased) o.lease = 10s;
+    auto v = cache.get_or_set(
+        key,
+        [&] {
+          cache.erase(key);
+          return std::string("late");
+        },
+        1h, o);
+    EXPECT_EQ(v, "late");
+    auto& layers = dynamic_cast<LayeredBackend&>(cache.backend()).layers();
+    EXPECT_FALSE(layers[0]->get(key)) << key << ": memory";
+    EXPECT_FALSE(layers[1]->get(key)) << key << ": the table";
+    EXPECT_FALSE(cache.get(key)) << key;
+  }
   drop(client, name);
 }
 

@@ -103,4 +103,22 @@ f.check(rc == 0 and out == b"after the crash" and runs() == 2,
         f"the lease lapsed and the command ran here: rc={rc} out={out!r} runs={runs()} err={err!r}")
 f.check(time.monotonic() - start < 20, "within the lease and a few polls")
 
+# A late run never overwrites an erase (issue 24): while one process's command runs, another
+# process erases the key; the first still prints its output, but the key stays erased.
+os.remove(counter)
+for lease in ([], ["--lease", "30"]):
+    key = "late" + ("-leased" if lease else "")
+    slow = subprocess.Popen([cli, "get-or-run", key, "--ttl", "300", *lease, "--", *counted("late output", seconds=2)],
+                            env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    for _ in range(200):
+        if runs() >= (2 if lease else 1):
+            break
+        time.sleep(0.05)
+    rc, _, err = run(cli, "delete", key, env=env)
+    f.check(rc == 0, f"delete during the run: {err}")
+    out, err = slow.communicate(timeout=60)
+    f.check(slow.returncode == 0 and out == b"late output", f"{key}: the running process prints its output: {err!r}")
+    rc, out, _ = run(cli, "get", key, env=env)
+    f.check(rc == 1, f"{key}: the erase wins over the late run: rc={rc} out={out!r}")
+
 f.finish()
