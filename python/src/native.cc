@@ -257,11 +257,14 @@ PYBIND11_MODULE(_native, m) {
             // flight as a PythonRaised (every caller waiting on the load gets it) and raised again
             // here: a py::error_already_set can be restored only once, and several threads may
             // receive the same exception.
-            auto load = [&loader]() -> std::string {
+            // Owned by the load (not a reference to this frame's argument): a refresh ahead of
+            // expiry, or a load past load_timeout, runs on after this call has returned.
+            auto fn = std::make_shared<GilObject>(loader);
+            auto load = [fn]() -> std::string {
               py::gil_scoped_acquire locked;
               py::object r;
               try {
-                r = loader();
+                r = fn->obj();
               } catch (py::error_already_set& e) {
                 throw PythonRaised{std::make_shared<GilObject>(e.value())};
               }
