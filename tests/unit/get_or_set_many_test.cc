@@ -461,3 +461,41 @@ TEST(GetOrSetMany, TypedFormJittersTheTtlPerGroupOf25AndReloadsUndecodableValues
   EXPECT_EQ(*mem->get("bad"), "9");
   EXPECT_EQ(mem->stats().decode_errors, 2u);
 }
+
+namespace {
+
+// A MemoryBackend whose next get_many runs `after_read` once, after reading.
+class HookedBackend final : public Backend {
+ public:
+  std::optional<Hit> get_entry(std::string_view key) override { return mem_.get_entry(key); }
+  void set(std::string_view key, std::string_view value, Ttl ttl) override { mem_.set(key, value, ttl); }
+  void erase(std::string_view key) override { mem_.erase(key); }
+  void clear(const std::function<void(uint64_t)>& progress) override { mem_.clear(progress); }
+  bool touch(std::string_view key, Ttl ttl) override { return mem_.touch(key, ttl); }
+  bool add(std::string_view key, std::string_view value, Ttl ttl) override { return mem_.add(key, value, ttl); }
+  int64_t increment(std::string_view key, int64_t delta, Ttl ttl) override {
+    return mem_.increment(key, delta, ttl);
+  }
+  std::vector<std::optional<Hit>> get_many(const std::vector<std::string>& keys) override {
+    auto hits = mem_.get_many(keys);
+    if (auto hook = std::exchange(after_read, nullptr)) hook();
+    return hits;
+  }
+  std::function<void()> after_read;
+
+ private:
+  MemoryBackend mem_;
+};
+
+}  // namespace
+
+// Another caller's load of a key ends between this call's read (a miss) and its join: the
+// call becomes the key's leader, reads it again, and takes the stored value without loading.
+TEST(GetOrSetMany, AKeyStoredBetweenTheReadAndTheJoinIsReadAgainNotLoaded) {
+  HookedBackend b;
+  b.after_read = [&] { EXPECT_EQ(get_or_set(b, "k", [] { return std::string("other"); }, 0s), "other"); };
+  Recorder r;
+  EXPECT_EQ(get_or_set_many(b, {"k", "m"}, r.loader(), 0s), (Bytes{"other", "v:m"}));
+  ASSERT_EQ(r.calls.size(), 1u);
+  EXPECT_EQ(r.calls[0], Keys{"m"});
+}
