@@ -387,6 +387,148 @@ class Cache {
         [&](auto d) { get_or_set_async(std::move(key), std::move(load), ttl, options, std::move(d)); });
   }
 
+  // ---- bulk loads ----
+  // get_or_set for many keys (get_or_set_many in get_or_set.h: one batch read, ONE call of
+  // `load_many` with the keys that missed and nobody else is loading, one batch store, single
+  // flight per key shared with get_or_set); result i answers keys[i]. `load_many` is called
+  // with a `const std::vector<std::string>&` of those keys (each once, in the order of their
+  // first appearance) and returns a std::vector<std::optional<T>>, one result per key:
+  // std::nullopt for a key the source has no value for (answered std::nullopt, not cached);
+  // another count of results is an InvalidArgumentError. A value the loader returned reaches
+  // the caller as returned at the key's first position (a repeated key's later positions, and
+  // everything else, are decoded from the bytes). With TypedOptions::ttl_jitter, one TTL is
+  // drawn per group of 25 values stored. Under decode_error_is_miss, the keys whose stored
+  // values do not decode are loaded by one more call of `load_many` (not shared with other
+  // callers) and stored over them. Unlike get_or_set, the store is unconditional and takes no
+  // lease (see get_or_set_many).
+  template <class LoadMany, class Rep = int64_t, class Period = std::ratio<1>>
+  std::vector<std::optional<T>> get_or_set_many(
+      const std::vector<std::string>& keys, LoadMany&& load_many,
+      std::chrono::duration<Rep, Period> ttl = std::chrono::seconds(0)) {
+    static_assert(
+        kLoadsMany<LoadMany>,
+        "Cache<T>::get_or_set_many(keys, load_many, ttl): load_many must be callable with a "
+        "const std::vector<std::string>& (the keys to load) and return a std::vector<std::optional<T>> "
+        "of the cache's T, one result per key");
+    if constexpr (kLoadsMany<LoadMany>) {
+      Loaded loaded;
+      const Ttl t = to_ttl(ttl);
+      auto bytes = dynamodb_cache::get_or_set_many(
+          *backend_, keys,
+          [&](const std::vector<std::string>& missing) { return encode_loaded(load_many, missing, loaded); },
+          t, GetOrSetManyOptions{.ttl_jitter = options_.ttl_jitter});
+      return many_answers(keys, bytes, loaded, load_many, t);
+    } else {
+      std::abort();  // not reached: the assertion above failed
+    }
+  }
+
+  // get_or_set_many without waiting: it runs where the backend runs blocking work
+  // (Backend::run_blocking: a helper thread over DynamoDB, inline over memory), `load_many` too.
+  template <class LoadMany, class Rep, class Period>
+  void get_or_set_many_async(std::vector<std::string> keys, LoadMany load_many,
+                             std::chrono::duration<Rep, Period> ttl,
+                             Done<std::vector<std::optional<T>>> done) {
+    static_assert(
+        kLoadsMany<LoadMany>,
+        "Cache<T>::get_or_set_many_async(keys, load_many, ...): load_many must be callable with a "
+        "const std::vector<std::string>& (the keys to load) and return a std::vector<std::optional<T>> "
+        "of the cache's T, one result per key");
+    if constexpr (kLoadsMany<LoadMany>) {
+      Ttl t;
+      if (!prepare(done, [&] { t = to_ttl(ttl); })) return;
+      struct State {
+        LoadMany load;
+        Loaded loaded;
+        std::vector<std::string> keys;
+      };
+      auto state = std::make_shared<State>(State{std::move(load_many), {}, keys});
+      dynamodb_cache::get_or_set_many_async(
+          *backend_, std::move(keys),
+          [this, state](const std::vector<std::string>& missing) {
+            return encode_loaded(state->load, missing, state->loaded);
+          },
+          t, GetOrSetManyOptions{.ttl_jitter = options_.ttl_jitter},
+          [this, state, t, done = std::move(done)](Outcome<std::vector<std::optional<std::string>>> r) {
+            // Here where the backend runs blocking work (get_or_set_many_async), so it may load.
+            done(map_outcome<std::vector<std::optional<T>>>(
+                r, [&] { return many_answers(state->keys, r.value(), state->loaded, state->load, t); }));
+          });
+    }
+  }
+  template <class LoadMany, class Rep = int64_t, class Period = std::ratio<1>>
+  Pending<std::vector<std::optional<T>>> get_or_set_many_async(
+      std::vector<std::string> keys, LoadMany load_many,
+      std::chrono::duration<Rep, Period> ttl = std::chrono::seconds(0)) {
+    return detail::start_pending<std::vector<std::optional<T>>>(
+        [&](auto d) { get_or_set_many_async(std::move(keys), std::move(load_many), ttl, std::move(d)); });
+  }
+
+ private:
+  template <class L>
+  static constexpr bool kLoadsMany =
+      std::is_invocable_r_v<std::vector<std::optional<T>>, L&, const std::vector<std::string>&>;
+
+  // What get_or_set_many's loader returned, as returned, for the keys it was given.
+  struct Loaded {
+    std::vector<std::string> keys;
+    std::vector<std::optional<T>> values;
+  };
+
+  // get_or_set_many's byte-level loader: load(missing) kept in `loaded`, its encoding returned
+  // (nothing encoded when the count is wrong: the byte level reports that).
+  template <class L>
+  std::vector<std::optional<std::string>> encode_loaded(L& load, const std::vector<std::string>& missing,
+                                                        Loaded& loaded) {
+    loaded.keys = missing;
+    loaded.values = load(missing);
+    std::vector<std::optional<std::string>> bytes(loaded.values.size());
+    if (loaded.values.size() == missing.size())
+      for (size_t i = 0; i < missing.size(); ++i)
+        if (loaded.values[i]) bytes[i] = encode(missing[i], *loaded.values[i]);
+    return bytes;
+  }
+
+  // get_or_set_many's typed answers: the loaded values as returned, at their keys' first
+  // positions (loaded.keys come in that order, so one walk finds them), the rest decoded; the
+  // values that do not decode under decode_error_is_miss loaded again and stored over.
+  template <class L>
+  std::vector<std::optional<T>> many_answers(const std::vector<std::string>& keys,
+                                             const std::vector<std::optional<std::string>>& bytes,
+                                             Loaded& loaded, L& load, Ttl ttl) {
+    std::vector<std::optional<T>> out(keys.size());
+    std::vector<size_t> undecodable;  // positions in keys
+    size_t next = 0;                  // into loaded.keys
+    for (size_t i = 0; i < keys.size(); ++i) {
+      if (next < loaded.keys.size() && keys[i] == loaded.keys[next]) {
+        out[i] = std::move(loaded.values[next++]);
+      } else if (bytes[i]) {
+        out[i] = decode_or_miss(keys[i], *bytes[i]);
+        if (!out[i]) undecodable.push_back(i);
+      }
+    }
+    if (undecodable.empty()) return out;
+    std::vector<std::string> again;  // each key once
+    for (size_t i : undecodable) {
+      bool known = false;
+      for (const auto& k : again) known = known || k == keys[i];
+      if (!known) again.push_back(keys[i]);
+    }
+    std::vector<std::optional<T>> values = load(again);
+    if (values.size() != again.size())
+      throw InvalidArgumentError("get_or_set_many: the loader returned " + std::to_string(values.size()) +
+                                 " results for " + std::to_string(again.size()) + " keys");
+    std::vector<std::pair<std::string, T>> entries;
+    for (size_t j = 0; j < again.size(); ++j)
+      if (values[j]) entries.emplace_back(again[j], *values[j]);
+    set_many(entries, ttl);
+    for (size_t i : undecodable)
+      for (size_t j = 0; j < again.size(); ++j)
+        if (keys[i] == again[j]) out[i] = values[j];
+    return out;
+  }
+
+ public:
   // Result i answers keys[i]; the backend issues the sub-requests concurrently.
   void get_many_async(std::vector<std::string> keys, Done<std::vector<std::optional<T>>> done) {
     auto shared_keys = std::make_shared<std::vector<std::string>>(keys);

@@ -63,4 +63,61 @@ void get_or_set_async(Backend& backend, std::string key, std::function<std::stri
 Pending<std::string> get_or_set_async(Backend& backend, std::string key, std::function<std::string()> load,
                                       Ttl ttl, GetOrSetOptions options = {});
 
+// ---- bulk loads ----
+
+// get_or_set_many's loader: called with the keys to load, each once, in the order of their
+// first appearance in the call's keys; returns one result per key (result i for missing[i]):
+// the bytes to cache, or std::nullopt when the source has no value for it.
+using ManyLoader =
+    std::function<std::vector<std::optional<std::string>>(const std::vector<std::string>& missing)>;
+
+struct GetOrSetManyOptions {
+  // Spreads the TTLs of the values stored (TypedOptions::ttl_jitter in cache.h, which
+  // Cache<T>::get_or_set_many passes here): the entries go in groups of 25 (ttl_jitter_groups),
+  // each stored with a TTL of its own (jitter_ttl). 0 (the default): one batch, the exact TTL.
+  // Must be 0 or more and less than 1, else InvalidArgumentError.
+  double ttl_jitter = 0;
+};
+
+// get_or_set for many keys at once: result i answers keys[i]. One batch read of the keys
+// (Backend::get_many; a key named twice is read, loaded and stored once and answered at each
+// position); ONE call of `load_many` with exactly the keys that missed and that no other caller
+// is loading; one batch store of what it returned (Backend::set_many, 25 items per
+// BatchWriteItem over DynamoDB; over a LayeredBackend the layers' get_many and set_many:
+// read-through with back-fill, write-through). A key the loader has no value for is answered
+// std::nullopt and not cached. A loader returning more or fewer results than it was given keys
+// is an InvalidArgumentError.
+//
+// Single flight, per key, shared with get_or_set (the same registry, the same flights): a key
+// another caller (get_or_set or get_or_set_many) is loading is waited for, not loaded again;
+// the keys this call loads are waited for by the others. This call finishes its own loads
+// before it waits for anyone's, so overlapping calls never wait for each other in a circle.
+// An exception from `load_many` (or from the store) reaches this caller and every waiter of
+// the keys it was loading, and nothing is cached; an exception of a load this call waited for
+// reaches it too. A get_or_set that shared the load of a key the loader had no value for
+// (it must return a value) gets an InvalidArgumentError saying so.
+//
+// Unlike get_or_set, the store is one unconditional batch (BatchWriteItem cannot be
+// conditional): a value another writer set meanwhile may be overwritten by it; and no lease is
+// taken (single flight is within the process only). stats().loads counts each call of
+// load_many once, its time in load_time_us.
+//
+// Thread-safe. Blocking. REQUIRES: `load_many` does not ask (get_or_set, get_or_set_many) for
+// a key it is loading (InvalidArgumentError: it would wait for itself).
+std::vector<std::optional<std::string>> get_or_set_many(Backend& backend,
+                                                        const std::vector<std::string>& keys,
+                                                        const ManyLoader& load_many, Ttl ttl,
+                                                        const GetOrSetManyOptions& options = {});
+
+// get_or_set_many without waiting: the same call, run where `backend` runs blocking work
+// (Backend::run_blocking: a helper thread over DynamoDB, inline over a MemoryBackend), which
+// then completes `done` (or the Pending). `load_many` runs there too. `backend` must outlive it.
+void get_or_set_many_async(Backend& backend, std::vector<std::string> keys, ManyLoader load_many, Ttl ttl,
+                           GetOrSetManyOptions options,
+                           Backend::Done<std::vector<std::optional<std::string>>> done);
+Pending<std::vector<std::optional<std::string>>> get_or_set_many_async(Backend& backend,
+                                                                       std::vector<std::string> keys,
+                                                                       ManyLoader load_many, Ttl ttl,
+                                                                       GetOrSetManyOptions options = {});
+
 }  // namespace dynamodb_cache
