@@ -204,21 +204,52 @@ class Cache {
   // load per key at a time in the process, waiters share its result or its exception
   // (nothing is cached then); `options` adds a fleet-wide lease and refresh ahead of expiry.
   // The caller that ran load() gets its T as returned; the others decode the stored bytes.
+  // With options.load_timeout, load may run on after the call has returned (get_or_set.h):
+  // it is then copied (or moved, if passed as an rvalue), and must not refer to the caller's
+  // locals.
   template <class Load, class Rep = int64_t, class Period = std::ratio<1>>
   T get_or_set(std::string_view key, Load&& load,
                std::chrono::duration<Rep, Period> ttl = std::chrono::seconds(0),
                const GetOrSetOptions& options = {}) {
+    return get_or_set_entry(key, std::forward<Load>(load), ttl, options).value;
+  }
+
+  // get_or_set's answer, and whether it is a stale value (GetOrSetOptions::stale_if_error).
+  struct GetOrSetEntry {
+    T value;
+    bool stale = false;
+  };
+  template <class Load, class Rep = int64_t, class Period = std::ratio<1>>
+  GetOrSetEntry get_or_set_entry(std::string_view key, Load&& load,
+                                 std::chrono::duration<Rep, Period> ttl = std::chrono::seconds(0),
+                                 const GetOrSetOptions& options = {}) {
     static_assert(LoaderOf<Load, T>,
                   "Cache<T>::get_or_set(key, load, ttl): load must be callable with no arguments and return "
                   "the cache's T (or something convertible to it)");
     if constexpr (LoaderOf<Load, T>) {
-      std::optional<T> loaded;
       const Ttl t = write_ttl(ttl);
-      std::string bytes =
-          dynamodb_cache::get_or_set(*backend_, key, encoding_loader(key, load, loaded), t, options);
-      if (loaded) return std::move(*loaded);
-      if (auto v = decode_or_miss(key, bytes)) return std::move(*v);
-      return load_over_undecodable(key, load, t);
+      if (options.load_timeout.count() == 0) {
+        std::optional<T> loaded;
+        GetOrSetResult r =
+            dynamodb_cache::get_or_set_entry(*backend_, key, encoding_loader(key, load, loaded), t, options);
+        if (loaded) return {std::move(*loaded), r.stale};
+        if (auto v = decode_or_miss(key, r.value)) return {std::move(*v), r.stale};
+        return {load_over_undecodable(key, load, t), r.stale};
+      }
+      // The load may outlive this call: it owns its loader, codec and result.
+      auto shared_load = std::make_shared<std::decay_t<Load>>(std::forward<Load>(load));
+      auto loaded = std::make_shared<std::optional<T>>();
+      GetOrSetResult r = dynamodb_cache::get_or_set_entry(
+          *backend_, key,
+          [k = std::string(key), shared_load, loaded, codec = codec_] {
+            loaded->emplace((*shared_load)());
+            return encode_with(codec, k, **loaded);
+          },
+          t, options);
+      // A stale answer means this call's load, if any, may still run: its result is not read.
+      if (!r.stale && *loaded) return {std::move(**loaded), false};
+      if (auto v = decode_or_miss(key, r.value)) return {std::move(*v), r.stale};
+      return {load_over_undecodable(key, *shared_load, t), r.stale};
     } else {
       std::abort();  // not reached: the assertion above failed
     }
@@ -681,9 +712,10 @@ class Cache {
     return bytes;
   }
 
-  std::string encode(std::string_view key, const T& value) const {
+  std::string encode(std::string_view key, const T& value) const { return encode_with(codec_, key, value); }
+  static std::string encode_with(const HeldCodec& codec, std::string_view key, const T& value) {
     try {
-      return codec_.encode(value);
+      return codec.encode(value);
     } catch (const Error&) {
       throw;
     } catch (const std::exception& e) {

@@ -45,6 +45,14 @@ inline constexpr std::size_t kMaxValueBytes = std::size_t{64} << 20;
 // attribute missing or not a number counts as absent, and absent expire or update_ts as 0 (an
 // item another tool wrote with expire but no update_ts has expired). get, contains, add,
 // touch and increment all judge an item by this one rule.
+// get_or_set with GetOrSetOptions::stale_if_error writes one more attribute:
+//   fresh_until (N, epoch seconds) = update_ts + expire, with expire_at = fresh_until + the
+//   grace period (whole seconds, rounded up), so native TTL keeps the item through the grace.
+// Where fresh_until is present (a number) it decides before expire_at: live while
+// now < fresh_until. expire and update_ts are those of any item, so the Python package sees
+// it expire on time. Past fresh_until and before expire_at the item is stale: a miss for every
+// read but get_or_set's, which may serve it when its loader fails. set() and add() replace the
+// whole item and touch() removes fresh_until: each ends the grace of what it rewrites.
 struct DynamodbOptions {
   std::string table = "dynamodb-cache";
   // Strongly consistent reads (2x the read units). Default false, as the Python package.
@@ -123,6 +131,8 @@ inline const std::string kValue = "value";
 inline const std::string kExpire = "expire";
 inline const std::string kUpdateTs = "update_ts";
 inline const std::string kExpireAt = "expire_at";
+// Written only by get_or_set with stale_if_error (epoch seconds, update_ts + expire).
+inline const std::string kFreshUntil = "fresh_until";
 inline const std::string kFormat = "fmt";
 inline const std::string kCounter = "counter";
 inline const std::string kFullKey = "full_key";

@@ -32,6 +32,36 @@ struct GetOrSetOptions {
   // (one per fleet with a lease) while every other caller gets the current value at once.
   // Zero (the default): off. Entries that never expire are never refreshed.
   Ttl refresh_ahead{0};
+  // Serve stale on failure: a grace period. Zero (the default): off. Otherwise the value is
+  // stored so that it stays readable this long past its TTL (the item's expire and update_ts
+  // are as usual, so the Python package 0.1.1 and every other read sees it expire on time;
+  // see the item layout in dynamodb_backend.h). When the key has expired but is within its
+  // grace and the load throws (or takes longer than load_timeout), the callers get that
+  // stale value instead of the error: counted in stats().stale_served, logged at warning
+  // level through the backend's log hook, and marked stale by get_or_set_entry. Then, for this
+  // key in this process, callers get the stale value without calling the loader until a
+  // backoff passes (1 s doubling to 30 s, jittered; a load that succeeds ends it), when the
+  // next caller (the single-flight leader; with a lease, its holder, the others serving the
+  // stale value rather than waiting) tries again. Past the grace there is no stale value, and
+  // a failure reaches the callers as it would without this option. Needs a DynamodbBackend
+  // (or a LayeredBackend whose lowest layer is one; a stale value is not copied to the layers
+  // above); others: InvalidArgumentError. A plain set(), add() or touch() of the key ends the
+  // grace of the value it replaces or re-times.
+  Ttl stale_if_error{0};
+  // With stale_if_error, how long the leader waits for a load when a stale value could be
+  // served instead; zero (the default): as long as the load takes. The load then runs on a
+  // small process-wide pool (4 threads, a bounded queue; when the queue is full it runs on
+  // the caller's thread, unbounded) and keeps running past the timeout: when it succeeds it
+  // stores its value (conditionally, as always), and until it ends no other load of the key
+  // starts in this process. Without a stale value (a miss, or past the grace) the callers wait
+  // for the load as usual. Nonzero without stale_if_error: InvalidArgumentError.
+  Ttl load_timeout{0};
+};
+
+// get_or_set's answer with whether it is a stale value (GetOrSetOptions::stale_if_error).
+struct GetOrSetResult {
+  std::string value;
+  bool stale = false;  // the loader failed or timed out: a value past its TTL, within its grace
 };
 
 // The value cached under `key`, or the bytes `load` returns, which are then cached for `ttl`.
@@ -51,9 +81,15 @@ struct GetOrSetOptions {
 //
 // Thread-safe. Blocking: callers may wait up to a load's duration (plus lease_wait with a
 // lease). REQUIRES: `load` does not call get_or_set for the same backend and key (it would
-// wait for itself).
+// wait for itself). With load_timeout, `load` may still be running, on the pool, after
+// get_or_set has returned: it must own what it uses (no references to the caller's locals);
+// the backend's destructor waits for it.
 std::string get_or_set(Backend& backend, std::string_view key, const std::function<std::string()>& load, Ttl ttl,
                        const GetOrSetOptions& options = {});
+// get_or_set, saying whether the value is stale (stale_if_error).
+GetOrSetResult get_or_set_entry(Backend& backend, std::string_view key,
+                                const std::function<std::string()>& load, Ttl ttl,
+                                const GetOrSetOptions& options = {});
 
 // get_or_set without waiting: the same call, run where `backend` runs blocking work
 // (Backend::run_blocking: a helper thread over DynamoDB, inline over a MemoryBackend), which

@@ -5,6 +5,7 @@
 
 #include <unordered_map>
 
+#include "cache/background_pool.h"
 #include "cache/chunked.h"
 #include "cache/dynamodb_backend_impl.h"
 #include "util/crypto.h"
@@ -17,8 +18,9 @@ namespace dynamodb_cache {
 namespace detail {
 
 dynamodb::Item build_item(const DynamodbOptions& o, std::string stored, std::string_view key, bool digest,
-                          std::string_view value, Ttl ttl, dynamodb::Client* chunk_to) {
+                          std::string_view value, Ttl ttl, dynamodb::Client* chunk_to, Ttl grace) {
   dynamodb::Item item = layout::encode_item(o, std::move(stored), key, digest, value, ttl, o.now());
+  layout::add_grace(item, grace);
   const std::size_t size = layout::item_bytes(item);
   if (size <= layout::kMaxItemBytes) return item;
   if (!chunk_to)
@@ -37,7 +39,9 @@ dynamodb::Item build_item(const DynamodbOptions& o, std::string stored, std::str
   }
   // Chunks expire with their head (also with python_compat, whose head has no expire_at).
   std::optional<int64_t> expire_at;
-  if (int64_t ttl_s = layout::integer(item.at(attr::kExpire), attr::kExpire, key); ttl_s > 0)
+  if (auto t = item.find(attr::kExpireAt); t != item.end())
+    expire_at = layout::integer(t->second, attr::kExpireAt, key);  // with add_grace's grace
+  else if (int64_t ttl_s = layout::integer(item.at(attr::kExpire), attr::kExpire, key); ttl_s > 0)
     expire_at = layout::integer(item.at(attr::kUpdateTs), attr::kUpdateTs, key) + ttl_s;
   // Chunk keys derive from the key as stored (what readers find in the head item).
   auto head = chunked::write_chunks(*chunk_to, o.table, item.at(attr::kKey).scalar, bytes, inner, expire_at);
@@ -58,11 +62,11 @@ struct ClientChunks {
 };
 }  // namespace
 
-std::optional<Hit> read_entry(const DynamodbOptions& o, dynamodb::Client& client,
-                              const dynamodb::Item& item) {
+std::optional<Hit> read_entry(const DynamodbOptions& o, dynamodb::Client& client, const dynamodb::Item& item,
+                              bool stale) {
   ClientChunks read{o, client};
   const layout::ChunkReader chunks(read);
-  return layout::decode_entry(item, layout::seconds_of(o.now()), &chunks);
+  return layout::decode_entry(item, layout::seconds_of(o.now()), &chunks, stale);
 }
 
 std::optional<Hit> read_answer(const DynamodbOptions& o, dynamodb::Client* chunks_from,
@@ -322,7 +326,8 @@ DynamodbBackend::DynamodbBackend(std::shared_ptr<dynamodb::Client> client, Dynam
   impl_ = std::make_unique<Impl>(std::move(client), std::move(options), stats_);
 }
 
-DynamodbBackend::~DynamodbBackend() = default;
+// get_or_set's background loads use this object: none may outlive it (background_pool.h).
+DynamodbBackend::~DynamodbBackend() { detail::BackgroundPool::instance().drain(this); }
 
 std::optional<Hit> DynamodbBackend::get_entry(std::string_view key) { return impl_->get_entry(key); }
 void DynamodbBackend::set(std::string_view key, std::string_view value, Ttl ttl) {

@@ -132,16 +132,19 @@ using layout::NeedsChunks;
 // The item for `value` under `key`, stored under `stored` (StoredKeys::stored_key; `digest`:
 // StoredKeys::is_digest). When it would not fit in one item: with `chunk_to`, the value is
 // written as chunks there (chunked.h) and the head is returned; without, InvalidArgumentError.
+// `grace`: get_or_set's stale_if_error (layout::add_grace; chunks live as long as the head).
 // Throws InvalidArgumentError for a bad ttl or value size.
 dynamodb::Item build_item(const DynamodbOptions& o, std::string stored, std::string_view key, bool digest,
-                          std::string_view value, Ttl ttl, dynamodb::Client* chunk_to);
+                          std::string_view value, Ttl ttl, dynamodb::Client* chunk_to, Ttl grace = Ttl(0));
 
 // layout::holds_key of an Item.
 bool holds_key(const dynamodb::Item& item, std::string_view key);
 
 // The hit an item stands for at o.now(), nullopt when expired (DynamodbBackend::read_item),
 // reading a chunked value's chunks from `client`; throws chunked::ChunksGone when they are gone.
-std::optional<Hit> read_entry(const DynamodbOptions& o, dynamodb::Client& client, const dynamodb::Item& item);
+// `stale`: the stale entry instead (layout::decode_entry's `stale`).
+std::optional<Hit> read_entry(const DynamodbOptions& o, dynamodb::Client& client, const dynamodb::Item& item,
+                              bool stale = false);
 
 // layout::decode_answer at o.now(), reading a chunked value's chunks from `chunks_from`;
 // null: NeedsChunks is thrown instead.

@@ -62,12 +62,9 @@ bool DynamodbBackend::Impl::contains(std::string_view key) {
       r.table_name = options.table;
       r.key = layout::key_item(key_map.stored_key(key, key_prefix()));
       r.consistent_read = options.consistent_read;
-      r.projection_expression = "#k, #x, #u, #t, #f";  // no value bytes on the wire
-      r.names = {{"#k", attr::kKey},
-                 {"#x", attr::kExpire},
-                 {"#u", attr::kUpdateTs},
-                 {"#t", attr::kExpireAt},
-                 {"#f", attr::kFullKey}};
+      r.projection_expression = "#k, #x, #u, #t, #f, #s";  // no value bytes on the wire
+      r.names = {{"#k", attr::kKey},      {"#x", attr::kExpire},  {"#u", attr::kUpdateTs},
+                 {"#t", attr::kExpireAt}, {"#f", attr::kFullKey}, {"#s", attr::kFreshUntil}};
       auto res = wire().get_item(r);
       return res.item && detail::holds_key(*res.item, key) &&
              layout::liveness(*res.item, layout::seconds_of(options.now())).live;
@@ -170,8 +167,9 @@ bool DynamodbBackend::Impl::touch(std::string_view key, Ttl ttl) {
     ddb::UpdateItemRequest r;
     r.table_name = options.table;
     r.key = layout::key_item(stored);
-    r.update_expression =
-        head.count(attr::kExpireAt) ? "SET #x = :e, #u = :u, #t = :t" : "SET #x = :e, #u = :u REMOVE #t";
+    // fresh_until goes: a touched entry has no grace (get_or_set's stale_if_error).
+    r.update_expression = head.count(attr::kExpireAt) ? "SET #x = :e, #u = :u, #t = :t REMOVE #s"
+                                                      : "SET #x = :e, #u = :u REMOVE #t, #s";
     std::optional<layout::LiveInputs> seen;
     for (int round = 0; round < kMaxRounds; ++round) {
       layout::LiveRule rule{layout::seconds_of(options.now()), seen};

@@ -1,17 +1,25 @@
 #include "dynamodb_cache/get_or_set.h"
 
 #include <algorithm>
+#include <atomic>
+#include <condition_variable>
 #include <functional>
+#include <memory>
+#include <mutex>
 #include <random>
 #include <thread>
+#include <unordered_map>
 
+#include "cache/background_pool.h"
 #include "cache/dynamodb_backend_impl.h"
 #include "cache/lease_table.h"
 #include "cache/outcome_of.h"
 #include "cache/single_flight.h"
 #include "dynamodb_cache/errors.h"
 #include "dynamodb_cache/layered_backend.h"
+#include "util/log.h"
 #include "util/random.h"
+#include "util/text.h"
 
 namespace dynamodb_cache {
 
@@ -21,7 +29,7 @@ namespace ddb = dynamodb;
 
 namespace detail {
 
-std::string Flight::wait() {
+GetOrSetResult Flight::wait() {
   if (leader_ == std::this_thread::get_id())
     throw InvalidArgumentError(
         "get_or_set: the loader asked for its own key (get_or_set of the same key on the same "
@@ -31,13 +39,13 @@ std::string Flight::wait() {
   cv_.wait(lock, [&] { return done_; });
   --waiters_;
   if (error_) std::rethrow_exception(error_);
-  return value_;
+  return result_;
 }
 
-void Flight::finish(std::string value) {
+void Flight::finish(GetOrSetResult result) {
   {
     std::lock_guard lock(mu_);
-    value_ = std::move(value);
+    result_ = std::move(result);
     done_ = true;
   }
   cv_.notify_all();
@@ -112,6 +120,7 @@ FlightRegistry& FlightRegistry::instance() {
 
 namespace {
 
+using detail::BackgroundPool;
 using detail::FlightRegistry;
 using detail::LeaseTable;
 
@@ -126,204 +135,400 @@ void poll_sleep(const GetOrSetOptions& o, int n) {
   std::this_thread::sleep_for(Ttl(jitter(util::thread_rng())));
 }
 
-// Loads `key` and stores the value unless the item changed since `seen` (store_unless_changed);
-// a key without an item is first reserved (LeaseTable::reserve), so that an erase or set during
-// the load makes the store a no-op. Returns the value for the callers; `settled`: whether the
-// table holds it now (stored, or found stored meanwhile). With `fail_open` (the backend's
-// fail_open, counted in its stats), a table error around the load (not the loader's) is
-// counted and the value returned unstored.
-std::string load_and_store(LeaseTable& table, std::string_view key, const std::function<std::string()>& load,
-                           Ttl ttl, LeaseTable::Seen seen, bool& settled, CacheStats* fail_open = nullptr) {
-  auto failed_open = [&](const Error& e) {
-    if (!fail_open || !table.fails_open(e)) return false;
-    fail_open->count_error(e.kind());
-    fail_open->fail_open.fetch_add(1, std::memory_order_relaxed);
-    settled = false;
-    return true;
+// Keys of this process whose load failed while a stale value was there to serve: until the
+// backoff passes (1 s, doubling to 30 s, each jittered down by up to half; reset by a load that
+// succeeds), and while a load that outlived load_timeout still runs, callers serve the stale
+// value without calling the loader. By (backend object, key), as flights. Thread-safe. Bounded:
+// past kMaxKeys failing keys a failure is not remembered (its next caller loads again).
+class Outages {
+ public:
+  static constexpr Ttl kFirst{1000}, kMax{30000};
+  static constexpr std::size_t kMaxKeys = 100000;
+
+  static Outages& instance() {
+    static Outages* outages = new Outages;  // never destroyed: late loads may end after exit began
+    return *outages;
+  }
+  // Whether a caller with a stale value serves it now instead of loading.
+  bool holding(const void* owner, std::string_view key) {
+    std::lock_guard lock(mu_);
+    auto it = keys_.find(FlightRegistry::id(owner, key));
+    return it != keys_.end() &&
+           (it->second.loading || std::chrono::steady_clock::now() < it->second.retry_at);
+  }
+  // A load failed; `loading`: it timed out and still runs (until late()).
+  void failed(const void* owner, std::string_view key, bool loading) {
+    std::lock_guard lock(mu_);
+    std::string id = FlightRegistry::id(owner, key);
+    auto it = keys_.find(id);
+    if (it == keys_.end()) {
+      if (keys_.size() >= kMaxKeys) return;
+      it = keys_.emplace(std::move(id), State{}).first;
+    }
+    State& s = it->second;
+    s.delay = s.delay.count() == 0 ? kFirst : std::min(kMax, s.delay * 2);
+    std::uniform_int_distribution<int64_t> jitter(s.delay.count() / 2, s.delay.count());
+    s.retry_at = std::chrono::steady_clock::now() + Ttl(jitter(util::thread_rng()));
+    s.loading = loading;
+  }
+  void succeeded(const void* owner, std::string_view key) {
+    std::lock_guard lock(mu_);
+    keys_.erase(FlightRegistry::id(owner, key));
+  }
+
+ private:
+  struct State {
+    std::chrono::steady_clock::time_point retry_at;
+    Ttl delay{0};
+    bool loading = false;
   };
-  if (!seen.item) {
-    try {
-      seen = table.reserve(key);
-    } catch (const Error& e) {
-      if (!failed_open(e)) throw;
-      return load();
-    }
-    if (seen.hit) {
-      settled = true;
-      return std::move(seen.hit->value);
-    }
-  }
-  std::string value;
+  std::mutex mu_;
+  std::unordered_map<std::string, State> keys_;
+};
+
+// A caller answered with the stale value: counted per caller.
+GetOrSetResult served_stale(CacheStats& stats, std::string value) {
+  stats.stale_served.fetch_add(1, std::memory_order_relaxed);
+  return {std::move(value), true};
+}
+
+// The value of `e` for a log line: its message, made printable and short (never the value).
+std::string why(const std::exception_ptr& e) {
   try {
-    value = load();
+    std::rethrow_exception(e);
+  } catch (const std::exception& x) {
+    return util::printable(x.what(), 200);
   } catch (...) {
-    if (seen.placeholder) table.unreserve(*seen.item);
-    throw;
+    return "a non-exception was thrown";
   }
-  try {
-    settled = table.store_unless_changed(key, value, ttl, seen);
-  } catch (const Error& e) {
-    if (!failed_open(e)) throw;
-  }
-  return value;
 }
 
-// The leader's work with a lease: returns the value to hand to every waiter.
-std::string load_with_lease(LeaseTable& table, std::string_view key, const std::function<std::string()>& load,
-                            Ttl ttl, const GetOrSetOptions& o, LeaseTable::Seen seen, CacheStats& stats,
-                            bool& settled) {
-  const bool refresh = seen.hit.has_value();
-  bool waited = false;
-  auto deadline = std::chrono::steady_clock::now() + o.lease_wait;
-  for (int n = 0;; ++n) {
-    if (auto token = table.try_lease(key, o.lease)) {
-      std::string value;
-      try {
-        if (!refresh) {
-          // Someone may have stored it between our read and our lease.
-          seen = table.read(key, true);
-          if (seen.hit) {
-            table.release(key, *token);
-            settled = true;
-            return std::move(seen.hit->value);
-          }
-        }
-        value = load_and_store(table, key, load, ttl, std::move(seen), settled);
-      } catch (...) {
-        table.release(key, *token);
-        throw;
-      }
-      table.release(key, *token);
-      return value;
-    }
-    // Another process holds the lease. A refresh leaves it to that process.
-    if (refresh) {
-      settled = true;
-      return std::move(seen.hit->value);
-    }
-    if (std::chrono::steady_clock::now() >= deadline) break;
-    if (!waited) stats.lease_waits.fetch_add(1, std::memory_order_relaxed);  // once per call
-    waited = true;
-    poll_sleep(o, n);
-    seen = table.read(key, true);
-    if (seen.hit) {
-      settled = true;
-      return std::move(seen.hit->value);
-    }
-  }
-  // Waited long enough: load here, without overwriting what the holder may store meanwhile.
-  return load_and_store(table, key, load, ttl, std::move(seen), settled);
-}
+// Thrown inside a call whose load outlived load_timeout (never out of get_or_set).
+struct LoadTimedOut {};
 
-void check(const GetOrSetOptions& o, Ttl ttl) {
-  if (ttl.count() < 0) throw InvalidArgumentError("ttl must not be negative");
-  if (o.lease.count() < 0 || o.lease_wait.count() < 0 || o.refresh_ahead.count() < 0 || o.poll_min.count() <= 0 ||
-      o.poll_max < o.poll_min)
-    throw InvalidArgumentError("get_or_set: lease, lease_wait and refresh_ahead must not be negative, "
-                               "and 0 < poll_min <= poll_max");
-}
+// One get_or_set call past its first read, by value (the caller's load copied): what a
+// leader's work needs, so that a copy of it can finish a load on the pool after the caller has
+// gone. The Backend it names outlives that copy (its destructor drains the pool).
+struct Call {
+  Backend& backend;
+  std::string key;
+  std::function<std::string()> user_load;
+  Ttl ttl;
+  GetOrSetOptions o;
+  mutable std::optional<LeaseTable> table;  // over a DynamodbBackend (thread-safe)
+  const LogHook* log;                       // the backend's hook (DynamodbOptions::log), or the process's
+  // Set when a load's value was not stored (the item changed during the load, or the table
+  // failed open): a layered cache then leaves its upper layers alone. Shared with the copy a
+  // load past load_timeout runs on.
+  std::shared_ptr<std::atomic<bool>> unstored = std::make_shared<std::atomic<bool>>(false);
 
-std::string get_or_set_settled(Backend& backend, std::string_view key,
-                               const std::function<std::string()>& user_load, Ttl ttl,
-                               const GetOrSetOptions& o, bool& settled);
+  bool leased() const { return o.lease.count() > 0; }
+  CacheStats& stats() const { return backend.stats(); }
+  void warn(const std::string& message) const { detail::log_to(*log, LogLevel::kWarning, message); }
+  std::string quoted_key() const { return "'" + util::printable(key, 64) + "'"; }
 
-// Over layers whose lowest is DynamoDB: the layers answer a hit as a get does (a memory copy
-// first); otherwise the lowest layer runs get_or_set (single flight, the lease, the store
-// conditional on what it read: its own stats count the loads), and the value is copied into
-// the layers above when the table holds it (a load whose store was a no-op, because the key
-// was erased or set meanwhile, is not: the next get reads the table's truth).
-std::string through_layers(LayeredBackend& layered, std::string_view key,
-                           const std::function<std::string()>& load, Ttl ttl, const GetOrSetOptions& o) {
-  check(o, ttl);
-  if (auto hit = layered.get_entry(key); hit && !wants_refresh(*hit, o)) return std::move(hit->value);
-  bool settled = false;
-  std::string value = get_or_set_settled(*layered.layers().back(), key, load, ttl, o, settled);
-  if (settled) layered.fill_upper(key, value, ttl);
-  return value;
-}
-
-// get_or_set, telling in `settled` whether the backend holds the value returned (a hit, a
-// store that happened; false for a waiter of another caller's load, which cannot tell).
-std::string get_or_set_settled(Backend& backend, std::string_view key,
-                               const std::function<std::string()>& user_load, Ttl ttl,
-                               const GetOrSetOptions& o, bool& settled) {
-  check(o, ttl);
-  // Keys are validated by the backend's first read, under its own limit (long_keys).
-  CacheStats& stats = backend.stats();
-  // Every call of the caller's load, counted with its duration (also when it throws).
-  const std::function<std::string()> load = [&] {
+  // The caller's load, counted with its duration (also when it throws).
+  std::string load() const {
     struct Timed {
       CacheStats& s;
       std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now();
       ~Timed() {
-        auto us = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - start);
+        auto us =
+            std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - start);
         s.loads.fetch_add(1, std::memory_order_relaxed);
         s.load_time_us.fetch_add(static_cast<uint64_t>(us.count()), std::memory_order_relaxed);
       }
-    } timed{stats};
+    } timed{stats()};
     return user_load();
-  };
-  // Over DynamoDB, the store is conditional on the item the load was decided on (a value set
-  // meanwhile, by any process, is never overwritten), and a lease may be taken.
-  std::optional<LeaseTable> table;
-  const bool leased = o.lease.count() > 0;
-  if (auto* d = dynamic_cast<DynamodbBackend*>(&backend)) table.emplace(*d);
-  if (leased && !table)
-    throw InvalidArgumentError(
-        "get_or_set: a lease needs a DynamodbBackend, or a LayeredBackend whose lowest layer "
-        "is one");
-  auto& registry = FlightRegistry::instance();
-  uint64_t finished_before = registry.finished(&backend, key);
-  auto read = [&](bool consistent) {
-    if (leased) return table->read(key, consistent);
+  }
+
+  // Loads `key` and stores the value unless the item changed since `seen`, the item read before
+  // the load (LeaseTable::store_unless_changed). A key with no item is first reserved
+  // (LeaseTable::reserve): an erase, set or add of the key during the load then makes the store
+  // a no-op too; a loader that throws deletes its placeholder. With `fail_open` (the backend's
+  // DynamodbOptions::fail_open), a table error around the load (never the loader's) is counted
+  // and the value returned unstored.
+  std::string load_and_store(LeaseTable::Seen seen, bool fail_open) const {
+    auto failed_open = [&](const Error& e) {
+      if (!fail_open || !table->fails_open(e)) return false;
+      stats().count_error(e.kind());
+      stats().fail_open.fetch_add(1, std::memory_order_relaxed);
+      unstored->store(true);
+      return true;
+    };
+    if (!seen.item) {
+      try {
+        seen = table->reserve(key);
+      } catch (const Error& e) {
+        if (!failed_open(e)) throw;
+        return load();
+      }
+      if (seen.hit) return std::move(seen.hit->value);  // stored meanwhile
+    }
+    std::string value;
+    try {
+      value = load();
+    } catch (...) {
+      if (seen.placeholder) table->unreserve(*seen.item);
+      throw;
+    }
+    try {
+      if (!table->store_unless_changed(key, value, ttl, seen)) unstored->store(true);
+    } catch (const Error& e) {
+      if (!failed_open(e)) throw;
+    }
+    return value;
+  }
+
+  // work(call) (a load and its store) run within load_timeout on the pool, on a copy of this
+  // call; past it LoadTimedOut is thrown, and the work goes on there: its end clears the key's
+  // outage (stored) or extends it (failed, logged). Without a timeout, or with the pool full,
+  // here, unbounded.
+  std::string within_timeout(const std::function<std::string(const Call&)>& work) const {
+    if (o.load_timeout.count() == 0) return work(*this);
+    struct State {
+      std::mutex mu;
+      std::condition_variable cv;
+      bool done = false, abandoned = false;
+      std::string value;
+      std::exception_ptr error;
+    };
+    auto state = std::make_shared<State>();
+    auto self = std::make_shared<const Call>(*this);
+    const bool queued = BackgroundPool::instance().submit(&backend, [state, self, work] {
+      std::string value;
+      std::exception_ptr error;
+      try {
+        value = work(*self);
+      } catch (...) {
+        error = std::current_exception();
+      }
+      {
+        std::lock_guard lock(state->mu);
+        if (!state->abandoned) {
+          state->done = true;
+          state->value = std::move(value);
+          state->error = error;
+          state->cv.notify_all();
+          return;
+        }
+        // Nobody waits: under the lock, so that the leader's failed(.., true) came first.
+        if (error)
+          Outages::instance().failed(&self->backend, self->key, false);
+        else
+          Outages::instance().succeeded(&self->backend, self->key);
+      }
+      if (error)
+        self->warn("get_or_set: the load of key " + self->quoted_key() +
+                   " that outlived load_timeout failed: " + why(error));
+    });
+    if (!queued) return work(*this);
+    std::unique_lock lock(state->mu);
+    if (!state->cv.wait_for(lock, o.load_timeout, [&] { return state->done; })) {
+      state->abandoned = true;
+      Outages::instance().failed(&backend, key, true);
+      throw LoadTimedOut{};
+    }
+    if (state->error) std::rethrow_exception(state->error);
+    return std::move(state->value);
+  }
+
+  // work(call) (a load and its store). Without a `stale` value, as it is. With one: within
+  // load_timeout, and when it throws or times out, the stale value (counted, logged, and the
+  // key's outage begins or goes on: Outages).
+  GetOrSetResult load_or_stale(std::optional<Hit> stale,
+                               const std::function<std::string(const Call&)>& work) const {
+    if (!stale) return {work(*this)};
+    std::string reason;
+    try {
+      std::string value = within_timeout(work);
+      Outages::instance().succeeded(&backend, key);
+      return {std::move(value)};
+    } catch (const LoadTimedOut&) {
+      reason =
+          "took longer than load_timeout (" + std::to_string(o.load_timeout.count()) + " ms; it goes on)";
+    } catch (...) {
+      Outages::instance().failed(&backend, key, false);
+      reason = "failed: " + why(std::current_exception());
+    }
+    warn("get_or_set: the load of key " + quoted_key() + " " + reason + "; serving the stale value");
+    return served_stale(stats(), std::move(stale->value));
+  }
+
+  // The leader's work with a lease: the value to hand to every waiter.
+  GetOrSetResult with_lease(LeaseTable::Seen seen) const {
+    const bool refresh = seen.hit.has_value();
+    bool waited = false;
+    auto deadline = std::chrono::steady_clock::now() + o.lease_wait;
+    for (int n = 0;; ++n) {
+      if (auto token = table->try_lease(key, o.lease)) {
+        if (!refresh) {
+          // Someone may have stored it between our read and our lease.
+          try {
+            seen = table->read(key, true);
+          } catch (...) {
+            table->release(key, *token);
+            throw;
+          }
+          if (seen.hit) {
+            table->release(key, *token);
+            return {std::move(seen.hit->value)};
+          }
+        }
+        std::optional<Hit> stale = std::move(seen.stale);
+        // The lease goes back when the load ends (a load past load_timeout: on the pool).
+        return load_or_stale(std::move(stale), [seen = std::move(seen), token = *token](const Call& c) {
+          struct Release {
+            const Call& c;
+            const std::string& token;
+            ~Release() { c.table->release(c.key, token); }
+          } release{c, token};
+          return c.load_and_store(seen, false);
+        });
+      }
+      // Another process holds the lease. A refresh leaves it to that process, and so does a
+      // caller with a stale value to serve.
+      if (refresh) return {std::move(seen.hit->value)};
+      if (seen.stale) return served_stale(stats(), std::move(seen.stale->value));
+      if (std::chrono::steady_clock::now() >= deadline) break;
+      if (!waited) stats().lease_waits.fetch_add(1, std::memory_order_relaxed);  // once per call
+      waited = true;
+      poll_sleep(o, n);
+      seen = table->read(key, true);
+      if (seen.hit) return {std::move(seen.hit->value)};
+    }
+    // Waited long enough: load here, without overwriting what the holder may store meanwhile.
+    std::optional<Hit> stale = std::move(seen.stale);
+    return load_or_stale(std::move(stale),
+                         [seen = std::move(seen)](const Call& c) { return c.load_and_store(seen, false); });
+  }
+
+  // The single-flight leader's work, `seen` being what the caller read (again first when
+  // `reread`): the value (or stale value) to hand to every waiter.
+  GetOrSetResult lead(LeaseTable::Seen seen, bool reread) const {
+    if (reread) seen = read(false);
+    if (seen.hit && !wants_refresh(*seen.hit, o)) return {std::move(seen.hit->value)};
+    if (leased()) return with_lease(std::move(seen));
+    if (!table) {
+      std::string value = load();
+      backend.set(key, value, ttl);
+      return {std::move(value)};
+    }
+    // The item itself, read before the load: a set that lands after this read makes the store
+    // a no-op. One GetItem per load. With fail_open, a table that fails is answered as before:
+    // the load, and a set that fails open (counted and logged).
+    std::optional<LeaseTable::Seen> fresh;
+    try {
+      fresh = table->read(key, false);
+    } catch (const Error& e) {
+      if (!table->fails_open(e)) throw;
+    }
+    if (fresh && fresh->hit && !wants_refresh(*fresh->hit, o))
+      return {std::move(fresh->hit->value)};  // stored meanwhile (or refreshed by another process)
+    std::optional<Hit> stale = fresh ? std::move(fresh->stale) : std::move(seen.stale);
+    return load_or_stale(std::move(stale), [fresh = std::move(fresh)](const Call& c) {
+      if (fresh) return c.load_and_store(*fresh, true);
+      std::string value = c.load();  // the read failed open: a plain set (failing open too)
+      c.backend.set(c.key, value, c.ttl);
+      return value;
+    });
+  }
+
+  // What the caller reads first. With a lease or stale_if_error, the item itself (a stale
+  // value comes with it); else the backend's get.
+  LeaseTable::Seen read(bool consistent) const { return read_first(backend, table, o, key, consistent); }
+
+  static LeaseTable::Seen read_first(Backend& backend, std::optional<LeaseTable>& table,
+                                     const GetOrSetOptions& o, std::string_view key, bool consistent) {
+    if (table && (o.lease.count() > 0 || o.stale_if_error.count() > 0)) return table->read(key, consistent);
     LeaseTable::Seen s;
     s.hit = backend.get_entry(key);
     return s;
-  };
-  LeaseTable::Seen seen = read(false);
+  }
+};
+
+void check(const GetOrSetOptions& o, Ttl ttl) {
+  if (ttl.count() < 0) throw InvalidArgumentError("ttl must not be negative");
+  if (o.lease.count() < 0 || o.lease_wait.count() < 0 || o.refresh_ahead.count() < 0 ||
+      o.poll_min.count() <= 0 || o.poll_max < o.poll_min || o.stale_if_error.count() < 0 ||
+      o.load_timeout.count() < 0)
+    throw InvalidArgumentError(
+        "get_or_set: lease, lease_wait, refresh_ahead, stale_if_error and load_timeout "
+        "must not be negative, and 0 < poll_min <= poll_max");
+  if (o.load_timeout.count() > 0 && o.stale_if_error.count() == 0)
+    throw InvalidArgumentError(
+        "get_or_set: load_timeout bounds the wait for a load when a stale value can be "
+        "served instead: it needs stale_if_error");
+}
+
+GetOrSetResult entry_of(Backend& backend, std::string_view key, const std::function<std::string()>& load, Ttl ttl,
+                        const GetOrSetOptions& o, bool& settled);
+
+// Over layers whose lowest is DynamoDB: the layers answer a hit as a get does (a memory copy
+// first); otherwise the lowest layer runs get_or_set (single flight, the lease, the store
+// conditional on what it read: its own stats count the loads), and the value is copied into
+// the layers above when the table holds it (not a stale value, nor a load whose store was a
+// no-op because the key was erased or set meanwhile: the next get reads the table's truth).
+GetOrSetResult through_layers(LayeredBackend& layered, std::string_view key,
+                              const std::function<std::string()>& load, Ttl ttl, const GetOrSetOptions& o) {
+  check(o, ttl);
+  if (auto hit = layered.get_entry(key); hit && !wants_refresh(*hit, o)) return {std::move(hit->value)};
+  bool settled = false;
+  GetOrSetResult r = entry_of(*layered.layers().back(), key, load, ttl, o, settled);
+  if (settled && !r.stale) layered.fill_upper(key, r.value, ttl);
+  return r;
+}
+
+// get_or_set_entry below the layers; `settled`: whether the backend holds the value returned
+// (a hit, or a store that happened; false for a waiter of another caller's load, which cannot
+// tell).
+GetOrSetResult entry_of(Backend& backend, std::string_view key, const std::function<std::string()>& load, Ttl ttl,
+                        const GetOrSetOptions& o, bool& settled) {
+  check(o, ttl);
   settled = true;
-  if (seen.hit && !wants_refresh(*seen.hit, o)) return std::move(seen.hit->value);
+  // Keys are validated by the backend's first read, under its own limit (long_keys).
+  CacheStats& stats = backend.stats();
+  // Over DynamoDB, the store is conditional on the item the load was decided on (a value set
+  // meanwhile, by any process, is never overwritten), and a lease may be taken.
+  std::optional<LeaseTable> table;
+  auto* dynamo = dynamic_cast<DynamodbBackend*>(&backend);
+  if (dynamo) table.emplace(*dynamo, o.stale_if_error);
+  if ((o.lease.count() > 0 || o.stale_if_error.count() > 0) && !table)
+    throw InvalidArgumentError(
+        "get_or_set: a lease and stale_if_error need a DynamodbBackend, or a LayeredBackend whose lowest "
+        "layer is one");
+  auto& registry = FlightRegistry::instance();
+  uint64_t finished_before = registry.finished(&backend, key);
+  LeaseTable::Seen seen = Call::read_first(backend, table, o, key, false);
+  if (seen.hit && !wants_refresh(*seen.hit, o)) return {std::move(seen.hit->value)};
+  // In an outage of the source: the stale value, without a load until the backoff passes.
+  if (!seen.hit && seen.stale && Outages::instance().holding(&backend, key))
+    return served_stale(stats, std::move(seen.stale->value));
 
   auto joined = registry.join(&backend, key);
   if (!joined.leader) {
     // A refresh under way elsewhere in the process: the current value will do.
-    if (seen.hit) return std::move(seen.hit->value);
+    if (seen.hit) return {std::move(seen.hit->value)};
     settled = false;
-    return joined.flight->wait();
+    GetOrSetResult r = joined.flight->wait();
+    if (r.stale) stats.stale_served.fetch_add(1, std::memory_order_relaxed);
+    return r;
   }
+  static const LogHook kProcessHook;  // empty: detail::log_to then says it to set_log_hook's
+  const Call call{backend,
+                  std::string(key),
+                  load,
+                  ttl,
+                  o,
+                  std::move(table),
+                  dynamo ? &dynamo->options().log : &kProcessHook};
   try {
-    std::string value;
-    if (!seen.hit && registry.finished(&backend, key) != finished_before) seen = read(false);
-    if (seen.hit && !wants_refresh(*seen.hit, o)) {
-      value = std::move(seen.hit->value);
-    } else if (leased) {
-      value = load_with_lease(*table, key, load, ttl, o, std::move(seen), stats, settled);
-    } else if (table) {
-      // The item itself (the fast read above keeps only the entry), read before the load: a
-      // set that lands after this read makes the store a no-op. One GetItem per load. With
-      // fail_open, a table that fails is answered as before: the load, and a set that fails
-      // open (counted and logged).
-      std::optional<LeaseTable::Seen> fresh;
-      try {
-        fresh = table->read(key, false);
-      } catch (const Error& e) {
-        if (!table->fails_open(e)) throw;
-      }
-      if (fresh && fresh->hit && !wants_refresh(*fresh->hit, o)) {
-        value = std::move(fresh->hit->value);  // stored meanwhile (or refreshed by another process)
-      } else if (!fresh) {
-        value = load();
-        backend.set(key, value, ttl);
-      } else {
-        value = load_and_store(*table, key, load, ttl, std::move(*fresh), settled, &stats);
-      }
-    } else {
-      value = load();
-      backend.set(key, value, ttl);
-    }
+    const bool reread = !seen.hit && registry.finished(&backend, key) != finished_before;
+    GetOrSetResult r = call.lead(std::move(seen), reread);
+    settled = !call.unstored->load();
     registry.leave(&backend, key, joined.flight);
-    joined.flight->finish(value);
-    return value;
+    joined.flight->finish(r);
+    return r;
   } catch (...) {
     registry.leave(&backend, key, joined.flight);
     joined.flight->fail(std::current_exception());
@@ -333,13 +538,18 @@ std::string get_or_set_settled(Backend& backend, std::string_view key,
 
 }  // namespace
 
-std::string get_or_set(Backend& backend, std::string_view key, const std::function<std::string()>& load,
-                       Ttl ttl, const GetOrSetOptions& o) {
+GetOrSetResult get_or_set_entry(Backend& backend, std::string_view key,
+                                const std::function<std::string()>& load, Ttl ttl, const GetOrSetOptions& o) {
   if (auto* layered = dynamic_cast<LayeredBackend*>(&backend);
       layered && dynamic_cast<DynamodbBackend*>(layered->layers().back().get()))
     return through_layers(*layered, key, load, ttl, o);
   bool settled = false;
-  return get_or_set_settled(backend, key, load, ttl, o, settled);
+  return entry_of(backend, key, load, ttl, o, settled);
+}
+
+std::string get_or_set(Backend& backend, std::string_view key, const std::function<std::string()>& load,
+                       Ttl ttl, const GetOrSetOptions& o) {
+  return get_or_set_entry(backend, key, load, ttl, o).value;
 }
 
 void get_or_set_async(Backend& backend, std::string key, std::function<std::string()> load, Ttl ttl,

@@ -88,7 +88,7 @@ class Led {
     if (value) {
       std::string copy = *value;
       f.done = true;
-      f.flight->finish(std::move(copy));
+      f.flight->finish(GetOrSetResult{std::move(copy)});
     } else {
       auto none = std::make_exception_ptr(NoValueLoaded(key));
       f.done = true;
@@ -215,7 +215,7 @@ std::vector<std::optional<std::string>> get_or_set_many(Backend& backend,
   // Only now, with nothing of ours left open, wait for the loads others lead.
   for (auto& [u, flight] : followed) {
     try {
-      found[u] = flight->wait();
+      found[u] = flight->wait().value;
     } catch (const NoValueLoaded&) {  // the loader had none: std::nullopt
     }
   }

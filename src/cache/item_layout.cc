@@ -166,7 +166,7 @@ double parsed(const std::optional<std::string>& text) {
 
 Liveness liveness(const ItemView& item, double now) {
   return liveness(LiveInputs{number_text(item, kExpireName), number_text(item, kExpireAtName),
-                             number_text(item, kUpdateTsName)},
+                             number_text(item, kUpdateTsName), number_text(item, kFreshUntilName)},
                   now);
 }
 
@@ -178,10 +178,15 @@ Liveness liveness(LiveInputs in, double now) {
     l.live = true;
     return l;
   }
-  // > 0 exactly when now < expire_at, or now - update_ts < expire.
-  const double remaining =
-      (l.seen.expire_at ? parsed(l.seen.expire_at) : parsed(l.seen.update_ts) + expire) - now;
-  if (!(remaining > 0)) return l;  // NaN included
+  // > 0 exactly when now < fresh_until, or now < expire_at, or now - update_ts < expire.
+  const double remaining = (l.seen.fresh_until ? parsed(l.seen.fresh_until)
+                            : l.seen.expire_at ? parsed(l.seen.expire_at)
+                                               : parsed(l.seen.update_ts) + expire) -
+                           now;
+  if (!(remaining > 0)) {  // NaN included
+    l.stale = l.seen.fresh_until && l.seen.expire_at && now < parsed(l.seen.expire_at);
+    return l;
+  }
   l.live = true;
   // Clamped before the conversion: an expire of 1e16, 1e300 or inf (the Python package can
   // store any of them) would overflow int64_t milliseconds, which is undefined behaviour.
@@ -202,17 +207,20 @@ std::string unchanged(const LiveInputs& in) {
   one(in.expire, "#x", ":sx");
   one(in.expire_at, "#t", ":st");
   one(in.update_ts, "#u", ":su");
+  one(in.fresh_until, "#s", ":sf");
   return e;
 }
 }  // namespace
 
 std::string LiveRule::live() const {
   if (seen && liveness(*seen, now).live) return "attribute_exists(#k) AND " + unchanged(*seen);
-  return "attribute_exists(#k) AND (#x = :z OR #t > :now)";
+  return "attribute_exists(#k) AND (#x = :z OR #s > :now OR (attribute_not_exists(#s) AND #t > :now))";
 }
 std::string LiveRule::not_live() const {
   if (seen && !liveness(*seen, now).live) return "attribute_not_exists(#k) OR (" + unchanged(*seen) + ")";
-  return "attribute_not_exists(#k) OR ((#x < :z OR #x > :z) AND #t <= :now)";
+  return "attribute_not_exists(#k) OR ((#x < :z OR #x > :z) AND (#s <= :now OR (attribute_not_exists(#s) AND "
+         "#t <= "
+         ":now)))";
 }
 void LiveRule::add_values(ddb::Values& v, std::string_view expression) const {
   auto add = [&](const char* ph, auto make) {
@@ -225,14 +233,15 @@ void LiveRule::add_values(ddb::Values& v, std::string_view expression) const {
     add(":sx", [&] { return ddb::AttributeValue::N(*seen->expire); });
     add(":st", [&] { return ddb::AttributeValue::N(*seen->expire_at); });
     add(":su", [&] { return ddb::AttributeValue::N(*seen->update_ts); });
+    add(":sf", [&] { return ddb::AttributeValue::N(*seen->fresh_until); });
   }
 }
 
 void bind_names(ddb::ConditionalWrite& w, std::string_view expressions) {
   static const std::pair<const char*, const std::string*> kNames[] = {
-      {"#k", &attr::kKey},      {"#x", &attr::kExpire},  {"#u", &attr::kUpdateTs},
-      {"#t", &attr::kExpireAt}, {"#c", &attr::kCounter}, {"#g", &attr::kGeneration},
-      {"#v", &attr::kVersion}};
+      {"#k", &attr::kKey},        {"#x", &attr::kExpire},     {"#u", &attr::kUpdateTs},
+      {"#t", &attr::kExpireAt},   {"#s", &attr::kFreshUntil}, {"#c", &attr::kCounter},
+      {"#g", &attr::kGeneration}, {"#v", &attr::kVersion}};
   for (const auto& [ph, name] : kNames)
     if (expressions.find(ph) != std::string_view::npos) w.names[ph] = *name;
 }
@@ -256,6 +265,15 @@ ddb::Item item_head(std::string stored, std::string_view key, bool digest, Ttl t
   if (ttl_s > 0 && expire_at) item.emplace(attr::kExpireAt, ddb::AttributeValue::N(now_s + ttl_s));
   if (digest) item.emplace(attr::kFullKey, ddb::AttributeValue::S(std::string(key)));
   return item;
+}
+
+void add_grace(ddb::Item& item, Ttl grace) {
+  auto x = item.find(attr::kExpire);
+  if (grace.count() <= 0 || x == item.end() || x->second.scalar == "0") return;
+  const int64_t fresh =
+      integer(item.at(attr::kUpdateTs), attr::kUpdateTs, "") + integer(x->second, attr::kExpire, "");
+  item.insert_or_assign(attr::kFreshUntil, ddb::AttributeValue::N(fresh));
+  item.insert_or_assign(attr::kExpireAt, ddb::AttributeValue::N(fresh + (grace.count() + 999) / 1000));
 }
 
 ddb::Item encode_item(const DynamodbOptions& options, std::string stored, std::string_view key, bool digest,
@@ -282,11 +300,12 @@ std::size_t item_bytes(const ddb::Item& item) {
   return size;
 }
 
-std::optional<Hit> decode_entry(const ItemView& item, double now, const ChunkReader* chunks) {
+std::optional<Hit> decode_entry(const ItemView& item, double now, const ChunkReader* chunks, bool stale) {
   auto key_attr = item.get(kKeyName);
   std::string_view key = key_attr ? key_attr->scalar : std::string_view("?");
   Liveness l = liveness(item, now);
-  if (!l.live) return std::nullopt;
+  if (stale ? !l.stale : !l.live) return std::nullopt;
+  if (stale) l.left = Ttl(0);
   if (auto c = item.get(kCounterName); c && !item.get(kValueName))
     return Hit{std::to_string(integer(*c, attr::kCounter, key)), l.left, true};
   if (auto head = item.head()) {

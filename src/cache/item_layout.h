@@ -68,13 +68,14 @@ enum Name : size_t {
   kFormatName,
   kCounterName,
   kFullKeyName,
+  kFreshUntilName,
   kNames
 };
 // Inline: a read looks attributes up by name about a dozen times.
 inline const std::string& name_of(Name n) {
   static const std::string* const names[kNames] = {&attr::kKey,      &attr::kValue,    &attr::kExpire,
                                                    &attr::kUpdateTs, &attr::kExpireAt, &attr::kFormat,
-                                                   &attr::kCounter,  &attr::kFullKey};
+                                                   &attr::kCounter,  &attr::kFullKey,  &attr::kFreshUntil};
   return *names[n];
 }
 std::span<const std::string_view> field_names();
@@ -120,24 +121,30 @@ class ItemView {
 int64_t integer(Attr v, std::string_view name, std::string_view key);
 int64_t integer(const ddb::AttributeValue& v, std::string_view name, std::string_view key);
 
-// What the liveness rule reads of an item: the decimal text of `expire`, `expire_at` and
-// `update_ts`, each nullopt when absent or not a number (the rule reads those as absent).
+// What the liveness rule reads of an item: the decimal text of `expire`, `expire_at`,
+// `update_ts` and `fresh_until`, each nullopt when absent or not a number (the rule reads
+// those as absent).
 struct LiveInputs {
-  std::optional<std::string> expire, expire_at, update_ts;
+  std::optional<std::string> expire, expire_at, update_ts, fresh_until;
 };
 
 // The liveness of an item. The rule, over LiveInputs (a missing or non-number attribute
 // counts as absent; `expire` and `update_ts` absent count as 0):
 //   expire == 0                           live, never expires;
+//   else, with fresh_until                live while now < fresh_until (get_or_set's
+//                                         stale_if_error: expire_at is later, by the grace);
 //   else, with expire_at                  live while now < expire_at;
 //   else (the Python package's items)     live while now - update_ts < expire.
-// For every item this library writes expire_at = update_ts + expire, so the rule is the
+// For every item this library writes fresh_until, or else expire_at, = update_ts + expire, so the rule is the
 // Python package's own (expire == 0 or now - update_ts < expire) for its items and ours; it
 // reads expire_at first because DynamoDB expressions have no arithmetic: with it, condition
 // expressions (LiveRule) state the rule exactly for any item. An item without update_ts
 // (the Python package itself cannot read one) has expired unless its expire_at says not.
 struct Liveness {
   bool live = false;
+  // Not live, but kept for get_or_set's stale_if_error: fresh_until present and
+  // now < expire_at (the grace period).
+  bool stale = false;
   std::optional<Ttl> left;  // nullopt: never expires
   LiveInputs seen;          // what the verdict was made of (LiveRule's condition after a read)
 };
@@ -149,9 +156,10 @@ Liveness liveness(LiveInputs in, double now);
 // The liveness rule as DynamoDB condition expressions, sound for any item: an item a
 // condition lets through is live (live()) or not (not_live()) under liveness() at `now`.
 // Before any read (`seen` nullopt) they are the one-request forms:
-//   live:     #x = 0 OR #t > now          (expire 0, or expire_at in the future)
-//   not live: #x <> 0 (a number) AND #t <= now
-// which decide every item with expire_at; any other item (the Python package's, an item
+//   live:     #x = 0 OR #s > now OR (no #s AND #t > now)
+//   not live: #x <> 0 (a number) AND (#s <= now OR (no #s AND #t <= now))
+// (#s fresh_until, #t expire_at), which decide every item with expire_at or fresh_until; any
+// other item (the Python package's, an item
 // without expire, ill-typed attributes) fails both, and the caller reads it. After a read
 // (`seen`: liveness(item).seen), the form matching the verdict on `seen` at `now` is "the
 // rule's inputs are still those": exact for every item, whatever its attributes hold.
@@ -166,8 +174,8 @@ struct LiveRule {
 };
 
 // Sets the ExpressionAttributeNames a request's expressions use (DynamoDB refuses unused
-// ones). Placeholders are #k key, #x expire, #u update_ts, #t expire_at, #c counter,
-// #g generation.
+// ones). Placeholders are #k key, #x expire, #u update_ts, #t expire_at, #s fresh_until,
+// #c counter, #g generation.
 void bind_names(ddb::ConditionalWrite& w, std::string_view expressions);
 
 // True unless `item` holds another key's entry: an item stored under a digest keeps the whole
@@ -180,6 +188,11 @@ bool holds_key(const ItemView& item, std::string_view key);
 // has. `stored`: the key the item is stored under. InvalidArgumentError for a bad ttl.
 ddb::Item item_head(std::string stored, std::string_view key, bool digest, Ttl ttl,
                     SystemClock::time_point now, bool expire_at);
+
+// get_or_set's stale_if_error on an item made by item_head: fresh_until = update_ts + expire
+// and expire_at = fresh_until + `grace` (whole seconds, rounded up). Nothing for an item that
+// never expires (expire 0) or a grace of 0.
+void add_grace(ddb::Item& item, Ttl grace);
 
 // The one-item form of `value` under `key`: item_head plus `value` and `fmt` as the options
 // say (raw, zstd when it saves space, or python_compat's base64 text without fmt). It may be
@@ -220,7 +233,10 @@ struct NeedsChunks {};
 // decimal text; a chunked value through `chunks` (null: NeedsChunks, decided after the
 // liveness and counter checks); the Python package's base64 text decoded. CodecError for an
 // item that is no cache entry or cannot be decoded.
-std::optional<Hit> decode_entry(const ItemView& item, double now, const ChunkReader* chunks);
+// `stale`: the entry only when the item is stale (Liveness::stale), with ttl_left 0; nullopt
+// when it is live or past its grace (get_or_set's read of what it may serve on failure).
+std::optional<Hit> decode_entry(const ItemView& item, double now, const ChunkReader* chunks,
+                                bool stale = false);
 
 // What a GetItem answer's `body`, asked for `key`, stands for: a miss without an item or for
 // another key's item (holds_key), else decode_entry's at now() (asked only then). The items of the usual

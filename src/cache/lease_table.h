@@ -26,12 +26,15 @@ inline constexpr const char* kLeaseUntil = "until";  // epoch milliseconds
 // chunks and its lease are all read and written under one generation. Thread-safe.
 class LeaseTable {
  public:
-  explicit LeaseTable(DynamodbBackend& b)
-      : backend_(b), client_(b.client()), options_(b.options()), prefix_(b.key_prefix()) {}
+  // `grace`: get_or_set's stale_if_error: stores keep their value that much past the TTL
+  // (layout::add_grace), and reads return a stale value (Seen::stale).
+  explicit LeaseTable(DynamodbBackend& b, Ttl grace = Ttl(0))
+      : backend_(b), client_(b.client()), options_(b.options()), prefix_(b.key_prefix()), grace_(grace) {}
 
   struct Seen {
     std::optional<ddb::Item> item;  // nullopt: no item
     std::optional<Hit> hit;         // nullopt: missing or expired
+    std::optional<Hit> stale;       // with a grace: the stale entry, when not live but within its grace
     bool placeholder = false;       // `item` is the placeholder reserve() wrote
   };
 
@@ -46,12 +49,15 @@ class LeaseTable {
       auto res = client_.get_item(r);
       if (!res.item) return Seen{};
       // Another key's item under the same digest: a miss, and the item a store is conditioned on.
-      if (!detail::holds_key(*res.item, key)) return Seen{std::move(res.item), std::nullopt};
+      if (!detail::holds_key(*res.item, key)) return Seen{std::move(res.item), std::nullopt, std::nullopt};
       last = res.item;
       auto hit = detail::read_entry(options_, client_, *res.item);
-      return Seen{std::move(res.item), std::move(hit)};
+      std::optional<Hit> stale;
+      if (!hit && grace_.count() > 0) stale = detail::read_entry(options_, client_, *res.item, true);
+      return Seen{std::move(res.item), std::move(hit), std::move(stale)};
     });
-    return seen ? std::move(*seen) : Seen{std::move(last), std::nullopt};  // chunks gone three times: a miss
+    return seen ? std::move(*seen)
+                : Seen{std::move(last), std::nullopt, std::nullopt};  // chunks gone three times: a miss
   }
 
   // A lease on `key` for `ttl`: its token, or nullopt when another holder's has not lapsed.
@@ -131,17 +137,25 @@ class LeaseTable {
       std::exception_ptr unknown;
       switch (detail::write_once([&] { client_.put_item(r); }, unknown)) {
         case detail::Written::kYes:
-          return Seen{std::move(r.item), std::nullopt, true};
+          return reserved(std::move(r.item));
         case detail::Written::kConditionFailed:
           return read(key, true);  // written meanwhile
         case detail::Written::kUnknown:
           break;
       }
       auto there = detail::read_back(unknown, [&] { return read_item(stored); });
-      if (detail::same_write(there, r.item)) return Seen{std::move(r.item), std::nullopt, true};
+      if (detail::same_write(there, r.item)) return reserved(std::move(r.item));
       if (there) return read(key, true);  // another writer's item: condition on it
       if (round == detail::kMaxUnknownRounds) std::rethrow_exception(unknown);
     }
+  }
+
+  // What reserve() answers when its placeholder is there.
+  static Seen reserved(ddb::Item placeholder) {
+    Seen s;
+    s.item = std::move(placeholder);
+    s.placeholder = true;
+    return s;
   }
 
   // Deletes the placeholder reserve() wrote (`placeholder`, its item) if it is still there, after
@@ -171,7 +185,7 @@ class LeaseTable {
     r.table_name = options_.table;
     r.item = detail::build_item(options_, backend_.stored_key(key, prefix_), key,
                                 detail::DynamodbBackendAccess::impl(backend_).key_map.is_digest(key, prefix_),
-                                value, ttl, &client_);
+                                value, ttl, &client_, grace_);
     detail::add_write_token(r.item);
     r.resend_if_unknown = false;
     if (!seen.item) {
@@ -274,6 +288,7 @@ class LeaseTable {
   ddb::Client& client_;
   const DynamodbOptions& options_;
   const std::string prefix_;
+  const Ttl grace_;
 };
 
 }  // namespace dynamodb_cache::detail

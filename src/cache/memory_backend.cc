@@ -7,6 +7,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "cache/background_pool.h"
 #include "dynamodb_cache/errors.h"
 
 namespace dynamodb_cache {
@@ -145,7 +146,8 @@ auto MemoryBackend::Impl::locked(std::string_view key, Ttl ttl, F&& f) {
 
 MemoryBackend::MemoryBackend(MemoryOptions options) : impl_(std::make_unique<Impl>(std::move(options))) {}
 
-MemoryBackend::~MemoryBackend() = default;
+// get_or_set's background refreshes use this object: none may outlive it (background_pool.h).
+MemoryBackend::~MemoryBackend() { detail::BackgroundPool::instance().drain(this); }
 
 std::optional<Hit> MemoryBackend::get_entry(std::string_view key) {
   validate_key(key, impl_->options.max_key_bytes);

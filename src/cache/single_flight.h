@@ -8,10 +8,12 @@
 #include <exception>
 #include <memory>
 #include <mutex>
-#include <thread>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <unordered_map>
+
+#include "dynamodb_cache/get_or_set.h"
 
 namespace dynamodb_cache::detail {
 
@@ -21,8 +23,8 @@ class Flight {
   // Blocks until finished; returns the value or rethrows the leader's exception. Called by
   // the leader's own thread (its loader asking for its own key), InvalidArgumentError at once:
   // it would wait for itself forever.
-  std::string wait();
-  void finish(std::string value);
+  GetOrSetResult wait();
+  void finish(GetOrSetResult result);
   void fail(std::exception_ptr error);
 
  private:
@@ -30,7 +32,7 @@ class Flight {
   std::mutex mu_;
   std::condition_variable cv_;
   bool done_ = false;
-  std::string value_;
+  GetOrSetResult result_;
   std::exception_ptr error_;
   std::size_t waiters_ = 0;
   std::thread::id leader_;  // set once by FlightRegistry::join, before the flight is shared
@@ -57,6 +59,8 @@ class FlightRegistry {
   std::size_t waiters(const void* owner, std::string_view key);
 
   static FlightRegistry& instance();
+  // The id of (owner, key) in the registry's maps (and the outages' of get_or_set.cc).
+  static std::string id(const void* owner, std::string_view key);
 
  private:
   struct Shard {
@@ -65,7 +69,6 @@ class FlightRegistry {
     uint64_t finished = 0;
   };
   static constexpr std::size_t kShards = 32;
-  static std::string id(const void* owner, std::string_view key);
   Shard& shard(const std::string& id);
   Shard shards_[kShards];
 };

@@ -82,7 +82,7 @@ void add_get_or_run_command(CLI::App& app, GlobalOptions& g, std::function<int()
   static std::string key;
   static std::vector<std::string> command;
   static int64_t ttl = 0;
-  static double lease = 0, lease_wait = 60;
+  static double lease = 0, lease_wait = 60, stale_if_error = 0;
   cmd->add_option("KEY", key, "Cache key")->required();
   add_ttl_option(cmd, ttl, "Seconds to live; 0 = never expires");
   cmd->add_option("--lease", lease,
@@ -93,6 +93,10 @@ void add_get_or_run_command(CLI::App& app, GlobalOptions& g, std::function<int()
                   "Seconds to wait for another process's COMMAND before running it here")
       ->transform(decimal_number(0, 86400))
       ->capture_default_str();
+  cmd->add_option("--stale-if-error", stale_if_error,
+                  "Seconds KEY's value is kept past its TTL: when COMMAND then fails, that stale value is "
+                  "printed (exit 0, a line on standard error says so)")
+      ->transform(decimal_number(0, 86400 * 365));
   cmd->add_option("COMMAND", command, "The command and its arguments, after --")->required()->expected(-1);
   cmd->callback([&] {
     run = [&] {
@@ -100,14 +104,29 @@ void add_get_or_run_command(CLI::App& app, GlobalOptions& g, std::function<int()
       GetOrSetOptions o;
       o.lease = Ttl(static_cast<int64_t>(lease * 1000));
       o.lease_wait = Ttl(static_cast<int64_t>(lease_wait * 1000));
-      std::string value;
+      o.stale_if_error = Ttl(static_cast<int64_t>(stale_if_error * 1000));
+      std::string failure;  // why COMMAND failed, when a stale value is printed instead
+      GetOrSetResult r;
       try {
-        value = get_or_set(*backend, key, [] { return run_command(command); }, std::chrono::seconds(ttl), o);
+        r = get_or_set_entry(
+            *backend, key,
+            [&failure] {
+              try {
+                return run_command(command);
+              } catch (const CommandFailed& e) {
+                failure = e.what;
+                throw;
+              }
+            },
+            std::chrono::seconds(ttl), o);
       } catch (const CommandFailed& e) {
         std::cerr << "error: " << e.what << "\n";
         return kCommand;
       }
-      write_stdout(value);
+      if (r.stale)
+        std::cerr << "stale: printed the value of '" << key << "' past its TTL (within --stale-if-error): "
+                  << (failure.empty() ? std::string("COMMAND failed") : failure) << "\n";
+      write_stdout(r.value);
       return kOk;
     };
   });

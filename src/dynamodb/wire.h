@@ -53,7 +53,7 @@ struct Field {
   // What AttributeValue::scalar would hold.
   std::string_view scalar() const { return type == AttrType::kB ? std::string_view(bytes) : text; }
 };
-inline constexpr size_t kMaxFields = 8;
+inline constexpr size_t kMaxFields = 9;
 
 // A GetItem answer decoded by decode_get_item_fields. Its views stay valid while it lives,
 // provided this thread decodes no other answer meanwhile (the parser is per thread);

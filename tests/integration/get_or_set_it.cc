@@ -5,6 +5,8 @@
 #include <future>
 #include <thread>
 
+#include "cache/background_pool.h"
+#include "cache/single_flight.h"
 #include "counted_table.h"
 #include "it_env.h"
 #include "util_clock.h"
@@ -301,4 +303,324 @@ TEST(GetOrSetIT, ThePlaceholderReadsAsExpiredAndALoaderFailureRemovesIt) {
                    a, "gone", []() -> std::string { throw std::runtime_error("source down"); }, 60s),
                std::runtime_error);
   EXPECT_FALSE(raw(t, "gone"));
+// ---- stale_if_error: serving the stale value while the source is down ----
+
+namespace {
+
+GetOrSetOptions with_grace(Ttl grace, Ttl load_timeout = 0ms) {
+  GetOrSetOptions o;
+  o.stale_if_error = grace;
+  o.load_timeout = load_timeout;
+  o.poll_min = 20ms;
+  o.poll_max = 200ms;
+  return o;
+}
+
+std::string failing() { throw std::runtime_error("the source is down"); }
+
+int64_t number(const ddb::Item& item, const std::string& name) { return std::stoll(item.at(name).scalar); }
+
+// Waits (bounded) until `ready` holds.
+template <class F>
+bool eventually(F ready, std::chrono::milliseconds within = 10s) {
+  auto end = std::chrono::steady_clock::now() + within;
+  while (!ready()) {
+    if (std::chrono::steady_clock::now() > end) return false;
+    std::this_thread::sleep_for(20ms);
+  }
+  return true;
+}
+
+}  // namespace
+
+TEST(GetOrSetIT, StaleIsServedDuringAnOutageWithinTheGraceAndNotAfter) {
+  CountedTable t("it-gos");
+  test_clock::FakeWallClock clock;
+  auto opts = t.opts();
+  opts.now = clock.fn();
+  std::vector<std::string> warnings;
+  std::mutex warnings_mu;
+  opts.log = [&](LogLevel, std::string_view m) {
+    std::lock_guard lock(warnings_mu);
+    warnings.emplace_back(m);
+  };
+  DynamodbBackend b(t.c, opts);
+  const auto o = with_grace(10s);
+  auto r = get_or_set_entry(
+      b, "k", [] { return std::string("secret-v1"); }, 60s, o);
+  EXPECT_EQ(r.value, "secret-v1");
+  EXPECT_FALSE(r.stale);
+
+  // The item: the Python package's attributes as always; fresh_until and the grace after it.
+  auto item = raw(t, "k");
+  ASSERT_TRUE(item);
+  const int64_t written = number(*item, "update_ts");
+  EXPECT_EQ(number(*item, "expire"), 60);
+  EXPECT_EQ(number(*item, "fresh_until"), written + 60);
+  EXPECT_EQ(number(*item, "expire_at"), written + 70);
+
+  clock.advance(61s);
+  // The Python package's rule (now - update_ts < expire) sees it expired, and so do our reads.
+  const int64_t now_s =
+      std::chrono::duration_cast<std::chrono::seconds>(clock.fn()().time_since_epoch()).count();
+  EXPECT_GE(now_s - written, number(*item, "expire"));
+  EXPECT_FALSE(b.get("k"));
+  EXPECT_FALSE(b.contains("k"));
+  // ... but not get_or_set when the source fails: the stale value, marked, counted and logged.
+  r = get_or_set_entry(b, "k", failing, 60s, o);
+  EXPECT_EQ(r.value, "secret-v1");
+  EXPECT_TRUE(r.stale);
+  EXPECT_EQ(b.stats().stale_served, 1u);
+  {
+    std::lock_guard lock(warnings_mu);
+    ASSERT_EQ(warnings.size(), 1u);
+    EXPECT_NE(warnings[0].find("the source is down"), std::string::npos) << warnings[0];
+    EXPECT_EQ(warnings[0].find("secret-v1"), std::string::npos) << "never the value";
+  }
+  // Within the backoff (at least 500 ms) nobody calls the loader: the stale value at once.
+  std::atomic<int> calls{0};
+  r = get_or_set_entry(
+      b, "k",
+      [&]() -> std::string {
+        ++calls;
+        return "unused";
+      },
+      60s, o);
+  EXPECT_TRUE(r.stale);
+  EXPECT_EQ(calls, 0);
+  EXPECT_EQ(b.stats().stale_served, 2u);
+  // The plain form gives the value alone.
+  EXPECT_EQ(get_or_set(b, "k", failing, 60s, o), "secret-v1");
+
+  // Past the grace: no stale value, the error reaches the caller.
+  clock.advance(10s);
+  EXPECT_THROW(get_or_set_entry(b, "k", failing, 60s, o), std::runtime_error);
+  // The source is back: loaded and stored, fresh again.
+  r = get_or_set_entry(
+      b, "k", [] { return std::string("v2"); }, 60s, o);
+  EXPECT_EQ(r.value, "v2");
+  EXPECT_FALSE(r.stale);
+  EXPECT_EQ(*b.get("k"), "v2");
+}
+
+TEST(GetOrSetIT, AfterTheBackoffOneCallerTriesTheSourceAgain) {
+  CountedTable t("it-gos");
+  test_clock::FakeWallClock clock;
+  auto opts = t.opts();
+  opts.now = clock.fn();
+  DynamodbBackend b(t.c, opts);
+  const auto o = with_grace(60s);
+  get_or_set(
+      b, "k", [] { return std::string("v1"); }, 10s, o);
+  clock.advance(11s);
+  EXPECT_TRUE(get_or_set_entry(b, "k", failing, 10s, o).stale);
+  // The first backoff is 0.5 to 1 s (jittered): past it, the loader is called again.
+  std::this_thread::sleep_for(1100ms);
+  std::atomic<int> calls{0};
+  auto r = get_or_set_entry(
+      b, "k",
+      [&] {
+        ++calls;
+        return std::string("back");
+      },
+      10s, o);
+  EXPECT_EQ(calls, 1);
+  EXPECT_EQ(r.value, "back");
+  EXPECT_FALSE(r.stale);
+  // A success ends the outage: the next failure is tried at once (no backoff left over).
+  clock.advance(11s);
+  calls = 0;
+  r = get_or_set_entry(
+      b, "k",
+      [&]() -> std::string {
+        ++calls;
+        throw std::runtime_error("down again");
+      },
+      10s, o);
+  EXPECT_EQ(calls, 1);
+  EXPECT_TRUE(r.stale);
+  EXPECT_EQ(r.value, "back");
+}
+
+TEST(GetOrSetIT, OneLoadAtATimePerKeyAndEveryWaiterGetsTheStaleValue) {
+  CountedTable t("it-gos");
+  test_clock::FakeWallClock clock;
+  auto opts = t.opts();
+  opts.now = clock.fn();
+  DynamodbBackend b(t.c, opts);
+  const auto o = with_grace(60s);
+  get_or_set(
+      b, "k", [] { return std::string("v1"); }, 10s, o);
+  clock.advance(11s);
+  std::atomic<int> calls{0};
+  std::promise<void> entered;
+  std::shared_future<void> release = std::promise<void>().get_future().share();
+  std::promise<void> go;
+  std::shared_future<void> go_f = go.get_future().share();
+  auto load = [&]() -> std::string {
+    if (++calls == 1) entered.set_value();
+    go_f.wait();
+    throw std::runtime_error("down");
+  };
+  std::vector<std::future<GetOrSetResult>> callers;
+  for (int i = 0; i < 8; ++i)
+    callers.push_back(std::async(std::launch::async, [&] { return get_or_set_entry(b, "k", load, 10s, o); }));
+  entered.get_future().wait();
+  // Everyone else joins the leader's flight (or, once it failed, the backoff).
+  EXPECT_TRUE(eventually([&] { return detail::FlightRegistry::instance().waiters(&b, "k") >= 7; }, 5s));
+  go.set_value();
+  for (auto& c : callers) {
+    auto r = c.get();
+    EXPECT_EQ(r.value, "v1");
+    EXPECT_TRUE(r.stale);
+  }
+  EXPECT_EQ(calls, 1);
+  EXPECT_EQ(b.stats().stale_served, 8u);
+}
+
+TEST(GetOrSetIT, ALoadPastLoadTimeoutServesStaleAndStoresItsValueWhenItEnds) {
+  CountedTable t("it-gos");
+  test_clock::FakeWallClock clock;
+  auto opts = t.opts();
+  opts.now = clock.fn();
+  DynamodbBackend b(t.c, opts);
+  const auto o = with_grace(60s, 200ms);
+  // A slow load within the timeout: its value.
+  auto r = get_or_set_entry(
+      b, "k",
+      [] {
+        std::this_thread::sleep_for(20ms);
+        return std::string("v1");
+      },
+      10s, o);
+  EXPECT_EQ(r.value, "v1");
+  clock.advance(11s);
+  // One that hangs: the stale value after load_timeout.
+  std::promise<void> release;
+  std::shared_future<void> released = release.get_future().share();
+  std::atomic<int> calls{0};
+  auto hanging = [&calls, released] {
+    ++calls;
+    released.wait();
+    return std::string("v2");
+  };
+  auto start = std::chrono::steady_clock::now();
+  r = get_or_set_entry(b, "k", hanging, 10s, o);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 5s);
+  EXPECT_TRUE(r.stale);
+  EXPECT_EQ(r.value, "v1");
+  // While it runs, nobody starts another load of the key (however long the backoff was).
+  std::this_thread::sleep_for(1100ms);
+  r = get_or_set_entry(b, "k", hanging, 10s, o);
+  EXPECT_TRUE(r.stale);
+  EXPECT_EQ(calls, 1);
+  EXPECT_EQ(detail::BackgroundPool::instance().pending(&b), 1u);
+  // It ends: its value is stored, and read fresh.
+  release.set_value();
+  EXPECT_TRUE(eventually([&] { return b.get("k") == std::optional<std::string>("v2"); }));
+  r = get_or_set_entry(b, "k", hanging, 10s, o);
+  EXPECT_EQ(r.value, "v2");
+  EXPECT_FALSE(r.stale);
+  EXPECT_EQ(calls, 1);
+}
+
+TEST(GetOrSetIT, WithALeaseTheOthersServeStaleInsteadOfWaiting) {
+  CountedTable t("it-gos");
+  test_clock::FakeWallClock clock;
+  auto opts = t.opts();
+  opts.now = clock.fn();
+  auto a = std::make_shared<DynamodbBackend>(t.c, opts);
+  auto b = std::make_shared<DynamodbBackend>(t.c, opts);
+  auto o = with_grace(60s);
+  o.lease = 10s;
+  o.lease_wait = 10s;
+  get_or_set(
+      *a, "k", [] { return std::string("v1"); }, 10s, o);
+  clock.advance(11s);
+  std::promise<void> a_loading, release;
+  auto a_result = std::async(std::launch::async, [&] {
+    return get_or_set_entry(
+        *a, "k",
+        [&]() -> std::string {
+          a_loading.set_value();
+          release.get_future().wait();
+          throw std::runtime_error("down");
+        },
+        10s, o);
+  });
+  a_loading.get_future().wait();
+  // B (another process): A holds the lease, so B serves the stale value at once.
+  std::atomic<int> b_calls{0};
+  auto start = std::chrono::steady_clock::now();
+  auto r = get_or_set_entry(
+      *b, "k",
+      [&] {
+        ++b_calls;
+        return std::string("b");
+      },
+      10s, o);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 5s);
+  EXPECT_TRUE(r.stale);
+  EXPECT_EQ(r.value, "v1");
+  EXPECT_EQ(b_calls, 0);
+  EXPECT_EQ(b->stats().lease_waits, 0u);
+  release.set_value();
+  auto ra = a_result.get();
+  EXPECT_TRUE(ra.stale);
+  EXPECT_EQ(ra.value, "v1");
+  EXPECT_FALSE(raw(t, "k#lease")) << "released after the failed load";
+}
+
+TEST(GetOrSetIT, AnItemWithoutFreshUntilHasNoGrace) {
+  CountedTable t("it-gos");
+  DynamodbBackend b(t.c, t.opts());
+  // The Python package's item, expired 5 s ago; and ours written by set(): no fresh_until.
+  const int64_t now =
+      std::chrono::duration_cast<std::chrono::seconds>(SystemClock::now().time_since_epoch()).count();
+  ddb::PutItemRequest p;
+  p.table_name = t.name;
+  p.item = {{"key", ddb::AttributeValue::S("py")},
+            {"value", ddb::AttributeValue::B("djE=")},  // base64 of "v1"
+            {"expire", ddb::AttributeValue::N(10)},
+            {"update_ts", ddb::AttributeValue::N(now - 15)}};
+  t.c->put_item(p);
+  b.set("ours", "v1", 1ms);
+  std::this_thread::sleep_for(1100ms);
+  for (const char* key : {"py", "ours"}) {
+    EXPECT_THROW(get_or_set_entry(b, key, failing, 10s, with_grace(60s)), std::runtime_error) << key;
+    EXPECT_EQ(get_or_set(
+                  b, key, [] { return std::string("v2"); }, 10s, with_grace(60s)),
+              "v2")
+        << key;
+  }
+  // A set() replaces an item with a grace by one without: its value is no longer kept.
+  test_clock::FakeWallClock clock;
+  auto opts = t.opts();
+  opts.now = clock.fn();
+  DynamodbBackend c(t.c, opts);
+  get_or_set(
+      c, "g", [] { return std::string("graced"); }, 10s, with_grace(60s));
+  c.set("g", "plain", 10s);
+  EXPECT_FALSE(raw(t, "g")->count("fresh_until"));
+  clock.advance(11s);
+  EXPECT_THROW(get_or_set_entry(c, "g", failing, 10s, with_grace(60s)), std::runtime_error);
+}
+
+TEST(GetOrSetIT, StaleOverLayersIsServedButNotCopiedUp) {
+  CountedTable t("it-gos");
+  test_clock::FakeWallClock clock;
+  auto opts = t.opts();
+  opts.now = clock.fn();
+  auto memory = std::make_shared<MemoryBackend>();
+  auto layered = make_layered(memory, std::make_shared<DynamodbBackend>(t.c, opts));
+  get_or_set(
+      *layered, "k", [] { return std::string("v1"); }, 10s, with_grace(60s));
+  memory->erase("k");  // as if its copy had expired
+  clock.advance(11s);
+  auto r = get_or_set_entry(*layered, "k", failing, 10s, with_grace(60s));
+  EXPECT_TRUE(r.stale);
+  EXPECT_EQ(r.value, "v1");
+  EXPECT_FALSE(memory->get("k"));
+  // Over a backend without DynamoDB: a clear error.
+  EXPECT_THROW(get_or_set(*memory, "k", failing, 10s, with_grace(60s)), InvalidArgumentError);
 }

@@ -120,5 +120,19 @@ for lease in ([], ["--lease", "30"]):
     f.check(slow.returncode == 0 and out == b"late output", f"{key}: the running process prints its output: {err!r}")
     rc, out, _ = run(cli, "get", key, env=env)
     f.check(rc == 1, f"{key}: the erase wins over the late run: rc={rc} out={out!r}")
+# --stale-if-error: once the value's TTL (1 s) has passed, a failing command prints the stale
+# value (exit 0, a line on stderr) within the grace (4 s), and the error after it.
+rc, out, err = run(cli, "get-or-run", "flaky", "--ttl", "1", "--stale-if-error", "4", "--",
+                   "printf", "%s", "good", env=env)
+f.check(rc == 0 and out == b"good", f"stale: first run rc={rc} out={out!r} err={err!r}")
+time.sleep(1.5)
+rc, out, err = run(cli, "get-or-run", "flaky", "--ttl", "1", "--stale-if-error", "4", "--", "false", env=env)
+f.check(rc == 0 and out == b"good" and "stale: printed" in err,
+        f"stale within the grace: rc={rc} out={out!r} err={err!r}")
+rc, out, _ = run(cli, "get", "flaky", env=env)
+f.check(rc != 0 or out == b"", f"a plain get misses the stale value: rc={rc} out={out!r}")
+time.sleep(4.5)
+rc, out, err = run(cli, "get-or-run", "flaky", "--ttl", "1", "--stale-if-error", "4", "--", "false", env=env)
+f.check(rc == 7 and out == b"", f"past the grace, the command's failure: rc={rc} out={out!r} err={err!r}")
 
 f.finish()

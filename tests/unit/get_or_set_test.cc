@@ -6,6 +6,7 @@
 #include <future>
 #include <thread>
 
+#include "cache/background_pool.h"
 #include "cache/single_flight.h"
 #include "dynamodb_cache/cache.h"
 #include "fake_steady.h"
@@ -14,6 +15,16 @@ using namespace dynamodb_cache;
 using namespace std::chrono_literals;
 
 namespace {
+
+// True once a submit for `owner` is refused (a drain of it has begun); false after 10 s.
+bool eventually_refused(detail::BackgroundPool& pool, const void* owner) {
+  auto until = std::chrono::steady_clock::now() + 10s;
+  while (pool.submit(owner, [] {})) {
+    if (std::chrono::steady_clock::now() > until) return false;
+    std::this_thread::sleep_for(1ms);
+  }
+  return true;
+}
 
 // Blocks until `n` callers wait on the flight of (backend, key); fails the test after 10 s.
 void await_waiters(const Backend& b, std::string_view key, std::size_t n) {
@@ -156,4 +167,57 @@ TEST(GetOrSet, ALoaderAskingForItsOwnKeyGetsAnErrorNotAHang) {
   EXPECT_FALSE(cache.get("r"));
   EXPECT_EQ(cache.get_or_set("a", [&] { return cache.get_or_set("b", [] { return std::string("b"); }) + "a"; }),
             "ba");
+}
+
+TEST(GetOrSet, StaleIfErrorOptionsAreChecked) {
+  MemoryBackend memory;
+  auto ok = [] { return std::string("v"); };
+  GetOrSetOptions o;
+  o.stale_if_error = -1ms;
+  EXPECT_THROW(get_or_set(memory, "k", ok, 1s, o), InvalidArgumentError);
+  o.stale_if_error = 0ms;
+  o.load_timeout = -1ms;
+  EXPECT_THROW(get_or_set(memory, "k", ok, 1s, o), InvalidArgumentError);
+  o.load_timeout = 100ms;  // without stale_if_error: nothing to serve instead
+  EXPECT_THROW(get_or_set(memory, "k", ok, 1s, o), InvalidArgumentError);
+  // The grace needs the item layout of DynamoDB: a memory backend says so.
+  o.stale_if_error = 10s;
+  try {
+    get_or_set(memory, "k", ok, 1s, o);
+    ADD_FAILURE() << "no error";
+  } catch (const InvalidArgumentError& e) {
+    EXPECT_NE(std::string(e.what()).find("stale_if_error"), std::string::npos) << e.what();
+  }
+  EXPECT_FALSE(memory.get("k"));
+  // The typed front: the entry form, never stale without the option.
+  Cache<std::string> cache(std::make_shared<MemoryBackend>());
+  auto e = cache.get_or_set_entry("k", ok, 1s);
+  EXPECT_EQ(e.value, "v");
+  EXPECT_FALSE(e.stale);
+}
+
+TEST(BackgroundPool, ABackendsDrainWaitsForItsRunningTasksAndDropsQueuedOnes) {
+  auto& pool = detail::BackgroundPool::instance();
+  int owner = 0, other = 0;
+  std::promise<void> started, release;
+  std::shared_future<void> released = release.get_future().share();
+  std::atomic<int> ran{0};
+  ASSERT_TRUE(pool.submit(&owner, [&, released] {
+    started.set_value();
+    released.wait();
+    ++ran;
+  }));
+  started.get_future().wait();
+  EXPECT_EQ(pool.pending(&owner), 1u);
+  auto drained = std::async(std::launch::async, [&] { pool.drain(&owner); });
+  EXPECT_EQ(drained.wait_for(100ms), std::future_status::timeout) << "drain waits for the running task";
+  // While draining, the owner's new tasks are refused; another owner's run.
+  EXPECT_TRUE(eventually_refused(pool, &owner));
+  std::promise<void> other_ran;
+  ASSERT_TRUE(pool.submit(&other, [&] { other_ran.set_value(); }));
+  EXPECT_EQ(other_ran.get_future().wait_for(10s), std::future_status::ready);
+  release.set_value();
+  drained.get();
+  EXPECT_EQ(ran, 1);
+  EXPECT_EQ(pool.pending(&owner), 0u);
 }

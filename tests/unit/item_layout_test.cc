@@ -127,18 +127,22 @@ TEST(ItemLayout, AChunkedHeadNeedsAChunkReader) {
 
 TEST(ItemLayout, LiveRuleAfterAReadConditionsOnWhatItSaw) {
   layout::LiveRule ours{kNowS, std::nullopt};
-  EXPECT_EQ(ours.live(), "attribute_exists(#k) AND (#x = :z OR #t > :now)");
-  EXPECT_EQ(ours.not_live(), "attribute_not_exists(#k) OR ((#x < :z OR #x > :z) AND #t <= :now)");
+  EXPECT_EQ(ours.live(),
+            "attribute_exists(#k) AND (#x = :z OR #s > :now OR (attribute_not_exists(#s) AND #t > :now))");
+  EXPECT_EQ(
+      ours.not_live(),
+      "attribute_not_exists(#k) OR ((#x < :z OR #x > :z) AND (#s <= :now OR (attribute_not_exists(#s) AND "
+      "#t <= :now)))");
   ddb::Values v;
   ours.add_values(v, ours.live());
   EXPECT_EQ(v.size(), 2u);  // :z and :now; DynamoDB refuses unused values
 
   // The Python package's item: expire 30, no expire_at, written 10 s ago: live.
-  layout::LiveRule python{kNowS, layout::LiveInputs{"30", std::nullopt, "1699999990"}};
+  layout::LiveRule python{kNowS, layout::LiveInputs{"30", std::nullopt, "1699999990", std::nullopt}};
   EXPECT_EQ(
       python.live(),
       "attribute_exists(#k) AND #x = :sx AND (attribute_not_exists(#t) OR NOT attribute_type(#t, :num)) AND "
-      "#u = :su");
+      "#u = :su AND (attribute_not_exists(#s) OR NOT attribute_type(#s, :num))");
   EXPECT_EQ(python.not_live(), ours.not_live());  // judged live: only the sound one-request form
   v.clear();
   python.add_values(v, python.live());
@@ -147,12 +151,13 @@ TEST(ItemLayout, LiveRuleAfterAReadConditionsOnWhatItSaw) {
                             {":su", ddb::AttributeValue::N("1699999990")}}));
 
   // expire without update_ts (written by another tool): expired, and conditioned as such.
-  layout::LiveRule no_ts{kNowS, layout::LiveInputs{"60", std::nullopt, std::nullopt}};
+  layout::LiveRule no_ts{kNowS, layout::LiveInputs{"60", std::nullopt, std::nullopt, std::nullopt}};
   EXPECT_FALSE(layout::liveness(*no_ts.seen, kNowS).live);
   EXPECT_EQ(
       no_ts.not_live(),
       "attribute_not_exists(#k) OR (#x = :sx AND (attribute_not_exists(#t) OR NOT attribute_type(#t, :num)) "
-      "AND (attribute_not_exists(#u) OR NOT attribute_type(#u, :num)))");
+      "AND (attribute_not_exists(#u) OR NOT attribute_type(#u, :num)) AND (attribute_not_exists(#s) OR NOT "
+      "attribute_type(#s, :num)))");
   EXPECT_EQ(no_ts.live(), ours.live());
 }
 
@@ -181,6 +186,57 @@ TEST(ItemLayout, LivenessReadsExpireAtFirstAndMissingAttributesAsAbsent) {
                                 kNowS)
                    .live);
   EXPECT_THROW(layout::liveness(item_of({{"expire", ddb::AttributeValue::N("x")}}), kNowS), CodecError);
+}
+
+// get_or_set's stale_if_error: fresh_until decides before expire_at; the Python package's
+// rule (now - update_ts < expire) still sees the item expire on time.
+TEST(ItemLayout, FreshUntilDecidesAndTheGraceKeepsAStaleEntry) {
+  auto o = options();
+  ddb::Item item = layout::encode_item(o, "k", "k", false, "v", 60s, kNow);
+  layout::add_grace(item, 2500ms);  // rounded up to 3 s
+  EXPECT_EQ(item.at("fresh_until"), ddb::AttributeValue::N(1700000060));
+  EXPECT_EQ(item.at("expire_at"), ddb::AttributeValue::N(1700000063));
+  EXPECT_EQ(item.at("expire"), ddb::AttributeValue::N(60));
+  EXPECT_EQ(item.at("update_ts"), ddb::AttributeValue::N(1700000000));
+
+  auto at = [&](double now) { return layout::liveness(item, now); };
+  EXPECT_TRUE(at(kNowS + 59).live);
+  EXPECT_EQ(at(kNowS + 59).left, Ttl(1s));
+  EXPECT_FALSE(at(kNowS + 59).stale);
+  EXPECT_FALSE(at(kNowS + 60).live);  // as the Python rule: now - update_ts == expire
+  EXPECT_TRUE(at(kNowS + 60).stale);
+  EXPECT_TRUE(at(kNowS + 62.9).stale);
+  EXPECT_FALSE(at(kNowS + 63).stale);  // past the grace
+  // A plain read: a miss while stale; the stale read: the value, only while stale.
+  EXPECT_TRUE(layout::decode_entry(item, kNowS + 30, nullptr));
+  EXPECT_FALSE(layout::decode_entry(item, kNowS + 30, nullptr, true));
+  EXPECT_FALSE(layout::decode_entry(item, kNowS + 61, nullptr));
+  auto stale = layout::decode_entry(item, kNowS + 61, nullptr, true);
+  ASSERT_TRUE(stale);
+  EXPECT_EQ(stale->value, "v");
+  EXPECT_EQ(stale->ttl_left, Ttl(0));
+  EXPECT_FALSE(layout::decode_entry(item, kNowS + 63, nullptr, true));
+
+  // Without a grace (or for an entry that never expires) nothing changes: no item is stale.
+  ddb::Item plain = layout::encode_item(o, "k", "k", false, "v", 60s, kNow);
+  layout::add_grace(plain, 0ms);
+  EXPECT_FALSE(plain.count("fresh_until"));
+  EXPECT_FALSE(layout::liveness(plain, kNowS + 61).stale);
+  ddb::Item never = layout::encode_item(o, "k", "k", false, "v", 0s, kNow);
+  layout::add_grace(never, 5s);
+  EXPECT_FALSE(never.count("fresh_until"));
+  EXPECT_FALSE(never.count("expire_at"));
+
+  // Conditions after a read name fresh_until too, so a write conditioned on a stale item
+  // fails once the item changed.
+  layout::LiveRule seen{kNowS + 61, layout::liveness(item, kNowS + 61).seen};
+  EXPECT_EQ(seen.not_live(), "attribute_not_exists(#k) OR (#x = :sx AND #t = :st AND #u = :su AND #s = :sf)");
+  ddb::Values v;
+  seen.add_values(v, seen.not_live());
+  EXPECT_EQ(v.at(":sf"), ddb::AttributeValue::N("1700000060"));
+  ddb::PutItemRequest r;
+  layout::bind_names(r, seen.not_live());
+  EXPECT_EQ(r.names.at("#s"), "fresh_until");
 }
 
 TEST(ItemLayout, BindNamesBindsOnlyThePlaceholdersUsed) {
