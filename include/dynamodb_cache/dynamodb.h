@@ -303,6 +303,11 @@ struct ClientStats {
   // for them, and the distinct keys those carried (keys per batch: batched_keys / batches).
   std::atomic<uint64_t> batches{0};
   std::atomic<uint64_t> batched_keys{0};
+  // Hedged reads (ClientOptions::hedge): second copies of a GetItem sent, and operations
+  // answered by their second copy (hedge_wins <= hedged; the rest were answered by the
+  // first copy, or failed).
+  std::atomic<uint64_t> hedged{0};
+  std::atomic<uint64_t> hedge_wins{0};
 };
 
 // Completion of an asynchronous operation. Called exactly once, on one of the client's I/O
@@ -321,6 +326,27 @@ using Callback = std::function<void(Outcome<T>)>;
 enum class InFlightPolicy {
   kWait,  // block the calling thread until one completes (on an I/O thread, in a callback: kFail)
   kFail,  // complete the call at once with OverloadedError, on the calling thread
+};
+
+// Hedged reads (ClientOptions::hedge): a GetItem whose answer is late is sent once more, and
+// the first success answers it. Spends a bounded share of extra requests to cut the tail of
+// read latency when a few answers are much slower than the rest (a slow server, a lost
+// packet).
+struct HedgeOptions {
+  // Default false: no request is ever sent twice.
+  bool enabled = false;
+  // A GetItem not answered within this percentile of the I/O thread's recent GetItem
+  // latencies (its last 512 successful answers) is sent once more. In (0, 100]. Default 95.
+  double percentile = 95;
+  // Never sooner than this after the first copy was sent. Default 5 ms.
+  std::chrono::milliseconds floor{5};
+  // The second copies sent are at most this share of the hedgeable GetItems sent (a token
+  // bucket per I/O thread earning max_extra per GetItem, holding at most 10 hedges' worth),
+  // so a slow service is not sent twice its load. In [0, 1]. Default 0.05.
+  double max_extra = 0.05;
+  // No hedging until the I/O thread has this many latencies (a percentile of few samples is
+  // noise). At least 1. Default 50.
+  int min_samples = 50;
 };
 
 struct ClientOptions {
@@ -362,6 +388,19 @@ struct ClientOptions {
   // Counted in ClientStats::batches and batched_keys. Blocking calls are never merged.
   // Default false.
   bool batch_gets = false;
+  // Hedged reads (see HedgeOptions): asynchronous GetItems only (get_item_async and the
+  // backend's asynchronous gets), each sent on its own (a GetItem merged into a BatchGetItem
+  // by batch_gets is not hedged; one alone in its turn is). Never a write, a BatchGetItem, a
+  // Query or a Scan, and never on the blocking calls (they wait on one connection of their
+  // thread) nor with a custom transport or a proxy. The second copy is signed again and goes
+  // on another connection (the first one's is busy: one request per connection); the first
+  // success completes the operation, once. The loser's answer is read whole and dropped (its
+  // connection is reused only when that answer was complete, as any other). An error answer
+  // while the other copy is in flight is dropped too: the operation's retry policy sees an
+  // error only when no copy of the attempt can still succeed. One hedge per operation; the
+  // operation deadline and the retries are unchanged. Counted in ClientStats::hedged and
+  // hedge_wins.
+  HedgeOptions hedge;
 };
 
 // Thread-safety: a Client is safe to use from any number of threads at once; share one.

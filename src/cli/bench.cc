@@ -83,6 +83,8 @@ struct BenchOptions {
   bool json = false;
   int64_t ttl = 3600;
   std::string batch_gets;  // "on", "off"; empty: the library's default
+  bool hedge = false;      // ClientOptions::hedge.enabled
+  double hedge_percentile = 95;
 };
 
 double cpu_seconds() {
@@ -239,6 +241,8 @@ int run_bench(const GlobalOptions& g, const BenchOptions& o) {
     ga.max_in_flight = static_cast<size_t>(o.concurrency);
   }
   if (!o.batch_gets.empty()) ga.batch_gets = o.batch_gets == "on";
+  ga.hedge.enabled = o.hedge;
+  ga.hedge.percentile = o.hedge_percentile;
   auto client = make_client(ga, o.threads > 0 ? nullptr : transport);
   DynamodbBackend backend(client, backend_options(g));
   const std::string value = make_value(o.value_size, 42);
@@ -282,13 +286,18 @@ int run_bench(const GlobalOptions& g, const BenchOptions& o) {
   std::vector<Worker> workers(static_cast<size_t>(o.threads > 0 ? o.threads + 1 : o.concurrency));
   std::atomic<uint64_t> next{0}, finished{0};
   std::atomic<bool> stop{false};
-  uint64_t retries0 = 0;
+  uint64_t retries0 = 0, hedged0 = 0, wins0 = 0;
+  auto mark = [&] {
+    retries0 = client->stats().retries.load();
+    hedged0 = client->stats().hedged.load();
+    wins0 = client->stats().hedge_wins.load();
+  };
   double cpu0 = 0;
   auto t0 = std::chrono::steady_clock::now();
   std::vector<std::thread> threads;
   if (o.threads > 0) {
     run_async(o, backend, value, ttl, total_ops, workers, next, finished, [&] {
-      retries0 = client->stats().retries.load();
+      mark();
       cpu0 = cpu_seconds();
       t0 = std::chrono::steady_clock::now();
     });
@@ -307,7 +316,7 @@ int run_bench(const GlobalOptions& g, const BenchOptions& o) {
       for (auto& t : ts) t.join();
     }
 
-    retries0 = client->stats().retries.load();
+    mark();
     cpu0 = cpu_seconds();
     t0 = std::chrono::steady_clock::now();
     const auto deadline = t0 + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
@@ -371,6 +380,9 @@ int run_bench(const GlobalOptions& g, const BenchOptions& o) {
     if (first_error.empty()) first_error = w.first_error;
   }
   const uint64_t retries = client->stats().retries.load() - retries0;
+  // Second copies of gets sent (ClientOptions::hedge), and gets they answered.
+  const uint64_t hedged = client->stats().hedged.load() - hedged0;
+  const uint64_t hedge_wins = client->stats().hedge_wins.load() - wins0;
   const double us = 1e-3;
   const double ops_per_sec = wall > 0 ? static_cast<double>(ops) / wall : 0;
   const double cpu_us_per_op = ops ? cpu * 1e6 / static_cast<double>(ops) : 0;
@@ -392,10 +404,10 @@ int run_bench(const GlobalOptions& g, const BenchOptions& o) {
                 ",\"cpu_us_per_op\":%.2f,\"peak_rss_mb\":%.2f,"
                 "\"connections\":%" PRIu64 ",\"tls_handshakes\":%" PRIu64 ",\"tls_resumptions\":%" PRIu64
                 ",\"batched_socket_calls\":%" PRIu64 ",\"batches\":%" PRIu64 ",\"get_batches\":%" PRIu64
-                ",\"batched_keys\":%" PRIu64 "}\n",
+                ",\"batched_keys\":%" PRIu64 ",\"hedged\":%" PRIu64 ",\"hedge_wins\":%" PRIu64 "}\n",
                 misses, retries, cpu_us_per_op, peak_rss_mb(), ts.connections, ts.tls_handshakes,
                 ts.tls_resumptions, ts.batched_socket_calls, ts.batches, client->stats().batches.load(),
-                client->stats().batched_keys.load());
+                client->stats().batched_keys.load(), hedged, hedge_wins);
   } else {
     std::printf("op=%s concurrency=%d threads=%d value_size=%zu endpoint=%s\n", o.op.c_str(), o.concurrency,
                 o.threads, o.value_size, client->endpoint().c_str());
@@ -406,6 +418,10 @@ int run_bench(const GlobalOptions& g, const BenchOptions& o) {
     std::printf("errors         %" PRIu64, error_total);
     for (auto& [k, n] : errors) std::printf("  %s=%" PRIu64, k.c_str(), n);
     std::printf("\nretries        %" PRIu64 "\n", retries);
+    if (o.hedge)
+      std::printf("hedged         %" PRIu64 " second copies (%.2f%% of ops), %" PRIu64 " answered first\n",
+                  hedged, ops ? 100.0 * static_cast<double>(hedged) / static_cast<double>(ops) : 0.0,
+                  hedge_wins);
     std::printf("client cpu     %.1f us/op\n", cpu_us_per_op);
     std::printf("peak memory    %.1f MB\n", peak_rss_mb());
     const http::TransportStats ts = o.threads > 0 ? client->io_stats() : transport->stats();
@@ -447,6 +463,13 @@ void add_bench_command(CLI::App& app, GlobalOptions& g, std::function<int()>& ru
                 "Asynchronous: merge the gets queued on a loop into BatchGetItems "
                 "(dynamodb::ClientOptions::batch_gets; default: the library's)")
       ->check(CLI::IsMember({"on", "off"}));
+  b->add_flag("--hedge", o.hedge,
+              "Asynchronous gets: send a late GetItem once more, the first answer wins "
+              "(dynamodb::ClientOptions::hedge; at most 5% more gets)");
+  b->add_option("--hedge-percentile", o.hedge_percentile,
+                "With --hedge: a get is late past this percentile of recent get latencies")
+      ->transform(decimal_number(1, 100))
+      ->capture_default_str();
   b->add_option("--value-size", o.value_size, "Bytes per value for set")
       ->transform(whole_number(2, 400 * 1024))
       ->capture_default_str();

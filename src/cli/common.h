@@ -29,6 +29,8 @@ struct GlobalOptions {
   size_t max_in_flight = 0;
   // ClientOptions::batch_gets (bench --batch-gets); -1: the library's default.
   int batch_gets = -1;
+  // ClientOptions::hedge (bench --hedge, --hedge-percentile).
+  dynamodb::HedgeOptions hedge;
   // --namespace: DynamodbOptions::key_namespace (empty: none).
   std::string key_namespace;
   // --stats: the command's stats as JSON on stderr afterwards; every backend counts here.

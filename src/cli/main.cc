@@ -26,6 +26,7 @@ std::shared_ptr<dynamodb::Client> make_client(const GlobalOptions& g, std::share
   if (g.io_threads > 0) o.io_threads = g.io_threads;
   if (g.max_in_flight > 0) o.max_in_flight = g.max_in_flight;
   if (g.batch_gets >= 0) o.batch_gets = g.batch_gets != 0;
+  o.hedge = g.hedge;
   auto client = std::make_shared<dynamodb::Client>(o);
   g.clients.push_back(client);
   return client;

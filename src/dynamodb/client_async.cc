@@ -48,6 +48,7 @@ void Client::Impl::start_io() {
       auto t = std::make_unique<IoThread>();
       t->loop = std::make_unique<io::EventLoop>();
       t->engine = std::make_unique<io::HttpEngine>(*t->loop, engine_options, tls);
+      if (options.hedge.enabled && !blocking_async) t->hedge.emplace(options.hedge);
       if (options.batch_gets && !blocking_async) {
         // Posted before any operation: the hook runs before the engine's (added on its first
         // send), so the batches it sends go out in the same iteration's system calls.
@@ -138,6 +139,7 @@ void Client::Impl::submit(const char* target, std::string body, Done done, bool 
   }
   AsyncOp* op = new OpWith<Done>(*this, target, std::move(body), std::move(done), resend_if_unknown);
   op->batchable = may_batch && options.batch_gets && !blocking_async && op_name == "GetItem";
+  op->hedgeable = options.hedge.enabled && !blocking_async && op_name == "GetItem";
   // Called on one of the loops (a callback starting the next operation): start it there at
   // once, without a hand-off through the task queue.
   for (auto& l : io)
@@ -305,12 +307,69 @@ void Client::Impl::send_signed(IoThread& t, AsyncOp* op, const aws::Credentials&
     op->body = std::move(req.body);
     return on_answer(t, op, error ? nullptr : &resp, error);
   }
+  send_copy(t, op, 0);
+}
+
+void Client::Impl::send_copy(IoThread& t, AsyncOp* op, int copy) {
   // The engine copies the request before it returns, and never calls back from within send().
-  // One pointer captured: the callback fits std::function's inline buffer (no allocation).
-  t.engine->send(req, [op](http::Response* resp, std::exception_ptr error) {
-    op->run.c.on_answer(*op->io, op, resp, std::move(error));
+  // A pointer and an int captured: the callback fits std::function's inline buffer (no
+  // allocation).
+  t.engine->send(t.request, [op, copy](http::Response* resp, std::exception_ptr error) {
+    op->run.c.on_copy_answer(*op->io, op, copy, resp, std::move(error));
   });
-  op->body = std::move(req.body);
+  op->body = std::move(t.request.body);
+  ++op->copies_out;
+  if (!op->hedgeable) return;
+  op->sent_at[static_cast<size_t>(copy)] = std::chrono::steady_clock::now();
+  if (copy != 0 || op->hedged) return;
+  if (auto after = t.hedge->on_send())
+    op->hedge_timer = t.loop->add_timer(io::Clock::now() + *after, [this, &t, op] {
+      op->hedge_timer = 0;
+      hedge(t, op);
+    });
+}
+
+void Client::Impl::hedge(IoThread& t, AsyncOp* op) {
+  if (op->copies_out != 1) return;  // (the timer is cancelled by any answer)
+  thread_local aws::Credentials creds;
+  try {
+    // Only credentials at hand: a hedge never waits for a fetch.
+    if (!ready_credentials(creds)) return;
+  } catch (...) {
+    return;  // the first copy's answer decides
+  }
+  if (!t.hedge->take()) return;
+  try {
+    // Signed again (a signature is good for minutes; a fresh date costs one HMAC chain). The
+    // operation's signed_at becomes this copy's: the first copy's answer may then learn the
+    // clock offset against a time a few milliseconds later, far within the 4 minutes that
+    // count as skew.
+    prepare(op->target, op->body, creds, op->signed_at, t.request, op->run.resend_if_unknown);
+  } catch (...) {
+    return;
+  }
+  op->hedged = true;
+  stats.hedged.fetch_add(1, std::memory_order_relaxed);
+  // On another connection: the engine sends one request at a time per connection, and the
+  // first copy's is busy until it is answered.
+  send_copy(t, op, 1);
+}
+
+void Client::Impl::on_copy_answer(IoThread& t, AsyncOp* op, int copy, http::Response* resp,
+                                  std::exception_ptr error) {
+  --op->copies_out;
+  // Every copy's latency, the loser's too: the percentile is that of the service's answers.
+  if (op->hedgeable && !error && resp->status == 200)
+    t.hedge->record(std::chrono::duration_cast<std::chrono::microseconds>(
+        std::chrono::steady_clock::now() - op->sent_at[static_cast<size_t>(copy)]));
+  if (op->completed) {  // the loser of a hedge: its answer was read whole, and is dropped
+    if (op->copies_out == 0) delete op;
+    return;
+  }
+  if (op->hedge_timer) t.loop->cancel_timer(op->hedge_timer);
+  op->hedge_timer = 0;
+  op->by_hedge = copy == 1;
+  on_answer(t, op, resp, std::move(error));
 }
 
 void Client::Impl::on_answer(IoThread& t, AsyncOp* op, http::Response* resp, std::exception_ptr error) {
@@ -319,11 +378,15 @@ void Client::Impl::on_answer(IoThread& t, AsyncOp* op, http::Response* resp, std
     try {
       std::string out = check(op->target, t.request, *resp, op->signed_at, skew_corrected);
       op->run.succeeded();
+      if (op->by_hedge) stats.hedge_wins.fetch_add(1, std::memory_order_relaxed);
       return finish(t, op, &out, nullptr);
     } catch (...) {
       error = std::current_exception();
     }
   }
+  // A hedged attempt's other copy is still in flight: its answer decides (it may succeed;
+  // if it fails too, the policy sees that error).
+  if (op->copies_out > 0) return;
   std::optional<std::chrono::microseconds> delay;
   // Decided outside any catch handler, and the error moved on: when the user sees it, this
   // thread holds no reference to it (its last release is then ordered by what hands it over).
@@ -355,10 +418,18 @@ std::exception_ptr Client::Impl::decide(AsyncOp* op, std::exception_ptr error, b
 
 void Client::Impl::finish(IoThread& t, AsyncOp* op, std::string* body, std::exception_ptr error) {
   if (op->timer) t.loop->cancel_timer(op->timer);
+  if (op->hedge_timer) t.loop->cancel_timer(op->hedge_timer);
   if (op->waiting_credentials)
     t.credential_waiters.erase(std::find(t.credential_waiters.begin(), t.credential_waiters.end(), op));
   if (op->queued) t.pending_gets.erase(std::find(t.pending_gets.begin(), t.pending_gets.end(), op));
   t.unlink(op);
+  if (op->copies_out > 0) {
+    // A hedge's other copy is in flight and holds op: its answer frees it (on_copy_answer);
+    // the engine answers every send, by its request timeout or at shutdown at the latest.
+    op->completed = true;
+    release_slot();
+    return op->complete(body, std::move(error));
+  }
   std::unique_ptr<AsyncOp> owned(op);
   release_slot();
   owned->complete(body, std::move(error));

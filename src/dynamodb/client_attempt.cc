@@ -140,6 +140,13 @@ Client::Impl::Impl(ClientOptions o)
   if (options.operation_timeout.count() <= 0) throw InvalidArgumentError("operation_timeout must be > 0");
   if (options.io_threads < 1) throw InvalidArgumentError("io_threads must be at least 1");
   if (options.max_in_flight < 1) throw InvalidArgumentError("max_in_flight must be at least 1");
+  const HedgeOptions& h = options.hedge;
+  if (!(h.percentile > 0 && h.percentile <= 100))
+    throw InvalidArgumentError("hedge.percentile must be in (0, 100]");
+  if (!(h.max_extra >= 0 && h.max_extra <= 1))
+    throw InvalidArgumentError("hedge.max_extra must be in [0, 1]");
+  if (h.floor.count() < 0) throw InvalidArgumentError("hedge.floor must be >= 0");
+  if (h.min_samples < 1) throw InvalidArgumentError("hedge.min_samples must be at least 1");
   region = aws::resolve_region(options.region, options.profile);
   endpoint = aws::resolve_dynamodb_endpoint(region, options.endpoint, options.profile);
   url = endpoint + "/";

@@ -20,11 +20,13 @@
 // guarded by fetch_mu; fetch_loop runs on its own thread.
 #pragma once
 
+#include <array>
 #include <condition_variable>
 #include <mutex>
 #include <optional>
 #include <thread>
 
+#include "dynamodb/hedge.h"
 #include "dynamodb/raw_call.h"  // DDB_TARGET
 #include "dynamodb/retry.h"
 #include "dynamodb_cache/dynamodb.h"
@@ -127,6 +129,8 @@ struct Client::Impl {
     // Loop thread only: batchable GetItems sent in this iteration, merged at its end
     // (flush_gets, a before-wait hook of the loop), and the vector flush_gets works on.
     std::vector<AsyncOp*> pending_gets, flushing;
+    // Loop thread only: hedged reads' latencies and budget (ClientOptions::hedge).
+    std::optional<detail::HedgeGate> hedge;
     void link(AsyncOp* op);
     void unlink(AsyncOp* op);
   };
@@ -192,6 +196,19 @@ struct Client::Impl {
   void send_batch(IoThread& t, GetBatch* b);
   void on_batch_answer(IoThread& t, GetBatch* b, http::Response* resp, std::exception_ptr error);
   void send_signed(IoThread& t, AsyncOp* op, const aws::Credentials& creds);
+  // ---- hedged reads (ClientOptions::hedge) ----
+  // Sends the request prepared in t.request as copy `copy` of op's attempt (0: the first,
+  // 1: the hedge) and, for a hedgeable first copy, arms the hedge timer.
+  void send_copy(IoThread& t, AsyncOp* op, int copy);
+  // op's hedge timer fired: sends its second copy if it is still unanswered and the budget
+  // allows.
+  void hedge(IoThread& t, AsyncOp* op);
+  // The engine's answer to copy `copy` of op's attempt: drops it when op is already complete
+  // (and frees op when it was the last copy out), else records its latency and hands it to
+  // on_answer.
+  void on_copy_answer(IoThread& t, AsyncOp* op, int copy, http::Response* resp, std::exception_ptr error);
+  // An attempt's answer (or its error). When the attempt's other copy is still in flight, an
+  // error is dropped: that copy's answer decides.
   void on_answer(IoThread& t, AsyncOp* op, http::Response* resp, std::exception_ptr error);
   // After a failed attempt: the error to complete with, or nullptr and `delay` (nullopt: at once).
   std::exception_ptr decide(AsyncOp* op, std::exception_ptr error, bool skew_corrected,
@@ -268,6 +285,17 @@ struct Client::Impl::AsyncOp {
   // whether it waits in its IoThread's pending_gets for the end of the loop's iteration.
   bool batchable = false;
   bool queued = false;
+  // Hedged reads (ClientOptions::hedge): a GetItem sent on its own may be hedged, once per
+  // operation. `copies_out`: the engine's sends of this operation not yet answered (each
+  // holds a pointer to it); `completed`: complete() was called, and the operation stays
+  // allocated only until copies_out is 0. `sent_at`: when each copy went out.
+  bool hedgeable = false;
+  bool hedged = false;
+  bool by_hedge = false;  // the answer being handled is the second copy's
+  bool completed = false;
+  int copies_out = 0;
+  uint64_t hedge_timer = 0;
+  std::array<std::chrono::steady_clock::time_point, 2> sent_at{};
 };
 
 }  // namespace dynamodb_cache::dynamodb

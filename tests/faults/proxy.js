@@ -58,7 +58,11 @@
 //     answer lost (reset_after_rate). Slow answers (slow_rate): delayed by up to slow_ms, half
 //     of them before forwarding and half after (applied, then late: a client that times out
 //     sees a write it thinks failed); slow_long_share of them by slow_long_ms instead (11 s:
-//     past the library's 10 s request timeout).
+//     past the library's 10 s request timeout). A heavy tail (tail_rate, tail_ms): answers
+//     held after the server answered (applied, then late) by tail_ms to 2 x tail_ms, a small
+//     share of answers 10-20x slower than the median when tail_ms is 10x it (bench/run's
+//     hedged reads: tail_rate 0.02). Each request of a key draws anew, so a read sent again
+//     is late again only with probability tail_rate.
 //  6. Pages cut (scan_page_bytes, DynamoDB's is 1 MB): a Scan or Query answer with more item
 //     bytes is truncated, LastEvaluatedKey set to the last returned item's key (the index's
 //     keys too for an index), Count fixed, and ScannedCount = Count (an undercount with a
@@ -105,7 +109,7 @@ const crypto = require('crypto');
 const zlib = require('zlib');
 
 const FAULT_KINDS = ['stale_read', 'throttle', 'unprocessed', 'error_500_before', 'error_500_after', 'error_503',
-  'reset_before', 'reset_after', 'slow', 'scan_cut', 'ttl_deleted'];
+  'reset_before', 'reset_after', 'slow', 'scan_cut', 'ttl_deleted', 'tail'];
 const DATA_OPS = new Set(['GetItem', 'PutItem', 'UpdateItem', 'DeleteItem', 'BatchGetItem', 'BatchWriteItem',
   'Query', 'Scan', 'TransactGetItems', 'TransactWriteItems']);
 const WRITE_OPS = new Set(['PutItem', 'UpdateItem', 'DeleteItem']);
@@ -128,6 +132,7 @@ const SETTINGS = {
   error_500_before_rate: 0, error_500_after_rate: 0, error_503_rate: 0, error_503_after_rate: 0,
   reset_before_rate: 0, reset_after_rate: 0,
   slow_rate: 0, slow_ms: 0, slow_long_share: 0, slow_long_ms: 11000,
+  tail_rate: 0, tail_ms: 0,
   scan_page_bytes: 0,
   ttl_mode: 'passthrough', ttl_sweep_ms: 500, ttl_late_ms: 0,
 };
@@ -705,7 +710,7 @@ async function handleData(ctx) {
   // Every draw, in a fixed order, whatever the settings.
   const d = {resetBefore: rng(), e500b: rng(), e503b: rng(), throttle: rng(), slow: rng(), slowAmt: rng(),
     slowAfter: rng(), unproc: rng(), resetAfter: rng(), e500a: rng(), e503a: rng(), stale: rng(), staleAt: rng(),
-    subsetSeed: Math.floor(rng() * 4294967296), slowLong: rng()};
+    subsetSeed: Math.floor(rng() * 4294967296), slowLong: rng(), tail: rng(), tailAmt: rng()};
 
   if (d.resetBefore < cfg.reset_before_rate) {
     fault('reset_before', ctx);
@@ -898,6 +903,11 @@ async function handleData(ctx) {
     return sendJson(ctx, 503, ERR_503, up.headers['x-amzn-requestid']);
   }
   if (slow && d.slowAfter < 0.5) await sleep(slow);
+  if (d.tail < cfg.tail_rate && cfg.tail_ms > 0) {
+    const ms = Math.round(cfg.tail_ms * (1 + d.tailAmt));
+    fault('tail', ctx, {ms});
+    await sleep(ms);
+  }
   if (out) send(ctx, up.status, up.headers, Buffer.from(JSON.stringify(out)));
   else sendRaw(ctx, up);
 }

@@ -539,6 +539,28 @@ def check_slow():
         assert p.stats()['faults']['slow'] >= 24
 
 
+def check_tail():
+    """A heavy tail: a seeded share of answers late by tail_ms to twice that, the others not."""
+    make_table(DIRECT, 'tail_t')
+    with Proxy('--seed', '17') as p:
+        p.config(profile='none', tail_rate=0.25, tail_ms=200)
+        raw = Raw(p.url)
+        lat = []
+        for i in range(40):
+            t = time.monotonic()
+            st, _, _ = raw.call('GetItem', {'TableName': 'tail_t', 'Key': {'k': {'S': 't%d' % i}}})
+            lat.append(time.monotonic() - t)
+            assert st == 200
+        tails = p.stats()['faults']['tail']
+        assert 0 < tails < 40, tails  # seeded: the same share every run
+        # Every tail answer is at least tail_ms late (a slow machine may add late ones).
+        assert sum(1 for x in lat if x >= 0.2) >= tails, lat
+        p.config(tail_rate=0)
+        for i in range(40):
+            raw.call('GetItem', {'TableName': 'tail_t', 'Key': {'k': {'S': 't%d' % i}}})
+        assert p.stats()['faults']['tail'] == tails, 'tail_rate 0 still delays'
+
+
 def check_pages():
     """Scan and Query pages are cut at scan_page_bytes; paging still returns every item once."""
     make_table(DIRECT, 'page_s')
@@ -712,7 +734,7 @@ def check_cli():
 
 
 CHECKS = [check_passthrough, check_stale_reads, check_throttle, check_unprocessed, check_errors_and_resets,
-          check_slow, check_pages, check_ttl, check_replay, check_cli]
+          check_slow, check_tail, check_pages, check_ttl, check_replay, check_cli]
 
 
 def main():
