@@ -228,19 +228,7 @@ struct Call {
   std::string quoted_key() const { return "'" + util::printable(key, 64) + "'"; }
 
   // The caller's load, counted with its duration (also when it throws).
-  std::string load() const {
-    struct Timed {
-      CacheStats& s;
-      std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now();
-      ~Timed() {
-        auto us =
-            std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - start);
-        s.loads.fetch_add(1, std::memory_order_relaxed);
-        s.load_time_us.fetch_add(static_cast<uint64_t>(us.count()), std::memory_order_relaxed);
-      }
-    } timed{stats()};
-    return user_load();
-  }
+  std::string load() const { return detail::timed_load(stats(), user_load); }
 
   // Loads `key` and stores the value unless the item changed since `seen`, the item read before
   // the load (LeaseTable::store_unless_changed). A key with no item is first reserved

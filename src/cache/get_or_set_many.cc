@@ -40,23 +40,6 @@ const void* flight_owner(Backend& backend) {
   return &backend;
 }
 
-// One call of the caller's loader, counted in stats().loads with its duration (also when it
-// throws), as get_or_set counts its loads.
-std::vector<std::optional<std::string>> timed_load(CacheStats& stats, const ManyLoader& load_many,
-                                                   const std::vector<std::string>& missing) {
-  struct Timed {
-    CacheStats& s;
-    std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now();
-    ~Timed() {
-      auto us =
-          std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - start);
-      s.loads.fetch_add(1, std::memory_order_relaxed);
-      s.load_time_us.fetch_add(static_cast<uint64_t>(us.count()), std::memory_order_relaxed);
-    }
-  } timed{stats};
-  return load_many(missing);
-}
-
 // One batch store, or with a jitter one per group of 25 with its own TTL (as Cache<T>::set_many).
 void store(Backend& backend, std::vector<std::pair<std::string, std::string>> entries, Ttl ttl,
            double jitter) {
@@ -191,7 +174,7 @@ std::vector<std::optional<std::string>> get_or_set_many(Backend& backend,
           missing.push_back(unique[led.key_index(k)]);
         }
       if (!missing.empty()) {
-        auto loaded = timed_load(backend.stats(), load_many, missing);
+        auto loaded = detail::timed_load(backend.stats(), [&] { return load_many(missing); });
         if (loaded.size() != missing.size())
           throw InvalidArgumentError("get_or_set_many: the loader returned " + std::to_string(loaded.size()) +
                                      " results for " + std::to_string(missing.size()) +

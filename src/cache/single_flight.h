@@ -2,6 +2,7 @@
 // tests use it to see who is waiting.
 #pragma once
 
+#include <chrono>
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
@@ -16,6 +17,22 @@
 #include "dynamodb_cache/get_or_set.h"
 
 namespace dynamodb_cache::detail {
+
+// Calls `load` (a loader of get_or_set or get_or_set_many): counted in stats.loads, with its
+// duration in stats.load_time_us, also when it throws.
+template <class Load>
+auto timed_load(CacheStats& stats, Load&& load) -> decltype(load()) {
+  struct Timed {
+    CacheStats& s;
+    std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now();
+    ~Timed() {
+      auto us = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - start);
+      s.loads.fetch_add(1, std::memory_order_relaxed);
+      s.load_time_us.fetch_add(static_cast<uint64_t>(us.count()), std::memory_order_relaxed);
+    }
+  } timed{stats};
+  return load();
+}
 
 // One load of one key; the leader finishes it, followers wait for it. Thread-safe.
 class Flight {

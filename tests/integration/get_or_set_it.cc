@@ -303,6 +303,8 @@ TEST(GetOrSetIT, ThePlaceholderReadsAsExpiredAndALoaderFailureRemovesIt) {
                    a, "gone", []() -> std::string { throw std::runtime_error("source down"); }, 60s),
                std::runtime_error);
   EXPECT_FALSE(raw(t, "gone"));
+}
+
 // ---- stale_if_error: serving the stale value while the source is down ----
 
 namespace {

@@ -191,9 +191,9 @@ TEST(GetOrSetMany, ACallEndsItsOwnLoadsBeforeWaitingSoOverlappingCallsNeverDeadl
   auto x = registry.join(&mem, "x");
   EXPECT_TRUE(x.leader) << "A still held the flight of x while waiting for y";
   registry.leave(&mem, "x", x.flight);
-  x.flight->finish("");
+  x.flight->finish({""});
   registry.leave(&mem, "y", other.flight);
-  other.flight->finish("from the other");
+  other.flight->finish({"from the other"});
   ASSERT_EQ(a.wait_for(10s), std::future_status::ready);
   EXPECT_EQ(a.get(), (Bytes{"v:x", "from the other"}));
 
