@@ -392,6 +392,23 @@ class Cache {
                   "Cache<T>::get_or_set_async(key, load, ...): load must be callable with no arguments and "
                   "return the cache's T (or something convertible to it)");
     if constexpr (LoaderOf<Load, T>) {
+      if (options.load_timeout.count() > 0) {
+        // A load may outlive the call: the blocking form, which then owns its loader and codec
+        // and reads the loaded T only when it is not stale, runs where blocking work runs.
+        auto owned = std::make_shared<Load>(std::move(load));
+        backend_->run_blocking([this, key = std::move(key), owned, ttl, options,
+                                done = std::move(done)](std::exception_ptr refused) {
+          if (refused) return done(std::move(refused));
+          std::optional<Outcome<T>> out;
+          try {
+            out.emplace(get_or_set_entry(key, std::move(*owned), ttl, options).value);
+          } catch (...) {
+            out.emplace(std::current_exception());
+          }
+          done(std::move(*out));
+        });
+        return;
+      }
       Ttl t;
       if (!prepare(done, [&] { t = write_ttl(ttl); })) return;
       auto loaded = std::make_shared<std::optional<T>>();

@@ -5,6 +5,11 @@
 
 namespace dynamodb_cache::detail {
 
+namespace {
+// The owner of the task this pool thread runs (nullptr elsewhere).
+thread_local const void* running_here = nullptr;
+}  // namespace
+
 BackgroundPool& BackgroundPool::instance() {
   static BackgroundPool* pool = new BackgroundPool;  // never destroyed: see the header
   return *pool;
@@ -35,12 +40,14 @@ void BackgroundPool::run() {
     queue_.pop_front();
     ++running_[t.owner];
     lock.unlock();
+    running_here = t.owner;
     try {
       t.fn();
     } catch (...) {
     }
-    t.fn = nullptr;  // what it holds goes before its owner may
+    t.fn = nullptr;  // what it holds goes before its owner may (and may be its owner: drain)
     lock.lock();
+    running_here = nullptr;
     if (--running_[t.owner] == 0) running_.erase(t.owner);
     idle_.notify_all();
   }
@@ -58,7 +65,13 @@ void BackgroundPool::drain(const void* owner) {
       ++it;
     }
   }
-  idle_.wait(lock, [&] { return !running_.count(owner); });
+  // From one of `owner`'s own tasks (it held the last reference to its backend, whose
+  // destructor drains): that task is not waited for, or it would wait for itself.
+  const std::size_t self = running_here == owner ? 1 : 0;
+  idle_.wait(lock, [&] {
+    auto it = running_.find(owner);
+    return it == running_.end() || it->second <= self;
+  });
   if (--draining_[owner] == 0) draining_.erase(owner);
 }
 

@@ -30,7 +30,8 @@ class BackgroundPool {
   bool submit(const void* owner, std::function<void()> task);
   // Drops `owner`'s queued tasks and waits until none of its tasks runs. A task that never
   // returns (a hung loader) holds this up: the destructor of its backend waits for it.
-  // Not from one of `owner`'s own tasks.
+  // Called from one of `owner`'s own tasks (the task held the last reference to its backend),
+  // it waits for the others only.
   void drain(const void* owner);
   // Tasks of `owner` queued or running (tests).
   std::size_t pending(const void* owner);

@@ -262,8 +262,15 @@ struct Call {
     }
     try {
       if (!table->store_unless_changed(key, value, ttl, seen)) unstored->store(true);
-    } catch (const Error& e) {
-      if (!failed_open(e)) throw;
+    } catch (...) {
+      // A placeholder has no expire_at: left here it would stay. Deleted unless the store
+      // landed after all (its condition is the placeholder's token).
+      if (seen.placeholder) table->unreserve(*seen.item);
+      try {
+        throw;
+      } catch (const Error& e) {
+        if (!failed_open(e)) throw;
+      }
     }
     return value;
   }

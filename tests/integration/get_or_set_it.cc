@@ -526,6 +526,35 @@ TEST(GetOrSetIT, ALoadPastLoadTimeoutServesStaleAndStoresItsValueWhenItEnds) {
   EXPECT_EQ(calls, 1);
 }
 
+// The typed asynchronous form with load_timeout: the load that outlives the call owns what it
+// uses (not the Cache, which is gone when it ends here), and stores what it loaded.
+TEST(GetOrSetIT, ATypedAsyncLoadPastLoadTimeoutOutlivesItsCache) {
+  CountedTable t("it-gos");
+  test_clock::FakeWallClock clock;
+  auto opts = t.opts();
+  opts.now = clock.fn();
+  auto b = std::make_shared<DynamodbBackend>(t.c, opts);
+  const auto o = with_grace(60s, 200ms);
+  std::promise<void> release;
+  std::shared_future<void> released = release.get_future().share();
+  {
+    Cache<std::string> cache(b);
+    EXPECT_EQ(cache
+                  .get_or_set_async(
+                      "k", [] { return std::string("v1"); }, 10s, o)
+                  .get(),
+              "v1");
+    clock.advance(11s);
+    auto hanging = [released] {
+      released.wait();
+      return std::string("v2");
+    };
+    EXPECT_EQ(cache.get_or_set_async("k", hanging, 10s, o).get(), "v1");  // stale, at load_timeout
+  }
+  release.set_value();
+  EXPECT_TRUE(eventually([&] { return b->get("k") == std::optional<std::string>("v2"); }));
+}
+
 TEST(GetOrSetIT, WithALeaseTheOthersServeStaleInsteadOfWaiting) {
   CountedTable t("it-gos");
   test_clock::FakeWallClock clock;
