@@ -52,9 +52,11 @@ struct GetOrSetOptions {
   // served instead; zero (the default): as long as the load takes. The load then runs on a
   // small process-wide pool (4 threads, a bounded queue; when the queue is full it runs on
   // the caller's thread, unbounded) and keeps running past the timeout: when it succeeds it
-  // stores its value (conditionally, as always), and until it ends no other load of the key
-  // starts in this process. Without a stale value (a miss, or past the grace) the callers wait
-  // for the load as usual. Nonzero without stale_if_error: InvalidArgumentError.
+  // stores its value (conditionally, as always), and until it ends, while a stale value is
+  // there to serve, no other load of the key starts in this process (past the grace a caller
+  // loads again; the two stores are conditional, so neither overwrites a newer value). Without
+  // a stale value (a miss, or past the grace) the callers wait for the load as usual. Nonzero
+  // without stale_if_error: InvalidArgumentError.
   Ttl load_timeout{0};
 };
 

@@ -55,9 +55,7 @@ struct CacheStats {
   std::atomic<uint64_t> hits{0}, misses{0};                         // entries found / not found by reads
   std::atomic<uint64_t> sets{0}, erases{0};                         // entries written / erased
   std::atomic<uint64_t> loads{0}, load_time_us{0}, lease_waits{0};  // get_or_set
-  // get_or_set: callers answered with a stale value (stale_if_error), refreshes that failed in
-  // the background (refresh_ahead; logged, never thrown)
-  std::atomic<uint64_t> stale_served{0}, refresh_failures{0};
+  std::atomic<uint64_t> stale_served{0};  // get_or_set's callers answered stale (stale_if_error)
   std::atomic<uint64_t> fail_open{0};                     // errors turned into misses or dropped writes
   std::atomic<uint64_t> throttles{0};                     // throttling errors that reached the cache
   std::atomic<uint64_t> decode_errors{0};  // values read as misses: TypedOptions::decode_error_is_miss
