@@ -575,6 +575,16 @@ ProcessResult run_process(const GlobalOptions& g, const BenchOptions& o, uint64_
       t0 = std::chrono::steady_clock::now();
     });
   } else {
+    // One blocking operation: a get's answer (nullopt for writes).
+    auto issue = [&](const Workload::Next& n) -> std::optional<Hit> {
+      const std::string key = key_name(n.key);
+      if (n.kind == check::Kind::kGet) return backend.get_entry(key);
+      if (n.kind == check::Kind::kSet)
+        backend.set(key, n.value.empty() ? value : n.value, ttl);
+      else
+        backend.erase(key);
+      return std::nullopt;
+    };
     // Warm-up: connections, the credential cache, the allocator. Untimed.
     {
       std::vector<std::thread> ts;
@@ -583,15 +593,8 @@ ProcessResult run_process(const GlobalOptions& g, const BenchOptions& o, uint64_
         ts.emplace_back([&, t] {
           std::mt19937_64 rng(1000 + static_cast<uint64_t>(t) + process * 7919);
           for (uint64_t i; (i = next++) < o.warmup;) {
-            const Workload::Next n = wl.next(rng, true);
-            const std::string key = key_name(n.key);
             try {
-              if (n.kind == check::Kind::kGet)
-                backend.get_entry(key);
-              else if (n.kind == check::Kind::kSet)
-                backend.set(key, n.value.empty() ? value : n.value, ttl);
-              else
-                backend.erase(key);
+              issue(wl.next(rng, true));
             } catch (const Error&) {
             }
           }
@@ -613,17 +616,11 @@ ProcessResult run_process(const GlobalOptions& g, const BenchOptions& o, uint64_
                         : std::chrono::steady_clock::now() >= deadline)
             break;
           const Workload::Next n = wl.next(rng);
-          const std::string key = key_name(n.key);
           std::optional<Hit> hit;
           std::exception_ptr error;
           const auto s = std::chrono::steady_clock::now();
           try {
-            if (n.kind == check::Kind::kGet)
-              hit = backend.get_entry(key);
-            else if (n.kind == check::Kind::kSet)
-              backend.set(key, n.value.empty() ? value : n.value, ttl);
-            else
-              backend.erase(key);
+            hit = issue(n);
           } catch (const Error&) {
             error = std::current_exception();
           }
