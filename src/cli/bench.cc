@@ -9,7 +9,6 @@
 // backend of its own; they report to the parent through files, which prints one report.
 // --check records every operation and checks every read against the acknowledged writes
 // (bench_check.h).
-#include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/resource.h>
@@ -193,6 +192,7 @@ class Workload {
     return n;
   }
   const std::string& run() const { return run_; }
+  uint64_t process() const { return process_; }
 
  private:
   const BenchOptions& o_;
@@ -252,8 +252,10 @@ Mode make_mode(const GlobalOptions& g, const BenchOptions& o,
   const double read_bound = g.consistent_read ? 0.0 : 1.0;
   if (!o.layered) return Mode{"dynamodb", dynamodb, nullptr, read_bound};
   MemoryOptions mo;
-  mo.max_entries = static_cast<size_t>(o.keys);  // the whole key space fits: misses are not evictions
-  mo.max_bytes = static_cast<size_t>(o.keys) * (o.value_size + 64) + (1u << 20);
+  // The whole key space fits, so misses are not evictions: each of the LRU's shards holds an
+  // equal share of max_entries and keys do not spread evenly over them, hence 25% more.
+  mo.max_entries = static_cast<size_t>(o.keys + o.keys / 4 + 1024);
+  mo.max_bytes = mo.max_entries * (o.value_size + 64) + (1u << 20);
   auto memory = std::make_shared<MemoryBackend>(mo);
   LayeredOptions lo;
   lo.upper_max_age = std::chrono::milliseconds(static_cast<int64_t>(o.memory_max_age * 1000));
@@ -293,7 +295,8 @@ void run_async(const BenchOptions& o, const Workload& wl, Backend& backend, cons
   } c;
   c.rngs.reserve(static_cast<size_t>(o.concurrency));
   for (int i = 0; i < o.concurrency; ++i)
-    c.rngs.emplace_back(static_cast<std::minstd_rand::result_type>(i) + 1);
+    c.rngs.emplace_back(static_cast<std::minstd_rand::result_type>(
+        static_cast<uint64_t>(i) + 1 + wl.process() * 1000003));  // processes differ
   auto worker = [&]() -> Worker& {
     thread_local Worker* w = nullptr;
     thread_local const void* owner = nullptr;
