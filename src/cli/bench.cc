@@ -397,21 +397,35 @@ struct ProcessResult {
   std::vector<check::Op> records;
 
   void merge(const ProcessResult& r) {
-    n.ops += r.n.ops, n.misses += r.n.misses, n.gets += r.n.gets, n.errors += r.n.errors,
-        n.retries += r.n.retries;
-    n.hedged += r.n.hedged, n.hedge_wins += r.n.hedge_wins, n.connections += r.n.connections;
-    n.tls_handshakes += r.n.tls_handshakes, n.tls_resumptions += r.n.tls_resumptions;
-    n.batched_socket_calls += r.n.batched_socket_calls, n.batches += r.n.batches;
-    n.get_batches += r.n.get_batches, n.batched_keys += r.n.batched_keys;
-    n.memory_hits += r.n.memory_hits, n.memory_misses += r.n.memory_misses;
-    n.wall = std::max(n.wall, r.n.wall), n.cpu += r.n.cpu,
-    n.peak_rss_mb = std::max(n.peak_rss_mb, r.n.peak_rss_mb);
+    // Counts add up; the wall time is the longest process's, the memory the largest one's.
+    for (auto [mine, theirs] : {std::pair{&n.ops, r.n.ops},
+                                {&n.misses, r.n.misses},
+                                {&n.gets, r.n.gets},
+                                {&n.errors, r.n.errors},
+                                {&n.retries, r.n.retries},
+                                {&n.hedged, r.n.hedged},
+                                {&n.hedge_wins, r.n.hedge_wins},
+                                {&n.connections, r.n.connections},
+                                {&n.tls_handshakes, r.n.tls_handshakes},
+                                {&n.tls_resumptions, r.n.tls_resumptions},
+                                {&n.batched_socket_calls, r.n.batched_socket_calls},
+                                {&n.batches, r.n.batches},
+                                {&n.get_batches, r.n.get_batches},
+                                {&n.batched_keys, r.n.batched_keys},
+                                {&n.memory_hits, r.n.memory_hits},
+                                {&n.memory_misses, r.n.memory_misses}})
+      *mine += theirs;
+    n.cpu += r.n.cpu;
     n.read_units += r.n.read_units;
+    n.wall = std::max(n.wall, r.n.wall);
+    n.peak_rss_mb = std::max(n.peak_rss_mb, r.n.peak_rss_mb);
     n.has_memory = r.n.has_memory;
     hist.merge(r.hist);
     for (auto& [k, c] : r.errors) errors[k] += c;
     if (first_error.empty()) first_error = r.first_error;
-    endpoint = r.endpoint, mode = r.mode, bound_s = r.bound_s;
+    endpoint = r.endpoint;
+    mode = r.mode;
+    bound_s = r.bound_s;
     records.insert(records.end(), r.records.begin(), r.records.end());
   }
 
