@@ -50,6 +50,27 @@ def test_get_or_set_serves_the_stale_value_when_the_loader_fails(table):
     assert entry == ({"v": 2}, False) and cache.get("s2") == {"v": 2}
 
 
+def test_a_load_past_load_timeout_goes_on_and_its_caller_may_ask_again(table):
+    cache = JsonDictDynamodbCache(table)
+    cache.get_or_set("t", lambda: {"v": 1}, 1, stale_if_error=60)
+    time.sleep(2.1)
+    release = threading.Event()
+
+    def slow():
+        release.wait(10)
+        return {"v": 2}
+
+    assert cache.get_or_set_entry("t", slow, 60, stale_if_error=60, load_timeout=0.2) == ({"v": 1}, True)
+    # The load runs on on the engine's threads. The caller's thread is not inside a loader, so
+    # asking again is no call from a loader: it gets the stale value while that load runs.
+    assert cache.get_or_set_entry("t", slow, 60, stale_if_error=60, load_timeout=0.2) == ({"v": 1}, True)
+    release.set()
+    deadline = time.monotonic() + 5
+    while cache.get("t") != {"v": 2} and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert cache.get("t") == {"v": 2}
+
+
 def test_get_or_set_many_loads_only_the_missing_keys_once(table):
     cache = JsonDictDynamodbCache(table)
     cache.set("a", {"v": "cached"}, 60)
