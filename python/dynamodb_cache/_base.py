@@ -15,6 +15,18 @@ VT = T.TypeVar("VT")
 _loading = threading.local()
 
 
+def _loading_pairs() -> T.Set[T.Tuple[int, str]]:
+    pairs: T.Set[T.Tuple[int, str]] = _loading.__dict__.setdefault("pairs", set())
+    return pairs
+
+
+class GetOrSetResult(T.NamedTuple):
+    """``get_or_set_entry``'s answer: the value, and whether it is stale (the loader failed or
+    timed out, and the value is past its TTL within ``stale_if_error``)."""
+    value: T.Any
+    stale: bool
+
+
 def _settle(fut: "asyncio.Future", err: T.Optional[BaseException], result: T.Any) -> None:
     if fut.cancelled():
         return
@@ -68,21 +80,38 @@ class NativeCache(T.Generic[VT]):
 
     # --- beyond 0.1.1 -------------------------------------------------------------------
     def get_or_set(self, key: str, loader: T.Callable[[], VT], expire: float = 0, *, lease: float = 0,
-                   lease_wait: float = 10, refresh_ahead: float = 0) -> VT:
+                   lease_wait: float = 10, refresh_ahead: float = 0, stale_if_error: float = 0,
+                   load_timeout: float = 0) -> VT:
         """The cached value, or ``loader()``'s, then cached for ``expire`` seconds. One load
         per key at a time in this process (others wait for it); with ``lease`` (seconds, a
         DynamoDB backend only) one per fleet; ``refresh_ahead``: a hit with less than that
         left is reloaded by one caller while the others get the current value. What
         ``loader`` raises reaches every caller waiting on it, and nothing is cached. A loader
-        that calls get_or_set for its own key on the same cache gets InvalidArgumentError."""
-        loaded: T.List[VT] = []
-        active: T.Set[T.Tuple[int, str]] = _loading.__dict__.setdefault("pairs", set())
+        that calls get_or_set for its own key on the same cache gets InvalidArgumentError.
+
+        ``stale_if_error`` (seconds, a DynamoDB backend): the value is kept that long past
+        ``expire``, and when ``loader`` raises (or takes longer than ``load_timeout``) the
+        callers get that stale value instead of the error (see ``get_or_set_entry``; counted
+        in ``stats()["stale_served"]``); the key is then retried with backoff. A loader that
+        may run on after the call returned (a refresh, a load past ``load_timeout``) runs on
+        the engine's threads: it must not rely on the caller's thread."""
+        return self.get_or_set_entry(key, loader, expire, lease=lease, lease_wait=lease_wait,
+                                     refresh_ahead=refresh_ahead, stale_if_error=stale_if_error,
+                                     load_timeout=load_timeout).value
+
+    def get_or_set_entry(self, key: str, loader: T.Callable[[], VT], expire: float = 0, *, lease: float = 0,
+                         lease_wait: float = 10, refresh_ahead: float = 0, stale_if_error: float = 0,
+                         load_timeout: float = 0) -> GetOrSetResult:
+        """``get_or_set``, saying whether the value is stale: the loader failed or timed out
+        and the value is past its TTL, within ``stale_if_error``."""
         pair = (id(self._native), key)
-        if pair in active:
+        if pair in _loading_pairs():
             raise errors.InvalidArgumentError(
                 f"get_or_set({key!r}) called from its own loader: it would wait for itself")
+        loaded: T.List[VT] = []
 
         def load() -> bytes:
+            active = _loading_pairs()  # the pairs of the thread running the load
             active.add(pair)
             try:
                 value = loader()
@@ -91,9 +120,32 @@ class NativeCache(T.Generic[VT]):
             loaded.append(value)
             return self._serialize(value)  # type: ignore[attr-defined]
 
-        raw = self._native.get_or_set(key, load, expire, lease=lease, lease_wait=lease_wait,
-                                      refresh_ahead=refresh_ahead)
-        return loaded[0] if loaded else self._deserialize(raw)  # type: ignore[attr-defined]
+        raw, stale = self._native.get_or_set(key, load, expire, lease=lease, lease_wait=lease_wait,
+                                             refresh_ahead=refresh_ahead, stale_if_error=stale_if_error,
+                                             load_timeout=load_timeout)
+        value = loaded[0] if loaded and not stale else self._deserialize(raw)  # type: ignore[attr-defined]
+        return GetOrSetResult(value, stale)
+
+    def get_or_set_many(self, keys: T.Iterable[str],
+                        loader: T.Callable[[T.List[str]], T.Mapping[str, VT]],
+                        expire: float = 0) -> T.Dict[str, VT]:
+        """The values of ``keys``: one batch read; ``loader`` is called once, with the keys that
+        missed (and that no other caller in this process is loading), and returns a mapping of
+        the ones the source has; those are stored in one batch write for ``expire`` seconds. A
+        key neither cached nor returned by the loader is left out of the result, and not
+        cached. What ``loader`` raises reaches this caller and every caller waiting on its keys."""
+        keys = list(keys)
+
+        def load(missing: T.List[str]) -> T.List[T.Optional[bytes]]:
+            found = loader(list(missing))
+            return [None if k not in found else self._serialize(found[k])  # type: ignore[attr-defined]
+                    for k in missing]
+
+        out: T.Dict[str, VT] = {}
+        for k, raw in zip(keys, self._native.get_or_set_many(keys, load, expire)):
+            if raw is not None and k not in out:
+                out[k] = self._deserialize(raw)  # type: ignore[attr-defined]
+        return out
 
     def add(self, key: str, value: VT, expire: float = 0) -> bool:
         """Stores ``value`` only if ``key`` has no live entry; True if it did (atomic)."""

@@ -71,6 +71,20 @@ struct PythonRaised {
   std::shared_ptr<GilObject> error;
 };
 
+// Runs `call` (which releases the GIL) and raises again, with the GIL held, the Python exception
+// a loader raised inside it: a py::error_already_set can be restored only once, and several
+// threads waiting on one load may receive the same exception.
+template <class F>
+auto raising_python(F&& call) -> decltype(call()) {
+  try {
+    return call();
+  } catch (const PythonRaised& raised) {
+    PyObject* exc = raised.error->obj.ptr();
+    PyErr_SetObject(reinterpret_cast<PyObject*>(Py_TYPE(exc)), exc);
+    throw py::error_already_set();
+  }
+}
+
 std::shared_ptr<PyBackend> wrap(std::shared_ptr<Backend> b) {
   auto p = std::make_shared<PyBackend>();
   p->backend = std::move(b);
@@ -247,11 +261,13 @@ PYBIND11_MODULE(_native, m) {
       .def(
           "get_or_set",
           [](PyBackend& self, const std::string& key, const py::function& loader, double ttl, double lease,
-             double lease_wait, double refresh_ahead) {
+             double lease_wait, double refresh_ahead, double stale_if_error, double load_timeout) {
             GetOrSetOptions o;
             o.lease = ttl_of(lease);
             o.lease_wait = ttl_of(lease_wait);
             o.refresh_ahead = ttl_of(refresh_ahead);
+            o.stale_if_error = ttl_of(stale_if_error);
+            o.load_timeout = ttl_of(load_timeout);
             const Ttl t = ttl_of(ttl);
             // The loader runs with the GIL held. What it raises is carried through the C++ single
             // flight as a PythonRaised (every caller waiting on the load gets it) and raised again
@@ -272,19 +288,50 @@ PYBIND11_MODULE(_native, m) {
                 throw py::type_error("a get_or_set loader must return bytes");
               return r.cast<std::string>();
             };
-            std::string v;
-            try {
+            GetOrSetResult r = raising_python([&] {
               Unlocked unlocked;
-              v = dynamodb_cache::get_or_set(*self.backend, key, load, t, o);
-            } catch (const PythonRaised& raised) {
-              PyObject* exc = raised.error->obj.ptr();
-              PyErr_SetObject(reinterpret_cast<PyObject*>(Py_TYPE(exc)), exc);
-              throw py::error_already_set();
-            }
-            return py::bytes(v);
+              return dynamodb_cache::get_or_set_entry(*self.backend, key, load, t, o);
+            });
+            return py::make_tuple(py::bytes(r.value), r.stale);
           },
           py::arg("key"), py::arg("loader"), py::arg("ttl"), py::arg("lease") = 0.0,
-          py::arg("lease_wait") = 10.0, py::arg("refresh_ahead") = 0.0)
+          py::arg("lease_wait") = 10.0, py::arg("refresh_ahead") = 0.0, py::arg("stale_if_error") = 0.0,
+          py::arg("load_timeout") = 0.0)
+      .def(
+          "get_or_set_many",
+          [](PyBackend& self, const std::vector<std::string>& keys, const py::function& loader, double ttl) {
+            const Ttl t = ttl_of(ttl);
+            // As get_or_set's loader: owned by the load, called with the GIL held; what it raises
+            // reaches every caller waiting on one of its keys.
+            auto fn = std::make_shared<GilObject>(loader);
+            ManyLoader load = [fn](const std::vector<std::string>& missing) {
+              py::gil_scoped_acquire locked;
+              py::object r;
+              try {
+                r = fn->obj(missing);
+              } catch (py::error_already_set& e) {
+                throw PythonRaised{std::make_shared<GilObject>(e.value())};
+              }
+              std::vector<std::optional<std::string>> out;
+              for (const auto& v : py::iter(r)) {
+                if (v.is_none())
+                  out.emplace_back();
+                else if (py::isinstance<py::bytes>(v))
+                  out.emplace_back(v.cast<std::string>());
+                else
+                  throw py::type_error("a get_or_set_many loader must return bytes or None for each key");
+              }
+              return out;
+            };
+            auto values = raising_python([&] {
+              Unlocked unlocked;
+              return dynamodb_cache::get_or_set_many(*self.backend, keys, load, t);
+            });
+            py::list out;
+            for (const auto& v : values) out.append(bytes_or_none(v));
+            return out;
+          },
+          py::arg("keys"), py::arg("loader"), py::arg("ttl"))
       .def("stats_json", [](PyBackend& self) { return self.backend->stats().to_json(); });
   bind_async(cls);
 }

@@ -30,6 +30,70 @@ def test_get_or_set_loads_once_and_caches(table):
     assert cache.get("leased") == {"l": 1}
 
 
+def test_get_or_set_serves_the_stale_value_when_the_loader_fails(table):
+    cache = JsonDictDynamodbCache(table)
+    assert cache.get_or_set("s", lambda: {"v": 1}, 1, stale_if_error=60) == {"v": 1}
+    time.sleep(2.1)  # past the 1 s TTL (stored in whole seconds), well within the grace
+    assert cache.get("s") is None  # a plain get sees it expired, as 0.1.1 does
+
+    def fail():
+        raise RuntimeError("the source is down")
+
+    entry = cache.get_or_set_entry("s", fail, 1, stale_if_error=60)
+    assert entry.value == {"v": 1} and entry.stale is True
+    assert cache.stats()["stale_served"] == 1
+    # Without a grace the loader's error reaches the caller.
+    with pytest.raises(RuntimeError, match="the source is down"):
+        cache.get_or_set("fresh-key", fail, 1, stale_if_error=60)
+    # A loader that succeeds: not stale, stored.
+    entry = cache.get_or_set_entry("s2", lambda: {"v": 2}, 60, stale_if_error=5)
+    assert entry == ({"v": 2}, False) and cache.get("s2") == {"v": 2}
+
+
+def test_a_load_past_load_timeout_goes_on_and_its_caller_may_ask_again(table):
+    cache = JsonDictDynamodbCache(table)
+    cache.get_or_set("t", lambda: {"v": 1}, 1, stale_if_error=60)
+    time.sleep(2.1)
+    release = threading.Event()
+
+    def slow():
+        release.wait(10)
+        return {"v": 2}
+
+    assert cache.get_or_set_entry("t", slow, 60, stale_if_error=60, load_timeout=0.2) == ({"v": 1}, True)
+    # The load runs on on the engine's threads. The caller's thread is not inside a loader, so
+    # asking again is no call from a loader: it gets the stale value while that load runs.
+    assert cache.get_or_set_entry("t", slow, 60, stale_if_error=60, load_timeout=0.2) == ({"v": 1}, True)
+    release.set()
+    deadline = time.monotonic() + 5
+    while cache.get("t") != {"v": 2} and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert cache.get("t") == {"v": 2}
+
+
+def test_get_or_set_many_loads_only_the_missing_keys_once(table):
+    cache = JsonDictDynamodbCache(table)
+    cache.set("a", {"v": "cached"}, 60)
+    calls = []
+
+    def load(missing):
+        calls.append(list(missing))
+        return {k: {"v": k} for k in missing if k != "nowhere"}
+
+    got = cache.get_or_set_many(["a", "b", "c", "b", "nowhere"], load, 60)
+    assert calls == [["b", "c", "nowhere"]]
+    assert got == {"a": {"v": "cached"}, "b": {"v": "b"}, "c": {"v": "c"}}
+    assert cache.get("c") == {"v": "c"} and cache.get("nowhere") is None
+    assert cache.get_or_set_many(["b", "c"], load, 60) == {"b": {"v": "b"}, "c": {"v": "c"}}
+    assert len(calls) == 1
+
+    def fail(missing):
+        raise KeyError("no source")
+
+    with pytest.raises(KeyError):
+        cache.get_or_set_many(["d"], fail, 60)
+
+
 def test_atomic_operations(table):
     cache = BytesCache(table)
     assert cache.add("a", b"1", 60) is True
