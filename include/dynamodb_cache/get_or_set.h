@@ -28,9 +28,20 @@ struct GetOrSetOptions {
   // up to half. Defaults 50 ms and 1 s.
   Ttl poll_min{50};
   Ttl poll_max{1000};
-  // Refresh ahead of expiry: a hit with less than this left to live is reloaded by one caller
-  // (one per fleet with a lease) while every other caller gets the current value at once.
-  // Zero (the default): off. Entries that never expire are never refreshed.
+  // Refresh ahead of expiry: a hit with less than this left to live is reloaded in the
+  // background while every caller, the one that noticed it too, gets the current value at
+  // once. The reload runs on a small process-wide pool (4 threads, a bounded queue: when the
+  // queue is full the refresh is skipped, and a later hit tries again, so a caller is never
+  // held up); one at a time per key in this process (the key's single flight: a caller that
+  // finds the key missing meanwhile waits for it), one per fleet with a lease (the holder
+  // reloads, the others keep the current value). Its store is conditional as every load's
+  // (an erase or set made during it wins); through a LayeredBackend the layers above are
+  // filled after it, when the table took the value. A reload that fails is counted
+  // (stats().refresh_failures) and logged at warning level through the backend's log hook
+  // (its message, never the value), and the current value is served until it expires; it is
+  // never thrown at a caller (only at callers waiting on it after finding the key missing).
+  // The loader then runs after get_or_set has returned: it must own what it uses (see
+  // get_or_set). Zero (the default): off. Entries that never expire are never refreshed.
   Ttl refresh_ahead{0};
   // Serve stale on failure: a grace period. Zero (the default): off. Otherwise the value is
   // stored so that it stays readable this long past its TTL (the item's expire and update_ts
@@ -82,12 +93,13 @@ struct GetOrSetResult {
 // table are filled only when the table took the value.
 //
 // Thread-safe. Blocking: callers may wait up to a load's duration (plus lease_wait with a
-// lease). REQUIRES: `load` does not call get_or_set for the same backend and key (it would
-// wait for itself). With load_timeout, `load` may still be running, on the pool, after
-// get_or_set has returned: it must own what it uses (no references to the caller's locals);
-// the backend's destructor waits for it.
-std::string get_or_set(Backend& backend, std::string_view key, const std::function<std::string()>& load, Ttl ttl,
-                       const GetOrSetOptions& options = {});
+// lease); never for a refresh ahead of expiry. REQUIRES: `load` does not call get_or_set for
+// the same backend and key (it would wait for itself). With refresh_ahead or load_timeout,
+// `load` may run, on the pool, after get_or_set has returned: it must own what it uses (no
+// references to the caller's locals); the backend's destructor (a LayeredBackend's too)
+// waits for it, and drops a refresh still queued.
+std::string get_or_set(Backend& backend, std::string_view key, const std::function<std::string()>& load,
+                       Ttl ttl, const GetOrSetOptions& options = {});
 // get_or_set, saying whether the value is stale (stale_if_error).
 GetOrSetResult get_or_set_entry(Backend& backend, std::string_view key,
                                 const std::function<std::string()>& load, Ttl ttl,
@@ -95,7 +107,8 @@ GetOrSetResult get_or_set_entry(Backend& backend, std::string_view key,
 
 // get_or_set without waiting: the same call, run where `backend` runs blocking work
 // (Backend::run_blocking: a helper thread over DynamoDB, inline over a MemoryBackend), which
-// then completes `done` (or the Pending). `load` runs there too. `backend` must outlive it.
+// then completes `done` (or the Pending). `load` runs there too, or, for a refresh ahead of
+// expiry, on the pool (`done` hears the current value first). `backend` must outlive it.
 void get_or_set_async(Backend& backend, std::string key, std::function<std::string()> load, Ttl ttl,
                       GetOrSetOptions options, Backend::Done<std::string> done);
 Pending<std::string> get_or_set_async(Backend& backend, std::string key, std::function<std::string()> load,

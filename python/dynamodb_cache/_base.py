@@ -72,7 +72,8 @@ class NativeCache(T.Generic[VT]):
         """The cached value, or ``loader()``'s, then cached for ``expire`` seconds. One load
         per key at a time in this process (others wait for it); with ``lease`` (seconds, a
         DynamoDB backend only) one per fleet; ``refresh_ahead``: a hit with less than that
-        left is reloaded by one caller while the others get the current value. What
+        left is reloaded in the background (a failure is counted and logged, never raised
+        here) while every caller, the one that noticed it too, gets the current value. What
         ``loader`` raises reaches every caller waiting on it, and nothing is cached. A loader
         that calls get_or_set for its own key on the same cache gets InvalidArgumentError."""
         loaded: T.List[VT] = []
@@ -83,11 +84,13 @@ class NativeCache(T.Generic[VT]):
                 f"get_or_set({key!r}) called from its own loader: it would wait for itself")
 
         def load() -> bytes:
-            active.add(pair)
+            # The set of the thread running the loader: a refresh runs it on a pool thread.
+            running: T.Set[T.Tuple[int, str]] = _loading.__dict__.setdefault("pairs", set())
+            running.add(pair)
             try:
                 value = loader()
             finally:
-                active.discard(pair)
+                running.discard(pair)
             loaded.append(value)
             return self._serialize(value)  # type: ignore[attr-defined]
 

@@ -30,7 +30,7 @@ namespace ddb = dynamodb;
 namespace detail {
 
 GetOrSetResult Flight::wait() {
-  if (leader_ == std::this_thread::get_id())
+  if (leader_.load() == std::this_thread::get_id())
     throw InvalidArgumentError(
         "get_or_set: the loader asked for its own key (get_or_set of the same key on the same "
         "cache, from inside its loader): it would wait for itself forever");
@@ -77,7 +77,7 @@ FlightRegistry::Joined FlightRegistry::join(const void* owner, std::string_view 
   auto [it, inserted] = s.flights.try_emplace(std::move(k));
   if (inserted) {
     it->second = std::make_shared<Flight>();
-    it->second->leader_ = std::this_thread::get_id();
+    it->second->leader_.store(std::this_thread::get_id());
   }
   return {it->second, inserted};
 }
@@ -381,9 +381,13 @@ struct Call {
           return c.load_and_store(seen, false);
         });
       }
-      // Another process holds the lease. A refresh leaves it to that process, and so does a
-      // caller with a stale value to serve.
-      if (refresh) return {std::move(seen.hit->value)};
+      // Another process holds the lease. A refresh leaves it to that process (its answer, the
+      // current value, is not a value this call stored), and so does a caller with a stale
+      // value to serve.
+      if (refresh) {
+        unstored->store(true);
+        return {std::move(seen.hit->value)};
+      }
       if (seen.stale) return served_stale(stats(), std::move(seen.stale->value));
       if (std::chrono::steady_clock::now() >= deadline) break;
       if (!waited) stats().lease_waits.fetch_add(1, std::memory_order_relaxed);  // once per call
@@ -442,6 +446,72 @@ struct Call {
   }
 };
 
+// Over a LayeredBackend, what a refresh of its lowest layer needs from it: the object that
+// owns the refresh on the pool (whose destructor drains it: the layers above are used) and
+// the copy of a reloaded value into the layers above the table.
+struct Above {
+  const Backend* owner = nullptr;
+  std::function<void(const std::string& value)> fill;
+};
+
+// A refresh ahead of expiry on the pool (GetOrSetOptions::refresh_ahead): the reload of a key
+// whose flight the caller that saw it due opened, led by the pool thread that runs it. Its
+// end (or its destruction unrun: the pool's queue was full, or its owner is being drained)
+// closes the flight, so that waiters never hang; unrun, they get the current value. A failure
+// is counted (stats().refresh_failures) and logged at warning level, never thrown at a caller
+// but to those waiting on the flight (callers that found the key missing meanwhile).
+class Refresh {
+ public:
+  Refresh(std::shared_ptr<const Call> call, std::shared_ptr<detail::Flight> flight, LeaseTable::Seen seen,
+          std::function<void(const std::string&)> fill)
+      : call_(std::move(call)), flight_(std::move(flight)), seen_(std::move(seen)), fill_(std::move(fill)) {
+    flight_->lead_from(std::thread::id());
+  }
+  Refresh(const Refresh&) = delete;
+  Refresh& operator=(const Refresh&) = delete;
+  ~Refresh() {
+    if (!ran_) close([&] { flight_->finish({seen_.hit->value}); });
+  }
+
+  void run() {
+    ran_ = true;
+    flight_->lead_from(std::this_thread::get_id());
+    std::optional<GetOrSetResult> r;
+    try {
+      r = call_->lead(seen_, false);
+    } catch (...) {
+      const std::exception_ptr error = std::current_exception();
+      close([&] { flight_->fail(error); });
+      call_->stats().refresh_failures.fetch_add(1, std::memory_order_relaxed);
+      call_->warn("get_or_set: the refresh ahead of expiry of key " + call_->quoted_key() +
+                  " failed: " + why(error) + "; the current value is served until it expires");
+      return;
+    }
+    close([&] { flight_->finish(*r); });
+    if (!fill_ || call_->unstored->load()) return;
+    try {
+      fill_(r->value);
+    } catch (...) {
+      call_->warn("get_or_set: the refreshed value of key " + call_->quoted_key() +
+                  " was stored but not copied to the layers above: " + why(std::current_exception()));
+    }
+  }
+
+ private:
+  // Leaves the registry (later callers start anew), then ends the flight by `end`.
+  template <class End>
+  void close(End&& end) {
+    FlightRegistry::instance().leave(&call_->backend, call_->key, flight_);
+    end();
+  }
+
+  std::shared_ptr<const Call> call_;
+  std::shared_ptr<detail::Flight> flight_;
+  LeaseTable::Seen seen_;  // with a hit: the current value
+  std::function<void(const std::string&)> fill_;
+  bool ran_ = false;
+};
+
 void check(const GetOrSetOptions& o, Ttl ttl) {
   if (ttl.count() < 0) throw InvalidArgumentError("ttl must not be negative");
   if (o.lease.count() < 0 || o.lease_wait.count() < 0 || o.refresh_ahead.count() < 0 ||
@@ -456,8 +526,8 @@ void check(const GetOrSetOptions& o, Ttl ttl) {
         "served instead: it needs stale_if_error");
 }
 
-GetOrSetResult entry_of(Backend& backend, std::string_view key, const std::function<std::string()>& load, Ttl ttl,
-                        const GetOrSetOptions& o, bool& settled);
+GetOrSetResult entry_of(Backend& backend, std::string_view key, const std::function<std::string()>& load,
+                        Ttl ttl, const GetOrSetOptions& o, bool& settled, Above above = {});
 
 // Over layers whose lowest is DynamoDB: the layers answer a hit as a get does (a memory copy
 // first); otherwise the lowest layer runs get_or_set (single flight, the lease, the store
@@ -469,16 +539,20 @@ GetOrSetResult through_layers(LayeredBackend& layered, std::string_view key,
   check(o, ttl);
   if (auto hit = layered.get_entry(key); hit && !wants_refresh(*hit, o)) return {std::move(hit->value)};
   bool settled = false;
-  GetOrSetResult r = entry_of(*layered.layers().back(), key, load, ttl, o, settled);
+  Above above{&layered, [&layered, k = std::string(key), ttl](const std::string& value) {
+                layered.fill_upper(k, value, ttl);
+              }};
+  GetOrSetResult r = entry_of(*layered.layers().back(), key, load, ttl, o, settled, std::move(above));
   if (settled && !r.stale) layered.fill_upper(key, r.value, ttl);
   return r;
 }
 
 // get_or_set_entry below the layers; `settled`: whether the backend holds the value returned
 // (a hit, or a store that happened; false for a waiter of another caller's load, which cannot
-// tell).
-GetOrSetResult entry_of(Backend& backend, std::string_view key, const std::function<std::string()>& load, Ttl ttl,
-                        const GetOrSetOptions& o, bool& settled) {
+// tell, and for a value due for refresh, which is about to be replaced). `above`: from
+// through_layers.
+GetOrSetResult entry_of(Backend& backend, std::string_view key, const std::function<std::string()>& load,
+                        Ttl ttl, const GetOrSetOptions& o, bool& settled, Above above) {
   check(o, ttl);
   settled = true;
   // Keys are validated by the backend's first read, under its own limit (long_keys).
@@ -510,17 +584,21 @@ GetOrSetResult entry_of(Backend& backend, std::string_view key, const std::funct
     return r;
   }
   static const LogHook kProcessHook;  // empty: detail::log_to then says it to set_log_hook's
-  const Call call{backend,
-                  std::string(key),
-                  load,
-                  ttl,
-                  o,
-                  std::move(table),
-                  dynamo ? &dynamo->options().log : &kProcessHook};
+  auto call = std::make_shared<const Call>(Call{backend, std::string(key), load, ttl, o, std::move(table),
+                                                dynamo ? &dynamo->options().log : &kProcessHook});
+  if (seen.hit) {
+    // Due for refresh: the reload goes to the pool, this caller keeps the current value. A
+    // full queue (or a backend being destroyed) skips it: the next hit tries again.
+    settled = false;
+    std::string current = seen.hit->value;
+    auto refresh = std::make_shared<Refresh>(call, joined.flight, std::move(seen), std::move(above.fill));
+    BackgroundPool::instance().submit(above.owner ? above.owner : &backend, [refresh] { refresh->run(); });
+    return {std::move(current)};
+  }
   try {
-    const bool reread = !seen.hit && registry.finished(&backend, key) != finished_before;
-    GetOrSetResult r = call.lead(std::move(seen), reread);
-    settled = !call.unstored->load();
+    const bool reread = registry.finished(&backend, key) != finished_before;
+    GetOrSetResult r = call->lead(std::move(seen), reread);
+    settled = !call->unstored->load();
     registry.leave(&backend, key, joined.flight);
     joined.flight->finish(r);
     return r;

@@ -2,6 +2,7 @@
 // tests use it to see who is waiting.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
@@ -26,7 +27,8 @@ auto timed_load(CacheStats& stats, Load&& load) -> decltype(load()) {
     CacheStats& s;
     std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now();
     ~Timed() {
-      auto us = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - start);
+      auto us =
+          std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - start);
       s.loads.fetch_add(1, std::memory_order_relaxed);
       s.load_time_us.fetch_add(static_cast<uint64_t>(us.count()), std::memory_order_relaxed);
     }
@@ -43,6 +45,10 @@ class Flight {
   GetOrSetResult wait();
   void finish(GetOrSetResult result);
   void fail(std::exception_ptr error);
+  // Hands the flight to the thread that will load: a refresh ahead of expiry is led by a pool
+  // thread, not by the caller that started it (who may ask for the key again meanwhile).
+  // std::thread::id(): nobody's, while the refresh waits in the pool's queue.
+  void lead_from(std::thread::id thread) { leader_.store(thread); }
 
  private:
   friend class FlightRegistry;
@@ -52,7 +58,7 @@ class Flight {
   GetOrSetResult result_;
   std::exception_ptr error_;
   std::size_t waiters_ = 0;
-  std::thread::id leader_;  // set once by FlightRegistry::join, before the flight is shared
+  std::atomic<std::thread::id> leader_;  // set by FlightRegistry::join, then by lead_from
 };
 
 // Flights by (owner, key): the owner is the Backend object. Sharded, one mutex per shard.
