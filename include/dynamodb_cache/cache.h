@@ -73,6 +73,11 @@ concept HasDefaultCodec = requires {
 template <class L, class T>
 concept LoaderOf = std::invocable<L&> && std::convertible_to<std::invoke_result_t<L&>, T>;
 
+// A get_or_set loader that decides (LoadResult in get_or_set.h): called with no arguments,
+// returns a LoadResult<T> (a T or "missing", its own TTL, whether to cache it).
+template <class L, class T>
+concept ResultLoaderOf = std::invocable<L&> && std::same_as<std::invoke_result_t<L&>, LoadResult<T>>;
+
 namespace detail {
 template <class C>
 concept Complete = requires {
@@ -239,12 +244,8 @@ class Cache {
       }
       // The load may outlive this call: it owns its loader, codec and result, which it hands
       // over under a lock (a refresh may end while this call reads it).
-      struct Slot {
-        std::mutex mu;
-        std::optional<T> value;
-      };
       auto shared_load = std::make_shared<std::decay_t<Load>>(std::forward<Load>(load));
-      auto loaded = std::make_shared<Slot>();
+      auto loaded = std::make_shared<LoadedSlot>();
       GetOrSetResult r = dynamodb_cache::get_or_set_entry(
           *backend_, key,
           [k = std::string(key), shared_load, loaded, codec = codec_] {
@@ -265,6 +266,48 @@ class Cache {
     } else {
       std::abort();  // not reached: the assertion above failed
     }
+  }
+
+  // get_or_set whose loader decides: it returns a LoadResult<T> (get_or_set.h) saying the T
+  // (LoadResult<T>::found, with a TTL of its own if it likes, ttl_jitter applied to it too),
+  // that the source has none (missing(): answered std::nullopt, and remembered for
+  // options.cache_misses_for: callers within it get std::nullopt without calling the loader),
+  // or a T not to cache (uncached()). Otherwise as get_or_set above. The loader is copied (or
+  // moved, if passed as an rvalue) with the codec: it may run after the call has returned
+  // (refresh_ahead, load_timeout), so it must own what it uses.
+  template <class Load, class Rep = int64_t, class Period = std::ratio<1>>
+  requires ResultLoaderOf<Load, T> std::optional<T> get_or_set(
+      std::string_view key, Load&& load, std::chrono::duration<Rep, Period> ttl = std::chrono::seconds(0),
+      const GetOrSetOptions& options = {}) {
+    const Ttl t = write_ttl(ttl);
+    auto owned = std::make_shared<std::decay_t<Load>>(std::forward<Load>(load));
+    auto loaded = std::make_shared<LoadedSlot>();
+    std::optional<std::string> bytes = dynamodb_cache::get_or_set(
+        *backend_, key,
+        [k = std::string(key), owned, loaded, codec = codec_, jitter = options_.ttl_jitter] {
+          LoadResult<T> r = (*owned)();
+          dynamodb_cache::Loaded out;
+          out.cache = r.cache;
+          if (r.ttl) out.ttl = jitter_ttl(*r.ttl, jitter);
+          if (r.value) {
+            out.value = encode_with(codec, k, *r.value);
+            std::lock_guard lock(loaded->mu);
+            loaded->value = std::move(r.value);
+          }
+          return out;
+        },
+        t, options);
+    if (!bytes) return std::nullopt;
+    {
+      std::lock_guard lock(loaded->mu);
+      if (loaded->value) return std::move(loaded->value);
+    }
+    if (auto v = decode_or_miss(key, *bytes)) return v;
+    // Undecodable (decode_error_is_miss): loaded and stored over it, as on a miss.
+    LoadResult<T> r = (*owned)();
+    if (r.value && r.cache)
+      backend_->set(key, encode(key, *r.value), r.ttl ? jitter_ttl(*r.ttl, options_.ttl_jitter) : t);
+    return std::move(r.value);
   }
 
   // Result i answers keys[i].
@@ -526,6 +569,13 @@ class Cache {
   }
 
  private:
+  // A T loaded off the caller's thread (a refresh, a load past load_timeout, which may end
+  // while the caller reads it), handed over under the lock.
+  struct LoadedSlot {
+    std::mutex mu;
+    std::optional<T> value;
+  };
+
   template <class L>
   static constexpr bool kLoadsMany =
       std::is_invocable_r_v<std::vector<std::optional<T>>, L&, const std::vector<std::string>&>;

@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -69,7 +70,39 @@ struct GetOrSetOptions {
   // a stale value (a miss, or past the grace) the callers wait for the load as usual. Nonzero
   // without stale_if_error: InvalidArgumentError.
   Ttl load_timeout{0};
+  // Negative caching, for loaders that can say the source has no value (LoadResult::missing):
+  // such a miss is remembered in the table for this long, and callers that set this option
+  // get "missing" (std::nullopt) within it without calling the loader, so a missing row does
+  // not hammer the source. Zero (the default): a miss is not remembered. Stored as an item
+  // every other read takes for an expired entry of no bytes (get(), contains() and the
+  // Python package 0.1.1 see no value; `miss_until` in the README's table layout), with
+  // `miss_until` (epoch ms) that only get_or_set reads; a set(), add() or erase() of the key
+  // ends it, and a loader that returns a value is stored over it (conditionally, as always).
+  // Needs a loader returning LoadResult and a DynamodbBackend (or a LayeredBackend whose
+  // lowest layer is one); else InvalidArgumentError.
+  Ttl cache_misses_for{0};
 };
+
+// What a get_or_set loader may return instead of a value alone (the overloads taking a
+// std::function<Loaded()> here, and Cache<T>::get_or_set with a loader returning
+// LoadResult<T>): the value, or that the source has none, its own TTL, or not to cache it.
+template <class T>
+struct LoadResult {
+  std::optional<T> value;  // std::nullopt: the source has no value for the key
+  std::optional<Ttl> ttl;  // this value's TTL, instead of the call's (ttl_jitter still applies)
+  bool cache = true;       // false: the callers get the value (or the miss); nothing is stored
+
+  // A value, cached for `ttl` when given, else for the call's TTL.
+  static LoadResult found(T value, std::optional<Ttl> ttl = std::nullopt) {
+    return {std::move(value), ttl, true};
+  }
+  // The source has no value: remembered for GetOrSetOptions::cache_misses_for, if set.
+  static LoadResult missing() { return {}; }
+  // A value handed to the callers (and those waiting on this load) but not stored; a
+  // placeholder reserved for it is removed.
+  static LoadResult uncached(T value) { return {std::move(value), std::nullopt, false}; }
+};
+using Loaded = LoadResult<std::string>;
 
 // get_or_set's answer with whether it is a stale value (GetOrSetOptions::stale_if_error).
 struct GetOrSetResult {
@@ -100,6 +133,14 @@ struct GetOrSetResult {
 // waits for it, and drops a refresh still queued.
 std::string get_or_set(Backend& backend, std::string_view key, const std::function<std::string()>& load,
                        Ttl ttl, const GetOrSetOptions& options = {});
+// get_or_set whose loader decides (Loaded: a TTL of its own, "do not cache", or "the source
+// has none", answered std::nullopt and remembered for options.cache_misses_for). Everything
+// else as above; a waiter of a load that found nothing gets std::nullopt too (from the forms
+// whose loader must return a value: InvalidArgumentError). A TTL below zero from the loader:
+// InvalidArgumentError, nothing stored.
+std::optional<std::string> get_or_set(Backend& backend, std::string_view key,
+                                      const std::function<Loaded()>& load, Ttl ttl,
+                                      const GetOrSetOptions& options = {});
 // get_or_set, saying whether the value is stale (stale_if_error).
 GetOrSetResult get_or_set_entry(Backend& backend, std::string_view key,
                                 const std::function<std::string()>& load, Ttl ttl,

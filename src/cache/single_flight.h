@@ -15,7 +15,9 @@
 #include <thread>
 #include <unordered_map>
 
+#include "dynamodb_cache/errors.h"
 #include "dynamodb_cache/get_or_set.h"
+#include "util/text.h"
 
 namespace dynamodb_cache::detail {
 
@@ -35,6 +37,21 @@ auto timed_load(CacheStats& stats, Load&& load) -> decltype(load()) {
   } timed{stats};
   return load();
 }
+
+// How a load ends when its loader said the source has no value for the key (Flight carries a
+// value or an error, not "none"): callers whose loader may say so (get_or_set_many, get_or_set
+// with a Loaded loader) answer std::nullopt; a get_or_set that shared the load and must return
+// a value gets this error. Also thrown inside a call whose load (or negative entry, under
+// GetOrSetOptions::cache_misses_for) says "missing".
+class NoValueLoaded final : public InvalidArgumentError {
+ public:
+  explicit NoValueLoaded(std::string_view key)
+      : InvalidArgumentError(
+            std::string("get_or_set: the loader of a load this call shared had no value for key '")
+                .append(util::printable(key))
+                .append("' (or a miss remembered by cache_misses_for said so), and this caller's loader "
+                        "must return one; nothing was cached")) {}
+};
 
 // One load of one key; the leader finishes it, followers wait for it. Thread-safe.
 class Flight {

@@ -806,3 +806,144 @@ TEST(GetOrSetIT, ARefreshThroughLayersFillsThemOnlyWithAStoredValue) {
     }
   }
 }
+
+// ---- the loader decides: its TTL, "do not cache", "missing" (cache_misses_for) ----
+
+TEST(GetOrSetIT, ALoadersTtlIsStoredAndAnUncachedValueIsNot) {
+  CountedTable t("it-gos");
+  DynamodbBackend b(t.c, t.opts());
+  EXPECT_EQ(get_or_set(
+                b, "k", [] { return Loaded::found("v", 5s); }, 60s),
+            std::optional<std::string>("v"));
+  ASSERT_TRUE(raw(t, "k"));
+  EXPECT_EQ(number(*raw(t, "k"), "expire"), 5);
+  EXPECT_LE(*b.get_entry("k")->ttl_left, 5s);
+  // Not to be cached: the callers get it, the table keeps nothing (the placeholder is gone).
+  std::atomic<int> loads{0};
+  auto uncached = [&] {
+    ++loads;
+    return Loaded::uncached("fresh each time");
+  };
+  EXPECT_EQ(get_or_set(b, "u", uncached, 60s), std::optional<std::string>("fresh each time"));
+  EXPECT_FALSE(raw(t, "u"));
+  EXPECT_EQ(get_or_set(b, "u", uncached, 60s), std::optional<std::string>("fresh each time"));
+  EXPECT_EQ(loads, 2);
+  // A negative TTL from the loader: a clear error, nothing stored.
+  EXPECT_THROW(get_or_set(
+                   b, "n", [] { return Loaded::found("v", -1s); }, 60s),
+               InvalidArgumentError);
+  EXPECT_FALSE(raw(t, "n"));
+  // Typed: the same, the answer std::optional<T>.
+  Cache<std::string> cache(std::make_shared<DynamodbBackend>(t.c, t.opts()));
+  EXPECT_EQ(cache.get_or_set(
+                "typed", [] { return LoadResult<std::string>::found("tv", 7s); }, 60s),
+            std::optional<std::string>("tv"));
+  EXPECT_EQ(number(*raw(t, "typed"), "expire"), 7);
+  EXPECT_EQ(cache.get_or_set(
+                "none", [] { return LoadResult<std::string>::missing(); }, 60s),
+            std::nullopt);
+  EXPECT_FALSE(raw(t, "none"));
+}
+
+TEST(GetOrSetIT, AMissIsRememberedForCacheMissesForAndReadsAsExpiredEverywhereElse) {
+  CountedTable t("it-gos");
+  test_clock::FakeWallClock clock;
+  auto opts = t.opts();
+  opts.now = clock.fn();
+  DynamodbBackend a(t.c, opts), b(t.c, opts);
+  GetOrSetOptions o;
+  o.cache_misses_for = 5s;
+  std::atomic<int> loads{0};
+  auto none = [&] {
+    ++loads;
+    return Loaded::missing();
+  };
+  EXPECT_EQ(get_or_set(a, "k", none, 60s, o), std::nullopt);
+  EXPECT_EQ(loads, 1);
+  // Within the window: missing, without the loader, in this process and another.
+  clock.advance(4s);
+  EXPECT_EQ(get_or_set(a, "k", none, 60s, o), std::nullopt);
+  EXPECT_EQ(get_or_set(b, "k", none, 60s, o), std::nullopt);
+  EXPECT_EQ(loads, 1);
+  // Every other read sees no value; the Python package 0.1.1's rule (expire != 0 and
+  // now - update_ts >= expire) says expired.
+  EXPECT_FALSE(b.get("k"));
+  EXPECT_FALSE(b.contains("k"));
+  auto item = raw(t, "k");
+  ASSERT_TRUE(item);
+  EXPECT_EQ(number(*item, "update_ts"), 0);
+  EXPECT_GT(number(*item, "expire"), 0);
+  EXPECT_TRUE(item->count("miss_until"));
+  EXPECT_GT(number(*item, "expire_at") * 1000, number(*item, "miss_until"))
+      << "native TTL keeps it to its end";
+  // A caller without cache_misses_for loads (its loader may have a value).
+  EXPECT_EQ(get_or_set(b, "k2", none, 60s, o), std::nullopt);
+  EXPECT_EQ(get_or_set(
+                b, "k2", [] { return Loaded::found("v"); }, 60s),
+            std::optional<std::string>("v"));
+  // Past the window the loader is asked again.
+  clock.advance(2s);
+  EXPECT_EQ(get_or_set(a, "k", none, 60s, o), std::nullopt);
+  EXPECT_EQ(loads, 3);
+  // A set during the window wins; an erase ends it.
+  b.set("k", "set meanwhile", 60s);
+  EXPECT_EQ(get_or_set(a, "k", none, 60s, o), std::optional<std::string>("set meanwhile"));
+  EXPECT_EQ(loads, 3);
+  b.erase("k");
+  EXPECT_EQ(get_or_set(
+                a, "k", [] { return Loaded::found("back"); }, 60s, o),
+            std::optional<std::string>("back"));
+  EXPECT_EQ(*b.get("k"), "back");
+  // A value loaded later is stored over a miss (conditionally, on the negative item).
+  EXPECT_EQ(get_or_set(a, "m", none, 60s, o), std::nullopt);
+  clock.advance(6s);
+  EXPECT_EQ(get_or_set(
+                a, "m", [] { return Loaded::found("found"); }, 60s, o),
+            std::optional<std::string>("found"));
+  EXPECT_EQ(*b.get("m"), "found");
+  EXPECT_FALSE(raw(t, "m")->count("miss_until"));
+  // The forms whose loader must return a value cannot ask for it; nor can a backend without a table.
+  EXPECT_THROW(get_or_set(
+                   a, "x", [] { return std::string("v"); }, 60s, o),
+               InvalidArgumentError);
+  MemoryBackend memory;
+  EXPECT_THROW(get_or_set(memory, "x", none, 60s, o), InvalidArgumentError);
+}
+
+// With a lease, and with the single flight: the callers waiting on a load that found nothing
+// get std::nullopt; a get_or_set whose loader must return a value gets a clear error.
+TEST(GetOrSetIT, WaitersOfAMissingLoadGetNothing) {
+  CountedTable t("it-gos");
+  DynamodbBackend a(t.c, t.opts());
+  GetOrSetOptions o = with_lease(10s);
+  o.cache_misses_for = 60s;
+  std::promise<void> loading, release;
+  std::shared_future<void> released = release.get_future().share();
+  auto leader = std::async(std::launch::async, [&] {
+    return get_or_set(
+        a, "k",
+        [&, released] {
+          loading.set_value();
+          released.wait();
+          return Loaded::missing();
+        },
+        60s, o);
+  });
+  loading.get_future().wait();
+  auto waiter = std::async(std::launch::async, [&] {
+    return get_or_set(
+        a, "k", [] { return Loaded::found("w"); }, 60s, o);
+  });
+  auto plain = std::async(std::launch::async, [&] {
+    return get_or_set(
+        a, "k", [] { return std::string("p"); }, 60s);
+  });
+  auto until = std::chrono::steady_clock::now() + 10s;
+  while (detail::FlightRegistry::instance().waiters(&a, "k") < 2 && std::chrono::steady_clock::now() < until)
+    std::this_thread::sleep_for(1ms);
+  release.set_value();
+  EXPECT_EQ(leader.get(), std::nullopt);
+  EXPECT_EQ(waiter.get(), std::nullopt);
+  EXPECT_THROW(plain.get(), InvalidArgumentError);
+  EXPECT_FALSE(raw(t, "k#lease"));
+}

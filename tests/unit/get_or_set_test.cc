@@ -338,3 +338,40 @@ TEST(BackgroundPool, ABackendsDrainWaitsForItsRunningTasksAndDropsQueuedOnes) {
   EXPECT_EQ(ran, 1);
   EXPECT_EQ(pool.pending(&owner), 0u);
 }
+
+// The loader decides, over a backend without a table: its TTL is the value's, an uncached
+// value is handed over and not stored, and "missing" is answered std::nullopt.
+TEST(GetOrSet, TheLoaderDecidesItsTtlAndWhetherToCache) {
+  test_clock::FakeSteady clock;
+  MemoryOptions mo;
+  mo.now = clock.fn();
+  auto mem = std::make_shared<MemoryBackend>(mo);
+  EXPECT_EQ(get_or_set(
+                *mem, "t", [] { return Loaded::found("v", 5s); }, 60s),
+            std::optional<std::string>("v"));
+  EXPECT_EQ(*mem->get_entry("t")->ttl_left, 5s);
+  std::atomic<int> loads{0};
+  auto uncached = [&] {
+    ++loads;
+    return Loaded::uncached("u");
+  };
+  EXPECT_EQ(get_or_set(*mem, "u", uncached, 60s), std::optional<std::string>("u"));
+  EXPECT_FALSE(mem->get("u"));
+  EXPECT_EQ(get_or_set(*mem, "u", uncached, 60s), std::optional<std::string>("u"));
+  EXPECT_EQ(loads, 2);
+  EXPECT_EQ(get_or_set(
+                *mem, "m", [] { return Loaded::missing(); }, 60s),
+            std::nullopt);
+  EXPECT_FALSE(mem->get("m"));
+  // Typed, with ttl_jitter applied to the loader's TTL too; the string forms are unchanged.
+  Cache<std::string> cache(mem, {}, TypedOptions{.ttl_jitter = 0.5});
+  EXPECT_EQ(cache.get_or_set(
+                "typed", [] { return LoadResult<std::string>::found("tv", 10s); }, 60s),
+            std::optional<std::string>("tv"));
+  auto left = *mem->get_entry("typed")->ttl_left;
+  EXPECT_GE(left, 5s);
+  EXPECT_LE(left, 15s);
+  EXPECT_EQ(cache.get_or_set(
+                "plain", [] { return std::string("p"); }, 60s),
+            "p");
+}
