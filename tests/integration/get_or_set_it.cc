@@ -947,3 +947,33 @@ TEST(GetOrSetIT, WaitersOfAMissingLoadGetNothing) {
   EXPECT_THROW(plain.get(), InvalidArgumentError);
   EXPECT_FALSE(raw(t, "k#lease"));
 }
+
+// With stale_if_error, "missing" is the source's answer, not its failure: no stale value is
+// served for it (nor counted), and the remembered miss replaces the stale item, so a failure
+// after the window has nothing stale to fall back on.
+TEST(GetOrSetIT, AMissingAnswerIsNotServedStale) {
+  CountedTable t("it-gos");
+  test_clock::FakeWallClock clock;
+  auto opts = t.opts();
+  opts.now = clock.fn();
+  DynamodbBackend b(t.c, opts);
+  GetOrSetOptions o = with_grace(60s);
+  o.cache_misses_for = 5s;
+  EXPECT_EQ(get_or_set(
+                b, "k", [] { return Loaded::found("v1"); }, 10s, o),
+            std::optional<std::string>("v1"));
+  clock.advance(11s);  // expired, within its grace
+  std::atomic<int> loads{0};
+  auto none = [&] {
+    ++loads;
+    return Loaded::missing();
+  };
+  EXPECT_EQ(get_or_set(b, "k", none, 10s, o), std::nullopt);
+  EXPECT_EQ(get_or_set(b, "k", none, 10s, o), std::nullopt);
+  EXPECT_EQ(loads, 1);
+  EXPECT_EQ(b.stats().stale_served, 0u);
+  clock.advance(6s);
+  EXPECT_THROW(get_or_set(
+                   b, "k", []() -> Loaded { throw std::runtime_error("down"); }, 10s, o),
+               std::runtime_error);
+}
