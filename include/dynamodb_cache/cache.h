@@ -73,6 +73,11 @@ concept HasDefaultCodec = requires {
 template <class L, class T>
 concept LoaderOf = std::invocable<L&> && std::convertible_to<std::invoke_result_t<L&>, T>;
 
+// A get_or_set loader that decides (LoadResult in get_or_set.h): called with no arguments,
+// returns a LoadResult<T> (a T or "missing", its own TTL, whether to cache it).
+template <class L, class T>
+concept ResultLoaderOf = std::invocable<L&> && std::same_as<std::invoke_result_t<L&>, LoadResult<T>>;
+
 namespace detail {
 template <class C>
 concept Complete = requires {
@@ -204,9 +209,10 @@ class Cache {
   // load per key at a time in the process, waiters share its result or its exception
   // (nothing is cached then); `options` adds a fleet-wide lease and refresh ahead of expiry.
   // The caller that ran load() gets its T as returned; the others decode the stored bytes.
-  // With options.load_timeout, load may run on after the call has returned (get_or_set.h):
-  // it is then copied (or moved, if passed as an rvalue), and must not refer to the caller's
-  // locals.
+  // With options.load_timeout or options.refresh_ahead, load may run on after the call has
+  // returned (get_or_set.h: a refresh runs on a pool while the caller gets the current value):
+  // it is then copied (or moved, if passed as an rvalue) together with the codec, and must not
+  // refer to the caller's locals.
   template <class Load, class Rep = int64_t, class Period = std::ratio<1>>
   T get_or_set(std::string_view key, Load&& load,
                std::chrono::duration<Rep, Period> ttl = std::chrono::seconds(0),
@@ -228,7 +234,7 @@ class Cache {
                   "the cache's T (or something convertible to it)");
     if constexpr (LoaderOf<Load, T>) {
       const Ttl t = write_ttl(ttl);
-      if (options.load_timeout.count() == 0) {
+      if (options.load_timeout.count() == 0 && options.refresh_ahead.count() == 0) {
         std::optional<T> loaded;
         GetOrSetResult r =
             dynamodb_cache::get_or_set_entry(*backend_, key, encoding_loader(key, load, loaded), t, options);
@@ -236,23 +242,72 @@ class Cache {
         if (auto v = decode_or_miss(key, r.value)) return {std::move(*v), r.stale};
         return {load_over_undecodable(key, load, t), r.stale};
       }
-      // The load may outlive this call: it owns its loader, codec and result.
+      // The load may outlive this call: it owns its loader, codec and result, which it hands
+      // over under a lock (a refresh may end while this call reads it).
       auto shared_load = std::make_shared<std::decay_t<Load>>(std::forward<Load>(load));
-      auto loaded = std::make_shared<std::optional<T>>();
+      auto loaded = std::make_shared<LoadedSlot>();
       GetOrSetResult r = dynamodb_cache::get_or_set_entry(
           *backend_, key,
           [k = std::string(key), shared_load, loaded, codec = codec_] {
-            loaded->emplace((*shared_load)());
-            return encode_with(codec, k, **loaded);
+            T value = (*shared_load)();
+            std::string bytes = encode_with(codec, k, value);
+            std::lock_guard lock(loaded->mu);
+            loaded->value.emplace(std::move(value));
+            return bytes;
           },
           t, options);
       // A stale answer means this call's load, if any, may still run: its result is not read.
-      if (!r.stale && *loaded) return {std::move(**loaded), false};
+      if (!r.stale) {
+        std::lock_guard lock(loaded->mu);
+        if (loaded->value) return {std::move(*loaded->value), false};
+      }
       if (auto v = decode_or_miss(key, r.value)) return {std::move(*v), r.stale};
       return {load_over_undecodable(key, *shared_load, t), r.stale};
     } else {
       std::abort();  // not reached: the assertion above failed
     }
+  }
+
+  // get_or_set whose loader decides: it returns a LoadResult<T> (get_or_set.h) saying the T
+  // (LoadResult<T>::found, with a TTL of its own if it likes, ttl_jitter applied to it too),
+  // that the source has none (missing(): answered std::nullopt, and remembered for
+  // options.cache_misses_for: callers within it get std::nullopt without calling the loader),
+  // or a T not to cache (uncached()). Otherwise as get_or_set above. The loader is copied (or
+  // moved, if passed as an rvalue) with the codec: it may run after the call has returned
+  // (refresh_ahead, load_timeout), so it must own what it uses.
+  template <class Load, class Rep = int64_t, class Period = std::ratio<1>>
+  requires ResultLoaderOf<Load, T> std::optional<T> get_or_set(
+      std::string_view key, Load&& load, std::chrono::duration<Rep, Period> ttl = std::chrono::seconds(0),
+      const GetOrSetOptions& options = {}) {
+    const Ttl t = write_ttl(ttl);
+    auto owned = std::make_shared<std::decay_t<Load>>(std::forward<Load>(load));
+    auto loaded = std::make_shared<LoadedSlot>();
+    std::optional<std::string> bytes = dynamodb_cache::get_or_set(
+        *backend_, key,
+        [k = std::string(key), owned, loaded, codec = codec_, jitter = options_.ttl_jitter] {
+          LoadResult<T> r = (*owned)();
+          dynamodb_cache::Loaded out;
+          out.cache = r.cache;
+          if (r.ttl) out.ttl = jitter_ttl(*r.ttl, jitter);
+          if (r.value) {
+            out.value = encode_with(codec, k, *r.value);
+            std::lock_guard lock(loaded->mu);
+            loaded->value = std::move(r.value);
+          }
+          return out;
+        },
+        t, options);
+    if (!bytes) return std::nullopt;
+    {
+      std::lock_guard lock(loaded->mu);
+      if (loaded->value) return std::move(loaded->value);
+    }
+    if (auto v = decode_or_miss(key, *bytes)) return v;
+    // Undecodable (decode_error_is_miss): loaded and stored over it, as on a miss.
+    LoadResult<T> r = (*owned)();
+    if (r.value && r.cache)
+      backend_->set(key, encode(key, *r.value), r.ttl ? jitter_ttl(*r.ttl, options_.ttl_jitter) : t);
+    return std::move(r.value);
   }
 
   // Result i answers keys[i].
@@ -392,9 +447,10 @@ class Cache {
                   "Cache<T>::get_or_set_async(key, load, ...): load must be callable with no arguments and "
                   "return the cache's T (or something convertible to it)");
     if constexpr (LoaderOf<Load, T>) {
-      if (options.load_timeout.count() > 0) {
-        // A load may outlive the call: the blocking form, which then owns its loader and codec
-        // and reads the loaded T only when it is not stale, runs where blocking work runs.
+      if (options.load_timeout.count() > 0 || options.refresh_ahead.count() > 0) {
+        // A load may outlive the call (a refresh, or past load_timeout): the blocking form,
+        // which then owns its loader and codec and reads the loaded T under a lock, runs where
+        // blocking work runs.
         auto owned = std::make_shared<Load>(std::move(load));
         backend_->run_blocking([this, key = std::move(key), owned, ttl, options,
                                 done = std::move(done)](std::exception_ptr refused) {
@@ -513,6 +569,13 @@ class Cache {
   }
 
  private:
+  // A T loaded off the caller's thread (a refresh, a load past load_timeout, which may end
+  // while the caller reads it), handed over under the lock.
+  struct LoadedSlot {
+    std::mutex mu;
+    std::optional<T> value;
+  };
+
   template <class L>
   static constexpr bool kLoadsMany =
       std::is_invocable_r_v<std::vector<std::optional<T>>, L&, const std::vector<std::string>&>;

@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -28,9 +29,20 @@ struct GetOrSetOptions {
   // up to half. Defaults 50 ms and 1 s.
   Ttl poll_min{50};
   Ttl poll_max{1000};
-  // Refresh ahead of expiry: a hit with less than this left to live is reloaded by one caller
-  // (one per fleet with a lease) while every other caller gets the current value at once.
-  // Zero (the default): off. Entries that never expire are never refreshed.
+  // Refresh ahead of expiry: a hit with less than this left to live is reloaded in the
+  // background while every caller, the one that noticed it too, gets the current value at
+  // once. The reload runs on a small process-wide pool (4 threads, a bounded queue: when the
+  // queue is full the refresh is skipped, and a later hit tries again, so a caller is never
+  // held up); one at a time per key in this process (the key's single flight: a caller that
+  // finds the key missing meanwhile waits for it), one per fleet with a lease (the holder
+  // reloads, the others keep the current value). Its store is conditional as every load's
+  // (an erase or set made during it wins); through a LayeredBackend the layers above are
+  // filled after it, when the table took the value. A reload that fails is counted
+  // (stats().refresh_failures) and logged at warning level through the backend's log hook
+  // (its message, never the value), and the current value is served until it expires; it is
+  // never thrown at a caller (only at callers waiting on it after finding the key missing).
+  // The loader then runs after get_or_set has returned: it must own what it uses (see
+  // get_or_set). Zero (the default): off. Entries that never expire are never refreshed.
   Ttl refresh_ahead{0};
   // Serve stale on failure: a grace period. Zero (the default): off. Otherwise the value is
   // stored so that it stays readable this long past its TTL (the item's expire and update_ts
@@ -58,7 +70,39 @@ struct GetOrSetOptions {
   // a stale value (a miss, or past the grace) the callers wait for the load as usual. Nonzero
   // without stale_if_error: InvalidArgumentError.
   Ttl load_timeout{0};
+  // Negative caching, for loaders that can say the source has no value (LoadResult::missing):
+  // such a miss is remembered in the table for this long, and callers that set this option
+  // get "missing" (std::nullopt) within it without calling the loader, so a missing row does
+  // not hammer the source. Zero (the default): a miss is not remembered. Stored as an item
+  // every other read takes for an expired entry of no bytes (get(), contains() and the
+  // Python package 0.1.1 see no value; `miss_until` in the README's table layout), with
+  // `miss_until` (epoch ms) that only get_or_set reads; a set(), add() or erase() of the key
+  // ends it, and a loader that returns a value is stored over it (conditionally, as always).
+  // Needs a loader returning LoadResult and a DynamodbBackend (or a LayeredBackend whose
+  // lowest layer is one); else InvalidArgumentError.
+  Ttl cache_misses_for{0};
 };
+
+// What a get_or_set loader may return instead of a value alone (the overloads taking a
+// std::function<Loaded()> here, and Cache<T>::get_or_set with a loader returning
+// LoadResult<T>): the value, or that the source has none, its own TTL, or not to cache it.
+template <class T>
+struct LoadResult {
+  std::optional<T> value;  // std::nullopt: the source has no value for the key
+  std::optional<Ttl> ttl;  // this value's TTL, instead of the call's (ttl_jitter still applies)
+  bool cache = true;       // false: the callers get the value (or the miss); nothing is stored
+
+  // A value, cached for `ttl` when given, else for the call's TTL.
+  static LoadResult found(T value, std::optional<Ttl> ttl = std::nullopt) {
+    return {std::move(value), ttl, true};
+  }
+  // The source has no value: remembered for GetOrSetOptions::cache_misses_for, if set.
+  static LoadResult missing() { return {}; }
+  // A value handed to the callers (and those waiting on this load) but not stored; a
+  // placeholder reserved for it is removed.
+  static LoadResult uncached(T value) { return {std::move(value), std::nullopt, false}; }
+};
+using Loaded = LoadResult<std::string>;
 
 // get_or_set's answer with whether it is a stale value (GetOrSetOptions::stale_if_error).
 struct GetOrSetResult {
@@ -82,12 +126,21 @@ struct GetOrSetResult {
 // table are filled only when the table took the value.
 //
 // Thread-safe. Blocking: callers may wait up to a load's duration (plus lease_wait with a
-// lease). REQUIRES: `load` does not call get_or_set for the same backend and key (it would
-// wait for itself). With load_timeout, `load` may still be running, on the pool, after
-// get_or_set has returned: it must own what it uses (no references to the caller's locals);
-// the backend's destructor waits for it.
-std::string get_or_set(Backend& backend, std::string_view key, const std::function<std::string()>& load, Ttl ttl,
-                       const GetOrSetOptions& options = {});
+// lease); never for a refresh ahead of expiry. REQUIRES: `load` does not call get_or_set for
+// the same backend and key (it would wait for itself). With refresh_ahead or load_timeout,
+// `load` may run, on the pool, after get_or_set has returned: it must own what it uses (no
+// references to the caller's locals); the backend's destructor (a LayeredBackend's too)
+// waits for it, and drops a refresh still queued.
+std::string get_or_set(Backend& backend, std::string_view key, const std::function<std::string()>& load,
+                       Ttl ttl, const GetOrSetOptions& options = {});
+// get_or_set whose loader decides (Loaded: a TTL of its own, "do not cache", or "the source
+// has none", answered std::nullopt and remembered for options.cache_misses_for). Everything
+// else as above; a waiter of a load that found nothing gets std::nullopt too (from the forms
+// whose loader must return a value: InvalidArgumentError). A TTL below zero from the loader:
+// InvalidArgumentError, nothing stored.
+std::optional<std::string> get_or_set(Backend& backend, std::string_view key,
+                                      const std::function<Loaded()>& load, Ttl ttl,
+                                      const GetOrSetOptions& options = {});
 // get_or_set, saying whether the value is stale (stale_if_error).
 GetOrSetResult get_or_set_entry(Backend& backend, std::string_view key,
                                 const std::function<std::string()>& load, Ttl ttl,
@@ -95,7 +148,8 @@ GetOrSetResult get_or_set_entry(Backend& backend, std::string_view key,
 
 // get_or_set without waiting: the same call, run where `backend` runs blocking work
 // (Backend::run_blocking: a helper thread over DynamoDB, inline over a MemoryBackend), which
-// then completes `done` (or the Pending). `load` runs there too. `backend` must outlive it.
+// then completes `done` (or the Pending). `load` runs there too, or, for a refresh ahead of
+// expiry, on the pool (`done` hears the current value first). `backend` must outlive it.
 void get_or_set_async(Backend& backend, std::string key, std::function<std::string()> load, Ttl ttl,
                       GetOrSetOptions options, Backend::Done<std::string> done);
 Pending<std::string> get_or_set_async(Backend& backend, std::string key, std::function<std::string()> load,

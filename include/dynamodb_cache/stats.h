@@ -56,10 +56,13 @@ struct CacheStats {
   std::atomic<uint64_t> sets{0}, erases{0};                         // entries written / erased
   std::atomic<uint64_t> loads{0}, load_time_us{0}, lease_waits{0};  // get_or_set
   std::atomic<uint64_t> stale_served{0};  // get_or_set's callers answered stale (stale_if_error)
-  std::atomic<uint64_t> fail_open{0};                     // errors turned into misses or dropped writes
-  std::atomic<uint64_t> throttles{0};                     // throttling errors that reached the cache
+  // get_or_set's reloads ahead of expiry (refresh_ahead) that failed on the pool: logged,
+  // never thrown at the caller that started them
+  std::atomic<uint64_t> refresh_failures{0};
+  std::atomic<uint64_t> fail_open{0};      // errors turned into misses or dropped writes
+  std::atomic<uint64_t> throttles{0};      // throttling errors that reached the cache
   std::atomic<uint64_t> decode_errors{0};  // values read as misses: TypedOptions::decode_error_is_miss
-  std::atomic<uint64_t> bytes_read{0}, bytes_written{0};  // value bytes (before compression)
+  std::atomic<uint64_t> bytes_read{0}, bytes_written{0};                // value bytes (before compression)
   std::atomic<double> read_capacity_units{0}, write_capacity_units{0};  // ReturnConsumedCapacity
   std::array<std::atomic<uint64_t>, kErrorKindCount> errors{};          // by ErrorKind
   std::array<LatencyHistogram, kOpCount> latency;                       // by Op

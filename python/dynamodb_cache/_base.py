@@ -85,7 +85,8 @@ class NativeCache(T.Generic[VT]):
         """The cached value, or ``loader()``'s, then cached for ``expire`` seconds. One load
         per key at a time in this process (others wait for it); with ``lease`` (seconds, a
         DynamoDB backend only) one per fleet; ``refresh_ahead``: a hit with less than that
-        left is reloaded by one caller while the others get the current value. What
+        left is reloaded in the background (a failure is counted and logged, never raised
+        here) while every caller, the one that noticed it too, gets the current value. What
         ``loader`` raises reaches every caller waiting on it, and nothing is cached. A loader
         that calls get_or_set for its own key on the same cache gets InvalidArgumentError.
 
@@ -111,7 +112,7 @@ class NativeCache(T.Generic[VT]):
         loaded: T.List[VT] = []
 
         def load() -> bytes:
-            active = _loading_pairs()  # the pairs of the thread running the load
+            active = _loading_pairs()  # the pairs of the thread running the load (a refresh: a pool thread)
             active.add(pair)
             try:
                 value = loader()

@@ -30,7 +30,7 @@ namespace ddb = dynamodb;
 namespace detail {
 
 GetOrSetResult Flight::wait() {
-  if (leader_ == std::this_thread::get_id())
+  if (leader_.load() == std::this_thread::get_id())
     throw InvalidArgumentError(
         "get_or_set: the loader asked for its own key (get_or_set of the same key on the same "
         "cache, from inside its loader): it would wait for itself forever");
@@ -77,7 +77,7 @@ FlightRegistry::Joined FlightRegistry::join(const void* owner, std::string_view 
   auto [it, inserted] = s.flights.try_emplace(std::move(k));
   if (inserted) {
     it->second = std::make_shared<Flight>();
-    it->second->leader_ = std::this_thread::get_id();
+    it->second->leader_.store(std::this_thread::get_id());
   }
   return {it->second, inserted};
 }
@@ -123,6 +123,18 @@ namespace {
 using detail::BackgroundPool;
 using detail::FlightRegistry;
 using detail::LeaseTable;
+using detail::NoValueLoaded;
+
+// Whether `e` says the source has no value (a load's answer, not a failure of the source).
+bool says_missing(const std::exception_ptr& e) {
+  try {
+    std::rethrow_exception(e);
+  } catch (const NoValueLoaded&) {
+    return true;
+  } catch (...) {
+    return false;
+  }
+}
 
 bool wants_refresh(const Hit& hit, const GetOrSetOptions& o) {
   return o.refresh_ahead.count() > 0 && hit.ttl_left && *hit.ttl_left < o.refresh_ahead;
@@ -212,7 +224,7 @@ struct LoadTimedOut {};
 struct Call {
   Backend& backend;
   std::string key;
-  std::function<std::string()> user_load;
+  std::function<Loaded()> user_load;
   Ttl ttl;
   GetOrSetOptions o;
   mutable std::optional<LeaseTable> table;  // over a DynamodbBackend (thread-safe)
@@ -221,21 +233,57 @@ struct Call {
   // failed open): a layered cache then leaves its upper layers alone. Shared with the copy a
   // load past load_timeout runs on.
   std::shared_ptr<std::atomic<bool>> unstored = std::make_shared<std::atomic<bool>>(false);
+  // The TTL the loader chose for its value (LoadResult::ttl) in ms; -1: the call's. Shared so.
+  std::shared_ptr<std::atomic<int64_t>> loaded_ttl_ms = std::make_shared<std::atomic<int64_t>>(-1);
 
   bool leased() const { return o.lease.count() > 0; }
   CacheStats& stats() const { return backend.stats(); }
   void warn(const std::string& message) const { detail::log_to(*log, LogLevel::kWarning, message); }
   std::string quoted_key() const { return "'" + util::printable(key, 64) + "'"; }
 
-  // The caller's load, counted with its duration (also when it throws).
-  std::string load() const { return detail::timed_load(stats(), user_load); }
+  // The caller's load, counted with its duration (also when it throws). A TTL it chose is
+  // checked and kept (stored_ttl).
+  Loaded load() const {
+    Loaded l = detail::timed_load(stats(), user_load);
+    if (l.ttl) {
+      if (l.ttl->count() < 0) throw InvalidArgumentError("get_or_set: the loader returned a negative TTL");
+      loaded_ttl_ms->store(l.ttl->count());
+    }
+    return l;
+  }
+  // The TTL the value is stored with: the loader's, else the call's.
+  Ttl stored_ttl() const {
+    const int64_t ms = loaded_ttl_ms->load();
+    return ms < 0 ? ttl : Ttl(ms);
+  }
+  // The callers' answer to `l`: its value, or NoValueLoaded when the source has none.
+  std::string answer(Loaded l) const {
+    if (!l.value) throw NoValueLoaded(key);
+    return std::move(*l.value);
+  }
+  // A read that found a miss remembered (cache_misses_for) ends the call with "missing".
+  void unless_missing(const LeaseTable::Seen& seen) const {
+    if (o.cache_misses_for.count() > 0 && seen.missing) throw NoValueLoaded(key);
+  }
+  // The load without a table to condition the store on (not DynamoDB, or its read failed
+  // open): stored by a plain set when the loader wants it cached.
+  std::string load_and_set() const {
+    Loaded l = load();
+    if (l.value && l.cache)
+      backend.set(key, *l.value, stored_ttl());
+    else
+      unstored->store(true);
+    return answer(std::move(l));
+  }
 
   // Loads `key` and stores the value unless the item changed since `seen`, the item read before
   // the load (LeaseTable::store_unless_changed). A key with no item is first reserved
   // (LeaseTable::reserve): an erase, set or add of the key during the load then makes the store
   // a no-op too; a loader that throws deletes its placeholder. With `fail_open` (the backend's
   // DynamodbOptions::fail_open), a table error around the load (never the loader's) is counted
-  // and the value returned unstored.
+  // and the value returned unstored. The loader decides (Loaded): its TTL; not to cache (the
+  // placeholder goes); "missing" (a negative entry stored as conditionally under
+  // cache_misses_for, else the placeholder goes; then NoValueLoaded).
   std::string load_and_store(LeaseTable::Seen seen, bool fail_open) const {
     auto failed_open = [&](const Error& e) {
       if (!fail_open || !table->fails_open(e)) return false;
@@ -249,19 +297,28 @@ struct Call {
         seen = table->reserve(key);
       } catch (const Error& e) {
         if (!failed_open(e)) throw;
-        return load();
+        return answer(load());
       }
       if (seen.hit) return std::move(seen.hit->value);  // stored meanwhile
+      unless_missing(seen);
     }
-    std::string value;
+    Loaded l;
     try {
-      value = load();
+      l = load();
     } catch (...) {
       if (seen.placeholder) table->unreserve(*seen.item);
       throw;
     }
+    const bool remember_miss = !l.value && l.cache && o.cache_misses_for.count() > 0;
+    if (!remember_miss && (!l.value || !l.cache)) {
+      if (seen.placeholder) table->unreserve(*seen.item);
+      unstored->store(true);
+      return answer(std::move(l));
+    }
     try {
-      if (!table->store_unless_changed(key, value, ttl, seen)) unstored->store(true);
+      const bool stored = remember_miss ? table->store_miss(key, o.cache_misses_for, seen)
+                                        : table->store_unless_changed(key, *l.value, stored_ttl(), seen);
+      if (!stored) unstored->store(true);
     } catch (...) {
       // A placeholder has no expire_at: left here it would stay. Deleted unless the store
       // landed after all (its condition is the placeholder's token).
@@ -272,7 +329,7 @@ struct Call {
         if (!failed_open(e)) throw;
       }
     }
-    return value;
+    return answer(std::move(l));
   }
 
   // work(call) (a load and its store) run within load_timeout on the pool, on a copy of this
@@ -308,12 +365,12 @@ struct Call {
           return;
         }
         // Nobody waits: under the lock, so that the leader's failed(.., true) came first.
-        if (error)
+        if (error && !says_missing(error))
           Outages::instance().failed(&self->backend, self->key, false);
         else
           Outages::instance().succeeded(&self->backend, self->key);
       }
-      if (error)
+      if (error && !says_missing(error))
         self->warn("get_or_set: the load of key " + self->quoted_key() +
                    " that outlived load_timeout failed: " + why(error));
     });
@@ -342,6 +399,9 @@ struct Call {
     } catch (const LoadTimedOut&) {
       reason =
           "took longer than load_timeout (" + std::to_string(o.load_timeout.count()) + " ms; it goes on)";
+    } catch (const NoValueLoaded&) {  // the source answered: it has none
+      Outages::instance().succeeded(&backend, key);
+      throw;
     } catch (...) {
       Outages::instance().failed(&backend, key, false);
       reason = "failed: " + why(std::current_exception());
@@ -365,8 +425,9 @@ struct Call {
             table->release(key, *token);
             throw;
           }
-          if (seen.hit) {
+          if (seen.hit || (o.cache_misses_for.count() > 0 && seen.missing)) {
             table->release(key, *token);
+            unless_missing(seen);
             return {std::move(seen.hit->value)};
           }
         }
@@ -381,15 +442,20 @@ struct Call {
           return c.load_and_store(seen, false);
         });
       }
-      // Another process holds the lease. A refresh leaves it to that process, and so does a
-      // caller with a stale value to serve.
-      if (refresh) return {std::move(seen.hit->value)};
+      // Another process holds the lease. A refresh leaves it to that process (its answer, the
+      // current value, is not a value this call stored), and so does a caller with a stale
+      // value to serve.
+      if (refresh) {
+        unstored->store(true);
+        return {std::move(seen.hit->value)};
+      }
       if (seen.stale) return served_stale(stats(), std::move(seen.stale->value));
       if (std::chrono::steady_clock::now() >= deadline) break;
       if (!waited) stats().lease_waits.fetch_add(1, std::memory_order_relaxed);  // once per call
       waited = true;
       poll_sleep(o, n);
       seen = table->read(key, true);
+      unless_missing(seen);
       if (seen.hit) return {std::move(seen.hit->value)};
     }
     // Waited long enough: load here, without overwriting what the holder may store meanwhile.
@@ -404,11 +470,7 @@ struct Call {
     if (reread) seen = read(false);
     if (seen.hit && !wants_refresh(*seen.hit, o)) return {std::move(seen.hit->value)};
     if (leased()) return with_lease(std::move(seen));
-    if (!table) {
-      std::string value = load();
-      backend.set(key, value, ttl);
-      return {std::move(value)};
-    }
+    if (!table) return {load_and_set()};
     // The item itself, read before the load: a set that lands after this read makes the store
     // a no-op. One GetItem per load. With fail_open, a table that fails is answered as before:
     // the load, and a set that fails open (counted and logged).
@@ -420,12 +482,11 @@ struct Call {
     }
     if (fresh && fresh->hit && !wants_refresh(*fresh->hit, o))
       return {std::move(fresh->hit->value)};  // stored meanwhile (or refreshed by another process)
+    if (fresh) unless_missing(*fresh);
     std::optional<Hit> stale = fresh ? std::move(fresh->stale) : std::move(seen.stale);
     return load_or_stale(std::move(stale), [fresh = std::move(fresh)](const Call& c) {
       if (fresh) return c.load_and_store(*fresh, true);
-      std::string value = c.load();  // the read failed open: a plain set (failing open too)
-      c.backend.set(c.key, value, c.ttl);
-      return value;
+      return c.load_and_set();  // the read failed open: a plain set (failing open too)
     });
   }
 
@@ -435,20 +496,88 @@ struct Call {
 
   static LeaseTable::Seen read_first(Backend& backend, std::optional<LeaseTable>& table,
                                      const GetOrSetOptions& o, std::string_view key, bool consistent) {
-    if (table && (o.lease.count() > 0 || o.stale_if_error.count() > 0)) return table->read(key, consistent);
+    if (table && (o.lease.count() > 0 || o.stale_if_error.count() > 0 || o.cache_misses_for.count() > 0))
+      return table->read(key, consistent);
     LeaseTable::Seen s;
     s.hit = backend.get_entry(key);
     return s;
   }
 };
 
+// Over a LayeredBackend, what a refresh of its lowest layer needs from it: the object that
+// owns the refresh on the pool (whose destructor drains it: the layers above are used) and
+// the copy of a reloaded value into the layers above the table.
+struct Above {
+  const Backend* owner = nullptr;
+  std::function<void(const std::string& value, Ttl ttl)> fill;
+};
+
+// A refresh ahead of expiry on the pool (GetOrSetOptions::refresh_ahead): the reload of a key
+// whose flight the caller that saw it due opened, led by the pool thread that runs it. Its
+// end (or its destruction unrun: the pool's queue was full, or its owner is being drained)
+// closes the flight, so that waiters never hang; unrun, they get the current value. A failure
+// is counted (stats().refresh_failures) and logged at warning level, never thrown at a caller
+// but to those waiting on the flight (callers that found the key missing meanwhile).
+class Refresh {
+ public:
+  Refresh(std::shared_ptr<const Call> call, std::shared_ptr<detail::Flight> flight, LeaseTable::Seen seen,
+          std::function<void(const std::string&, Ttl)> fill)
+      : call_(std::move(call)), flight_(std::move(flight)), seen_(std::move(seen)), fill_(std::move(fill)) {
+    flight_->lead_from(std::thread::id());
+  }
+  Refresh(const Refresh&) = delete;
+  Refresh& operator=(const Refresh&) = delete;
+  ~Refresh() {
+    if (!ran_) close([&] { flight_->finish({seen_.hit->value}); });
+  }
+
+  void run() {
+    ran_ = true;
+    flight_->lead_from(std::this_thread::get_id());
+    std::optional<GetOrSetResult> r;
+    try {
+      r = call_->lead(seen_, false);
+    } catch (...) {
+      const std::exception_ptr error = std::current_exception();
+      close([&] { flight_->fail(error); });
+      if (says_missing(error)) return;  // the source has none now: the current value runs out
+      call_->stats().refresh_failures.fetch_add(1, std::memory_order_relaxed);
+      call_->warn("get_or_set: the refresh ahead of expiry of key " + call_->quoted_key() +
+                  " failed: " + why(error) + "; the current value is served until it expires");
+      return;
+    }
+    close([&] { flight_->finish(*r); });
+    if (!fill_ || call_->unstored->load()) return;
+    try {
+      fill_(r->value, call_->stored_ttl());
+    } catch (...) {
+      call_->warn("get_or_set: the refreshed value of key " + call_->quoted_key() +
+                  " was stored but not copied to the layers above: " + why(std::current_exception()));
+    }
+  }
+
+ private:
+  // Leaves the registry (later callers start anew), then ends the flight by `end`.
+  template <class End>
+  void close(End&& end) {
+    FlightRegistry::instance().leave(&call_->backend, call_->key, flight_);
+    end();
+  }
+
+  std::shared_ptr<const Call> call_;
+  std::shared_ptr<detail::Flight> flight_;
+  LeaseTable::Seen seen_;  // with a hit: the current value
+  std::function<void(const std::string&, Ttl)> fill_;
+  bool ran_ = false;
+};
+
 void check(const GetOrSetOptions& o, Ttl ttl) {
   if (ttl.count() < 0) throw InvalidArgumentError("ttl must not be negative");
   if (o.lease.count() < 0 || o.lease_wait.count() < 0 || o.refresh_ahead.count() < 0 ||
       o.poll_min.count() <= 0 || o.poll_max < o.poll_min || o.stale_if_error.count() < 0 ||
-      o.load_timeout.count() < 0)
+      o.load_timeout.count() < 0 || o.cache_misses_for.count() < 0)
     throw InvalidArgumentError(
-        "get_or_set: lease, lease_wait, refresh_ahead, stale_if_error and load_timeout "
+        "get_or_set: lease, lease_wait, refresh_ahead, stale_if_error, load_timeout and cache_misses_for "
         "must not be negative, and 0 < poll_min <= poll_max");
   if (o.load_timeout.count() > 0 && o.stale_if_error.count() == 0)
     throw InvalidArgumentError(
@@ -456,31 +585,42 @@ void check(const GetOrSetOptions& o, Ttl ttl) {
         "served instead: it needs stale_if_error");
 }
 
-GetOrSetResult entry_of(Backend& backend, std::string_view key, const std::function<std::string()>& load, Ttl ttl,
-                        const GetOrSetOptions& o, bool& settled);
+// What a call learnt of its value: whether the backend holds it (see entry_of), with which TTL.
+struct Settled {
+  bool held = false;
+  Ttl ttl{0};
+};
+
+GetOrSetResult entry_of(Backend& backend, std::string_view key, std::function<Loaded()> load, Ttl ttl,
+                        const GetOrSetOptions& o, Settled& settled, Above above = {});
 
 // Over layers whose lowest is DynamoDB: the layers answer a hit as a get does (a memory copy
 // first); otherwise the lowest layer runs get_or_set (single flight, the lease, the store
 // conditional on what it read: its own stats count the loads), and the value is copied into
 // the layers above when the table holds it (not a stale value, nor a load whose store was a
 // no-op because the key was erased or set meanwhile: the next get reads the table's truth).
-GetOrSetResult through_layers(LayeredBackend& layered, std::string_view key,
-                              const std::function<std::string()>& load, Ttl ttl, const GetOrSetOptions& o) {
+GetOrSetResult through_layers(LayeredBackend& layered, std::string_view key, std::function<Loaded()> load,
+                              Ttl ttl, const GetOrSetOptions& o) {
   check(o, ttl);
   if (auto hit = layered.get_entry(key); hit && !wants_refresh(*hit, o)) return {std::move(hit->value)};
-  bool settled = false;
-  GetOrSetResult r = entry_of(*layered.layers().back(), key, load, ttl, o, settled);
-  if (settled && !r.stale) layered.fill_upper(key, r.value, ttl);
+  Settled settled;
+  Above above{&layered, [&layered, k = std::string(key)](const std::string& value, Ttl stored_ttl) {
+                layered.fill_upper(k, value, stored_ttl);
+              }};
+  GetOrSetResult r =
+      entry_of(*layered.layers().back(), key, std::move(load), ttl, o, settled, std::move(above));
+  if (settled.held && !r.stale) layered.fill_upper(key, r.value, settled.ttl);
   return r;
 }
 
 // get_or_set_entry below the layers; `settled`: whether the backend holds the value returned
 // (a hit, or a store that happened; false for a waiter of another caller's load, which cannot
-// tell).
-GetOrSetResult entry_of(Backend& backend, std::string_view key, const std::function<std::string()>& load, Ttl ttl,
-                        const GetOrSetOptions& o, bool& settled) {
+// tell, and for a value due for refresh, which is about to be replaced). `above`: from
+// through_layers.
+GetOrSetResult entry_of(Backend& backend, std::string_view key, std::function<Loaded()> load, Ttl ttl,
+                        const GetOrSetOptions& o, Settled& settled, Above above) {
   check(o, ttl);
-  settled = true;
+  settled = {true, ttl};
   // Keys are validated by the backend's first read, under its own limit (long_keys).
   CacheStats& stats = backend.stats();
   // Over DynamoDB, the store is conditional on the item the load was decided on (a value set
@@ -488,14 +628,16 @@ GetOrSetResult entry_of(Backend& backend, std::string_view key, const std::funct
   std::optional<LeaseTable> table;
   auto* dynamo = dynamic_cast<DynamodbBackend*>(&backend);
   if (dynamo) table.emplace(*dynamo, o.stale_if_error);
-  if ((o.lease.count() > 0 || o.stale_if_error.count() > 0) && !table)
+  if ((o.lease.count() > 0 || o.stale_if_error.count() > 0 || o.cache_misses_for.count() > 0) && !table)
     throw InvalidArgumentError(
-        "get_or_set: a lease and stale_if_error need a DynamodbBackend, or a LayeredBackend whose lowest "
-        "layer is one");
+        "get_or_set: a lease, stale_if_error and cache_misses_for need a DynamodbBackend, or a "
+        "LayeredBackend "
+        "whose lowest layer is one");
   auto& registry = FlightRegistry::instance();
   uint64_t finished_before = registry.finished(&backend, key);
   LeaseTable::Seen seen = Call::read_first(backend, table, o, key, false);
   if (seen.hit && !wants_refresh(*seen.hit, o)) return {std::move(seen.hit->value)};
+  if (o.cache_misses_for.count() > 0 && seen.missing) throw NoValueLoaded(key);  // a miss remembered
   // In an outage of the source: the stale value, without a load until the backoff passes.
   if (!seen.hit && seen.stale && Outages::instance().holding(&backend, key))
     return served_stale(stats, std::move(seen.stale->value));
@@ -504,23 +646,28 @@ GetOrSetResult entry_of(Backend& backend, std::string_view key, const std::funct
   if (!joined.leader) {
     // A refresh under way elsewhere in the process: the current value will do.
     if (seen.hit) return {std::move(seen.hit->value)};
-    settled = false;
+    settled.held = false;
     GetOrSetResult r = joined.flight->wait();
     if (r.stale) stats.stale_served.fetch_add(1, std::memory_order_relaxed);
     return r;
   }
   static const LogHook kProcessHook;  // empty: detail::log_to then says it to set_log_hook's
-  const Call call{backend,
-                  std::string(key),
-                  load,
-                  ttl,
-                  o,
-                  std::move(table),
-                  dynamo ? &dynamo->options().log : &kProcessHook};
+  auto call =
+      std::make_shared<const Call>(Call{backend, std::string(key), std::move(load), ttl, o, std::move(table),
+                                        dynamo ? &dynamo->options().log : &kProcessHook});
+  if (seen.hit) {
+    // Due for refresh: the reload goes to the pool, this caller keeps the current value. A
+    // full queue (or a backend being destroyed) skips it: the next hit tries again.
+    settled.held = false;
+    std::string current = seen.hit->value;
+    auto refresh = std::make_shared<Refresh>(call, joined.flight, std::move(seen), std::move(above.fill));
+    BackgroundPool::instance().submit(above.owner ? above.owner : &backend, [refresh] { refresh->run(); });
+    return {std::move(current)};
+  }
   try {
-    const bool reread = !seen.hit && registry.finished(&backend, key) != finished_before;
-    GetOrSetResult r = call.lead(std::move(seen), reread);
-    settled = !call.unstored->load();
+    const bool reread = registry.finished(&backend, key) != finished_before;
+    GetOrSetResult r = call->lead(std::move(seen), reread);
+    settled = {!call->unstored->load(), call->stored_ttl()};
     registry.leave(&backend, key, joined.flight);
     joined.flight->finish(r);
     return r;
@@ -531,15 +678,37 @@ GetOrSetResult entry_of(Backend& backend, std::string_view key, const std::funct
   }
 }
 
+// Every form of get_or_set: `load` says what it loaded (Loaded); `may_miss`: the caller can
+// answer "missing" (else NoValueLoaded reaches it, and cache_misses_for is refused).
+GetOrSetResult entry(Backend& backend, std::string_view key, std::function<Loaded()> load, Ttl ttl,
+                     const GetOrSetOptions& o, bool may_miss) {
+  if (o.cache_misses_for.count() > 0 && !may_miss)
+    throw InvalidArgumentError(
+        "get_or_set: cache_misses_for remembers a loader's \"missing\": it needs a loader returning Loaded "
+        "(LoadResult), which can say so");
+  if (auto* layered = dynamic_cast<LayeredBackend*>(&backend);
+      layered && dynamic_cast<DynamodbBackend*>(layered->layers().back().get()))
+    return through_layers(*layered, key, std::move(load), ttl, o);
+  Settled settled;
+  return entry_of(backend, key, std::move(load), ttl, o, settled);
+}
+
 }  // namespace
 
 GetOrSetResult get_or_set_entry(Backend& backend, std::string_view key,
                                 const std::function<std::string()>& load, Ttl ttl, const GetOrSetOptions& o) {
-  if (auto* layered = dynamic_cast<LayeredBackend*>(&backend);
-      layered && dynamic_cast<DynamodbBackend*>(layered->layers().back().get()))
-    return through_layers(*layered, key, load, ttl, o);
-  bool settled = false;
-  return entry_of(backend, key, load, ttl, o, settled);
+  return entry(
+      backend, key, [load] { return Loaded::found(load()); }, ttl, o, false);
+}
+
+std::optional<std::string> get_or_set(Backend& backend, std::string_view key,
+                                      const std::function<Loaded()>& load, Ttl ttl,
+                                      const GetOrSetOptions& o) {
+  try {
+    return entry(backend, key, load, ttl, o, true).value;
+  } catch (const NoValueLoaded&) {
+    return std::nullopt;
+  }
 }
 
 std::string get_or_set(Backend& backend, std::string_view key, const std::function<std::string()>& load,

@@ -19,18 +19,7 @@ namespace {
 
 using detail::Flight;
 using detail::FlightRegistry;
-
-// How a flight ends when the loader had no value for its key (Flight carries a value or an
-// error, not "none"): waiters in get_or_set_many answer std::nullopt; a get_or_set that shared
-// the load (it must return a value) gets this error.
-class NoValueLoaded final : public InvalidArgumentError {
- public:
-  explicit NoValueLoaded(std::string_view key)
-      : InvalidArgumentError(std::string("get_or_set: the load of key '")
-                                 .append(util::printable(key))
-                                 .append("' was shared with a get_or_set_many whose loader had no value "
-                                         "for it; nothing was cached")) {}
-};
+using detail::NoValueLoaded;
 
 // The owner of the flights get_or_set joins for `backend`'s keys (get_or_set.cc: over layers
 // whose lowest is DynamoDB, the lowest layer's), so that get_or_set_many shares them.

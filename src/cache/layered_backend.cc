@@ -3,6 +3,7 @@
 
 #include <algorithm>
 
+#include "cache/background_pool.h"
 #include "dynamodb_cache/errors.h"
 
 namespace dynamodb_cache {
@@ -52,7 +53,9 @@ LayeredBackend::LayeredBackend(std::vector<std::shared_ptr<Backend>> layers, Lay
     if (!l) throw InvalidArgumentError("LayeredBackend: a layer is null");
 }
 
-LayeredBackend::~LayeredBackend() = default;
+// A refresh ahead of expiry through the layers runs on the pool under this object's name (it
+// fills the layers above the table): done before the layers go.
+LayeredBackend::~LayeredBackend() { detail::BackgroundPool::instance().drain(this); }
 
 void LayeredBackend::run_blocking(std::function<void(std::exception_ptr)> work) {
   impl_->lowest().run_blocking(std::move(work));
@@ -129,7 +132,8 @@ std::vector<std::optional<Hit>> LayeredBackend::get_many(const std::vector<std::
   return std::move(m.out);
 }
 
-void LayeredBackend::get_many_async(std::vector<std::string> keys, Done<std::vector<std::optional<Hit>>> done) {
+void LayeredBackend::get_many_async(std::vector<std::string> keys,
+                                    Done<std::vector<std::optional<Hit>>> done) {
   impl_->many_from(0, std::make_shared<Impl::Many>(std::move(keys)), std::move(done));
 }
 

@@ -2,6 +2,7 @@
 // fleet leases, and stores conditional on what was seen. Private to get_or_set.
 #pragma once
 
+#include <charconv>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -20,6 +21,9 @@ namespace ddb = dynamodb;
 // Lease item attributes.
 inline constexpr const char* kLeaseToken = "token";
 inline constexpr const char* kLeaseUntil = "until";  // epoch milliseconds
+// A negative entry's end (GetOrSetOptions::cache_misses_for), epoch milliseconds: an item with
+// it stands for "the source has no value" until then (an expired entry of no bytes to others).
+inline constexpr const char* kMissUntil = "miss_until";
 
 // One DynamodbBackend's table, as get_or_set with a lease uses it, for one call: the key
 // mapping's prefix (namespace generation) is resolved once, at construction, so the value, its
@@ -36,6 +40,7 @@ class LeaseTable {
     std::optional<Hit> hit;         // nullopt: missing or expired
     std::optional<Hit> stale;       // with a grace: the stale entry, when not live but within its grace
     bool placeholder = false;       // `item` is the placeholder reserve() wrote
+    bool missing = false;           // `item` is a negative entry still in force (store_miss)
   };
 
   // The item under `key` and what it stands for; a strongly consistent read when asked.
@@ -50,6 +55,16 @@ class LeaseTable {
       if (!res.item) return Seen{};
       // Another key's item under the same digest: a miss, and the item a store is conditioned on.
       if (!detail::holds_key(*res.item, key)) return Seen{std::move(res.item), std::nullopt, std::nullopt};
+      if (auto until = res.item->find(kMissUntil); until != res.item->end()) {
+        // A negative entry: no value, nothing stale; in force until miss_until (a bad number: not).
+        Seen s;
+        int64_t ms = 0;
+        const std::string& text = until->second.scalar;
+        auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), ms);
+        s.missing = ec == std::errc() && end == text.data() + text.size() && now_ms() < ms;
+        s.item = std::move(res.item);
+        return s;
+      }
       last = res.item;
       auto hit = detail::read_entry(options_, client_, *res.item);
       std::optional<Hit> stale;
@@ -84,9 +99,12 @@ class LeaseTable {
     for (int round = 1;; ++round) {
       std::exception_ptr unknown;
       switch (detail::write_once([&] { client_.put_item(r); }, unknown)) {
-        case detail::Written::kYes: return token;
-        case detail::Written::kConditionFailed: return std::nullopt;
-        case detail::Written::kUnknown: break;
+        case detail::Written::kYes:
+          return token;
+        case detail::Written::kConditionFailed:
+          return std::nullopt;
+        case detail::Written::kUnknown:
+          break;
       }
       // Taken, if the lease read back holds this token; else (not applied, or not yet) again.
       auto held = detail::read_back(unknown, [&] { return read_item(r.item.at(attr::kKey).scalar); });
@@ -123,11 +141,8 @@ class LeaseTable {
   Seen reserve(std::string_view key) {
     ddb::PutItemRequest r;
     r.table_name = options_.table;
-    const std::string stored = backend_.stored_key(key, prefix_);
-    r.item = detail::build_item(options_, stored, key,
-                                detail::DynamodbBackendAccess::impl(backend_).key_map.is_digest(key, prefix_),
-                                "", Ttl(1000), nullptr);
-    r.item.insert_or_assign(attr::kUpdateTs, ddb::AttributeValue::N(0));
+    r.item = empty_entry(key);
+    const std::string& stored = r.item.at(attr::kKey).scalar;
     r.item.erase(attr::kExpireAt);
     detail::add_write_token(r.item);
     r.condition_expression = "attribute_not_exists(#k)";
@@ -181,11 +196,49 @@ class LeaseTable {
   // (a copy of it delayed in the network fails the same condition once either has landed).
   // Throws UnknownOutcomeError after kMaxUnknownRounds lost answers.
   bool store_unless_changed(std::string_view key, std::string_view value, Ttl ttl, const Seen& seen) {
+    return write_unless_changed(
+        detail::build_item(options_, backend_.stored_key(key, prefix_), key,
+                           detail::DynamodbBackendAccess::impl(backend_).key_map.is_digest(key, prefix_),
+                           value, ttl, &client_, grace_),
+        value, seen);
+  }
+
+  // Stores a negative entry for `key` (GetOrSetOptions::cache_misses_for): "the source has no
+  // value" for `duration` from now, unless the item changed since `seen`, as
+  // store_unless_changed. Others read it as an expired entry of no bytes (reserve()'s layout,
+  // with fresh_until 0 so that this library's liveness rule agrees with the Python package's);
+  // its expire_at lets native TTL remove it a second after it ends. Returns whether it wrote.
+  bool store_miss(std::string_view key, Ttl duration, const Seen& seen) {
+    const int64_t until = now_ms() + duration.count();
+    ddb::Item item = empty_entry(key);
+    item.insert_or_assign(attr::kFreshUntil, ddb::AttributeValue::N(0));
+    item.insert_or_assign(attr::kExpireAt, ddb::AttributeValue::N(until / 1000 + 1));
+    item.insert_or_assign(kMissUntil, ddb::AttributeValue::N(until));
+    return write_unless_changed(std::move(item), "", seen);
+  }
+
+  // Whether the backend's fail_open turns `e` into a miss or a dropped write.
+  bool fails_open(const Error& e) const {
+    return options_.fail_open && e.kind() != ErrorKind::kInvalidArgument;
+  }
+
+ private:
+  // An entry of no bytes under `key` that every reader takes for expired (update_ts 0; its
+  // expire_at, which the caller removes or replaces, is the one of a 1 s TTL).
+  ddb::Item empty_entry(std::string_view key) const {
+    ddb::Item item =
+        detail::build_item(options_, backend_.stored_key(key, prefix_), key,
+                           detail::DynamodbBackendAccess::impl(backend_).key_map.is_digest(key, prefix_), "",
+                           Ttl(1000), nullptr);
+    item.insert_or_assign(attr::kUpdateTs, ddb::AttributeValue::N(0));
+    return item;
+  }
+
+  // store_unless_changed's write of `item` (holding `value`, counted as a set when it lands).
+  bool write_unless_changed(ddb::Item item, std::string_view value, const Seen& seen) {
     ddb::PutItemRequest r;
     r.table_name = options_.table;
-    r.item = detail::build_item(options_, backend_.stored_key(key, prefix_), key,
-                                detail::DynamodbBackendAccess::impl(backend_).key_map.is_digest(key, prefix_),
-                                value, ttl, &client_, grace_);
+    r.item = std::move(item);
     detail::add_write_token(r.item);
     r.resend_if_unknown = false;
     if (!seen.item) {
@@ -201,7 +254,8 @@ class LeaseTable {
       r.values[":v"] = ver->second;
     } else {
       // Written by set() or the Python package: known by its write time and TTL (seconds).
-      r.condition_expression = "attribute_not_exists(#w) AND attribute_not_exists(#v) AND #u = :u AND #e = :e";
+      r.condition_expression =
+          "attribute_not_exists(#w) AND attribute_not_exists(#v) AND #u = :u AND #e = :e";
       r.names["#w"] = chunked::kWriteId;
       r.names["#v"] = attr::kVersion;
       r.names["#u"] = attr::kUpdateTs;
@@ -241,10 +295,6 @@ class LeaseTable {
     }
   }
 
-  // Whether the backend's fail_open turns `e` into a miss or a dropped write.
-  bool fails_open(const Error& e) const { return options_.fail_open && e.kind() != ErrorKind::kInvalidArgument; }
-
- private:
   // The item stored under `stored`, read strongly consistently.
   std::optional<ddb::Item> read_item(const std::string& stored) {
     return client_.get_item(detail::consistent_get(options_.table, stored)).item;

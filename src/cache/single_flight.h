@@ -2,6 +2,7 @@
 // tests use it to see who is waiting.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
@@ -14,7 +15,9 @@
 #include <thread>
 #include <unordered_map>
 
+#include "dynamodb_cache/errors.h"
 #include "dynamodb_cache/get_or_set.h"
+#include "util/text.h"
 
 namespace dynamodb_cache::detail {
 
@@ -26,13 +29,29 @@ auto timed_load(CacheStats& stats, Load&& load) -> decltype(load()) {
     CacheStats& s;
     std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now();
     ~Timed() {
-      auto us = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - start);
+      auto us =
+          std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - start);
       s.loads.fetch_add(1, std::memory_order_relaxed);
       s.load_time_us.fetch_add(static_cast<uint64_t>(us.count()), std::memory_order_relaxed);
     }
   } timed{stats};
   return load();
 }
+
+// How a load ends when its loader said the source has no value for the key (Flight carries a
+// value or an error, not "none"): callers whose loader may say so (get_or_set_many, get_or_set
+// with a Loaded loader) answer std::nullopt; a get_or_set that shared the load and must return
+// a value gets this error. Also thrown inside a call whose load (or negative entry, under
+// GetOrSetOptions::cache_misses_for) says "missing".
+class NoValueLoaded final : public InvalidArgumentError {
+ public:
+  explicit NoValueLoaded(std::string_view key)
+      : InvalidArgumentError(
+            std::string("get_or_set: the loader of a load this call shared had no value for key '")
+                .append(util::printable(key))
+                .append("' (or a miss remembered by cache_misses_for said so), and this caller's loader "
+                        "must return one; nothing was cached")) {}
+};
 
 // One load of one key; the leader finishes it, followers wait for it. Thread-safe.
 class Flight {
@@ -43,6 +62,10 @@ class Flight {
   GetOrSetResult wait();
   void finish(GetOrSetResult result);
   void fail(std::exception_ptr error);
+  // Hands the flight to the thread that will load: a refresh ahead of expiry is led by a pool
+  // thread, not by the caller that started it (who may ask for the key again meanwhile).
+  // std::thread::id(): nobody's, while the refresh waits in the pool's queue.
+  void lead_from(std::thread::id thread) { leader_.store(thread); }
 
  private:
   friend class FlightRegistry;
@@ -52,7 +75,7 @@ class Flight {
   GetOrSetResult result_;
   std::exception_ptr error_;
   std::size_t waiters_ = 0;
-  std::thread::id leader_;  // set once by FlightRegistry::join, before the flight is shared
+  std::atomic<std::thread::id> leader_;  // set by FlightRegistry::join, then by lead_from
 };
 
 // Flights by (owner, key): the owner is the Backend object. Sharded, one mutex per shard.

@@ -89,6 +89,7 @@ std::string CacheStats::to_json(const uint64_t* client_retries) const {
   num("load_time_us", load_time_us.load());
   num("lease_waits", lease_waits.load());
   num("stale_served", stale_served.load());
+  num("refresh_failures", refresh_failures.load());
   num("fail_open", fail_open.load());
   num("throttles", throttles.load());
   num("decode_errors", decode_errors.load());

@@ -9,10 +9,12 @@
 #include "cache/single_flight.h"
 #include "counted_table.h"
 #include "it_env.h"
+#include "pool_idle.h"
 #include "util_clock.h"
 
 using namespace dynamodb_cache;
 using namespace std::chrono_literals;
+using testing_support::await_idle;
 namespace ddb = dynamodb_cache::dynamodb;
 using it::CountedTable;
 
@@ -37,7 +39,8 @@ std::optional<ddb::Item> raw(CountedTable& t, const std::string& key) {
 
 // A lease item as another process would hold it, lapsing `ms` from now.
 void foreign_lease(CountedTable& t, const std::string& key, int64_t ms) {
-  int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(SystemClock::now().time_since_epoch()).count();
+  int64_t now =
+      std::chrono::duration_cast<std::chrono::milliseconds>(SystemClock::now().time_since_epoch()).count();
   ddb::PutItemRequest r;
   r.table_name = t.name;
   r.item = {{"key", ddb::AttributeValue::S(key + "#lease")},
@@ -58,11 +61,14 @@ TEST(GetOrSetIT, OneLoadAmongManyProcessesWithALease) {
   std::vector<std::future<std::string>> results;
   for (auto& b : fleet)
     results.push_back(std::async(std::launch::async, [&, b] {
-      return get_or_set(*b, "hot", [&] {
-        ++loads;
-        std::this_thread::sleep_for(500ms);
-        return std::string("computed once");
-      }, 60s, with_lease(10s));
+      return get_or_set(
+          *b, "hot",
+          [&] {
+            ++loads;
+            std::this_thread::sleep_for(500ms);
+            return std::string("computed once");
+          },
+          60s, with_lease(10s));
     }));
   for (auto& r : results) EXPECT_EQ(r.get(), "computed once");
   EXPECT_EQ(loads, 1);
@@ -73,9 +79,13 @@ TEST(GetOrSetIT, OneLoadAmongManyProcessesWithALease) {
   // PutItem, GetItem, the placeholder's PutItem (LeaseTable::reserve), the value's PutItem and
   // the lease's DeleteItem.
   t.wire->take();
-  EXPECT_EQ(get_or_set(*fleet[0], "hot", [] { return std::string("x"); }, 60s, with_lease(10s)), "computed once");
+  EXPECT_EQ(get_or_set(
+                *fleet[0], "hot", [] { return std::string("x"); }, 60s, with_lease(10s)),
+            "computed once");
   EXPECT_EQ(t.wire->take(), (std::map<std::string, int>{{"GetItem", 1}}));
-  EXPECT_EQ(get_or_set(*fleet[0], "cold", [] { return std::string("c"); }, 60s, with_lease(10s)), "c");
+  EXPECT_EQ(get_or_set(
+                *fleet[0], "cold", [] { return std::string("c"); }, 60s, with_lease(10s)),
+            "c");
   EXPECT_EQ(t.wire->take(), (std::map<std::string, int>{{"DeleteItem", 1}, {"GetItem", 2}, {"PutItem", 3}}));
 }
 
@@ -85,14 +95,18 @@ TEST(GetOrSetIT, ACrashedHoldersLeaseLapsesAndTheWaitIsBounded) {
   // A holder that died: its lease lapses after 1 s; then this process loads.
   foreign_lease(t, "k", 1000);
   auto start = std::chrono::steady_clock::now();
-  EXPECT_EQ(get_or_set(b, "k", [] { return std::string("mine"); }, 0s, with_lease(5s)), "mine");
+  EXPECT_EQ(get_or_set(
+                b, "k", [] { return std::string("mine"); }, 0s, with_lease(5s)),
+            "mine");
   EXPECT_GE(std::chrono::steady_clock::now() - start, 900ms);
   EXPECT_EQ(*b.get("k"), "mine");
 
   // A live lease held longer than lease_wait: the process stops waiting and loads itself; the
   // other holder's lease is left alone.
   foreign_lease(t, "k2", 60000);
-  EXPECT_EQ(get_or_set(b, "k2", [] { return std::string("impatient"); }, 0s, with_lease(5s, 300ms)), "impatient");
+  EXPECT_EQ(get_or_set(
+                b, "k2", [] { return std::string("impatient"); }, 0s, with_lease(5s, 300ms)),
+            "impatient");
   EXPECT_EQ(*b.get("k2"), "impatient");
   ASSERT_TRUE(raw(t, "k2#lease"));
   EXPECT_EQ(raw(t, "k2#lease")->at("token").scalar, "someone-else");
@@ -101,13 +115,16 @@ TEST(GetOrSetIT, ACrashedHoldersLeaseLapsesAndTheWaitIsBounded) {
 TEST(GetOrSetIT, ALoaderExceptionReleasesTheLeaseAndCachesNothing) {
   CountedTable t("it-gos");
   DynamodbBackend b(t.c, t.opts());
-  EXPECT_THROW(get_or_set(b, "k", []() -> std::string { throw std::runtime_error("down"); }, 0s, with_lease(30s)),
+  EXPECT_THROW(get_or_set(
+                   b, "k", []() -> std::string { throw std::runtime_error("down"); }, 0s, with_lease(30s)),
                std::runtime_error);
   EXPECT_FALSE(raw(t, "k#lease"));
   EXPECT_FALSE(raw(t, "k"));
   // The next caller does not wait for a lease nobody holds.
   auto start = std::chrono::steady_clock::now();
-  EXPECT_EQ(get_or_set(b, "k", [] { return std::string("up"); }, 0s, with_lease(30s)), "up");
+  EXPECT_EQ(get_or_set(
+                b, "k", [] { return std::string("up"); }, 0s, with_lease(30s)),
+            "up");
   EXPECT_LT(std::chrono::steady_clock::now() - start, 5s);
 }
 
@@ -126,15 +143,19 @@ TEST(GetOrSetIT, AHolderThatFinishesLateNeverOverwritesANewerValue) {
     std::this_thread::sleep_for(1100ms);
     std::promise<void> a_loading, b_done;
     auto a_result = std::async(std::launch::async, [&] {
-      return get_or_set(*a, key, [&] {
-        a_loading.set_value();
-        b_done.get_future().wait();
-        return a_value;
-      }, 0s, with_lease(1s));
+      return get_or_set(
+          *a, key,
+          [&] {
+            a_loading.set_value();
+            b_done.get_future().wait();
+            return a_value;
+          },
+          0s, with_lease(1s));
     });
     a_loading.get_future().wait();
     try {
-      EXPECT_TRUE(get_or_set(*b, key, [&] { return b_value; }, 0s, with_lease(1s)) == b_value);
+      EXPECT_TRUE(get_or_set(
+                      *b, key, [&] { return b_value; }, 0s, with_lease(1s)) == b_value);
     } catch (const std::exception& e) {
       ADD_FAILURE() << "B: " << e.what();
     }
@@ -165,19 +186,26 @@ TEST(GetOrSetIT, ALoadWithoutALeaseNeverOverwritesASetMadeWhileItRan) {
       } else {
         a.erase(key);
       }
-      auto v = get_or_set(a, key, [&] {
-        b.set(key, newer, 0s);
-        return loaded;
-      }, 0s);
+      auto v = get_or_set(
+          a, key,
+          [&] {
+            b.set(key, newer, 0s);
+            return loaded;
+          },
+          0s);
       EXPECT_TRUE(v == loaded);
       EXPECT_TRUE(*b.get(key) == newer) << key << (expired_before ? " over an expired item" : " over none");
     }
   }
   // Nobody else writing: the load is stored.
-  EXPECT_EQ(get_or_set(a, "quiet", [] { return std::string("x"); }, 0s), "x");
+  EXPECT_EQ(get_or_set(
+                a, "quiet", [] { return std::string("x"); }, 0s),
+            "x");
   EXPECT_EQ(*b.get("quiet"), "x");
 }
 
+// With a lease, one process of the fleet reloads (in its background: its caller does not
+// wait); the others, whose own refreshes find the lease taken, keep serving the current value.
 TEST(GetOrSetIT, RefreshAheadWithALeaseOneProcessReloadsTheOthersGetTheCurrentValue) {
   CountedTable t("it-gos");
   test_clock::FakeWallClock clock;
@@ -189,27 +217,45 @@ TEST(GetOrSetIT, RefreshAheadWithALeaseOneProcessReloadsTheOthersGetTheCurrentVa
   o.refresh_ahead = 5s;
   a->set("k", "v1", 60s);
   clock.advance(50s);  // 10 s left: no refresh
-  EXPECT_EQ(get_or_set(*a, "k", [] { return std::string("unused"); }, 60s, o), "v1");
-  clock.advance(6s);  // 4 s left: A refreshes, B gets v1 at once
+  EXPECT_EQ(get_or_set(
+                *a, "k", [] { return std::string("unused"); }, 60s, o),
+            "v1");
+  EXPECT_EQ(detail::BackgroundPool::instance().pending(a.get()), 0u);
+  clock.advance(6s);  // 4 s left: A's caller gets v1 at once, its reload is held
   std::promise<void> a_loading, release;
-  auto refresher = std::async(std::launch::async, [&] {
-    return get_or_set(*a, "k", [&] {
-      a_loading.set_value();
-      release.get_future().wait();
-      return std::string("v2");
-    }, 60s, o);
-  });
+  std::shared_future<void> released = release.get_future().share();
+  EXPECT_EQ(get_or_set(
+                *a, "k",
+                [&, released] {
+                  a_loading.set_value();
+                  released.wait();
+                  return std::string("v2");
+                },
+                60s, o),
+            "v1");
   a_loading.get_future().wait();
   t.wire->take();
-  EXPECT_EQ(get_or_set(*b, "k", [] { return std::string("unused"); }, 60s, o), "v1");
-  // B's cost: the read and one failed lease attempt.
+  std::atomic<int> b_loads{0};
+  EXPECT_EQ(get_or_set(
+                *b, "k",
+                [&] {
+                  ++b_loads;
+                  return std::string("unused");
+                },
+                60s, o),
+            "v1");
+  await_idle(b.get());
+  // B's cost: the read, and its refresh's one failed lease attempt.
   EXPECT_EQ(t.wire->take(), (std::map<std::string, int>{{"GetItem", 1}, {"PutItem", 1}}));
+  EXPECT_EQ(b_loads, 0);
   release.set_value();
-  EXPECT_EQ(refresher.get(), "v2");
+  await_idle(a.get());
   auto hit = b->get_entry("k");
   ASSERT_TRUE(hit);
   EXPECT_EQ(hit->value, "v2");
   EXPECT_GT(*hit->ttl_left, 55s);
+  EXPECT_FALSE(raw(t, "k#lease")) << "the refresh releases its lease";
+  EXPECT_EQ(a->stats().refresh_failures + b->stats().refresh_failures, 0u);
 }
 
 // Issue 24's "a late load never overwrites a newer truth": an erase made while a get_or_set
@@ -654,4 +700,280 @@ TEST(GetOrSetIT, StaleOverLayersIsServedButNotCopiedUp) {
   EXPECT_FALSE(memory->get("k"));
   // Over a backend without DynamoDB: a clear error.
   EXPECT_THROW(get_or_set(*memory, "k", failing, 10s, with_grace(60s)), InvalidArgumentError);
+}
+
+// ---- refresh ahead of expiry, in the background ----
+
+// A refresh's store is conditional like every load's: an erase made while the reload runs (by
+// another process) wins, and its failure is counted and logged, never thrown at the caller.
+TEST(GetOrSetIT, ARefreshLosesToAnEraseMadeDuringItAndItsFailureIsOnlyLogged) {
+  CountedTable t("it-gos");
+  test_clock::FakeWallClock clock;
+  auto opts = t.opts();
+  std::mutex mu;
+  std::vector<std::string> logged;
+  opts.now = clock.fn();
+  opts.log = [&](LogLevel level, std::string_view m) {
+    std::lock_guard lock(mu);
+    if (level == LogLevel::kWarning) logged.emplace_back(m);
+  };
+  auto a = std::make_shared<DynamodbBackend>(t.c, opts);
+  DynamodbBackend b(t.c, t.opts());
+  GetOrSetOptions o;
+  o.refresh_ahead = 5s;
+  a->set("k", "secret-v1", 60s);
+  clock.advance(56s);
+  std::promise<void> loading, erased;
+  std::shared_future<void> erased_f = erased.get_future().share();
+  EXPECT_EQ(get_or_set(
+                *a, "k",
+                [&, erased_f] {
+                  loading.set_value();
+                  erased_f.wait();
+                  return std::string("v2");
+                },
+                60s, o),
+            "secret-v1");
+  loading.get_future().wait();
+  b.erase("k");
+  erased.set_value();
+  await_idle(a.get());
+  EXPECT_FALSE(a->get("k")) << "the refresh was stored over the erase";
+  EXPECT_FALSE(raw(t, "k"));
+  EXPECT_EQ(a->stats().refresh_failures, 0u);
+
+  // A refresh that fails.
+  a->set("f", "secret-v1", 60s);
+  clock.advance(56s);
+  EXPECT_EQ(get_or_set(
+                *a, "f", []() -> std::string { throw std::runtime_error("the source is down"); }, 60s, o),
+            "secret-v1");
+  await_idle(a.get());
+  EXPECT_EQ(a->stats().refresh_failures, 1u);
+  EXPECT_EQ(*a->get("f"), "secret-v1");
+  std::lock_guard lock(mu);
+  ASSERT_EQ(logged.size(), 1u);
+  EXPECT_NE(logged[0].find("'f'"), std::string::npos) << logged[0];
+  EXPECT_NE(logged[0].find("the source is down"), std::string::npos) << logged[0];
+  EXPECT_EQ(logged[0].find("secret"), std::string::npos) << "the value was logged: " << logged[0];
+}
+
+// Through layers: the caller that starts the refresh does not copy the current value into the
+// layers above as if it were fresh; the reload's value is copied up once the table took it,
+// and not when an erase made during the reload won.
+TEST(GetOrSetIT, ARefreshThroughLayersFillsThemOnlyWithAStoredValue) {
+  CountedTable t("it-gos");
+  test_clock::FakeWallClock clock;
+  auto opts = t.opts();
+  opts.now = clock.fn();
+  auto memory = std::make_shared<MemoryBackend>();
+  auto table = std::make_shared<DynamodbBackend>(t.c, opts);
+  auto layered = make_layered(memory, table);
+  DynamodbBackend other(t.c, t.opts());
+  GetOrSetOptions o;
+  o.refresh_ahead = 5s;
+  for (bool erase : {false, true}) {
+    const std::string key = erase ? "erased" : "kept";
+    table->set(key, "v1", 60s);
+    clock.advance(56s);  // 4 s left in the table; the memory layer has no copy
+    std::promise<void> loading, go;
+    std::shared_future<void> go_f = go.get_future().share();
+    EXPECT_EQ(get_or_set(
+                  *layered, key,
+                  [&, go_f] {
+                    loading.set_value();
+                    go_f.wait();
+                    return std::string("v2");
+                  },
+                  60s, o),
+              "v1");
+    loading.get_future().wait();
+    auto above = memory->get_entry(key);
+    ASSERT_TRUE(above) << key;  // the read's back-fill, at the time left
+    EXPECT_LE(*above->ttl_left, 4s) << key;
+    if (erase) other.erase(key);
+    go.set_value();
+    await_idle(layered.get());
+    above = memory->get_entry(key);
+    if (erase) {
+      EXPECT_FALSE(raw(t, key));
+      EXPECT_FALSE(above && above->value == "v2") << "copied up a value the table did not take";
+    } else {
+      EXPECT_EQ(*table->get(key), "v2");
+      ASSERT_TRUE(above);
+      EXPECT_EQ(above->value, "v2");
+      EXPECT_GT(*above->ttl_left, 55s);
+    }
+  }
+}
+
+// ---- the loader decides: its TTL, "do not cache", "missing" (cache_misses_for) ----
+
+TEST(GetOrSetIT, ALoadersTtlIsStoredAndAnUncachedValueIsNot) {
+  CountedTable t("it-gos");
+  DynamodbBackend b(t.c, t.opts());
+  EXPECT_EQ(get_or_set(
+                b, "k", [] { return Loaded::found("v", 5s); }, 60s),
+            std::optional<std::string>("v"));
+  ASSERT_TRUE(raw(t, "k"));
+  EXPECT_EQ(number(*raw(t, "k"), "expire"), 5);
+  EXPECT_LE(*b.get_entry("k")->ttl_left, 5s);
+  // Not to be cached: the callers get it, the table keeps nothing (the placeholder is gone).
+  std::atomic<int> loads{0};
+  auto uncached = [&] {
+    ++loads;
+    return Loaded::uncached("fresh each time");
+  };
+  EXPECT_EQ(get_or_set(b, "u", uncached, 60s), std::optional<std::string>("fresh each time"));
+  EXPECT_FALSE(raw(t, "u"));
+  EXPECT_EQ(get_or_set(b, "u", uncached, 60s), std::optional<std::string>("fresh each time"));
+  EXPECT_EQ(loads, 2);
+  // A negative TTL from the loader: a clear error, nothing stored.
+  EXPECT_THROW(get_or_set(
+                   b, "n", [] { return Loaded::found("v", -1s); }, 60s),
+               InvalidArgumentError);
+  EXPECT_FALSE(raw(t, "n"));
+  // Typed: the same, the answer std::optional<T>.
+  Cache<std::string> cache(std::make_shared<DynamodbBackend>(t.c, t.opts()));
+  EXPECT_EQ(cache.get_or_set(
+                "typed", [] { return LoadResult<std::string>::found("tv", 7s); }, 60s),
+            std::optional<std::string>("tv"));
+  EXPECT_EQ(number(*raw(t, "typed"), "expire"), 7);
+  EXPECT_EQ(cache.get_or_set(
+                "none", [] { return LoadResult<std::string>::missing(); }, 60s),
+            std::nullopt);
+  EXPECT_FALSE(raw(t, "none"));
+}
+
+TEST(GetOrSetIT, AMissIsRememberedForCacheMissesForAndReadsAsExpiredEverywhereElse) {
+  CountedTable t("it-gos");
+  test_clock::FakeWallClock clock;
+  auto opts = t.opts();
+  opts.now = clock.fn();
+  DynamodbBackend a(t.c, opts), b(t.c, opts);
+  GetOrSetOptions o;
+  o.cache_misses_for = 5s;
+  std::atomic<int> loads{0};
+  auto none = [&] {
+    ++loads;
+    return Loaded::missing();
+  };
+  EXPECT_EQ(get_or_set(a, "k", none, 60s, o), std::nullopt);
+  EXPECT_EQ(loads, 1);
+  // Within the window: missing, without the loader, in this process and another.
+  clock.advance(4s);
+  EXPECT_EQ(get_or_set(a, "k", none, 60s, o), std::nullopt);
+  EXPECT_EQ(get_or_set(b, "k", none, 60s, o), std::nullopt);
+  EXPECT_EQ(loads, 1);
+  // Every other read sees no value; the Python package 0.1.1's rule (expire != 0 and
+  // now - update_ts >= expire) says expired.
+  EXPECT_FALSE(b.get("k"));
+  EXPECT_FALSE(b.contains("k"));
+  auto item = raw(t, "k");
+  ASSERT_TRUE(item);
+  EXPECT_EQ(number(*item, "update_ts"), 0);
+  EXPECT_GT(number(*item, "expire"), 0);
+  EXPECT_TRUE(item->count("miss_until"));
+  EXPECT_GT(number(*item, "expire_at") * 1000, number(*item, "miss_until"))
+      << "native TTL keeps it to its end";
+  // A caller without cache_misses_for loads (its loader may have a value).
+  EXPECT_EQ(get_or_set(b, "k2", none, 60s, o), std::nullopt);
+  EXPECT_EQ(get_or_set(
+                b, "k2", [] { return Loaded::found("v"); }, 60s),
+            std::optional<std::string>("v"));
+  // Past the window the loader is asked again.
+  clock.advance(2s);
+  EXPECT_EQ(get_or_set(a, "k", none, 60s, o), std::nullopt);
+  EXPECT_EQ(loads, 3);
+  // A set during the window wins; an erase ends it.
+  b.set("k", "set meanwhile", 60s);
+  EXPECT_EQ(get_or_set(a, "k", none, 60s, o), std::optional<std::string>("set meanwhile"));
+  EXPECT_EQ(loads, 3);
+  b.erase("k");
+  EXPECT_EQ(get_or_set(
+                a, "k", [] { return Loaded::found("back"); }, 60s, o),
+            std::optional<std::string>("back"));
+  EXPECT_EQ(*b.get("k"), "back");
+  // A value loaded later is stored over a miss (conditionally, on the negative item).
+  EXPECT_EQ(get_or_set(a, "m", none, 60s, o), std::nullopt);
+  clock.advance(6s);
+  EXPECT_EQ(get_or_set(
+                a, "m", [] { return Loaded::found("found"); }, 60s, o),
+            std::optional<std::string>("found"));
+  EXPECT_EQ(*b.get("m"), "found");
+  EXPECT_FALSE(raw(t, "m")->count("miss_until"));
+  // The forms whose loader must return a value cannot ask for it; nor can a backend without a table.
+  EXPECT_THROW(get_or_set(
+                   a, "x", [] { return std::string("v"); }, 60s, o),
+               InvalidArgumentError);
+  MemoryBackend memory;
+  EXPECT_THROW(get_or_set(memory, "x", none, 60s, o), InvalidArgumentError);
+}
+
+// With a lease, and with the single flight: the callers waiting on a load that found nothing
+// get std::nullopt; a get_or_set whose loader must return a value gets a clear error.
+TEST(GetOrSetIT, WaitersOfAMissingLoadGetNothing) {
+  CountedTable t("it-gos");
+  DynamodbBackend a(t.c, t.opts());
+  GetOrSetOptions o = with_lease(10s);
+  o.cache_misses_for = 60s;
+  std::promise<void> loading, release;
+  std::shared_future<void> released = release.get_future().share();
+  auto leader = std::async(std::launch::async, [&] {
+    return get_or_set(
+        a, "k",
+        [&, released] {
+          loading.set_value();
+          released.wait();
+          return Loaded::missing();
+        },
+        60s, o);
+  });
+  loading.get_future().wait();
+  auto waiter = std::async(std::launch::async, [&] {
+    return get_or_set(
+        a, "k", [] { return Loaded::found("w"); }, 60s, o);
+  });
+  auto plain = std::async(std::launch::async, [&] {
+    return get_or_set(
+        a, "k", [] { return std::string("p"); }, 60s);
+  });
+  auto until = std::chrono::steady_clock::now() + 10s;
+  while (detail::FlightRegistry::instance().waiters(&a, "k") < 2 && std::chrono::steady_clock::now() < until)
+    std::this_thread::sleep_for(1ms);
+  release.set_value();
+  EXPECT_EQ(leader.get(), std::nullopt);
+  EXPECT_EQ(waiter.get(), std::nullopt);
+  EXPECT_THROW(plain.get(), InvalidArgumentError);
+  EXPECT_FALSE(raw(t, "k#lease"));
+}
+
+// With stale_if_error, "missing" is the source's answer, not its failure: no stale value is
+// served for it (nor counted), and the remembered miss replaces the stale item, so a failure
+// after the window has nothing stale to fall back on.
+TEST(GetOrSetIT, AMissingAnswerIsNotServedStale) {
+  CountedTable t("it-gos");
+  test_clock::FakeWallClock clock;
+  auto opts = t.opts();
+  opts.now = clock.fn();
+  DynamodbBackend b(t.c, opts);
+  GetOrSetOptions o = with_grace(60s);
+  o.cache_misses_for = 5s;
+  EXPECT_EQ(get_or_set(
+                b, "k", [] { return Loaded::found("v1"); }, 10s, o),
+            std::optional<std::string>("v1"));
+  clock.advance(11s);  // expired, within its grace
+  std::atomic<int> loads{0};
+  auto none = [&] {
+    ++loads;
+    return Loaded::missing();
+  };
+  EXPECT_EQ(get_or_set(b, "k", none, 10s, o), std::nullopt);
+  EXPECT_EQ(get_or_set(b, "k", none, 10s, o), std::nullopt);
+  EXPECT_EQ(loads, 1);
+  EXPECT_EQ(b.stats().stale_served, 0u);
+  clock.advance(6s);
+  EXPECT_THROW(get_or_set(
+                   b, "k", []() -> Loaded { throw std::runtime_error("down"); }, 10s, o),
+               std::runtime_error);
 }

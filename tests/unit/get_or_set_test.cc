@@ -10,9 +10,11 @@
 #include "cache/single_flight.h"
 #include "dynamodb_cache/cache.h"
 #include "fake_steady.h"
+#include "pool_idle.h"
 
 using namespace dynamodb_cache;
 using namespace std::chrono_literals;
+using testing_support::await_idle;
 
 namespace {
 
@@ -40,19 +42,33 @@ void await_waiters(const Backend& b, std::string_view key, std::size_t n) {
 
 // `callers` threads at once call get_or_set("k") on `cache`; the one that loads waits until
 // all the others wait on its load, then returns what `finish` returns (or throws).
-std::vector<std::future<std::string>> stampede(Cache<std::string>& cache, int callers, std::atomic<int>& loads,
-                                               std::function<std::string()> finish) {
+std::vector<std::future<std::string>> stampede(Cache<std::string>& cache, int callers,
+                                               std::atomic<int>& loads, std::function<std::string()> finish) {
   std::vector<std::future<std::string>> results;
   for (int i = 0; i < callers; ++i)
     results.push_back(std::async(std::launch::async, [&cache, &loads, finish, callers] {
-      return cache.get_or_set("k", [&] {
-        ++loads;
-        await_waiters(cache.backend(), "k", static_cast<std::size_t>(callers - 1));
-        return finish();
-      }, 60s);
+      return cache.get_or_set(
+          "k",
+          [&] {
+            ++loads;
+            await_waiters(cache.backend(), "k", static_cast<std::size_t>(callers - 1));
+            return finish();
+          },
+          60s);
     }));
   return results;
 }
+
+// A memory backend on a clock of the test's, for refreshes ahead of expiry (refresh_ahead 2 s).
+struct Refreshing {
+  test_clock::FakeSteady clock;
+  std::shared_ptr<MemoryBackend> mem = std::make_shared<MemoryBackend>(MemoryOptions{.now = clock.fn()});
+  GetOrSetOptions o = [] {
+    GetOrSetOptions o;
+    o.refresh_ahead = 2s;
+    return o;
+  }();
+};
 
 }  // namespace
 
@@ -78,7 +94,8 @@ TEST(GetOrSet, ALoaderExceptionReachesEveryWaiterAndNothingIsCached) {
   Cache<std::string> cache(mem);
   constexpr int kCallers = 6;
   std::atomic<int> loads{0};
-  auto results = stampede(cache, kCallers, loads, []() -> std::string { throw std::runtime_error("source is down"); });
+  auto results =
+      stampede(cache, kCallers, loads, []() -> std::string { throw std::runtime_error("source is down"); });
   for (auto& r : results) {
     try {
       r.get();
@@ -94,14 +111,12 @@ TEST(GetOrSet, ALoaderExceptionReachesEveryWaiterAndNothingIsCached) {
   EXPECT_EQ(cache.get_or_set("k", [] { return std::string("back"); }), "back");
 }
 
-TEST(GetOrSet, RefreshAheadReloadsOnceWhileOthersGetTheCurrentValue) {
-  test_clock::FakeSteady clock;
-  MemoryOptions mo;
-  mo.now = clock.fn();
-  auto mem = std::make_shared<MemoryBackend>(mo);
+// Issue 24: a refresh ahead of expiry runs in the background; the caller that noticed it gets
+// the current value at once, like every other caller, and one reload runs at a time per key.
+TEST(GetOrSet, RefreshAheadReloadsInTheBackgroundAndNoCallerWaitsForIt) {
+  Refreshing r;
+  auto& [clock, mem, o] = r;
   Cache<std::string> cache(mem);
-  GetOrSetOptions o;
-  o.refresh_ahead = 2s;
   std::atomic<int> loads{0};
   auto load = [&](std::string v) {
     return [&, v] {
@@ -114,29 +129,126 @@ TEST(GetOrSet, RefreshAheadReloadsOnceWhileOthersGetTheCurrentValue) {
   EXPECT_EQ(cache.get_or_set("k", load("unused"), 10s, o), "v1");
   EXPECT_EQ(loads, 1);
 
-  clock.ms->store(8500);  // 1.5 s left: one caller refreshes, the others are not held up
-  std::promise<void> release;
-  auto refresher = std::async(std::launch::async, [&] {
-    return cache.get_or_set("k", [&] {
-      ++loads;
-      release.get_future().wait();
-      return std::string("v2");
-    }, 10s, o);
-  });
-  while (loads < 2) std::this_thread::sleep_for(1ms);
-  for (int i = 0; i < 3; ++i) EXPECT_EQ(cache.get_or_set("k", load("unused"), 10s, o), "v1");
+  clock.ms->store(8500);  // 1.5 s left: due. The reload waits on `release`.
+  std::promise<void> loading, release;
+  std::shared_future<void> released = release.get_future().share();
+  auto blocked = [&, released] {
+    ++loads;
+    loading.set_value();
+    released.wait();
+    return std::string("v2");
+  };
+  // Returns while its reload is held: it did not wait for it.
+  EXPECT_EQ(cache.get_or_set("k", blocked, 10s, o), "v1");
+  loading.get_future().wait();
+  // Others, from many threads, get the current value and start no second reload.
+  std::vector<std::future<std::string>> others;
+  for (int i = 0; i < 8; ++i)
+    others.push_back(
+        std::async(std::launch::async, [&] { return cache.get_or_set("k", load("unused"), 10s, o); }));
+  for (auto& r : others) EXPECT_EQ(r.get(), "v1");
+  EXPECT_EQ(loads, 2);
+  EXPECT_EQ(detail::BackgroundPool::instance().pending(mem.get()), 1u);
   release.set_value();
-  EXPECT_EQ(refresher.get(), "v2");
+  await_idle(mem.get());
   EXPECT_EQ(loads, 2);
   auto hit = mem->get_entry("k");
   ASSERT_TRUE(hit);
   EXPECT_EQ(hit->value, "v2");
   EXPECT_EQ(*hit->ttl_left, 10s);
+  EXPECT_EQ(cache.get_or_set("k", load("unused"), 10s, o), "v2");
+  EXPECT_EQ(mem->stats().refresh_failures, 0u);
 
   // Entries that never expire are never refreshed.
   cache.set("forever", "f");
   EXPECT_EQ(cache.get_or_set("forever", load("unused"), 10s, o), "f");
+  await_idle(mem.get());
   EXPECT_EQ(loads, 2);
+}
+
+// A reload that fails is counted and never thrown: its caller got the current value, and the
+// next hit tries again.
+TEST(GetOrSet, AFailingRefreshIsCountedAndNeverThrown) {
+  Refreshing r;
+  auto& [clock, mem, o] = r;
+  EXPECT_EQ(get_or_set(
+                *mem, "k", [] { return std::string("v1"); }, 10s, o),
+            "v1");
+  clock.ms->store(9000);
+  std::atomic<int> calls{0};
+  auto failing = [&]() -> std::string {
+    ++calls;
+    throw std::runtime_error("source is down");
+  };
+  EXPECT_EQ(get_or_set(*mem, "k", failing, 10s, o), "v1");
+  await_idle(mem.get());
+  EXPECT_EQ(calls, 1);
+  EXPECT_EQ(mem->stats().refresh_failures, 1u);
+  EXPECT_EQ(get_or_set(*mem, "k", failing, 10s, o), "v1");
+  await_idle(mem.get());
+  EXPECT_EQ(calls, 2);
+  EXPECT_EQ(mem->stats().refresh_failures, 2u);
+  EXPECT_EQ(*mem->get("k"), "v1");
+  // The registry has let go of the key: a reload that works replaces the value.
+  EXPECT_EQ(get_or_set(
+                *mem, "k", [] { return std::string("v2"); }, 10s, o),
+            "v1");
+  await_idle(mem.get());
+  EXPECT_EQ(*mem->get("k"), "v2");
+}
+
+// get_or_set_async with a refresh due completes with the current value while the reload is
+// held; and the typed form's loader, which captures its state by value, is owned by the reload
+// (the call's scope, the loader object and the Cache are gone when it runs).
+TEST(GetOrSet, AsyncAndTypedRefreshesOwnTheirLoaderAndDoNotWait) {
+  Refreshing r;
+  auto& [clock, mem, o] = r;
+  mem->set("k", "v1", 10s);
+  clock.ms->store(9000);
+  std::promise<void> release;
+  std::shared_future<void> released = release.get_future().share();
+  auto pending = get_or_set_async(
+      *mem, "k",
+      [released] {
+        released.wait();
+        return std::string("v2");
+      },
+      10s, o);
+  EXPECT_EQ(pending.get(), "v1");
+  release.set_value();
+  await_idle(mem.get());
+  EXPECT_EQ(*mem->get("k"), "v2");
+
+  // Typed: a loader object that says whether it is still alive when it runs.
+  struct Loader {
+    std::string value;
+    std::shared_future<void> go;
+    std::atomic<uint64_t> alive{0xA11CE};
+    Loader(std::string v, std::shared_future<void> g) : value(std::move(v)), go(std::move(g)) {}
+    Loader(const Loader& other) : value(other.value), go(other.go) {}
+    ~Loader() { alive = 0; }
+    std::string operator()() const {
+      go.wait();
+      return alive == 0xA11CE ? value : std::string("a destroyed loader");
+    }
+  };
+  for (bool async : {false, true}) {
+    const std::string key = async ? "typed-async" : "typed";
+    mem->set(key, "t1", 10s);
+    clock.ms->store(clock.ms->load() + 9000);  // 1 s left: due
+    std::promise<void> go;
+    {
+      Cache<std::string> cache(mem);
+      Loader loader(std::string("t2"), go.get_future().share());
+      if (async)
+        EXPECT_EQ(cache.get_or_set_async(key, loader, 10s, o).get(), "t1");
+      else
+        EXPECT_EQ(cache.get_or_set(key, loader, 10s, o), "t1");
+    }
+    go.set_value();
+    await_idle(mem.get());
+    EXPECT_EQ(*mem->get(key), "t2") << key;
+  }
 }
 
 TEST(GetOrSet, TypedFrontDecodesForWaitersAndChecksOptions) {
@@ -147,10 +259,14 @@ TEST(GetOrSet, TypedFrontDecodesForWaitersAndChecksOptions) {
   EXPECT_EQ(cache.get_or_set("b", [] { return std::vector<std::byte>{}; }).size(), 2u);
   GetOrSetOptions lease;
   lease.lease = 5s;
-  EXPECT_THROW(cache.get_or_set("b", [] { return std::vector<std::byte>{}; }, 0s, lease), InvalidArgumentError);
+  EXPECT_THROW(cache.get_or_set(
+                   "b", [] { return std::vector<std::byte>{}; }, 0s, lease),
+               InvalidArgumentError);
   GetOrSetOptions bad;
   bad.poll_max = 1ms;
-  EXPECT_THROW(cache.get_or_set("c", [] { return std::vector<std::byte>{}; }, 0s, bad), InvalidArgumentError);
+  EXPECT_THROW(cache.get_or_set(
+                   "c", [] { return std::vector<std::byte>{}; }, 0s, bad),
+               InvalidArgumentError);
   EXPECT_THROW(cache.get_or_set("", [] { return std::vector<std::byte>{}; }), InvalidArgumentError);
 }
 
@@ -165,8 +281,9 @@ TEST(GetOrSet, ALoaderAskingForItsOwnKeyGetsAnErrorNotAHang) {
   ASSERT_EQ(outer.wait_for(10s), std::future_status::ready) << "the loader waited for itself";
   EXPECT_THROW(outer.get(), InvalidArgumentError);
   EXPECT_FALSE(cache.get("r"));
-  EXPECT_EQ(cache.get_or_set("a", [&] { return cache.get_or_set("b", [] { return std::string("b"); }) + "a"; }),
-            "ba");
+  EXPECT_EQ(
+      cache.get_or_set("a", [&] { return cache.get_or_set("b", [] { return std::string("b"); }) + "a"; }),
+      "ba");
 }
 
 TEST(GetOrSet, StaleIfErrorOptionsAreChecked) {
@@ -220,4 +337,41 @@ TEST(BackgroundPool, ABackendsDrainWaitsForItsRunningTasksAndDropsQueuedOnes) {
   drained.get();
   EXPECT_EQ(ran, 1);
   EXPECT_EQ(pool.pending(&owner), 0u);
+}
+
+// The loader decides, over a backend without a table: its TTL is the value's, an uncached
+// value is handed over and not stored, and "missing" is answered std::nullopt.
+TEST(GetOrSet, TheLoaderDecidesItsTtlAndWhetherToCache) {
+  test_clock::FakeSteady clock;
+  MemoryOptions mo;
+  mo.now = clock.fn();
+  auto mem = std::make_shared<MemoryBackend>(mo);
+  EXPECT_EQ(get_or_set(
+                *mem, "t", [] { return Loaded::found("v", 5s); }, 60s),
+            std::optional<std::string>("v"));
+  EXPECT_EQ(*mem->get_entry("t")->ttl_left, 5s);
+  std::atomic<int> loads{0};
+  auto uncached = [&] {
+    ++loads;
+    return Loaded::uncached("u");
+  };
+  EXPECT_EQ(get_or_set(*mem, "u", uncached, 60s), std::optional<std::string>("u"));
+  EXPECT_FALSE(mem->get("u"));
+  EXPECT_EQ(get_or_set(*mem, "u", uncached, 60s), std::optional<std::string>("u"));
+  EXPECT_EQ(loads, 2);
+  EXPECT_EQ(get_or_set(
+                *mem, "m", [] { return Loaded::missing(); }, 60s),
+            std::nullopt);
+  EXPECT_FALSE(mem->get("m"));
+  // Typed, with ttl_jitter applied to the loader's TTL too; the string forms are unchanged.
+  Cache<std::string> cache(mem, {}, TypedOptions{.ttl_jitter = 0.5});
+  EXPECT_EQ(cache.get_or_set(
+                "typed", [] { return LoadResult<std::string>::found("tv", 10s); }, 60s),
+            std::optional<std::string>("tv"));
+  auto left = *mem->get_entry("typed")->ttl_left;
+  EXPECT_GE(left, 5s);
+  EXPECT_LE(left, 15s);
+  EXPECT_EQ(cache.get_or_set(
+                "plain", [] { return std::string("p"); }, 60s),
+            "p");
 }

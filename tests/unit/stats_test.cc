@@ -75,7 +75,7 @@ TEST(CacheStats, JsonHasEveryCounterAndTheOperationsUsed) {
   auto j = nlohmann::json::parse(s.to_json(&retries));
   for (const char* k :
        {"hits", "misses", "sets", "erases", "loads", "load_time_us", "lease_waits", "stale_served",
-        "fail_open", "throttles", "decode_errors", "retries", "bytes_read",
+        "refresh_failures", "fail_open", "throttles", "decode_errors", "retries", "bytes_read",
         "bytes_written", "read_capacity_units", "write_capacity_units", "errors", "latency_us"})
     EXPECT_TRUE(j.contains(k)) << k;
   EXPECT_EQ(j["errors"]["throttling"], 1);
