@@ -42,7 +42,11 @@ struct GetOrSetOptions {
   // (its message, never the value), and the current value is served until it expires; it is
   // never thrown at a caller (only at callers waiting on it after finding the key missing).
   // The loader then runs after get_or_set has returned: it must own what it uses (see
-  // get_or_set). Zero (the default): off. Entries that never expire are never refreshed.
+  // get_or_set). Over a Backend class of your own (not this library's DynamodbBackend,
+  // MemoryBackend or LayeredBackend, whose destructors wait for their pool tasks) nothing could
+  // keep the backend alive for a background reload: there the caller that notices the key due
+  // reloads it on its own thread, as a load, and gets the new value. Zero (the default): off.
+  // Entries that never expire are never refreshed.
   Ttl refresh_ahead{0};
   // Serve stale on failure: a grace period. Zero (the default): off. Otherwise the value is
   // stored so that it stays readable this long past its TTL (the item's expire and update_ts

@@ -53,4 +53,11 @@ class BackgroundPool {
   std::size_t idle_threads_ = 0;                           // waiting for work
 };
 
+// What a Backend of this library calls first in its destructor: drains its tasks from the
+// pool (BackgroundPool::drain), then forgets what get_or_set remembers of it (the backoff of
+// its failing keys), so that a backend made later at the same address starts clean.
+void backend_gone(const void* owner);
+// The (backend, key) pairs get_or_set remembers as failing (tests).
+std::size_t remembered_outages();
+
 }  // namespace dynamodb_cache::detail

@@ -327,7 +327,7 @@ DynamodbBackend::DynamodbBackend(std::shared_ptr<dynamodb::Client> client, Dynam
 }
 
 // get_or_set's background loads use this object: none may outlive it (background_pool.h).
-DynamodbBackend::~DynamodbBackend() { detail::BackgroundPool::instance().drain(this); }
+DynamodbBackend::~DynamodbBackend() { detail::backend_gone(this); }
 
 std::optional<Hit> DynamodbBackend::get_entry(std::string_view key) { return impl_->get_entry(key); }
 void DynamodbBackend::set(std::string_view key, std::string_view value, Ttl ttl) {

@@ -17,6 +17,7 @@
 #include "cache/single_flight.h"
 #include "dynamodb_cache/errors.h"
 #include "dynamodb_cache/layered_backend.h"
+#include "dynamodb_cache/memory_backend.h"
 #include "util/log.h"
 #include "util/random.h"
 #include "util/text.h"
@@ -150,8 +151,10 @@ void poll_sleep(const GetOrSetOptions& o, int n) {
 // Keys of this process whose load failed while a stale value was there to serve: until the
 // backoff passes (1 s, doubling to 30 s, each jittered down by up to half; reset by a load that
 // succeeds), and while a load that outlived load_timeout still runs, callers serve the stale
-// value without calling the loader. By (backend object, key), as flights. Thread-safe. Bounded:
-// past kMaxKeys failing keys a failure is not remembered (its next caller loads again).
+// value without calling the loader. By (backend object, key), as flights; a backend's
+// destructor forgets its keys (backend_gone). Thread-safe. Bounded: at kMaxKeys failing keys,
+// those whose backoff ended more than kMax ago are forgotten (their next failure starts at
+// kFirst again); if none has, a new failure is not remembered (its next caller loads again).
 class Outages {
  public:
   static constexpr Ttl kFirst{1000}, kMax{30000};
@@ -174,6 +177,7 @@ class Outages {
     std::string id = FlightRegistry::id(owner, key);
     auto it = keys_.find(id);
     if (it == keys_.end()) {
+      if (keys_.size() >= kMaxKeys) prune();
       if (keys_.size() >= kMaxKeys) return;
       it = keys_.emplace(std::move(id), State{}).first;
     }
@@ -187,8 +191,25 @@ class Outages {
     std::lock_guard lock(mu_);
     keys_.erase(FlightRegistry::id(owner, key));
   }
+  // Every key of `owner` (whose ids begin with its address: FlightRegistry::id).
+  void forget(const void* owner) {
+    const std::string prefix = FlightRegistry::id(owner, "");
+    std::lock_guard lock(mu_);
+    std::erase_if(keys_, [&](const auto& kv) { return kv.first.starts_with(prefix); });
+  }
+  std::size_t size() {
+    std::lock_guard lock(mu_);
+    return keys_.size();
+  }
 
  private:
+  // REQUIRES: mu_ held.
+  void prune() {
+    const auto now = std::chrono::steady_clock::now();
+    std::erase_if(keys_,
+                  [&](const auto& kv) { return !kv.second.loading && kv.second.retry_at + kMax < now; });
+  }
+
   struct State {
     std::chrono::steady_clock::time_point retry_at;
     Ttl delay{0};
@@ -197,6 +218,15 @@ class Outages {
   std::mutex mu_;
   std::unordered_map<std::string, State> keys_;
 };
+
+// Whether `b`'s destructor drains its pool tasks (backend_gone): this library's backends do,
+// so a refresh may run on the pool after its caller returned. A Backend of the user's own
+// cannot promise it (its destructor runs before any base class could wait), so over one a
+// refresh runs on the caller's thread, as a load.
+bool drains_the_pool(const Backend& b) {
+  return dynamic_cast<const DynamodbBackend*>(&b) || dynamic_cast<const LayeredBackend*>(&b) ||
+         dynamic_cast<const MemoryBackend*>(&b);
+}
 
 // A caller answered with the stale value: counted per caller.
 GetOrSetResult served_stale(CacheStats& stats, std::string value) {
@@ -655,7 +685,7 @@ GetOrSetResult entry_of(Backend& backend, std::string_view key, std::function<Lo
   auto call =
       std::make_shared<const Call>(Call{backend, std::string(key), std::move(load), ttl, o, std::move(table),
                                         dynamo ? &dynamo->options().log : &kProcessHook});
-  if (seen.hit) {
+  if (seen.hit && drains_the_pool(above.owner ? *above.owner : backend)) {
     // Due for refresh: the reload goes to the pool, this caller keeps the current value. A
     // full queue (or a backend being destroyed) skips it: the next hit tries again.
     settled.held = false;
@@ -694,6 +724,17 @@ GetOrSetResult entry(Backend& backend, std::string_view key, std::function<Loade
 }
 
 }  // namespace
+
+namespace detail {
+
+void backend_gone(const void* owner) {
+  BackgroundPool::instance().drain(owner);
+  Outages::instance().forget(owner);
+}
+
+std::size_t remembered_outages() { return Outages::instance().size(); }
+
+}  // namespace detail
 
 GetOrSetResult get_or_set_entry(Backend& backend, std::string_view key,
                                 const std::function<std::string()>& load, Ttl ttl, const GetOrSetOptions& o) {

@@ -55,7 +55,7 @@ LayeredBackend::LayeredBackend(std::vector<std::shared_ptr<Backend>> layers, Lay
 
 // A refresh ahead of expiry through the layers runs on the pool under this object's name (it
 // fills the layers above the table): done before the layers go.
-LayeredBackend::~LayeredBackend() { detail::BackgroundPool::instance().drain(this); }
+LayeredBackend::~LayeredBackend() { detail::backend_gone(this); }
 
 void LayeredBackend::run_blocking(std::function<void(std::exception_ptr)> work) {
   impl_->lowest().run_blocking(std::move(work));

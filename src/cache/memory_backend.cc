@@ -147,7 +147,7 @@ auto MemoryBackend::Impl::locked(std::string_view key, Ttl ttl, F&& f) {
 MemoryBackend::MemoryBackend(MemoryOptions options) : impl_(std::make_unique<Impl>(std::move(options))) {}
 
 // get_or_set's background refreshes use this object: none may outlive it (background_pool.h).
-MemoryBackend::~MemoryBackend() { detail::BackgroundPool::instance().drain(this); }
+MemoryBackend::~MemoryBackend() { detail::backend_gone(this); }
 
 std::optional<Hit> MemoryBackend::get_entry(std::string_view key) {
   validate_key(key, impl_->options.max_key_bytes);

@@ -490,6 +490,38 @@ TEST(GetOrSetIT, AfterTheBackoffOneCallerTriesTheSourceAgain) {
   EXPECT_EQ(r.value, "back");
 }
 
+// A backend's failing keys are forgotten with it: a backend made later, maybe at the same
+// address, does not inherit their backoff (it did: this test's predecessor failed when repeated).
+TEST(GetOrSetIT, ABackendsOutagesAreForgottenWithIt) {
+  CountedTable t("it-gos");
+  test_clock::FakeWallClock clock;
+  auto opts = t.opts();
+  opts.now = clock.fn();
+  const auto o = with_grace(60s);
+  const std::size_t before = dynamodb_cache::detail::remembered_outages();
+  {
+    DynamodbBackend b(t.c, opts);
+    get_or_set(
+        b, "k", [] { return std::string("v1"); }, 10s, o);
+    clock.advance(11s);
+    EXPECT_TRUE(get_or_set_entry(b, "k", failing, 10s, o).stale);
+    EXPECT_EQ(dynamodb_cache::detail::remembered_outages(), before + 1);
+  }
+  EXPECT_EQ(dynamodb_cache::detail::remembered_outages(), before);
+  // A new backend on the same table loads at once: no backoff left over.
+  DynamodbBackend b2(t.c, opts);
+  std::atomic<int> calls{0};
+  auto r = get_or_set_entry(
+      b2, "k",
+      [&] {
+        ++calls;
+        return std::string("back");
+      },
+      10s, o);
+  EXPECT_EQ(calls, 1);
+  EXPECT_EQ(r.value, "back");
+}
+
 TEST(GetOrSetIT, OneLoadAtATimePerKeyAndEveryWaiterGetsTheStaleValue) {
   CountedTable t("it-gos");
   test_clock::FakeWallClock clock;

@@ -111,6 +111,54 @@ TEST(GetOrSet, ALoaderExceptionReachesEveryWaiterAndNothingIsCached) {
   EXPECT_EQ(cache.get_or_set("k", [] { return std::string("back"); }), "back");
 }
 
+namespace {
+
+// A Backend of the user's own (over a MemoryBackend): its destructor cannot drain the pool.
+class OwnBackend final : public Backend {
+ public:
+  explicit OwnBackend(std::shared_ptr<MemoryBackend> mem) : mem_(std::move(mem)) {}
+  std::optional<Hit> get_entry(std::string_view key) override { return mem_->get_entry(key); }
+  void set(std::string_view key, std::string_view value, Ttl ttl) override { mem_->set(key, value, ttl); }
+  void erase(std::string_view key) override { mem_->erase(key); }
+  void clear(const std::function<void(uint64_t)>& progress) override { mem_->clear(progress); }
+  bool touch(std::string_view key, Ttl ttl) override { return mem_->touch(key, ttl); }
+  bool add(std::string_view key, std::string_view value, Ttl ttl) override {
+    return mem_->add(key, value, ttl);
+  }
+  int64_t increment(std::string_view key, int64_t delta, Ttl ttl) override {
+    return mem_->increment(key, delta, ttl);
+  }
+
+ private:
+  std::shared_ptr<MemoryBackend> mem_;
+};
+
+}  // namespace
+
+// Over a Backend of the user's own nothing waits for a pool task when it is destroyed, so a
+// refresh there is no background task: the caller that noticed it reloads, as a load.
+TEST(GetOrSet, OverAnOwnBackendTheRefreshRunsOnTheCallersThread) {
+  Refreshing r;
+  auto& [clock, mem, o] = r;
+  OwnBackend own(mem);
+  EXPECT_EQ(get_or_set(
+                own, "k", [] { return std::string("v1"); }, 10s, o),
+            "v1");
+  clock.ms->store(8500);  // 1.5 s left: due
+  std::thread::id loaded_on;
+  EXPECT_EQ(get_or_set(
+                own, "k",
+                [&] {
+                  loaded_on = std::this_thread::get_id();
+                  return std::string("v2");
+                },
+                10s, o),
+            "v2");
+  EXPECT_EQ(loaded_on, std::this_thread::get_id());
+  EXPECT_EQ(detail::BackgroundPool::instance().pending(&own), 0u);
+  EXPECT_EQ(*mem->get("k"), "v2");
+}
+
 // Issue 24: a refresh ahead of expiry runs in the background; the caller that noticed it gets
 // the current value at once, like every other caller, and one reload runs at a time per key.
 TEST(GetOrSet, RefreshAheadReloadsInTheBackgroundAndNoCallerWaitsForIt) {
