@@ -84,9 +84,12 @@ class LeaseTable {
     for (int round = 1;; ++round) {
       std::exception_ptr unknown;
       switch (detail::write_once([&] { client_.put_item(r); }, unknown)) {
-        case detail::Written::kYes: return token;
-        case detail::Written::kConditionFailed: return std::nullopt;
-        case detail::Written::kUnknown: break;
+        case detail::Written::kYes:
+          return token;
+        case detail::Written::kConditionFailed:
+          return std::nullopt;
+        case detail::Written::kUnknown:
+          break;
       }
       // Taken, if the lease read back holds this token; else (not applied, or not yet) again.
       auto held = detail::read_back(unknown, [&] { return read_item(r.item.at(attr::kKey).scalar); });
@@ -201,7 +204,8 @@ class LeaseTable {
       r.values[":v"] = ver->second;
     } else {
       // Written by set() or the Python package: known by its write time and TTL (seconds).
-      r.condition_expression = "attribute_not_exists(#w) AND attribute_not_exists(#v) AND #u = :u AND #e = :e";
+      r.condition_expression =
+          "attribute_not_exists(#w) AND attribute_not_exists(#v) AND #u = :u AND #e = :e";
       r.names["#w"] = chunked::kWriteId;
       r.names["#v"] = attr::kVersion;
       r.names["#u"] = attr::kUpdateTs;
@@ -218,12 +222,12 @@ class LeaseTable {
         // After a lost answer the old value's chunks are left (to their TTL, or to a full
         // clear for a value that never expires): the answer naming them may have been lost.
         if (seen.item && !lost_before) chunked::delete_chunks_of(client_, options_.table, *seen.item, true);
-        counted_write(value);
+        counted_write(key, value);
         return true;
       }
       if (w == detail::Written::kConditionFailed) {
         if (lost_before && detail::same_write(read_item(stored), r.item)) {
-          counted_write(value);  // a lost round's copy landed first
+          counted_write(key, value);  // a lost round's copy landed first
           return true;
         }
         // Another writer's item. Its chunks are nobody's, unless a lost copy of this write is
@@ -234,7 +238,7 @@ class LeaseTable {
       // Lost: its chunks stay whatever follows, since a head delayed in the network may land.
       lost_before = true;
       if (detail::same_write(detail::read_back(unknown, [&] { return read_item(stored); }), r.item)) {
-        counted_write(value);
+        counted_write(key, value);
         return true;
       }
       if (round == detail::kMaxUnknownRounds) std::rethrow_exception(unknown);
@@ -242,7 +246,9 @@ class LeaseTable {
   }
 
   // Whether the backend's fail_open turns `e` into a miss or a dropped write.
-  bool fails_open(const Error& e) const { return options_.fail_open && e.kind() != ErrorKind::kInvalidArgument; }
+  bool fails_open(const Error& e) const {
+    return options_.fail_open && e.kind() != ErrorKind::kInvalidArgument;
+  }
 
  private:
   // The item stored under `stored`, read strongly consistently.
@@ -250,8 +256,10 @@ class LeaseTable {
     return client_.get_item(detail::consistent_get(options_.table, stored)).item;
   }
 
-  // A stored value in the backend's stats, as its set() counts one.
-  void counted_write(std::string_view value) {
+  // A stored value in the backend's stats, as its set() counts one, and published to the
+  // invalidation feed when the backend publishes (DynamodbOptions::publish_invalidations).
+  void counted_write(std::string_view key, std::string_view value) {
+    detail::DynamodbBackendAccess::impl(backend_).published_store(key);
     CacheStats& s = backend_.stats();
     s.sets.fetch_add(1, std::memory_order_relaxed);
     s.bytes_written.fetch_add(value.size(), std::memory_order_relaxed);
