@@ -267,9 +267,14 @@ struct CoherentNearCache::Impl {
   void fill(Shard& s, const std::string& key, uint64_t hash, const Hit& hit, uint64_t began,
             Steady::time_point started) {
     if (!s.log.may_fill(hash, began)) return;
-    if (auto it = s.entries.find(key); it != s.entries.end()) erase_entry(s, it);
+    uint32_t hits_before = 0;  // a refill (memory closed meanwhile) keeps the key's count
+    if (auto it = s.entries.find(key); it != s.entries.end()) {
+      hits_before = it->second.hits + 1;
+      erase_entry(s, it);
+    }
     if (!make_room(s)) return;
     Entry e;
+    e.hits = hits_before;
     e.hit.value = hit.value;
     e.hit.counter = hit.counter;
     e.expires = hit.ttl_left ? started + *hit.ttl_left : Steady::time_point::max();

@@ -3,6 +3,7 @@
 // other stops answering from memory within max_staleness. Requests are counted on each
 // process's wire (CountingTransport).
 #include <algorithm>
+#include <iostream>
 #include <map>
 #include <mutex>
 #include <thread>
@@ -45,6 +46,14 @@ struct Proc {
     const auto until = Steady::now() + 5s;
     while (near->near_stats().feed_lag > 40ms && Steady::now() < until) std::this_thread::sleep_for(1ms);
   }
+  // Waits for two polls more: one started after every write made so far returned, so their
+  // invalidations (own writes' too, heard back from the feed) are behind.
+  void caught_up() {
+    const uint64_t polls = near->near_stats().feed_polls;
+    const auto until = Steady::now() + 5s;
+    while (near->near_stats().feed_polls < polls + 2 && Steady::now() < until)
+      std::this_thread::sleep_for(2ms);
+  }
   // Waits until memory answers (a poll succeeded).
   void confirmed() {
     const auto until = Steady::now() + 5s;
@@ -80,16 +89,14 @@ void in_memory(Proc& p, const std::string& key, const std::string& want) {
   ADD_FAILURE() << "'" << key << "' never answered from memory";
 }
 
-// Publishes the table's feed items hold, in all (the sum of their `n`).
+// Publishes the table's feed items of the last 5 s hold, in all (the sum of their `n`), read
+// strongly consistently (a Scan may answer as of a moment ago).
 long publishes(const NearTable& t) {
+  const int64_t now =
+      std::chrono::duration_cast<std::chrono::milliseconds>(SystemClock::now().time_since_epoch()).count();
   long n = 0;
-  ddb::ScanRequest s;
-  s.table_name = t.name;
-  t.c->scan_all(s, [&](ddb::PageResult& p) {
-    for (auto& i : p.items)
-      if (i.at("key").scalar.starts_with(feed::kFeedPrefix)) n += std::stol(feed::publishes_in(i));
-    return true;
-  });
+  for (const auto& i : t.c->batch_get_all(t.name, feed::window_keys(*feed::window(now, now - 5000)), true))
+    n += std::stol(feed::publishes_in(i));
   return n;
 }
 
@@ -396,10 +403,7 @@ TEST(NearCache, StatsReportHitsAndTheHottestKeys) {
   b.confirmed();
   // A poll after the sets, which read their feed items (a poll of items not there yet may
   // count no read units: DynamoDB Local).
-  const uint64_t polls = b.near->near_stats().feed_polls;
-  const auto until = Steady::now() + 5s;
-  while (b.near->near_stats().feed_polls < polls + 2 && Steady::now() < until)
-    std::this_thread::sleep_for(5ms);
+  b.caught_up();
   for (int i = 0; i < 20; ++i) b.near->get("hot");
   for (int i = 0; i < 10; ++i) b.near->get("warm");
   b.near->get("cold");
@@ -426,7 +430,7 @@ TEST(NearCache, HotKeysAreKeptWithPriority) {
     keys.push_back("k" + std::to_string(i));
     b.near->set(keys.back(), "v", 0s);
   }
-  b.confirmed();
+  b.caught_up();  // the sets' own invalidations, which evict whatever their key holds, are behind
   for (int i = 0; i < 200; ++i) b.near->get("k0");  // hot
   for (const auto& k : keys) b.near->get(k);        // six others pass through its shard or the other
   b.fresh();
@@ -475,8 +479,11 @@ TEST(NearCache, NoReadIsStalerThanTheBound) {
         const auto began = Steady::now();
         auto v = b.near->get("s" + std::to_string(k));
         if (!v) continue;
-        std::lock_guard lock(reads_mu);
-        reads.push_back({k, began, std::stoi(*v)});
+        {
+          std::lock_guard lock(reads_mu);
+          reads.push_back({k, began, std::stoi(*v)});
+        }
+        std::this_thread::sleep_for(100us);  // a bounded record of reads
       }
     });
   std::this_thread::sleep_for(2s);
@@ -496,5 +503,56 @@ TEST(NearCache, NoReadIsStalerThanTheBound) {
   }
   EXPECT_EQ(stale, 0u) << first_stale;
   EXPECT_GT(checked, 100u);
-  EXPECT_GT(b.near->near_stats().memory_hits, 50u) << "the test must exercise memory";
+  const NearCacheStats s = b.near->near_stats();
+  std::cout << checked << " reads, " << s.memory_hits << " from memory, " << s.memory_misses
+            << " from DynamoDB, " << s.stopped << " stops; feed: " << s.feed_polls << " polls ("
+            << s.feed_poll_failures << " failed), " << s.feed_read_units << " read units; writer's publishes "
+            << a.near->near_stats().feed_write_units << " write units\n";
+  EXPECT_GT(s.memory_hits, 50u) << "the test must exercise memory";
+}
+
+TEST(NearCache, GetManyAndContainsUseMemory) {
+  NearTable t;
+  Proc a(t.name), b(t.name);
+  a.near->set_many({{"x", "1"}, {"y", "2"}}, 0s);
+  b.confirmed();
+  auto got = b.near->get_many({"x", "y", "z", "x"});
+  ASSERT_EQ(got.size(), 4u);
+  EXPECT_EQ(got[0]->value, "1");
+  EXPECT_EQ(got[1]->value, "2");
+  EXPECT_FALSE(got[2]);
+  EXPECT_EQ(got[3]->value, "1");
+  in_memory(b, "x", "1");  // filled by get_many
+  b.fresh();
+  const int before = b.gets();
+  EXPECT_TRUE(b.near->contains("x"));
+  EXPECT_EQ(b.gets(), before) << "contains of a key in memory makes no request";
+  a.b->set("x", "3", 0s);
+  past_bound();
+  EXPECT_EQ(b.near->get_many({"x"})[0]->value, "3");
+  a.b->erase("y");
+  past_bound();
+  EXPECT_FALSE(b.near->contains("y"));
+}
+
+// What a memory hit costs here (printed, not asserted: timing belongs in bench/), and that
+// 10,000 of them make no request.
+TEST(NearCache, MemoryHitsMakeNoRequests) {
+  NearTable t;
+  Proc b(t.name);
+  b.near->set("k", std::string(100, 'v'), 0s);
+  in_memory(b, "k", std::string(100, 'v'));
+  b.fresh();
+  const int before = b.gets();
+  const uint64_t hits = b.near->near_stats().memory_hits;
+  const auto start = Steady::now();
+  for (int i = 0; i < 10000; ++i) b.near->get_entry("k");
+  const auto took = Steady::now() - start;
+  const NearCacheStats s = b.near->near_stats();
+  std::cout << "10,000 gets: " << std::chrono::duration<double, std::micro>(took).count() / 10000
+            << " us each, " << s.memory_hits - hits << " from memory; feed: " << s.feed_polls << " polls, "
+            << s.feed_read_units << " read units, lag " << s.feed_lag.count() << " ms\n";
+  EXPECT_LE(b.gets() - before, static_cast<int>(10000 - (s.memory_hits - hits)))
+      << "only gets memory did not answer (a slow poll) may read";
+  EXPECT_GT(s.memory_hits - hits, 0u);
 }
