@@ -127,8 +127,9 @@ struct DynamodbOptions {
   // write forms then run the blocking ones on a helper thread. A write whose invalidation
   // cannot be published throws an Error saying the write was made but not published (near
   // caches may keep the old value until their memory TTL). A write that throws for any other
-  // reason still tries to publish (it may have landed). Default false. README, "A near cache
-  // the fleet can trust", has the feed's layout and cost.
+  // reason, and a set or set_many that fail_open dropped, still try to publish, quietly (it
+  // may have landed). Default false. README, "A near cache the fleet can trust", has the
+  // feed's layout and cost.
   bool publish_invalidations = false;
 };
 

@@ -340,21 +340,26 @@ struct DynamodbBackend::Impl {
   // answer took longer than feed::kPublishDeadline (feed::kPublishTries in all). Throws an
   // Error saying the write was made but its invalidation not published.
   void publish(const std::vector<uint64_t>& hashes, bool every_shard);
+  // publish() when publish_invalidations, its errors ignored: after a write that failed (or
+  // was dropped by fail_open) and may have landed, whose own error or silence says more.
+  void publish_quietly(const std::vector<uint64_t>& hashes, bool every_shard) noexcept {
+    if (!options.publish_invalidations) return;
+    try {
+      publish(hashes, every_shard);
+    } catch (...) {
+    }
+  }
   // get_or_set's store of `key` (LeaseTable), published when publish_invalidations.
   void published_store(std::string_view key);
   // Runs `write` and, with publish_invalidations, publishes hashes() after it: when it
-  // returned (unless it returned false: an add or touch that changed nothing), or, best
+  // returned (unless it returned false: an add or touch that changed nothing, a set dropped
+  // by fail_open, which publish_quietly then), or, best
   // effort, when it threw anything but InvalidArgumentError (it may have landed).
   template <class H, class F>
   auto publishing(H&& hashes, bool every_shard, F&& write) -> decltype(write()) {
     using R = decltype(write());
     if (!options.publish_invalidations) return write();
-    auto after_error = [&] {
-      try {
-        publish(hashes(), every_shard);
-      } catch (...) {  // the write's own error says more
-      }
-    };
+    auto after_error = [&] { publish_quietly(hashes(), every_shard); };
     try {
       if constexpr (std::is_void_v<R>) {
         write();

@@ -84,14 +84,14 @@ void DynamodbBackend::Impl::store(std::string_view key, std::string_view prefix,
 
 void DynamodbBackend::Impl::set(std::string_view key, std::string_view value, Ttl ttl) {
   return measured(Op::kSet, [&]() -> void {
-    bool written = publishing([&] { return std::vector<uint64_t>{feed_hash(key)}; }, false,
-                              [&] {
-                                return failing_open("set", key, false, [&] {
-                                  store(key, key_prefix(), value, ttl);
-                                  return true;
-                                });
-                              });
-    if (!written) return;
+    auto hashes = [&] { return std::vector<uint64_t>{feed_hash(key)}; };
+    bool written = publishing(hashes, false, [&] {
+      return failing_open("set", key, false, [&] {
+        store(key, key_prefix(), value, ttl);
+        return true;
+      });
+    });
+    if (!written) return publish_quietly(hashes(), false);  // dropped, but it may have landed
     count_write(1, value.size());
   });
 }
@@ -378,7 +378,7 @@ void DynamodbBackend::Impl::set_many(const std::vector<std::pair<std::string, st
         return true;
       });
     });
-    if (!written) return;
+    if (!written) return publish_quietly(hashes(), false);  // dropped, but it may have landed
     count_write(n, bytes);
   });
 }

@@ -556,3 +556,21 @@ TEST(NearCache, MemoryHitsMakeNoRequests) {
       << "only gets memory did not answer (a slow poll) may read";
   EXPECT_GT(s.memory_hits - hits, 0u);
 }
+
+// fail_open drops a failed set without an error; its publish (the set may have landed) is
+// then tried quietly too, and never turns the dropped set into an error.
+TEST(NearCache, AFailOpenSetStaysQuietWhenNothingCanBePublished) {
+  ddb::ClientOptions dead;
+  dead.endpoint = "http://127.0.0.1:1";  // nothing listens there
+  dead.retry.max_attempts = 1;
+  dead.operation_timeout = 200ms;
+  DynamodbOptions o;
+  o.table = "nowhere";
+  o.fail_open = true;
+  o.publish_invalidations = true;
+  DynamodbBackend b(std::make_shared<ddb::Client>(dead), o);
+  EXPECT_NO_THROW(b.set("k", "v", 0s));
+  EXPECT_NO_THROW(b.set_many({{"k", "v"}}, 0s));
+  EXPECT_EQ(b.stats().fail_open.load(), 2u);
+  EXPECT_THROW(b.erase("k"), Error) << "an erase is not covered by fail_open";
+}
