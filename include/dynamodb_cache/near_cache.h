@@ -65,8 +65,9 @@ struct NearCacheStats {
 // (which publishes them) and evict the key from this memory at once, so a process sees its
 // own writes immediately. Reads that miss memory read DynamoDB strongly consistently (the
 // table's consistent_read does not matter) and fill memory unless an invalidation of the key
-// arrived meanwhile. Only get_entry (and get, get_many, contains) use memory; everything else
-// is the table's. Memory holds live values only (no misses), each until its own TTL at most.
+// arrived meanwhile. Only get_entry (and get, get_many, contains, which is a get when memory
+// does not answer) use memory; everything else is the table's. Memory holds live values only (no misses),
+// each until its own TTL at most.
 class CoherentNearCache final : public Backend {
  public:
   // `table` must have been made with DynamodbOptions::publish_invalidations = true, and
@@ -92,9 +93,18 @@ class CoherentNearCache final : public Backend {
   bool touch(std::string_view key, Ttl ttl) override;
   bool add(std::string_view key, std::string_view value, Ttl ttl) override;
   int64_t increment(std::string_view key, int64_t delta, Ttl ttl) override;
-  // The asynchronous forms are Backend's defaults: gets, sets, erases, batches and clear run
-  // the blocking call inline (a memory hit never waits; a miss or a write waits on the
-  // caller's thread), the others through run_blocking, which is the table's helper thread.
+  // Asynchronous forms: a get that memory answers completes inline, on the calling thread;
+  // everything else runs the blocking call through run_blocking, on a helper thread of the
+  // table's (DynamodbBackend::run_blocking), which completes `done`.
+  void get_entry_async(std::string key, Done<std::optional<Hit>> done) override;
+  void set_async(std::string key, std::string value, Ttl ttl, Done<void> done) override;
+  void erase_async(std::string key, Done<void> done) override;
+  void get_many_async(std::vector<std::string> keys, Done<std::vector<std::optional<Hit>>> done) override;
+  void set_many_async(std::vector<std::pair<std::string, std::string>> entries, Ttl ttl,
+                      Done<void> done) override;
+  void clear_async(Done<void> done, std::function<void(uint64_t)> progress = nullptr) override;
+  using Backend::clear_async, Backend::erase_async, Backend::get_entry_async, Backend::get_many_async,
+      Backend::set_async, Backend::set_many_async;  // their Pending forms
   void run_blocking(std::function<void(std::exception_ptr)> work) override;
   CacheStats& stats() const override;
 

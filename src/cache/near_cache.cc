@@ -30,6 +30,7 @@
 
 #include "cache/dynamodb_backend_impl.h"
 #include "cache/feed.h"
+#include "cache/outcome_of.h"
 #include "dynamodb_cache/errors.h"
 
 namespace dynamodb_cache {
@@ -307,8 +308,9 @@ struct CoherentNearCache::Impl {
   }
 
   // ---- gets ----
-  std::optional<Hit> get_entry(std::string_view key_view) {
-    count_get(key_view);
+  // `counted`: the get was counted already (get_entry_async, which looked in memory first).
+  std::optional<Hit> get_entry(std::string_view key_view, bool counted = false) {
+    if (!counted) count_get(key_view);
     const std::string key(key_view);
     const uint64_t hash = feed::key_hash(ns, key);
     Shard& s = shard_of(hash);
@@ -533,9 +535,14 @@ bool CoherentNearCache::contains(std::string_view key) {
     const std::string k(key);
     auto& s = impl_->shard_of(feed::key_hash(impl_->ns, k));
     std::lock_guard lock(s.mu);
-    if (impl_->from_memory(s, k, now)) return true;
+    if (impl_->from_memory(s, k, now)) {
+      impl_->hits.fetch_add(1, std::memory_order_relaxed);
+      return true;
+    }
   }
-  return impl_->table->contains(key);
+  // A get (strongly consistent, filling memory): the table's contains reads as its options
+  // say, and an eventually consistent answer could be older than the bound.
+  return impl_->get_entry(key, true).has_value();
 }
 
 void CoherentNearCache::set(std::string_view key, std::string_view value, Ttl ttl) {
@@ -568,6 +575,57 @@ void CoherentNearCache::clear(const std::function<void(uint64_t)>& progress) {
     ~Drop() { c.drop_all(); }
   } drop{*impl_};
   impl_->table->clear(progress);
+}
+
+namespace {
+// Runs `f` through c.run_blocking and completes `done` with its outcome, or with the error
+// that kept it from running.
+template <class T, class F>
+void blocking(CoherentNearCache& c, Backend::Done<T> done, F f) {
+  c.run_blocking([done = std::move(done), f = std::move(f)](std::exception_ptr refused) mutable {
+    if (refused) return done(std::move(refused));
+    done(detail::outcome_of<T>(f));
+  });
+}
+}  // namespace
+
+void CoherentNearCache::get_entry_async(std::string key, Done<std::optional<Hit>> done) {
+  impl_->count_get(key);
+  const auto now = Steady::now();
+  if (impl_->memory_answers(now)) {
+    auto& s = impl_->shard_of(feed::key_hash(impl_->ns, key));
+    std::optional<Hit> hit;
+    {
+      std::lock_guard lock(s.mu);
+      hit = impl_->from_memory(s, key, now);
+    }
+    if (hit) {
+      impl_->hits.fetch_add(1, std::memory_order_relaxed);
+      return done(std::move(hit));
+    }
+  }
+  blocking<std::optional<Hit>>(*this, std::move(done),
+                               [this, key = std::move(key)] { return impl_->get_entry(key, true); });
+}
+void CoherentNearCache::set_async(std::string key, std::string value, Ttl ttl, Done<void> done) {
+  blocking<void>(*this, std::move(done),
+                 [this, key = std::move(key), value = std::move(value), ttl] { set(key, value, ttl); });
+}
+void CoherentNearCache::erase_async(std::string key, Done<void> done) {
+  blocking<void>(*this, std::move(done), [this, key = std::move(key)] { erase(key); });
+}
+void CoherentNearCache::get_many_async(std::vector<std::string> keys,
+                                       Done<std::vector<std::optional<Hit>>> done) {
+  blocking<std::vector<std::optional<Hit>>>(*this, std::move(done),
+                                            [this, keys = std::move(keys)] { return get_many(keys); });
+}
+void CoherentNearCache::set_many_async(std::vector<std::pair<std::string, std::string>> entries, Ttl ttl,
+                                       Done<void> done) {
+  blocking<void>(*this, std::move(done),
+                 [this, entries = std::move(entries), ttl] { set_many(entries, ttl); });
+}
+void CoherentNearCache::clear_async(Done<void> done, std::function<void(uint64_t)> progress) {
+  blocking<void>(*this, std::move(done), [this, progress = std::move(progress)] { clear(progress); });
 }
 
 void CoherentNearCache::run_blocking(std::function<void(std::exception_ptr)> work) {

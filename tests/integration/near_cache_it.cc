@@ -516,6 +516,7 @@ TEST(NearCache, GetManyAndContainsUseMemory) {
   Proc a(t.name), b(t.name);
   a.near->set_many({{"x", "1"}, {"y", "2"}}, 0s);
   b.confirmed();
+  b.caught_up();  // the set_many's invalidations are behind: what B fills now stays
   auto got = b.near->get_many({"x", "y", "z", "x"});
   ASSERT_EQ(got.size(), 4u);
   EXPECT_EQ(got[0]->value, "1");
@@ -573,4 +574,26 @@ TEST(NearCache, AFailOpenSetStaysQuietWhenNothingCanBePublished) {
   EXPECT_NO_THROW(b.set_many({{"k", "v"}}, 0s));
   EXPECT_EQ(b.stats().fail_open.load(), 2u);
   EXPECT_THROW(b.erase("k"), Error) << "an erase is not covered by fail_open";
+}
+
+TEST(NearCache, AsynchronousFormsAnswerFromMemoryAndWriteThrough) {
+  NearTable t;
+  Proc a(t.name), b(t.name);
+  b.near->set_async("k", "v1", 0s).get();
+  b.confirmed();
+  b.caught_up();  // its own invalidation, heard back from the feed, is behind
+  in_memory(b, "k", "v1");
+  b.fresh();
+  const int before = b.gets();
+  auto hit = b.near->get_entry_async("k").get();
+  ASSERT_TRUE(hit);
+  EXPECT_EQ(hit->value, "v1");
+  EXPECT_EQ(b.gets(), before) << "a memory hit makes no request, asynchronous too";
+  b.near->erase_async("k").get();
+  EXPECT_FALSE(b.near->get_entry_async("k").get()) << "own erase visible at once";
+  b.near->set_many_async({{"x", "1"}}, 0s).get();
+  EXPECT_EQ(b.near->get_many_async({"x", "y"}).get()[0]->value, "1");
+  EXPECT_EQ(a.near->get("x"), "1");
+  b.near->clear_async().get();
+  EXPECT_FALSE(b.near->get_entry_async("x").get());
 }
