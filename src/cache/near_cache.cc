@@ -577,17 +577,7 @@ void CoherentNearCache::clear(const std::function<void(uint64_t)>& progress) {
   impl_->table->clear(progress);
 }
 
-namespace {
-// Runs `f` through c.run_blocking and completes `done` with its outcome, or with the error
-// that kept it from running.
-template <class T, class F>
-void blocking(CoherentNearCache& c, Backend::Done<T> done, F f) {
-  c.run_blocking([done = std::move(done), f = std::move(f)](std::exception_ptr refused) mutable {
-    if (refused) return done(std::move(refused));
-    done(detail::outcome_of<T>(f));
-  });
-}
-}  // namespace
+using detail::blocking;
 
 void CoherentNearCache::get_entry_async(std::string key, Done<std::optional<Hit>> done) {
   impl_->count_get(key);
@@ -604,28 +594,29 @@ void CoherentNearCache::get_entry_async(std::string key, Done<std::optional<Hit>
       return done(std::move(hit));
     }
   }
-  blocking<std::optional<Hit>>(*this, std::move(done),
-                               [this, key = std::move(key)] { return impl_->get_entry(key, true); });
+  blocking<std::optional<Hit>>(
+      *this, std::move(done), [this, key = std::move(key)](Backend&) { return impl_->get_entry(key, true); });
 }
 void CoherentNearCache::set_async(std::string key, std::string value, Ttl ttl, Done<void> done) {
-  blocking<void>(*this, std::move(done),
-                 [this, key = std::move(key), value = std::move(value), ttl] { set(key, value, ttl); });
+  blocking<void>(*this, std::move(done), [key = std::move(key), value = std::move(value), ttl](Backend& b) {
+    b.set(key, value, ttl);
+  });
 }
 void CoherentNearCache::erase_async(std::string key, Done<void> done) {
-  blocking<void>(*this, std::move(done), [this, key = std::move(key)] { erase(key); });
+  blocking<void>(*this, std::move(done), [key = std::move(key)](Backend& b) { b.erase(key); });
 }
 void CoherentNearCache::get_many_async(std::vector<std::string> keys,
                                        Done<std::vector<std::optional<Hit>>> done) {
-  blocking<std::vector<std::optional<Hit>>>(*this, std::move(done),
-                                            [this, keys = std::move(keys)] { return get_many(keys); });
+  blocking<std::vector<std::optional<Hit>>>(
+      *this, std::move(done), [keys = std::move(keys)](Backend& b) { return b.get_many(keys); });
 }
 void CoherentNearCache::set_many_async(std::vector<std::pair<std::string, std::string>> entries, Ttl ttl,
                                        Done<void> done) {
   blocking<void>(*this, std::move(done),
-                 [this, entries = std::move(entries), ttl] { set_many(entries, ttl); });
+                 [entries = std::move(entries), ttl](Backend& b) { b.set_many(entries, ttl); });
 }
 void CoherentNearCache::clear_async(Done<void> done, std::function<void(uint64_t)> progress) {
-  blocking<void>(*this, std::move(done), [this, progress = std::move(progress)] { clear(progress); });
+  blocking<void>(*this, std::move(done), [progress = std::move(progress)](Backend& b) { b.clear(progress); });
 }
 
 void CoherentNearCache::run_blocking(std::function<void(std::exception_ptr)> work) {
