@@ -119,6 +119,18 @@ struct DynamodbOptions {
   // Segments of the parallel Scan a full clear() (no namespace) runs, one thread each:
   // 1 to 64. Default 4; 1 scans sequentially.
   int clear_segments = 4;
+
+  // Publish every write to the invalidation feed that CoherentNearCache (near_cache.h) reads:
+  // set, set_many, erase, erase_many, an add that wrote, increment, a touch that re-timed, a
+  // namespace clear, a full clear, and get_or_set's stores each make one UpdateItem more (one
+  // per feed shard touched, for a batch) before returning to the caller; the asynchronous
+  // write forms then run the blocking ones on a helper thread. A write whose invalidation
+  // cannot be published throws an Error saying the write was made but not published (near
+  // caches may keep the old value until their memory TTL). A write that throws for any other
+  // reason, and a set or set_many that fail_open dropped, still try to publish, quietly (it
+  // may have landed). Default false. README, "A near cache the fleet can trust", has the
+  // feed's layout and cost.
+  bool publish_invalidations = false;
 };
 
 // The longest key long_keys accepts: 64 KiB (the item holds it in full_key).

@@ -12,5 +12,6 @@
 #include "dynamodb_cache/log.h"
 #include "dynamodb_cache/make_cache.h"
 #include "dynamodb_cache/memory_backend.h"
+#include "dynamodb_cache/near_cache.h"
 #include "dynamodb_cache/outcome.h"
 #include "dynamodb_cache/table.h"

@@ -22,21 +22,32 @@ void validate_key(std::string_view key, std::size_t max_bytes) {
   if (key.empty()) throw InvalidArgumentError("cache key is empty");
   if (key.size() > max_bytes)
     throw InvalidArgumentError("cache key is " + std::to_string(key.size()) + " bytes; " +
-                               (max_bytes == 2048 ? std::string("DynamoDB allows at most 2048 (DynamodbOptions::long_keys "
-                                                                "stores keys up to 64 KiB as digests)")
-                                                  : "at most " + std::to_string(max_bytes) + " are allowed"));
+                               (max_bytes == 2048
+                                    ? std::string("DynamoDB allows at most 2048 (DynamodbOptions::long_keys "
+                                                  "stores keys up to 64 KiB as digests)")
+                                    : "at most " + std::to_string(max_bytes) + " are allowed"));
   // UTF-8 well-formedness (RFC 3629): DynamoDB rejects anything else in a string key.
   const auto* p = reinterpret_cast<const unsigned char*>(key.data());
   const auto* end = p + key.size();
   while (p < end) {
     unsigned char c = *p;
-    if (c < 0x80) { ++p; continue; }
+    if (c < 0x80) {
+      ++p;
+      continue;
+    }
     int n;
     uint32_t cp;
-    if ((c & 0xE0) == 0xC0) { n = 1; cp = c & 0x1F; }
-    else if ((c & 0xF0) == 0xE0) { n = 2; cp = c & 0x0F; }
-    else if ((c & 0xF8) == 0xF0) { n = 3; cp = c & 0x07; }
-    else throw InvalidArgumentError("cache key is not valid UTF-8");
+    if ((c & 0xE0) == 0xC0) {
+      n = 1;
+      cp = c & 0x1F;
+    } else if ((c & 0xF0) == 0xE0) {
+      n = 2;
+      cp = c & 0x0F;
+    } else if ((c & 0xF8) == 0xF0) {
+      n = 3;
+      cp = c & 0x07;
+    } else
+      throw InvalidArgumentError("cache key is not valid UTF-8");
     if (end - p <= n) throw InvalidArgumentError("cache key is not valid UTF-8");
     for (int i = 1; i <= n; ++i) {
       if ((p[i] & 0xC0) != 0x80) throw InvalidArgumentError("cache key is not valid UTF-8");
@@ -155,7 +166,8 @@ void Backend::erase_async(std::string key, Done<void> done) {
 void Backend::get_many_async(std::vector<std::string> keys, Done<std::vector<std::optional<Hit>>> done) {
   complete_inline(done, [&] { return get_many(keys); });
 }
-void Backend::set_many_async(std::vector<std::pair<std::string, std::string>> entries, Ttl ttl, Done<void> done) {
+void Backend::set_many_async(std::vector<std::pair<std::string, std::string>> entries, Ttl ttl,
+                             Done<void> done) {
   complete_inline(done, [&] { set_many(entries, ttl); });
 }
 void Backend::clear_async(Done<void> done, std::function<void(uint64_t)> progress) {
@@ -164,17 +176,7 @@ void Backend::clear_async(Done<void> done, std::function<void(uint64_t)> progres
 
 void Backend::run_blocking(std::function<void(std::exception_ptr)> work) { work(nullptr); }
 
-namespace {
-// Runs `f(backend)` through the backend's run_blocking and completes `done` with its result,
-// or with the error that kept it from running.
-template <class T, class F>
-void blocking(Backend& b, Backend::Done<T> done, F f) {
-  b.run_blocking([&b, done = std::move(done), f = std::move(f)](std::exception_ptr refused) mutable {
-    if (refused) return done(std::move(refused));
-    done(detail::outcome_of<T>([&] { return f(b); }));
-  });
-}
-}  // namespace
+using detail::blocking;
 
 void Backend::contains_async(std::string key, Done<bool> done) {
   blocking(*this, std::move(done), [key = std::move(key)](Backend& b) { return b.contains(key); });

@@ -115,21 +115,22 @@ void DynamodbBackend::Impl::prefix_async(Then then) {
   const auto now = std::chrono::steady_clock::now();
   ddb::GetItemRequest r = key_map.generation_request(options.table);
   r.return_consumed_capacity = capacity_request();
-  client->get_item_async(
-      std::move(r), [this, now, then = std::move(then)](ddb::Outcome<ddb::GetItemResult> res) mutable {
-        if (res.ok()) add_read_units(res.value().consumed);
-        std::optional<std::string> read;
-        Outcome<std::string> out = detail::outcome_of<std::string>([&] {
-          read = key_map.generation_read(res.value().item, now);
-          return read.value_or(std::string());
-        });
-        if (!out.ok() || read) return then(std::move(out));
-        // No generation item (the namespace's first use, or its item was deleted): key_prefix
-        // starts it, with requests that depend on each other, on a helper thread.
-        offload<std::string>([then = std::make_shared<Then>(std::move(then))](
-                                 Outcome<std::string> o) { (*then)(std::move(o)); },
-                             [this] { return key_prefix(); });
-      });
+  client->get_item_async(std::move(r),
+                         [this, now, then = std::move(then)](ddb::Outcome<ddb::GetItemResult> res) mutable {
+                           if (res.ok()) add_read_units(res.value().consumed);
+                           std::optional<std::string> read;
+                           Outcome<std::string> out = detail::outcome_of<std::string>([&] {
+                             read = key_map.generation_read(res.value().item, now);
+                             return read.value_or(std::string());
+                           });
+                           if (!out.ok() || read) return then(std::move(out));
+                           // No generation item (the namespace's first use, or its item was deleted):
+                           // key_prefix starts it, with requests that depend on each other, on a helper
+                           // thread.
+                           offload<std::string>([then = std::make_shared<Then>(std::move(then))](
+                                                    Outcome<std::string> o) { (*then)(std::move(o)); },
+                                                [this] { return key_prefix(); });
+                         });
 }
 
 // As fetch_async, with the get's accounting (settle, count_read) in the same state: the
@@ -163,7 +164,13 @@ void DynamodbBackend::Impl::get_entry_async(std::string key, Done<std::optional<
   });
 }
 
+// With publish_invalidations the asynchronous writes run the blocking ones on a helper thread,
+// which publish before they return (DynamodbOptions::publish_invalidations).
 void DynamodbBackend::Impl::set_async(std::string key, std::string value, Ttl ttl, Done<void> done) {
+  if (options.publish_invalidations)
+    return offload<void>(std::move(done), [this, key = std::move(key), value = std::move(value), ttl] {
+      set(key, value, ttl);
+    });
   const auto start = std::chrono::steady_clock::now();
   Done<void> finish = [this, start, bytes = uint64_t{value.size()}, name = key.substr(0, 64),
                        done = std::move(done)](Outcome<void> out) {
@@ -180,6 +187,8 @@ void DynamodbBackend::Impl::set_async(std::string key, std::string value, Ttl tt
 }
 
 void DynamodbBackend::Impl::erase_async(std::string key, Done<void> done) {
+  if (options.publish_invalidations)
+    return offload<void>(std::move(done), [this, key = std::move(key)] { erase(key); });
   const auto start = std::chrono::steady_clock::now();
   Done<void> finish = [this, start, name = key.substr(0, 64), done = std::move(done)](Outcome<void> out) {
     if (out.ok()) stats.erases.fetch_add(1, std::memory_order_relaxed);
@@ -252,6 +261,9 @@ void DynamodbBackend::Impl::get_many_async(std::vector<std::string> keys,
 // entry checked before any request, one set_many in stats.
 void DynamodbBackend::Impl::set_many_async(std::vector<std::pair<std::string, std::string>> entries, Ttl ttl,
                                            Done<void> done) {
+  if (options.publish_invalidations)
+    return offload<void>(std::move(done),
+                         [this, entries = std::move(entries), ttl] { set_many(entries, ttl); });
   const auto start = std::chrono::steady_clock::now();
   std::vector<size_t> send = detail::last_of_each_key(entries);
   uint64_t bytes = 0;

@@ -8,6 +8,7 @@
 #include "cache/background_pool.h"
 #include "cache/chunked.h"
 #include "cache/dynamodb_backend_impl.h"
+#include "cache/feed.h"
 #include "util/crypto.h"
 #include "util/log.h"
 
@@ -232,6 +233,59 @@ void DynamodbBackend::Impl::add_read_units(const std::optional<ddb::ConsumedCapa
 
 void DynamodbBackend::Impl::add_write_units(const std::optional<ddb::ConsumedCapacity>& c) const {
   add_units(stats.write_capacity_units, c);
+}
+
+uint64_t DynamodbBackend::Impl::feed_hash(std::string_view key) const {
+  return feed::key_hash(options.key_namespace, key);
+}
+
+std::vector<uint64_t> DynamodbBackend::Impl::feed_hashes(const std::vector<std::string>& keys) const {
+  std::vector<uint64_t> out;
+  out.reserve(keys.size());
+  for (const auto& k : keys) out.push_back(feed_hash(k));
+  return out;
+}
+
+void DynamodbBackend::Impl::published_store(std::string_view key) {
+  if (options.publish_invalidations) publish({feed_hash(key)}, false);
+}
+
+void DynamodbBackend::Impl::publish(const std::vector<uint64_t>& hashes, bool every_shard) {
+  const auto groups =
+      every_shard ? std::vector<std::vector<uint64_t>>(feed::kShards, hashes) : feed::by_shard(hashes);
+  for (uint64_t shard = 0; shard < groups.size(); ++shard) {
+    if (groups[shard].empty()) continue;
+    for (int attempt = 1;; ++attempt) {
+      const auto sent = std::chrono::steady_clock::now();
+      const int64_t wall_ms =
+          std::chrono::duration_cast<std::chrono::milliseconds>(options.now().time_since_epoch()).count();
+      ddb::UpdateItemRequest r =
+          feed::publish_request(options.table, shard, feed::slot_of(wall_ms), groups[shard]);
+      r.return_consumed_capacity = capacity_request();
+      ddb::WriteResult res;
+      try {
+        res = client->update_item(r);
+      } catch (const Error& e) {
+        throw Error(
+            e.kind(),
+            std::string("written, but its invalidation could not be published (near caches may keep the "
+                        "old value until their memory TTL): ") +
+                e.what(),
+            e.retryable());
+      }
+      add_write_units(res.consumed);
+      if (res.consumed) feed_write_units.fetch_add(res.consumed->capacity_units, std::memory_order_relaxed);
+      // Landed in a slot readers still read (feed.h's timing contract): done.
+      if (std::chrono::steady_clock::now() - sent <= feed::kPublishDeadline) break;
+      if (attempt == feed::kPublishTries)
+        throw Error(ErrorKind::kTimeout,
+                    "written, but its invalidation could not be published within " +
+                        std::to_string(feed::kPublishDeadline.count()) + " ms in " +
+                        std::to_string(feed::kPublishTries) +
+                        " tries (near caches may keep the old value until their memory TTL)",
+                    true);
+    }
+  }
 }
 
 std::string DynamodbBackend::Impl::key_prefix() {

@@ -32,6 +32,7 @@
 #include <string>
 #include <string_view>
 #include <thread>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -329,11 +330,65 @@ struct DynamodbBackend::Impl {
     done(std::move(failed));
   }
 
+  // ---- the invalidation feed (DynamodbOptions::publish_invalidations; dynamodb_backend.cc) ----
+  // Write units this backend's publishes consumed (also counted in stats).
+  std::atomic<double> feed_write_units{0};
+  // The feed hash (feed.h) of `key` in this backend's namespace.
+  uint64_t feed_hash(std::string_view key) const;
+  // Publishes `hashes` to the feed: one UpdateItem per shard they fall in (`every_shard`: each
+  // to every shard, for the clear markers), each sent again into the current slot when its
+  // answer took longer than feed::kPublishDeadline (feed::kPublishTries in all). Throws an
+  // Error saying the write was made but its invalidation not published.
+  void publish(const std::vector<uint64_t>& hashes, bool every_shard);
+  // publish() when publish_invalidations, its errors ignored: after a write that failed (or
+  // was dropped by fail_open) and may have landed, whose own error or silence says more.
+  void publish_quietly(const std::vector<uint64_t>& hashes, bool every_shard) noexcept {
+    if (!options.publish_invalidations) return;
+    try {
+      publish(hashes, every_shard);
+    } catch (...) {
+    }
+  }
+  // get_or_set's store of `key` (LeaseTable), published when publish_invalidations.
+  void published_store(std::string_view key);
+  // Runs `write` and, with publish_invalidations, publishes hashes() after it: when it
+  // returned (unless it returned false: an add or touch that changed nothing, a set dropped
+  // by fail_open, which publish_quietly then), or, best
+  // effort, when it threw anything but InvalidArgumentError (it may have landed).
+  template <class H, class F>
+  auto publishing(H&& hashes, bool every_shard, F&& write) -> decltype(write()) {
+    using R = decltype(write());
+    if (!options.publish_invalidations) return write();
+    auto after_error = [&] { publish_quietly(hashes(), every_shard); };
+    try {
+      if constexpr (std::is_void_v<R>) {
+        write();
+      } else {
+        R r = write();
+        if constexpr (std::is_same_v<R, bool>) {
+          if (!r) return r;
+        }
+        publish(hashes(), every_shard);
+        return r;
+      }
+    } catch (const InvalidArgumentError&) {
+      throw;
+    } catch (...) {
+      after_error();
+      throw;
+    }
+    if constexpr (std::is_void_v<R>) publish(hashes(), every_shard);
+  }
+  // The feed hashes of `keys`.
+  std::vector<uint64_t> feed_hashes(const std::vector<std::string>& keys) const;
+
   // ---- blocking operations (dynamodb_sync.cc) ----
-  std::optional<Hit> get_entry(std::string_view key);
+  // `consistent`: a strongly consistent read whatever options.consistent_read says
+  // (CoherentNearCache's fills).
+  std::optional<Hit> get_entry(std::string_view key, bool consistent = false);
   void set(std::string_view key, std::string_view value, Ttl ttl);
   void erase(std::string_view key);
-  std::vector<std::optional<Hit>> get_many(const std::vector<std::string>& keys);
+  std::vector<std::optional<Hit>> get_many(const std::vector<std::string>& keys, bool consistent = false);
   void set_many(const std::vector<std::pair<std::string, std::string>>& entries, Ttl ttl);
   void erase_many(const std::vector<std::string>& keys);
   bool contains(std::string_view key);
@@ -342,7 +397,7 @@ struct DynamodbBackend::Impl {
   int64_t increment(std::string_view key, int64_t delta, Ttl ttl);
   // get_entry and set without their accounting (stats, fail_open), for a prefix already
   // resolved: what the asynchronous forms offload.
-  std::optional<Hit> read_stored(std::string_view key, const std::string& stored);
+  std::optional<Hit> read_stored(std::string_view key, const std::string& stored, bool consistent = false);
   void store(std::string_view key, std::string_view prefix, std::string_view value, Ttl ttl);
   std::optional<ddb::Item> read_consistent(const std::string& stored);
 

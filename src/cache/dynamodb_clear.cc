@@ -4,15 +4,18 @@
 #include <thread>
 
 #include "cache/dynamodb_backend_impl.h"
+#include "cache/feed.h"
 
 namespace dynamodb_cache {
 
 void DynamodbBackend::Impl::clear(const std::function<void(uint64_t)>& progress) {
   return measured(Op::kClear, [&]() -> void {
     if (key_map.has_namespace())
-      clear_namespace();
+      publishing([&] { return std::vector<uint64_t>{feed::namespace_hash(options.key_namespace)}; }, true,
+                 [&] { clear_namespace(); });
     else
-      clear_table(progress);
+      publishing([] { return std::vector<uint64_t>{feed::clear_all_hash()}; }, true,
+                 [&] { clear_table(progress); });
   });
 }
 
@@ -55,8 +58,10 @@ ddb::ScanRequest DynamodbBackend::Impl::clear_scan(int segment) const {
   ddb::ScanRequest scan;
   scan.table_name = options.table;
   scan.projection_expression = "#k";
-  scan.filter_expression = "attribute_not_exists(#g)";
-  scan.names = {{"#k", attr::kKey}, {"#g", attr::kGeneration}};
+  // Feed items stay too (feed.h): deleting one could drop an invalidation a reader has not
+  // read yet; they leave through native TTL.
+  scan.filter_expression = "attribute_not_exists(#g) AND attribute_not_exists(#h)";
+  scan.names = {{"#k", attr::kKey}, {"#g", attr::kGeneration}, {"#h", feed::kHashes}};
   if (options.clear_segments > 1) {
     scan.segment = segment;
     scan.total_segments = options.clear_segments;
@@ -157,6 +162,8 @@ struct DynamodbBackend::Impl::ClearRun {
 };
 
 void DynamodbBackend::Impl::clear_async(Done<void> done, std::function<void(uint64_t)> progress) {
+  if (options.publish_invalidations)  // the blocking clear publishes before it returns
+    return offload<void>(std::move(done), [this, progress = std::move(progress)] { clear(progress); });
   const auto start = std::chrono::steady_clock::now();
   Done<void> finish = [this, start, done = std::move(done)](Outcome<void> out) {
     done(settle<void>(Op::kClear, "clear", options.table, start, std::move(out), std::nullopt));

@@ -272,12 +272,12 @@ class LeaseTable {
         // After a lost answer the old value's chunks are left (to their TTL, or to a full
         // clear for a value that never expires): the answer naming them may have been lost.
         if (seen.item && !lost_before) chunked::delete_chunks_of(client_, options_.table, *seen.item, true);
-        counted_write(value);
+        counted_write(key, value);
         return true;
       }
       if (w == detail::Written::kConditionFailed) {
         if (lost_before && detail::same_write(read_item(stored), r.item)) {
-          counted_write(value);  // a lost round's copy landed first
+          counted_write(key, value);  // a lost round's copy landed first
           return true;
         }
         // Another writer's item. Its chunks are nobody's, unless a lost copy of this write is
@@ -288,7 +288,7 @@ class LeaseTable {
       // Lost: its chunks stay whatever follows, since a head delayed in the network may land.
       lost_before = true;
       if (detail::same_write(detail::read_back(unknown, [&] { return read_item(stored); }), r.item)) {
-        counted_write(value);
+        counted_write(key, value);
         return true;
       }
       if (round == detail::kMaxUnknownRounds) std::rethrow_exception(unknown);
@@ -300,8 +300,10 @@ class LeaseTable {
     return client_.get_item(detail::consistent_get(options_.table, stored)).item;
   }
 
-  // A stored value in the backend's stats, as its set() counts one.
-  void counted_write(std::string_view value) {
+  // A stored value in the backend's stats, as its set() counts one, and published to the
+  // invalidation feed when the backend publishes (DynamodbOptions::publish_invalidations).
+  void counted_write(std::string_view key, std::string_view value) {
+    detail::DynamodbBackendAccess::impl(backend_).published_store(key);
     CacheStats& s = backend_.stats();
     s.sets.fetch_add(1, std::memory_order_relaxed);
     s.bytes_written.fetch_add(value.size(), std::memory_order_relaxed);

@@ -6,6 +6,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "dynamodb_cache/backend.h"
 #include "dynamodb_cache/dynamodb.h"
 
 namespace dynamodb_cache::detail {
@@ -27,6 +28,16 @@ dynamodb::Outcome<T> outcome_of(F&& f) {
     out.emplace(std::current_exception());
   }
   return std::move(*out);
+}
+
+// Runs `f(b)` through b.run_blocking and completes `done` with its outcome, or with the error
+// that kept it from running: Backend's default asynchronous forms, CoherentNearCache's.
+template <class T, class F>
+void blocking(Backend& b, Backend::Done<T> done, F f) {
+  b.run_blocking([&b, done = std::move(done), f = std::move(f)](std::exception_ptr refused) mutable {
+    if (refused) return done(std::move(refused));
+    done(outcome_of<T>([&] { return f(b); }));
+  });
 }
 
 }  // namespace dynamodb_cache::detail

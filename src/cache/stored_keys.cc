@@ -3,6 +3,7 @@
 
 #include <algorithm>
 
+#include "cache/feed.h"
 #include "cache/item_layout.h"
 #include "dynamodb_cache/errors.h"
 #include "util/crypto.h"
@@ -33,6 +34,9 @@ std::string StoredKeys::stored_key(std::string_view key, std::string_view prefix
     s += util::hex(util::sha256(key));
     return s;
   }
+  if (prefix.empty() && key.starts_with(feed::kFeedPrefix))
+    throw InvalidArgumentError("cache keys beginning with '" + std::string(feed::kFeedPrefix) +
+                               "' are reserved for the invalidation feed (use a namespace or another key)");
   if (prefix.size() + key.size() > 2048)
     throw InvalidArgumentError("cache key is " + std::to_string(key.size()) +
                                " bytes; with the namespace prefix '" + std::string(prefix) +
@@ -42,6 +46,11 @@ std::string StoredKeys::stored_key(std::string_view key, std::string_view prefix
 
 bool StoredKeys::is_digest(std::string_view key, std::string_view prefix) const {
   return long_keys_ && (prefix.size() + key.size() > 2048 || key.starts_with(layout::kDigestMark));
+}
+
+void StoredKeys::forget_generation() {
+  std::lock_guard lock(mu_);
+  known_ = false;
 }
 
 std::string StoredKeys::generation_key() const { return ns_ + ":generation"; }

@@ -50,7 +50,8 @@ class StoredKeys {
 
   // The stored key of `key` under `prefix` (a key_prefix: "NS:GEN:" or ""). Validates `key`:
   // InvalidArgumentError when it is empty, not UTF-8, or too long (with the prefix, and
-  // without long_keys).
+  // without long_keys), or when it would be stored as an invalidation feed item (outside
+  // namespaces, beginning with feed::kFeedPrefix, "__dc#feed#": reserved).
   std::string stored_key(std::string_view key, std::string_view prefix) const;
   // True when stored_key(key, prefix) is a digest (the item then holds full_key).
   bool is_digest(std::string_view key, std::string_view prefix) const;
@@ -88,6 +89,9 @@ class StoredKeys {
   // returns it. ProtocolError when the answer does not hold move.next.
   int64_t moved(const Move& move, const std::optional<dynamodb::Item>& attributes);
   std::string prefix_of(int64_t generation) const;
+  // Forgets the generation read last, so that the next operation reads it again (a near cache
+  // saw another process clear the namespace).
+  void forget_generation();
 
  private:
   // known_prefix() in a namespace.

@@ -18,6 +18,9 @@ struct GlobalOptions {
   std::string profile;
   bool consistent_read = false;
   bool python_compat = false;
+  // --publish-invalidations: DynamodbOptions::publish_invalidations (near caches can trust
+  // this process's writes).
+  bool publish_invalidations = false;
   // Attempts per DynamoDB call; 0: AWS_MAX_ATTEMPTS, profile max_attempts, the retry mode's,
   // else 5. The library's default (10) suits a long-running service; a command line answers
   // sooner.

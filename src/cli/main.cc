@@ -14,7 +14,8 @@
 
 namespace dynamodb_cache::cli {
 
-std::shared_ptr<dynamodb::Client> make_client(const GlobalOptions& g, std::shared_ptr<http::Transport> transport) {
+std::shared_ptr<dynamodb::Client> make_client(const GlobalOptions& g,
+                                              std::shared_ptr<http::Transport> transport) {
   dynamodb::ClientOptions o;
   o.transport = std::move(transport);
   o.region = g.region;
@@ -37,6 +38,7 @@ DynamodbOptions backend_options(const GlobalOptions& g) {
   o.table = g.table;
   o.consistent_read = g.consistent_read;
   o.python_compat = g.python_compat;
+  o.publish_invalidations = g.publish_invalidations;
   o.key_namespace = g.key_namespace;
   o.stats = g.stats;
   return o;
@@ -46,16 +48,22 @@ namespace {
 
 int exit_code(const Error& e) {
   switch (e.kind()) {
-    case ErrorKind::kInvalidArgument: return kUsage;
+    case ErrorKind::kInvalidArgument:
+      return kUsage;
     case ErrorKind::kConfig:
-    case ErrorKind::kCredentials: return kConfig;
+    case ErrorKind::kCredentials:
+      return kConfig;
     case ErrorKind::kTransport:
-    case ErrorKind::kTimeout: return kNetwork;
+    case ErrorKind::kTimeout:
+      return kNetwork;
     case ErrorKind::kCodec:
     case ErrorKind::kWrongType:
-    case ErrorKind::kProtocol: return kData;
-    case ErrorKind::kUnknownOutcome: return kUnknownOutcome;
-    default: return kService;
+    case ErrorKind::kProtocol:
+      return kData;
+    case ErrorKind::kUnknownOutcome:
+      return kUnknownOutcome;
+    default:
+      return kService;
   }
 }
 
@@ -131,10 +139,11 @@ std::string usage_problem(const CLI::App& app, int argc, char** argv) {
 }
 
 int run_cli(int argc, char** argv) {
-  CLI::App app{"dynamodb-cache: use an Amazon DynamoDB table as a cache.\n"
-               "Credentials, region and endpoint come from the usual AWS environment variables,\n"
-               "profiles and instance roles unless given here.",
-               "dynamodb-cache"};
+  CLI::App app{
+      "dynamodb-cache: use an Amazon DynamoDB table as a cache.\n"
+      "Credentials, region and endpoint come from the usual AWS environment variables,\n"
+      "profiles and instance roles unless given here.",
+      "dynamodb-cache"};
   app.require_subcommand(1);
   app.footer(
       "Exit codes: 0 done, 1 a miss (get, touch) or a live key (add), 2 usage or invalid input,\n"
@@ -154,12 +163,16 @@ int run_cli(int argc, char** argv) {
   app.add_option("--profile", g.profile, "Profile in the AWS shared config files");
   // As in the AWS CLI, it outranks AWS_CA_BUNDLE and ca_bundle, and holds for every call made
   // (DynamoDB, STS, SSO): setting the variable reaches them all.
-  app.add_option("--ca-bundle", "CA certificates (PEM) to verify TLS peers with "
-                                "(default: AWS_CA_BUNDLE, the profile's ca_bundle, the system's)")
+  app.add_option("--ca-bundle",
+                 "CA certificates (PEM) to verify TLS peers with "
+                 "(default: AWS_CA_BUNDLE, the profile's ca_bundle, the system's)")
       ->each([](const std::string& v) { setenv("AWS_CA_BUNDLE", v.c_str(), 1); });
   app.add_flag("--consistent-read", g.consistent_read, "Strongly consistent reads");
   app.add_flag("--python-compat", g.python_compat,
                "Write values the way the Python dynamodb_cache package stores them (base64 text)");
+  app.add_flag("--publish-invalidations", g.publish_invalidations,
+               "Publish every write to the invalidation feed, so that near caches (CoherentNearCache) "
+               "of other processes see it within their max_staleness");
 
   app.add_option("--max-attempts", g.max_attempts,
                  "Attempts per DynamoDB call, retries included (default: AWS_MAX_ATTEMPTS, the profile's "
@@ -168,9 +181,11 @@ int run_cli(int argc, char** argv) {
   app.add_option("--timeout", g.timeout_s, "Seconds one DynamoDB call may take, retries and backoff included")
       ->transform(decimal_number(0.001, 86400))
       ->capture_default_str();
-  app.add_option("--namespace", g.key_namespace,
-                 "Keys live in this namespace (stored as NS:GEN:KEY); `clear --yes` clears only it, in one request");
-  app.add_flag("--stats", g.print_stats, "After the command, print its statistics as one JSON line on stderr");
+  app.add_option(
+      "--namespace", g.key_namespace,
+      "Keys live in this namespace (stored as NS:GEN:KEY); `clear --yes` clears only it, in one request");
+  app.add_flag("--stats", g.print_stats,
+               "After the command, print its statistics as one JSON line on stderr");
 
   std::function<int()> run;
 
@@ -262,7 +277,8 @@ int run_cli(int argc, char** argv) {
           std::cerr << "error: clear empties namespace '" << g.key_namespace << "' of table '" << g.table
                     << "'; pass --yes to confirm\n";
         else
-          std::cerr << "error: clear deletes every item in table '" << g.table << "'; pass --yes to confirm\n";
+          std::cerr << "error: clear deletes every item in table '" << g.table
+                    << "'; pass --yes to confirm\n";
         return kUsage;
       }
       if (!g.key_namespace.empty()) {
