@@ -200,7 +200,7 @@ class LeaseTable {
         detail::build_item(options_, backend_.stored_key(key, prefix_), key,
                            detail::DynamodbBackendAccess::impl(backend_).key_map.is_digest(key, prefix_),
                            value, ttl, &client_, grace_),
-        value, seen);
+        key, value, seen);
   }
 
   // Stores a negative entry for `key` (GetOrSetOptions::cache_misses_for): "the source has no
@@ -214,7 +214,7 @@ class LeaseTable {
     item.insert_or_assign(attr::kFreshUntil, ddb::AttributeValue::N(0));
     item.insert_or_assign(attr::kExpireAt, ddb::AttributeValue::N(until / 1000 + 1));
     item.insert_or_assign(kMissUntil, ddb::AttributeValue::N(until));
-    return write_unless_changed(std::move(item), "", seen);
+    return write_unless_changed(std::move(item), key, "", seen);
   }
 
   // Whether the backend's fail_open turns `e` into a miss or a dropped write.
@@ -234,8 +234,9 @@ class LeaseTable {
     return item;
   }
 
-  // store_unless_changed's write of `item` (holding `value`, counted as a set when it lands).
-  bool write_unless_changed(ddb::Item item, std::string_view value, const Seen& seen) {
+  // store_unless_changed's write of `item` (holding `value` for `key`, counted as a set and
+  // published to the invalidation feed when it lands).
+  bool write_unless_changed(ddb::Item item, std::string_view key, std::string_view value, const Seen& seen) {
     ddb::PutItemRequest r;
     r.table_name = options_.table;
     r.item = std::move(item);

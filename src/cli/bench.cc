@@ -105,6 +105,7 @@ struct BenchOptions {
   double zipf = 0;            // > 0: gets draw keys from Zipf(zipf); 0: uniformly
   bool zipf_sets = false;     // sets (and erases) from the Zipf distribution too
   bool layered = false;       // a MemoryBackend over the DynamodbBackend (LayeredBackend)
+  bool near_cache = false;    // a CoherentNearCache over a publishing DynamodbBackend
   double memory_max_age = 0;  // LayeredOptions::upper_max_age, seconds; 0: the whole TTL
   double max_staleness = -1;  // the checker's bound, seconds; < 0: the mode's (Mode::bound_s)
   bool check = false;
@@ -247,7 +248,24 @@ struct Mode {
 
 Mode make_mode(const GlobalOptions& g, const BenchOptions& o,
                const std::shared_ptr<dynamodb::Client>& client) {
-  auto dynamodb = std::make_shared<DynamodbBackend>(client, backend_options(g));
+  DynamodbOptions dopts = backend_options(g);
+  if (o.near_cache) {
+    // Every process of the run writes through a near cache, so every write publishes. The
+    // feed's reads count in the table's stats (GlobalOptions::stats), with the gets' own.
+    dopts.publish_invalidations = true;
+    NearCacheOptions no;
+    const double bound = o.max_staleness >= 0 ? o.max_staleness : 1.0;
+    no.max_staleness = std::chrono::milliseconds(static_cast<int64_t>(bound * 1000));
+    no.max_entries = static_cast<size_t>(o.keys + o.keys / 4 + 1024);
+    auto near = std::make_shared<CoherentNearCache>(std::make_shared<DynamodbBackend>(client, dopts), no);
+    return Mode{"near-cache", near,
+                [near] {
+                  const NearCacheStats s = near->near_stats();
+                  return Mode::Stats{s.memory_hits, s.memory_misses, 0};
+                },
+                bound};
+  }
+  auto dynamodb = std::make_shared<DynamodbBackend>(client, dopts);
   // Eventually consistent reads see a write within about a second (DESIGN.md).
   const double read_bound = g.consistent_read ? 0.0 : 1.0;
   if (!o.layered) return Mode{"dynamodb", dynamodb, nullptr, read_bound};
@@ -999,6 +1017,10 @@ void add_bench_command(CLI::App& app, GlobalOptions& g, std::function<int()>& ru
   b->add_flag("--layered", o.layered,
               "Mode: a memory layer over DynamoDB (LayeredBackend), which does not hear of other "
               "processes' writes");
+  b->add_flag("--near-cache", o.near_cache,
+              "Mode: the coherent near cache (CoherentNearCache, max_staleness from --max-staleness, "
+              "default 1 s) over a DynamodbBackend that publishes every write")
+      ->excludes("--layered");
   b->add_option("--memory-max-age", o.memory_max_age,
                 "With --layered: seconds a memory copy is served (LayeredOptions::upper_max_age; "
                 "default: the whole --ttl)")
@@ -1012,7 +1034,8 @@ void add_bench_command(CLI::App& app, GlobalOptions& g, std::function<int()>& ru
   b->add_option("--max-staleness", o.max_staleness,
                 "Seconds: --check counts a read as stale when it answers a value replaced by a write "
                 "acknowledged longer ago (default: the mode's promise: 0 with --consistent-read, 1 for "
-                "eventually consistent reads, plus the memory copy's life with --layered)")
+                "eventually consistent reads, plus the memory copy's life with --layered); with "
+                "--near-cache also its max_staleness (0.1 or more; default 1)")
       ->transform(decimal_number(0, 1e9));
   b->add_option("--pause-one", o.pause_one_ms,
                 "Milliseconds to stop one process (SIGSTOP, then SIGCONT) in the middle of the run "
