@@ -441,8 +441,9 @@ class Cache {
   // get_or_set without waiting: it runs where the backend runs blocking work
   // (Backend::run_blocking: a helper thread over DynamoDB, inline over memory), `load` too.
   template <class Load, class Rep, class Period>
-  void get_or_set_async(std::string key, Load load, std::chrono::duration<Rep, Period> ttl,
-                        const GetOrSetOptions& options, Done<T> done) {
+  requires(!ResultLoaderOf<Load, T>) void get_or_set_async(std::string key, Load load,
+                                                           std::chrono::duration<Rep, Period> ttl,
+                                                           const GetOrSetOptions& options, Done<T> done) {
     static_assert(LoaderOf<Load, T>,
                   "Cache<T>::get_or_set_async(key, load, ...): load must be callable with no arguments and "
                   "return the cache's T (or something convertible to it)");
@@ -484,10 +485,38 @@ class Cache {
     }
   }
   template <class Load, class Rep = int64_t, class Period = std::ratio<1>>
-  Pending<T> get_or_set_async(std::string key, Load load,
-                              std::chrono::duration<Rep, Period> ttl = std::chrono::seconds(0),
-                              const GetOrSetOptions& options = {}) {
+  requires(!ResultLoaderOf<Load, T>) Pending<T> get_or_set_async(
+      std::string key, Load load, std::chrono::duration<Rep, Period> ttl = std::chrono::seconds(0),
+      const GetOrSetOptions& options = {}) {
     return detail::start_pending<T>(
+        [&](auto d) { get_or_set_async(std::move(key), std::move(load), ttl, options, std::move(d)); });
+  }
+  // get_or_set_async whose loader decides (LoadResult<T>): the blocking form above, run where
+  // the backend runs blocking work, completing with std::nullopt when the source has none. The
+  // loader is moved into the call (it may run after the call has returned: refresh_ahead,
+  // load_timeout), so it must own what it uses.
+  template <class Load, class Rep, class Period>
+  requires ResultLoaderOf<Load, T>
+  void get_or_set_async(std::string key, Load load, std::chrono::duration<Rep, Period> ttl,
+                        const GetOrSetOptions& options, Done<std::optional<T>> done) {
+    auto owned = std::make_shared<Load>(std::move(load));
+    backend_->run_blocking([this, key = std::move(key), owned, ttl, options,
+                            done = std::move(done)](std::exception_ptr refused) {
+      if (refused) return done(std::move(refused));
+      std::optional<Outcome<std::optional<T>>> out;
+      try {
+        out.emplace(get_or_set(key, std::move(*owned), ttl, options));
+      } catch (...) {
+        out.emplace(std::current_exception());
+      }
+      done(std::move(*out));
+    });
+  }
+  template <class Load, class Rep = int64_t, class Period = std::ratio<1>>
+  requires ResultLoaderOf<Load, T> Pending<std::optional<T>> get_or_set_async(
+      std::string key, Load load, std::chrono::duration<Rep, Period> ttl = std::chrono::seconds(0),
+      const GetOrSetOptions& options = {}) {
+    return detail::start_pending<std::optional<T>>(
         [&](auto d) { get_or_set_async(std::move(key), std::move(load), ttl, options, std::move(d)); });
   }
 

@@ -158,6 +158,12 @@ void get_or_set_async(Backend& backend, std::string key, std::function<std::stri
                       GetOrSetOptions options, Backend::Done<std::string> done);
 Pending<std::string> get_or_set_async(Backend& backend, std::string key, std::function<std::string()> load,
                                       Ttl ttl, GetOrSetOptions options = {});
+// get_or_set_async whose loader decides (Loaded): std::nullopt when the source has none.
+void get_or_set_async(Backend& backend, std::string key, std::function<Loaded()> load, Ttl ttl,
+                      GetOrSetOptions options, Backend::Done<std::optional<std::string>> done);
+Pending<std::optional<std::string>> get_or_set_async(Backend& backend, std::string key,
+                                                     std::function<Loaded()> load, Ttl ttl,
+                                                     GetOrSetOptions options = {});
 
 // ---- bulk loads ----
 

@@ -773,4 +773,22 @@ Pending<std::string> get_or_set_async(Backend& backend, std::string key, std::fu
   });
 }
 
+void get_or_set_async(Backend& backend, std::string key, std::function<Loaded()> load, Ttl ttl,
+                      GetOrSetOptions options, Backend::Done<std::optional<std::string>> done) {
+  backend.run_blocking([&backend, key = std::move(key), load = std::move(load), ttl, options,
+                        done = std::move(done)](std::exception_ptr refused) {
+    if (refused) return done(std::move(refused));
+    done(detail::outcome_of<std::optional<std::string>>(
+        [&] { return get_or_set(backend, key, load, ttl, options); }));
+  });
+}
+
+Pending<std::optional<std::string>> get_or_set_async(Backend& backend, std::string key,
+                                                     std::function<Loaded()> load, Ttl ttl,
+                                                     GetOrSetOptions options) {
+  return detail::start_pending<std::optional<std::string>>([&](auto d) {
+    get_or_set_async(backend, std::move(key), std::move(load), ttl, options, std::move(d));
+  });
+}
+
 }  // namespace dynamodb_cache

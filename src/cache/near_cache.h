@@ -53,11 +53,15 @@ class InvalidationLog {
 };
 
 // Test hooks (tests/integration/near_cache_it.cc).
+// Its first declaration (a friend in near_cache.h) is public, so it would be exported from
+// the shared library: its members are hidden here (the tests link the static library).
 struct NearCacheAccess {
   // Called by a get between its DynamoDB read and its fill of memory, with the key.
-  static void before_fill(CoherentNearCache& c, std::function<void(std::string_view)> hook);
+  [[gnu::visibility("hidden")]] static void before_fill(CoherentNearCache& c,
+                                                        std::function<void(std::string_view)> hook);
   // The client the poller reads the feed with (null: the table's again).
-  static void feed_client(CoherentNearCache& c, std::shared_ptr<dynamodb::Client> client);
+  [[gnu::visibility("hidden")]] static void feed_client(CoherentNearCache& c,
+                                                        std::shared_ptr<dynamodb::Client> client);
 };
 
 }  // namespace dynamodb_cache::detail

@@ -389,6 +389,49 @@ TEST(BackgroundPool, ABackendsDrainWaitsForItsRunningTasksAndDropsQueuedOnes) {
 
 // The loader decides, over a backend without a table: its TTL is the value's, an uncached
 // value is handed over and not stored, and "missing" is answered std::nullopt.
+// The asynchronous forms of a loader that decides, byte level and typed, Pending and callback.
+TEST(GetOrSet, AsyncLoadersDecideToo) {
+  test_clock::FakeSteady clock;
+  MemoryOptions mo;
+  mo.now = clock.fn();
+  auto mem = std::make_shared<MemoryBackend>(mo);
+  EXPECT_EQ(get_or_set_async(
+                *mem, "t", [] { return Loaded::found("v", 5s); }, 60s)
+                .get(),
+            std::optional<std::string>("v"));
+  EXPECT_EQ(*mem->get_entry("t")->ttl_left, 5s);
+  EXPECT_EQ(get_or_set_async(
+                *mem, "m", [] { return Loaded::missing(); }, 60s)
+                .get(),
+            std::nullopt);
+  EXPECT_FALSE(mem->get("m"));
+  Cache<std::string> cache(mem);
+  EXPECT_EQ(cache
+                .get_or_set_async(
+                    "u", [] { return LoadResult<std::string>::uncached("u"); }, 60s)
+                .get(),
+            std::optional<std::string>("u"));
+  EXPECT_FALSE(mem->get("u"));
+  std::promise<std::optional<std::string>> got;
+  cache.get_or_set_async(
+      "c", [] { return LoadResult<std::string>::found("c", 7s); }, 60s, {},
+      [&](Outcome<std::optional<std::string>> r) { got.set_value(r.value()); });
+  EXPECT_EQ(got.get_future().get(), std::optional<std::string>("c"));
+  EXPECT_EQ(*mem->get_entry("c")->ttl_left, 7s);
+  // What the loader throws reaches the Pending.
+  EXPECT_THROW(cache
+                   .get_or_set_async(
+                       "x", []() -> LoadResult<std::string> { throw std::runtime_error("down"); }, 60s)
+                   .get(),
+               std::runtime_error);
+  // The string loaders keep their forms.
+  EXPECT_EQ(cache
+                .get_or_set_async(
+                    "s", [] { return std::string("plain"); }, 60s)
+                .get(),
+            "plain");
+}
+
 TEST(GetOrSet, TheLoaderDecidesItsTtlAndWhetherToCache) {
   test_clock::FakeSteady clock;
   MemoryOptions mo;
