@@ -139,7 +139,9 @@ class OwnBackend final : public Backend {
 // refresh there is no background task: the caller that noticed it reloads, as a load.
 TEST(GetOrSet, OverAnOwnBackendTheRefreshRunsOnTheCallersThread) {
   Refreshing r;
-  auto& [clock, mem, o] = r;
+  auto& clock = r.clock;
+  auto& mem = r.mem;
+  auto& o = r.o;
   OwnBackend own(mem);
   EXPECT_EQ(get_or_set(
                 own, "k", [] { return std::string("v1"); }, 10s, o),
@@ -163,7 +165,9 @@ TEST(GetOrSet, OverAnOwnBackendTheRefreshRunsOnTheCallersThread) {
 // the current value at once, like every other caller, and one reload runs at a time per key.
 TEST(GetOrSet, RefreshAheadReloadsInTheBackgroundAndNoCallerWaitsForIt) {
   Refreshing r;
-  auto& [clock, mem, o] = r;
+  auto& clock = r.clock;
+  auto& mem = r.mem;
+  auto& o = r.o;
   Cache<std::string> cache(mem);
   std::atomic<int> loads{0};
   auto load = [&](std::string v) {
@@ -218,7 +222,9 @@ TEST(GetOrSet, RefreshAheadReloadsInTheBackgroundAndNoCallerWaitsForIt) {
 // next hit tries again.
 TEST(GetOrSet, AFailingRefreshIsCountedAndNeverThrown) {
   Refreshing r;
-  auto& [clock, mem, o] = r;
+  auto& clock = r.clock;
+  auto& mem = r.mem;
+  auto& o = r.o;
   EXPECT_EQ(get_or_set(
                 *mem, "k", [] { return std::string("v1"); }, 10s, o),
             "v1");
@@ -250,7 +256,9 @@ TEST(GetOrSet, AFailingRefreshIsCountedAndNeverThrown) {
 // (the call's scope, the loader object and the Cache are gone when it runs).
 TEST(GetOrSet, AsyncAndTypedRefreshesOwnTheirLoaderAndDoNotWait) {
   Refreshing r;
-  auto& [clock, mem, o] = r;
+  auto& clock = r.clock;
+  auto& mem = r.mem;
+  auto& o = r.o;
   mem->set("k", "v1", 10s);
   clock.ms->store(9000);
   std::promise<void> release;
