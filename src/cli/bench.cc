@@ -602,6 +602,18 @@ ProcessResult run_process(const GlobalOptions& g, const BenchOptions& o, uint64_
   };
   double cpu0 = 0;
   auto t0 = std::chrono::steady_clock::now();
+  // One blocking operation: a get's answer (nullopt for writes). Here, and the deadline too,
+  // as the blocking threads below use them until they are joined, after the branch.
+  auto issue = [&](const Workload::Next& n) -> std::optional<Hit> {
+    const std::string key = key_name(n.key);
+    if (n.kind == check::Kind::kGet) return backend.get_entry(key);
+    if (n.kind == check::Kind::kSet)
+      backend.set(key, n.value.empty() ? value : n.value, ttl);
+    else
+      backend.erase(key);
+    return std::nullopt;
+  };
+  std::chrono::steady_clock::time_point deadline;
   std::vector<std::thread> threads;
   if (o.threads > 0) {
     run_async(o, wl, backend, value, ttl, total_ops, workers, next, finished, [&] {
@@ -610,16 +622,6 @@ ProcessResult run_process(const GlobalOptions& g, const BenchOptions& o, uint64_
       t0 = std::chrono::steady_clock::now();
     });
   } else {
-    // One blocking operation: a get's answer (nullopt for writes).
-    auto issue = [&](const Workload::Next& n) -> std::optional<Hit> {
-      const std::string key = key_name(n.key);
-      if (n.kind == check::Kind::kGet) return backend.get_entry(key);
-      if (n.kind == check::Kind::kSet)
-        backend.set(key, n.value.empty() ? value : n.value, ttl);
-      else
-        backend.erase(key);
-      return std::nullopt;
-    };
     // Warm-up: connections, the credential cache, the allocator. Untimed.
     {
       std::vector<std::thread> ts;
@@ -640,8 +642,8 @@ ProcessResult run_process(const GlobalOptions& g, const BenchOptions& o, uint64_
     mark();
     cpu0 = cpu_seconds();
     t0 = std::chrono::steady_clock::now();
-    const auto deadline = t0 + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
-                                   std::chrono::duration<double>(o.duration > 0 ? o.duration : 1e9));
+    deadline = t0 + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                        std::chrono::duration<double>(o.duration > 0 ? o.duration : 1e9));
     for (int t = 0; t < o.concurrency; ++t)
       threads.emplace_back([&, t] {
         Worker& w = workers[static_cast<size_t>(t)];
