@@ -101,6 +101,7 @@ struct BenchOptions {
   std::string batch_gets;  // "on", "off"; empty: the library's default
   bool hedge = false;      // ClientOptions::hedge.enabled
   double hedge_percentile = 95;
+  int hedge_floor_ms = 5;  // ClientOptions::hedge.floor
   int processes = 1;
   double zipf = 0;            // > 0: gets draw keys from Zipf(zipf); 0: uniformly
   bool zipf_sets = false;     // sets (and erases) from the Zipf distribution too
@@ -577,6 +578,7 @@ ProcessResult run_process(const GlobalOptions& g, const BenchOptions& o, uint64_
   if (!o.batch_gets.empty()) ga.batch_gets = o.batch_gets == "on";
   ga.hedge.enabled = o.hedge;
   ga.hedge.percentile = o.hedge_percentile;
+  ga.hedge.floor = std::chrono::milliseconds(o.hedge_floor_ms);
   auto client = make_client(ga, o.threads > 0 ? nullptr : transport);
   const Mode mode = make_mode(ga, o, client);
   Backend& backend = *mode.backend;
@@ -991,6 +993,10 @@ void add_bench_command(CLI::App& app, GlobalOptions& g, std::function<int()>& ru
   b->add_option("--hedge-percentile", o.hedge_percentile,
                 "With --hedge: a get is late past this percentile of recent get latencies")
       ->transform(decimal_number(1, 100))
+      ->capture_default_str();
+  b->add_option("--hedge-floor", o.hedge_floor_ms,
+                "With --hedge: never send the second copy sooner than this many ms")
+      ->transform(whole_number(0, 60000))
       ->capture_default_str();
   b->add_option("--value-size", o.value_size, "Bytes per value for set")
       ->transform(whole_number(2, 400 * 1024))
