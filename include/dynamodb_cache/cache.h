@@ -240,6 +240,7 @@ class Cache {
             dynamodb_cache::get_or_set_entry(*backend_, key, encoding_loader(key, load, loaded), t, options);
         if (loaded) return {std::move(*loaded), r.stale};
         if (auto v = decode_or_miss(key, r.value)) return {std::move(*v), r.stale};
+        if (r.stale) no_stale_to_serve();
         return {load_over_undecodable(key, load, t), r.stale};
       }
       // The load may outlive this call: it owns its loader, codec and result, which it hands
@@ -262,6 +263,7 @@ class Cache {
         if (loaded->value) return {std::move(*loaded->value), false};
       }
       if (auto v = decode_or_miss(key, r.value)) return {std::move(*v), r.stale};
+      if (r.stale) no_stale_to_serve();
       return {load_over_undecodable(key, *shared_load, t), r.stale};
     } else {
       std::abort();  // not reached: the assertion above failed
@@ -784,6 +786,15 @@ class Cache {
       note_undecodable(*backend_, options_.log, key);
       return std::nullopt;
     }
+  }
+
+  // get_or_set served a stale value (its load failed or outlived load_timeout) that does not
+  // decode (decode_error_is_miss): there is nothing to answer, and the loader is not called
+  // again (it just failed, or still runs on the pool).
+  [[noreturn]] static void no_stale_to_serve() {
+    throw CodecError(
+        "get_or_set: the load failed or outlived load_timeout, and the stale value stored does not "
+        "decode (decode_error_is_miss): there is no value to serve");
   }
 
   // get_or_set's answer when the stored value did not decode (decode_error_is_miss): load()'s

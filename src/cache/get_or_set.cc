@@ -265,6 +265,9 @@ struct Call {
   std::shared_ptr<std::atomic<bool>> unstored = std::make_shared<std::atomic<bool>>(false);
   // The TTL the loader chose for its value (LoadResult::ttl) in ms; -1: the call's. Shared so.
   std::shared_ptr<std::atomic<int64_t>> loaded_ttl_ms = std::make_shared<std::atomic<int64_t>>(-1);
+  // Set when the loader itself threw (not the table around it): only that is the source's
+  // failure, which starts a backoff (Outages). Shared so.
+  std::shared_ptr<std::atomic<bool>> loader_threw = std::make_shared<std::atomic<bool>>(false);
 
   bool leased() const { return o.lease.count() > 0; }
   CacheStats& stats() const { return backend.stats(); }
@@ -274,7 +277,13 @@ struct Call {
   // The caller's load, counted with its duration (also when it throws). A TTL it chose is
   // checked and kept (stored_ttl).
   Loaded load() const {
-    Loaded l = detail::timed_load(stats(), user_load);
+    Loaded l;
+    try {
+      l = detail::timed_load(stats(), user_load);
+    } catch (...) {
+      loader_threw->store(true);
+      throw;
+    }
     if (l.ttl) {
       if (l.ttl->count() < 0) throw InvalidArgumentError("get_or_set: the loader returned a negative TTL");
       loaded_ttl_ms->store(l.ttl->count());
@@ -322,6 +331,17 @@ struct Call {
       unstored->store(true);
       return true;
     };
+    // With stale_if_error the service is kept up: a value loaded but not stored (the table
+    // failed after the load) is fresher than the stale one, so the callers get it, unstored
+    // (counted and logged). Never for a bad argument (a value too large is the caller's to know).
+    auto answered_unstored = [&](const Error& e) {
+      if (o.stale_if_error.count() == 0 || e.kind() == ErrorKind::kInvalidArgument) return false;
+      stats().count_error(e.kind());
+      unstored->store(true);
+      warn("get_or_set: the value loaded for key " + quoted_key() +
+           " could not be stored; answered unstored: " + why(std::current_exception()));
+      return true;
+    };
     if (!seen.item) {
       try {
         seen = table->reserve(key);
@@ -356,7 +376,7 @@ struct Call {
       try {
         throw;
       } catch (const Error& e) {
-        if (!failed_open(e)) throw;
+        if (!failed_open(e) && !answered_unstored(e)) throw;
       }
     }
     return answer(std::move(l));
@@ -395,7 +415,7 @@ struct Call {
           return;
         }
         // Nobody waits: under the lock, so that the leader's failed(.., true) came first.
-        if (error && !says_missing(error))
+        if (error && self->loader_threw->load())
           Outages::instance().failed(&self->backend, self->key, false);
         else
           Outages::instance().succeeded(&self->backend, self->key);
@@ -415,10 +435,11 @@ struct Call {
     return std::move(state->value);
   }
 
-  // work(call) (a load and its store). Without a `stale` value, as it is. With one: within
-  // load_timeout, and when it throws or times out, the stale value (counted, logged, and the
-  // key's outage begins or goes on: Outages).
-  GetOrSetResult load_or_stale(std::optional<Hit> stale,
+  // work(call) (a load and its store). Without a stale value in `seen`, as it is. With one:
+  // within load_timeout, and when it throws or times out, the stale value (counted, logged;
+  // when the loader threw or timed out, the key's outage begins or goes on: Outages), if its
+  // grace has not ended meanwhile; else the error (a TimeoutError for load_timeout).
+  GetOrSetResult load_or_stale(std::optional<Hit> stale, int64_t stale_until_ms,
                                const std::function<std::string(const Call&)>& work) const {
     if (!stale) return {work(*this)};
     std::string reason;
@@ -429,11 +450,16 @@ struct Call {
     } catch (const LoadTimedOut&) {
       reason =
           "took longer than load_timeout (" + std::to_string(o.load_timeout.count()) + " ms; it goes on)";
+      if (!table->within_grace(stale_until_ms))
+        throw TimeoutError("get_or_set: the load of key " + quoted_key() + " " + reason +
+                               ", and the stale value's grace (stale_if_error) ended meanwhile",
+                           false);
     } catch (const NoValueLoaded&) {  // the source answered: it has none
       Outages::instance().succeeded(&backend, key);
       throw;
     } catch (...) {
-      Outages::instance().failed(&backend, key, false);
+      if (loader_threw->load()) Outages::instance().failed(&backend, key, false);
+      if (!table->within_grace(stale_until_ms)) throw;
       reason = "failed: " + why(std::current_exception());
     }
     warn("get_or_set: the load of key " + quoted_key() + " " + reason + "; serving the stale value");
@@ -462,8 +488,9 @@ struct Call {
           }
         }
         std::optional<Hit> stale = std::move(seen.stale);
+        const int64_t stale_until = seen.stale_until_ms;
         // The lease goes back when the load ends (a load past load_timeout: on the pool).
-        return load_or_stale(std::move(stale), [seen = std::move(seen), token = *token](const Call& c) {
+        return load_or_stale(std::move(stale), stale_until, [seen = std::move(seen), token = *token](const Call& c) {
           struct Release {
             const Call& c;
             const std::string& token;
@@ -490,7 +517,8 @@ struct Call {
     }
     // Waited long enough: load here, without overwriting what the holder may store meanwhile.
     std::optional<Hit> stale = std::move(seen.stale);
-    return load_or_stale(std::move(stale),
+    const int64_t stale_until = seen.stale_until_ms;
+    return load_or_stale(std::move(stale), stale_until,
                          [seen = std::move(seen)](const Call& c) { return c.load_and_store(seen, false); });
   }
 
@@ -514,7 +542,8 @@ struct Call {
       return {std::move(fresh->hit->value)};  // stored meanwhile (or refreshed by another process)
     if (fresh) unless_missing(*fresh);
     std::optional<Hit> stale = fresh ? std::move(fresh->stale) : std::move(seen.stale);
-    return load_or_stale(std::move(stale), [fresh = std::move(fresh)](const Call& c) {
+    const int64_t stale_until = fresh ? fresh->stale_until_ms : seen.stale_until_ms;
+    return load_or_stale(std::move(stale), stale_until, [fresh = std::move(fresh)](const Call& c) {
       if (fresh) return c.load_and_store(*fresh, true);
       return c.load_and_set();  // the read failed open: a plain set (failing open too)
     });

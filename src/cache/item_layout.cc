@@ -305,7 +305,8 @@ std::optional<Hit> decode_entry(const ItemView& item, double now, const ChunkRea
   std::string_view key = key_attr ? key_attr->scalar : std::string_view("?");
   Liveness l = liveness(item, now);
   if (stale ? !l.stale : !l.live) return std::nullopt;
-  if (stale) l.left = Ttl(0);
+  // A stale entry's ttl_left is the grace left (to expire_at), rounded down.
+  if (stale) l.left = Ttl(static_cast<int64_t>(std::floor((parsed(l.seen.expire_at) - now) * 1000)));
   if (auto c = item.get(kCounterName); c && !item.get(kValueName))
     return Hit{std::to_string(integer(*c, attr::kCounter, key)), l.left, true};
   if (auto head = item.head()) {

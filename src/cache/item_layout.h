@@ -233,7 +233,8 @@ struct NeedsChunks {};
 // decimal text; a chunked value through `chunks` (null: NeedsChunks, decided after the
 // liveness and counter checks); the Python package's base64 text decoded. CodecError for an
 // item that is no cache entry or cannot be decoded.
-// `stale`: the entry only when the item is stale (Liveness::stale), with ttl_left 0; nullopt
+// `stale`: the entry only when the item is stale (Liveness::stale), with ttl_left the grace
+// left (to expire_at, rounded down to the millisecond); nullopt
 // when it is live or past its grace (get_or_set's read of what it may serve on failure).
 std::optional<Hit> decode_entry(const ItemView& item, double now, const ChunkReader* chunks,
                                 bool stale = false);

@@ -39,6 +39,7 @@ class LeaseTable {
     std::optional<ddb::Item> item;  // nullopt: no item
     std::optional<Hit> hit;         // nullopt: missing or expired
     std::optional<Hit> stale;       // with a grace: the stale entry, when not live but within its grace
+    int64_t stale_until_ms = 0;     // `stale`'s grace ends then (epoch ms, DynamodbOptions::now)
     bool placeholder = false;       // `item` is the placeholder reserve() wrote
     bool missing = false;           // `item` is a negative entry still in force (store_miss)
   };
@@ -69,7 +70,10 @@ class LeaseTable {
       auto hit = detail::read_entry(options_, client_, *res.item);
       std::optional<Hit> stale;
       if (!hit && grace_.count() > 0) stale = detail::read_entry(options_, client_, *res.item, true);
-      return Seen{std::move(res.item), std::move(hit), std::move(stale)};
+      const int64_t stale_until = stale ? now_ms() + stale->ttl_left->count() : 0;
+      Seen s{std::move(res.item), std::move(hit), std::move(stale)};
+      s.stale_until_ms = stale_until;
+      return s;
     });
     return seen ? std::move(*seen)
                 : Seen{std::move(last), std::nullopt, std::nullopt};  // chunks gone three times: a miss
@@ -221,6 +225,9 @@ class LeaseTable {
   bool fails_open(const Error& e) const {
     return options_.fail_open && e.kind() != ErrorKind::kInvalidArgument;
   }
+  // Whether a stale value whose grace ends at `until_ms` (Seen::stale_until_ms) is still
+  // within it: a load that fails after the grace ended has no stale value to serve.
+  bool within_grace(int64_t until_ms) const { return now_ms() < until_ms; }
 
  private:
   // An entry of no bytes under `key` that every reader takes for expired (update_ts 0; its

@@ -82,11 +82,11 @@ TEST(GetOrSetIT, OneLoadAmongManyProcessesWithALease) {
   EXPECT_EQ(get_or_set(
                 *fleet[0], "hot", [] { return std::string("x"); }, 60s, with_lease(10s)),
             "computed once");
-  EXPECT_EQ(t.wire->take(), (std::map<std::string, int>{{"GetItem", 1}}));
+  t.expect_wire({{"GetItem", 1}}, __LINE__);
   EXPECT_EQ(get_or_set(
                 *fleet[0], "cold", [] { return std::string("c"); }, 60s, with_lease(10s)),
             "c");
-  EXPECT_EQ(t.wire->take(), (std::map<std::string, int>{{"DeleteItem", 1}, {"GetItem", 2}, {"PutItem", 3}}));
+  t.expect_wire({{"DeleteItem", 1}, {"GetItem", 2}, {"PutItem", 3}}, __LINE__);
 }
 
 TEST(GetOrSetIT, ACrashedHoldersLeaseLapsesAndTheWaitIsBounded) {
@@ -246,7 +246,7 @@ TEST(GetOrSetIT, RefreshAheadWithALeaseOneProcessReloadsTheOthersGetTheCurrentVa
             "v1");
   await_idle(b.get());
   // B's cost: the read, and its refresh's one failed lease attempt.
-  EXPECT_EQ(t.wire->take(), (std::map<std::string, int>{{"GetItem", 1}, {"PutItem", 1}}));
+  t.expect_wire({{"GetItem", 1}, {"PutItem", 1}}, __LINE__);
   EXPECT_EQ(b_loads, 0);
   release.set_value();
   await_idle(a.get());
@@ -488,6 +488,187 @@ TEST(GetOrSetIT, AfterTheBackoffOneCallerTriesTheSourceAgain) {
   EXPECT_EQ(calls, 1);
   EXPECT_TRUE(r.stale);
   EXPECT_EQ(r.value, "back");
+}
+
+// A grace that ends while the load runs leaves nothing to serve: the stale value was judged
+// at the read before the load, and a failure (or load_timeout) after the grace gives the error.
+TEST(GetOrSetIT, AStaleValueIsNotServedPastItsGraceEvenIfTheLoadBeganWithinIt) {
+  CountedTable t("it-gos");
+  test_clock::FakeWallClock clock;
+  auto opts = t.opts();
+  opts.now = clock.fn();
+  DynamodbBackend b(t.c, opts);
+  const auto o = with_grace(10s);
+  get_or_set(
+      b, "k", [] { return std::string("v1"); }, 10s, o);
+  clock.advance(15s);  // stale, 5 s of grace left
+  auto failing_late = [&]() -> std::string {
+    clock.advance(6s);  // the grace ends during the load
+    throw std::runtime_error("the source is down");
+  };
+  EXPECT_THROW(get_or_set_entry(b, "k", failing_late, 10s, o), std::runtime_error);
+  EXPECT_EQ(b.stats().stale_served, 0u);
+
+  // The same with load_timeout: the load outlives it after the grace ended.
+  get_or_set(
+      b, "t", [] { return std::string("v1"); }, 10s, o);
+  clock.advance(15s);
+  const auto timed = with_grace(10s, 100ms);
+  auto slow_late = [&] {
+    clock.advance(6s);
+    std::this_thread::sleep_for(400ms);
+    return std::string("v2");
+  };
+  EXPECT_THROW(get_or_set_entry(b, "t", slow_late, 10s, timed), TimeoutError);
+  EXPECT_EQ(b.stats().stale_served, 0u);
+  // Within the grace the same slow load is served stale.
+  get_or_set(
+      b, "u", [] { return std::string("v1"); }, 10s, o);
+  clock.advance(15s);
+  auto slow = [] {
+    std::this_thread::sleep_for(400ms);
+    return std::string("v2");
+  };
+  auto r = get_or_set_entry(b, "u", slow, 10s, timed);
+  EXPECT_TRUE(r.stale);
+  EXPECT_EQ(r.value, "v1");
+  await_idle(&b);
+}
+
+namespace {
+struct DigitsCodec {
+  std::string encode(int v) const { return std::to_string(v); }
+  int decode(std::string_view s) const {
+    if (s.empty() || s.find_first_not_of("0123456789") != std::string_view::npos)
+      throw std::invalid_argument("not an int");
+    return std::stoi(std::string(s));
+  }
+};
+}  // namespace
+
+// A stale value that does not decode (decode_error_is_miss, a changed type) cannot be served,
+// and the loader, which just failed, is not called again: a typed error.
+TEST(GetOrSetIT, AStaleValueThatDoesNotDecodeIsAnErrorAndTheLoaderIsNotCalledAgain) {
+  CountedTable t("it-gos");
+  test_clock::FakeWallClock clock;
+  auto opts = t.opts();
+  opts.now = clock.fn();
+  auto b = std::make_shared<DynamodbBackend>(t.c, opts);
+  const auto o = with_grace(60s);
+  get_or_set(
+      *b, "k", [] { return std::string("text of the old type"); }, 10s, o);
+  clock.advance(11s);
+  Cache<int, DigitsCodec> ints(b, {}, {.decode_error_is_miss = true, .log = [](LogLevel, std::string_view) {}});
+  int calls = 0;
+  auto failing_int = [&]() -> int {
+    ++calls;
+    throw std::runtime_error("the source is down");
+  };
+  EXPECT_THROW(ints.get_or_set_entry("k", failing_int, 10s, o), CodecError);
+  EXPECT_EQ(calls, 1);
+  // Within the backoff (the first is at most 1 s) the same; past it, the source is back:
+  // loaded and stored over it.
+  EXPECT_THROW(ints.get_or_set_entry("k", failing_int, 10s, o), CodecError);
+  EXPECT_EQ(calls, 1);
+  std::this_thread::sleep_for(1100ms);
+  EXPECT_EQ(ints.get_or_set(
+                "k", [] { return 7; }, 10s, o),
+            7);
+  EXPECT_EQ(ints.get("k"), 7);
+}
+
+namespace {
+// Forwards to the default transport; while `armed`, writes (PutItem, UpdateItem) fail as a
+// DynamoDB that is down would answer them (a 500, retried by the client, then thrown).
+class WritesFailTransport : public http::Transport {
+ public:
+  http::Response send(const http::Request& r) override {
+    if (armed)
+      for (const auto& h : r.headers)
+        if ((h.name == "X-Amz-Target" || h.name == "x-amz-target") &&
+            (h.value.ends_with(".PutItem") || h.value.ends_with(".UpdateItem"))) {
+          http::Response res;
+          res.status = 500;
+          res.body = R"({"__type":"com.amazonaws.dynamodb.v20120810#InternalServerError","message":"down"})";
+          return res;
+        }
+    return inner_->send(r);
+  }
+  std::atomic<bool> armed{false};
+
+ private:
+  std::shared_ptr<http::Transport> inner_ = http::make_default_transport();
+};
+}  // namespace
+
+// The table failing after a successful load is not the source's failure: the callers get the
+// loaded value (fresher than the stale one), unstored, and no backoff starts.
+TEST(GetOrSetIT, AValueLoadedButNotStoredIsAnsweredAndStartsNoBackoff) {
+  CountedTable t("it-gos");
+  auto wire = std::make_shared<WritesFailTransport>();
+  ddb::ClientOptions co;
+  co.transport = wire;
+  co.retry.max_attempts = 2;
+  auto client = std::make_shared<ddb::Client>(co);
+  test_clock::FakeWallClock clock;
+  auto opts = t.opts();
+  opts.now = clock.fn();
+  std::vector<std::string> warnings;
+  std::mutex warnings_mu;
+  opts.log = [&](LogLevel, std::string_view m) {
+    std::lock_guard lock(warnings_mu);
+    warnings.emplace_back(m);
+  };
+  DynamodbBackend b(client, opts);
+  const auto o = with_grace(60s);
+  get_or_set(
+      b, "k", [] { return std::string("v1"); }, 10s, o);
+  clock.advance(11s);
+  int calls = 0;
+  auto r = get_or_set_entry(
+      b, "k",
+      [&] {
+        ++calls;
+        wire->armed = true;  // DynamoDB goes down during the load
+        return std::string("v2");
+      },
+      10s, o);
+  wire->armed = false;
+  EXPECT_EQ(r.value, "v2");
+  EXPECT_FALSE(r.stale);
+  EXPECT_EQ(b.stats().stale_served, 0u);
+  uint64_t errors = 0;  // the store's error, of whatever kind the failed write ended as
+  for (const auto& n : b.stats().errors) errors += n.load();
+  EXPECT_EQ(errors, 1u);
+  {
+    std::lock_guard lock(warnings_mu);
+    ASSERT_EQ(warnings.size(), 1u);
+    EXPECT_NE(warnings[0].find("answered unstored"), std::string::npos) << warnings[0];
+    EXPECT_EQ(warnings[0].find("v2"), std::string::npos) << "never the value";
+  }
+  // Not stored: the table still holds the stale v1. And no backoff: the next caller loads.
+  EXPECT_FALSE(b.get("k"));
+  r = get_or_set_entry(
+      b, "k",
+      [&] {
+        ++calls;
+        return std::string("v3");
+      },
+      10s, o);
+  EXPECT_EQ(calls, 2);
+  EXPECT_EQ(r.value, "v3");
+  EXPECT_EQ(*b.get("k"), "v3");
+  // Without a grace the table's error reaches the caller, as before.
+  clock.advance(11s);
+  EXPECT_THROW(get_or_set(
+                   b, "k",
+                   [&] {
+                     wire->armed = true;
+                     return std::string("v4");
+                   },
+                   10s),
+               Error);
+  wire->armed = false;
 }
 
 // A backend's failing keys are forgotten with it: a backend made later, maybe at the same

@@ -214,7 +214,8 @@ TEST(ItemLayout, FreshUntilDecidesAndTheGraceKeepsAStaleEntry) {
   auto stale = layout::decode_entry(item, kNowS + 61, nullptr, true);
   ASSERT_TRUE(stale);
   EXPECT_EQ(stale->value, "v");
-  EXPECT_EQ(stale->ttl_left, Ttl(0));
+  EXPECT_EQ(stale->ttl_left, Ttl(2000));  // the grace left, to expire_at
+  EXPECT_EQ(layout::decode_entry(item, kNowS + 62.0004, nullptr, true)->ttl_left, Ttl(999));  // rounded down
   EXPECT_FALSE(layout::decode_entry(item, kNowS + 63, nullptr, true));
 
   // Without a grace (or for an entry that never expires) nothing changes: no item is stale.
