@@ -41,10 +41,21 @@ struct CountedTable {
     wire->take();
   }
   ~CountedTable() { table->drop(false); }
+  // Through the fault proxy, strongly consistent reads: the tests read their own writes (and
+  // other backends'), which eventually consistent reads do not promise.
   dynamodb_cache::DynamodbOptions opts() {
     dynamodb_cache::DynamodbOptions o;
     o.table = name;
+    o.consistent_read = under_faults();
     return o;
+  }
+  // The requests since the last take() are `want`; not checked through the fault proxy
+  // (retries add requests).
+  void expect_wire(const std::map<std::string, int>& want, int line) {
+    auto got = wire->take();
+    if (!under_faults()) {
+      EXPECT_EQ(got, want) << "requests on the wire, line " << line;
+    }
   }
   // Every item in the table: key -> its size as DynamoDB counts it (names + values).
   std::map<std::string, size_t> scan() {

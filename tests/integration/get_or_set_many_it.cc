@@ -48,7 +48,7 @@ TEST(GetOrSetManyIT, LoadsExactlyTheMissingKeysInBatchesAndStoresThemWithTheirTt
   EXPECT_EQ(calls[0], expected_missing);
   EXPECT_EQ(calls[0].size(), 100u);
   // 130 keys read in two BatchGetItems; 99 values written in four BatchWriteItems.
-  EXPECT_EQ(t.wire->take(), (std::map<std::string, int>{{"BatchGetItem", 2}, {"BatchWriteItem", 4}}));
+  t.expect_wire({{"BatchGetItem", 2}, {"BatchWriteItem", 4}}, __LINE__);
   ASSERT_EQ(got.size(), 131u);
   for (size_t i = 0; i < 130; ++i) {
     const auto& k = keys[i];
@@ -78,7 +78,7 @@ TEST(GetOrSetManyIT, LoadsExactlyTheMissingKeysInBatchesAndStoresThemWithTheirTt
   EXPECT_EQ(get_or_set_many(b, keys, load, 60s), got);
   ASSERT_EQ(calls.size(), 2u);
   EXPECT_EQ(calls[1], Keys{"k129"});
-  EXPECT_EQ(t.wire->take(), (std::map<std::string, int>{{"BatchGetItem", 2}}));
+  t.expect_wire({{"BatchGetItem", 2}}, __LINE__);
 }
 
 // Over memory on DynamoDB: a value only in the table is read through (and copied into the

@@ -26,6 +26,11 @@ inline std::shared_ptr<dynamodb_cache::dynamodb::Client> client() {
   return std::make_shared<dynamodb_cache::dynamodb::Client>();
 }
 
+// Whether the test runs through the fault proxy (scripts/with-faults): then answers to
+// eventually consistent reads may be stale, and errors and throttling make the client retry,
+// so requests on the wire are not counted exactly.
+inline bool under_faults() { return std::getenv("FAULT_PROXY_URL") != nullptr; }
+
 // A table name no other test uses.
 inline std::string unique_table(const std::string& prefix) {
   static std::atomic<int> n{0};
