@@ -39,17 +39,17 @@ class Loaded(T.Generic[VT_co]):
         self._cache = True
         self._found = True
 
-    @classmethod
-    def missing(cls) -> "Loaded[T.Any]":
+    @staticmethod
+    def missing() -> "Loaded[T.Any]":
         """The source has no value for the key."""
-        out: "Loaded[T.Any]" = cls(None)
+        out: "Loaded[T.Any]" = Loaded(None)
         out._found = False
         return out
 
-    @classmethod
-    def uncached(cls, value: VT_co) -> "Loaded[VT_co]":  # type: ignore[misc]
+    @staticmethod
+    def uncached(value: VT) -> "Loaded[VT]":
         """``value`` for the callers, not stored."""
-        out = cls(value)
+        out = Loaded(value)
         out._cache = False
         return out
 
@@ -265,7 +265,7 @@ class NativeCache(T.Generic[VT]):
         for value, data in loaded:
             if data == raw:
                 return T.cast(VT, value)
-        return self._deserialize(raw)  # type: ignore[attr-defined, no-any-return]
+        return self._deserialize(raw)  # type: ignore[attr-defined]
 
     def get_or_set_many(self, keys: T.Iterable[str],
                         loader: T.Callable[[T.List[str]], T.Mapping[str, VT]],
