@@ -19,10 +19,10 @@ def wait_for(check, seconds=5.0):
 
 def test_the_loaders_own_ttl_wins_over_the_calls(table):
     cache = JsonDictDynamodbCache(table)
-    assert cache.get_or_set("short", lambda: Loaded({"v": 1}, expire=1), 3600) == {"v": 1}
+    assert cache.get_or_set("short", lambda: Loaded({"v": 1}, expire=2), 3600) == {"v": 1}
     assert cache.get_or_set("long", lambda: Loaded({"v": 2}), 3600) == {"v": 2}  # no expire: the call's
     assert cache.get("short") == {"v": 1} and cache.get("long") == {"v": 2}
-    time.sleep(2.1)  # past the 1 s TTL (stored in whole seconds)
+    time.sleep(2.1)  # past its own 2 s TTL
     assert cache.get("short") is None
     assert cache.get("long") == {"v": 2}
     calls = []
@@ -44,12 +44,14 @@ def test_missing_answers_none_and_cache_misses_for_remembers_it(table):
     assert cache.get_or_set_entry("gone", load, 60) == (None, False) and len(calls) == 3
 
     calls.clear()
-    assert cache.get_or_set("absent", load, 60, cache_misses_for=1) is None and calls == [1]
-    assert cache.get_or_set("absent", load, 60, cache_misses_for=1) is None and calls == [1]
-    assert cache.get_or_set_entry("absent", load, 60, cache_misses_for=1) == (None, False) and calls == [1]
+    start = time.monotonic()
+    assert cache.get_or_set("absent", load, 60, cache_misses_for=2) is None and calls == [1]
+    assert cache.get_or_set("absent", load, 60, cache_misses_for=2) is None and calls == [1]
+    assert cache.get_or_set_entry("absent", load, 60, cache_misses_for=2) == (None, False) and calls == [1]
     assert cache.get("absent") is None and "absent" not in cache  # other reads see no value
-    time.sleep(1.2)  # past the window
-    assert cache.get_or_set("absent", load, 60, cache_misses_for=1) is None and calls == [1, 1]
+    assert time.monotonic() - start < 2  # the calls above were within the window
+    time.sleep(2.1)  # past the window
+    assert cache.get_or_set("absent", load, 60, cache_misses_for=2) is None and calls == [1, 1]
     # A value loaded later is stored over the negative entry.
     assert cache.get_or_set("absent", lambda: {"now": 1}, 60) == {"now": 1}
     assert cache.get("absent") == {"now": 1}
@@ -150,12 +152,12 @@ def test_a_deciding_load_past_load_timeout_stores_with_its_own_ttl(table):
 
     def slow():
         release.wait(10)
-        return Loaded({"v": 2}, expire=1)
+        return Loaded({"v": 2}, expire=2)
 
     assert cache.get_or_set("t", slow, 3600, stale_if_error=60, load_timeout=0.2) == {"v": 1}
     release.set()
     assert wait_for(lambda: cache.get("t") == {"v": 2})
-    time.sleep(2.1)  # its own 1 s TTL, not the call's hour
+    time.sleep(2.1)  # past its own 2 s TTL, not the call's hour
     assert cache.get("t") is None
 
 
