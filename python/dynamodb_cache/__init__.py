@@ -5,6 +5,7 @@ items), plus get_or_set with leases, atomic operations, namespaces, batches, sta
 and ``*_async`` forms for asyncio.
 """
 from . import _native
+from ._base import GetOrSetResult, Loaded
 from .abstract import AbstractCache
 from .backend.dynamodb import (
     DynamodbBackend,
@@ -21,5 +22,5 @@ __version__: str = _native.version
 __all__ = [
     "AbstractCache", "InMemoryBackend", "JsonDictInMemoryCache", "JsonListInMemoryCache", "DynamodbTable",
     "DynamodbBackend", "JsonDictDynamodbCache", "JsonListDynamodbCache", "MultiLayerCache",
-    "JsonDictMultiLayerCache", "JsonListMultiLayerCache", "__version__",
+    "JsonDictMultiLayerCache", "JsonListMultiLayerCache", "Loaded", "GetOrSetResult", "__version__",
 ]

@@ -6,9 +6,10 @@ import json
 import threading
 import typing as T
 
-from . import errors
+from . import _native, errors
 
 VT = T.TypeVar("VT")
+VT_co = T.TypeVar("VT_co", covariant=True)
 
 # The (backend, key) pairs whose loader runs on this thread: a get_or_set of the same pair from
 # inside its own loader would wait for itself forever in the engine's single flight.
@@ -18,6 +19,73 @@ _loading = threading.local()
 def _loading_pairs() -> T.Set[T.Tuple[int, str]]:
     pairs: T.Set[T.Tuple[int, str]] = _loading.__dict__.setdefault("pairs", set())
     return pairs
+
+
+class Loaded(T.Generic[VT_co]):
+    """What a ``get_or_set`` loader may return instead of a bare value, to decide (the C++
+    ``LoadResult``): ``Loaded(value, expire=30)`` caches ``value`` for its own ``expire``
+    seconds (0: never expires) instead of the call's; ``Loaded.uncached(value)`` hands
+    ``value`` to the caller and those waiting on the load without storing it;
+    ``Loaded.missing()`` says the source has no value: ``get_or_set`` answers None and, with
+    ``cache_misses_for``, remembers the miss. Immutable."""
+
+    __slots__ = ("_value", "_expire", "_cache", "_found")
+
+    def __init__(self, value: VT_co, expire: T.Optional[float] = None) -> None:
+        if expire is not None and (isinstance(expire, bool) or not isinstance(expire, (int, float))):
+            raise TypeError(f"Loaded's expire is seconds (a number) or None, not {type(expire).__name__}")
+        self._value = value
+        self._expire = expire
+        self._cache = True
+        self._found = True
+
+    @staticmethod
+    def missing() -> "Loaded[T.Any]":
+        """The source has no value for the key."""
+        out: "Loaded[T.Any]" = Loaded(None)
+        out._found = False
+        return out
+
+    @staticmethod
+    def uncached(value: VT) -> "Loaded[VT]":
+        """``value`` for the callers, not stored."""
+        out = Loaded(value)
+        out._cache = False
+        return out
+
+    @property
+    def value(self) -> T.Optional[VT_co]:
+        """The value; None for ``missing()``."""
+        return self._value
+
+    @property
+    def expire(self) -> T.Optional[float]:
+        """The value's own TTL in seconds; None: the call's ``expire``."""
+        return self._expire
+
+    @property
+    def cache(self) -> bool:
+        """False for ``uncached()``."""
+        return self._cache
+
+    @property
+    def found(self) -> bool:
+        """False for ``missing()``."""
+        return self._found
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Loaded) and (self._value, self._expire, self._cache, self._found) == (
+            other._value, other._expire, other._cache, other._found)
+
+    def __hash__(self) -> int:
+        return hash((self._expire, self._cache, self._found))
+
+    def __repr__(self) -> str:
+        if not self._found:
+            return "Loaded.missing()"
+        if not self._cache:
+            return f"Loaded.uncached({self._value!r})"
+        return f"Loaded({self._value!r})" if self._expire is None else f"Loaded({self._value!r}, expire={self._expire!r})"
 
 
 class GetOrSetResult(T.NamedTuple):
@@ -79,9 +147,20 @@ class NativeCache(T.Generic[VT]):
         self._native.clear()
 
     # --- beyond 0.1.1 -------------------------------------------------------------------
+    @T.overload
     def get_or_set(self, key: str, loader: T.Callable[[], VT], expire: float = 0, *, lease: float = 0,
                    lease_wait: float = 10, refresh_ahead: float = 0, stale_if_error: float = 0,
-                   load_timeout: float = 0) -> VT:
+                   load_timeout: float = 0, cache_misses_for: float = 0) -> VT: ...
+
+    @T.overload
+    def get_or_set(self, key: str, loader: T.Callable[[], T.Union[VT, Loaded[VT]]], expire: float = 0, *,
+                   lease: float = 0, lease_wait: float = 10, refresh_ahead: float = 0,
+                   stale_if_error: float = 0, load_timeout: float = 0,
+                   cache_misses_for: float = 0) -> T.Optional[VT]: ...
+
+    def get_or_set(self, key: str, loader: T.Callable[[], T.Any], expire: float = 0, *, lease: float = 0,
+                   lease_wait: float = 10, refresh_ahead: float = 0, stale_if_error: float = 0,
+                   load_timeout: float = 0, cache_misses_for: float = 0) -> T.Optional[VT]:
         """The cached value, or ``loader()``'s, then cached for ``expire`` seconds. One load
         per key at a time in this process (others wait for it); with ``lease`` (seconds, a
         DynamoDB backend only) one per fleet; ``refresh_ahead``: a hit with less than that
@@ -90,42 +169,103 @@ class NativeCache(T.Generic[VT]):
         ``loader`` raises reaches every caller waiting on it, and nothing is cached. A loader
         that calls get_or_set for its own key on the same cache gets InvalidArgumentError.
 
+        The loader may decide by returning a ``Loaded``: ``Loaded(value, expire=...)`` (its
+        own TTL), ``Loaded.uncached(value)`` (returned, not stored) or ``Loaded.missing()``
+        (the source has none: the answer is None, for the callers waiting on that load too).
+        ``cache_misses_for`` (seconds, a DynamoDB backend or layers over one, else
+        InvalidArgumentError): such a miss is remembered that long, and callers passing it
+        get None without calling the loader; a set, add or delete of the key ends it.
+
         ``stale_if_error`` (seconds, a DynamoDB backend): the value is kept that long past
         ``expire``, and when ``loader`` raises (or takes longer than ``load_timeout``) the
         callers get that stale value instead of the error (see ``get_or_set_entry``; counted
         in ``stats()["stale_served"]``); the key is then retried with backoff. A loader that
         may run on after the call returned (a refresh, a load past ``load_timeout``) runs on
         the engine's threads: it must not rely on the caller's thread."""
-        return self.get_or_set_entry(key, loader, expire, lease=lease, lease_wait=lease_wait,
-                                     refresh_ahead=refresh_ahead, stale_if_error=stale_if_error,
-                                     load_timeout=load_timeout).value
+        load, loaded = self._engine_loader(key, loader, True)
+        raw = self._native.get_or_set_loaded(key, load, expire, lease=lease, lease_wait=lease_wait,
+                                             refresh_ahead=refresh_ahead, stale_if_error=stale_if_error,
+                                             load_timeout=load_timeout, cache_misses_for=cache_misses_for)
+        return None if raw is None else self._answer(raw, loaded)
 
-    def get_or_set_entry(self, key: str, loader: T.Callable[[], VT], expire: float = 0, *, lease: float = 0,
-                         lease_wait: float = 10, refresh_ahead: float = 0, stale_if_error: float = 0,
-                         load_timeout: float = 0) -> GetOrSetResult:
+    def get_or_set_entry(self, key: str, loader: T.Callable[[], T.Any], expire: float = 0, *,
+                         lease: float = 0, lease_wait: float = 10, refresh_ahead: float = 0,
+                         stale_if_error: float = 0, load_timeout: float = 0,
+                         cache_misses_for: float = 0) -> GetOrSetResult:
         """``get_or_set``, saying whether the value is stale: the loader failed or timed out
-        and the value is past its TTL, within ``stale_if_error``."""
+        and the value is past its TTL, within ``stale_if_error``. The value is None when the
+        loader said ``Loaded.missing()``. With ``stale_if_error``, the loader must return a
+        value (or ``Loaded(value)`` without ``expire``), and ``cache_misses_for`` is refused:
+        InvalidArgumentError (``get_or_set`` takes every ``Loaded`` with ``stale_if_error``,
+        without saying whether its answer is stale)."""
+        if stale_if_error == 0:
+            return GetOrSetResult(
+                self.get_or_set(key, loader, expire, lease=lease, lease_wait=lease_wait,
+                                refresh_ahead=refresh_ahead, load_timeout=load_timeout,
+                                cache_misses_for=cache_misses_for), False)
+        if cache_misses_for != 0:
+            raise errors.InvalidArgumentError(
+                "get_or_set_entry: stale_if_error and cache_misses_for together need get_or_set")
+        load, loaded = self._engine_loader(key, loader, False)
+        raw, stale = self._native.get_or_set(key, load, expire, lease=lease, lease_wait=lease_wait,
+                                             refresh_ahead=refresh_ahead, stale_if_error=stale_if_error,
+                                             load_timeout=load_timeout)
+        return GetOrSetResult(self._answer(raw, loaded), stale)
+
+    def _engine_loader(self, key: str, loader: T.Callable[[], T.Any], decides: bool
+                       ) -> T.Tuple[T.Callable[[], T.Any], T.List[T.Tuple[T.Any, bytes]]]:
+        """The engine's loader for ``loader`` (``decides``: for ``Backend.get_or_set_loaded``,
+        bytes or a ``_native.Loaded``; else bytes), and the list it appends (value, bytes) to
+        when it has loaded a value. Refuses a call from the key's own loader."""
         pair = (id(self._native), key)
         if pair in _loading_pairs():
             raise errors.InvalidArgumentError(
                 f"get_or_set({key!r}) called from its own loader: it would wait for itself")
-        loaded: T.List[VT] = []
+        loaded: T.List[T.Tuple[T.Any, bytes]] = []
 
-        def load() -> bytes:
+        def load() -> T.Any:
             active = _loading_pairs()  # the pairs of the thread running the load (a refresh: a pool thread)
             active.add(pair)
             try:
-                value = loader()
+                result = loader()
             finally:
                 active.discard(pair)
-            loaded.append(value)
-            return self._serialize(value)  # type: ignore[attr-defined]
+            if isinstance(result, Loaded):
+                if not decides:
+                    if not result.found or not result.cache or result.expire is not None:
+                        raise errors.InvalidArgumentError(
+                            "get_or_set_entry with stale_if_error: the loader must return a value or "
+                            f"Loaded(value) without expire, not {result!r}; get_or_set takes it")
+                elif not result.found:
+                    return _native.Loaded.missing()
+                value = result.value
+                data = self._loaded_bytes(value)
+                loaded.append((value, data))
+                if not decides:
+                    return data
+                if not result.cache:
+                    return _native.Loaded.uncached(data)
+                return _native.Loaded.found(data, result.expire)
+            data = self._loaded_bytes(result)
+            loaded.append((result, data))
+            return data
 
-        raw, stale = self._native.get_or_set(key, load, expire, lease=lease, lease_wait=lease_wait,
-                                             refresh_ahead=refresh_ahead, stale_if_error=stale_if_error,
-                                             load_timeout=load_timeout)
-        value = loaded[0] if loaded and not stale else self._deserialize(raw)  # type: ignore[attr-defined]
-        return GetOrSetResult(value, stale)
+        return load, loaded
+
+    def _loaded_bytes(self, value: T.Any) -> bytes:
+        data = self._serialize(value)  # type: ignore[attr-defined]
+        if not isinstance(data, bytes):
+            raise TypeError(f"a get_or_set loader must return bytes or a Loaded, not {type(data).__name__} "
+                            f"(what {type(self).__name__}._serialize made of its value)")
+        return data
+
+    def _answer(self, raw: bytes, loaded: T.List[T.Tuple[T.Any, bytes]]) -> VT:
+        """The value of get_or_set's answer ``raw``: the object this call's loader returned when
+        ``raw`` is what it loaded (not a stale value, nor the current one while it refreshes)."""
+        for value, data in loaded:
+            if data == raw:
+                return T.cast(VT, value)
+        return self._deserialize(raw)  # type: ignore[attr-defined]
 
     def get_or_set_many(self, keys: T.Iterable[str],
                         loader: T.Callable[[T.List[str]], T.Mapping[str, VT]],
@@ -139,6 +279,9 @@ class NativeCache(T.Generic[VT]):
 
         def load(missing: T.List[str]) -> T.List[T.Optional[bytes]]:
             found = loader(list(missing))
+            if any(isinstance(found.get(k), Loaded) for k in missing):
+                raise TypeError("a get_or_set_many loader maps keys to values (a key the source has none "
+                                "of is left out); a Loaded is for get_or_set")
             return [None if k not in found else self._serialize(found[k])  # type: ignore[attr-defined]
                     for k in missing]
 

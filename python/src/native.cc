@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -186,6 +187,26 @@ PYBIND11_MODULE(_native, m) {
     return wrap(std::make_shared<LayeredBackend>(std::move(bs)));
   });
 
+  // A get_or_set loader's decision (get_or_set.h), in bytes: what Backend.get_or_set_loaded's
+  // loader may return instead of bytes. TTLs in seconds (float, 0 = never expires).
+  py::class_<Loaded>(m, "Loaded")
+      .def_static(
+          "found",
+          [](const std::string& value, std::optional<double> ttl) {
+            return Loaded::found(value, ttl ? std::optional<Ttl>(ttl_of(*ttl)) : std::nullopt);
+          },
+          py::arg("value"), py::arg("ttl") = py::none())
+      .def_static("missing", &Loaded::missing)
+      .def_static("uncached", [](const std::string& value) { return Loaded::uncached(value); },
+                  py::arg("value"))
+      .def_property_readonly("value", [](const Loaded& l) { return bytes_or_none(l.value); })
+      .def_property_readonly("ttl",
+                             [](const Loaded& l) -> std::optional<double> {
+                               if (!l.ttl) return std::nullopt;
+                               return std::chrono::duration<double>(*l.ttl).count();
+                             })
+      .def_property_readonly("cache", [](const Loaded& l) { return l.cache; });
+
   py::class_<PyBackend, std::shared_ptr<PyBackend>> cls(m, "Backend");
   cls.def("get",
           [](PyBackend& self, const std::string& key) {
@@ -297,6 +318,45 @@ PYBIND11_MODULE(_native, m) {
           py::arg("key"), py::arg("loader"), py::arg("ttl"), py::arg("lease") = 0.0,
           py::arg("lease_wait") = 10.0, py::arg("refresh_ahead") = 0.0, py::arg("stale_if_error") = 0.0,
           py::arg("load_timeout") = 0.0)
+      .def(
+          "get_or_set_loaded",
+          [](PyBackend& self, const std::string& key, const py::function& loader, double ttl, double lease,
+             double lease_wait, double refresh_ahead, double stale_if_error, double load_timeout,
+             double cache_misses_for) {
+            GetOrSetOptions o;
+            o.lease = ttl_of(lease);
+            o.lease_wait = ttl_of(lease_wait);
+            o.refresh_ahead = ttl_of(refresh_ahead);
+            o.stale_if_error = ttl_of(stale_if_error);
+            o.load_timeout = ttl_of(load_timeout);
+            o.cache_misses_for = ttl_of(cache_misses_for);
+            const Ttl t = ttl_of(ttl);
+            // The get_or_set whose loader decides: it returns bytes (cached for `ttl`) or a
+            // Loaded. Owned by the load, called with the GIL held, what it raises carried as in
+            // get_or_set above. Answers None when the source has no value.
+            auto fn = std::make_shared<GilObject>(loader);
+            std::function<Loaded()> load = [fn]() -> Loaded {
+              py::gil_scoped_acquire locked;
+              py::object r;
+              try {
+                r = fn->obj();
+              } catch (py::error_already_set& e) {
+                throw PythonRaised{std::make_shared<GilObject>(e.value())};
+              }
+              if (py::isinstance<py::bytes>(r)) return Loaded::found(r.cast<std::string>());
+              if (py::isinstance<Loaded>(r)) return r.cast<Loaded>();
+              throw py::type_error(std::string("a get_or_set loader must return bytes or a Loaded, not ") +
+                                   Py_TYPE(r.ptr())->tp_name);
+            };
+            std::optional<std::string> r = raising_python([&] {
+              Unlocked unlocked;
+              return dynamodb_cache::get_or_set(*self.backend, key, load, t, o);
+            });
+            return bytes_or_none(r);
+          },
+          py::arg("key"), py::arg("loader"), py::arg("ttl"), py::arg("lease") = 0.0,
+          py::arg("lease_wait") = 10.0, py::arg("refresh_ahead") = 0.0, py::arg("stale_if_error") = 0.0,
+          py::arg("load_timeout") = 0.0, py::arg("cache_misses_for") = 0.0)
       .def(
           "get_or_set_many",
           [](PyBackend& self, const std::vector<std::string>& keys, const py::function& loader, double ttl) {
