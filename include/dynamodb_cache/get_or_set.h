@@ -149,6 +149,10 @@ std::optional<std::string> get_or_set(Backend& backend, std::string_view key,
 GetOrSetResult get_or_set_entry(Backend& backend, std::string_view key,
                                 const std::function<std::string()>& load, Ttl ttl,
                                 const GetOrSetOptions& options = {});
+// get_or_set_entry whose loader decides (Loaded): std::nullopt when the source has none.
+std::optional<GetOrSetResult> get_or_set_entry(Backend& backend, std::string_view key,
+                                               const std::function<Loaded()>& load, Ttl ttl,
+                                               const GetOrSetOptions& options = {});
 
 // get_or_set without waiting: the same call, run where `backend` runs blocking work
 // (Backend::run_blocking: a helper thread over DynamoDB, inline over a MemoryBackend), which

@@ -771,14 +771,22 @@ GetOrSetResult get_or_set_entry(Backend& backend, std::string_view key,
       backend, key, [load] { return Loaded::found(load()); }, ttl, o, false);
 }
 
-std::optional<std::string> get_or_set(Backend& backend, std::string_view key,
-                                      const std::function<Loaded()>& load, Ttl ttl,
-                                      const GetOrSetOptions& o) {
+std::optional<GetOrSetResult> get_or_set_entry(Backend& backend, std::string_view key,
+                                               const std::function<Loaded()>& load, Ttl ttl,
+                                               const GetOrSetOptions& o) {
   try {
-    return entry(backend, key, load, ttl, o, true).value;
+    return entry(backend, key, load, ttl, o, true);
   } catch (const NoValueLoaded&) {
     return std::nullopt;
   }
+}
+
+std::optional<std::string> get_or_set(Backend& backend, std::string_view key,
+                                      const std::function<Loaded()>& load, Ttl ttl,
+                                      const GetOrSetOptions& o) {
+  auto r = get_or_set_entry(backend, key, load, ttl, o);
+  if (!r) return std::nullopt;
+  return std::move(r->value);
 }
 
 std::string get_or_set(Backend& backend, std::string_view key, const std::function<std::string()>& load,

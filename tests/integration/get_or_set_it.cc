@@ -1190,3 +1190,26 @@ TEST(GetOrSetIT, AMissingAnswerIsNotServedStale) {
                    b, "k", []() -> Loaded { throw std::runtime_error("down"); }, 10s, o),
                std::runtime_error);
 }
+
+// get_or_set_entry with a loader that decides: the value and whether it is stale, or nullopt.
+TEST(GetOrSetIT, AnEntryOfADecidingLoaderSaysStaleOrNothing) {
+  CountedTable t("it-gos");
+  test_clock::FakeWallClock clock;
+  auto opts = t.opts();
+  opts.now = clock.fn();
+  DynamodbBackend b(t.c, opts);
+  const auto o = with_grace(60s);
+  auto r = get_or_set_entry(
+      b, "k", [] { return Loaded::found("v1", 5s); }, 60s, o);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->value, "v1");
+  EXPECT_FALSE(r->stale);
+  clock.advance(6s);  // past the loader's own TTL, within the grace
+  r = get_or_set_entry(
+      b, "k", []() -> Loaded { throw std::runtime_error("down"); }, 60s, o);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->value, "v1");
+  EXPECT_TRUE(r->stale);
+  EXPECT_FALSE(get_or_set_entry(
+      b, "none", [] { return Loaded::missing(); }, 60s, o));
+}
