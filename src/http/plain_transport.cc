@@ -80,7 +80,7 @@ class TlsStream final : public Stream {
   TlsStream(int fd, TlsContext* ctx, std::string key) : Stream(fd), sock_{fd, 0, ctx, std::move(key)} {}
   ~TlsStream() override { TlsContext::free_session(ssl_); }
   ssize_t read(char* buf, size_t n) override {
-    ERR_clear_error();
+    clear_tls_errors();
     size_t got = 0;
     if (SSL_read_ex(ssl_, buf, n, &got) == 1) return static_cast<ssize_t>(got);
     return failed(0);
@@ -89,7 +89,7 @@ class TlsStream final : public Stream {
   // transport puts a request's head and body in one buffer, so a request is one SSL_write,
   // one record sequence, one send().
   ssize_t write(iovec* iov, size_t) override {
-    ERR_clear_error();
+    clear_tls_errors();
     size_t written = 0;
     if (SSL_write_ex(ssl_, iov[0].iov_base, iov[0].iov_len, &written) == 1) return static_cast<ssize_t>(written);
     return failed(-1);

@@ -333,7 +333,7 @@ void HttpEngine::Conn::write() {
 void HttpEngine::Conn::encrypt() {
   sock_.out = &tls_out_;
   tls_off_ = 0;
-  ERR_clear_error();
+  http::clear_tls_errors();
   while (out_off_ < out_.size()) {
     size_t n = 0;
     if (SSL_write_ex(ssl_, out_.data() + out_off_, out_.size() - out_off_, &n) != 1) {
@@ -374,7 +374,7 @@ void HttpEngine::Conn::write_now() {
   }
   while (out_off_ < out_.size()) {
     if (ssl_) {
-      ERR_clear_error();
+      http::clear_tls_errors();
       size_t n = 0;
       int rc = SSL_write_ex(ssl_, out_.data() + out_off_, out_.size() - out_off_, &n);
       if (rc == 1) {
@@ -413,7 +413,7 @@ void HttpEngine::Conn::read() {
   const uint64_t exchange = exchanges_;
   for (;;) {
     if (ssl_) {
-      ERR_clear_error();
+      http::clear_tls_errors();
       size_t n = 0;
       int rc = SSL_read_ex(ssl_, buf, kReceiveBuffer, &n);
       if (rc == 1) {
