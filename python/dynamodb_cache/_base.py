@@ -182,11 +182,10 @@ class NativeCache(T.Generic[VT]):
         in ``stats()["stale_served"]``); the key is then retried with backoff. A loader that
         may run on after the call returned (a refresh, a load past ``load_timeout``) runs on
         the engine's threads: it must not rely on the caller's thread."""
-        load, loaded = self._engine_loader(key, loader, True)
-        raw = self._native.get_or_set_loaded(key, load, expire, lease=lease, lease_wait=lease_wait,
-                                             refresh_ahead=refresh_ahead, stale_if_error=stale_if_error,
-                                             load_timeout=load_timeout, cache_misses_for=cache_misses_for)
-        return None if raw is None else self._answer(raw, loaded)
+        return T.cast(T.Optional[VT], self.get_or_set_entry(
+            key, loader, expire, lease=lease, lease_wait=lease_wait, refresh_ahead=refresh_ahead,
+            stale_if_error=stale_if_error, load_timeout=load_timeout,
+            cache_misses_for=cache_misses_for).value)
 
     def get_or_set_entry(self, key: str, loader: T.Callable[[], T.Any], expire: float = 0, *,
                          lease: float = 0, lease_wait: float = 10, refresh_ahead: float = 0,
@@ -194,29 +193,18 @@ class NativeCache(T.Generic[VT]):
                          cache_misses_for: float = 0) -> GetOrSetResult:
         """``get_or_set``, saying whether the value is stale: the loader failed or timed out
         and the value is past its TTL, within ``stale_if_error``. The value is None when the
-        loader said ``Loaded.missing()``. With ``stale_if_error``, the loader must return a
-        value (or ``Loaded(value)`` without ``expire``), and ``cache_misses_for`` is refused:
-        InvalidArgumentError (``get_or_set`` takes every ``Loaded`` with ``stale_if_error``,
-        without saying whether its answer is stale)."""
-        if stale_if_error == 0:
-            return GetOrSetResult(
-                self.get_or_set(key, loader, expire, lease=lease, lease_wait=lease_wait,
-                                refresh_ahead=refresh_ahead, load_timeout=load_timeout,
-                                cache_misses_for=cache_misses_for), False)
-        if cache_misses_for != 0:
-            raise errors.InvalidArgumentError(
-                "get_or_set_entry: stale_if_error and cache_misses_for together need get_or_set")
-        load, loaded = self._engine_loader(key, loader, False)
+        source has none (``Loaded.missing()``)."""
+        load, loaded = self._engine_loader(key, loader)
         raw, stale = self._native.get_or_set(key, load, expire, lease=lease, lease_wait=lease_wait,
                                              refresh_ahead=refresh_ahead, stale_if_error=stale_if_error,
-                                             load_timeout=load_timeout)
-        return GetOrSetResult(self._answer(raw, loaded), stale)
+                                             load_timeout=load_timeout, cache_misses_for=cache_misses_for)
+        return GetOrSetResult(None if raw is None else self._answer(raw, loaded), stale)
 
-    def _engine_loader(self, key: str, loader: T.Callable[[], T.Any], decides: bool
+    def _engine_loader(self, key: str, loader: T.Callable[[], T.Any]
                        ) -> T.Tuple[T.Callable[[], T.Any], T.List[T.Tuple[T.Any, bytes]]]:
-        """The engine's loader for ``loader`` (``decides``: for ``Backend.get_or_set_loaded``,
-        bytes or a ``_native.Loaded``; else bytes), and the list it appends (value, bytes) to
-        when it has loaded a value. Refuses a call from the key's own loader."""
+        """The engine's loader for ``loader`` (bytes or a ``_native.Loaded``), and the list it
+        appends (value, bytes) to when it has loaded a value. Refuses a call from the key's own
+        loader."""
         pair = (id(self._native), key)
         if pair in _loading_pairs():
             raise errors.InvalidArgumentError(
@@ -231,18 +219,11 @@ class NativeCache(T.Generic[VT]):
             finally:
                 active.discard(pair)
             if isinstance(result, Loaded):
-                if not decides:
-                    if not result.found or not result.cache or result.expire is not None:
-                        raise errors.InvalidArgumentError(
-                            "get_or_set_entry with stale_if_error: the loader must return a value or "
-                            f"Loaded(value) without expire, not {result!r}; get_or_set takes it")
-                elif not result.found:
+                if not result.found:
                     return _native.Loaded.missing()
                 value = result.value
                 data = self._loaded_bytes(value)
                 loaded.append((value, data))
-                if not decides:
-                    return data
                 if not result.cache:
                     return _native.Loaded.uncached(data)
                 return _native.Loaded.found(data, result.expire)

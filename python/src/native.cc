@@ -187,7 +187,7 @@ PYBIND11_MODULE(_native, m) {
     return wrap(std::make_shared<LayeredBackend>(std::move(bs)));
   });
 
-  // A get_or_set loader's decision (get_or_set.h), in bytes: what Backend.get_or_set_loaded's
+  // A get_or_set loader's decision (get_or_set.h), in bytes: what Backend.get_or_set's
   // loader may return instead of bytes. TTLs in seconds (float, 0 = never expires).
   py::class_<Loaded>(m, "Loaded")
       .def_static(
@@ -282,45 +282,6 @@ PYBIND11_MODULE(_native, m) {
       .def(
           "get_or_set",
           [](PyBackend& self, const std::string& key, const py::function& loader, double ttl, double lease,
-             double lease_wait, double refresh_ahead, double stale_if_error, double load_timeout) {
-            GetOrSetOptions o;
-            o.lease = ttl_of(lease);
-            o.lease_wait = ttl_of(lease_wait);
-            o.refresh_ahead = ttl_of(refresh_ahead);
-            o.stale_if_error = ttl_of(stale_if_error);
-            o.load_timeout = ttl_of(load_timeout);
-            const Ttl t = ttl_of(ttl);
-            // The loader runs with the GIL held. What it raises is carried through the C++ single
-            // flight as a PythonRaised (every caller waiting on the load gets it) and raised again
-            // here: a py::error_already_set can be restored only once, and several threads may
-            // receive the same exception.
-            // Owned by the load (not a reference to this frame's argument): a refresh ahead of
-            // expiry, or a load past load_timeout, runs on after this call has returned.
-            auto fn = std::make_shared<GilObject>(loader);
-            auto load = [fn]() -> std::string {
-              py::gil_scoped_acquire locked;
-              py::object r;
-              try {
-                r = fn->obj();
-              } catch (py::error_already_set& e) {
-                throw PythonRaised{std::make_shared<GilObject>(e.value())};
-              }
-              if (!py::isinstance<py::bytes>(r))
-                throw py::type_error("a get_or_set loader must return bytes");
-              return r.cast<std::string>();
-            };
-            GetOrSetResult r = raising_python([&] {
-              Unlocked unlocked;
-              return dynamodb_cache::get_or_set_entry(*self.backend, key, load, t, o);
-            });
-            return py::make_tuple(py::bytes(r.value), r.stale);
-          },
-          py::arg("key"), py::arg("loader"), py::arg("ttl"), py::arg("lease") = 0.0,
-          py::arg("lease_wait") = 10.0, py::arg("refresh_ahead") = 0.0, py::arg("stale_if_error") = 0.0,
-          py::arg("load_timeout") = 0.0)
-      .def(
-          "get_or_set_loaded",
-          [](PyBackend& self, const std::string& key, const py::function& loader, double ttl, double lease,
              double lease_wait, double refresh_ahead, double stale_if_error, double load_timeout,
              double cache_misses_for) {
             GetOrSetOptions o;
@@ -331,9 +292,13 @@ PYBIND11_MODULE(_native, m) {
             o.load_timeout = ttl_of(load_timeout);
             o.cache_misses_for = ttl_of(cache_misses_for);
             const Ttl t = ttl_of(ttl);
-            // The get_or_set whose loader decides: it returns bytes (cached for `ttl`) or a
-            // Loaded. Owned by the load, called with the GIL held, what it raises carried as in
-            // get_or_set above. Answers None when the source has no value.
+            // The loader returns bytes (cached for `ttl`) or a Loaded (it decides). It runs with
+            // the GIL held. What it raises is carried through the C++ single flight as a
+            // PythonRaised (every caller waiting on the load gets it) and raised again here: a
+            // py::error_already_set can be restored only once, and several threads may receive
+            // the same exception. Owned by the load (not a reference to this frame's argument):
+            // a refresh ahead of expiry, or a load past load_timeout, runs on after this call
+            // has returned.
             auto fn = std::make_shared<GilObject>(loader);
             std::function<Loaded()> load = [fn]() -> Loaded {
               py::gil_scoped_acquire locked;
@@ -348,11 +313,13 @@ PYBIND11_MODULE(_native, m) {
               throw py::type_error(std::string("a get_or_set loader must return bytes or a Loaded, not ") +
                                    Py_TYPE(r.ptr())->tp_name);
             };
-            std::optional<std::string> r = raising_python([&] {
+            // (value or None when the source has none, whether it is stale)
+            std::optional<GetOrSetResult> r = raising_python([&] {
               Unlocked unlocked;
-              return dynamodb_cache::get_or_set(*self.backend, key, load, t, o);
+              return dynamodb_cache::get_or_set_entry(*self.backend, key, load, t, o);
             });
-            return bytes_or_none(r);
+            if (!r) return py::make_tuple(py::none(), false);
+            return py::make_tuple(py::bytes(r->value), r->stale);
           },
           py::arg("key"), py::arg("loader"), py::arg("ttl"), py::arg("lease") = 0.0,
           py::arg("lease_wait") = 10.0, py::arg("refresh_ahead") = 0.0, py::arg("stale_if_error") = 0.0,

@@ -134,13 +134,15 @@ def test_stale_if_error_with_a_deciding_loader(table):
     # In the backoff that follows, the stale value answers without a load.
     assert cache.get_or_set("s", lambda: Loaded({"v": 9}), 3600, stale_if_error=60) == {"v": 1}
     assert cache.stats()["stale_served"] == 2
-    # get_or_set_entry with stale_if_error: Loaded(value) is a value; the other decisions are refused.
-    assert cache.get_or_set_entry("e", lambda: Loaded({"e": 1}), 60, stale_if_error=5) == ({"e": 1}, False)
+    # get_or_set_entry takes every decision with stale_if_error, and says which answer is stale.
+    assert cache.get_or_set_entry("e", lambda: Loaded({"e": 1}, expire=1), 3600,
+                                  stale_if_error=60) == ({"e": 1}, False)
     assert cache.get("e") == {"e": 1}
-    with pytest.raises(InvalidArgumentError, match="get_or_set takes it"):
-        cache.get_or_set_entry("e2", lambda: Loaded.missing(), 60, stale_if_error=5)
-    with pytest.raises(InvalidArgumentError, match="need get_or_set"):
-        cache.get_or_set_entry("e2", lambda: {"e": 2}, 60, stale_if_error=5, cache_misses_for=5)
+    time.sleep(2.1)
+    assert cache.get_or_set_entry("e", fail, 3600, stale_if_error=60) == ({"e": 1}, True)
+    assert cache.get_or_set_entry("e2", lambda: Loaded.missing(), 60, stale_if_error=5,
+                                  cache_misses_for=5) == (None, False)
+    assert cache.get_or_set_entry("e2", fail, 60, stale_if_error=5, cache_misses_for=5) == (None, False)
     assert cache.get("e2") is None
 
 
