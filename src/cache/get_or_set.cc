@@ -13,6 +13,7 @@
 #include "cache/background_pool.h"
 #include "cache/dynamodb_backend_impl.h"
 #include "cache/lease_table.h"
+#include "cache/outages.h"
 #include "cache/outcome_of.h"
 #include "cache/single_flight.h"
 #include "dynamodb_cache/errors.h"
@@ -26,105 +27,13 @@ namespace dynamodb_cache {
 
 namespace ddb = dynamodb;
 
-// ---- single flight ----
-
-namespace detail {
-
-GetOrSetResult Flight::wait() {
-  if (leader_.load() == std::this_thread::get_id())
-    throw InvalidArgumentError(
-        "get_or_set: the loader asked for its own key (get_or_set of the same key on the same "
-        "cache, from inside its loader): it would wait for itself forever");
-  std::unique_lock lock(mu_);
-  ++waiters_;
-  cv_.wait(lock, [&] { return done_; });
-  --waiters_;
-  if (error_) std::rethrow_exception(error_);
-  return result_;
-}
-
-void Flight::finish(GetOrSetResult result) {
-  {
-    std::lock_guard lock(mu_);
-    result_ = std::move(result);
-    done_ = true;
-  }
-  cv_.notify_all();
-}
-
-void Flight::fail(std::exception_ptr error) {
-  {
-    std::lock_guard lock(mu_);
-    error_ = std::move(error);
-    done_ = true;
-  }
-  cv_.notify_all();
-}
-
-std::string FlightRegistry::id(const void* owner, std::string_view key) {
-  std::string id(reinterpret_cast<const char*>(&owner), sizeof owner);
-  id += key;
-  return id;
-}
-
-FlightRegistry::Shard& FlightRegistry::shard(const std::string& id) {
-  return shards_[std::hash<std::string>{}(id) % kShards];
-}
-
-FlightRegistry::Joined FlightRegistry::join(const void* owner, std::string_view key) {
-  std::string k = id(owner, key);
-  Shard& s = shard(k);
-  std::lock_guard lock(s.mu);
-  auto [it, inserted] = s.flights.try_emplace(std::move(k));
-  if (inserted) {
-    it->second = std::make_shared<Flight>();
-    it->second->leader_.store(std::this_thread::get_id());
-  }
-  return {it->second, inserted};
-}
-
-void FlightRegistry::leave(const void* owner, std::string_view key, const std::shared_ptr<Flight>& flight) {
-  std::string k = id(owner, key);
-  Shard& s = shard(k);
-  std::lock_guard lock(s.mu);
-  auto it = s.flights.find(k);
-  if (it != s.flights.end() && it->second == flight) s.flights.erase(it);
-  ++s.finished;
-}
-
-uint64_t FlightRegistry::finished(const void* owner, std::string_view key) {
-  Shard& s = shard(id(owner, key));
-  std::lock_guard lock(s.mu);
-  return s.finished;
-}
-
-std::size_t FlightRegistry::waiters(const void* owner, std::string_view key) {
-  std::shared_ptr<Flight> f;
-  {
-    std::string k = id(owner, key);
-    Shard& s = shard(k);
-    std::lock_guard lock(s.mu);
-    auto it = s.flights.find(k);
-    if (it == s.flights.end()) return 0;
-    f = it->second;
-  }
-  std::lock_guard lock(f->mu_);
-  return f->waiters_;
-}
-
-FlightRegistry& FlightRegistry::instance() {
-  static FlightRegistry registry;
-  return registry;
-}
-
-}  // namespace detail
-
 namespace {
 
 using detail::BackgroundPool;
 using detail::FlightRegistry;
 using detail::LeaseTable;
 using detail::NoValueLoaded;
+using detail::Outages;
 
 // Whether `e` says the source has no value (a load's answer, not a failure of the source).
 bool says_missing(const std::exception_ptr& e) {
@@ -147,77 +56,6 @@ void poll_sleep(const GetOrSetOptions& o, int n) {
   std::uniform_int_distribution<int64_t> jitter(base / 2, std::max<int64_t>(base / 2, base));
   std::this_thread::sleep_for(Ttl(jitter(util::thread_rng())));
 }
-
-// Keys of this process whose load failed while a stale value was there to serve: until the
-// backoff passes (1 s, doubling to 30 s, each jittered down by up to half; reset by a load that
-// succeeds), and while a load that outlived load_timeout still runs, callers serve the stale
-// value without calling the loader. By (backend object, key), as flights; a backend's
-// destructor forgets its keys (backend_gone). Thread-safe. Bounded: at kMaxKeys failing keys,
-// those whose backoff ended more than kMax ago are forgotten (their next failure starts at
-// kFirst again); if none has, a new failure is not remembered (its next caller loads again).
-class Outages {
- public:
-  static constexpr Ttl kFirst{1000}, kMax{30000};
-  static constexpr std::size_t kMaxKeys = 100000;
-
-  static Outages& instance() {
-    static Outages* outages = new Outages;  // never destroyed: late loads may end after exit began
-    return *outages;
-  }
-  // Whether a caller with a stale value serves it now instead of loading.
-  bool holding(const void* owner, std::string_view key) {
-    std::lock_guard lock(mu_);
-    auto it = keys_.find(FlightRegistry::id(owner, key));
-    return it != keys_.end() &&
-           (it->second.loading || std::chrono::steady_clock::now() < it->second.retry_at);
-  }
-  // A load failed; `loading`: it timed out and still runs (until late()).
-  void failed(const void* owner, std::string_view key, bool loading) {
-    std::lock_guard lock(mu_);
-    std::string id = FlightRegistry::id(owner, key);
-    auto it = keys_.find(id);
-    if (it == keys_.end()) {
-      if (keys_.size() >= kMaxKeys) prune();
-      if (keys_.size() >= kMaxKeys) return;
-      it = keys_.emplace(std::move(id), State{}).first;
-    }
-    State& s = it->second;
-    s.delay = s.delay.count() == 0 ? kFirst : std::min(kMax, s.delay * 2);
-    std::uniform_int_distribution<int64_t> jitter(s.delay.count() / 2, s.delay.count());
-    s.retry_at = std::chrono::steady_clock::now() + Ttl(jitter(util::thread_rng()));
-    s.loading = loading;
-  }
-  void succeeded(const void* owner, std::string_view key) {
-    std::lock_guard lock(mu_);
-    keys_.erase(FlightRegistry::id(owner, key));
-  }
-  // Every key of `owner` (whose ids begin with its address: FlightRegistry::id).
-  void forget(const void* owner) {
-    const std::string prefix = FlightRegistry::id(owner, "");
-    std::lock_guard lock(mu_);
-    std::erase_if(keys_, [&](const auto& kv) { return kv.first.starts_with(prefix); });
-  }
-  std::size_t size() {
-    std::lock_guard lock(mu_);
-    return keys_.size();
-  }
-
- private:
-  // REQUIRES: mu_ held.
-  void prune() {
-    const auto now = std::chrono::steady_clock::now();
-    std::erase_if(keys_,
-                  [&](const auto& kv) { return !kv.second.loading && kv.second.retry_at + kMax < now; });
-  }
-
-  struct State {
-    std::chrono::steady_clock::time_point retry_at;
-    Ttl delay{0};
-    bool loading = false;
-  };
-  std::mutex mu_;
-  std::unordered_map<std::string, State> keys_;
-};
 
 // Whether `b`'s destructor drains its pool tasks (backend_gone): this library's backends do,
 // so a refresh may run on the pool after its caller returned. A Backend of the user's own

@@ -62,6 +62,7 @@ struct CountedTable {
     std::map<std::string, size_t> out;
     dynamodb_cache::dynamodb::ScanRequest r;
     r.table_name = name;
+    r.consistent_read = true;  // the fault proxy answers others as of a moment ago
     c->scan_all(r, [&](dynamodb_cache::dynamodb::PageResult& page) {
       for (auto& item : page.items) {
         size_t size = 0;

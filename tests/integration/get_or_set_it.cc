@@ -161,13 +161,21 @@ TEST(GetOrSetIT, AHolderThatFinishesLateNeverOverwritesANewerValue) {
     }
     b_done.set_value();  // whatever happened, so that A does not wait forever
     EXPECT_TRUE(a_result.get() == a_value);
-    EXPECT_TRUE(*a->get(key) == b_value) << key;
+    auto now_there = a->get(key);
+    EXPECT_TRUE(now_there && *now_there == b_value)
+        << key << ": " << (!now_there ? "nothing" : *now_there == a_value ? "A's value" : "another value");
   }
-  // Only B's chunks are left besides the heads.
+  // Only B's chunks are left besides the heads. Through the fault proxy A's may stay too: after
+  // a lost answer a write's chunks are kept (LeaseTable::write_unless_changed), since a copy of
+  // its head delayed in the network may still land and name them.
   auto items = t.scan();
   size_t chunks = 0;
   for (auto& [k, size] : items) chunks += k.find("#chunk:") != std::string::npos;
-  EXPECT_EQ(chunks, 3u);
+  if (it::under_faults()) {
+    EXPECT_TRUE(chunks == 3u || chunks == 6u) << chunks;
+  } else {
+    EXPECT_EQ(chunks, 3u);
+  }
 }
 
 // Without a lease too: a set made (by another process) while a load runs is the newer truth,
