@@ -27,7 +27,9 @@ struct Client::Impl::GetBatch {
     std::vector<AsyncOp*> ops;
   };
   std::vector<Entry> entries;
-  std::unordered_map<std::string, size_t> by_identity;  // key identity -> index in entries (grouping only)
+  // Grouping only: key identity (a view into entries[i].key.identity, which `entries`,
+  // reserved for every get of the turn, never moves meanwhile) -> index in entries.
+  std::unordered_map<std::string_view, size_t> by_identity;
   aws::SystemClock::time_point signed_at;
 
   template <class F>
@@ -94,13 +96,17 @@ void Client::Impl::flush_gets(IoThread& t) {
       groups.push_back(std::unique_ptr<GetBatch>(
           new GetBatch{*this, t, get.table, get.consistent, get.capacity, {}, {}, {}}));
       same = groups.end() - 1;
+      (*same)->entries.reserve(ops.size());
+      (*same)->by_identity.reserve(ops.size());
     }
     GetBatch& g = **same;
-    auto [it, fresh] = g.by_identity.emplace(get.identity, g.entries.size());
-    if (fresh)
+    auto it = g.by_identity.find(get.identity);
+    if (it == g.by_identity.end()) {
       g.entries.push_back({std::move(get), {op}});
-    else
+      g.by_identity.emplace(g.entries.back().key.identity, g.entries.size() - 1);
+    } else {
       g.entries[it->second].ops.push_back(op);
+    }
   }
   ops.clear();
   for (auto& g : groups) {
@@ -185,6 +191,7 @@ void Client::Impl::on_batch_answer(IoThread& t, GetBatch* raw, http::Response* r
   for (size_t i = 0; i < b->entries.size(); ++i)
     processed += !answer.items[i].empty() || !answer.unprocessed[i];
   const double share = processed ? answer.capacity_units / static_cast<double>(processed) : 0;
+  std::string out;  // each operation's answer in turn (a callback may move it away)
   for (size_t k = 0; k < b->entries.size(); ++k) {
     auto& e = b->entries[k];
     if (answer.items[k].empty() && answer.unprocessed[k]) {
@@ -200,7 +207,7 @@ void Client::Impl::on_batch_answer(IoThread& t, GetBatch* raw, http::Response* r
     }
     for (size_t i = 0; i < e.ops.size(); ++i) {
       // The key's read units counted once, with its first asker.
-      std::string out = wire::get_item_answer(answer.items[k], b->table, b->capacity, i == 0 ? share : 0);
+      wire::get_item_answer(out, answer.items[k], b->table, b->capacity, i == 0 ? share : 0);
       e.ops[i]->run.succeeded();
       finish(t, e.ops[i], &out, nullptr);
     }

@@ -304,9 +304,9 @@ BatchGetAnswer split_batch_get(const std::string& body, std::string_view table,
   return out;
 }
 
-std::string get_item_answer(std::string_view item_json, std::string_view table, std::string_view capacity,
-                            double units) {
-  std::string out;
+void get_item_answer(std::string& out, std::string_view item_json, std::string_view table,
+                     std::string_view capacity, double units) {
+  out.clear();
   out.reserve(80 + table.size() + item_json.size());
   out += '{';
   if (!item_json.empty()) {
@@ -325,7 +325,6 @@ std::string get_item_answer(std::string_view item_json, std::string_view table, 
     out += '}';
   }
   out += '}';
-  return out;
 }
 
 }  // namespace dynamodb_cache::dynamodb::wire

@@ -56,10 +56,10 @@ struct BatchGetAnswer {
 BatchGetAnswer split_batch_get(const std::string& body, std::string_view table,
                                std::span<const std::string> key_names, std::span<const BatchableGet* const> keys);
 
-// The GetItem answer for one key of a batch: {"Item":item_json} (or {} for an empty
-// `item_json`: no such item), with {"ConsumedCapacity":{"TableName":...,"CapacityUnits":units}}
-// when `capacity` is not empty.
-std::string get_item_answer(std::string_view item_json, std::string_view table, std::string_view capacity,
-                            double units);
+// The GetItem answer for one key of a batch, into `out` (replacing what it held; its buffer
+// reused): {"Item":item_json} (or {} for an empty `item_json`: no such item), with
+// {"ConsumedCapacity":{"TableName":...,"CapacityUnits":units}} when `capacity` is not empty.
+void get_item_answer(std::string& out, std::string_view item_json, std::string_view table,
+                     std::string_view capacity, double units);
 
 }  // namespace dynamodb_cache::dynamodb::wire
