@@ -85,7 +85,10 @@ void Client::Impl::flush_gets(IoThread& t) {
   std::vector<std::unique_ptr<GetBatch>> groups;
   wire::BatchableGet get;
   for (AsyncOp* op : ops) {
-    if (!wire::parse_batchable_get(op->body, get)) {
+    if (op->batch_key) {
+      get = std::move(*op->batch_key);
+      op->batch_key.reset();  // a retry of the key (UnprocessedKeys) reads the body
+    } else if (!wire::parse_batchable_get(op->body, get)) {
       send_alone(t, op);
       continue;
     }

@@ -83,6 +83,17 @@ bool parse_batchable_get(const std::string& body, BatchableGet& out) {
   }
 }
 
+BatchableGet batchable_get(std::string_view table, std::string_view key_name, std::string_view key,
+                           bool consistent, ReturnConsumedCapacity rcc) {
+  BatchableGet out;
+  out.table.assign(table);
+  out.consistent = consistent;
+  if (rcc != ReturnConsumedCapacity::kNone) out.capacity = rcc == ReturnConsumedCapacity::kTotal ? "TOTAL" : "INDEXES";
+  out.key.emplace_back(std::string(key_name), std::string(key));
+  append_identity(out.identity, key_name, key);
+  return out;
+}
+
 std::string encode_batch_get(std::string_view table, bool consistent, std::string_view capacity,
                              std::span<const BatchableGet* const> keys) {
   std::string out;

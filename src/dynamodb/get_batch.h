@@ -9,6 +9,8 @@
 #include <string_view>
 #include <vector>
 
+#include "dynamodb_cache/dynamodb.h"
+
 namespace dynamodb_cache::dynamodb::wire {
 
 // BatchGetItem's bound on the keys of one request.
@@ -31,6 +33,11 @@ struct BatchableGet {
 // projection, other key types, or a body that is not such JSON: it is then sent alone and
 // DynamoDB judges it). Never throws.
 bool parse_batchable_get(const std::string& body, BatchableGet& out);
+
+// What parse_batchable_get reads from encode_get_item(table, key_name, key, consistent, rcc)'s
+// body, made without that body: for a caller that hands its GetItem's key over with it.
+BatchableGet batchable_get(std::string_view table, std::string_view key_name, std::string_view key,
+                           bool consistent, ReturnConsumedCapacity rcc);
 
 // The BatchGetItem body asking for `keys` (distinct; at most kMaxBatchGetKeys) of one table,
 // with one consistency and ReturnConsumedCapacity.

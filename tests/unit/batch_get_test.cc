@@ -194,6 +194,20 @@ TEST(GetBatchWire, ParsesWhatTheCacheSendsAndNothingElse) {
   EXPECT_FALSE(wire::parse_batchable_get(R"({"Key":{"key":{"S":"k"}}})", g));  // no table
 }
 
+TEST(GetBatchWire, AKeyHandedOverIsWhatItsBodyReadsAs) {
+  for (auto rcc : {ReturnConsumedCapacity::kNone, ReturnConsumedCapacity::kTotal, ReturnConsumedCapacity::kIndexes})
+    for (bool consistent : {false, true}) {
+      wire::BatchableGet read;
+      ASSERT_TRUE(wire::parse_batchable_get(wire::encode_get_item("t\"1", "key", "a\"b\u00e9c", consistent, rcc), read));
+      auto made = wire::batchable_get("t\"1", "key", "a\"b\u00e9c", consistent, rcc);
+      EXPECT_EQ(made.table, read.table);
+      EXPECT_EQ(made.consistent, read.consistent);
+      EXPECT_EQ(made.capacity, read.capacity);
+      EXPECT_EQ(made.key, read.key);
+      EXPECT_EQ(made.identity, read.identity);
+    }
+}
+
 TEST(GetBatchWire, SplitsAnAnswerByKey) {
   wire::BatchableGet a, b;
   ASSERT_TRUE(wire::parse_batchable_get(wire::encode(get("a")), a));
