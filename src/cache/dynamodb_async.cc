@@ -40,14 +40,14 @@ void DynamodbBackend::Impl::start_get(std::unique_ptr<AsyncGet> op) {
   std::string request;
   std::optional<ddb::wire::BatchableGet> key;  // handed over with a get that may be batched
   const DynamodbOptions& o = op->b->options;
+  ddb::Client& client = *op->b->client;
   auto made = detail::outcome_of<void>([&] {
     const std::string stored = op->stored();
     request = op->b->get_request(stored, o.consistent_read);
-    if (o.batch_gets)
+    if (o.batch_gets && ddb::detail::merges_gets(client))
       key = ddb::wire::batchable_get(o.table, attr::kKey, stored, o.consistent_read, op->b->capacity_request());
   });
   if (!made.ok()) return op->answered(std::move(made).error());
-  ddb::Client& client = *op->b->client;
   auto done = [p = op.release()](std::string* body, std::exception_ptr error) {
     std::unique_ptr<AsyncGet> op(p);
     if (error) return op->answered(std::move(error));

@@ -529,6 +529,11 @@ void raw_call_async(Client& client, const char* target, std::string body, BodyDo
   Client::Impl::of(client).submit(target, std::move(body), std::move(done), true, may_batch);
 }
 
+bool merges_gets(Client& client) {
+  const Client::Impl& c = Client::Impl::of(client);
+  return c.options.batch_gets && !c.blocking_async;
+}
+
 void raw_get_async(Client& client, std::string body, wire::BatchableGet key, BodyDone done) {
   Client::Impl::of(client).submit(DDB_TARGET("GetItem"), std::move(body), std::move(done), true, true, &key);
 }

@@ -39,4 +39,8 @@ void raw_call_async(Client& client, const char* target, std::string body, BodyDo
 // reading the body.
 void raw_get_async(Client& client, std::string body, wire::BatchableGet key, BodyDone done);
 
+// Whether `client` merges GetItems (ClientOptions::batch_gets, on its own loops): a key is
+// worth handing over to raw_get_async only then.
+bool merges_gets(Client& client);
+
 }  // namespace dynamodb_cache::dynamodb::detail
