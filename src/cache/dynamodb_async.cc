@@ -38,30 +38,34 @@ struct DynamodbBackend::Impl::AsyncGet {
 // Sends op's GetItem; op->answered or op->chunked is called once, then op deleted.
 void DynamodbBackend::Impl::start_get(std::unique_ptr<AsyncGet> op) {
   std::string request;
-  auto made = detail::outcome_of<void>(
-      [&] { request = op->b->get_request(op->stored(), op->b->options.consistent_read); });
-  if (!made.ok()) return op->answered(std::move(made).error());
+  std::optional<ddb::wire::BatchableGet> key;  // handed over with a get that may be batched
+  const DynamodbOptions& o = op->b->options;
   ddb::Client& client = *op->b->client;
-  const bool may_batch = op->b->options.batch_gets;
-  ddb::detail::raw_call_async(
-      client, DDB_TARGET("GetItem"), std::move(request),
-      [p = op.release()](std::string* body, std::exception_ptr error) {
-        std::unique_ptr<AsyncGet> op(p);
-        if (error) return op->answered(std::move(error));
-        bool chunks = false;
-        auto out = detail::outcome_of<std::optional<Hit>>([&]() -> std::optional<Hit> {
-          try {
-            return detail::read_answer(op->b->options, nullptr, *body, op->key,
-                                       op->b->stats.read_capacity_units);
-          } catch (const detail::NeedsChunks&) {
-            chunks = true;
-            return std::nullopt;
-          }
-        });
-        if (chunks) return op->chunked();
-        op->answered(std::move(out));
-      },
-      may_batch);
+  auto made = detail::outcome_of<void>([&] {
+    const std::string stored = op->stored();
+    request = op->b->get_request(stored, o.consistent_read);
+    if (o.batch_gets && ddb::detail::merges_gets(client))
+      key = ddb::wire::batchable_get(o.table, attr::kKey, stored, o.consistent_read, op->b->capacity_request());
+  });
+  if (!made.ok()) return op->answered(std::move(made).error());
+  auto done = [p = op.release()](std::string* body, std::exception_ptr error) {
+    std::unique_ptr<AsyncGet> op(p);
+    if (error) return op->answered(std::move(error));
+    bool chunks = false;
+    auto out = detail::outcome_of<std::optional<Hit>>([&]() -> std::optional<Hit> {
+      try {
+        return detail::read_answer(op->b->options, nullptr, *body, op->key,
+                                   op->b->stats.read_capacity_units);
+      } catch (const detail::NeedsChunks&) {
+        chunks = true;
+        return std::nullopt;
+      }
+    });
+    if (chunks) return op->chunked();
+    op->answered(std::move(out));
+  };
+  if (key) return ddb::detail::raw_get_async(client, std::move(request), std::move(*key), std::move(done));
+  ddb::detail::raw_call_async(client, DDB_TARGET("GetItem"), std::move(request), std::move(done), false);
 }
 
 // GetItem on the loop; a chunked head found there is read with its chunks on a helper thread.

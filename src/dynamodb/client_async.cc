@@ -118,7 +118,7 @@ void Client::Impl::release_slot() {
 
 template <class Done>
 void Client::Impl::submit(const char* target, std::string body, Done done, bool resend_if_unknown,
-                          bool may_batch) {
+                          bool may_batch, wire::BatchableGet* key) {
   const std::string_view op_name(target + kTargetPrefix);
   if (closing.load()) {
     auto error = std::make_exception_ptr(
@@ -139,6 +139,7 @@ void Client::Impl::submit(const char* target, std::string body, Done done, bool 
   }
   AsyncOp* op = new OpWith<Done>(*this, target, std::move(body), std::move(done), resend_if_unknown);
   op->batchable = may_batch && options.batch_gets && !blocking_async && op_name == "GetItem";
+  if (op->batchable && key) op->batch_key.emplace(std::move(*key));
   op->hedgeable = options.hedge.enabled && !blocking_async && op_name == "GetItem";
   // Called on one of the loops (a callback starting the next operation): start it there at
   // once, without a hand-off through the task queue.
@@ -526,6 +527,15 @@ namespace detail {
 
 void raw_call_async(Client& client, const char* target, std::string body, BodyDone done, bool may_batch) {
   Client::Impl::of(client).submit(target, std::move(body), std::move(done), true, may_batch);
+}
+
+bool merges_gets(Client& client) {
+  const Client::Impl& c = Client::Impl::of(client);
+  return c.options.batch_gets && !c.blocking_async;
+}
+
+void raw_get_async(Client& client, std::string body, wire::BatchableGet key, BodyDone done) {
+  Client::Impl::of(client).submit(DDB_TARGET("GetItem"), std::move(body), std::move(done), true, true, &key);
 }
 
 }  // namespace detail

@@ -27,7 +27,9 @@ struct Client::Impl::GetBatch {
     std::vector<AsyncOp*> ops;
   };
   std::vector<Entry> entries;
-  std::unordered_map<std::string, size_t> by_identity;  // key identity -> index in entries (grouping only)
+  // Grouping only: key identity (a view into entries[i].key.identity, which `entries`,
+  // reserved for every get of the turn, never moves meanwhile) -> index in entries.
+  std::unordered_map<std::string_view, size_t> by_identity;
   aws::SystemClock::time_point signed_at;
 
   template <class F>
@@ -83,7 +85,10 @@ void Client::Impl::flush_gets(IoThread& t) {
   std::vector<std::unique_ptr<GetBatch>> groups;
   wire::BatchableGet get;
   for (AsyncOp* op : ops) {
-    if (!wire::parse_batchable_get(op->body, get)) {
+    if (op->batch_key) {
+      get = std::move(*op->batch_key);
+      op->batch_key.reset();  // a retry of the key (UnprocessedKeys) reads the body
+    } else if (!wire::parse_batchable_get(op->body, get)) {
       send_alone(t, op);
       continue;
     }
@@ -94,13 +99,17 @@ void Client::Impl::flush_gets(IoThread& t) {
       groups.push_back(std::unique_ptr<GetBatch>(
           new GetBatch{*this, t, get.table, get.consistent, get.capacity, {}, {}, {}}));
       same = groups.end() - 1;
+      (*same)->entries.reserve(ops.size());
+      (*same)->by_identity.reserve(ops.size());
     }
     GetBatch& g = **same;
-    auto [it, fresh] = g.by_identity.emplace(get.identity, g.entries.size());
-    if (fresh)
+    auto it = g.by_identity.find(get.identity);
+    if (it == g.by_identity.end()) {
       g.entries.push_back({std::move(get), {op}});
-    else
+      g.by_identity.emplace(g.entries.back().key.identity, g.entries.size() - 1);
+    } else {
       g.entries[it->second].ops.push_back(op);
+    }
   }
   ops.clear();
   for (auto& g : groups) {
@@ -164,13 +173,17 @@ void Client::Impl::on_batch_answer(IoThread& t, GetBatch* raw, http::Response* r
     // (check makes each its own error; on_answer applies its retry policy).
     return b->each([&](AsyncOp* op) { on_answer(t, op, resp, nullptr); });
   }
+  std::string body;  // the answer's items are views into it
   if (!error) {
     try {
       bool skew_corrected = false;
-      std::string body = check(DDB_TARGET("BatchGetItem"), t.request, *resp, b->signed_at, skew_corrected);
+      body = check(DDB_TARGET("BatchGetItem"), t.request, *resp, b->signed_at, skew_corrected);
       std::vector<std::string> key_names;
       for (auto& [name, value] : b->entries.front().key.key) key_names.push_back(name);
-      answer = wire::split_batch_get(body, b->table, key_names);
+      std::vector<const wire::BatchableGet*> keys;
+      keys.reserve(b->entries.size());
+      for (auto& e : b->entries) keys.push_back(&e.key);
+      answer = wire::split_batch_get(body, b->table, key_names, keys);
     } catch (...) {
       error = std::current_exception();
     }
@@ -178,12 +191,13 @@ void Client::Impl::on_batch_answer(IoThread& t, GetBatch* raw, http::Response* r
   if (error) return b->each([&](AsyncOp* op) { on_answer(t, op, nullptr, own_copy(error)); });
 
   size_t processed = 0;
-  for (auto& e : b->entries)
-    processed += answer.items.count(e.key.identity) || !answer.unprocessed.count(e.key.identity);
+  for (size_t i = 0; i < b->entries.size(); ++i)
+    processed += !answer.items[i].empty() || !answer.unprocessed[i];
   const double share = processed ? answer.capacity_units / static_cast<double>(processed) : 0;
-  for (auto& e : b->entries) {
-    auto item = answer.items.find(e.key.identity);
-    if (item == answer.items.end() && answer.unprocessed.count(e.key.identity)) {
+  std::string out;  // each operation's answer in turn (a callback may move it away)
+  for (size_t k = 0; k < b->entries.size(); ++k) {
+    auto& e = b->entries[k];
+    if (answer.items[k].empty() && answer.unprocessed[k]) {
       // Retried as a throttled GetItem would be: the retry policy's backoff and quota, within
       // the operation's deadline; the error is what the operation ends with if it cannot.
       for (AsyncOp* op : e.ops)
@@ -194,10 +208,9 @@ void Client::Impl::on_batch_answer(IoThread& t, GetBatch* raw, http::Response* r
                       std::string())));
       continue;
     }
-    const std::string* json = item == answer.items.end() ? nullptr : &item->second;
     for (size_t i = 0; i < e.ops.size(); ++i) {
       // The key's read units counted once, with its first asker.
-      std::string out = wire::get_item_answer(json, b->table, b->capacity, i == 0 ? share : 0);
+      wire::get_item_answer(out, answer.items[k], b->table, b->capacity, i == 0 ? share : 0);
       e.ops[i]->run.succeeded();
       finish(t, e.ops[i], &out, nullptr);
     }

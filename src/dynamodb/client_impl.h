@@ -26,6 +26,7 @@
 #include <optional>
 #include <thread>
 
+#include "dynamodb/get_batch.h"
 #include "dynamodb/hedge.h"
 #include "dynamodb/raw_call.h"  // DDB_TARGET
 #include "dynamodb/retry.h"
@@ -179,9 +180,10 @@ struct Client::Impl {
   // the 200 answer's body (non-null) or a null body and the error. The operation, `done`
   // inside, is one allocation. Defined, and instantiated only, in client_async.cc.
   template <class Done>
-  // `may_batch`: a GetItem that ClientOptions::batch_gets may merge with others.
+  // `may_batch`: a GetItem that ClientOptions::batch_gets may merge with others; `key`, when
+  // not null, its key, moved from (raw_get_async).
   void submit(const char* target, std::string body, Done done, bool resend_if_unknown = true,
-              bool may_batch = true);
+              bool may_batch = true, wire::BatchableGet* key = nullptr);
   void begin(IoThread& t, AsyncOp* op);
   // Sends op's attempt, or for a batchable GetItem queues it for flush_gets.
   void send(IoThread& t, AsyncOp* op);
@@ -285,6 +287,9 @@ struct Client::Impl::AsyncOp {
   // whether it waits in its IoThread's pending_gets for the end of the loop's iteration.
   bool batchable = false;
   bool queued = false;
+  // A batchable GetItem's key when its caller handed it over (raw_get_async); flush_gets
+  // takes it (the body is read only without it).
+  std::optional<wire::BatchableGet> batch_key;
   // Hedged reads (ClientOptions::hedge): a GetItem sent on its own may be hedged, once per
   // operation. `copies_out`: the engine's sends of this operation not yet answered (each
   // holds a pointer to it); `completed`: complete() was called, and the operation stays

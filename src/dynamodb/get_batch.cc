@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cstring>
+#include <unordered_map>
 
 #include "dynamodb/wire_doc.h"
 #include "util/json_writer.h"
@@ -81,6 +83,17 @@ bool parse_batchable_get(const std::string& body, BatchableGet& out) {
   }
 }
 
+BatchableGet batchable_get(std::string_view table, std::string_view key_name, std::string_view key,
+                           bool consistent, ReturnConsumedCapacity rcc) {
+  BatchableGet out;
+  out.table.assign(table);
+  out.consistent = consistent;
+  if (rcc != ReturnConsumedCapacity::kNone) out.capacity = rcc == ReturnConsumedCapacity::kTotal ? "TOTAL" : "INDEXES";
+  out.key.emplace_back(std::string(key_name), std::string(key));
+  append_identity(out.identity, key_name, key);
+  return out;
+}
+
 std::string encode_batch_get(std::string_view table, bool consistent, std::string_view capacity,
                              std::span<const BatchableGet* const> keys) {
   std::string out;
@@ -117,9 +130,132 @@ std::string encode_batch_get(std::string_view table, bool consistent, std::strin
   return out;
 }
 
+namespace {
+
+// The text of the items of `table` in a BatchGetItem answer, read from `body`, which simdjson
+// has parsed as JSON: each of Responses[table]'s elements as written, in order (the tree
+// simdjson makes keeps no positions in the text). False, with `out` undefined, when the path
+// there is written with escapes (the caller serialises the parsed items instead).
+class ItemTexts {
+ public:
+  ItemTexts(std::string_view body, std::string_view table) : p_(body.data()), end_(body.data() + body.size()), table_(table) {}
+
+  bool read(std::vector<std::string_view>& out) {
+    out.clear();
+    if (!open('{')) return false;
+    std::string_view key;
+    while (next_key(key)) {
+      if (key.data() == nullptr) return false;
+      if (key != "Responses") {
+        skip_value();
+        continue;
+      }
+      if (!open('{')) return false;
+      while (next_key(key)) {
+        if (key.data() == nullptr) return false;
+        if (key != table_) {
+          skip_value();
+          continue;
+        }
+        if (!open('[')) return false;
+        for (bool first = true; p_ < end_ && at() != ']'; first = false) {
+          if (!first) ++p_;  // ','
+          ws();
+          const char* from = p_;
+          skip_value();
+          out.emplace_back(from, static_cast<size_t>(p_ - from));
+          ws();
+        }
+        return true;
+      }
+      return true;  // no items of the table
+    }
+    return true;
+  }
+
+ private:
+  void ws() {
+    while (p_ < end_ && (*p_ == ' ' || *p_ == '\n' || *p_ == '\r' || *p_ == '\t')) ++p_;
+  }
+  char at() {
+    ws();
+    return p_ < end_ ? *p_ : '\0';
+  }
+  bool open(char c) {
+    if (at() != c) return false;
+    ++p_;
+    first_ = true;
+    return true;
+  }
+  // Past the string starting at p_ ('"'); its raw text between the quotes.
+  std::string_view string() {
+    const char* from = ++p_;
+    for (;;) {
+      const auto* q = static_cast<const char*>(std::memchr(p_, '"', static_cast<size_t>(end_ - p_)));
+      if (!q) {
+        p_ = end_;
+        return std::string_view(from, static_cast<size_t>(p_ - from));
+      }
+      size_t slashes = 0;
+      while (q - slashes > from && q[-1 - static_cast<ptrdiff_t>(slashes)] == '\\') ++slashes;
+      p_ = q + 1;
+      if (slashes % 2 == 0) return std::string_view(from, static_cast<size_t>(q - from));
+    }
+  }
+  // The next member's key (p_ then at its value), or false at the object's end; a key with
+  // escapes as a null view.
+  bool next_key(std::string_view& key) {
+    if (!first_ && at() == ',') ++p_;
+    first_ = false;
+    if (at() != '"') return false;
+    key = string();
+    if (key.find('\\') != std::string_view::npos) key = std::string_view();
+    if (at() == ':') ++p_;
+    return true;
+  }
+  void skip_value() {
+    ws();
+    int depth = 0;
+    do {
+      if (p_ >= end_) return;
+      const char c = *p_;
+      if (c == '"') {
+        string();
+        continue;
+      }
+      if (c == '{' || c == '[') ++depth;
+      else if (c == '}' || c == ']') --depth;
+      ++p_;
+    } while (depth > 0 || (p_ < end_ && *p_ != ',' && *p_ != '}' && *p_ != ']'));
+  }
+
+  const char* p_;
+  const char* end_;
+  std::string_view table_;
+  bool first_ = true;
+};
+
+// The index of the key whose identity is `identity`, or npos.
+struct KeyIndex {
+  std::unordered_map<std::string_view, size_t> by_identity;
+  explicit KeyIndex(std::span<const BatchableGet* const> keys) {
+    by_identity.reserve(keys.size());
+    for (size_t i = 0; i < keys.size(); ++i) by_identity.emplace(keys[i]->identity, i);
+  }
+  size_t find(std::string_view identity) const {
+    auto it = by_identity.find(identity);
+    return it == by_identity.end() ? std::string_view::npos : it->second;
+  }
+};
+
+}  // namespace
+
 BatchGetAnswer split_batch_get(const std::string& body, std::string_view table,
-                               std::span<const std::string> key_names) {
+                               std::span<const std::string> key_names, std::span<const BatchableGet* const> keys) {
   BatchGetAnswer out;
+  out.items.resize(keys.size());
+  out.unprocessed.resize(keys.size());
+  const KeyIndex index(keys);
   auto doc = detail::parse(body);
   auto responses = doc["Responses"];
   if (responses.error() == simdjson::SUCCESS) {
@@ -130,6 +266,10 @@ BatchGetAnswer split_batch_get(const std::string& body, std::string_view table,
     if (of_table.error() == simdjson::SUCCESS && of_table.get(items) != simdjson::SUCCESS)
       malformed("BatchGetItem Responses entry is not an array");
     std::string identity;
+    thread_local std::vector<std::string_view> texts;
+    const bool as_written = of_table.error() == simdjson::SUCCESS && ItemTexts(body, table).read(texts) &&
+                            texts.size() == items.size();
+    size_t n = 0;
     if (of_table.error() == simdjson::SUCCESS)
       for (auto item : items) {
         dom::object obj;
@@ -142,17 +282,25 @@ BatchGetAnswer split_batch_get(const std::string& body, std::string_view table,
             malformed("BatchGetItem answer holds an item without its string key attribute");
           append_identity(identity, name, s);
         }
-        out.items.insert_or_assign(identity, simdjson::minify(item));
+        if (size_t at = index.find(identity); at != std::string_view::npos) {
+          if (as_written) {
+            out.items[at] = texts[n];
+          } else {
+            out.serialised.push_back(simdjson::minify(item));
+            out.items[at] = out.serialised.back();
+          }
+        }
+        ++n;
       }
   }
-  dom::array keys;
-  if (doc["UnprocessedKeys"][table]["Keys"].get(keys) == simdjson::SUCCESS) {
+  dom::array asked;
+  if (doc["UnprocessedKeys"][table]["Keys"].get(asked) == simdjson::SUCCESS) {
     std::vector<std::pair<std::string, std::string>> key;
     std::string identity;
-    for (auto k : keys) {
+    for (auto k : asked) {
       if (!read_key(k, key, identity))
         malformed("BatchGetItem UnprocessedKeys holds a key that was not asked for");
-      out.unprocessed.insert(identity);
+      if (size_t at = index.find(identity); at != std::string_view::npos) out.unprocessed[at] = 1;
     }
   }
   dom::array consumed;
@@ -167,17 +315,17 @@ BatchGetAnswer split_batch_get(const std::string& body, std::string_view table,
   return out;
 }
 
-std::string get_item_answer(const std::string* item_json, std::string_view table, std::string_view capacity,
-                            double units) {
-  std::string out;
-  out.reserve(80 + table.size() + (item_json ? item_json->size() : 0));
+void get_item_answer(std::string& out, std::string_view item_json, std::string_view table,
+                     std::string_view capacity, double units) {
+  out.clear();
+  out.reserve(80 + table.size() + item_json.size());
   out += '{';
-  if (item_json) {
+  if (!item_json.empty()) {
     out += "\"Item\":";
-    out += *item_json;
+    out += item_json;
   }
   if (!capacity.empty()) {
-    if (item_json) out += ',';
+    if (!item_json.empty()) out += ',';
     out += "\"ConsumedCapacity\":{";
     util::JsonWriter w(out);
     w.field("TableName", table);
@@ -188,7 +336,6 @@ std::string get_item_answer(const std::string* item_json, std::string_view table
     out += '}';
   }
   out += '}';
-  return out;
 }
 
 }  // namespace dynamodb_cache::dynamodb::wire

@@ -3,12 +3,13 @@
 // own GetItem answer. Pure functions; thread-safe (the parser is per thread, as wire's).
 #pragma once
 
+#include <deque>
 #include <span>
 #include <string>
 #include <string_view>
-#include <unordered_map>
-#include <unordered_set>
 #include <vector>
+
+#include "dynamodb_cache/dynamodb.h"
 
 namespace dynamodb_cache::dynamodb::wire {
 
@@ -33,28 +34,39 @@ struct BatchableGet {
 // DynamoDB judges it). Never throws.
 bool parse_batchable_get(const std::string& body, BatchableGet& out);
 
+// What parse_batchable_get reads from encode_get_item(table, key_name, key, consistent, rcc)'s
+// body, made without that body: for a caller that hands its GetItem's key over with it.
+BatchableGet batchable_get(std::string_view table, std::string_view key_name, std::string_view key,
+                           bool consistent, ReturnConsumedCapacity rcc);
+
 // The BatchGetItem body asking for `keys` (distinct; at most kMaxBatchGetKeys) of one table,
 // with one consistency and ReturnConsumedCapacity.
 std::string encode_batch_get(std::string_view table, bool consistent, std::string_view capacity,
                              std::span<const BatchableGet* const> keys);
 
-// A BatchGetItem answer for one table, by key identity (BatchableGet::identity).
+// A BatchGetItem answer for one table, by the keys asked (split_batch_get's `keys`, in order).
 struct BatchGetAnswer {
-  std::unordered_map<std::string, std::string> items;  // identity -> the item's JSON
-  std::unordered_set<std::string> unprocessed;         // identities of UnprocessedKeys
-  double capacity_units = 0;                           // ConsumedCapacity of the table, summed
+  // keys[i]'s item as JSON text, a view into the body split_batch_get read (valid while that
+  // body lives) or into `serialised`; empty: the answer holds no item for keys[i].
+  std::vector<std::string_view> items;
+  std::vector<char> unprocessed;  // keys[i] is among the table's UnprocessedKeys
+  double capacity_units = 0;      // ConsumedCapacity of the table, summed
+  // Items re-serialised from the parsed answer: only when the path to them in the text is
+  // written with escapes. A deque: the views into it stay valid as it grows.
+  std::deque<std::string> serialised;
 };
 
 // Reads a BatchGetItem answer's items, unprocessed keys and capacity for `table`, whose key
-// attributes are `key_names` (sorted). Throws ProtocolError (not retryable) when the body is
-// malformed, or holds an item without a string key attribute of those names.
+// attributes are `key_names` (sorted), asked for `keys`; items and unprocessed keys that were
+// not asked for are ignored. Throws ProtocolError (not retryable) when the body is malformed,
+// or holds an item without a string key attribute of those names.
 BatchGetAnswer split_batch_get(const std::string& body, std::string_view table,
-                               std::span<const std::string> key_names);
+                               std::span<const std::string> key_names, std::span<const BatchableGet* const> keys);
 
-// The GetItem answer for one key of a batch: {"Item":...} (or {} without `item_json`: no such
-// item), with {"ConsumedCapacity":{"TableName":...,"CapacityUnits":units}} when `capacity`
-// is not empty.
-std::string get_item_answer(const std::string* item_json, std::string_view table, std::string_view capacity,
-                            double units);
+// The GetItem answer for one key of a batch, into `out` (replacing what it held; its buffer
+// reused): {"Item":item_json} (or {} for an empty `item_json`: no such item), with
+// {"ConsumedCapacity":{"TableName":...,"CapacityUnits":units}} when `capacity` is not empty.
+void get_item_answer(std::string& out, std::string_view item_json, std::string_view table,
+                     std::string_view capacity, double units);
 
 }  // namespace dynamodb_cache::dynamodb::wire

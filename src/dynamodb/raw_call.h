@@ -10,6 +10,7 @@
 #include <functional>
 #include <string>
 
+#include "dynamodb/get_batch.h"
 #include "dynamodb_cache/dynamodb.h"
 
 // The X-Amz-Target of an operation, e.g. DDB_TARGET("GetItem"): a string literal, as raw_call
@@ -32,5 +33,14 @@ using BodyDone = std::function<void(std::string* body, std::exception_ptr error)
 // into a BatchGetItem.
 void raw_call_async(Client& client, const char* target, std::string body, BodyDone done,
                     bool may_batch = true);
+
+// raw_call_async of a GetItem whose `body` is encode_get_item's and `key` the
+// wire::batchable_get of the same arguments: ClientOptions::batch_gets merges it without
+// reading the body.
+void raw_get_async(Client& client, std::string body, wire::BatchableGet key, BodyDone done);
+
+// Whether `client` merges GetItems (ClientOptions::batch_gets, on its own loops): a key is
+// worth handing over to raw_get_async only then.
+bool merges_gets(Client& client);
 
 }  // namespace dynamodb_cache::dynamodb::detail

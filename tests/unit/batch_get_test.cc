@@ -194,6 +194,20 @@ TEST(GetBatchWire, ParsesWhatTheCacheSendsAndNothingElse) {
   EXPECT_FALSE(wire::parse_batchable_get(R"({"Key":{"key":{"S":"k"}}})", g));  // no table
 }
 
+TEST(GetBatchWire, AKeyHandedOverIsWhatItsBodyReadsAs) {
+  for (auto rcc : {ReturnConsumedCapacity::kNone, ReturnConsumedCapacity::kTotal, ReturnConsumedCapacity::kIndexes})
+    for (bool consistent : {false, true}) {
+      wire::BatchableGet read;
+      ASSERT_TRUE(wire::parse_batchable_get(wire::encode_get_item("t\"1", "key", "a\"b\u00e9c", consistent, rcc), read));
+      auto made = wire::batchable_get("t\"1", "key", "a\"b\u00e9c", consistent, rcc);
+      EXPECT_EQ(made.table, read.table);
+      EXPECT_EQ(made.consistent, read.consistent);
+      EXPECT_EQ(made.capacity, read.capacity);
+      EXPECT_EQ(made.key, read.key);
+      EXPECT_EQ(made.identity, read.identity);
+    }
+}
+
 TEST(GetBatchWire, SplitsAnAnswerByKey) {
   wire::BatchableGet a, b;
   ASSERT_TRUE(wire::parse_batchable_get(wire::encode(get("a")), a));
@@ -203,22 +217,41 @@ TEST(GetBatchWire, SplitsAnAnswerByKey) {
             json::parse(R"({"RequestItems":{"t":{"Keys":[{"key":{"S":"a"}},{"key":{"S":"b"}}],
                             "ConsistentRead":true}},"ReturnConsumedCapacity":"TOTAL"})"));
   const std::string names[] = {"key"};
-  auto split = wire::split_batch_get(
-      R"({"Responses":{"t":[{"key":{"S":"a"},"value":{"B":"aGk="}}]},"UnprocessedKeys":{"t":{"Keys":[{"key":{"S":"b"}}]}},
-          "ConsumedCapacity":[{"TableName":"t","CapacityUnits":1.5}]})",
-      "t", names);
-  ASSERT_EQ(split.items.count(a.identity), 1u);
-  EXPECT_EQ(split.unprocessed.count(b.identity), 1u);
+  std::string body =
+      R"({"Responses":{"t":[{"key":{"S":"a"},"value":{"B":"aGk="}}, {"key":{"S":"z"}}]},"UnprocessedKeys":{"t":{"Keys":[{"key":{"S":"b"}}]}},
+          "ConsumedCapacity":[{"TableName":"t","CapacityUnits":1.5},{"TableName":"u","CapacityUnits":2}]})";
+  auto split = wire::split_batch_get(body, "t", names, keys);
+  ASSERT_EQ(split.items.size(), 2u);
+  EXPECT_EQ(json::parse(split.items[0]), json::parse(R"({"key":{"S":"a"},"value":{"B":"aGk="}})"));
+  EXPECT_TRUE(split.items[1].empty());
+  EXPECT_EQ(split.unprocessed, (std::vector<char>{0, 1}));
   EXPECT_EQ(split.capacity_units, 1.5);
-  auto one = wire::decode_get_item(wire::get_item_answer(&split.items[a.identity], "t", "TOTAL", 0.5));
+  std::string answer = "left over";
+  wire::get_item_answer(answer, split.items[0], "t", "TOTAL", 0.5);
+  auto one = wire::decode_get_item(answer);
   ASSERT_TRUE(one.item);
   EXPECT_EQ(one.item->at("value").scalar, "hi");
   ASSERT_TRUE(one.consumed);
   EXPECT_EQ(one.consumed->capacity_units, 0.5);
-  EXPECT_FALSE(wire::decode_get_item(wire::get_item_answer(nullptr, "t", "", 0)).item);
-  EXPECT_THROW(wire::split_batch_get(R"({"Responses":{"t":[{"value":{"S":"x"}}]}})", "t", names),
-               ProtocolError);
-  EXPECT_THROW(wire::split_batch_get(R"({"Responses":[1]})", "t", names), ProtocolError);
+  wire::get_item_answer(answer, {}, "t", "", 0);
+  EXPECT_EQ(answer, "{}");
+  // Escaped key text is read as its characters, as the key was asked; an item is handed on as
+  // written, also when the path to it is written with escapes.
+  body = R"({"Responses":{"t":[{"\u006bey":{"S":"\u0062"}}]}})";
+  EXPECT_EQ(wire::split_batch_get(body, "t", names, keys).items[1], R"({"\u006bey":{"S":"\u0062"}})");
+  body = R"({"UnprocessedKeys":{}, "Respons\u0065s" : { "u":[{"key":{"S":"a"}}], "t" : [ {"key":{"S":"b"}} , {"key":{"S":"a"}, "v":{"S":"\"]}"}} ] } })";
+  auto escaped = wire::split_batch_get(body, "t", names, keys);
+  EXPECT_EQ(json::parse(escaped.items[0]), json::parse(R"({"key":{"S":"a"}, "v":{"S":"\"]}"}})"));
+  EXPECT_EQ(json::parse(escaped.items[1]), json::parse(R"({"key":{"S":"b"}})"));
+  body = R"({"UnprocessedKeys":{}, "Responses" : { "u":[{"key":{"S":"a"}}], "t" : [ {"key":{"S":"b"}} , {"key":{"S":"a"}, "v":{"S":"\\\"]}"}} ] } })";
+  auto spaced = wire::split_batch_get(body, "t", names, keys);
+  EXPECT_TRUE(spaced.serialised.empty());
+  EXPECT_EQ(json::parse(spaced.items[0]), json::parse(R"({"key":{"S":"a"}, "v":{"S":"\\\"]}"}})"));
+  EXPECT_EQ(json::parse(spaced.items[1]), json::parse(R"({"key":{"S":"b"}})"));
+  for (std::string bad : {R"({"Responses":{"t":[{"value":{"S":"x"}}]}})", R"({"Responses":[1]})",
+                          R"({"Responses":{"t":[{"key":{"S":"a","N":"1"}}]}})", R"({"Responses":{"t":{}}})",
+                          R"({"UnprocessedKeys":{"t":{"Keys":[{}]}}})", R"([1])", "not json"})
+    EXPECT_THROW(wire::split_batch_get(bad, "t", names, keys), ProtocolError) << bad;
 }
 
 // Gets queued in one turn go as one BatchGetItem; each caller gets its own item or miss.
