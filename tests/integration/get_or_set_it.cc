@@ -50,6 +50,32 @@ void foreign_lease(CountedTable& t, const std::string& key, int64_t ms) {
   t.c->put_item(r);
 }
 
+// `t`'s backend options on `clock`, the fake wall clock stale values are judged by.
+DynamodbOptions on_clock(CountedTable& t, test_clock::FakeWallClock& clock) {
+  auto o = t.opts();
+  o.now = clock.fn();
+  return o;
+}
+
+// The warnings a backend logs (DynamodbOptions::log). Thread-safe.
+struct Warnings {
+  std::mutex mu;
+  std::vector<std::string> lines;
+  LogHook hook() {
+    return [this](LogLevel, std::string_view m) {
+      std::lock_guard lock(mu);
+      lines.emplace_back(m);
+    };
+  }
+  // Expects exactly one warning, containing `says` and not `secret` (never a value).
+  void expect_one(const std::string& says, const std::string& secret) {
+    std::lock_guard lock(mu);
+    ASSERT_EQ(lines.size(), 1u);
+    EXPECT_NE(lines[0].find(says), std::string::npos) << lines[0];
+    EXPECT_EQ(lines[0].find(secret), std::string::npos) << "never the value";
+  }
+};
+
 }  // namespace
 
 TEST(GetOrSetIT, OneLoadAmongManyProcessesWithALease) {
@@ -217,8 +243,7 @@ TEST(GetOrSetIT, ALoadWithoutALeaseNeverOverwritesASetMadeWhileItRan) {
 TEST(GetOrSetIT, RefreshAheadWithALeaseOneProcessReloadsTheOthersGetTheCurrentValue) {
   CountedTable t("it-gos");
   test_clock::FakeWallClock clock;
-  auto opts = t.opts();
-  opts.now = clock.fn();
+  auto opts = on_clock(t, clock);
   auto a = std::make_shared<DynamodbBackend>(t.c, opts);
   auto b = std::make_shared<DynamodbBackend>(t.c, opts);
   auto o = with_lease(10s);
@@ -392,14 +417,9 @@ bool eventually(F ready, std::chrono::milliseconds within = 10s) {
 TEST(GetOrSetIT, StaleIsServedDuringAnOutageWithinTheGraceAndNotAfter) {
   CountedTable t("it-gos");
   test_clock::FakeWallClock clock;
-  auto opts = t.opts();
-  opts.now = clock.fn();
-  std::vector<std::string> warnings;
-  std::mutex warnings_mu;
-  opts.log = [&](LogLevel, std::string_view m) {
-    std::lock_guard lock(warnings_mu);
-    warnings.emplace_back(m);
-  };
+  auto opts = on_clock(t, clock);
+  Warnings warnings;
+  opts.log = warnings.hook();
   DynamodbBackend b(t.c, opts);
   const auto o = with_grace(10s);
   auto r = get_or_set_entry(
@@ -427,12 +447,7 @@ TEST(GetOrSetIT, StaleIsServedDuringAnOutageWithinTheGraceAndNotAfter) {
   EXPECT_EQ(r.value, "secret-v1");
   EXPECT_TRUE(r.stale);
   EXPECT_EQ(b.stats().stale_served, 1u);
-  {
-    std::lock_guard lock(warnings_mu);
-    ASSERT_EQ(warnings.size(), 1u);
-    EXPECT_NE(warnings[0].find("the source is down"), std::string::npos) << warnings[0];
-    EXPECT_EQ(warnings[0].find("secret-v1"), std::string::npos) << "never the value";
-  }
+  warnings.expect_one("the source is down", "secret-v1");
   // Within the backoff (at least 500 ms) nobody calls the loader: the stale value at once.
   std::atomic<int> calls{0};
   r = get_or_set_entry(
@@ -462,8 +477,7 @@ TEST(GetOrSetIT, StaleIsServedDuringAnOutageWithinTheGraceAndNotAfter) {
 TEST(GetOrSetIT, AfterTheBackoffOneCallerTriesTheSourceAgain) {
   CountedTable t("it-gos");
   test_clock::FakeWallClock clock;
-  auto opts = t.opts();
-  opts.now = clock.fn();
+  auto opts = on_clock(t, clock);
   DynamodbBackend b(t.c, opts);
   const auto o = with_grace(60s);
   get_or_set(
@@ -503,8 +517,7 @@ TEST(GetOrSetIT, AfterTheBackoffOneCallerTriesTheSourceAgain) {
 TEST(GetOrSetIT, AStaleValueIsNotServedPastItsGraceEvenIfTheLoadBeganWithinIt) {
   CountedTable t("it-gos");
   test_clock::FakeWallClock clock;
-  auto opts = t.opts();
-  opts.now = clock.fn();
+  auto opts = on_clock(t, clock);
   DynamodbBackend b(t.c, opts);
   const auto o = with_grace(10s);
   get_or_set(
@@ -559,8 +572,7 @@ struct DigitsCodec {
 TEST(GetOrSetIT, AStaleValueThatDoesNotDecodeIsAnErrorAndTheLoaderIsNotCalledAgain) {
   CountedTable t("it-gos");
   test_clock::FakeWallClock clock;
-  auto opts = t.opts();
-  opts.now = clock.fn();
+  auto opts = on_clock(t, clock);
   auto b = std::make_shared<DynamodbBackend>(t.c, opts);
   const auto o = with_grace(60s);
   get_or_set(
@@ -619,14 +631,9 @@ TEST(GetOrSetIT, AValueLoadedButNotStoredIsAnsweredAndStartsNoBackoff) {
   co.retry.max_attempts = 2;
   auto client = std::make_shared<ddb::Client>(co);
   test_clock::FakeWallClock clock;
-  auto opts = t.opts();
-  opts.now = clock.fn();
-  std::vector<std::string> warnings;
-  std::mutex warnings_mu;
-  opts.log = [&](LogLevel, std::string_view m) {
-    std::lock_guard lock(warnings_mu);
-    warnings.emplace_back(m);
-  };
+  auto opts = on_clock(t, clock);
+  Warnings warnings;
+  opts.log = warnings.hook();
   DynamodbBackend b(client, opts);
   const auto o = with_grace(60s);
   get_or_set(
@@ -648,12 +655,7 @@ TEST(GetOrSetIT, AValueLoadedButNotStoredIsAnsweredAndStartsNoBackoff) {
   uint64_t errors = 0;  // the store's error, of whatever kind the failed write ended as
   for (const auto& n : b.stats().errors) errors += n.load();
   EXPECT_EQ(errors, 1u);
-  {
-    std::lock_guard lock(warnings_mu);
-    ASSERT_EQ(warnings.size(), 1u);
-    EXPECT_NE(warnings[0].find("answered unstored"), std::string::npos) << warnings[0];
-    EXPECT_EQ(warnings[0].find("v2"), std::string::npos) << "never the value";
-  }
+  warnings.expect_one("answered unstored", "v2");
   // Not stored: the table still holds the stale v1. And no backoff: the next caller loads.
   EXPECT_FALSE(b.get("k"));
   r = get_or_set_entry(
@@ -684,8 +686,7 @@ TEST(GetOrSetIT, AValueLoadedButNotStoredIsAnsweredAndStartsNoBackoff) {
 TEST(GetOrSetIT, ABackendsOutagesAreForgottenWithIt) {
   CountedTable t("it-gos");
   test_clock::FakeWallClock clock;
-  auto opts = t.opts();
-  opts.now = clock.fn();
+  auto opts = on_clock(t, clock);
   const auto o = with_grace(60s);
   const std::size_t before = dynamodb_cache::detail::remembered_outages();
   {
@@ -714,8 +715,7 @@ TEST(GetOrSetIT, ABackendsOutagesAreForgottenWithIt) {
 TEST(GetOrSetIT, OneLoadAtATimePerKeyAndEveryWaiterGetsTheStaleValue) {
   CountedTable t("it-gos");
   test_clock::FakeWallClock clock;
-  auto opts = t.opts();
-  opts.now = clock.fn();
+  auto opts = on_clock(t, clock);
   DynamodbBackend b(t.c, opts);
   const auto o = with_grace(60s);
   get_or_set(
@@ -750,8 +750,7 @@ TEST(GetOrSetIT, OneLoadAtATimePerKeyAndEveryWaiterGetsTheStaleValue) {
 TEST(GetOrSetIT, ALoadPastLoadTimeoutServesStaleAndStoresItsValueWhenItEnds) {
   CountedTable t("it-gos");
   test_clock::FakeWallClock clock;
-  auto opts = t.opts();
-  opts.now = clock.fn();
+  auto opts = on_clock(t, clock);
   DynamodbBackend b(t.c, opts);
   const auto o = with_grace(60s, 200ms);
   // A slow load within the timeout: its value.
@@ -798,8 +797,7 @@ TEST(GetOrSetIT, ALoadPastLoadTimeoutServesStaleAndStoresItsValueWhenItEnds) {
 TEST(GetOrSetIT, ATypedAsyncLoadPastLoadTimeoutOutlivesItsCache) {
   CountedTable t("it-gos");
   test_clock::FakeWallClock clock;
-  auto opts = t.opts();
-  opts.now = clock.fn();
+  auto opts = on_clock(t, clock);
   auto b = std::make_shared<DynamodbBackend>(t.c, opts);
   const auto o = with_grace(60s, 200ms);
   std::promise<void> release;
@@ -825,8 +823,7 @@ TEST(GetOrSetIT, ATypedAsyncLoadPastLoadTimeoutOutlivesItsCache) {
 TEST(GetOrSetIT, WithALeaseTheOthersServeStaleInsteadOfWaiting) {
   CountedTable t("it-gos");
   test_clock::FakeWallClock clock;
-  auto opts = t.opts();
-  opts.now = clock.fn();
+  auto opts = on_clock(t, clock);
   auto a = std::make_shared<DynamodbBackend>(t.c, opts);
   auto b = std::make_shared<DynamodbBackend>(t.c, opts);
   auto o = with_grace(60s);
@@ -893,8 +890,7 @@ TEST(GetOrSetIT, AnItemWithoutFreshUntilHasNoGrace) {
   }
   // A set() replaces an item with a grace by one without: its value is no longer kept.
   test_clock::FakeWallClock clock;
-  auto opts = t.opts();
-  opts.now = clock.fn();
+  auto opts = on_clock(t, clock);
   DynamodbBackend c(t.c, opts);
   get_or_set(
       c, "g", [] { return std::string("graced"); }, 10s, with_grace(60s));
@@ -907,8 +903,7 @@ TEST(GetOrSetIT, AnItemWithoutFreshUntilHasNoGrace) {
 TEST(GetOrSetIT, StaleOverLayersIsServedButNotCopiedUp) {
   CountedTable t("it-gos");
   test_clock::FakeWallClock clock;
-  auto opts = t.opts();
-  opts.now = clock.fn();
+  auto opts = on_clock(t, clock);
   auto memory = std::make_shared<MemoryBackend>();
   auto layered = make_layered(memory, std::make_shared<DynamodbBackend>(t.c, opts));
   get_or_set(
@@ -985,8 +980,7 @@ TEST(GetOrSetIT, ARefreshLosesToAnEraseMadeDuringItAndItsFailureIsOnlyLogged) {
 TEST(GetOrSetIT, ARefreshThroughLayersFillsThemOnlyWithAStoredValue) {
   CountedTable t("it-gos");
   test_clock::FakeWallClock clock;
-  auto opts = t.opts();
-  opts.now = clock.fn();
+  auto opts = on_clock(t, clock);
   auto memory = std::make_shared<MemoryBackend>();
   auto table = std::make_shared<DynamodbBackend>(t.c, opts);
   auto layered = make_layered(memory, table);
@@ -1069,8 +1063,7 @@ TEST(GetOrSetIT, ALoadersTtlIsStoredAndAnUncachedValueIsNot) {
 TEST(GetOrSetIT, AMissIsRememberedForCacheMissesForAndReadsAsExpiredEverywhereElse) {
   CountedTable t("it-gos");
   test_clock::FakeWallClock clock;
-  auto opts = t.opts();
-  opts.now = clock.fn();
+  auto opts = on_clock(t, clock);
   DynamodbBackend a(t.c, opts), b(t.c, opts);
   GetOrSetOptions o;
   o.cache_misses_for = 5s;
@@ -1175,8 +1168,7 @@ TEST(GetOrSetIT, WaitersOfAMissingLoadGetNothing) {
 TEST(GetOrSetIT, AMissingAnswerIsNotServedStale) {
   CountedTable t("it-gos");
   test_clock::FakeWallClock clock;
-  auto opts = t.opts();
-  opts.now = clock.fn();
+  auto opts = on_clock(t, clock);
   DynamodbBackend b(t.c, opts);
   GetOrSetOptions o = with_grace(60s);
   o.cache_misses_for = 5s;
@@ -1203,8 +1195,7 @@ TEST(GetOrSetIT, AMissingAnswerIsNotServedStale) {
 TEST(GetOrSetIT, AnEntryOfADecidingLoaderSaysStaleOrNothing) {
   CountedTable t("it-gos");
   test_clock::FakeWallClock clock;
-  auto opts = t.opts();
-  opts.now = clock.fn();
+  auto opts = on_clock(t, clock);
   DynamodbBackend b(t.c, opts);
   const auto o = with_grace(60s);
   auto r = get_or_set_entry(
