@@ -182,8 +182,11 @@ struct Client::Impl {
   template <class Done>
   // `may_batch`: a GetItem that ClientOptions::batch_gets may merge with others; `key`, when
   // not null, its key, moved from (raw_get_async).
-  void submit(const char* target, std::string body, Done done, bool resend_if_unknown = true,
-              bool may_batch = true, wire::BatchableGet* key = nullptr);
+  // Hidden: Client (a public class) gives Impl's members default visibility, and this one's
+  // instantiations name private types (wire::BatchableGet).
+  [[gnu::visibility("hidden")]] void submit(const char* target, std::string body, Done done,
+                                            bool resend_if_unknown = true, bool may_batch = true,
+                                            wire::BatchableGet* key = nullptr);
   void begin(IoThread& t, AsyncOp* op);
   // Sends op's attempt, or for a batchable GetItem queues it for flush_gets.
   void send(IoThread& t, AsyncOp* op);
