@@ -6,6 +6,7 @@
 #include <unordered_map>
 
 #include "dynamodb/wire_doc.h"
+#include "dynamodb/wire_scan.h"
 #include "util/json_writer.h"
 
 namespace dynamodb_cache::dynamodb::wire {
@@ -248,6 +249,91 @@ struct KeyIndex {
   }
 };
 
+// split_batch_get by a Scanner (wire_scan.h): true with `out` (its items and unprocessed
+// sized by the caller, empty) as the simdjson reading below gives it; false, with `out`
+// undefined, where the scanner declines, where that reading would find the answer malformed,
+// and for an answer with UnprocessedKeys (rare: throttling), which that reading handles.
+bool scan_batch_get(std::string_view body, std::string_view table, std::span<const std::string> key_names,
+                    const KeyIndex& index, BatchGetAnswer& out) {
+  constexpr size_t kMaxKeyNames = 2;  // a DynamoDB key has a partition key and a sort key
+  if (key_names.size() > kMaxKeyNames) return false;
+  detail::Scanner s(body);
+  bool responses = false, unprocessed = false, consumed = false;
+  std::string identity;
+  const bool read = s.object([&](std::string_view member) {
+    if (member == "Responses") {
+      if (responses) return false;  // the simdjson reading takes the first of two
+      responses = true;
+      bool ours = false;
+      return s.object([&](std::string_view name) {
+        if (name != table) return s.value(2);
+        if (ours) return false;
+        ours = true;
+        return s.array([&] {
+          const char* const from = s.here();
+          std::string_view key[kMaxKeyNames];
+          bool found[kMaxKeyNames] = {};
+          const bool item = s.object([&](std::string_view attribute) {
+            size_t i = 0;
+            while (i < key_names.size() && key_names[i] != attribute) ++i;
+            if (i == key_names.size()) return s.value(4);
+            if (found[i]) return false;
+            found[i] = true;
+            std::string_view type;  // {"S":"..."} exactly, or the answer is malformed
+            return s.take('{') && s.string(type) && type == "S" && s.take(':') && s.string(key[i]) && s.take('}');
+          });
+          if (!item) return false;
+          identity.clear();
+          for (size_t i = 0; i < key_names.size(); ++i) {
+            if (!found[i]) return false;  // an item without its key: malformed
+            append_identity(identity, key_names[i], key[i]);
+          }
+          if (size_t at = index.find(identity); at != std::string_view::npos)
+            out.items[at] = std::string_view(from, static_cast<size_t>(s.pos() - from));
+          return true;
+        });
+      });
+    }
+    if (member == "UnprocessedKeys") {
+      if (unprocessed) return false;
+      unprocessed = true;
+      return s.take('{') && s.take('}');  // none; any: read by simdjson
+    }
+    if (member == "ConsumedCapacity") {
+      if (consumed) return false;
+      consumed = true;
+      if (!s.next_is('[')) return s.value(1);  // not a list: no capacity, as the simdjson reading has it
+      return s.array([&] {
+        if (!s.next_is('{')) return s.value(2);
+        std::string_view name;
+        double units = 0;
+        bool named = false, counted = false, seen_name = false, seen_units = false;
+        const bool entry = s.object([&](std::string_view field) {
+          if (field == "TableName") {
+            if (seen_name) return false;
+            seen_name = true;
+            if (!s.next_is('"')) return s.value(3);
+            named = true;
+            return s.string(name);
+          }
+          if (field == "CapacityUnits") {
+            if (seen_units) return false;
+            seen_units = true;
+            if (!s.next_is_number()) return s.value(3);
+            counted = true;
+            return s.number(units);
+          }
+          return s.value(3);
+        });
+        if (entry && named && counted && name == table) out.capacity_units += units;
+        return entry;
+      });
+    }
+    return s.value(1);
+  });
+  return read && s.at_end();
+}
+
 }  // namespace
 
 BatchGetAnswer split_batch_get(const std::string& body, std::string_view table,
@@ -256,6 +342,9 @@ BatchGetAnswer split_batch_get(const std::string& body, std::string_view table,
   out.items.resize(keys.size());
   out.unprocessed.resize(keys.size());
   const KeyIndex index(keys);
+  if (scan_batch_get(body, table, key_names, index, out)) return out;
+  out.items.assign(keys.size(), std::string_view());
+  out.capacity_units = 0;
   auto doc = detail::parse(body);
   auto responses = doc["Responses"];
   if (responses.error() == simdjson::SUCCESS) {

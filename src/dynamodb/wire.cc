@@ -5,6 +5,7 @@
 #include <stdexcept>
 
 #include "dynamodb/wire_doc.h"
+#include "dynamodb/wire_scan.h"
 #include "dynamodb_cache/errors.h"
 #include "util/crypto.h"
 #include "util/text.h"
@@ -221,9 +222,82 @@ GetItemResult decode_get_item(const std::string& body) {
 
 GetItemFields::~GetItemFields() { shrink_thread_parser(); }
 
+namespace {
+
+// The field of `out` for attribute `name`, or null when `name` is not among `names` or was
+// already read (the answer is then kOther).
+Field* field_named(std::span<const std::string_view> names, GetItemFields& out, std::string_view name) {
+  size_t i = 0;
+  while (i < names.size() && names[i] != name) ++i;
+  return i == names.size() || out.fields[i].present ? nullptr : &out.fields[i];
+}
+
+// `f` from an attribute value's type and (unescaped) text. False for a type other than S, N
+// and B (kOther), and for a B that is not base64 (which decode_get_item refuses).
+bool read_field(Field& f, std::string_view type, std::string_view text) {
+  if (type == "S" || type == "N") {
+    f.type = type == "S" ? AttrType::kS : AttrType::kN;
+    f.text = text;
+  } else if (type == "B") {
+    auto bytes = util::base64_decode(text);
+    if (!bytes) return false;
+    f.type = AttrType::kB;
+    f.bytes = std::move(*bytes);
+  } else {
+    return false;
+  }
+  f.present = true;
+  return true;
+}
+
+// decode_get_item_fields by a Scanner (wire_scan.h): true with `out` as the simdjson reading
+// gives it, for an answer of kind kNoItem or kItem; false (out's fields undefined) for
+// anything else, and wherever the scanner declines. The text views point into `body`.
+bool scan_get_item_fields(std::string_view body, std::span<const std::string_view> names,
+                          GetItemFields& out) {
+  detail::Scanner s(body);
+  bool item = false, capacity = false;
+  double units = 0;
+  const bool read = s.object([&](std::string_view member) {
+    if (member == "Item") {
+      if (item) return false;  // the simdjson reading takes the first of two
+      item = true;
+      return s.object([&](std::string_view name) {
+        Field* f = field_named(names, out, name);
+        std::string_view type, text;
+        // One member, of a string: anything else is kOther (or malformed).
+        // A B's text is base64, which read_field refuses unless every byte of it is plain.
+        return f != nullptr && s.take('{') && s.string(type) && s.take(':') &&
+               (type == "B" ? s.unchecked_string(text) : s.string(text)) && s.take('}') && read_field(*f, type, text);
+      });
+    }
+    if (member == "ConsumedCapacity") {
+      if (capacity) return false;
+      capacity = true;
+      if (!s.next_is('{')) return s.value(1);  // no CapacityUnits in it: 0
+      bool seen = false;
+      return s.object([&](std::string_view field) {
+        if (field != "CapacityUnits") return s.value(2);
+        if (seen) return false;
+        seen = true;
+        return s.next_is_number() ? s.number(units) : s.value(2);  // not a number: 0, as capacity_units() has it
+      });
+    }
+    return s.value(1);
+  });
+  if (!read || !s.at_end()) return false;
+  out.kind = item ? GetItemFields::kItem : GetItemFields::kNoItem;
+  out.capacity_units = units;
+  return true;
+}
+
+}  // namespace
+
 void decode_get_item_fields(const std::string& body, std::span<const std::string_view> names,
                             GetItemFields& out) {
   if (names.size() > kMaxFields) throw std::logic_error("decode_get_item_fields: more than kMaxFields names");
+  for (auto& f : out.fields) f.present = false;
+  if (scan_get_item_fields(body, names, out)) return;
   for (auto& f : out.fields) f.present = false;
   dom::element doc = parse_object(body);  // out's destructor gives back an oversized parser
   out.kind = GetItemFields::kNoItem;
@@ -236,10 +310,8 @@ void decode_get_item_fields(const std::string& body, std::span<const std::string
   if (item.get(obj) != simdjson::SUCCESS) return;
   // The attributes as to_item/to_value read them: each value's first member is its type.
   for (auto attribute : obj) {
-    size_t i = 0;
-    while (i < names.size() && names[i] != attribute.key) ++i;
-    if (i == names.size() || out.fields[i].present) return;
-    Field& f = out.fields[i];
+    Field* f = field_named(names, out, attribute.key);
+    if (f == nullptr) return;
     dom::object av;
     if (attribute.value.get(av) != simdjson::SUCCESS) return;
     auto it = av.begin();
@@ -247,19 +319,10 @@ void decode_get_item_fields(const std::string& body, std::span<const std::string
     std::string_view type = (*it).key;
     std::string_view text;
     if ((*it).value.get(text) != simdjson::SUCCESS) return;
-    if (type == "S") {
-      f.type = AttrType::kS;
-      f.text = text;
-    } else if (type == "N") {
-      f.type = AttrType::kN;
-      f.text = text;
-    } else if (type == "B") {
-      f.type = AttrType::kB;
-      f.bytes = decode_b64(text);
-    } else {
+    if (!read_field(*f, type, text)) {
+      if (type == "B") decode_b64(text);  // throws its ProtocolError
       return;
     }
-    f.present = true;
   }
   out.kind = GetItemFields::kItem;
 }

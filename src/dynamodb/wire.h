@@ -55,8 +55,9 @@ struct Field {
 };
 inline constexpr size_t kMaxFields = 9;
 
-// A GetItem answer decoded by decode_get_item_fields. Its views stay valid while it lives,
-// provided this thread decodes no other answer meanwhile (the parser is per thread);
+// A GetItem answer decoded by decode_get_item_fields. Its views stay valid while it and the
+// body it read live, provided this thread decodes no other answer meanwhile (they point into
+// the body, or into the parser, which is per thread);
 // destroying it gives back an oversized parser, as the other decoders do. Not copyable.
 struct GetItemFields {
   enum Kind {
