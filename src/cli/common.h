@@ -105,8 +105,8 @@ CLI::Option* add_ttl_option(CLI::App* cmd, int64_t& ttl_seconds, const std::stri
 // Registers add, incr, decr, touch, mget and mset (cache_commands.cc). `run` as below.
 void add_cache_commands(CLI::App& app, GlobalOptions& g, std::function<int()>& run);
 
-// Registers the `bench` subcommand (bench.cc). `run` is set to the function to call when
-// the subcommand was chosen.
+// Registers the `bench` subcommand (bench_command.cc). `run` is set to the function to call
+// when the subcommand was chosen.
 void add_bench_command(CLI::App& app, GlobalOptions& g, std::function<int()>& run);
 // Registers `get-or-run` (get_or_run.cc), likewise.
 void add_get_or_run_command(CLI::App& app, GlobalOptions& g, std::function<int()>& run);
