@@ -5,8 +5,8 @@
 // anything else (an error, a key left unprocessed) is handed to each operation's own retry
 // policy (on_answer), so each completes as its GetItem would have.
 #include <algorithm>
-#include <iterator>
-#include <unordered_map>
+#include <functional>
+#include <memory>
 
 #include "dynamodb/client_impl.h"
 #include "dynamodb/get_batch.h"
@@ -14,28 +14,38 @@
 
 namespace dynamodb_cache::dynamodb {
 
-// One BatchGetItem: its keys, each with the operations that asked for it (the same key twice
-// is read once). Owned by flush_gets, then by the engine's callback.
+// One BatchGetItem: its distinct keys, each with the operations that asked for it (the same
+// key twice is read once). Owned by flush_gets, then by the engine's callback.
 struct Client::Impl::GetBatch {
   Impl& c;
   IoThread& t;
   std::string table;
   bool consistent = false;
   std::string capacity;
-  struct Entry {
-    wire::BatchableGet key;
-    std::vector<AsyncOp*> ops;
-  };
-  std::vector<Entry> entries;
-  // Grouping only: key identity (a view into entries[i].key.identity, which `entries`,
-  // reserved for every get of the turn, never moves meanwhile) -> index in entries.
-  std::unordered_map<std::string_view, size_t> by_identity;
+  // keys[i]: the key of askers[i], its first asker (AsyncOp::batch_key, which lives until
+  // that operation completes: after the answer is split); the others asking for it follow
+  // askers[i] through AsyncOp::same_key, in the order they asked.
+  std::vector<const wire::BatchableGet*> keys;
+  std::vector<AsyncOp*> askers;
   aws::SystemClock::time_point signed_at;
 
+  GetBatch(Impl& impl, IoThread& io, const wire::BatchableGet& like)
+      : c(impl), t(io), table(like.table), consistent(like.consistent), capacity(like.capacity) {}
+  bool holds(const wire::BatchableGet& k) const {
+    return k.consistent == consistent && k.table == table && k.capacity == capacity;
+  }
+  // f(op) for every operation of key i (f may complete op, or queue it again).
+  template <class F>
+  void each_of(size_t i, F f) {
+    for (AsyncOp* op = askers[i]; op;) {
+      AsyncOp* next = op->same_key;
+      f(op);
+      op = next;
+    }
+  }
   template <class F>
   void each(F f) {
-    for (auto& e : entries)
-      for (AsyncOp* op : e.ops) f(op);
+    for (size_t i = 0; i < askers.size(); ++i) each_of(i, f);
   }
 };
 
@@ -80,48 +90,63 @@ void Client::Impl::flush_gets(IoThread& t) {
     ops.clear();
     return send_alone(t, op);
   }
-  // Grouped by table, consistency and capacity, each distinct key once; then sent in
-  // requests of at most kMaxBatchGetKeys keys (a lone key with one caller as a GetItem).
+  // Grouped by table, consistency and capacity, each distinct key once (found through
+  // t.key_slots, which hold the last asker of each key: no allocation per get); then sent
+  // in requests of at most kMaxBatchGetKeys keys (a lone key with one caller as a GetItem).
   std::vector<std::unique_ptr<GetBatch>> groups;
-  wire::BatchableGet get;
+  size_t slots = 16;
+  while (slots < 2 * ops.size()) slots *= 2;
+  t.key_slots.assign(slots, nullptr);
+  GetBatch* last = nullptr;  // the group of the previous get: most turns have one
   for (AsyncOp* op : ops) {
-    if (op->batch_key) {
-      get = std::move(*op->batch_key);
-      op->batch_key.reset();  // a retry of the key (UnprocessedKeys) reads the body
-    } else if (!wire::parse_batchable_get(op->body, get)) {
-      send_alone(t, op);
-      continue;
+    op->same_key = nullptr;
+    if (!op->batch_key) {
+      op->batch_key.emplace();
+      if (!wire::parse_batchable_get(op->body, *op->batch_key)) {
+        op->batch_key.reset();
+        send_alone(t, op);
+        continue;
+      }
     }
-    auto same = std::find_if(groups.begin(), groups.end(), [&](const auto& g) {
-      return g->consistent == get.consistent && g->table == get.table && g->capacity == get.capacity;
-    });
-    if (same == groups.end()) {
-      groups.push_back(std::unique_ptr<GetBatch>(
-          new GetBatch{*this, t, get.table, get.consistent, get.capacity, {}, {}, {}}));
-      same = groups.end() - 1;
-      (*same)->entries.reserve(ops.size());
-      (*same)->by_identity.reserve(ops.size());
+    const wire::BatchableGet& key = *op->batch_key;
+    if (!last || !last->holds(key)) {
+      auto same = std::find_if(groups.begin(), groups.end(), [&](const auto& g) { return g->holds(key); });
+      if (same == groups.end()) {
+        groups.push_back(std::make_unique<GetBatch>(*this, t, key));
+        same = groups.end() - 1;
+        (*same)->keys.reserve(ops.size());
+        (*same)->askers.reserve(ops.size());
+      }
+      last = same->get();
     }
-    GetBatch& g = **same;
-    auto it = g.by_identity.find(get.identity);
-    if (it == g.by_identity.end()) {
-      g.entries.push_back({std::move(get), {op}});
-      g.by_identity.emplace(g.entries.back().key.identity, g.entries.size() - 1);
+    size_t at = std::hash<std::string_view>{}(key.identity) & (slots - 1);
+    for (; t.key_slots[at]; at = (at + 1) & (slots - 1)) {
+      const wire::BatchableGet& seen = *t.key_slots[at]->batch_key;
+      if (seen.identity == key.identity && last->holds(seen)) break;
+    }
+    if (AsyncOp* before = t.key_slots[at]) {
+      before->same_key = op;
     } else {
-      g.entries[it->second].ops.push_back(op);
+      last->keys.push_back(&key);
+      last->askers.push_back(op);
     }
+    t.key_slots[at] = op;
   }
   ops.clear();
   for (auto& g : groups) {
-    if (g->entries.size() == 1 && g->entries.front().ops.size() == 1) {
-      send_alone(t, g->entries.front().ops.front());
+    if (g->askers.size() == 1 && !g->askers.front()->same_key) {
+      send_alone(t, g->askers.front());
       continue;
     }
-    for (size_t from = 0; from < g->entries.size(); from += wire::kMaxBatchGetKeys) {
-      const size_t to = std::min(g->entries.size(), from + wire::kMaxBatchGetKeys);
-      auto* b = new GetBatch{*this, t, g->table, g->consistent, g->capacity, {}, {}, {}};
-      b->entries.assign(std::make_move_iterator(g->entries.begin() + static_cast<ptrdiff_t>(from)),
-                        std::make_move_iterator(g->entries.begin() + static_cast<ptrdiff_t>(to)));
+    if (g->keys.size() <= wire::kMaxBatchGetKeys) {
+      send_batch(t, g.release());
+      continue;
+    }
+    for (size_t from = 0; from < g->keys.size(); from += wire::kMaxBatchGetKeys) {
+      const size_t to = std::min(g->keys.size(), from + wire::kMaxBatchGetKeys);
+      auto* b = new GetBatch(*this, t, *g->keys.front());
+      b->keys.assign(g->keys.begin() + static_cast<ptrdiff_t>(from), g->keys.begin() + static_cast<ptrdiff_t>(to));
+      b->askers.assign(g->askers.begin() + static_cast<ptrdiff_t>(from), g->askers.begin() + static_cast<ptrdiff_t>(to));
       send_batch(t, b);
     }
   }
@@ -140,10 +165,7 @@ void Client::Impl::send_batch(IoThread& t, GetBatch* b) {
     delete b;
     return;
   }
-  std::vector<const wire::BatchableGet*> keys;
-  keys.reserve(b->entries.size());
-  for (auto& e : b->entries) keys.push_back(&e.key);
-  std::string body = wire::encode_batch_get(b->table, b->consistent, b->capacity, keys);
+  std::string body = wire::encode_batch_get(b->table, b->consistent, b->capacity, b->keys);
   b->each([&](AsyncOp* op) { op->run.creds_epoch = epoch; });
   http::Request& req = t.request;
   try {
@@ -152,7 +174,7 @@ void Client::Impl::send_batch(IoThread& t, GetBatch* b) {
     return on_batch_answer(t, b, nullptr, std::current_exception());
   }
   stats.batches.fetch_add(1, std::memory_order_relaxed);
-  stats.batched_keys.fetch_add(b->entries.size(), std::memory_order_relaxed);
+  stats.batched_keys.fetch_add(b->keys.size(), std::memory_order_relaxed);
   // One pointer captured: no allocation for the callback.
   t.engine->send(req, [b](http::Response* resp, std::exception_ptr error) {
     b->c.on_batch_answer(b->t, b, resp, std::move(error));
@@ -178,42 +200,45 @@ void Client::Impl::on_batch_answer(IoThread& t, GetBatch* raw, http::Response* r
     try {
       bool skew_corrected = false;
       body = check(DDB_TARGET("BatchGetItem"), t.request, *resp, b->signed_at, skew_corrected);
-      std::vector<std::string> key_names;
-      for (auto& [name, value] : b->entries.front().key.key) key_names.push_back(name);
-      std::vector<const wire::BatchableGet*> keys;
-      keys.reserve(b->entries.size());
-      for (auto& e : b->entries) keys.push_back(&e.key);
-      answer = wire::split_batch_get(body, b->table, key_names, keys);
+      thread_local std::vector<std::string> key_names;  // the loop's, its strings reused
+      const auto& first = b->keys.front()->key;
+      key_names.resize(first.size());
+      for (size_t i = 0; i < first.size(); ++i) key_names[i].assign(first[i].first);
+      answer = wire::split_batch_get(body, b->table, key_names, b->keys);
     } catch (...) {
       error = std::current_exception();
     }
   }
   if (error) return b->each([&](AsyncOp* op) { on_answer(t, op, nullptr, own_copy(error)); });
 
+  // From here on b->keys[k] may dangle once askers[k] has completed: the answer's items are
+  // views into `body`, and the table and capacity are the batch's own.
   size_t processed = 0;
-  for (size_t i = 0; i < b->entries.size(); ++i)
+  for (size_t i = 0; i < b->keys.size(); ++i)
     processed += !answer.items[i].empty() || !answer.unprocessed[i];
   const double share = processed ? answer.capacity_units / static_cast<double>(processed) : 0;
   std::string out;  // each operation's answer in turn (a callback may move it away)
-  for (size_t k = 0; k < b->entries.size(); ++k) {
-    auto& e = b->entries[k];
+  for (size_t k = 0; k < b->keys.size(); ++k) {
     if (answer.items[k].empty() && answer.unprocessed[k]) {
       // Retried as a throttled GetItem would be: the retry policy's backoff and quota, within
       // the operation's deadline; the error is what the operation ends with if it cannot.
-      for (AsyncOp* op : e.ops)
+      b->each_of(k, [&](AsyncOp* op) {
         on_answer(t, op, nullptr,
                   std::make_exception_ptr(ServiceError(
                       ErrorKind::kThrottling, 200, "UnprocessedKeys",
                       "BatchGetItem left the key unprocessed (throughput or its 16 MB answer limit)",
                       std::string())));
+      });
       continue;
     }
-    for (size_t i = 0; i < e.ops.size(); ++i) {
+    bool first_asker = true;
+    b->each_of(k, [&](AsyncOp* op) {
       // The key's read units counted once, with its first asker.
-      wire::get_item_answer(out, answer.items[k], b->table, b->capacity, i == 0 ? share : 0);
-      e.ops[i]->run.succeeded();
-      finish(t, e.ops[i], &out, nullptr);
-    }
+      wire::get_item_answer(out, answer.items[k], b->table, b->capacity, first_asker ? share : 0);
+      first_asker = false;
+      op->run.succeeded();
+      finish(t, op, &out, nullptr);
+    });
   }
 }
 

@@ -130,6 +130,9 @@ struct Client::Impl {
     // Loop thread only: batchable GetItems sent in this iteration, merged at its end
     // (flush_gets, a before-wait hook of the loop), and the vector flush_gets works on.
     std::vector<AsyncOp*> pending_gets, flushing;
+    // Loop thread only: flush_gets' open-addressing index of the keys of one turn (each slot
+    // the last operation asking for a key, or null), kept for its capacity.
+    std::vector<AsyncOp*> key_slots;
     // Loop thread only: hedged reads' latencies and budget (ClientOptions::hedge).
     std::optional<detail::HedgeGate> hedge;
     void link(AsyncOp* op);
@@ -290,9 +293,12 @@ struct Client::Impl::AsyncOp {
   // whether it waits in its IoThread's pending_gets for the end of the loop's iteration.
   bool batchable = false;
   bool queued = false;
-  // A batchable GetItem's key when its caller handed it over (raw_get_async); flush_gets
-  // takes it (the body is read only without it).
+  // A batchable GetItem's key: handed over by its caller (raw_get_async), or read from the
+  // body by flush_gets. Kept for the operation's life: a batch points to it (GetBatch::keys),
+  // and a retry (an unprocessed key) reads it again.
   std::optional<wire::BatchableGet> batch_key;
+  // In a batch: the next operation asking for the same key (GetBatch::askers), or null.
+  AsyncOp* same_key = nullptr;
   // Hedged reads (ClientOptions::hedge): a GetItem sent on its own may be hedged, once per
   // operation. `copies_out`: the engine's sends of this operation not yet answered (each
   // holds a pointer to it); `completed`: complete() was called, and the operation stays
