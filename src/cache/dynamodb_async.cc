@@ -37,15 +37,19 @@ struct DynamodbBackend::Impl::AsyncGet {
 
 // Sends op's GetItem; op->answered or op->chunked is called once, then op deleted.
 void DynamodbBackend::Impl::start_get(std::unique_ptr<AsyncGet> op) {
+  // A get that may be batched hands over its key alone: the client encodes the GetItem body
+  // only if the get goes alone.
   std::string request;
-  std::optional<ddb::wire::BatchableGet> key;  // handed over with a get that may be batched
+  std::optional<ddb::wire::BatchableGet> key;  // none made for a get that goes alone anyway
   const DynamodbOptions& o = op->b->options;
   ddb::Client& client = *op->b->client;
+  const bool batched = o.batch_gets && ddb::detail::merges_gets(client);
   auto made = detail::outcome_of<void>([&] {
     const std::string stored = op->stored();
-    request = op->b->get_request(stored, o.consistent_read);
-    if (o.batch_gets && ddb::detail::merges_gets(client))
-      key = ddb::wire::batchable_get(o.table, attr::kKey, stored, o.consistent_read, op->b->capacity_request());
+    if (batched)
+      key.emplace(ddb::wire::batchable_get(o.table, attr::kKey, stored, o.consistent_read, op->b->capacity_request()));
+    else
+      request = op->b->get_request(stored, o.consistent_read);
   });
   if (!made.ok()) return op->answered(std::move(made).error());
   auto done = [p = op.release()](std::string* body, std::exception_ptr error) {
@@ -64,7 +68,7 @@ void DynamodbBackend::Impl::start_get(std::unique_ptr<AsyncGet> op) {
     if (chunks) return op->chunked();
     op->answered(std::move(out));
   };
-  if (key) return ddb::detail::raw_get_async(client, std::move(request), std::move(*key), std::move(done));
+  if (key) return ddb::detail::raw_get_async(client, std::move(*key), std::move(done));
   ddb::detail::raw_call_async(client, DDB_TARGET("GetItem"), std::move(request), std::move(done), false);
 }
 

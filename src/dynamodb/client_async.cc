@@ -21,6 +21,19 @@ struct Client::Impl::OpWith final : AsyncOp {
   Done done;
 };
 
+namespace {
+
+// The GetItem body of a key handed over without one (raw_get_async): encode_get_item of the
+// arguments wire::batchable_get made `key` from.
+std::string get_item_body(const wire::BatchableGet& key) {
+  const ReturnConsumedCapacity rcc = key.capacity.empty()    ? ReturnConsumedCapacity::kNone
+                                     : key.capacity == "TOTAL" ? ReturnConsumedCapacity::kTotal
+                                                               : ReturnConsumedCapacity::kIndexes;
+  return wire::encode_get_item(key.table, key.key.front().first, key.key.front().second, key.consistent, rcc);
+}
+
+}  // namespace
+
 void Client::Impl::IoThread::link(AsyncOp* op) {
   op->io = this;
   op->prev = nullptr;
@@ -139,7 +152,7 @@ void Client::Impl::submit(const char* target, std::string body, Done done, bool 
   }
   AsyncOp* op = new OpWith<Done>(*this, target, std::move(body), std::move(done), resend_if_unknown);
   op->batchable = may_batch && options.batch_gets && !blocking_async && op_name == "GetItem";
-  if (op->batchable && key) op->batch_key.emplace(std::move(*key));
+  if (key) op->batch_key.emplace(std::move(*key));
   op->hedgeable = options.hedge.enabled && !blocking_async && op_name == "GetItem";
   // Called on one of the loops (a callback starting the next operation): start it there at
   // once, without a hand-off through the task queue.
@@ -293,6 +306,7 @@ void Client::Impl::credentials_fetched(IoThread& t, const std::shared_ptr<const 
 void Client::Impl::send_signed(IoThread& t, AsyncOp* op, const aws::Credentials& creds) {
   http::Request& req = t.request;
   try {
+    if (op->body.empty() && op->batch_key) op->body = get_item_body(*op->batch_key);
     prepare(op->target, op->body, creds, op->signed_at, req, op->run.resend_if_unknown);
   } catch (...) {  // prepare lends the body last, with a move: op->body is untouched
     return on_answer(t, op, nullptr, std::current_exception());
@@ -534,8 +548,8 @@ bool merges_gets(Client& client) {
   return c.options.batch_gets && !c.blocking_async;
 }
 
-void raw_get_async(Client& client, std::string body, wire::BatchableGet key, BodyDone done) {
-  Client::Impl::of(client).submit(DDB_TARGET("GetItem"), std::move(body), std::move(done), true, true, &key);
+void raw_get_async(Client& client, wire::BatchableGet&& key, BodyDone done) {
+  Client::Impl::of(client).submit(DDB_TARGET("GetItem"), std::string(), std::move(done), true, true, &key);
 }
 
 }  // namespace detail

@@ -184,7 +184,8 @@ struct Client::Impl {
   // inside, is one allocation. Defined, and instantiated only, in client_async.cc.
   template <class Done>
   // `may_batch`: a GetItem that ClientOptions::batch_gets may merge with others; `key`, when
-  // not null, its key, moved from (raw_get_async).
+  // not null, its key, moved from (raw_get_async: `body` is then empty, made from the key
+  // when the GetItem is sent alone).
   // Hidden: Client (a public class) gives Impl's members default visibility, and this one's
   // instantiations name private types (wire::BatchableGet).
   [[gnu::visibility("hidden")]] void submit(const char* target, std::string body, Done done,
@@ -203,6 +204,8 @@ struct Client::Impl {
   void flush_gets(IoThread& t);
   void send_batch(IoThread& t, GetBatch* b);
   void on_batch_answer(IoThread& t, GetBatch* b, http::Response* resp, std::exception_ptr error);
+  // Signs op's attempt (its GetItem body made first when its caller handed over only the
+  // key) and sends it.
   void send_signed(IoThread& t, AsyncOp* op, const aws::Credentials& creds);
   // ---- hedged reads (ClientOptions::hedge) ----
   // Sends the request prepared in t.request as copy `copy` of op's attempt (0: the first,
@@ -293,9 +296,10 @@ struct Client::Impl::AsyncOp {
   // whether it waits in its IoThread's pending_gets for the end of the loop's iteration.
   bool batchable = false;
   bool queued = false;
-  // A batchable GetItem's key: handed over by its caller (raw_get_async), or read from the
-  // body by flush_gets. Kept for the operation's life: a batch points to it (GetBatch::keys),
-  // and a retry (an unprocessed key) reads it again.
+  // A batchable GetItem's key: handed over by its caller (raw_get_async, which sends no body:
+  // send_signed encodes it only when the GetItem goes alone), or read from the body by
+  // flush_gets. Kept for the operation's life: a batch points to it (GetBatch::keys), and a
+  // retry (an unprocessed key) reads it again.
   std::optional<wire::BatchableGet> batch_key;
   // In a batch: the next operation asking for the same key (GetBatch::askers), or null.
   AsyncOp* same_key = nullptr;

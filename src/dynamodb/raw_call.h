@@ -34,10 +34,11 @@ using BodyDone = std::function<void(std::string* body, std::exception_ptr error)
 void raw_call_async(Client& client, const char* target, std::string body, BodyDone done,
                     bool may_batch = true);
 
-// raw_call_async of a GetItem whose `body` is encode_get_item's and `key` the
-// wire::batchable_get of the same arguments: ClientOptions::batch_gets merges it without
-// reading the body.
-void raw_get_async(Client& client, std::string body, wire::BatchableGet key, BodyDone done);
+// raw_call_async of the GetItem that `key` (wire::batchable_get's, one key attribute; moved
+// from) names: ClientOptions::batch_gets merges it into a BatchGetItem, and only a GetItem sent
+// alone is encoded, with encode_get_item of the arguments `key` was made from (the body it
+// sends is the one raw_call_async would have been handed).
+void raw_get_async(Client& client, wire::BatchableGet&& key, BodyDone done);
 
 // Whether `client` merges GetItems (ClientOptions::batch_gets, on its own loops): a key is
 // worth handing over to raw_get_async only then.

@@ -72,6 +72,14 @@ class Stand {
     std::lock_guard lock(mu_);
     return seen_;
   }
+  // The bodies of the GetItems asked for `key`, as sent.
+  std::vector<std::string> get_item_bodies(const std::string& key) {
+    std::lock_guard lock(mu_);
+    std::vector<std::string> out;
+    for (size_t i = 0; i < seen_.size(); ++i)
+      if (seen_[i].first == "GetItem" && seen_[i].second["Key"]["key"]["S"] == key) out.push_back(raw_[i]);
+    return out;
+  }
   std::vector<json> batches() {
     std::vector<json> out;
     for (auto& [op, body] : seen())
@@ -89,6 +97,7 @@ class Stand {
       std::lock_guard lock(mu_);
       n = static_cast<int>(seen_.size());
       seen_.emplace_back(op, body);
+      raw_.push_back(r.body);
     }
     if (script_)
       if (auto scripted = script_(op, body, n)) return *scripted;
@@ -122,6 +131,7 @@ class Stand {
   std::map<std::string, std::string> items_;  // read only once serving
   std::mutex mu_;
   std::vector<std::pair<std::string, json>> seen_;
+  std::vector<std::string> raw_;  // seen_[i]'s body as sent
   TestServer server_;  // last: stopped first
 };
 
@@ -170,6 +180,28 @@ std::string value_of(Outcome<GetItemResult>& o) {
 }
 
 std::string expected(int i) { return i % 2 == 0 ? "v" + std::to_string(i) : "miss"; }
+
+// The cache gets of `keys`, started in one turn of c's loop (as all_at_once); each is a miss.
+void misses_in_one_turn(Client& c, Backend& b, const std::vector<std::string>& keys) {
+  std::vector<std::promise<std::optional<Hit>>> ps(keys.size());
+  std::promise<void> started;
+  c.get_item_async(get("trigger"), [&](Outcome<GetItemResult>) {
+    for (size_t i = 0; i < keys.size(); ++i)
+      b.get_entry_async(keys[i], [&ps, i](Outcome<std::optional<Hit>> h) {
+        if (h.ok())
+          ps[i].set_value(std::move(h).value());
+        else
+          ps[i].set_exception(std::move(h).error());
+      });
+    started.set_value();
+  });
+  started.get_future().wait();
+  for (size_t i = 0; i < keys.size(); ++i) {
+    auto f = ps[i].get_future();
+    ASSERT_EQ(f.wait_for(30s), std::future_status::ready);
+    EXPECT_FALSE(f.get().has_value()) << keys[i];
+  }
+}
 
 }  // namespace
 
@@ -481,25 +513,49 @@ TEST(GetBatch, CacheGetsBatchUnlessTheBackendSaysNo) {
     o.table = "t";
     o.batch_gets = allow;
     DynamodbBackend b(c, o);
-    std::vector<std::promise<std::optional<Hit>>> ps(20);
-    std::promise<void> started;
-    c->get_item_async(get("trigger"), [&](Outcome<GetItemResult>) {
-      for (int i = 0; i < 20; ++i)
-        b.get_entry_async("k" + std::to_string(2 * i + 1), [&ps, i](Outcome<std::optional<Hit>> h) {
-          if (h.ok())
-            ps[i].set_value(std::move(h).value());
-          else
-            ps[i].set_exception(std::move(h).error());
-        });
-      started.set_value();
-    });
-    started.get_future().wait();
-    for (int i = 0; i < 20; ++i) {
-      auto f = ps[i].get_future();
-      ASSERT_EQ(f.wait_for(30s), std::future_status::ready);
-      EXPECT_FALSE(f.get().has_value()) << i;  // odd keys: the stand has no such item
-    }
+    std::vector<std::string> keys;  // odd: the stand has no such item
+    for (int i = 0; i < 20; ++i) keys.push_back("k" + std::to_string(2 * i + 1));
+    misses_in_one_turn(*c, b, keys);
     EXPECT_EQ(stand.batches().size(), allow ? 1u : 0u);
+  }
+}
+
+// A cache get hands its key over without a GetItem body (detail::raw_get_async); when it goes
+// alone (alone in its turn, retried alone after its batch left it unprocessed, or once more
+// alone after a refused batch), the client sends the body the backend encodes for a blocking
+// get, byte for byte.
+TEST(GetBatch, ACacheGetSentAloneSendsTheBackendsGetItemBody) {
+  for (bool consistent : {false, true}) {
+    // Batches leave k"3 unprocessed, and one holding r0 is refused.
+    Stand stand([](const std::string& op, const json& body, int) -> std::optional<TestResponse> {
+      if (op != "BatchGetItem") return std::nullopt;
+      json left = json::array();
+      for (auto& k : body["RequestItems"]["t"]["Keys"]) {
+        if (k["key"]["S"] == "r0") return refusal(400, "ValidationException");
+        if (k["key"]["S"] == "k\"3") left.push_back(k);
+      }
+      return answer(200,
+                    json{{"Responses", {{"t", json::array()}}}, {"UnprocessedKeys", {{"t", {{"Keys", left}}}}}}.dump());
+    });
+    auto c = std::make_shared<Client>(stand.options());
+    DynamodbOptions o;
+    o.table = "t";
+    o.consistent_read = consistent;
+    DynamodbBackend b(c, o);
+    auto body_of = [&](const std::string& key) {
+      return wire::encode_get_item("t", "key", key, consistent, ReturnConsumedCapacity::kTotal);
+    };
+    EXPECT_FALSE(b.get_entry_async("k\"1").get());  // alone in its turn
+    EXPECT_EQ(stand.get_item_bodies("k\"1"), std::vector<std::string>{body_of("k\"1")});
+    misses_in_one_turn(*c, b, {"k0", "k\"3", "k5"});
+    EXPECT_EQ(stand.batches().size(), 1u);
+    EXPECT_TRUE(stand.get_item_bodies("k0").empty());
+    auto retried = stand.get_item_bodies("k\"3");
+    EXPECT_FALSE(retried.empty());
+    for (auto& sent : retried) EXPECT_EQ(sent, body_of("k\"3"));
+    misses_in_one_turn(*c, b, {"r0", "r1"});
+    EXPECT_EQ(stand.batches().size(), 2u);
+    for (std::string key : {"r0", "r1"}) EXPECT_EQ(stand.get_item_bodies(key), std::vector<std::string>{body_of(key)});
   }
 }
 
