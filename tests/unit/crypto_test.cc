@@ -1,7 +1,11 @@
 #include <gtest/gtest.h>
 #include <zlib.h>
 
+#include <algorithm>
+#include <cstdio>
 #include <ctime>
+#include <random>
+#include <string>
 
 #include "util/crypto.h"
 #include "util/json_writer.h"
@@ -132,6 +136,54 @@ TEST(JsonWriter, EscapesEverythingJsonRequires) {
   w.end_array();
   w.end_object();
   EXPECT_EQ(out, R"({"k":"a\"b\\c\n\t\u0001","n":12,"l":[true,"x"]})");
+}
+
+namespace {
+// JSON's escaping, one byte at a time.
+std::string reference_quoted(std::string_view s) {
+  std::string out = "\"";
+  for (unsigned char c : s) {
+    if (c == '"') out += "\\\"";
+    else if (c == '\\') out += "\\\\";
+    else if (c == '\n') out += "\\n";
+    else if (c == '\r') out += "\\r";
+    else if (c == '\t') out += "\\t";
+    else if (c == '\b') out += "\\b";
+    else if (c == '\f') out += "\\f";
+    else if (c < 0x20) {
+      char u[8];
+      std::snprintf(u, sizeof u, "\\u%04x", c);
+      out += u;
+    } else {
+      out.push_back(static_cast<char>(c));
+    }
+  }
+  return out + "\"";
+}
+}  // namespace
+
+// Every byte value in every position of strings of 0-40 bytes (the word-at-a-time scan's
+// steps, its overlapping last word and its short forms), among bytes that need no escaping
+// (from ' ' and '!' next to the quote to 0x7f-0xff), and once more with a second byte that
+// needs escaping after it.
+TEST(JsonWriter, EveryByteInEveryPositionMatchesAReferenceEscaper) {
+  const std::string kPlain = std::string("a !#[]~\x7f\x80\xc3\xff", 11) + "Z09";
+  std::mt19937 rng(29);
+  for (size_t n = 0; n <= 40; ++n) {
+    for (size_t pos = 0; pos < std::max<size_t>(n, 1); ++pos) {
+      for (int b = 0; b < 256; ++b) {
+        std::string s(n, 'x');
+        for (auto& c : s) c = kPlain[rng() % kPlain.size()];
+        if (n) s[pos] = static_cast<char>(b);
+        for (int twice = 0; twice < 2; ++twice) {
+          if (twice && pos + 1 < n) s[pos + 1 + rng() % (n - pos - 1)] = "\"\\\x1f\n"[rng() % 4];
+          std::string out = "{";
+          JsonWriter(out).string(s);
+          ASSERT_EQ(out, "{" + reference_quoted(s)) << n << ": byte " << b << " at " << pos;
+        }
+      }
+    }
+  }
 }
 
 TEST(Time, AmzDateAndIso8601) {
