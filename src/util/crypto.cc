@@ -17,6 +17,7 @@
 #include <zlib.h>
 #endif
 
+#include <algorithm>
 #include <array>
 #include <bit>
 #include <cstring>
@@ -122,23 +123,177 @@ std::string random_hex(std::size_t bytes, const char* what) {
   return hex(raw);
 }
 
-void base64_append(std::string& out, std::string_view bytes) {
-  size_t at = out.size();
-  size_t n = 4 * ((bytes.size() + 2) / 3);
+namespace {
+
+#if DYNAMODB_CACHE_BASE64_AVX2
+// The AVX2 kernels (Mula and Lemire, "Faster Base64 Encoding and Decoding using AVX2
+// Instructions", 2018). Each step is a handful of instructions for 24 bytes <-> 32 characters;
+// the loops around them are unrolled by two so their own bookkeeping stays small beside them.
+#define DYNAMODB_CACHE_AVX2_STEP __attribute__((target("avx2"), always_inline)) inline
+
+struct DecodeTables {
+  __m256i lut_lo, lut_hi, lut_roll, nibble, slash, merge_ab, merge_abcd, pack, gather;
+};
+
+DYNAMODB_CACHE_AVX2_STEP DecodeTables decode_tables() {
+  return {
+      _mm256_setr_epi8(0x15, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x13, 0x1A, 0x1B, 0x1B, 0x1B, 0x1A,
+                       0x15, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x13, 0x1A, 0x1B, 0x1B, 0x1B, 0x1A),
+      _mm256_setr_epi8(0x10, 0x10, 0x01, 0x02, 0x04, 0x08, 0x04, 0x08, 0x10, 0x10, 0x10, 0x10, 0x10, 0x10, 0x10, 0x10,
+                       0x10, 0x10, 0x01, 0x02, 0x04, 0x08, 0x04, 0x08, 0x10, 0x10, 0x10, 0x10, 0x10, 0x10, 0x10, 0x10),
+      // Offsets by high nibble: 2 -> '+' (62 - 0x2B), 3 -> digits, 4-5 -> 'A'-'Z', 6-7 ->
+      // 'a'-'z'; index 1 is '/' (high nibble 2 minus one from the compare in decode32).
+      _mm256_setr_epi8(0, 16, 19, 4, -65, -65, -71, -71, 0, 0, 0, 0, 0, 0, 0, 0, 0, 16, 19, 4, -65, -65, -71, -71, 0, 0,
+                       0, 0, 0, 0, 0, 0),
+      _mm256_set1_epi8(0x0F),
+      _mm256_set1_epi8('/'),
+      _mm256_set1_epi32(0x01400140),
+      _mm256_set1_epi32(0x00011000),
+      // Per 128-bit lane: the three bytes of each 32-bit group, most significant first.
+      _mm256_setr_epi8(2, 1, 0, 6, 5, 4, 10, 9, 8, 14, 13, 12, -1, -1, -1, -1, 2, 1, 0, 6, 5, 4, 10, 9, 8, 14, 13, 12,
+                       -1, -1, -1, -1),
+      _mm256_setr_epi32(0, 1, 2, 4, 5, 6, 7, 7),
+  };
+}
+
+// 32 characters -> their 24 bytes, in the result's low 24 bytes (the high 8 are junk). A
+// character is in the alphabet exactly when lut_lo[low nibble] and lut_hi[high nibble] share
+// no bit; any that is not leaves bits in `bad`. Then one more lookup by the high nibble ('/'
+// apart) gives the offset from the character to its 6-bit value.
+DYNAMODB_CACHE_AVX2_STEP __m256i decode32(__m256i c, const DecodeTables& t, __m256i& bad) {
+  const __m256i hi = _mm256_and_si256(_mm256_srli_epi32(c, 4), t.nibble);
+  const __m256i lo = _mm256_and_si256(c, t.nibble);
+  bad = _mm256_or_si256(bad, _mm256_and_si256(_mm256_shuffle_epi8(t.lut_lo, lo), _mm256_shuffle_epi8(t.lut_hi, hi)));
+  const __m256i roll = _mm256_shuffle_epi8(t.lut_roll, _mm256_add_epi8(_mm256_cmpeq_epi8(c, t.slash), hi));
+  const __m256i v = _mm256_add_epi8(c, roll);  // 6-bit values, one per byte
+  // [a b c d] -> a<<6|b and c<<6|d (16-bit), then a<<18|b<<12|c<<6|d (32-bit).
+  const __m256i abcd = _mm256_madd_epi16(_mm256_maddubs_epi16(v, t.merge_ab), t.merge_abcd);
+  return _mm256_permutevar8x32_epi32(_mm256_shuffle_epi8(abcd, t.pack), t.gather);
+}
+
+// Decodes `size` characters (a non-zero multiple of 4; the last `pad` of them are padding, as
+// base64_decode found them) into `out`, which must have 32 writable bytes past the decoded
+// length (every step stores 32). False if a character outside the alphabet stands anywhere
+// but in the padding.
+__attribute__((target("avx2"))) bool decode_avx2(const unsigned char* in, size_t size, size_t pad,
+                                                 unsigned char* out) {
+  const DecodeTables t = decode_tables();
+  __m256i bad = _mm256_setzero_si256();
+  const unsigned char* const begin = in;
+  size_t blocks = (size - (pad ? 4 : 0)) / 32;  // whole 32-character blocks before the padded quad
+  for (; blocks >= 2; blocks -= 2, in += 64, out += 48) {
+    const __m256i a = decode32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(in)), t, bad);
+    const __m256i b = decode32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(in + 32)), t, bad);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), a);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + 24), b);
+  }
+  if (blocks) {
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out),
+                        decode32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(in)), t, bad));
+    in += 32;
+    out += 24;
+  }
+  // The rest: at most 28 characters and the padded quad, so at most 32. Loaded by whole quads
+  // (a masked load reads nothing past the text), with 'A' (six zero bits) in place of the
+  // padding and past the end; the bits the padding stands for are dropped with the bytes past
+  // the decoded length.
+  if (const auto rest = static_cast<int>(size - static_cast<size_t>(in - begin))) {
+    const __m256i quads = _mm256_cmpgt_epi32(_mm256_set1_epi32(rest / 4), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    const __m256i c = _mm256_maskload_epi32(reinterpret_cast<const int*>(in), quads);
+    const __m256i keep = _mm256_cmpgt_epi8(_mm256_set1_epi8(static_cast<char>(rest - static_cast<int>(pad))),
+                                           _mm256_setr_epi8(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16,
+                                                            17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31));
+    const __m256i text = _mm256_blendv_epi8(_mm256_set1_epi8('A'), c, keep);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), decode32(text, t, bad));
+  }
+  return _mm256_testz_si256(bad, bad);
+}
+
+// 24 bytes (the low 24 of `x`) -> their 32 characters.
+DYNAMODB_CACHE_AVX2_STEP __m256i encode24(__m256i x) {
+  // Bytes 0-11 to the low lane, 12-23 to the high one; then each 3 bytes [p q r] to the 32-bit
+  // group [q p r q], whose four 6-bit fields the multiplies move to one byte each.
+  x = _mm256_permutevar8x32_epi32(x, _mm256_setr_epi32(0, 1, 2, 0, 3, 4, 5, 0));
+  x = _mm256_shuffle_epi8(x, _mm256_setr_epi8(1, 0, 2, 1, 4, 3, 5, 4, 7, 6, 8, 7, 10, 9, 11, 10, 1, 0, 2, 1, 4, 3, 5,
+                                              4, 7, 6, 8, 7, 10, 9, 11, 10));
+  const __m256i ac = _mm256_mulhi_epu16(_mm256_and_si256(x, _mm256_set1_epi32(0x0FC0FC00)),
+                                        _mm256_set1_epi32(0x04000040));
+  const __m256i bd = _mm256_mullo_epi16(_mm256_and_si256(x, _mm256_set1_epi32(0x003F03F0)),
+                                        _mm256_set1_epi32(0x01000010));
+  const __m256i v = _mm256_or_si256(ac, bd);  // 6-bit values, one per byte
+  // The offset from each value to its character, looked up by range: 0-25 -> 13, 26-51 -> 0,
+  // 52-61 -> 1-10, 62 -> 11, 63 -> 12.
+  __m256i range = _mm256_subs_epu8(v, _mm256_set1_epi8(51));
+  range = _mm256_or_si256(range, _mm256_and_si256(_mm256_cmpgt_epi8(_mm256_set1_epi8(26), v), _mm256_set1_epi8(13)));
+  const __m256i offsets = _mm256_setr_epi8('a' - 26, '0' - 52, '0' - 52, '0' - 52, '0' - 52, '0' - 52, '0' - 52,
+                                           '0' - 52, '0' - 52, '0' - 52, '0' - 52, '+' - 62, '/' - 63, 'A', 0, 0,
+                                           'a' - 26, '0' - 52, '0' - 52, '0' - 52, '0' - 52, '0' - 52, '0' - 52,
+                                           '0' - 52, '0' - 52, '0' - 52, '0' - 52, '+' - 62, '/' - 63, 'A', 0, 0);
+  return _mm256_add_epi8(v, _mm256_shuffle_epi8(offsets, range));
+}
+
+// Writes the 4 * ceil(n / 3) characters of `n` bytes at `out`.
+__attribute__((target("avx2"))) void encode_avx2(const unsigned char* in, size_t n, char* out) {
+  // Whole steps while a 32-byte load stays inside the input (each step reads 32, uses 24).
+  for (; n >= 56; n -= 48, in += 48, out += 64) {
+    const __m256i a = encode24(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(in)));
+    const __m256i b = encode24(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(in + 24)));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), a);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + 32), b);
+  }
+  if (n >= 32) {
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out),
+                        encode24(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(in))));
+    n -= 24;
+    in += 24;
+    out += 32;
+  }
+  // The rest (under 32 bytes: one or two steps) through a buffer, zeros past the end; then the
+  // characters of the last one or two bytes of zeros become padding.
+  while (n) {
+    const size_t take = std::min<size_t>(n, 24);
+    alignas(32) unsigned char buf[32] = {};
+    std::memcpy(buf, in, take);
+    alignas(32) char chars[32];
+    _mm256_store_si256(reinterpret_cast<__m256i*>(chars),
+                       encode24(_mm256_load_si256(reinterpret_cast<const __m256i*>(buf))));
+    const size_t written = 4 * ((take + 2) / 3);
+    std::memcpy(out, chars, written);
+    if (take % 3) {
+      out[written - 1] = '=';
+      if (take % 3 == 1) out[written - 2] = '=';
+    }
+    n -= take;
+    in += take;
+    out += written;
+  }
+}
+#undef DYNAMODB_CACHE_AVX2_STEP
+
+bool have_avx2() {
+  static const bool yes = __builtin_cpu_supports("avx2");
+  return yes;
+}
+#else
+bool have_avx2() { return false; }
+#endif
+
+void base64_append_with(std::string& out, std::string_view bytes, bool simd) {
+  const size_t at = out.size();
+  const size_t n = 4 * ((bytes.size() + 2) / 3);
+#if DYNAMODB_CACHE_BASE64_AVX2
+  if (simd) {
+    out.resize(at + n);
+    encode_avx2(reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size(), out.data() + at);
+    return;
+  }
+#endif
+  (void)simd;
   out.resize(at + n + 1);  // EVP_EncodeBlock writes a trailing NUL
-  int w = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data() + at),
-                          reinterpret_cast<const unsigned char*>(bytes.data()),
-                          static_cast<int>(bytes.size()));
+  const int w = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data() + at),
+                                reinterpret_cast<const unsigned char*>(bytes.data()), static_cast<int>(bytes.size()));
   out.resize(at + static_cast<size_t>(w));
 }
-
-std::string base64_encode(std::string_view bytes) {
-  std::string out;
-  base64_append(out, bytes);
-  return out;
-}
-
-namespace {
 
 // kBase64[k][byte]: what a character in position k (0-3) of a quad contributes to the quad's
 // three output bytes, already shifted to where they go (output byte j in bits 8j..8j+7), or
@@ -159,82 +314,11 @@ constexpr std::array<std::array<uint32_t, 256>, 4> kBase64 = [] {
   return t;
 }();
 
-#if DYNAMODB_CACHE_BASE64_AVX2
-// Decodes 32 characters per step while at least `avail` output bytes stay writable beyond the
-// 24 each step produces (every step stores 32). Returns the characters consumed (a multiple of
-// 32); `bad` gets a non-zero bit if any of them is outside the alphabet. Classification by the
-// two nibbles of each character (Mula and Lemire, "Faster Base64 Encoding and Decoding using
-// AVX2 Instructions", 2018): a character is valid exactly when lut_lo[low nibble] and
-// lut_hi[high nibble] share no bit; then one more lookup by the high nibble ('/' apart) gives
-// the offset from the character to its 6-bit value. Measured: about a tenth of the scalar
-// loop's instructions for a 1 KB value.
-__attribute__((target("avx2"))) size_t base64_decode_avx2(const unsigned char* in, size_t chars, unsigned char* out,
-                                                          size_t out_room, uint32_t& bad) {
-  const __m256i lut_lo = _mm256_setr_epi8(0x15, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x13, 0x1A, 0x1B,
-                                          0x1B, 0x1B, 0x1A, 0x15, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11,
-                                          0x13, 0x1A, 0x1B, 0x1B, 0x1B, 0x1A);
-  const __m256i lut_hi = _mm256_setr_epi8(0x10, 0x10, 0x01, 0x02, 0x04, 0x08, 0x04, 0x08, 0x10, 0x10, 0x10, 0x10, 0x10,
-                                          0x10, 0x10, 0x10, 0x10, 0x10, 0x01, 0x02, 0x04, 0x08, 0x04, 0x08, 0x10, 0x10,
-                                          0x10, 0x10, 0x10, 0x10, 0x10, 0x10);
-  // Offsets by high nibble: 2 -> '+' (62 - 0x2B), 3 -> digits, 4-5 -> 'A'-'Z', 6-7 -> 'a'-'z';
-  // index 1 is '/' (high nibble 2 minus one from the compare below).
-  const __m256i lut_roll = _mm256_setr_epi8(0, 16, 19, 4, -65, -65, -71, -71, 0, 0, 0, 0, 0, 0, 0, 0, 0, 16, 19, 4, -65,
-                                            -65, -71, -71, 0, 0, 0, 0, 0, 0, 0, 0);
-  const __m256i nibble = _mm256_set1_epi8(0x0F);
-  const __m256i slash = _mm256_set1_epi8('/');
-  // Per 128-bit lane: the three bytes of each 32-bit group, most significant first.
-  const __m256i pack = _mm256_setr_epi8(2, 1, 0, 6, 5, 4, 10, 9, 8, 14, 13, 12, -1, -1, -1, -1, 2, 1, 0, 6, 5, 4, 10,
-                                        9, 8, 14, 13, 12, -1, -1, -1, -1);
-  const __m256i gather = _mm256_setr_epi32(0, 1, 2, 4, 5, 6, 7, 7);
-  __m256i bad_v = _mm256_setzero_si256();
-  size_t i = 0;
-  for (; i + 32 <= chars && i / 4 * 3 + 32 <= out_room; i += 32, out += 24) {
-    const __m256i c = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(in + i));
-    const __m256i hi = _mm256_and_si256(_mm256_srli_epi32(c, 4), nibble);
-    const __m256i lo = _mm256_and_si256(c, nibble);
-    bad_v = _mm256_or_si256(bad_v, _mm256_and_si256(_mm256_shuffle_epi8(lut_lo, lo), _mm256_shuffle_epi8(lut_hi, hi)));
-    const __m256i roll = _mm256_shuffle_epi8(lut_roll, _mm256_add_epi8(_mm256_cmpeq_epi8(c, slash), hi));
-    const __m256i v = _mm256_add_epi8(c, roll);  // 6-bit values, one per byte
-    // [a b c d] -> a<<6|b and c<<6|d (16-bit), then a<<18|b<<12|c<<6|d (32-bit).
-    const __m256i ab_cd = _mm256_maddubs_epi16(v, _mm256_set1_epi32(0x01400140));
-    const __m256i abcd = _mm256_madd_epi16(ab_cd, _mm256_set1_epi32(0x00011000));
-    const __m256i bytes = _mm256_permutevar8x32_epi32(_mm256_shuffle_epi8(abcd, pack), gather);
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), bytes);
-  }
-  if (!_mm256_testz_si256(bad_v, bad_v)) bad |= kBase64Bad;
-  return i;
-}
-
-bool have_avx2() {
-  static const bool yes = __builtin_cpu_supports("avx2");
-  return yes;
-}
-#endif
-
-}  // namespace
-
-// Strict (RFC 4648 standard alphabet, padded, no white space or line breaks anywhere): input
-// that is not exactly base64 stays detectable (Python-package items vs ours). Table lookups
-// rather than OpenSSL's EVP_DecodeBlock, which took about 3x the instructions per character
-// (measured: a quarter of a get's user-space instructions on the asynchronous path).
-std::optional<std::string> base64_decode(std::string_view text) {
-  if (text.size() % 4 != 0) return std::nullopt;
-  if (text.empty()) return std::string();
-  size_t pad = 0;
-  if (text.back() == '=') ++pad;
-  if (text.size() >= 2 && text[text.size() - 2] == '=') ++pad;
-  const auto* in = reinterpret_cast<const unsigned char*>(text.data());
-  const size_t full = text.size() - (pad ? 4 : 0);  // characters in quads without padding
-  std::string out(text.size() / 4 * 3 - pad, '\0');
-  auto* o = reinterpret_cast<unsigned char*>(out.data());
+// The portable decoder: `full` characters in whole quads, then the padded quad when `pad`.
+// Returns false if a character outside the alphabet stands anywhere but in the padding.
+bool decode_scalar(const unsigned char* in, size_t full, size_t pad, unsigned char* o) {
   uint32_t bad = 0;
   size_t i = 0;
-#if DYNAMODB_CACHE_BASE64_AVX2
-  if (full >= 64 && have_avx2()) {
-    i = base64_decode_avx2(in, full, o, out.size(), bad);
-    o += i / 4 * 3;
-  }
-#endif
   if constexpr (std::endian::native == std::endian::little) {
     // While another full quad follows, store all four bytes of v at once: the fourth (junk)
     // lands on the next quad's first output byte, which that quad overwrites. One store
@@ -258,9 +342,55 @@ std::optional<std::string> base64_decode(std::string_view text) {
     o[0] = static_cast<unsigned char>(v);
     if (pad == 1) o[1] = static_cast<unsigned char>(v >> 8);
   }
-  if (bad & kBase64Bad) return std::nullopt;  // a byte outside the alphabet
+  return !(bad & kBase64Bad);
+}
+
+// Strict (RFC 4648 standard alphabet, padded, no white space or line breaks anywhere): input
+// that is not exactly base64 stays detectable (Python-package items vs ours). Table lookups
+// rather than OpenSSL's EVP_DecodeBlock, which took about 3x the instructions per character
+// (measured: a quarter of a get's user-space instructions on the asynchronous path).
+std::optional<std::string> base64_decode_with(std::string_view text, bool simd) {
+  if (text.size() % 4 != 0) return std::nullopt;
+  if (text.empty()) return std::string();
+  size_t pad = 0;
+  if (text.back() == '=') ++pad;
+  if (text.size() >= 2 && text[text.size() - 2] == '=') ++pad;
+  const auto* in = reinterpret_cast<const unsigned char*>(text.data());
+  const size_t length = text.size() / 4 * 3 - pad;
+#if DYNAMODB_CACHE_BASE64_AVX2
+  // Below 32 characters the scalar loop is as quick, and the result may stay in the string's
+  // own buffer (the vector steps want 32 bytes of room past its end).
+  if (simd && text.size() >= 32) {
+    std::optional<std::string> out(std::in_place, length + 32, '\0');
+    if (!decode_avx2(in, text.size(), pad, reinterpret_cast<unsigned char*>(out->data()))) return std::nullopt;
+    out->resize(length);
+    return out;
+  }
+#endif
+  (void)simd;
+  std::optional<std::string> out(std::in_place, length, '\0');
+  if (!decode_scalar(in, text.size() - (pad ? 4 : 0), pad, reinterpret_cast<unsigned char*>(out->data())))
+    return std::nullopt;
   return out;
 }
+
+}  // namespace
+
+void base64_append(std::string& out, std::string_view bytes) { base64_append_with(out, bytes, have_avx2()); }
+
+std::string base64_encode(std::string_view bytes) {
+  std::string out;
+  base64_append(out, bytes);
+  return out;
+}
+
+std::optional<std::string> base64_decode(std::string_view text) { return base64_decode_with(text, have_avx2()); }
+
+namespace detail {
+bool base64_uses_avx2() { return have_avx2(); }
+void base64_append_scalar(std::string& out, std::string_view bytes) { base64_append_with(out, bytes, false); }
+std::optional<std::string> base64_decode_scalar(std::string_view text) { return base64_decode_with(text, false); }
+}  // namespace detail
 
 uint32_t crc32(std::string_view data) {
 #if DYNAMODB_CACHE_HAVE_ISAL

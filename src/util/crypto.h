@@ -52,6 +52,15 @@ void base64_append(std::string& out, std::string_view bytes);
 // Decodes standard base64 (padding required, no whitespace). nullopt if malformed.
 std::optional<std::string> base64_decode(std::string_view text);
 
+namespace detail {
+// Whether base64_append and base64_decode run AVX2 kernels on this CPU (checked once).
+bool base64_uses_avx2();
+// The portable forms every CPU runs, same contract: for tests and benchmarks to hold the
+// kernels to.
+void base64_append_scalar(std::string& out, std::string_view bytes);
+std::optional<std::string> base64_decode_scalar(std::string_view text);
+}  // namespace detail
+
 uint32_t crc32(std::string_view data);
 
 }  // namespace dynamodb_cache::util

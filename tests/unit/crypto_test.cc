@@ -1,7 +1,13 @@
 #include <gtest/gtest.h>
 #include <zlib.h>
 
+#include <algorithm>
+#include <cstdio>
 #include <ctime>
+#include <iostream>
+#include <optional>
+#include <random>
+#include <string>
 
 #include "util/crypto.h"
 #include "util/json_writer.h"
@@ -101,6 +107,135 @@ TEST(Crypto, Base64EveryByteValueAtEveryPosition) {
   }
 }
 
+namespace {
+
+constexpr std::string_view kAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+// Base64 the slow and obvious way, six bits at a time, to hold the kernels to.
+std::string reference_encode(std::string_view bytes) {
+  std::string out;
+  uint32_t acc = 0;
+  int bits = 0;
+  for (unsigned char b : bytes) {
+    acc = acc << 8 | b;
+    for (bits += 8; bits >= 6; bits -= 6) out.push_back(kAlphabet[(acc >> (bits - 6)) & 63]);
+  }
+  if (bits) out.push_back(kAlphabet[(acc << (6 - bits)) & 63]);
+  while (out.size() % 4) out.push_back('=');
+  return out;
+}
+
+// base64_decode's contract, spelled out: a multiple of 4 characters, at most two '=' and only
+// at the end, every other character in the alphabet; the bits of a padded quad's last
+// character that no byte takes are ignored.
+std::optional<std::string> reference_decode(std::string_view text) {
+  if (text.size() % 4) return std::nullopt;
+  size_t pad = 0;
+  while (pad < 2 && pad < text.size() && text[text.size() - 1 - pad] == '=') ++pad;
+  std::string out;
+  uint32_t acc = 0;
+  int bits = 0;
+  for (char c : text.substr(0, text.size() - pad)) {
+    const size_t v = kAlphabet.find(c);
+    if (v == std::string_view::npos) return std::nullopt;
+    acc = acc << 6 | static_cast<uint32_t>(v);
+    if ((bits += 6) >= 8) out.push_back(static_cast<char>(acc >> (bits -= 8)));
+  }
+  return out;
+}
+
+std::string random_bytes(size_t n, std::mt19937& rng) {
+  std::string s(n, '\0');
+  for (auto& c : s) c = static_cast<char>(rng());
+  return s;
+}
+
+}  // namespace
+
+// The AVX2 kernels (where the CPU has them) and the portable loops against the reference, for
+// every length through several vector steps and both tails, at every alignment of 32.
+TEST(Crypto, Base64KernelsMatchTheReference) {
+  std::cout << "base64 kernels: " << (detail::base64_uses_avx2() ? "AVX2" : "scalar only") << "\n";
+  std::mt19937 rng(26);
+  std::string buffer(300 + 64, '\0');
+  for (size_t n = 0; n <= 300; ++n) {
+    const std::string bytes = random_bytes(n, rng);
+    const std::string want = reference_encode(bytes);
+    for (size_t at = 0; at < 32; ++at) {
+      buffer.replace(at, n, bytes);
+      const std::string_view in(buffer.data() + at, n);
+      std::string enc = "prefix";
+      base64_append(enc, in);
+      ASSERT_EQ(enc, "prefix" + want) << n << " at " << at;
+      std::string scalar = "prefix";
+      detail::base64_append_scalar(scalar, in);
+      ASSERT_EQ(scalar, "prefix" + want) << n << " at " << at;
+      buffer.replace(at, want.size(), want);
+      const std::string_view text(buffer.data() + at, want.size());
+      ASSERT_EQ(base64_decode(text), std::optional<std::string>(bytes)) << n << " at " << at;
+      ASSERT_EQ(detail::base64_decode_scalar(text), std::optional<std::string>(bytes)) << n << " at " << at;
+    }
+  }
+}
+
+// Every byte value at every position of texts of every length up to 132 characters (so every
+// size of the vector loop's rest, with and without padding), and then a second '=' or
+// stranger in the last quad: both decoders give the reference's answer, bytes or nullopt.
+TEST(Crypto, Base64EveryByteInEveryTailAgreesWithTheReference) {
+  std::mt19937 rng(27);
+  for (size_t n = 0; n <= 99; ++n) {
+    const std::string enc = reference_encode(random_bytes(n, rng));
+    for (size_t pos = 0; pos < enc.size(); ++pos) {
+      for (int b = 0; b < 256; ++b) {
+        std::string text = enc;
+        text[pos] = static_cast<char>(b);
+        const auto want = reference_decode(text);
+        ASSERT_EQ(base64_decode(text), want) << n << ": byte " << b << " at " << pos;
+        ASSERT_EQ(detail::base64_decode_scalar(text), want) << n << ": byte " << b << " at " << pos;
+        if (pos + 1 < enc.size() && b != '=') {  // and padding after it
+          text[enc.size() - 1] = '=';
+          ASSERT_EQ(base64_decode(text), reference_decode(text)) << n << ": byte " << b << " at " << pos << "+=";
+        }
+      }
+    }
+  }
+}
+
+// Padding and the bytes after it in every combination, at the end of texts long enough for
+// the vector steps: "xy==", "xyz=", "x===", "xy=z", "=...", and the unused bits of a padded
+// quad's last character set (accepted and ignored, as before).
+TEST(Crypto, Base64PaddingEdgesAtEveryLength) {
+  const std::string_view kLast = "AQgw+/=*";
+  for (size_t quads = 1; quads <= 20; ++quads) {
+    const std::string body = reference_encode(std::string(quads * 3 - 3, 'q'));
+    for (char a : kLast)
+      for (char b : kLast)
+        for (char c : kLast)
+          for (char d : kLast) {
+            const std::string text = body + a + b + c + d;
+            const auto want = reference_decode(text);
+            ASSERT_EQ(base64_decode(text), want) << text;
+            ASSERT_EQ(detail::base64_decode_scalar(text), want) << text;
+          }
+  }
+}
+
+// Garbage of every length up to 300, mostly alphabet: both decoders agree with the reference.
+TEST(Crypto, Base64RandomTextAgreesWithTheReference) {
+  std::mt19937 rng(28);
+  const std::string kChars = std::string(kAlphabet) + "=\n *-_\x80\xff" + std::string(1, '\0');
+  for (int round = 0; round < 20000; ++round) {
+    std::string text(rng() % 76 * 4, 'A');
+    for (auto& c : text) c = kAlphabet[rng() % 64];
+    for (int k = static_cast<int>(rng() % 3); k > 0 && !text.empty(); --k) text[rng() % text.size()] = kChars[rng() % kChars.size()];
+    if (!text.empty() && rng() % 2) text.back() = '=';
+    if (text.size() > 1 && rng() % 4 == 0) text[text.size() - 2] = '=';
+    const auto want = reference_decode(text);
+    ASSERT_EQ(base64_decode(text), want) << text;
+    ASSERT_EQ(detail::base64_decode_scalar(text), want) << text;
+  }
+}
+
 TEST(Crypto, Crc32MatchesZlib) {
   EXPECT_EQ(crc32("123456789"), 0xCBF43926u);
   EXPECT_EQ(crc32(""), 0u);
@@ -132,6 +267,54 @@ TEST(JsonWriter, EscapesEverythingJsonRequires) {
   w.end_array();
   w.end_object();
   EXPECT_EQ(out, R"({"k":"a\"b\\c\n\t\u0001","n":12,"l":[true,"x"]})");
+}
+
+namespace {
+// JSON's escaping, one byte at a time.
+std::string reference_quoted(std::string_view s) {
+  std::string out = "\"";
+  for (unsigned char c : s) {
+    if (c == '"') out += "\\\"";
+    else if (c == '\\') out += "\\\\";
+    else if (c == '\n') out += "\\n";
+    else if (c == '\r') out += "\\r";
+    else if (c == '\t') out += "\\t";
+    else if (c == '\b') out += "\\b";
+    else if (c == '\f') out += "\\f";
+    else if (c < 0x20) {
+      char u[8];
+      std::snprintf(u, sizeof u, "\\u%04x", c);
+      out += u;
+    } else {
+      out.push_back(static_cast<char>(c));
+    }
+  }
+  return out + "\"";
+}
+}  // namespace
+
+// Every byte value in every position of strings of 0-40 bytes (the word-at-a-time scan's
+// steps, its overlapping last word and its short forms), among bytes that need no escaping
+// (from ' ' and '!' next to the quote to 0x7f-0xff), and once more with a second byte that
+// needs escaping after it.
+TEST(JsonWriter, EveryByteInEveryPositionMatchesAReferenceEscaper) {
+  const std::string kPlain = std::string("a !#[]~\x7f\x80\xc3\xff", 11) + "Z09";
+  std::mt19937 rng(29);
+  for (size_t n = 0; n <= 40; ++n) {
+    for (size_t pos = 0; pos < std::max<size_t>(n, 1); ++pos) {
+      for (int b = 0; b < 256; ++b) {
+        std::string s(n, 'x');
+        for (auto& c : s) c = kPlain[rng() % kPlain.size()];
+        if (n) s[pos] = static_cast<char>(b);
+        for (int twice = 0; twice < 2; ++twice) {
+          if (twice && pos + 1 < n) s[pos + 1 + rng() % (n - pos - 1)] = "\"\\\x1f\n"[rng() % 4];
+          std::string out = "{";
+          JsonWriter(out).string(s);
+          ASSERT_EQ(out, "{" + reference_quoted(s)) << n << ": byte " << b << " at " << pos;
+        }
+      }
+    }
+  }
 }
 
 TEST(Time, AmzDateAndIso8601) {
