@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <charconv>
 #include <cstring>
-#include <unordered_map>
 
 #include "dynamodb/wire_doc.h"
 #include "dynamodb/wire_scan.h"
@@ -17,11 +16,18 @@ using detail::malformed;
 namespace {
 
 void append_identity(std::string& out, std::string_view name, std::string_view value) {
-  out += std::to_string(name.size());
-  out += ':';
+  char buf[48];  // two sizes of at most 20 digits, each with its ':'
+  auto sized = [&](char* at, size_t n) {
+    at = std::to_chars(at, buf + sizeof buf, n).ptr;
+    *at = ':';
+    return at + 1;
+  };
+  char* const name_end = sized(buf, name.size());
+  out.reserve(out.size() + sizeof buf + name.size() + value.size());
+  out.append(buf, name_end);
   out += name;
-  out += std::to_string(value.size());
-  out += ':';
+  char* const value_end = sized(buf, value.size());
+  out.append(buf, value_end);
   out += value;
 }
 
@@ -236,16 +242,39 @@ class ItemTexts {
   bool first_ = true;
 };
 
-// The index of the key whose identity is `identity`, or npos.
-struct KeyIndex {
-  std::unordered_map<std::string_view, size_t> by_identity;
-  explicit KeyIndex(std::span<const BatchableGet* const> keys) {
-    by_identity.reserve(keys.size());
-    for (size_t i = 0; i < keys.size(); ++i) by_identity.emplace(keys[i]->identity, i);
+// The index of the key whose identity is `identity`, or npos: open addressing over a table
+// of at least twice the keys (a power of two), kept per thread for its capacity, so that
+// reading an answer allocates nothing per key. The first of two equal identities is found.
+// One alive per thread at a time (split_batch_get's).
+class KeyIndex {
+ public:
+  explicit KeyIndex(std::span<const BatchableGet* const> keys) : keys_(keys) {
+    size_t n = 4;
+    while (n < 2 * keys.size()) n *= 2;
+    slots_.assign(n, kEmpty);
+    for (size_t i = 0; i < keys.size(); ++i) {
+      size_t at = slot(keys[i]->identity);
+      while (slots_[at] != kEmpty && keys[slots_[at]]->identity != keys[i]->identity) at = (at + 1) & (n - 1);
+      if (slots_[at] == kEmpty) slots_[at] = i;
+    }
   }
   size_t find(std::string_view identity) const {
-    auto it = by_identity.find(identity);
-    return it == by_identity.end() ? std::string_view::npos : it->second;
+    for (size_t at = slot(identity);; at = (at + 1) & (slots_.size() - 1)) {
+      if (slots_[at] == kEmpty) return std::string_view::npos;
+      if (keys_[slots_[at]]->identity == identity) return slots_[at];
+    }
+  }
+
+ private:
+  static constexpr size_t kEmpty = ~size_t{0};
+  size_t slot(std::string_view identity) const {
+    return std::hash<std::string_view>{}(identity) & (slots_.size() - 1);
+  }
+  std::span<const BatchableGet* const> keys_;
+  std::vector<size_t>& slots_ = storage();
+  static std::vector<size_t>& storage() {
+    thread_local std::vector<size_t> slots;
+    return slots;
   }
 };
 
