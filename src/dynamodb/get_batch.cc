@@ -170,7 +170,9 @@ class ItemTexts {
           ws();
           const char* from = p_;
           skip_value();
-          out.emplace_back(from, static_cast<size_t>(p_ - from));
+          const char* to = p_;  // skip_value also passes the whitespace after the value
+          while (to > from && (to[-1] == ' ' || to[-1] == '\n' || to[-1] == '\r' || to[-1] == '\t')) --to;
+          out.emplace_back(from, static_cast<size_t>(to - from));
           ws();
         }
         return true;
