@@ -87,11 +87,18 @@ struct ChunksGone {};
 std::string read_chunks(dynamodb::Client& client, const std::string& table, std::string_view head_key,
                         const Head& head, bool consistent_read);
 
+// How many times read_retrying reads a head whose chunks vanish under it. Each time, a writer
+// replaced the never-expiring value (deleting its chunks) while it was read. With three
+// writers of 0.5-2 MB values back to back on three keys, 3 tries once let a read miss a value
+// that was there (the history check's R3, in CI on 2026-12-07); 8 need 8 replacements during
+// one read, for at most 8 reads of the value's size.
+inline constexpr int kChunkedReadTries = 8;
+
 // Calls `read` (which reads the head, with a strongly consistent read when its argument is
-// true, and its chunks) until it does not throw ChunksGone; after 3 tries, a miss.
+// true, and its chunks) until it does not throw ChunksGone; after kChunkedReadTries, a miss.
 template <class Read>
 auto read_retrying(Read&& read) -> decltype(read(false)) {
-  for (int attempt = 0; attempt < 3; ++attempt) {
+  for (int attempt = 0; attempt < kChunkedReadTries; ++attempt) {
     try {
       return read(attempt > 0);
     } catch (const ChunksGone&) {

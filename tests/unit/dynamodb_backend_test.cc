@@ -642,3 +642,22 @@ TEST(DynamodbBackend, AddWhoseReadAfterAFailedConditionFailsThrowsTheReadsError)
     EXPECT_EQ(e.name(), "AccessDeniedException");
   }
 }
+
+// A read whose chunks vanish under it (a writer replaced the value) reads the head again,
+// strongly consistently, up to chunked::kChunkedReadTries times; only then is it a miss.
+TEST(ChunkedReads, AReadWhoseChunksVanishTriesAgainUpToItsBound) {
+  for (int vanish : {0, 1, chunked::kChunkedReadTries - 1, chunked::kChunkedReadTries}) {
+    int calls = 0;
+    std::vector<bool> consistent;
+    auto got = chunked::read_retrying([&](bool reread) -> std::optional<std::string> {
+      consistent.push_back(reread);
+      if (calls++ < vanish) throw chunked::ChunksGone{};
+      return "value";
+    });
+    EXPECT_EQ(got.has_value(), vanish < chunked::kChunkedReadTries) << vanish;
+    EXPECT_EQ(calls, std::min(vanish + 1, chunked::kChunkedReadTries)) << vanish;
+    for (size_t i = 0; i < consistent.size(); ++i) {
+      EXPECT_EQ(consistent[i], i > 0) << vanish << " " << i;
+    }
+  }
+}
