@@ -171,7 +171,7 @@ class ItemTexts {
           const char* from = p_;
           skip_value();
           const char* to = p_;  // skip_value also passes the whitespace after the value
-          while (to > from && (to[-1] == ' ' || to[-1] == '\n' || to[-1] == '\r' || to[-1] == '\t')) --to;
+          while (to > from && detail::json_space(to[-1])) --to;
           out.emplace_back(from, static_cast<size_t>(to - from));
           ws();
         }
@@ -184,7 +184,7 @@ class ItemTexts {
 
  private:
   void ws() {
-    while (p_ < end_ && (*p_ == ' ' || *p_ == '\n' || *p_ == '\r' || *p_ == '\t')) ++p_;
+    while (p_ < end_ && detail::json_space(*p_)) ++p_;
   }
   char at() {
     ws();

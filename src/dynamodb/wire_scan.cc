@@ -127,9 +127,7 @@ bool Scanner::number(double& out) {
     if (q == end_ || !digit(*q)) return false;
     while (q < end_ && digit(*q)) ++q;
   }
-  // What follows a number must end it (simdjson refuses "1x" and "01").
-  if (q < end_ && !(*q == ',' || *q == '}' || *q == ']' || *q == ' ' || *q == '\n' || *q == '\r' || *q == '\t'))
-    return false;
+  if (!ends_scalar(q)) return false;
   auto [ptr, ec] = std::from_chars(from, q, out);
   if (ec != std::errc() || ptr != q) return false;  // out of range: left to simdjson
   p_ = q;
@@ -140,8 +138,7 @@ bool Scanner::literal(std::string_view word) {
   ws();
   if (static_cast<size_t>(end_ - p_) < word.size() || std::memcmp(p_, word.data(), word.size()) != 0) return false;
   const char* q = p_ + word.size();
-  if (q < end_ && !(*q == ',' || *q == '}' || *q == ']' || *q == ' ' || *q == '\n' || *q == '\r' || *q == '\t'))
-    return false;
+  if (!ends_scalar(q)) return false;
   p_ = q;
   return true;
 }

@@ -21,6 +21,9 @@
 
 namespace dynamodb_cache::dynamodb::wire::detail {
 
+// JSON's whitespace (simdjson's too): space, tab, line feed, carriage return.
+inline bool json_space(char c) { return c == ' ' || c == '\n' || c == '\r' || c == '\t'; }
+
 class Scanner {
  public:
   // Nesting deeper than this is declined (simdjson allows 1024): DynamoDB's items nest at
@@ -120,8 +123,11 @@ class Scanner {
 
  private:
   bool long_string(std::string_view& out);  // string() past its opening quote
+  // A number or literal ends at `q`: the text's end, a separator or whitespace (simdjson
+  // refuses "1x", "01", "truex").
+  bool ends_scalar(const char* q) const { return q == end_ || *q == ',' || *q == '}' || *q == ']' || json_space(*q); }
   void ws() {
-    while (p_ < end_ && (*p_ == ' ' || *p_ == '\n' || *p_ == '\r' || *p_ == '\t')) ++p_;
+    while (p_ < end_ && json_space(*p_)) ++p_;
   }
 
   const char* p_;
