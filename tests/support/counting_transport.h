@@ -33,6 +33,7 @@ class CountingTransport : public dynamodb_cache::http::Transport {
     auto res = inner_->send(r);
     std::lock_guard lock(mu_);
     if (!op.empty()) ++counts_[op];
+    if (!op.empty() && res.status == 200) ++answered_[op];
     max_keys_asked_ = std::max(max_keys_asked_, keys_asked);
     if (op == "BatchGetItem" && res.status == 200) {
       auto body = nlohmann::json::parse(res.body);
@@ -46,6 +47,14 @@ class CountingTransport : public dynamodb_cache::http::Transport {
     auto it = counts_.find(op);
     return it == counts_.end() ? 0 : it->second;
   }
+  // Requests of one operation answered 200 since the last reset. Through the fault proxy an
+  // operation may take several attempts (a 500, a throttle, then the answer); one that reached
+  // DynamoDB and returned ends in exactly one 200, so this counts operations, not attempts.
+  int answered(const std::string& op) {
+    std::lock_guard lock(mu_);
+    auto it = answered_.find(op);
+    return it == answered_.end() ? 0 : it->second;
+  }
   int total() {
     std::lock_guard lock(mu_);
     int n = 0;
@@ -57,6 +66,7 @@ class CountingTransport : public dynamodb_cache::http::Transport {
   std::map<std::string, int> take() {
     std::lock_guard lock(mu_);
     max_keys_asked_ = items_answered_ = 0;
+    answered_.clear();
     return std::exchange(counts_, {});
   }
   size_t max_keys_asked() {
@@ -71,7 +81,7 @@ class CountingTransport : public dynamodb_cache::http::Transport {
  private:
   std::shared_ptr<dynamodb_cache::http::Transport> inner_;
   std::mutex mu_;
-  std::map<std::string, int> counts_;
+  std::map<std::string, int> counts_, answered_;
   size_t max_keys_asked_ = 0, items_answered_ = 0;
 };
 
