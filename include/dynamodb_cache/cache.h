@@ -450,10 +450,12 @@ class Cache {
                   "Cache<T>::get_or_set_async(key, load, ...): load must be callable with no arguments and "
                   "return the cache's T (or something convertible to it)");
     if constexpr (LoaderOf<Load, T>) {
-      if (options.load_timeout.count() > 0 || options.refresh_ahead.count() > 0) {
-        // A load may outlive the call (a refresh, or past load_timeout): the blocking form,
-        // which then owns its loader and codec and reads the loaded T under a lock, runs where
-        // blocking work runs.
+      if (options.load_timeout.count() > 0 || options.refresh_ahead.count() > 0 ||
+          options.stale_if_error.count() > 0) {
+        // A load may outlive the call (a refresh, or past load_timeout), or the answer may be
+        // a stale value, which must not be loaded over when it does not decode (the load just
+        // failed): the blocking form, which owns its loader and codec, reads the loaded T under
+        // a lock and tells a stale answer, runs where blocking work runs.
         auto owned = std::make_shared<Load>(std::move(load));
         backend_->run_blocking([this, key = std::move(key), owned, ttl, options,
                                 done = std::move(done)](std::exception_ptr refused) {

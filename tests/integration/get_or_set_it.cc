@@ -568,8 +568,9 @@ struct DigitsCodec {
 }  // namespace
 
 // A stale value that does not decode (decode_error_is_miss, a changed type) cannot be served,
-// and the loader, which just failed, is not called again: a typed error.
-TEST(GetOrSetIT, AStaleValueThatDoesNotDecodeIsAnErrorAndTheLoaderIsNotCalledAgain) {
+// and the loader, which just failed, is not called again: a typed error. `async`: through
+// Cache<T>::get_or_set_async, which must tell the stale answer as the blocking form does.
+void stale_value_that_does_not_decode(bool async) {
   CountedTable t("it-gos");
   test_clock::FakeWallClock clock;
   auto opts = on_clock(t, clock);
@@ -584,17 +585,32 @@ TEST(GetOrSetIT, AStaleValueThatDoesNotDecodeIsAnErrorAndTheLoaderIsNotCalledAga
     ++calls;
     throw std::runtime_error("the source is down");
   };
-  EXPECT_THROW(ints.get_or_set_entry("k", failing_int, 10s, o), CodecError);
+  auto ask = [&] {
+    if (async)
+      ints.get_or_set_async("k", failing_int, 10s, o).get();
+    else
+      ints.get_or_set_entry("k", failing_int, 10s, o);
+  };
+  EXPECT_THROW(ask(), CodecError);
   EXPECT_EQ(calls, 1);
   // Within the backoff (the first is at most 1 s) the same; past it, the source is back:
   // loaded and stored over it.
-  EXPECT_THROW(ints.get_or_set_entry("k", failing_int, 10s, o), CodecError);
+  EXPECT_THROW(ask(), CodecError);
   EXPECT_EQ(calls, 1);
   std::this_thread::sleep_for(1100ms);
-  EXPECT_EQ(ints.get_or_set(
-                "k", [] { return 7; }, 10s, o),
-            7);
+  if (async)
+    EXPECT_EQ(ints.get_or_set_async("k", [] { return 7; }, 10s, o).get(), 7);
+  else
+    EXPECT_EQ(ints.get_or_set("k", [] { return 7; }, 10s, o), 7);
   EXPECT_EQ(ints.get("k"), 7);
+}
+
+TEST(GetOrSetIT, AStaleValueThatDoesNotDecodeIsAnErrorAndTheLoaderIsNotCalledAgain) {
+  stale_value_that_does_not_decode(false);
+}
+
+TEST(GetOrSetIT, AStaleValueThatDoesNotDecodeIsAnErrorAsynchronouslyToo) {
+  stale_value_that_does_not_decode(true);
 }
 
 namespace {
