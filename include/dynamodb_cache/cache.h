@@ -284,7 +284,7 @@ class Cache {
     const Ttl t = write_ttl(ttl);
     auto owned = std::make_shared<std::decay_t<Load>>(std::forward<Load>(load));
     auto loaded = std::make_shared<LoadedSlot>();
-    std::optional<std::string> bytes = dynamodb_cache::get_or_set(
+    std::optional<GetOrSetResult> r = dynamodb_cache::get_or_set_entry(
         *backend_, key,
         [k = std::string(key), owned, loaded, codec = codec_, jitter = options_.ttl_jitter] {
           LoadResult<T> r = (*owned)();
@@ -299,17 +299,19 @@ class Cache {
           return out;
         },
         t, options);
-    if (!bytes) return std::nullopt;
-    {
+    if (!r) return std::nullopt;
+    // A stale answer means this call's load, if any, may still run: its result is not read.
+    if (!r->stale) {
       std::lock_guard lock(loaded->mu);
       if (loaded->value) return std::move(loaded->value);
     }
-    if (auto v = decode_or_miss(key, *bytes)) return v;
+    if (auto v = decode_or_miss(key, r->value)) return v;
+    if (r->stale) no_stale_to_serve();  // the load just failed: not called again
     // Undecodable (decode_error_is_miss): loaded and stored over it, as on a miss.
-    LoadResult<T> r = (*owned)();
-    if (r.value && r.cache)
-      backend_->set(key, encode(key, *r.value), r.ttl ? jitter_ttl(*r.ttl, options_.ttl_jitter) : t);
-    return std::move(r.value);
+    LoadResult<T> again = (*owned)();
+    if (again.value && again.cache)
+      backend_->set(key, encode(key, *again.value), again.ttl ? jitter_ttl(*again.ttl, options_.ttl_jitter) : t);
+    return std::move(again.value);
   }
 
   // Result i answers keys[i].

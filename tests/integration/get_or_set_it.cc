@@ -568,9 +568,11 @@ struct DigitsCodec {
 }  // namespace
 
 // A stale value that does not decode (decode_error_is_miss, a changed type) cannot be served,
-// and the loader, which just failed, is not called again: a typed error. `async`: through
-// Cache<T>::get_or_set_async, which must tell the stale answer as the blocking form does.
-void stale_value_that_does_not_decode(bool async) {
+// and the loader, which just failed, is not called again: a typed error. Through each typed
+// form, which must all tell a stale answer: get_or_set_entry and get_or_set_async with a loader
+// of T, get_or_set and get_or_set_async with a loader of LoadResult<T>.
+enum class TypedForm { kEntry, kAsync, kResult, kResultAsync };
+void stale_value_that_does_not_decode(TypedForm form) {
   CountedTable t("it-gos");
   test_clock::FakeWallClock clock;
   auto opts = on_clock(t, clock);
@@ -581,36 +583,40 @@ void stale_value_that_does_not_decode(bool async) {
   clock.advance(11s);
   Cache<int, DigitsCodec> ints(b, {}, {.decode_error_is_miss = true, .log = [](LogLevel, std::string_view) {}});
   int calls = 0;
-  auto failing_int = [&]() -> int {
+  auto failing = [&]() -> int {
     ++calls;
     throw std::runtime_error("the source is down");
   };
-  auto ask = [&] {
-    if (async)
-      ints.get_or_set_async("k", failing_int, 10s, o).get();
-    else
-      ints.get_or_set_entry("k", failing_int, 10s, o);
+  // The answer of `form`, with `load` (returning T) as its loader.
+  auto ask = [&](auto load) -> std::optional<int> {
+    auto result = [&] { return LoadResult<int>::found(load()); };
+    switch (form) {
+      case TypedForm::kEntry: return ints.get_or_set_entry("k", load, 10s, o).value;
+      case TypedForm::kAsync: return ints.get_or_set_async("k", load, 10s, o).get();
+      case TypedForm::kResult: return ints.get_or_set("k", result, 10s, o);
+      case TypedForm::kResultAsync: return ints.get_or_set_async("k", result, 10s, o).get();
+    }
+    return std::nullopt;
   };
-  EXPECT_THROW(ask(), CodecError);
+  EXPECT_THROW(ask(failing), CodecError);
   EXPECT_EQ(calls, 1);
   // Within the backoff (the first is at most 1 s) the same; past it, the source is back:
   // loaded and stored over it.
-  EXPECT_THROW(ask(), CodecError);
+  EXPECT_THROW(ask(failing), CodecError);
   EXPECT_EQ(calls, 1);
   std::this_thread::sleep_for(1100ms);
-  if (async)
-    EXPECT_EQ(ints.get_or_set_async("k", [] { return 7; }, 10s, o).get(), 7);
-  else
-    EXPECT_EQ(ints.get_or_set("k", [] { return 7; }, 10s, o), 7);
+  EXPECT_EQ(ask([] { return 7; }), 7);
   EXPECT_EQ(ints.get("k"), 7);
 }
 
 TEST(GetOrSetIT, AStaleValueThatDoesNotDecodeIsAnErrorAndTheLoaderIsNotCalledAgain) {
-  stale_value_that_does_not_decode(false);
+  stale_value_that_does_not_decode(TypedForm::kEntry);
 }
 
-TEST(GetOrSetIT, AStaleValueThatDoesNotDecodeIsAnErrorAsynchronouslyToo) {
-  stale_value_that_does_not_decode(true);
+TEST(GetOrSetIT, AStaleValueThatDoesNotDecodeIsAnErrorThroughEveryTypedForm) {
+  stale_value_that_does_not_decode(TypedForm::kAsync);
+  stale_value_that_does_not_decode(TypedForm::kResult);
+  stale_value_that_does_not_decode(TypedForm::kResultAsync);
 }
 
 namespace {
