@@ -238,10 +238,8 @@ class Cache {
         std::optional<T> loaded;
         GetOrSetResult r =
             dynamodb_cache::get_or_set_entry(*backend_, key, encoding_loader(key, load, loaded), t, options);
-        if (loaded) return {std::move(*loaded), r.stale};
-        if (auto v = decode_or_miss(key, r.value)) return {std::move(*v), r.stale};
-        if (r.stale) no_stale_to_serve();
-        return {load_over_undecodable(key, load, t), r.stale};
+        return {answer_of(key, r, std::move(loaded), [&] { return load_over_undecodable(key, load, t); }),
+                r.stale};
       }
       // The load may outlive this call: it owns its loader, codec and result, which it hands
       // over under a lock (a refresh may end while this call reads it).
@@ -257,14 +255,8 @@ class Cache {
             return bytes;
           },
           t, options);
-      // A stale answer means this call's load, if any, may still run: its result is not read.
-      if (!r.stale) {
-        std::lock_guard lock(loaded->mu);
-        if (loaded->value) return {std::move(*loaded->value), false};
-      }
-      if (auto v = decode_or_miss(key, r.value)) return {std::move(*v), r.stale};
-      if (r.stale) no_stale_to_serve();
-      return {load_over_undecodable(key, *shared_load, t), r.stale};
+      return {answer_of(key, r, own_load(r, *loaded), [&] { return load_over_undecodable(key, *shared_load, t); }),
+              r.stale};
     } else {
       std::abort();  // not reached: the assertion above failed
     }
@@ -300,18 +292,12 @@ class Cache {
         },
         t, options);
     if (!r) return std::nullopt;
-    // A stale answer means this call's load, if any, may still run: its result is not read.
-    if (!r->stale) {
-      std::lock_guard lock(loaded->mu);
-      if (loaded->value) return std::move(loaded->value);
-    }
-    if (auto v = decode_or_miss(key, r->value)) return v;
-    if (r->stale) no_stale_to_serve();  // the load just failed: not called again
-    // Undecodable (decode_error_is_miss): loaded and stored over it, as on a miss.
-    LoadResult<T> again = (*owned)();
-    if (again.value && again.cache)
-      backend_->set(key, encode(key, *again.value), again.ttl ? jitter_ttl(*again.ttl, options_.ttl_jitter) : t);
-    return std::move(again.value);
+    return answer_of(key, *r, own_load(*r, *loaded), [&]() -> std::optional<T> {
+      LoadResult<T> again = (*owned)();
+      if (again.value && again.cache)
+        backend_->set(key, encode(key, *again.value), again.ttl ? jitter_ttl(*again.ttl, options_.ttl_jitter) : t);
+      return std::move(again.value);
+    });
   }
 
   // Result i answers keys[i].
@@ -790,6 +776,27 @@ class Cache {
       note_undecodable(*backend_, options_.log, key);
       return std::nullopt;
     }
+  }
+
+  // get_or_set's answer `r` as what a typed get_or_set returns: `mine` (this call's own load's
+  // T, if it ran and may be read), else r's bytes decoded. Bytes that do not decode
+  // (decode_error_is_miss) are an error when stale (no_stale_to_serve), else `load_over()`'s
+  // result (loaded and stored over them, as on a miss). Every typed form answers through here.
+  template <class LoadOver>
+  auto answer_of(std::string_view key, const GetOrSetResult& r, std::optional<T> mine, LoadOver&& load_over)
+      -> decltype(load_over()) {
+    if (mine) return std::move(*mine);
+    if (auto v = decode_or_miss(key, r.value)) return std::move(*v);
+    if (r.stale) no_stale_to_serve();
+    return load_over();
+  }
+
+  // The T a load that may outlive its call (it owns `slot`) handed over, taken under the lock;
+  // none for a stale answer: that call's load, if any, may still run, and is not read.
+  static std::optional<T> own_load(const GetOrSetResult& r, LoadedSlot& slot) {
+    if (r.stale) return std::nullopt;
+    std::lock_guard lock(slot.mu);
+    return std::move(slot.value);
   }
 
   // get_or_set served a stale value (its load failed or outlived load_timeout) that does not
